@@ -1,0 +1,39 @@
+//! The four ports through which crus acts on a site, each a small object-safe
+//! trait that backends implement.
+//!
+//! Every method documents its idempotency: the controller may call it again
+//! after a restart, and a second call must not do the work twice.
+
+mod boot_orchestrator;
+mod inventory;
+mod power_control;
+mod workload_manager;
+
+use std::sync::Arc;
+
+pub use boot_orchestrator::{BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus};
+pub use inventory::Inventory;
+pub use power_control::{PowerControl, PowerOperation, PowerState};
+pub use workload_manager::{WorkloadManager, WorkloadNode, WorkloadState};
+
+/// The set of backends a controller acts through.
+#[derive(Clone)]
+pub struct Ports {
+    /// Groups and node facts (HSM).
+    pub inventory: Arc<dyn Inventory>,
+    /// Drain, resume and node states (Slurm).
+    pub workload_manager: Arc<dyn WorkloadManager>,
+    /// Boots nodes into the new image (BOS).
+    pub boot_orchestrator: Arc<dyn BootOrchestrator>,
+    /// Power control for escalation (Redfish); `None` when the site has none.
+    pub power_control: Option<Arc<dyn PowerControl>>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Ports")
+            .field("power_control", &self.power_control.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,66 @@
+//! `WorkloadManager`: taking nodes out of service and back (Slurm).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::node::NodeId;
+use crate::time::Timestamp;
+
+/// What the workload manager says a node is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadState {
+    /// In service and running no job.
+    Idle,
+    /// In service and running jobs.
+    Allocated,
+    /// Drain requested, jobs still running.
+    Draining,
+    /// Drained: out of service and running no job. Safe to reboot.
+    Drained,
+    /// Down or failed: out of service, no jobs can run.
+    Down,
+    /// The workload manager does not know this node.
+    Unknown,
+}
+
+impl WorkloadState {
+    /// Whether the node runs no job and takes no new one, so it may be rebooted.
+    pub fn is_quiet(self) -> bool {
+        matches!(self, WorkloadState::Drained | WorkloadState::Down)
+    }
+}
+
+/// One node as the workload manager reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadNode {
+    /// The node.
+    pub node: NodeId,
+    /// What it is doing.
+    pub state: WorkloadState,
+    /// Whether its daemon answers (Slurm's `*` flag is the opposite).
+    pub responding: bool,
+    /// When its running jobs are expected to end (their time limits), if it runs any.
+    pub jobs_end_by: Option<Timestamp>,
+    /// The reason set on the node (drain or down reason), if any.
+    pub reason: Option<String>,
+}
+
+/// Drains, resumes and observes nodes in the workload manager.
+#[async_trait]
+pub trait WorkloadManager: Send + Sync {
+    /// Stops scheduling new jobs on `nodes`, letting running jobs finish, with
+    /// `reason` recorded on each node. Idempotent.
+    async fn drain(&self, nodes: &[NodeId], reason: &str) -> Result<()>;
+
+    /// Returns `nodes` to service (clears drain and failed marks). Idempotent.
+    async fn resume(&self, nodes: &[NodeId]) -> Result<()>;
+
+    /// Keeps `nodes` out of service as failed, with `reason`. Idempotent.
+    async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()>;
+
+    /// The state of each of `nodes`, one entry per node in the same order;
+    /// a node the workload manager does not know is [`WorkloadState::Unknown`].
+    async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>>;
+}

@@ -1,0 +1,7 @@
+//! The CRUS session resource: what a client asks for and what it reads back.
+
+mod spec;
+mod status;
+
+pub use spec::{FieldErrors, SUPPORTED_WORKLOAD_MANAGERS, SessionSpec};
+pub use status::{API_VERSION, KIND, SessionState, SessionStatus};

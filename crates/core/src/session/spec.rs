@@ -1,0 +1,245 @@
+//! `SessionSpec`: the six fields of a CRUS `POST /session` body, and their validation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Workload manager types a session may name. CRUS accepted only `slurm`.
+pub const SUPPORTED_WORKLOAD_MANAGERS: &[&str] = &["slurm"];
+
+/// A request to upgrade every node of `starting_label`, `upgrade_step_size` at a time.
+///
+/// Field names and JSON shape are exactly those of the CRUS `Session` schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSpec {
+    /// Inventory group that receives every node whose upgrade failed.
+    pub failed_label: String,
+    /// Inventory group holding every node to upgrade.
+    pub starting_label: String,
+    /// Largest number of nodes taken out of service at once.
+    pub upgrade_step_size: u32,
+    /// Boot orchestrator template (BOS session template) the nodes are booted with.
+    pub upgrade_template_id: String,
+    /// Inventory group that holds the nodes of the step being upgraded.
+    pub upgrading_label: String,
+    /// Workload manager type; only `slurm` is supported, as in CRUS.
+    pub workload_manager_type: String,
+}
+
+/// Validation failures keyed by field name, each with one or more messages
+/// (the shape of the `errors` member of CRUS's 422 problem body).
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+const STRING_FIELDS: [&str; 5] = [
+    "failed_label",
+    "starting_label",
+    "upgrade_template_id",
+    "upgrading_label",
+    "workload_manager_type",
+];
+
+impl SessionSpec {
+    /// Builds a spec from a JSON body, reporting every schema problem at once
+    /// (missing field, wrong type, empty string, step size below 1, unsupported
+    /// workload manager, unknown field), the checks CRUS's schema made.
+    pub fn from_json(body: &Value) -> Result<SessionSpec, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let Some(object) = body.as_object() else {
+            errors.insert(
+                "_schema".to_string(),
+                vec!["The body must be a JSON object.".to_string()],
+            );
+            return Err(errors);
+        };
+        let mut strings = BTreeMap::new();
+        for field in STRING_FIELDS {
+            match object.get(field) {
+                None | Some(Value::Null) => {
+                    errors.insert(field.to_string(), vec!["Missing data for required field.".to_string()]);
+                }
+                Some(Value::String(text)) if text.is_empty() => {
+                    errors.insert(field.to_string(), vec!["Shorter than minimum length 1.".to_string()]);
+                }
+                Some(Value::String(text)) => {
+                    strings.insert(field, text.clone());
+                }
+                Some(_) => {
+                    errors.insert(field.to_string(), vec!["Not a valid string.".to_string()]);
+                }
+            }
+        }
+        if let Some(kind) = strings.get("workload_manager_type")
+            && !SUPPORTED_WORKLOAD_MANAGERS.contains(&kind.as_str())
+        {
+            errors.insert(
+                "workload_manager_type".to_string(),
+                vec![format!(
+                    "Must be one of: {}.",
+                    SUPPORTED_WORKLOAD_MANAGERS.join(", ")
+                )],
+            );
+        }
+        let step_size = match object.get("upgrade_step_size") {
+            None | Some(Value::Null) => {
+                errors.insert(
+                    "upgrade_step_size".to_string(),
+                    vec!["Missing data for required field.".to_string()],
+                );
+                None
+            }
+            Some(Value::Number(number)) => match number.as_i64() {
+                Some(size) if size >= 1 => match u32::try_from(size) {
+                    Ok(size) => Some(size),
+                    Err(_) => {
+                        errors.insert(
+                            "upgrade_step_size".to_string(),
+                            vec![format!("Must be less than or equal to {}.", u32::MAX)],
+                        );
+                        None
+                    }
+                },
+                Some(_) => {
+                    errors.insert(
+                        "upgrade_step_size".to_string(),
+                        vec!["Must be greater than or equal to 1.".to_string()],
+                    );
+                    None
+                }
+                None => {
+                    errors.insert(
+                        "upgrade_step_size".to_string(),
+                        vec!["Not a valid integer.".to_string()],
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                errors.insert(
+                    "upgrade_step_size".to_string(),
+                    vec!["Not a valid integer.".to_string()],
+                );
+                None
+            }
+        };
+        for key in object.keys() {
+            if !STRING_FIELDS.contains(&key.as_str()) && key != "upgrade_step_size" {
+                errors.insert(key.clone(), vec!["Unknown field.".to_string()]);
+            }
+        }
+        match (errors.is_empty(), step_size) {
+            (true, Some(upgrade_step_size)) => {
+                let mut take = |field: &str| strings.remove(field).unwrap_or_default();
+                Ok(SessionSpec {
+                    failed_label: take("failed_label"),
+                    starting_label: take("starting_label"),
+                    upgrade_step_size,
+                    upgrade_template_id: take("upgrade_template_id"),
+                    upgrading_label: take("upgrading_label"),
+                    workload_manager_type: take("workload_manager_type"),
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+
+    /// Checks a spec built in code the same way [`SessionSpec::from_json`] checks a body.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let value = serde_json::to_value(self).map_err(|error| {
+            FieldErrors::from([("_schema".to_string(), vec![error.to_string()])])
+        })?;
+        Self::from_json(&value).map(|_| ())
+    }
+
+    /// Problems CRUS did not check but that would make the session fail later:
+    /// the three labels must name three different groups.
+    pub fn label_errors(&self) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        let labels = [
+            ("starting_label", &self.starting_label),
+            ("upgrading_label", &self.upgrading_label),
+            ("failed_label", &self.failed_label),
+        ];
+        for (index, (field, label)) in labels.iter().enumerate() {
+            for (other_field, other_label) in &labels[..index] {
+                if label.eq_ignore_ascii_case(other_label) {
+                    errors.entry(field.to_string()).or_default().push(format!(
+                        "Must differ from {other_field}: both name the group '{label}'."
+                    ));
+                }
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn seed_body() -> Value {
+        json!({
+            "failed_label": "nodes-that-failed",
+            "starting_label": "nodes-to-upgrade",
+            "upgrade_step_size": 30,
+            "upgrade_template_id": "my-bos-session-template",
+            "upgrading_label": "nodes-currently-upgrading",
+            "workload_manager_type": "slurm"
+        })
+    }
+
+    #[test]
+    fn seed_body_round_trips() {
+        let spec = SessionSpec::from_json(&seed_body()).unwrap();
+        assert_eq!(spec.upgrade_step_size, 30);
+        assert_eq!(serde_json::to_value(&spec).unwrap(), seed_body());
+        assert!(spec.label_errors().is_empty());
+    }
+
+    #[test]
+    fn reports_every_schema_problem_by_field() {
+        let body = json!({
+            "failed_label": "",
+            "starting_label": 7,
+            "upgrade_step_size": 0,
+            "upgrade_template_id": "t",
+            "workload_manager_type": "pbs",
+            "surprise": true
+        });
+        let errors = SessionSpec::from_json(&body).unwrap_err();
+        let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "failed_label",
+                "starting_label",
+                "surprise",
+                "upgrade_step_size",
+                "upgrading_label",
+                "workload_manager_type"
+            ]
+        );
+        assert_eq!(errors["upgrading_label"], ["Missing data for required field."]);
+        assert_eq!(errors["upgrade_step_size"], ["Must be greater than or equal to 1."]);
+    }
+
+    #[test]
+    fn rejects_non_integer_step_sizes() {
+        for bad in [json!(1.5), json!("3"), json!(-2), json!(u64::MAX)] {
+            let mut body = seed_body();
+            body["upgrade_step_size"] = bad.clone();
+            let errors = SessionSpec::from_json(&body).unwrap_err();
+            assert!(errors.contains_key("upgrade_step_size"), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn finds_labels_that_are_not_distinct() {
+        let mut spec = SessionSpec::from_json(&seed_body()).unwrap();
+        spec.failed_label = "Nodes-To-Upgrade".to_string();
+        let errors = spec.label_errors();
+        assert_eq!(errors.len(), 1);
+        assert!(errors["failed_label"][0].contains("starting_label"));
+    }
+}

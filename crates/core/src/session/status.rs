@@ -1,0 +1,174 @@
+//! `SessionStatus`: the CRUS session as the API returns it.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::SessionSpec;
+
+/// `api_version` of sessions created by this build.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `kind` of every session; CRUS has only this one.
+pub const KIND: &str = "ComputeUpgradeSession";
+
+/// A session's state, in CRUS's vocabulary. More detail goes in additive
+/// fields, never in a new value here, so CRUS clients keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SessionState {
+    /// Accepted, not yet picked up by a controller.
+    Created,
+    /// A controller is upgrading the nodes.
+    Updating,
+    /// Finished (see `completed` and `messages` for how it went).
+    Ready,
+    /// Deletion requested; the controller is stopping it safely.
+    Deleting,
+}
+
+impl SessionState {
+    /// The state as CRUS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Created => "CREATED",
+            SessionState::Updating => "UPDATING",
+            SessionState::Ready => "READY",
+            SessionState::Deleting => "DELETING",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The status of a CRUS session, with exactly the CRUS field names and types.
+///
+/// Fields are declared in the order CRUS emits them, so the JSON matches the
+/// published examples byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// Version of the API that created the session.
+    pub api_version: String,
+    /// Whether the session has finished.
+    pub completed: bool,
+    /// Group receiving the nodes whose upgrade failed.
+    pub failed_label: String,
+    /// Always [`KIND`].
+    pub kind: String,
+    /// Progress told in plain sentences, oldest first.
+    pub messages: Vec<String>,
+    /// Group holding every node to upgrade.
+    pub starting_label: String,
+    /// Current state.
+    pub state: SessionState,
+    /// The session's id (UUID v4).
+    pub upgrade_id: Uuid,
+    /// Largest number of nodes out of service at once.
+    pub upgrade_step_size: u32,
+    /// Boot template the nodes are booted with.
+    pub upgrade_template_id: String,
+    /// Group holding the nodes of the step being upgraded.
+    pub upgrading_label: String,
+    /// Workload manager type.
+    pub workload_manager_type: String,
+}
+
+impl SessionStatus {
+    /// The status of a session just created from `spec`.
+    pub fn created(upgrade_id: Uuid, spec: &SessionSpec) -> Self {
+        SessionStatus {
+            api_version: API_VERSION.to_string(),
+            completed: false,
+            failed_label: spec.failed_label.clone(),
+            kind: KIND.to_string(),
+            messages: Vec::new(),
+            starting_label: spec.starting_label.clone(),
+            state: SessionState::Created,
+            upgrade_id,
+            upgrade_step_size: spec.upgrade_step_size,
+            upgrade_template_id: spec.upgrade_template_id.clone(),
+            upgrading_label: spec.upgrading_label.clone(),
+            workload_manager_type: spec.workload_manager_type.clone(),
+        }
+    }
+
+    /// The spec this session was created from.
+    pub fn spec(&self) -> SessionSpec {
+        SessionSpec {
+            failed_label: self.failed_label.clone(),
+            starting_label: self.starting_label.clone(),
+            upgrade_step_size: self.upgrade_step_size,
+            upgrade_template_id: self.upgrade_template_id.clone(),
+            upgrading_label: self.upgrading_label.clone(),
+            workload_manager_type: self.workload_manager_type.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 201/200 example of the CRUS API document, as printed there.
+    const SEED_EXAMPLE: &str = r#"{
+"api_version": "2.71.828",
+"completed": true,
+"failed_label": "nodes-that-failed",
+"kind": "ComputeUpgradeSession",
+"messages": [
+"string"
+],
+"starting_label": "nodes-to-upgrade",
+"state": "UPDATING",
+"upgrade_id": "c926acf6-b5c6-411e-ba6c-ea0448cab2ee",
+"upgrade_step_size": 30,
+"upgrade_template_id": "my-bos-session-template",
+"upgrading_label": "nodes-currently-upgrading",
+"workload_manager_type": "slurm"
+}"#;
+
+    #[test]
+    fn seed_example_round_trips_unchanged() {
+        let status: SessionStatus = serde_json::from_str(SEED_EXAMPLE).unwrap();
+        assert_eq!(status.state, SessionState::Updating);
+        let emitted = serde_json::to_string(&status).unwrap();
+        let compact: String = SEED_EXAMPLE.split('\n').collect::<Vec<_>>().join("");
+        assert_eq!(emitted, compact.replace(": ", ":"));
+        let original: serde_json::Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+        assert_eq!(serde_json::to_value(&status).unwrap(), original);
+    }
+
+    #[test]
+    fn states_use_crus_spelling() {
+        for (state, text) in [
+            (SessionState::Created, "\"CREATED\""),
+            (SessionState::Updating, "\"UPDATING\""),
+            (SessionState::Ready, "\"READY\""),
+            (SessionState::Deleting, "\"DELETING\""),
+        ] {
+            assert_eq!(serde_json::to_string(&state).unwrap(), text);
+            assert_eq!(format!("\"{state}\""), text);
+        }
+    }
+
+    #[test]
+    fn created_status_carries_the_spec() {
+        let spec = SessionSpec {
+            failed_label: "f".into(),
+            starting_label: "s".into(),
+            upgrade_step_size: 4,
+            upgrade_template_id: "t".into(),
+            upgrading_label: "u".into(),
+            workload_manager_type: "slurm".into(),
+        };
+        let status = SessionStatus::created(Uuid::new_v4(), &spec);
+        assert_eq!(status.kind, KIND);
+        assert_eq!(status.api_version, API_VERSION);
+        assert_eq!(status.state, SessionState::Created);
+        assert!(!status.completed);
+        assert_eq!(status.spec(), spec);
+    }
+}

@@ -1,0 +1,116 @@
+//! An in-memory `SessionStore`, for tests, the demo and embedding.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{Revision, SessionRecord, SessionStore, Versioned};
+use crate::error::{Error, Result};
+
+/// Sessions kept in memory; lost when the process ends.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// Records and the revision counter, under one lock so revisions are totally ordered.
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    /// The last revision handed out.
+    last_revision: u64,
+    /// Records by id, with the revision of their last write.
+    records: HashMap<Uuid, (SessionRecord, Revision)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // A panic while holding the lock cannot leave a record half-written
+        // (every write is one insert), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl MemoryInner {
+    fn next_revision(&mut self) -> Revision {
+        self.last_revision += 1;
+        Revision(self.last_revision)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: &SessionRecord) -> Result<Revision> {
+        let mut inner = self.lock();
+        let id = record.upgrade_id();
+        if inner.records.contains_key(&id) {
+            return Err(Error::conflict(format!("session {id} exists already")));
+        }
+        let revision = inner.next_revision();
+        inner.records.insert(id, (record.clone(), revision));
+        Ok(revision)
+    }
+
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        Ok(self
+            .lock()
+            .records
+            .get(&upgrade_id)
+            .map(|(value, revision)| Versioned {
+                value: value.clone(),
+                revision: *revision,
+            }))
+    }
+
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        Ok(self
+            .lock()
+            .records
+            .values()
+            .map(|(value, revision)| Versioned {
+                value: value.clone(),
+                revision: *revision,
+            })
+            .collect())
+    }
+
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
+        let mut inner = self.lock();
+        let id = record.upgrade_id();
+        match inner.records.get(&id) {
+            None => Err(Error::not_found(format!("session {id}"))),
+            Some((_, current)) if *current != expected => Err(Error::conflict(format!(
+                "session {id} changed since revision {} (now {})",
+                expected.0, current.0
+            ))),
+            Some(_) => {
+                let revision = inner.next_revision();
+                inner.records.insert(id, (record.clone(), revision));
+                Ok(revision)
+            }
+        }
+    }
+
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        let mut inner = self.lock();
+        match inner.records.get(&upgrade_id) {
+            None => Ok(()),
+            Some((_, current)) if *current != expected => Err(Error::conflict(format!(
+                "session {upgrade_id} changed since revision {} (now {})",
+                expected.0, current.0
+            ))),
+            Some(_) => {
+                inner.records.remove(&upgrade_id);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Where sessions live: a `SessionStore` with revision-checked writes, so the same
+//! controller runs on an embedded store or a distributed one.
+
+mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use memory::MemoryStore;
+
+use crate::error::Result;
+use crate::rollout::RolloutState;
+
+/// A record's revision. Every successful write yields a new, larger one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Revision(pub u64);
+
+/// What the operator asked of a session, written by the API and read by the controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// Deletion was requested: stop safely, then remove the record.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// Everything stored about one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The rollout's state, written by the controller (the status is derived from it).
+    pub rollout: RolloutState,
+    /// The operator's requests, written by the API.
+    #[serde(default)]
+    pub desired: Desired,
+}
+
+impl SessionRecord {
+    /// The session's id.
+    pub fn upgrade_id(&self) -> Uuid {
+        self.rollout.upgrade_id
+    }
+}
+
+/// A record together with the revision it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// The revision it was read at; pass it back to write.
+    pub revision: Revision,
+}
+
+/// Durable storage of sessions with compare-and-swap writes.
+///
+/// Implementations must make a write visible to every later read once it returns.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new record. [`crate::Error::Conflict`] if its id exists.
+    async fn create(&self, record: &SessionRecord) -> Result<Revision>;
+
+    /// The record `upgrade_id`, if it exists.
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>>;
+
+    /// Every record, in no particular order.
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>>;
+
+    /// Replaces the record if it is still at `expected`.
+    ///
+    /// [`crate::Error::Conflict`] when it changed since (re-read and retry);
+    /// [`crate::Error::NotFound`] when it is gone.
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision>;
+
+    /// Removes the record if it is still at `expected`.
+    ///
+    /// [`crate::Error::Conflict`] when it changed since; removing a record that
+    /// is already gone succeeds.
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()>;
+}
