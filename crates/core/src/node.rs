@@ -160,7 +160,9 @@ impl fmt::Display for Xname {
 
 /// Why a string is not a node xname.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a node xname (expected x<cabinet>c<chassis>s<slot>b<bmc>n<node>, e.g. x1000c0s0b0n0)")]
+#[error(
+    "{text:?} is not a node xname (expected x<cabinet>c<chassis>s<slot>b<bmc>n<node>, e.g. x1000c0s0b0n0)"
+)]
 pub struct XnameError {
     /// The text that failed to parse.
     pub text: String,
@@ -239,7 +241,13 @@ mod tests {
         assert_eq!(xname.blade(), "x1016c2s3");
         assert_eq!(xname.chassis_id(), "x1016c2");
         assert_eq!(xname.cabinet_id(), "x1016");
-        for bad in ["x1000c8s0b0n0", "x1000c0s0b0", "nid000001", "x1000c0s0b0n0v1", ""] {
+        for bad in [
+            "x1000c8s0b0n0",
+            "x1000c0s0b0",
+            "nid000001",
+            "x1000c0s0b0n0v1",
+            "",
+        ] {
             assert!(bad.parse::<Xname>().is_err(), "{bad} should not parse");
         }
     }

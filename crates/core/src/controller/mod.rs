@@ -1,1 +1,431 @@
-//! Placeholder, being written.
+//! `Controller`: the async shell that runs rollouts against the ports.
+//!
+//! For each session it loops: persist the rollout's state if it changed,
+//! then execute the actions it asks for, then feed back their answers or let
+//! time pass. Persisting comes first, so a controller that crashes at any
+//! point leaves a stored state from which a new controller asks again for
+//! whatever was owed; the actions are idempotent, so nothing is done twice.
+//!
+//! Retryable errors ([`crate::Error::is_retryable`]) are retried here with
+//! backoff, forever, and told once in the session's messages; other errors go
+//! back to the rollout, which decides (fail the node, or report and retry later).
+
+mod executor;
+mod retry;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+pub use executor::execute;
+pub use retry::RetryPolicy;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::ports::Ports;
+use crate::rollout::{Action, ActionError, ActionId, ActionOutput, Rollout, RolloutPolicy, Stage};
+use crate::session::{SessionSpec, SessionStatus};
+use crate::store::{Desired, Revision, SessionRecord, SessionStore};
+use crate::time::Timestamp;
+
+/// Settings of a [`Controller`].
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Backoff for retryable errors, from ports and from the store.
+    pub retry: RetryPolicy,
+    /// How often a running session re-reads its record for operator requests
+    /// written by another process (in-process requests wake it at once).
+    pub command_poll_interval: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            retry: RetryPolicy::default(),
+            command_poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs sessions: creates them, drives each to completion in its own task,
+/// and resumes unfinished ones after a restart.
+///
+/// Dropping the controller stops every session task it started (the sessions
+/// stay stored, and a new controller resumes them).
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The site's backends.
+    ports: Ports,
+    /// Where sessions are persisted.
+    store: Arc<dyn SessionStore>,
+    /// Source of `now`.
+    clock: Arc<dyn Clock>,
+    /// Settings.
+    config: ControllerConfig,
+    /// Session tasks started by [`Controller::start`]; aborted on drop.
+    tasks: Mutex<JoinSet<()>>,
+    /// Wakers of the sessions being driven, so requests take effect at once.
+    wakers: Mutex<HashMap<Uuid, Arc<Notify>>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Controller")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A boxed future answering one action attempt.
+type Attempt = Pin<Box<dyn Future<Output = (ActionId, Action, u32, Result<ActionOutput>)> + Send>>;
+
+impl Controller {
+    /// A controller acting through `ports`, persisting to `store`, reading time from `clock`.
+    pub fn new(
+        ports: Ports,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+        config: ControllerConfig,
+    ) -> Self {
+        Controller {
+            inner: Arc::new(Inner {
+                ports,
+                store,
+                clock,
+                config,
+                tasks: Mutex::new(JoinSet::new()),
+                wakers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store sessions are kept in.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The ports the controller acts through.
+    pub fn ports(&self) -> &Ports {
+        &self.inner.ports
+    }
+
+    /// Stores a new session in state `CREATED` (it starts when [`Controller::start`]
+    /// or [`Controller::drive`] takes it up).
+    pub async fn create_session(
+        &self,
+        spec: SessionSpec,
+        policy: RolloutPolicy,
+    ) -> Result<SessionStatus> {
+        let rollout = Rollout::new(Uuid::new_v4(), spec, policy, self.inner.clock.now());
+        let record = SessionRecord {
+            rollout: rollout.state().clone(),
+            desired: Desired::default(),
+        };
+        self.inner.store.create(&record).await?;
+        Ok(rollout.status())
+    }
+
+    /// Drives session `upgrade_id` in a background task, unless one runs already.
+    pub fn start(&self, upgrade_id: Uuid) {
+        if lock(&self.inner.wakers).contains_key(&upgrade_id) {
+            return;
+        }
+        // Register the waker now, so a second start() before the task runs is a no-op.
+        lock(&self.inner.wakers).insert(upgrade_id, Arc::new(Notify::new()));
+        let controller = self.clone();
+        lock(&self.inner.tasks).spawn(async move {
+            if let Err(error) = controller.drive(upgrade_id).await {
+                tracing::error!(%upgrade_id, %error, "session stopped: {error}");
+            }
+        });
+    }
+
+    /// Starts every stored session that has not finished. Returns how many.
+    pub async fn resume_all(&self) -> Result<usize> {
+        let records = self.inner.store.list().await?;
+        let mut started = 0;
+        for record in records {
+            let unfinished = record.value.rollout.stage != Stage::Finished;
+            if unfinished || record.value.desired.delete {
+                self.start(record.value.upgrade_id());
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Asks session `upgrade_id` to stop safely and be removed. Returns its
+    /// status after the request, or `None` if there is no such session.
+    pub async fn request_delete(&self, upgrade_id: Uuid) -> Result<Option<SessionStatus>> {
+        loop {
+            let Some(mut record) = self.inner.store.get(upgrade_id).await? else {
+                return Ok(None);
+            };
+            record.value.desired.delete = true;
+            let mut rollout = Rollout::resume(record.value.rollout.clone());
+            let finished_before = rollout.is_finished();
+            rollout.cancel(self.inner.clock.now());
+            match self
+                .inner
+                .store
+                .update(&record.value, record.revision)
+                .await
+            {
+                Ok(_) => {
+                    if finished_before {
+                        self.remove_record(upgrade_id).await?;
+                    } else {
+                        self.wake(upgrade_id);
+                        self.start(upgrade_id);
+                    }
+                    return Ok(Some(rollout.status()));
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Wakes the task driving `upgrade_id`, so it re-reads operator requests now.
+    pub fn wake(&self, upgrade_id: Uuid) {
+        if let Some(waker) = lock(&self.inner.wakers).get(&upgrade_id) {
+            waker.notify_one();
+        }
+    }
+
+    /// Drives session `upgrade_id` in the current task until it finishes (or,
+    /// if it was deleted, until it is stopped and removed).
+    pub async fn drive(&self, upgrade_id: Uuid) -> Result<()> {
+        let waker = lock(&self.inner.wakers)
+            .entry(upgrade_id)
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone();
+        let result = self.drive_loop(upgrade_id, &waker).await;
+        lock(&self.inner.wakers).remove(&upgrade_id);
+        result
+    }
+
+    async fn drive_loop(&self, upgrade_id: Uuid, waker: &Notify) -> Result<()> {
+        let clock = &self.inner.clock;
+        let Some(record) = self
+            .with_store_retries(|| self.inner.store.get(upgrade_id))
+            .await?
+        else {
+            return Err(Error::not_found(format!("session {upgrade_id}")));
+        };
+        let mut revision = record.revision;
+        let mut desired = record.value.desired;
+        let mut rollout = Rollout::resume(record.value.rollout);
+        let mut attempts: FuturesUnordered<Attempt> = FuturesUnordered::new();
+        let mut next_command_check = clock.now() + self.inner.config.command_poll_interval;
+
+        loop {
+            if desired.delete {
+                rollout.cancel(clock.now());
+            }
+            if rollout.take_dirty() {
+                match self.persist(&rollout, revision, &mut desired).await? {
+                    Persisted::At(new_revision) => revision = new_revision,
+                    Persisted::Gone => return Ok(()),
+                    Persisted::DesiredChanged(new_revision) => {
+                        revision = new_revision;
+                        continue;
+                    }
+                }
+            }
+            if rollout.is_finished() && !rollout.has_work_in_flight() && attempts.is_empty() {
+                if rollout.state().cancelled {
+                    self.remove_record(upgrade_id).await?;
+                }
+                return Ok(());
+            }
+            while let Some((id, action)) = rollout.poll_action() {
+                attempts.push(self.attempt(id, action, 0, Duration::ZERO));
+            }
+
+            let now = clock.now();
+            let wake_at = rollout
+                .poll_timeout()
+                .map_or(next_command_check, |deadline| {
+                    deadline.min(next_command_check)
+                });
+            tokio::select! {
+                Some((id, action, attempt, result)) = attempts.next() => {
+                    match result {
+                        Err(error) if error.is_retryable() => {
+                            rollout.note_retry(&action, &error.to_string());
+                            let attempt = attempt + 1;
+                            let delay = self.inner.config.retry.delay(attempt);
+                            tracing::warn!(%upgrade_id, %error, attempt, "{}: retrying in {}", action.describe(), humantime::format_duration(delay));
+                            attempts.push(self.attempt(id, action, attempt, delay));
+                        }
+                        Err(error) => {
+                            tracing::warn!(%upgrade_id, %error, "{} failed", action.describe());
+                            rollout.handle_outcome(clock.now(), id, Err(ActionError::from(&error)));
+                        }
+                        Ok(output) => rollout.handle_outcome(clock.now(), id, Ok(output)),
+                    }
+                }
+                () = tokio::time::sleep(wake_at.saturating_since(now)) => {
+                    let now = clock.now();
+                    if now >= next_command_check {
+                        next_command_check = now + self.inner.config.command_poll_interval;
+                        self.read_desired(upgrade_id, &mut desired).await?;
+                    }
+                    rollout.handle_timeout(now);
+                }
+                () = waker.notified() => {
+                    self.read_desired(upgrade_id, &mut desired).await?;
+                    rollout.handle_timeout(clock.now());
+                }
+            }
+        }
+    }
+
+    /// One attempt at `action`, after waiting `delay`.
+    fn attempt(&self, id: ActionId, action: Action, attempt: u32, delay: Duration) -> Attempt {
+        let ports = self.inner.ports.clone();
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let result = execute(&ports, &action).await;
+            (id, action, attempt, result)
+        })
+    }
+
+    /// Writes the rollout's state, keeping operator requests written meanwhile.
+    async fn persist(
+        &self,
+        rollout: &Rollout,
+        mut revision: Revision,
+        desired: &mut Desired,
+    ) -> Result<Persisted> {
+        let upgrade_id = rollout.state().upgrade_id;
+        let mut desired_changed = false;
+        loop {
+            let record = SessionRecord {
+                rollout: rollout.state().clone(),
+                desired: desired.clone(),
+            };
+            match self
+                .with_store_retries(|| self.inner.store.update(&record, revision))
+                .await
+            {
+                Ok(new_revision) if desired_changed => {
+                    return Ok(Persisted::DesiredChanged(new_revision));
+                }
+                Ok(new_revision) => return Ok(Persisted::At(new_revision)),
+                Err(Error::NotFound { .. }) => {
+                    tracing::info!(%upgrade_id, "session record removed; stopping");
+                    return Ok(Persisted::Gone);
+                }
+                Err(Error::Conflict { .. }) => {
+                    // Only the API writes besides us, and only `desired`: take
+                    // its request and write our state over the rest. The caller
+                    // hands the request to the rollout before acting on anything.
+                    let Some(current) = self
+                        .with_store_retries(|| self.inner.store.get(upgrade_id))
+                        .await?
+                    else {
+                        return Ok(Persisted::Gone);
+                    };
+                    revision = current.revision;
+                    if current.value.desired != *desired {
+                        *desired = current.value.desired;
+                        desired_changed = true;
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn read_desired(&self, upgrade_id: Uuid, desired: &mut Desired) -> Result<()> {
+        if let Some(record) = self
+            .with_store_retries(|| self.inner.store.get(upgrade_id))
+            .await?
+        {
+            *desired = record.value.desired;
+        }
+        Ok(())
+    }
+
+    async fn remove_record(&self, upgrade_id: Uuid) -> Result<()> {
+        loop {
+            let Some(record) = self
+                .with_store_retries(|| self.inner.store.get(upgrade_id))
+                .await?
+            else {
+                return Ok(());
+            };
+            match self
+                .with_store_retries(|| self.inner.store.delete(upgrade_id, record.revision))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Repeats a store call while it fails with a retryable error: nothing
+    /// may be acted on before it is persisted, so the session waits.
+    async fn with_store_retries<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(error) if error.is_retryable() => {
+                    attempt += 1;
+                    let delay = self.inner.config.retry.delay(attempt);
+                    tracing::warn!(%error, attempt, "session store unavailable; retrying in {}", humantime::format_duration(delay));
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The current time by the controller's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+}
+
+/// How a persist ended.
+enum Persisted {
+    /// Written at this revision.
+    At(Revision),
+    /// Written at this revision, and the operator's request changed meanwhile.
+    DesiredChanged(Revision),
+    /// The record no longer exists.
+    Gone,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps are updated by single inserts/removes, so a panic
+    // elsewhere cannot leave them inconsistent.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

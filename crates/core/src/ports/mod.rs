@@ -11,7 +11,9 @@ mod workload_manager;
 
 use std::sync::Arc;
 
-pub use boot_orchestrator::{BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus};
+pub use boot_orchestrator::{
+    BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus,
+};
 pub use inventory::Inventory;
 pub use power_control::{PowerControl, PowerOperation, PowerState};
 pub use workload_manager::{WorkloadManager, WorkloadNode, WorkloadState};

@@ -56,10 +56,16 @@ impl SessionSpec {
         for field in STRING_FIELDS {
             match object.get(field) {
                 None | Some(Value::Null) => {
-                    errors.insert(field.to_string(), vec!["Missing data for required field.".to_string()]);
+                    errors.insert(
+                        field.to_string(),
+                        vec!["Missing data for required field.".to_string()],
+                    );
                 }
                 Some(Value::String(text)) if text.is_empty() => {
-                    errors.insert(field.to_string(), vec!["Shorter than minimum length 1.".to_string()]);
+                    errors.insert(
+                        field.to_string(),
+                        vec!["Shorter than minimum length 1.".to_string()],
+                    );
                 }
                 Some(Value::String(text)) => {
                     strings.insert(field, text.clone());
@@ -220,8 +226,14 @@ mod tests {
                 "workload_manager_type"
             ]
         );
-        assert_eq!(errors["upgrading_label"], ["Missing data for required field."]);
-        assert_eq!(errors["upgrade_step_size"], ["Must be greater than or equal to 1."]);
+        assert_eq!(
+            errors["upgrading_label"],
+            ["Missing data for required field."]
+        );
+        assert_eq!(
+            errors["upgrade_step_size"],
+            ["Must be greater than or equal to 1."]
+        );
     }
 
     #[test]

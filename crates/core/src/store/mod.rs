@@ -10,7 +10,8 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 
 use crate::error::Result;
-use crate::rollout::RolloutState;
+use crate::rollout::{RolloutState, status_of};
+use crate::session::{SessionState, SessionStatus};
 
 /// A record's revision. Every successful write yields a new, larger one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -39,6 +40,16 @@ impl SessionRecord {
     /// The session's id.
     pub fn upgrade_id(&self) -> Uuid {
         self.rollout.upgrade_id
+    }
+
+    /// The session as the CRUS API shows it. A deletion that the controller
+    /// has not taken up yet already shows as `DELETING`.
+    pub fn status(&self) -> SessionStatus {
+        let mut status = status_of(&self.rollout);
+        if self.desired.delete && !self.rollout.completed {
+            status.state = SessionState::Deleting;
+        }
+        status
     }
 }
 

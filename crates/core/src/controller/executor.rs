@@ -1,0 +1,103 @@
+//! Carries out one rollout action against the ports.
+//!
+//! Every action is idempotent (it may run again after a restart, or after a
+//! retry whose first attempt half-succeeded), because every port call it makes
+//! is: adding a member twice, draining twice, resuming twice, or starting a boot
+//! under the same key twice all leave the site as one call would.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::node::NodeId;
+use crate::ports::Ports;
+use crate::rollout::{Action, ActionOutput};
+
+/// Executes `action` through `ports`.
+pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
+    match action {
+        Action::ReadStartingGroup { label } => Ok(ActionOutput::Members(
+            ports.inventory.group_members(label).await?,
+        )),
+        Action::PrepareGroups {
+            upgrading_label,
+            failed_label,
+        } => {
+            ports.inventory.ensure_group(upgrading_label).await?;
+            ports.inventory.ensure_group(failed_label).await?;
+            let cleared_failed = ports.inventory.clear_group(failed_label).await?;
+            let cleared_upgrading = ports.inventory.clear_group(upgrading_label).await?;
+            Ok(ActionOutput::GroupsPrepared {
+                cleared_failed,
+                cleared_upgrading,
+            })
+        }
+        Action::Drain {
+            upgrading_label,
+            nodes,
+            reason,
+        } => {
+            add_creating_group(ports, upgrading_label, nodes).await?;
+            ports.workload_manager.drain(nodes, reason).await?;
+            Ok(ActionOutput::Done)
+        }
+        Action::ObserveWorkload { nodes } => Ok(ActionOutput::Workload(
+            ports.workload_manager.node_states(nodes).await?,
+        )),
+        Action::StartBoot { request, .. } => Ok(ActionOutput::BootStarted(
+            ports.boot_orchestrator.start_boot(request).await?,
+        )),
+        Action::ObserveBoot { handle, .. } => Ok(ActionOutput::BootStatus(
+            ports.boot_orchestrator.boot_status(handle).await?,
+        )),
+        Action::Resume {
+            upgrading_label,
+            nodes,
+        } => {
+            ports.workload_manager.resume(nodes).await?;
+            remove_if_group_exists(ports, upgrading_label, nodes).await?;
+            Ok(ActionOutput::Done)
+        }
+        Action::MarkFailed {
+            upgrading_label,
+            failed_label,
+            nodes,
+        } => {
+            // The workload manager takes one reason per call: group nodes by reason.
+            let mut by_reason: BTreeMap<&str, Vec<NodeId>> = BTreeMap::new();
+            for (node, reason) in nodes {
+                by_reason.entry(reason).or_default().push(node.clone());
+            }
+            for (reason, group) in &by_reason {
+                ports.workload_manager.fail(group, reason).await?;
+            }
+            let ids: Vec<NodeId> = nodes.iter().map(|(node, _)| node.clone()).collect();
+            add_creating_group(ports, failed_label, &ids).await?;
+            remove_if_group_exists(ports, upgrading_label, &ids).await?;
+            Ok(ActionOutput::Done)
+        }
+        Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),
+            Err(error) => Err(error),
+        },
+    }
+}
+
+/// Adds `nodes` to `label`, creating the group first if an operator deleted
+/// it since the session prepared it (CRUS looped on that error forever).
+async fn add_creating_group(ports: &Ports, label: &str, nodes: &[NodeId]) -> Result<()> {
+    match ports.inventory.add_members(label, nodes).await {
+        Err(Error::NotFound { .. }) if ports.inventory.group_members(label).await.is_err() => {
+            ports.inventory.ensure_group(label).await?;
+            ports.inventory.add_members(label, nodes).await
+        }
+        other => other,
+    }
+}
+
+/// Taking nodes out of a group that an operator deleted meanwhile is done already.
+async fn remove_if_group_exists(ports: &Ports, label: &str, nodes: &[NodeId]) -> Result<()> {
+    match ports.inventory.remove_members(label, nodes).await {
+        Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}

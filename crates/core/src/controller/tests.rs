@@ -1,0 +1,366 @@
+//! Controller error paths against mocked ports: retryable errors are retried
+//! with backoff and told once; refused actions are reported; every transition
+//! is persisted before it is acted on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mockall::mock;
+
+use super::*;
+use crate::clock::TokioClock;
+use crate::node::{NodeFacts, NodeId};
+use crate::ports::{
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus,
+    WorkloadManager, WorkloadNode, WorkloadState,
+};
+use crate::rollout::NodePhase;
+use crate::session::SessionState;
+use crate::store::MemoryStore;
+
+mock! {
+    Inv {}
+    #[async_trait]
+    impl Inventory for Inv {
+        async fn group_members(&self, label: &str) -> Result<Vec<NodeId>>;
+        async fn create_group(&self, label: &str) -> Result<()>;
+        async fn add_members(&self, label: &str, nodes: &[NodeId]) -> Result<()>;
+        async fn remove_members(&self, label: &str, nodes: &[NodeId]) -> Result<()>;
+        async fn node_facts(&self, nodes: &[NodeId]) -> Result<Vec<NodeFacts>>;
+    }
+}
+
+mock! {
+    Wlm {}
+    #[async_trait]
+    impl WorkloadManager for Wlm {
+        async fn drain(&self, nodes: &[NodeId], reason: &str) -> Result<()>;
+        async fn resume(&self, nodes: &[NodeId]) -> Result<()>;
+        async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()>;
+        async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>>;
+    }
+}
+
+mock! {
+    Boot {}
+    #[async_trait]
+    impl BootOrchestrator for Boot {
+        async fn template_exists(&self, template: &str) -> Result<bool>;
+        async fn start_boot(&self, request: &BootRequest) -> Result<BootHandle>;
+        async fn boot_status(&self, handle: &BootHandle) -> Result<Vec<NodeBootStatus>>;
+    }
+}
+
+fn spec() -> SessionSpec {
+    SessionSpec {
+        failed_label: "failed".into(),
+        starting_label: "compute".into(),
+        upgrade_step_size: 2,
+        upgrade_template_id: "compute-image".into(),
+        upgrading_label: "upgrading".into(),
+        workload_manager_type: "slurm".into(),
+    }
+}
+
+/// An inventory where every group exists and `compute` holds `a` and `b`.
+fn friendly_inventory() -> MockInv {
+    let mut inventory = MockInv::new();
+    inventory.expect_group_members().returning(|label| {
+        Ok(if label == "compute" {
+            vec![NodeId::from("a"), NodeId::from("b")]
+        } else {
+            vec![]
+        })
+    });
+    inventory
+        .expect_create_group()
+        .returning(|label| Err(Error::conflict(format!("group {label}"))));
+    inventory.expect_add_members().returning(|_, _| Ok(()));
+    inventory.expect_remove_members().returning(|_, _| Ok(()));
+    inventory
+}
+
+fn drained(nodes: &[NodeId]) -> Vec<WorkloadNode> {
+    nodes
+        .iter()
+        .map(|node| WorkloadNode {
+            node: node.clone(),
+            state: WorkloadState::Drained,
+            responding: true,
+            jobs_end_by: None,
+            reason: None,
+        })
+        .collect()
+}
+
+fn booted_boot() -> MockBoot {
+    let mut boot = MockBoot::new();
+    boot.expect_start_boot().returning(|request| {
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        })
+    });
+    boot.expect_boot_status().returning(|_| {
+        Ok(["a", "b"]
+            .iter()
+            .map(|node| NodeBootStatus {
+                node: NodeId::from(*node),
+                state: NodeBootState::Ok,
+            })
+            .collect())
+    });
+    boot
+}
+
+fn controller(inventory: MockInv, wlm: MockWlm, boot: MockBoot) -> (Controller, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        inventory: Arc::new(inventory),
+        workload_manager: Arc::new(wlm),
+        boot_orchestrator: Arc::new(boot),
+        power_control: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    (
+        Controller::new(ports, store.clone(), clock, ControllerConfig::default()),
+        store,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_errors_are_retried_with_backoff_and_told_once() {
+    let drain_calls = Arc::new(AtomicU32::new(0));
+    let mut wlm = MockWlm::new();
+    let calls = drain_calls.clone();
+    let started = tokio::time::Instant::now();
+    let call_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let times = call_times.clone();
+    wlm.expect_drain().returning(move |_, _| {
+        times.lock().unwrap().push(started.elapsed());
+        if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+            Err(Error::unavailable("slurm", "slurmctld timed out"))
+        } else {
+            Ok(())
+        }
+    });
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let (controller, store) = controller(friendly_inventory(), wlm, booted_boot());
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    assert_eq!(record.rollout.state, SessionState::Ready);
+    assert_eq!(
+        drain_calls.load(Ordering::SeqCst),
+        4,
+        "three failures, then success"
+    );
+    let gaps: Vec<u64> = call_times
+        .lock()
+        .unwrap()
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).as_secs())
+        .collect();
+    assert_eq!(gaps, [1, 2, 4], "exponential backoff");
+    let told: Vec<&String> = record
+        .rollout
+        .messages
+        .iter()
+        .filter(|m| m.contains("slurmctld timed out"))
+        .collect();
+    assert_eq!(
+        told,
+        ["Draining 2 nodes failed, retrying: slurm is unavailable: slurmctld timed out"]
+    );
+    assert_eq!(record.rollout.count(NodePhase::Done), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_boot_fails_the_step_nodes_and_says_why() {
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_fail().times(1).returning(|nodes, reason| {
+        assert_eq!(nodes.len(), 2);
+        assert!(
+            reason.contains("template 'compute-image' not found"),
+            "{reason}"
+        );
+        Ok(())
+    });
+    let mut boot = MockBoot::new();
+    boot.expect_start_boot()
+        .times(1)
+        .returning(|_| Err(Error::not_found("template 'compute-image'")));
+    let mut inventory = friendly_inventory();
+    inventory.checkpoint();
+    let mut inventory = MockInv::new();
+    inventory.expect_group_members().returning(|label| {
+        Ok(if label == "compute" {
+            vec![NodeId::from("a"), NodeId::from("b")]
+        } else {
+            vec![]
+        })
+    });
+    inventory.expect_create_group().returning(|_| Ok(()));
+    inventory.expect_remove_members().returning(|_, _| Ok(()));
+    inventory
+        .expect_add_members()
+        .withf(|label, _| label == "upgrading")
+        .returning(|_, _| Ok(()));
+    inventory
+        .expect_add_members()
+        .withf(|label, nodes| label == "failed" && nodes.len() == 2)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (controller, store) = controller(inventory, wlm, boot);
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    assert!(record.rollout.completed);
+    assert_eq!(record.rollout.count(NodePhase::Failed), 2);
+    let messages = record.rollout.messages.join("\n");
+    assert!(
+        messages.contains(
+            "Node a failed: boot could not be started: template 'compute-image' not found"
+        ),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("0 of 2 nodes upgraded, 2 failed (in group 'failed')"),
+        "{messages}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_starting_group_is_reported_and_retried_until_it_appears() {
+    let reads = Arc::new(AtomicU32::new(0));
+    let counter = reads.clone();
+    let mut inventory = MockInv::new();
+    inventory.expect_group_members().returning(move |label| {
+        if label == "compute" && counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            Err(Error::not_found("group 'compute'"))
+        } else if label == "compute" {
+            Ok(vec![NodeId::from("a"), NodeId::from("b")])
+        } else {
+            Ok(vec![])
+        }
+    });
+    inventory.expect_create_group().returning(|_| Ok(()));
+    inventory.expect_add_members().returning(|_, _| Ok(()));
+    inventory.expect_remove_members().returning(|_, _| Ok(()));
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let (controller, store) = controller(inventory, wlm, booted_boot());
+    let started = tokio::time::Instant::now();
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+
+    assert!(
+        started.elapsed() >= Duration::from_secs(60),
+        "two refusals, 30 s apart"
+    );
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    assert_eq!(record.rollout.state, SessionState::Ready);
+    let refusals = record
+        .rollout
+        .messages
+        .iter()
+        .filter(|m| m.contains("group 'compute' not found"))
+        .count();
+    assert_eq!(refusals, 1, "told once: {:#?}", record.rollout.messages);
+}
+
+/// A store that counts writes and checks each persisted state against what the
+/// ports are asked to do: a drain must never reach the workload manager before
+/// a state with that node draining was stored.
+#[tokio::test(start_paused = true)]
+async fn every_transition_is_persisted_before_it_is_acted_on() {
+    let store = Arc::new(MemoryStore::new());
+    let probe = store.clone();
+    let mut wlm = MockWlm::new();
+    let seen_before_drain = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = seen_before_drain.clone();
+    wlm.expect_drain().returning(move |nodes, _| {
+        // The call runs inside the controller's task; peek at the store synchronously.
+        let records = futures::executor::block_on(probe.list()).unwrap();
+        let phases: Vec<NodePhase> = records[0]
+            .value
+            .rollout
+            .nodes
+            .iter()
+            .filter(|node| nodes.contains(&node.id))
+            .map(|node| node.phase)
+            .collect();
+        seen.lock().unwrap().push(phases);
+        Ok(())
+    });
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let ports = Ports {
+        inventory: Arc::new(friendly_inventory()),
+        workload_manager: Arc::new(wlm),
+        boot_orchestrator: Arc::new(booted_boot()),
+        power_control: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+    assert_eq!(
+        *seen_before_drain.lock().unwrap(),
+        vec![vec![NodePhase::Draining, NodePhase::Draining]]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_finished_session_removes_it_at_once() {
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let (controller, store) = controller(friendly_inventory(), wlm, booted_boot());
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+    let answer = controller
+        .request_delete(status.upgrade_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.state, SessionState::Ready);
+    assert!(store.get(status.upgrade_id).await.unwrap().is_none());
+    assert!(
+        controller
+            .request_delete(status.upgrade_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1,0 +1,188 @@
+//! What a rollout asks the outside world to do, and what comes back.
+//!
+//! Every action is idempotent: the controller may execute it again after a
+//! restart (it was persisted as owed but its result was lost), and doing so
+//! must not do the work twice.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::node::NodeId;
+use crate::ports::{BootHandle, BootRequest, NodeBootStatus, WorkloadNode};
+
+/// Identifies an action while it is in flight (not persisted: a resumed
+/// rollout derives its owed actions afresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActionId(pub u64);
+
+/// Something the rollout needs done through the ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read the members of the starting group. Answer: [`ActionOutput::Members`].
+    ReadStartingGroup {
+        /// The starting group.
+        label: String,
+    },
+    /// Create the upgrading and failed groups if missing, and empty both.
+    /// Answer: [`ActionOutput::GroupsPrepared`].
+    PrepareGroups {
+        /// The upgrading group.
+        upgrading_label: String,
+        /// The failed group.
+        failed_label: String,
+    },
+    /// Put `nodes` in the upgrading group and drain them in the workload manager.
+    Drain {
+        /// The upgrading group.
+        upgrading_label: String,
+        /// Nodes to drain.
+        nodes: Vec<NodeId>,
+        /// Reason recorded on the nodes.
+        reason: String,
+    },
+    /// Ask the workload manager how `nodes` are doing. Answer: [`ActionOutput::Workload`].
+    ObserveWorkload {
+        /// Nodes to ask about.
+        nodes: Vec<NodeId>,
+    },
+    /// Start (or find, by its key) the boot of a step. Answer: [`ActionOutput::BootStarted`].
+    StartBoot {
+        /// The step.
+        step: u32,
+        /// What to boot.
+        request: BootRequest,
+    },
+    /// Ask the boot orchestrator how a step's boot is doing. Answer: [`ActionOutput::BootStatus`].
+    ObserveBoot {
+        /// The step.
+        step: u32,
+        /// Its boot.
+        handle: BootHandle,
+    },
+    /// Return `nodes` to service and take them out of the upgrading group.
+    Resume {
+        /// The upgrading group.
+        upgrading_label: String,
+        /// Nodes to resume.
+        nodes: Vec<NodeId>,
+    },
+    /// Keep `nodes` out of service as failed, put them in the failed group and
+    /// take them out of the upgrading group.
+    MarkFailed {
+        /// The upgrading group.
+        upgrading_label: String,
+        /// The failed group.
+        failed_label: String,
+        /// Nodes that failed, each with its reason.
+        nodes: Vec<(NodeId, String)>,
+    },
+    /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
+    ClearUpgradingGroup {
+        /// The upgrading group.
+        label: String,
+    },
+}
+
+impl Action {
+    /// A short description for messages and logs, e.g. `draining 16 nodes`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::ReadStartingGroup { label } => format!("reading group '{label}'"),
+            Action::PrepareGroups {
+                upgrading_label,
+                failed_label,
+            } => format!("preparing groups '{upgrading_label}' and '{failed_label}'"),
+            Action::Drain { nodes, .. } => format!("draining {}", count_nodes(nodes.len())),
+            Action::ObserveWorkload { nodes } => {
+                format!(
+                    "reading the workload manager state of {}",
+                    count_nodes(nodes.len())
+                )
+            }
+            Action::StartBoot { step, request } => format!(
+                "starting the boot of step {step} ({} with template '{}')",
+                count_nodes(request.nodes.len()),
+                request.template
+            ),
+            Action::ObserveBoot { step, .. } => format!("reading the boot progress of step {step}"),
+            Action::Resume { nodes, .. } => format!("resuming {}", count_nodes(nodes.len())),
+            Action::MarkFailed { nodes, .. } => {
+                format!("marking {} failed", count_nodes(nodes.len()))
+            }
+            Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
+        }
+    }
+}
+
+/// `1 node`, `16 nodes`.
+pub(crate) fn count_nodes(count: usize) -> String {
+    if count == 1 {
+        "1 node".to_string()
+    } else {
+        format!("{count} nodes")
+    }
+}
+
+/// What a successful action answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutput {
+    /// Members of a group.
+    Members(Vec<NodeId>),
+    /// The groups exist and are empty; these nodes were removed from them.
+    GroupsPrepared {
+        /// Nodes removed from the failed group (left by an earlier session).
+        cleared_failed: Vec<NodeId>,
+        /// Nodes removed from the upgrading group.
+        cleared_upgrading: Vec<NodeId>,
+    },
+    /// Workload manager states.
+    Workload(Vec<WorkloadNode>),
+    /// The boot was started (or found).
+    BootStarted(BootHandle),
+    /// Per-node boot progress.
+    BootStatus(Vec<NodeBootStatus>),
+    /// Done, nothing to report.
+    Done,
+}
+
+/// Why an action failed for good (retryable errors are retried by the
+/// controller and never reach the rollout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionError {
+    /// What kind of failure.
+    pub kind: ActionErrorKind,
+    /// The error as text.
+    pub message: String,
+}
+
+/// The semantic kind of an [`ActionError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionErrorKind {
+    /// Something named does not exist.
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The request is wrong.
+    Invalid,
+    /// The service is unavailable (after the controller gave up retrying).
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+impl From<&Error> for ActionError {
+    fn from(error: &Error) -> Self {
+        let kind = match error {
+            Error::NotFound { .. } => ActionErrorKind::NotFound,
+            Error::Conflict { .. } => ActionErrorKind::Conflict,
+            Error::Invalid { .. } => ActionErrorKind::Invalid,
+            Error::Unavailable { .. } => ActionErrorKind::Unavailable,
+            _ => ActionErrorKind::Other,
+        };
+        ActionError {
+            kind,
+            message: error.to_string(),
+        }
+    }
+}

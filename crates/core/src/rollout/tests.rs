@@ -1,0 +1,739 @@
+//! Transition tables of the rollout state machine, driven by hand.
+
+use std::time::Duration;
+
+use super::*;
+use crate::ports::{BootHandle, WorkloadNode};
+
+const POLL: Duration = Duration::from_secs(10);
+
+fn spec(step: u32) -> SessionSpec {
+    SessionSpec {
+        failed_label: "failed".into(),
+        starting_label: "compute".into(),
+        upgrade_step_size: step,
+        upgrade_template_id: "compute-image".into(),
+        upgrading_label: "upgrading".into(),
+        workload_manager_type: "slurm".into(),
+    }
+}
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_secs(1_000_000 + seconds)
+}
+
+fn ids(names: &[&str]) -> Vec<NodeId> {
+    names.iter().map(|name| NodeId::from(*name)).collect()
+}
+
+fn take_actions(rollout: &mut Rollout) -> Vec<(ActionId, Action)> {
+    std::iter::from_fn(|| rollout.poll_action()).collect()
+}
+
+fn workload(node: &str, state: WorkloadState, responding: bool) -> WorkloadNode {
+    WorkloadNode {
+        node: NodeId::from(node),
+        state,
+        responding,
+        jobs_end_by: None,
+        reason: None,
+    }
+}
+
+fn boot(node: &str, state: NodeBootState) -> NodeBootStatus {
+    NodeBootStatus {
+        node: NodeId::from(node),
+        state,
+    }
+}
+
+fn phases(rollout: &Rollout) -> Vec<(String, NodePhase)> {
+    rollout
+        .state()
+        .nodes
+        .iter()
+        .map(|node| (node.id.to_string(), node.phase))
+        .collect()
+}
+
+/// A rollout of `nodes` at step size `step`, driven to the point where its
+/// first step's drain was asked for. Returns the drain and observe actions.
+fn started(nodes: &[&str], step: u32) -> (Rollout, Vec<(ActionId, Action)>) {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(step), RolloutPolicy::default(), t(0));
+    assert_eq!(rollout.status().state, SessionState::Created);
+    rollout.handle_timeout(t(0));
+    assert_eq!(rollout.status().state, SessionState::Updating);
+    let actions = take_actions(&mut rollout);
+    assert_eq!(
+        actions
+            .iter()
+            .map(|(_, action)| action.clone())
+            .collect::<Vec<_>>(),
+        [Action::ReadStartingGroup {
+            label: "compute".into()
+        }]
+    );
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Members(ids(nodes))));
+    let actions = take_actions(&mut rollout);
+    assert!(matches!(actions[..], [(_, Action::PrepareGroups { .. })]));
+    rollout.handle_outcome(
+        t(0),
+        actions[0].0,
+        Ok(ActionOutput::GroupsPrepared {
+            cleared_failed: ids(&["old"]),
+            cleared_upgrading: vec![],
+        }),
+    );
+    let actions = take_actions(&mut rollout);
+    (rollout, actions)
+}
+
+#[test]
+fn happy_path_follows_the_crus_procedure_step_by_step() {
+    let (mut rollout, actions) = started(&["x1000c0s0b0n1", "x1000c0s0b0n0", "x1000c0s1b0n0"], 2);
+    assert!(
+        rollout
+            .status()
+            .messages
+            .iter()
+            .any(|m| m == "Cleared node group 'failed' (1 node from an earlier session)")
+    );
+    // Sorted snapshot, first step of two nodes: drain them, watch them.
+    let [
+        (
+            drain_id,
+            Action::Drain {
+                nodes,
+                reason,
+                upgrading_label,
+            },
+        ),
+        (observe_id, Action::ObserveWorkload { nodes: watched }),
+    ] = &actions[..]
+    else {
+        panic!("unexpected actions {actions:?}");
+    };
+    assert_eq!(*nodes, ids(&["x1000c0s0b0n0", "x1000c0s0b0n1"]));
+    assert_eq!(*watched, *nodes);
+    assert_eq!(reason, &format!("crus:{}", Uuid::nil()));
+    assert_eq!(upgrading_label, "upgrading");
+    rollout.handle_outcome(t(1), *drain_id, Ok(ActionOutput::Done));
+
+    // One drained, one still running a job: no boot yet (CRUS's barrier).
+    rollout.handle_outcome(
+        t(1),
+        *observe_id,
+        Ok(ActionOutput::Workload(vec![
+            workload("x1000c0s0b0n0", WorkloadState::Drained, true),
+            workload("x1000c0s0b0n1", WorkloadState::Draining, true),
+        ])),
+    );
+    assert!(take_actions(&mut rollout).is_empty());
+    assert_eq!(rollout.poll_timeout(), Some(t(1) + POLL));
+    rollout.handle_timeout(t(11));
+    let actions = take_actions(&mut rollout);
+    let [(observe_id, Action::ObserveWorkload { nodes })] = &actions[..] else {
+        panic!("unexpected actions {actions:?}");
+    };
+    assert_eq!(
+        *nodes,
+        ids(&["x1000c0s0b0n1"]),
+        "only draining nodes are watched"
+    );
+    rollout.handle_outcome(
+        t(11),
+        *observe_id,
+        Ok(ActionOutput::Workload(vec![workload(
+            "x1000c0s0b0n1",
+            WorkloadState::Drained,
+            true,
+        )])),
+    );
+
+    // Both drained: boot under a key derived from the upgrade id and step.
+    let actions = take_actions(&mut rollout);
+    let [(boot_id, Action::StartBoot { step: 0, request })] = &actions[..] else {
+        panic!("unexpected actions {actions:?}");
+    };
+    assert_eq!(request.key, format!("crus-{}-step-0", Uuid::nil()));
+    assert_eq!(request.template, "compute-image");
+    assert_eq!(request.nodes, ids(&["x1000c0s0b0n0", "x1000c0s0b0n1"]));
+    let handle = BootHandle {
+        key: request.key.clone(),
+        id: "bos-1".into(),
+    };
+    rollout.handle_outcome(
+        t(12),
+        *boot_id,
+        Ok(ActionOutput::BootStarted(handle.clone())),
+    );
+    assert!(take_actions(&mut rollout).is_empty());
+    rollout.handle_timeout(t(22));
+    let actions = take_actions(&mut rollout);
+    let [
+        (
+            status_id,
+            Action::ObserveBoot {
+                step: 0,
+                handle: asked,
+            },
+        ),
+    ] = &actions[..]
+    else {
+        panic!("unexpected actions {actions:?}");
+    };
+    assert_eq!(*asked, handle);
+
+    // One boots, one fails: only that one fails.
+    rollout.handle_outcome(
+        t(22),
+        *status_id,
+        Ok(ActionOutput::BootStatus(vec![
+            boot("x1000c0s0b0n0", NodeBootState::Ok),
+            boot(
+                "x1000c0s0b0n1",
+                NodeBootState::Failed {
+                    reason: "no image".into(),
+                },
+            ),
+        ])),
+    );
+    let actions = take_actions(&mut rollout);
+    let mut mark_failed = None;
+    let mut observe = None;
+    for (id, action) in &actions {
+        match action {
+            Action::MarkFailed {
+                nodes,
+                failed_label,
+                ..
+            } => {
+                assert_eq!(failed_label, "failed");
+                assert_eq!(
+                    *nodes,
+                    vec![(
+                        NodeId::from("x1000c0s0b0n1"),
+                        "boot failed: no image".to_string()
+                    )]
+                );
+                mark_failed = Some(*id);
+            }
+            Action::ObserveWorkload { nodes } => {
+                assert_eq!(*nodes, ids(&["x1000c0s0b0n0"]));
+                observe = Some(*id);
+            }
+            other => panic!("unexpected action {other:?}"),
+        }
+    }
+    let (Some(mark_failed), Some(observe)) = (mark_failed, observe) else {
+        panic!("expected mark-failed and observe, got {actions:?}");
+    };
+    rollout.handle_outcome(t(23), mark_failed, Ok(ActionOutput::Done));
+    // Booted but not answering yet: wait. Answering: resume.
+    rollout.handle_outcome(
+        t(23),
+        observe,
+        Ok(ActionOutput::Workload(vec![workload(
+            "x1000c0s0b0n0",
+            WorkloadState::Down,
+            false,
+        )])),
+    );
+    assert!(take_actions(&mut rollout).is_empty());
+    rollout.handle_timeout(t(33));
+    let actions = take_actions(&mut rollout);
+    rollout.handle_outcome(
+        t(33),
+        actions[0].0,
+        Ok(ActionOutput::Workload(vec![workload(
+            "x1000c0s0b0n0",
+            WorkloadState::Drained,
+            true,
+        )])),
+    );
+    let actions = take_actions(&mut rollout);
+    let [(resume_id, Action::Resume { nodes, .. })] = &actions[..] else {
+        panic!("unexpected actions {actions:?}");
+    };
+    assert_eq!(*nodes, ids(&["x1000c0s0b0n0"]));
+    rollout.handle_outcome(t(34), *resume_id, Ok(ActionOutput::Done));
+
+    // Step 0 finished; step 1 starts at once with the last node.
+    assert_eq!(
+        phases(&rollout),
+        [
+            ("x1000c0s0b0n0".to_string(), NodePhase::Done),
+            ("x1000c0s0b0n1".to_string(), NodePhase::Failed),
+            ("x1000c0s1b0n0".to_string(), NodePhase::Draining),
+        ]
+    );
+    let messages = rollout.status().messages;
+    assert!(
+        messages.contains(&"Step 0 finished: 1 node upgraded, 1 failed".to_string()),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.contains(&"Step 1 started: draining 1 node (x1000c0s1b0n0)".to_string()),
+        "{messages:#?}"
+    );
+    assert_eq!(rollout.state().out_of_service(), 1);
+}
+
+/// Drives a one-step rollout whose nodes all drain and boot fine, up to the
+/// point where the nodes are resumed; returns it with the resume answered.
+fn finish_one_step(rollout: &mut Rollout, now: Timestamp) {
+    for _ in 0..20 {
+        let actions = take_actions(rollout);
+        if actions.is_empty() {
+            if rollout.is_finished() {
+                return;
+            }
+            let Some(deadline) = rollout.poll_timeout() else {
+                return;
+            };
+            rollout.handle_timeout(deadline.max(now));
+            continue;
+        }
+        for (id, action) in actions {
+            let output = match &action {
+                Action::ObserveWorkload { nodes } => ActionOutput::Workload(
+                    nodes
+                        .iter()
+                        .map(|node| workload(node.as_str(), WorkloadState::Drained, true))
+                        .collect(),
+                ),
+                Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: "b".into(),
+                }),
+                Action::ObserveBoot { .. } => ActionOutput::BootStatus(
+                    rollout
+                        .state()
+                        .nodes
+                        .iter()
+                        .map(|node| boot(node.id.as_str(), NodeBootState::Ok))
+                        .collect(),
+                ),
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+    }
+}
+
+#[test]
+fn completes_in_ready_with_a_crus_style_last_message() {
+    let (mut rollout, _) = started(&["a", "b"], 2);
+    let mut rollout_fresh = Rollout::resume(rollout.state().clone());
+    finish_one_step(&mut rollout_fresh, t(5));
+    assert!(rollout_fresh.is_finished());
+    let status = rollout_fresh.status();
+    assert_eq!(status.state, SessionState::Ready);
+    assert!(status.completed);
+    assert_eq!(
+        status.messages.last().map(String::as_str),
+        Some("Upgrade Session Completed: 2 of 2 nodes upgraded")
+    );
+    // The original (whose actions were never answered) is still running.
+    assert!(!rollout.is_finished());
+    assert!(rollout.take_dirty());
+}
+
+#[test]
+fn a_node_that_does_not_come_back_fails_alone_after_the_boot_timeout() {
+    let (mut rollout, actions) = started(&["a", "b"], 2);
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Done));
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![
+            workload("a", WorkloadState::Drained, true),
+            workload("b", WorkloadState::Down, false),
+        ])),
+    );
+    let actions = take_actions(&mut rollout);
+    rollout.handle_outcome(
+        t(1),
+        actions[0].0,
+        Ok(ActionOutput::BootStarted(BootHandle {
+            key: "k".into(),
+            id: "b".into(),
+        })),
+    );
+    rollout.handle_timeout(t(11));
+    let actions = take_actions(&mut rollout);
+    rollout.handle_outcome(
+        t(11),
+        actions[0].0,
+        Ok(ActionOutput::BootStatus(vec![
+            boot("a", NodeBootState::Ok),
+            boot("b", NodeBootState::InProgress),
+        ])),
+    );
+    // `a` is verified and resumed; `b` keeps booting until the deadline.
+    for (id, action) in take_actions(&mut rollout) {
+        let output = match action {
+            Action::ObserveWorkload { .. } => {
+                ActionOutput::Workload(vec![workload("a", WorkloadState::Drained, true)])
+            }
+            _ => ActionOutput::Done,
+        };
+        rollout.handle_outcome(t(12), id, Ok(output));
+    }
+    for (id, _) in take_actions(&mut rollout) {
+        rollout.handle_outcome(t(12), id, Ok(ActionOutput::Done));
+    }
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Done);
+    assert_eq!(rollout.state().nodes[1].phase, NodePhase::Booting);
+    let deadline = t(0) + Duration::from_secs(600);
+    // Polls keep coming before the deadline; the deadline is among the timers.
+    let mut now = t(12);
+    while now < deadline {
+        let next = rollout.poll_timeout().expect("a timer while booting");
+        assert!(next > now, "timer {next} not after {now}");
+        assert!(
+            next <= deadline,
+            "the deadline {deadline} is among the timers, got {next}"
+        );
+        now = next;
+        rollout.handle_timeout(now);
+        if now >= deadline {
+            break;
+        }
+        for (id, action) in take_actions(&mut rollout) {
+            assert!(matches!(action, Action::ObserveBoot { .. }), "{action:?}");
+            rollout.handle_outcome(
+                now,
+                id,
+                Ok(ActionOutput::BootStatus(vec![boot(
+                    "b",
+                    NodeBootState::InProgress,
+                )])),
+            );
+        }
+    }
+    assert_eq!(rollout.state().nodes[1].phase, NodePhase::Failing);
+    assert_eq!(
+        rollout.state().nodes[1].reason.as_deref(),
+        Some("did not come back within 10m of its boot starting")
+    );
+    let actions = take_actions(&mut rollout);
+    assert!(matches!(&actions[..], [(_, Action::MarkFailed { nodes, .. })] if nodes.len() == 1));
+}
+
+#[test]
+fn resuming_from_a_persisted_state_asks_again_for_the_boot_under_the_same_key() {
+    let (mut rollout, actions) = started(&["a", "b"], 2);
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![
+            workload("a", WorkloadState::Drained, true),
+            workload("b", WorkloadState::Drained, true),
+        ])),
+    );
+    let actions = take_actions(&mut rollout);
+    let [(_, Action::StartBoot { request: first, .. })] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    // The controller persisted this state, then crashed before the boot was acknowledged.
+    let persisted = serde_json::to_string(rollout.state()).unwrap();
+    let mut resumed = Rollout::resume(serde_json::from_str(&persisted).unwrap());
+    resumed.handle_timeout(t(30));
+    let actions = take_actions(&mut resumed);
+    let boots: Vec<&BootRequest> = actions
+        .iter()
+        .filter_map(|(_, action)| match action {
+            Action::StartBoot { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(boots, [first]);
+    assert!(
+        actions
+            .iter()
+            .all(|(_, action)| !matches!(action, Action::Drain { .. })),
+        "booting nodes are not drained again"
+    );
+}
+
+#[test]
+fn resuming_mid_drain_drains_again() {
+    let (rollout, _) = started(&["a", "b", "c"], 2);
+    let mut resumed = Rollout::resume(rollout.state().clone());
+    resumed.handle_timeout(t(5));
+    let actions = take_actions(&mut resumed);
+    assert!(actions.iter().any(
+        |(_, action)| matches!(action, Action::Drain { nodes, .. } if *nodes == ids(&["a", "b"]))
+    ));
+}
+
+#[test]
+fn deleting_releases_nodes_not_yet_booted_and_takes_no_new_ones() {
+    let (mut rollout, first_actions) = started(&["a", "b", "c"], 2);
+    rollout.handle_outcome(t(0), first_actions[0].0, Ok(ActionOutput::Done));
+    rollout.cancel(t(1));
+    assert_eq!(rollout.status().state, SessionState::Deleting);
+    let actions = take_actions(&mut rollout);
+    let resume = actions.iter().find_map(|(id, action)| match action {
+        Action::Resume { nodes, .. } => Some((*id, nodes.clone())),
+        _ => None,
+    });
+    let (resume_id, nodes) = resume.expect("a resume of the drained nodes");
+    assert_eq!(nodes, ids(&["a", "b"]));
+    rollout.handle_outcome(t(2), resume_id, Ok(ActionOutput::Done));
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    // The session does not clean up while its first observation is unanswered.
+    assert!(take_actions(&mut rollout).is_empty());
+    rollout.handle_outcome(t(2), first_actions[1].0, Ok(ActionOutput::Workload(vec![])));
+    let actions = take_actions(&mut rollout);
+    assert!(
+        matches!(&actions[..], [(_, Action::ClearUpgradingGroup { .. })]),
+        "{actions:?}"
+    );
+    rollout.handle_outcome(t(3), actions[0].0, Ok(ActionOutput::Done));
+    assert!(rollout.is_finished());
+    assert_eq!(
+        rollout.status().state,
+        SessionState::Deleting,
+        "a deleted session never reads READY"
+    );
+    assert_eq!(rollout.state().count(NodePhase::Skipped), 2);
+    assert_eq!(
+        rollout.state().count(NodePhase::Pending),
+        1,
+        "the third node was never touched"
+    );
+}
+
+#[test]
+fn cancelling_before_the_snapshot_finishes_at_once() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    rollout.cancel(t(0));
+    assert!(rollout.is_finished());
+    assert!(take_actions(&mut rollout).is_empty());
+}
+
+#[test]
+fn an_empty_starting_group_completes_without_touching_anything() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    rollout.handle_timeout(t(0));
+    let actions = take_actions(&mut rollout);
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Members(vec![])));
+    let actions = take_actions(&mut rollout);
+    assert!(matches!(
+        &actions[..],
+        [(_, Action::ClearUpgradingGroup { .. })]
+    ));
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Done));
+    assert!(rollout.is_finished());
+    assert!(rollout.status().messages[0].contains("has no members"));
+}
+
+#[test]
+fn a_refused_session_action_is_reported_once_and_retried_later() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    let refusal = ActionError {
+        kind: ActionErrorKind::NotFound,
+        message: "group 'compute' not found".into(),
+    };
+    rollout.handle_timeout(t(0));
+    for round in 0..3 {
+        let now = t(round * 30);
+        let actions = take_actions(&mut rollout);
+        assert!(
+            matches!(&actions[..], [(_, Action::ReadStartingGroup { .. })]),
+            "round {round}: {actions:?}"
+        );
+        rollout.handle_outcome(now, actions[0].0, Err(refusal.clone()));
+        assert!(
+            take_actions(&mut rollout).is_empty(),
+            "not repeated at once"
+        );
+        assert_eq!(rollout.poll_timeout(), Some(now + Duration::from_secs(30)));
+        rollout.handle_timeout(now + Duration::from_secs(30));
+    }
+    let messages = rollout.status().messages;
+    assert_eq!(
+        messages,
+        ["Reading group 'compute' failed: group 'compute' not found; retrying every 30s"]
+    );
+}
+
+#[test]
+fn a_node_the_workload_manager_does_not_know_fails_without_blocking_its_step() {
+    let (mut rollout, actions) = started(&["a", "ghost"], 2);
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Done));
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![
+            workload("a", WorkloadState::Drained, true),
+            workload("ghost", WorkloadState::Unknown, false),
+        ])),
+    );
+    let actions = take_actions(&mut rollout);
+    assert!(actions.iter().any(|(_, action)| matches!(action, Action::StartBoot { request, .. } if request.nodes == ids(&["a"]))));
+    assert!(actions.iter().any(|(_, action)| matches!(action, Action::MarkFailed { nodes, .. } if nodes[0].0.as_str() == "ghost")));
+}
+
+#[test]
+fn a_refused_batch_drain_is_split_so_only_the_unknown_node_fails() {
+    let (mut rollout, actions) = started(&["a", "ghost"], 2);
+    rollout.handle_outcome(
+        t(0),
+        actions[0].0,
+        Err(ActionError {
+            kind: ActionErrorKind::NotFound,
+            message: "node ghost not found".into(),
+        }),
+    );
+    let drains: Vec<(ActionId, Vec<NodeId>)> = take_actions(&mut rollout)
+        .into_iter()
+        .filter_map(|(id, action)| match action {
+            Action::Drain { nodes, .. } => Some((id, nodes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        drains
+            .iter()
+            .map(|(_, nodes)| nodes.clone())
+            .collect::<Vec<_>>(),
+        [ids(&["a"]), ids(&["ghost"])]
+    );
+    rollout.handle_outcome(t(1), drains[0].0, Ok(ActionOutput::Done));
+    rollout.handle_outcome(
+        t(1),
+        drains[1].0,
+        Err(ActionError {
+            kind: ActionErrorKind::NotFound,
+            message: "node ghost not found".into(),
+        }),
+    );
+    assert_eq!(
+        phases(&rollout),
+        [
+            ("a".to_string(), NodePhase::Draining),
+            ("ghost".to_string(), NodePhase::Failing)
+        ]
+    );
+}
+
+#[test]
+fn a_refused_boot_is_not_asked_for_again() {
+    let (mut rollout, actions) = started(&["a"], 1);
+    rollout.handle_outcome(t(0), actions[0].0, Ok(ActionOutput::Done));
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![workload(
+            "a",
+            WorkloadState::Drained,
+            true,
+        )])),
+    );
+    let actions = take_actions(&mut rollout);
+    assert!(matches!(&actions[..], [(_, Action::StartBoot { .. })]));
+    rollout.handle_outcome(
+        t(1),
+        actions[0].0,
+        Err(ActionError {
+            kind: ActionErrorKind::Invalid,
+            message: "bad template".into(),
+        }),
+    );
+    let actions = take_actions(&mut rollout);
+    assert!(
+        matches!(&actions[..], [(_, Action::MarkFailed { .. })]),
+        "{actions:?}"
+    );
+    rollout.handle_outcome(t(2), actions[0].0, Ok(ActionOutput::Done));
+    let actions = take_actions(&mut rollout);
+    assert!(
+        matches!(&actions[..], [(_, Action::ClearUpgradingGroup { .. })]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_refused_drain_of_an_unknown_node_fails_it() {
+    let (mut rollout, actions) = started(&["a"], 1);
+    rollout.handle_outcome(
+        t(0),
+        actions[0].0,
+        Err(ActionError {
+            kind: ActionErrorKind::NotFound,
+            message: "node a not found".into(),
+        }),
+    );
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Failing);
+    assert_eq!(
+        rollout.state().nodes[0].reason.as_deref(),
+        Some("could not be drained: node a not found")
+    );
+}
+
+#[test]
+fn retryable_errors_are_told_once() {
+    let (mut rollout, actions) = started(&["a"], 1);
+    for _ in 0..3 {
+        rollout.note_retry(&actions[0].1, "slurm is unavailable: timed out");
+    }
+    let count = rollout
+        .status()
+        .messages
+        .iter()
+        .filter(|m| m.starts_with("Draining 1 node failed, retrying"))
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn never_more_than_the_step_size_out_of_service() {
+    let names: Vec<String> = (0..7).map(|n| format!("n{n}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (rollout, _) = started(&refs, 3);
+    let mut rollout = Rollout::resume(rollout.state().clone());
+    let mut now = t(1);
+    for _ in 0..200 {
+        assert!(rollout.state().out_of_service() <= 3);
+        if rollout.is_finished() {
+            break;
+        }
+        let actions = take_actions(&mut rollout);
+        if actions.is_empty() {
+            now = rollout.poll_timeout().expect("a timer").max(now);
+            rollout.handle_timeout(now);
+            continue;
+        }
+        for (id, action) in actions {
+            let output = match &action {
+                Action::ObserveWorkload { nodes } => ActionOutput::Workload(
+                    nodes
+                        .iter()
+                        .map(|node| workload(node.as_str(), WorkloadState::Drained, true))
+                        .collect(),
+                ),
+                Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: request.key.clone(),
+                }),
+                Action::ObserveBoot { .. } => ActionOutput::BootStatus(
+                    rollout
+                        .state()
+                        .nodes
+                        .iter()
+                        .map(|node| boot(node.id.as_str(), NodeBootState::Ok))
+                        .collect(),
+                ),
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+    }
+    let _ = rollout.take_dirty();
+    assert!(rollout.is_finished());
+    assert_eq!(rollout.state().steps.len(), 3);
+    assert_eq!(rollout.state().count(NodePhase::Done), 7);
+}
