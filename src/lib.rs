@@ -1,1 +1,26 @@
-//! x
+//! # crus
+//!
+//! Rolling upgrades of HPC compute nodes, a few at a time: drain them in the
+//! workload manager, boot them into a new image, check they come back, return
+//! them to service — while the rest of the machine keeps running jobs. A
+//! faithful re-implementation of the Cray/HPE Compute Rolling Upgrade Service
+//! (CRUS) API, with a library, a CLI and (soon) a server.
+//!
+//! This facade re-exports the two library crates:
+//! - [`core`] (`crus-core`): the session model, the four ports, the planner,
+//!   the rollout state machine, the controller and the session store.
+//! - [`backends`] (`crus-backends`): backends for the ports, starting with the
+//!   simulated cluster [`backends::sim`].
+//!
+//! See `examples/embed.rs` for a rolling upgrade of a simulated cluster in a
+//! few dozen lines.
+
+pub use crus_backends as backends;
+pub use crus_core as core;
+
+pub use crus_core::{Error, NodeId, Result, SessionSpec, SessionState, SessionStatus};
+
+/// The README's examples, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,1 +1,8 @@
-//! x
+//! crus backends: implementations of the `crus-core` ports.
+//!
+//! - [`sim`]: a simulated cluster replaying a real job trace, always built;
+//!   it also holds [`sim::Faulty`], a fault-injecting wrapper for any port.
+//!
+//! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
+
+pub mod sim;

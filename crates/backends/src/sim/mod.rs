@@ -1,0 +1,40 @@
+//! A simulated cluster implementing all four ports over one in-memory model,
+//! for tests, the demo and the rollout-efficiency benchmark.
+//!
+//! - [`SimCluster`]: the cluster handle; its ports, inspection and [`SimReport`].
+//! - [`SimConfig`], [`Workload`]: what to build; jobs come from an SWF trace
+//!   ([`swf`], the bundled [`NASA_IPSC_TRACE`]) or a [`SyntheticWorkload`].
+//! - [`Faults`]: what goes wrong, as data; [`Faulty`] wraps any port to make
+//!   its calls fail at a seeded rate.
+//!
+//! The simulation is deterministic: every random draw comes from generators
+//! seeded by the configuration, and time is the clock's, so the same calls at
+//! the same virtual times give the same cluster. Jobs are scheduled first come
+//! first served with EASY backfilling, and draining a node has the real cost
+//! of the capacity it holds idle while its job finishes.
+
+mod boots;
+mod cluster;
+mod config;
+mod faults;
+mod faulty;
+mod model;
+mod node;
+mod ports;
+mod report;
+mod scheduler;
+pub mod swf;
+mod synthetic;
+mod topology;
+
+pub use cluster::{SimCluster, SimState};
+pub use config::{SimConfig, Workload};
+pub use faults::{BOOT_FAILURE_REASON, Faults};
+pub use faulty::{Faulty, faulty_ports};
+pub use report::SimReport;
+pub use swf::{NASA_IPSC_TRACE, SwfError, SwfTrace, TraceJob};
+pub use synthetic::SyntheticWorkload;
+pub use topology::{MAX_NODES, slurm_name};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! Helpers shared by the end-to-end tests of the controller on the simulated cluster.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crus_backends::sim::{SimCluster, SimConfig};
+use crus_core::clock::{Clock, TokioClock};
+use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::rollout::{NodePhase, RolloutPolicy, RolloutState};
+use crus_core::store::{MemoryStore, SessionStore};
+use crus_core::{NodeId, SessionSpec, Timestamp};
+
+/// The session every test runs: the sim's `compute` group, `compute-image` template.
+pub fn spec(step: u32) -> SessionSpec {
+    SessionSpec {
+        failed_label: "crus-failed".into(),
+        starting_label: "compute".into(),
+        upgrade_step_size: step,
+        upgrade_template_id: "compute-image".into(),
+        upgrading_label: "crus-upgrading".into(),
+        workload_manager_type: "slurm".into(),
+    }
+}
+
+/// A policy whose boot timeout suits the sim's default 4-minute boots.
+pub fn policy() -> RolloutPolicy {
+    RolloutPolicy {
+        boot_timeout: Duration::from_secs(15 * 60),
+        ..RolloutPolicy::default()
+    }
+}
+
+/// A tokio clock starting at a fixed time.
+pub fn clock() -> Arc<TokioClock> {
+    Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)))
+}
+
+/// A simulated cluster on `clock`.
+pub fn sim(config: SimConfig, clock: &Arc<TokioClock>) -> SimCluster {
+    SimCluster::new(config, clock.clone() as Arc<dyn Clock>).expect("a valid sim config")
+}
+
+/// A controller for `sim` on `store`.
+pub fn controller(
+    sim: &SimCluster,
+    store: Arc<dyn SessionStore>,
+    clock: &Arc<TokioClock>,
+) -> Controller {
+    Controller::new(
+        sim.ports(),
+        store,
+        clock.clone(),
+        ControllerConfig::default(),
+    )
+}
+
+/// A fresh in-memory store.
+pub fn memory_store() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// Checks the invariants DESIGN.md lists for a session that ran to completion
+/// on `sim`, and returns a description of the first one broken.
+pub fn check_completed(state: &RolloutState, sim: &SimCluster, step: u32) -> Result<(), String> {
+    let report = sim.report();
+    if !state.completed {
+        return Err("session did not complete".into());
+    }
+    if report.max_out_of_service > step as usize {
+        return Err(format!(
+            "{} nodes out of service at once, step is {step}",
+            report.max_out_of_service
+        ));
+    }
+    if report.reboots_with_running_jobs != 0 {
+        return Err(format!(
+            "{} reboots of nodes running jobs",
+            report.reboots_with_running_jobs
+        ));
+    }
+    let mut starting: Vec<NodeId> = sim.group("compute").unwrap_or_default();
+    starting.sort();
+    let mut in_session: Vec<NodeId> = state.nodes.iter().map(|node| node.id.clone()).collect();
+    in_session.sort();
+    if starting != in_session {
+        return Err("the session's nodes are not the starting group".into());
+    }
+    for node in &state.nodes {
+        if !matches!(node.phase, NodePhase::Done | NodePhase::Failed) {
+            return Err(format!(
+                "node {} ended {:?}, neither upgraded nor failed",
+                node.id, node.phase
+            ));
+        }
+        let boots = sim.boot_count(&node.id);
+        if node.phase == NodePhase::Done && boots != 1 {
+            return Err(format!("upgraded node {} booted {boots} times", node.id));
+        }
+        if boots > 1 {
+            return Err(format!("node {} booted {boots} times", node.id));
+        }
+    }
+    let failed: BTreeSet<NodeId> = state
+        .nodes
+        .iter()
+        .filter(|node| node.phase == NodePhase::Failed)
+        .map(|node| node.id.clone())
+        .collect();
+    let failed_group: BTreeSet<NodeId> = sim
+        .group("crus-failed")
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if failed != failed_group {
+        return Err(format!(
+            "failed group {failed_group:?} is not the failed nodes {failed:?}"
+        ));
+    }
+    let failed_marked: BTreeSet<NodeId> = sim.failed_marked_nodes().into_iter().collect();
+    if failed_marked != failed {
+        return Err(format!(
+            "nodes marked failed in the workload manager {failed_marked:?} are not the failed nodes {failed:?}"
+        ));
+    }
+    let left_drained: Vec<NodeId> = sim
+        .drained_nodes()
+        .into_iter()
+        .filter(|node| !failed.contains(node))
+        .collect();
+    if !left_drained.is_empty() {
+        return Err(format!("nodes left drained: {left_drained:?}"));
+    }
+    if !sim.group("crus-upgrading").unwrap_or_default().is_empty() {
+        return Err("the upgrading group is not empty".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! A controller that stops at any point is resumed by a new one on the same
+//! store and the same cluster: the session completes and every node is booted
+//! exactly once.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crus_backends::sim::{SimConfig, SyntheticWorkload, Workload};
+use crus_core::Result;
+use crus_core::controller::Controller;
+use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootStatus, Ports};
+use crus_core::rollout::{NodePhase, Stage};
+use crus_core::store::{Revision, SessionRecord, SessionStore, Versioned};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use common::*;
+
+/// A store whose process "dies" right after its `writes`-th write lands:
+/// that write is stored, and the call never returns.
+struct DyingStore {
+    inner: Arc<dyn SessionStore>,
+    writes_left: AtomicU64,
+    died: Arc<Notify>,
+}
+
+#[async_trait]
+impl SessionStore for DyingStore {
+    async fn create(&self, record: &SessionRecord) -> Result<Revision> {
+        self.inner.create(record).await
+    }
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        self.inner.get(upgrade_id).await
+    }
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        self.inner.list().await
+    }
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
+        let revision = self.inner.update(record, expected).await?;
+        if self.writes_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.died.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(revision)
+    }
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        self.inner.delete(upgrade_id, expected).await
+    }
+}
+
+/// A boot orchestrator whose process "dies" right after it started a boot:
+/// the boot runs, its answer is lost.
+struct LosesBootAnswer {
+    inner: Arc<dyn BootOrchestrator>,
+    died: Arc<Notify>,
+}
+
+#[async_trait]
+impl BootOrchestrator for LosesBootAnswer {
+    async fn template_exists(&self, template: &str) -> Result<bool> {
+        self.inner.template_exists(template).await
+    }
+    async fn start_boot(&self, request: &BootRequest) -> Result<BootHandle> {
+        self.inner.start_boot(request).await?;
+        self.died.notify_one();
+        std::future::pending().await
+    }
+    async fn boot_status(&self, handle: &BootHandle) -> Result<Vec<NodeBootStatus>> {
+        self.inner.boot_status(handle).await
+    }
+}
+
+fn busy_cluster(nodes: usize, seed: u64) -> SimConfig {
+    SimConfig {
+        nodes,
+        seed,
+        workload: Workload::synthetic(&SyntheticWorkload {
+            nodes,
+            seed,
+            duration: Duration::from_secs(3 * 24 * 3600),
+            ..SyntheticWorkload::default()
+        }),
+        ..SimConfig::default()
+    }
+}
+
+/// Runs `first` until it dies, then a fresh controller on `store` to the end.
+async fn die_and_resume(
+    first: Controller,
+    second: Controller,
+    upgrade_id: Uuid,
+    died: Arc<Notify>,
+) -> bool {
+    let stopped_early = tokio::select! {
+        result = first.drive(upgrade_id) => { result.expect("drive"); false }
+        () = died.notified() => true,
+    };
+    drop(first);
+    second
+        .drive(upgrade_id)
+        .await
+        .expect("the resumed controller drives the session to its end");
+    stopped_early
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_after_any_write_loses_nothing_and_boots_nothing_twice() {
+    let step = 4;
+    let mut stop_points = 0;
+    for writes in [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144] {
+        let clock = clock();
+        let sim = sim(busy_cluster(16, writes), &clock);
+        tokio::time::sleep(Duration::from_secs(4 * 3600)).await; // let jobs fill the cluster
+        let memory = memory_store();
+        let died = Arc::new(Notify::new());
+        let dying = Arc::new(DyingStore {
+            inner: memory.clone(),
+            writes_left: AtomicU64::new(writes),
+            died: died.clone(),
+        });
+        let first = controller(&sim, dying, &clock);
+        let session = first.create_session(spec(step), policy()).await.unwrap();
+        let second = controller(&sim, memory.clone(), &clock);
+        if die_and_resume(first, second, session.upgrade_id, died).await {
+            stop_points += 1;
+        }
+        let state = memory
+            .get(session.upgrade_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .rollout;
+        check_completed(&state, &sim, step)
+            .unwrap_or_else(|broken| panic!("stopped after write {writes}: {broken}"));
+        assert_eq!(
+            state.count(NodePhase::Done),
+            16,
+            "stopped after write {writes}"
+        );
+    }
+    assert!(
+        stop_points >= 8,
+        "most stop points fall inside the session ({stop_points})"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_while_a_boot_starts_finds_that_boot_again() {
+    let step = 4;
+    let clock = clock();
+    let sim = sim(busy_cluster(12, 3), &clock);
+    tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+    let store = memory_store();
+    let died = Arc::new(Notify::new());
+    let real_ports = sim.ports();
+    let ports = Ports {
+        boot_orchestrator: Arc::new(LosesBootAnswer {
+            inner: real_ports.boot_orchestrator.clone(),
+            died: died.clone(),
+        }),
+        ..real_ports
+    };
+    let first = Controller::new(ports, store.clone(), clock.clone(), Default::default());
+    let session = first.create_session(spec(step), policy()).await.unwrap();
+    let second = controller(&sim, store.clone(), &clock);
+    assert!(
+        die_and_resume(first, second, session.upgrade_id, died).await,
+        "the first controller died in a boot"
+    );
+
+    let state = store
+        .get(session.upgrade_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .rollout;
+    assert_eq!(state.stage, Stage::Finished);
+    check_completed(&state, &sim, step).unwrap();
+    assert!(
+        sim.report().boots == 12,
+        "each of the 12 nodes booted once, got {}",
+        sim.report().boots
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_all_picks_up_every_unfinished_session() {
+    let clock = clock();
+    let sim = sim(
+        SimConfig {
+            nodes: 8,
+            ..SimConfig::default()
+        },
+        &clock,
+    );
+    let store = memory_store();
+    let first = controller(&sim, store.clone(), &clock);
+    let session = first.create_session(spec(2), policy()).await.unwrap();
+    first.start(session.upgrade_id);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(first); // stops its session task mid-step
+    let record = store.get(session.upgrade_id).await.unwrap().unwrap().value;
+    assert!(!record.rollout.completed);
+    assert!(record.rollout.out_of_service() > 0, "stopped mid-step");
+
+    let second = controller(&sim, store.clone(), &clock);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    while !store
+        .get(session.upgrade_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .rollout
+        .completed
+    {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    let state = store
+        .get(session.upgrade_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .rollout;
+    check_completed(&state, &sim, 2).unwrap();
+    assert_eq!(
+        second.resume_all().await.unwrap(),
+        0,
+        "a finished session is not resumed"
+    );
+}
