@@ -133,7 +133,6 @@ fn load_workload(args: &DemoArgs) -> Result<Workload, DemoError> {
         })),
         Some(path) => {
             Workload::from_swf_file(&PathBuf::from(path)).map_err(|error| DemoError::Trace {
-                path: path.to_string(),
                 message: error.to_string(),
             })
         }
