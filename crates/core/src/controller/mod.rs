@@ -120,6 +120,116 @@ impl Controller {
         &self.inner.ports
     }
 
+    /// Checks `spec` against the site before anything is created: what CRUS
+    /// accepted and then retried forever is refused here with a reason per field.
+    ///
+    /// - the three labels name three different groups;
+    /// - the starting group exists and has members;
+    /// - the boot orchestrator knows the template;
+    /// - no node of the starting group belongs to another unfinished session.
+    pub async fn check_new_session(
+        &self,
+        spec: &SessionSpec,
+    ) -> std::result::Result<(), CreateError> {
+        let mut errors = spec.label_errors();
+        let members = match self
+            .inner
+            .ports
+            .inventory
+            .group_members(&spec.starting_label)
+            .await
+        {
+            Ok(members) => members,
+            Err(Error::NotFound { .. }) => {
+                errors
+                    .entry("starting_label".to_string())
+                    .or_default()
+                    .push(format!(
+                        "Group '{}' does not exist in the inventory.",
+                        spec.starting_label
+                    ));
+                Vec::new()
+            }
+            Err(error) => return Err(CreateError::Backend(error)),
+        };
+        if members.is_empty() && !errors.contains_key("starting_label") {
+            errors
+                .entry("starting_label".to_string())
+                .or_default()
+                .push(format!(
+                    "Group '{}' has no members: there is nothing to upgrade.",
+                    spec.starting_label
+                ));
+        }
+        match self
+            .inner
+            .ports
+            .boot_orchestrator
+            .template_exists(&spec.upgrade_template_id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => errors
+                .entry("upgrade_template_id".to_string())
+                .or_default()
+                .push(format!(
+                    "The boot orchestrator has no template '{}'.",
+                    spec.upgrade_template_id
+                )),
+            Err(error) => return Err(CreateError::Backend(error)),
+        }
+        if !errors.is_empty() {
+            return Err(CreateError::Invalid(errors));
+        }
+        let members: std::collections::HashSet<&crate::node::NodeId> = members.iter().collect();
+        for record in self
+            .inner
+            .store
+            .list()
+            .await
+            .map_err(CreateError::Backend)?
+        {
+            let other = &record.value.rollout;
+            if other.stage == Stage::Finished {
+                continue;
+            }
+            // A session that has not taken its snapshot yet holds its whole starting group.
+            let overlapping = if other.nodes.is_empty() {
+                if other
+                    .spec
+                    .starting_label
+                    .eq_ignore_ascii_case(&spec.starting_label)
+                {
+                    members.len()
+                } else {
+                    match self
+                        .inner
+                        .ports
+                        .inventory
+                        .group_members(&other.spec.starting_label)
+                        .await
+                    {
+                        Ok(nodes) => nodes.iter().filter(|node| members.contains(node)).count(),
+                        Err(_) => 0,
+                    }
+                }
+            } else {
+                other
+                    .nodes
+                    .iter()
+                    .filter(|node| members.contains(&node.id))
+                    .count()
+            };
+            if overlapping > 0 {
+                return Err(CreateError::Overlap {
+                    other: other.upgrade_id,
+                    nodes: overlapping,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Stores a new session in state `CREATED` (it starts when [`Controller::start`]
     /// or [`Controller::drive`] takes it up).
     pub async fn create_session(
@@ -407,6 +517,25 @@ impl Controller {
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
+}
+
+/// Why a session was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The request names things the site does not have; messages by field.
+    #[error("invalid session: {0:?}")]
+    Invalid(crate::session::FieldErrors),
+    /// Nodes of the starting group belong to another unfinished session.
+    #[error("{nodes} node(s) of the starting group belong to unfinished session {other}")]
+    Overlap {
+        /// The other session.
+        other: Uuid,
+        /// How many nodes are shared.
+        nodes: usize,
+    },
+    /// A backend or the store failed while checking.
+    #[error(transparent)]
+    Backend(Error),
 }
 
 /// How a persist ended.

@@ -364,3 +364,62 @@ async fn deleting_a_finished_session_removes_it_at_once() {
             .is_none()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn new_sessions_are_checked_against_the_site() {
+    let mut inventory = MockInv::new();
+    inventory
+        .expect_group_members()
+        .returning(|label| match label {
+            "compute" => Ok(vec![NodeId::from("a"), NodeId::from("b")]),
+            "empty" => Ok(vec![]),
+            "half" => Ok(vec![NodeId::from("b"), NodeId::from("c")]),
+            other => Err(Error::not_found(format!("group '{other}'"))),
+        });
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists()
+        .returning(|template| Ok(template == "compute-image"));
+    let (controller, _store) = controller(inventory, MockWlm::new(), boot);
+
+    let invalid = |result: std::result::Result<(), CreateError>| match result {
+        Err(CreateError::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let mut missing = spec();
+    missing.starting_label = "nope".into();
+    missing.upgrade_template_id = "old-image".into();
+    let errors = invalid(controller.check_new_session(&missing).await);
+    assert_eq!(
+        errors["starting_label"],
+        ["Group 'nope' does not exist in the inventory."]
+    );
+    assert_eq!(
+        errors["upgrade_template_id"],
+        ["The boot orchestrator has no template 'old-image'."]
+    );
+
+    let mut empty = spec();
+    empty.starting_label = "empty".into();
+    let errors = invalid(controller.check_new_session(&empty).await);
+    assert!(errors["starting_label"][0].contains("no members"));
+
+    let mut same_labels = spec();
+    same_labels.failed_label = "upgrading".into();
+    let errors = invalid(controller.check_new_session(&same_labels).await);
+    assert!(errors["failed_label"][0].contains("upgrading_label"));
+
+    controller.check_new_session(&spec()).await.unwrap();
+    let first = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    let mut overlapping = spec();
+    overlapping.starting_label = "half".into();
+    match controller.check_new_session(&overlapping).await {
+        Err(CreateError::Overlap { other, nodes }) => {
+            assert_eq!(other, first.upgrade_id);
+            assert_eq!(nodes, 1);
+        }
+        other => panic!("expected an overlap, got {other:?}"),
+    }
+}
