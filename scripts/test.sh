@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the tests need (idempotently), then runs every test of the workspace.
+# Installs what the tests need (idempotently), then checks formatting and
+# lints and runs every test of the workspace. Exits non-zero on any failure.
 #
-# Later features add their system packages to SYSTEM_PACKAGES and their Python
-# tools to the virtualenv below; the script installs only what is missing.
+# Tests that need a real component start it themselves from what is installed
+# here, and fail loudly (naming this script) when it is missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+root=$(pwd)
 
-# Debian packages the tests need (real components are started by the tests themselves).
-SYSTEM_PACKAGES=()
+# Debian packages the tests need.
+SYSTEM_PACKAGES=(python3-venv)
+# Python tools the tests need, installed in a virtualenv under the build directory.
+PYTHON_PACKAGES=("schemathesis==4.32.5")
+VENV="$root/target/py"
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
 
 install_system_packages() {
     local missing=()
@@ -17,21 +26,45 @@ install_system_packages() {
     done
     if ((${#missing[@]})); then
         echo "==> installing system packages: ${missing[*]}"
-        local sudo=""
-        [[ $(id -u) -eq 0 ]] || sudo="sudo"
-        $sudo apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+        as_root apt-get update -q
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
 }
 
-if ((${#SYSTEM_PACKAGES[@]})); then
-    install_system_packages "${SYSTEM_PACKAGES[@]}"
-fi
+install_python_tools() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        echo "==> creating the test virtualenv in $VENV"
+        python3 -m venv "$VENV"
+    fi
+    local stamp="$VENV/.installed"
+    local wanted="${PYTHON_PACKAGES[*]}"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+        echo "==> installing Python tools: $wanted"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+        echo "$wanted" > "$stamp"
+    fi
+}
 
 if ! command -v cargo >/dev/null; then
     echo "error: cargo is not installed; install Rust (https://rustup.rs) and run again" >&2
     exit 1
 fi
+
+if command -v apt-get >/dev/null; then
+    install_system_packages "${SYSTEM_PACKAGES[@]}"
+else
+    echo "warning: no apt-get; make sure these are installed: ${SYSTEM_PACKAGES[*]}" >&2
+fi
+install_python_tools
+
+# Where the tests find the tools installed above.
+export CRUS_SCHEMATHESIS="$VENV/bin/schemathesis"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 echo "==> cargo test --workspace --all-features"
 cargo test --workspace --all-features

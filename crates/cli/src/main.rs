@@ -3,7 +3,9 @@
 //! The binary holds no domain logic: it parses arguments into settings and
 //! hands them to the library (`crus-core`, `crus-backends`).
 
+mod client;
 mod demo;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -22,12 +24,49 @@ struct Cli {
 enum Command {
     /// Run a rolling upgrade of a simulated cluster replaying a real job trace.
     Demo(demo::DemoArgs),
+    /// Serve the CRUS API, running sessions on the configured backends.
+    Serve(Box<serve::ServeArgs>),
+    /// Create, list, describe, delete and watch sessions on a CRUS API server.
+    Session {
+        /// What to do.
+        #[command(subcommand)]
+        command: client::SessionCommand,
+        /// The server.
+        #[command(flatten)]
+        connection: client::ConnectionArgs,
+    },
+    /// Print a shell completion script (e.g. `crus completions bash > /etc/bash_completion.d/crus`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(format!("cannot write to standard output: {error}")),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => demo::run(args).map_err(|error| error.to_string()),
+        Command::Serve(args) => serve::run(*args),
+        Command::Session {
+            command,
+            connection,
+        } => client::run(command, connection).map_err(|error| error.to_string()),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "crus", &mut script);
+            write_stdout(&script)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

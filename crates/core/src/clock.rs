@@ -14,6 +14,14 @@ use crate::time::Timestamp;
 pub trait Clock: Send + Sync + Debug {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// How long to wait in tokio time for `duration` to pass on this clock.
+    /// The identity, except for clocks that run faster than the wall clock
+    /// (a simulated cluster at `--sim-speed 600` waits 10 simulated seconds in
+    /// 1/60 s).
+    fn wall_duration(&self, duration: Duration) -> Duration {
+        duration
+    }
 }
 
 /// The real wall clock.

@@ -13,6 +13,7 @@ use super::config::SimConfig;
 use super::faulty::faulty_ports;
 use super::model::Model;
 use super::report::SimReport;
+use super::state_file::StateFile;
 
 /// Mixed into the seed of the port error draws so they do not repeat the
 /// model's own draws.
@@ -46,6 +47,10 @@ pub struct SimCluster {
     model: Arc<Mutex<Model>>,
     /// Where `now` comes from.
     clock: Arc<dyn Clock>,
+    /// Where every change made through a port is saved before the call
+    /// returns, so the cluster outlives the process; `None` keeps it in
+    /// memory only. See [`SimCluster::open_with_state_file`].
+    state_file: Option<Arc<StateFile>>,
 }
 
 /// A snapshot of a simulated cluster's whole state, to save (serde) and
@@ -96,7 +101,41 @@ impl SimCluster {
         SimCluster {
             model: Arc::new(Mutex::new(model)),
             clock,
+            state_file: None,
         }
+    }
+
+    /// This cluster, saving every change made through a port to `file`.
+    pub(super) fn persisting_to(self, file: Arc<StateFile>) -> Self {
+        SimCluster {
+            state_file: Some(file),
+            ..self
+        }
+    }
+
+    /// Runs `change` on the model advanced to now and, if it succeeded and
+    /// the cluster has a state file, saves the state before returning: a
+    /// change the caller has been told about survives a crash.
+    ///
+    /// A failed change changed nothing (every port call checks before it
+    /// changes), so it is not saved.
+    pub(super) async fn change<T: Send>(
+        &self,
+        change: impl FnOnce(&mut Model) -> crus_core::Result<T> + Send,
+    ) -> crus_core::Result<T> {
+        let (result, snapshot) = {
+            let mut model = self.lock();
+            let result = change(&mut model);
+            let snapshot = match (&result, &self.state_file) {
+                (Ok(_), Some(file)) => Some(file.snapshot(&model)),
+                _ => None,
+            };
+            (result, snapshot)
+        };
+        if let Some(snapshot) = snapshot {
+            snapshot?.save().await?;
+        }
+        result
     }
 
     /// The model, advanced to the clock's `now`.
@@ -222,6 +261,10 @@ impl fmt::Debug for SimCluster {
             .field("running_jobs", &model.running.len())
             .field("queued_jobs", &model.queue.len())
             .field("clock", &self.clock)
+            .field(
+                "state_file",
+                &self.state_file.as_ref().map(|file| file.path()),
+            )
             .finish_non_exhaustive()
     }
 }

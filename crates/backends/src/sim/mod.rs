@@ -6,6 +6,9 @@
 //!   ([`swf`], the bundled [`NASA_IPSC_TRACE`]) or a [`SyntheticWorkload`].
 //! - [`Faults`]: what goes wrong, as data; [`Faulty`] wraps any port to make
 //!   its calls fail at a seeded rate.
+//! - [`SimCluster::open_with_state_file`]: a cluster that saves itself after
+//!   every change, so it outlives the process; [`ScaledClock`]: simulated
+//!   time at a multiple of wall time that continues across restarts.
 //!
 //! The simulation is deterministic: every random draw comes from generators
 //! seeded by the configuration, and time is the clock's, so the same calls at
@@ -22,7 +25,9 @@ mod model;
 mod node;
 mod ports;
 mod report;
+mod scaled_clock;
 mod scheduler;
+mod state_file;
 pub mod swf;
 mod synthetic;
 mod topology;
@@ -32,6 +37,7 @@ pub use config::{SimConfig, Workload};
 pub use faults::{BOOT_FAILURE_REASON, Faults};
 pub use faulty::{Faulty, faulty_ports};
 pub use report::SimReport;
+pub use scaled_clock::ScaledClock;
 pub use swf::{NASA_IPSC_TRACE, SwfError, SwfTrace, TraceJob};
 pub use synthetic::SyntheticWorkload;
 pub use topology::{MAX_NODES, slurm_name};

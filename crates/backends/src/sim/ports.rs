@@ -3,6 +3,8 @@
 //! advancing the model to the clock's `now`.
 //!
 //! Every call is atomic: unknown ids are rejected before anything changes.
+//! Calls that change the cluster go through [`SimCluster::change`], which
+//! saves the state when the cluster has a state file.
 
 use async_trait::async_trait;
 use crus_core::ports::{
@@ -282,15 +284,16 @@ impl Inventory for SimCluster {
     }
 
     async fn create_group(&self, label: &str) -> Result<()> {
-        self.lock().create_group(label)
+        self.change(|model| model.create_group(label)).await
     }
 
     async fn add_members(&self, label: &str, nodes: &[NodeId]) -> Result<()> {
-        self.lock().add_members(label, nodes)
+        self.change(|model| model.add_members(label, nodes)).await
     }
 
     async fn remove_members(&self, label: &str, nodes: &[NodeId]) -> Result<()> {
-        self.lock().remove_members(label, nodes)
+        self.change(|model| model.remove_members(label, nodes))
+            .await
     }
 
     async fn node_facts(&self, nodes: &[NodeId]) -> Result<Vec<NodeFacts>> {
@@ -301,15 +304,15 @@ impl Inventory for SimCluster {
 #[async_trait]
 impl WorkloadManager for SimCluster {
     async fn drain(&self, nodes: &[NodeId], reason: &str) -> Result<()> {
-        self.lock().drain(nodes, reason)
+        self.change(|model| model.drain(nodes, reason)).await
     }
 
     async fn resume(&self, nodes: &[NodeId]) -> Result<()> {
-        self.lock().resume(nodes)
+        self.change(|model| model.resume(nodes)).await
     }
 
     async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()> {
-        self.lock().fail(nodes, reason)
+        self.change(|model| model.fail(nodes, reason)).await
     }
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
@@ -324,7 +327,7 @@ impl BootOrchestrator for SimCluster {
     }
 
     async fn start_boot(&self, request: &BootRequest) -> Result<BootHandle> {
-        self.lock().start_boot(request)
+        self.change(|model| model.start_boot(request)).await
     }
 
     async fn boot_status(&self, handle: &BootHandle) -> Result<Vec<NodeBootStatus>> {
@@ -334,7 +337,7 @@ impl BootOrchestrator for SimCluster {
     }
 
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {
-        self.lock().cancel_boot(handle)
+        self.change(|model| model.cancel_boot(handle)).await
     }
 }
 
@@ -345,6 +348,6 @@ impl PowerControl for SimCluster {
     }
 
     async fn power(&self, nodes: &[NodeId], operation: PowerOperation) -> Result<()> {
-        self.lock().power(nodes, operation)
+        self.change(|model| model.power(nodes, operation)).await
     }
 }

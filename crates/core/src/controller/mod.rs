@@ -42,6 +42,8 @@ pub struct ControllerConfig {
     /// How often a running session re-reads its record for operator requests
     /// written by another process (in-process requests wake it at once).
     pub command_poll_interval: Duration,
+    /// The policy of sessions created without one (from the server's configuration).
+    pub default_policy: RolloutPolicy,
 }
 
 impl Default for ControllerConfig {
@@ -49,6 +51,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             retry: RetryPolicy::default(),
             command_poll_interval: Duration::from_secs(5),
+            default_policy: RolloutPolicy::default(),
         }
     }
 }
@@ -113,6 +116,11 @@ impl Controller {
     /// The store sessions are kept in.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
+    }
+
+    /// The policy of sessions created without one.
+    pub fn default_policy(&self) -> &RolloutPolicy {
+        &self.inner.config.default_policy
     }
 
     /// The ports the controller acts through.
@@ -388,7 +396,7 @@ impl Controller {
                         Ok(output) => rollout.handle_outcome(clock.now(), id, Ok(output)),
                     }
                 }
-                () = tokio::time::sleep(wake_at.saturating_since(now)) => {
+                () = tokio::time::sleep(clock.wall_duration(wake_at.saturating_since(now))) => {
                     let now = clock.now();
                     if now >= next_command_check {
                         next_command_check = now + self.inner.config.command_poll_interval;

@@ -11,19 +11,43 @@ pub const SUPPORTED_WORKLOAD_MANAGERS: &[&str] = &["slurm"];
 /// A request to upgrade every node of `starting_label`, `upgrade_step_size` at a time.
 ///
 /// Field names and JSON shape are exactly those of the CRUS `Session` schema.
+// The OpenAPI document names it `Session`, as CRUS did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Session))]
 pub struct SessionSpec {
     /// Inventory group that receives every node whose upgrade failed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, example = "nodes-that-failed")
+    )]
     pub failed_label: String,
     /// Inventory group holding every node to upgrade.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, example = "nodes-to-upgrade")
+    )]
     pub starting_label: String,
     /// Largest number of nodes taken out of service at once.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Int64, minimum = 1, maximum = 4294967295_u32, example = 30)
+    )]
     pub upgrade_step_size: u32,
     /// Boot orchestrator template (BOS session template) the nodes are booted with.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, example = "my-bos-session-template")
+    )]
     pub upgrade_template_id: String,
     /// Inventory group that holds the nodes of the step being upgraded.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, example = "nodes-currently-upgrading")
+    )]
     pub upgrading_label: String,
     /// Workload manager type; only `slurm` is supported, as in CRUS.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "slurm"))]
     pub workload_manager_type: String,
 }
 

@@ -14,6 +14,8 @@ pub const KIND: &str = "ComputeUpgradeSession";
 /// A session's state, in CRUS's vocabulary. More detail goes in additive
 /// fields, never in a new value here, so CRUS clients keep working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = "UPDATING"))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionState {
     /// Accepted, not yet picked up by a controller.
@@ -49,30 +51,46 @@ impl std::fmt::Display for SessionState {
 /// Fields are declared in the order CRUS emits them, so the JSON matches the
 /// published examples byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionStatus {
     /// Version of the API that created the session.
+    #[cfg_attr(feature = "openapi", schema(example = "2.71.828"))]
     pub api_version: String,
     /// Whether the session has finished.
     pub completed: bool,
     /// Group receiving the nodes whose upgrade failed.
+    #[cfg_attr(feature = "openapi", schema(example = "nodes-that-failed"))]
     pub failed_label: String,
     /// Always [`KIND`].
+    #[cfg_attr(feature = "openapi", schema(example = "ComputeUpgradeSession"))]
     pub kind: String,
     /// Progress told in plain sentences, oldest first.
     pub messages: Vec<String>,
     /// Group holding every node to upgrade.
+    #[cfg_attr(feature = "openapi", schema(example = "nodes-to-upgrade"))]
     pub starting_label: String,
     /// Current state.
     pub state: SessionState,
     /// The session's id (UUID v4).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "c926acf6-b5c6-411e-ba6c-ea0448cab2ee")
+    )]
     pub upgrade_id: Uuid,
     /// Largest number of nodes out of service at once.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Int64, maximum = 4294967295_u32, example = 30)
+    )]
     pub upgrade_step_size: u32,
     /// Boot template the nodes are booted with.
+    #[cfg_attr(feature = "openapi", schema(example = "my-bos-session-template"))]
     pub upgrade_template_id: String,
     /// Group holding the nodes of the step being upgraded.
+    #[cfg_attr(feature = "openapi", schema(example = "nodes-currently-upgrading"))]
     pub upgrading_label: String,
     /// Workload manager type.
+    #[cfg_attr(feature = "openapi", schema(example = "slurm"))]
     pub workload_manager_type: String,
 }
 

@@ -1,0 +1,393 @@
+//! `SqliteStore`: sessions in one SQLite file, the embedded default
+//! [`SessionStore`] of `crus serve`.
+//!
+//! Each session is one row holding its record as JSON. Revisions come from a
+//! store-wide counter in the one-row `meta` table, bumped in the same
+//! transaction as the write it numbers, so they strictly increase across all
+//! records and a deleted then re-created session never reuses one.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction: the revision check and
+//! the write both happen under SQLite's write lock, so two processes sharing
+//! the file (two servers by mistake, or a server and an admin tool) cannot
+//! both win a compare-and-swap. The file is in WAL mode with
+//! `synchronous=FULL`, so a write that returned is on disk: the controller
+//! acts on a transition only once it is committed.
+//!
+//! rusqlite is blocking, so each call runs on tokio's blocking pool with the
+//! store's one connection, which is locked only inside that blocking task.
+
+mod error;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crus_core::store::{Revision, SessionRecord, SessionStore, Versioned};
+use crus_core::{Result, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use uuid::Uuid;
+
+use error::{At, SqliteError};
+
+/// How long a statement waits for another connection's write lock before
+/// failing with a retryable [`crus_core::Error::Unavailable`]. Writes are
+/// single small rows, so holding the lock this long means something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sessions in one SQLite file (WAL, fully synchronous), shared safely by
+/// several processes.
+///
+/// ```no_run
+/// # async fn example() -> crus_core::Result<()> {
+/// use crus_backends::sqlite::SqliteStore;
+/// use crus_core::store::SessionStore;
+///
+/// let store = SqliteStore::open(std::path::Path::new("/var/lib/crus/sessions.db"))?;
+/// store.ping().await?;
+/// println!("{} sessions", store.list().await?.len());
+/// # Ok(())
+/// # }
+/// ```
+pub struct SqliteStore {
+    /// The store's one connection. rusqlite connections cannot be shared
+    /// between threads, and one connection serialises this process's writes,
+    /// which is what a compare-and-swap needs anyway; shared with the
+    /// blocking tasks that use it.
+    connection: Arc<Mutex<Connection>>,
+    /// Where the store lives, for error messages (`:memory:` in memory).
+    location: Arc<str>,
+}
+
+impl SqliteStore {
+    /// Opens the store in the SQLite file at `path`, creating the file and
+    /// its tables if they are missing.
+    ///
+    /// Blocks while opening (at most a few seconds, if another process holds
+    /// the file's write lock); call it before serving, or on a blocking thread.
+    ///
+    /// [`crus_core::Error::Other`] when the file cannot be created or opened,
+    /// is not a crus session database, or was written by a newer crus whose
+    /// schema this build does not know.
+    pub fn open(path: &Path) -> Result<Self> {
+        let location: Arc<str> = Arc::from(path.display().to_string());
+        let mut connection = Connection::open(path).at(&location)?;
+        schema::configure(&connection, &location, true)?;
+        schema::prepare(&mut connection, &location)?;
+        Ok(SqliteStore::from_connection(connection, location))
+    }
+
+    /// A store in memory, lost when dropped: for tests.
+    pub fn open_in_memory() -> Result<Self> {
+        let location: Arc<str> = Arc::from(":memory:");
+        let mut connection = Connection::open_in_memory().at(&location)?;
+        schema::configure(&connection, &location, false)?;
+        schema::prepare(&mut connection, &location)?;
+        Ok(SqliteStore::from_connection(connection, location))
+    }
+
+    fn from_connection(connection: Connection, location: Arc<str>) -> Self {
+        SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+            location,
+        }
+    }
+
+    /// Checks that the database answers, for readiness probes: one indexed
+    /// read of the `meta` row (as cheap as `SELECT 1`, but it reads the file,
+    /// so a deleted or unreadable file fails it).
+    pub async fn ping(&self) -> Result<()> {
+        self.run(|connection, location| {
+            connection
+                .query_row("SELECT schema_version FROM meta WHERE id = 1", [], |_| {
+                    Ok(())
+                })
+                .at(location)
+        })
+        .await
+    }
+
+    /// Runs `operation` with the connection on tokio's blocking pool.
+    ///
+    /// If the caller stops waiting, the operation still runs to its end, so
+    /// a transaction is either committed or rolled back, never left open.
+    async fn run<T, F>(&self, operation: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Arc<str>) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        let location = Arc::clone(&self.location);
+        let task_location = Arc::clone(&self.location);
+        let outcome =
+            tokio::task::spawn_blocking(move || operation(&mut lock(&connection), &task_location))
+                .await;
+        match outcome {
+            Ok(result) => result.map_err(Into::into),
+            Err(source) => Err(SqliteError::Worker { location, source }.into()),
+        }
+    }
+}
+
+/// The connection, even if a thread panicked while holding it: a panic
+/// inside a transaction drops the `Transaction`, which rolls it back, so the
+/// connection is left with no transaction open and is safe to reuse.
+fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    connection.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts a transaction that holds the write lock from its first statement,
+/// so that the revision it reads cannot change before it writes.
+fn write_transaction<'c>(
+    connection: &'c mut Connection,
+    location: &Arc<str>,
+) -> Result<Transaction<'c>, SqliteError> {
+    connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at(location)
+}
+
+/// The revision of session `id`, if it exists.
+fn current_revision(
+    connection: &Connection,
+    location: &Arc<str>,
+    id: Uuid,
+) -> Result<Option<Revision>, SqliteError> {
+    let stored: Option<i64> = connection
+        .query_row(
+            "SELECT revision FROM sessions WHERE upgrade_id = ?1",
+            [id.to_string()],
+            |row| row.get(0),
+        )
+        .optional()
+        .at(location)?;
+    stored
+        .map(|revision| revision_of(location, &id.to_string(), revision))
+        .transpose()
+}
+
+/// Bumps the store-wide counter and returns the new revision. Only inside a
+/// write transaction, so the bump commits or rolls back with the write.
+fn next_revision(
+    transaction: &Transaction<'_>,
+    location: &Arc<str>,
+) -> Result<Revision, SqliteError> {
+    let revision: Option<i64> = transaction
+        .query_row(
+            "UPDATE meta SET last_revision = last_revision + 1 WHERE id = 1 RETURNING last_revision",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .at(location)?;
+    match revision.map(u64::try_from) {
+        Some(Ok(revision)) => Ok(Revision(revision)),
+        Some(Err(_)) => Err(SqliteError::DamagedMeta {
+            location: Arc::clone(location),
+            problem: "its revision counter is negative".to_string(),
+        }),
+        None => Err(SqliteError::DamagedMeta {
+            location: Arc::clone(location),
+            problem: "its meta row is missing".to_string(),
+        }),
+    }
+}
+
+/// A stored revision, which a healthy file never has negative.
+fn revision_of(location: &Arc<str>, id: &str, stored: i64) -> Result<Revision, SqliteError> {
+    u64::try_from(stored)
+        .map(Revision)
+        .map_err(|_| SqliteError::DamagedRecord {
+            location: Arc::clone(location),
+            upgrade_id: id.to_string(),
+            problem: format!("its revision {stored} is negative"),
+        })
+}
+
+/// A revision as SQLite stores it. Revisions come from the `meta` counter,
+/// itself an SQLite integer, so they always fit.
+fn stored_revision(location: &Arc<str>, revision: Revision) -> Result<i64, SqliteError> {
+    i64::try_from(revision.0).map_err(|_| SqliteError::DamagedMeta {
+        location: Arc::clone(location),
+        problem: format!("revision {} does not fit an SQLite integer", revision.0),
+    })
+}
+
+/// The record of a row, checked to be the session the row is keyed by.
+fn decode(
+    location: &Arc<str>,
+    id: &str,
+    revision: i64,
+    json: &str,
+) -> Result<Versioned<SessionRecord>, SqliteError> {
+    let damaged = |problem: String| SqliteError::DamagedRecord {
+        location: Arc::clone(location),
+        upgrade_id: id.to_string(),
+        problem,
+    };
+    let value: SessionRecord = serde_json::from_str(json)
+        .map_err(|error| damaged(format!("its record is not a valid session ({error})")))?;
+    if value.upgrade_id().to_string() != id {
+        return Err(damaged(format!(
+            "its record belongs to session {}",
+            value.upgrade_id()
+        )));
+    }
+    Ok(Versioned {
+        value,
+        revision: revision_of(location, id, revision)?,
+    })
+}
+
+fn encode(record: &SessionRecord) -> Result<String, SqliteError> {
+    serde_json::to_string(record).map_err(|source| SqliteError::Encode {
+        upgrade_id: record.upgrade_id().to_string(),
+        source,
+    })
+}
+
+fn changed_since(id: Uuid, expected: Revision, current: Revision) -> SqliteError {
+    SqliteError::Conflict(format!(
+        "session {id} changed since revision {} (now {}); re-read it and retry",
+        expected.0, current.0
+    ))
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, record: &SessionRecord) -> Result<Revision> {
+        let id = record.upgrade_id();
+        let json = encode(record)?;
+        let created_at = Timestamp::now().to_string();
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            if let Some(current) = current_revision(&transaction, location, id)? {
+                return Err(SqliteError::Conflict(format!(
+                    "session {id} exists already (at revision {})",
+                    current.0
+                )));
+            }
+            let revision = next_revision(&transaction, location)?;
+            transaction
+                .execute(
+                    "INSERT INTO sessions (upgrade_id, revision, record, created_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        id.to_string(),
+                        stored_revision(location, revision)?,
+                        json,
+                        created_at
+                    ],
+                )
+                .at(location)?;
+            transaction.commit().at(location)?;
+            Ok(revision)
+        })
+        .await
+    }
+
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        self.run(move |connection, location| {
+            let id = upgrade_id.to_string();
+            let row: Option<(i64, String)> = connection
+                .query_row(
+                    "SELECT revision, record FROM sessions WHERE upgrade_id = ?1",
+                    [&id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .at(location)?;
+            row.map(|(revision, json)| decode(location, &id, revision, &json))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        // One damaged record fails the whole list rather than being skipped:
+        // the controller resumes every listed session, and silently losing
+        // one would leave its nodes drained with nobody looking after them.
+        self.run(|connection, location| {
+            let mut statement = connection
+                .prepare("SELECT upgrade_id, revision, record FROM sessions ORDER BY upgrade_id")
+                .at(location)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .at(location)?;
+            let mut records = Vec::new();
+            for row in rows {
+                let (id, revision, json) = row.at(location)?;
+                records.push(decode(location, &id, revision, &json)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
+        let id = record.upgrade_id();
+        let json = encode(record)?;
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            match current_revision(&transaction, location, id)? {
+                None => return Err(SqliteError::NotFound(format!("session {id}"))),
+                Some(current) if current != expected => {
+                    return Err(changed_since(id, expected, current));
+                }
+                Some(_) => {}
+            }
+            let revision = next_revision(&transaction, location)?;
+            transaction
+                .execute(
+                    "UPDATE sessions SET revision = ?2, record = ?3 WHERE upgrade_id = ?1",
+                    params![id.to_string(), stored_revision(location, revision)?, json],
+                )
+                .at(location)?;
+            transaction.commit().at(location)?;
+            Ok(revision)
+        })
+        .await
+    }
+
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            match current_revision(&transaction, location, upgrade_id)? {
+                // Already gone: deleting is idempotent. Dropping the
+                // transaction rolls back nothing.
+                None => return Ok(()),
+                Some(current) if current != expected => {
+                    return Err(changed_since(upgrade_id, expected, current));
+                }
+                Some(_) => {}
+            }
+            transaction
+                .execute(
+                    "DELETE FROM sessions WHERE upgrade_id = ?1",
+                    [upgrade_id.to_string()],
+                )
+                .at(location)?;
+            transaction.commit().at(location)
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}

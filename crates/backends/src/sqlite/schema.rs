@@ -1,0 +1,133 @@
+//! The session database's tables, and how a connection is set up on them:
+//! pragmas first, then the schema created or its version checked.
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::BUSY_TIMEOUT;
+use super::error::{At, SqliteError};
+
+/// The schema version this build reads and writes. Bump it with every change
+/// to the tables, and teach [`prepare`] to migrate each older version: a file
+/// whose version is newer than this is refused, not guessed at.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// The tables of version 1.
+///
+/// `meta` has exactly one row (`id = 1`); it holds the schema version, which
+/// every later version keeps in the same place so that an old build can
+/// always read it and refuse, and the store-wide revision counter.
+/// `sessions.created_at` is informational (RFC 3339, wall clock).
+const CREATE_TABLES: &str = "
+    CREATE TABLE meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        schema_version INTEGER NOT NULL,
+        last_revision INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        upgrade_id TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        created_at TEXT
+    );
+    INSERT INTO meta (id, schema_version, last_revision) VALUES (1, 1, 0);
+";
+
+/// Sets the pragmas every connection needs. `on_disk` is false for an
+/// in-memory database, which has no journal to configure.
+pub(super) fn configure(
+    connection: &Connection,
+    location: &Arc<str>,
+    on_disk: bool,
+) -> Result<(), SqliteError> {
+    // Set first, so that the schema check below already waits for another
+    // process that is creating the same file instead of failing at once.
+    connection.busy_timeout(BUSY_TIMEOUT).at(location)?;
+    if on_disk {
+        // WAL lets readers proceed while a writer commits; the mode is stored
+        // in the file, so this is a no-op after the first open.
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .at(location)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Some file systems (network ones) cannot do WAL; the rollback
+            // journal SQLite keeps instead is just as safe, only slower.
+            tracing::warn!(
+                database = %location,
+                journal_mode = %mode,
+                "could not switch the session database to WAL mode; writers will block readers"
+            );
+        }
+    }
+    // FULL syncs the WAL on every commit: a write that returned survives a
+    // power loss, because the controller acts on a transition only once it
+    // is committed. (NORMAL, the usual WAL choice, may lose the last commits.)
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .at(location)?;
+    Ok(())
+}
+
+/// Creates the tables in an empty database, or checks that an existing one
+/// has a schema this build knows.
+///
+/// Runs in an IMMEDIATE transaction so that two processes opening a new file
+/// at once do not both create the tables.
+pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Result<(), SqliteError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at(location)?;
+    let has_meta: bool = transaction
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+            [],
+            |row| row.get(0),
+        )
+        .at(location)?;
+    if has_meta {
+        let version: Option<i64> = transaction
+            .query_row("SELECT schema_version FROM meta WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .at(location)?;
+        match version {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(SqliteError::NewerSchema {
+                    location: Arc::clone(location),
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            Some(found) => {
+                return Err(SqliteError::DamagedMeta {
+                    location: Arc::clone(location),
+                    problem: format!("its schema version {found} is not one crus ever wrote"),
+                });
+            }
+            None => {
+                return Err(SqliteError::DamagedMeta {
+                    location: Arc::clone(location),
+                    problem: "its meta row is missing".to_string(),
+                });
+            }
+        }
+    } else {
+        let tables: i64 = transaction
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                [],
+                |row| row.get(0),
+            )
+            .at(location)?;
+        if tables > 0 {
+            return Err(SqliteError::Foreign {
+                location: Arc::clone(location),
+            });
+        }
+        transaction.execute_batch(CREATE_TABLES).at(location)?;
+    }
+    transaction.commit().at(location)
+}

@@ -1,0 +1,291 @@
+//! The SQLite store against the conformance suite, and what only a file can
+//! show: durability across reopening, two stores on one file, damage.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crus_core::Error;
+use crus_core::Timestamp;
+use crus_core::rollout::{Rollout, RolloutPolicy};
+use crus_core::session::SessionSpec;
+use crus_core::store::{Desired, SessionRecord, SessionStore};
+use crus_core::testkit::session_store::{concurrent_updates_from_tasks_one_wins, run_all};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use super::schema::SCHEMA_VERSION;
+
+/// A valid record for session `id`, built as the core testkit builds its own.
+fn test_record(id: Uuid) -> SessionRecord {
+    let spec = SessionSpec {
+        failed_label: "failed".into(),
+        starting_label: "compute".into(),
+        upgrade_step_size: 2,
+        upgrade_template_id: "compute-image".into(),
+        upgrading_label: "upgrading".into(),
+        workload_manager_type: "slurm".into(),
+    };
+    SessionRecord {
+        rollout: Rollout::new(id, spec, RolloutPolicy::default(), Timestamp::EPOCH)
+            .state()
+            .clone(),
+        desired: Desired::default(),
+    }
+}
+
+/// A fresh directory and the path of a database file in it (not created yet).
+fn database() -> (TempDir, PathBuf) {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("sessions.db");
+    (directory, path)
+}
+
+/// Opens `path` with plain rusqlite, to damage it as a crash or a person might.
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[tokio::test]
+async fn a_file_store_passes_the_conformance_suite() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    run_all(&store, &test_record).await.unwrap();
+    assert!(
+        store.list().await.unwrap().is_empty(),
+        "every check cleans up"
+    );
+}
+
+#[tokio::test]
+async fn an_in_memory_store_passes_the_conformance_suite() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    run_all(&store, &test_record).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_store_has_one_winner_among_racing_tasks() {
+    let (_directory, path) = database();
+    let store: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&path).unwrap());
+    for _ in 0..20 {
+        concurrent_updates_from_tasks_one_wins(Arc::clone(&store), &test_record)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_in_memory_store_has_one_winner_among_racing_tasks() {
+    let store: Arc<dyn SessionStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    for _ in 0..20 {
+        concurrent_updates_from_tasks_one_wins(Arc::clone(&store), &test_record)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn records_and_revisions_survive_reopening() {
+    let (_directory, path) = database();
+    let kept = test_record(Uuid::new_v4());
+    let deleted = test_record(Uuid::new_v4());
+    let (kept_revision, last_revision) = {
+        let store = SqliteStore::open(&path).unwrap();
+        let created = store.create(&kept).await.unwrap();
+        let mut changed = kept.clone();
+        changed.desired.delete = true;
+        let updated = store.update(&changed, created).await.unwrap();
+        let doomed = store.create(&deleted).await.unwrap();
+        store.delete(deleted.upgrade_id(), doomed).await.unwrap();
+        (updated, doomed)
+    };
+
+    let store = SqliteStore::open(&path).unwrap();
+    let found = store.get(kept.upgrade_id()).await.unwrap().unwrap();
+    assert_eq!(found.revision, kept_revision);
+    assert!(found.value.desired.delete);
+    assert_eq!(found.value.rollout, kept.rollout);
+    assert!(store.get(deleted.upgrade_id()).await.unwrap().is_none());
+    assert_eq!(store.list().await.unwrap().len(), 1);
+
+    // The counter survived too: even the deleted record's revision is not reused.
+    let recreated = store.create(&deleted).await.unwrap();
+    assert!(
+        recreated > last_revision,
+        "{recreated:?} after {last_revision:?}"
+    );
+    let rewritten = store.update(&found.value, found.revision).await.unwrap();
+    assert!(rewritten > recreated);
+}
+
+#[tokio::test]
+async fn two_stores_on_one_file_see_each_other_and_race_safely() {
+    let (_directory, path) = database();
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    let record = test_record(Uuid::new_v4());
+    let id = record.upgrade_id();
+
+    let created = first.create(&record).await.unwrap();
+    let seen = second.get(id).await.unwrap().unwrap();
+    assert_eq!(seen.revision, created);
+    assert_eq!(seen.value, record);
+    assert!(matches!(
+        second.create(&record).await.unwrap_err(),
+        Error::Conflict { .. }
+    ));
+
+    let mut changed = record.clone();
+    changed.desired.delete = true;
+    let updated = first.update(&changed, created).await.unwrap();
+    let error = second.update(&record, created).await.unwrap_err();
+    let Error::Conflict { what } = &error else {
+        panic!("a stale update should conflict, got {error:?}");
+    };
+    assert!(what.contains(&id.to_string()), "{what}");
+    assert!(
+        what.contains(&format!("revision {}", created.0))
+            && what.contains(&format!("now {}", updated.0)),
+        "{what}"
+    );
+    assert!(matches!(
+        second.delete(id, created).await.unwrap_err(),
+        Error::Conflict { .. }
+    ));
+
+    // Each store's writes take revisions from the one shared counter.
+    let other = test_record(Uuid::new_v4());
+    assert!(second.create(&other).await.unwrap() > updated);
+    assert_eq!(first.get(id).await.unwrap().unwrap().value, changed);
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_reported_by_id() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let healthy = test_record(Uuid::new_v4());
+    let damaged = test_record(Uuid::new_v4());
+    store.create(&healthy).await.unwrap();
+    store.create(&damaged).await.unwrap();
+    raw(&path)
+        .execute(
+            "UPDATE sessions SET record = '{\"rollout\": {\"upgrade_' WHERE upgrade_id = ?1",
+            [damaged.upgrade_id().to_string()],
+        )
+        .unwrap();
+
+    for error in [
+        store.get(damaged.upgrade_id()).await.unwrap_err(),
+        store.list().await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                error,
+                Error::Other {
+                    backend: "sqlite",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&damaged.upgrade_id().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("damaged"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+    // The other record still reads.
+    assert!(store.get(healthy.upgrade_id()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let (_directory, path) = database();
+    drop(SqliteStore::open(&path).unwrap());
+    raw(&path)
+        .execute("UPDATE meta SET schema_version = ?1", [SCHEMA_VERSION + 1])
+        .unwrap();
+
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Other {
+                backend: "sqlite",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("newer"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("version {}", SCHEMA_VERSION + 1)),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn files_that_are_not_session_databases_are_refused() {
+    let (directory, path) = database();
+    std::fs::write(&path, "sessions, but as plain text\n".repeat(100)).unwrap();
+    let message = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(message.contains("not a crus session database"), "{message}");
+
+    let foreign = directory.path().join("other.db");
+    raw(&foreign)
+        .execute_batch("CREATE TABLE inventory (name TEXT)")
+        .unwrap();
+    let message = SqliteStore::open(&foreign).unwrap_err().to_string();
+    assert!(message.contains("without crus's tables"), "{message}");
+
+    let nowhere = directory.path().join("missing").join("sessions.db");
+    let message = SqliteStore::open(&nowhere).unwrap_err().to_string();
+    assert!(message.contains("directory exists"), "{message}");
+}
+
+#[tokio::test]
+async fn the_file_is_in_wal_mode_and_fully_synchronous() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    store.ping().await.unwrap();
+    let mode: String = raw(&path)
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // `synchronous` is per connection: read the store's own.
+    let synchronous: i64 = super::lock(&store.connection)
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "FULL");
+}
+
+#[tokio::test]
+async fn a_long_held_write_lock_is_retryable() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let mut holder = raw(&path);
+    let transaction = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    // Waits the whole busy timeout (5 s) for the lock this test holds.
+    let error = store
+        .create(&test_record(Uuid::new_v4()))
+        .await
+        .unwrap_err();
+    drop(transaction);
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(matches!(
+        error,
+        Error::Unavailable {
+            backend: "sqlite",
+            ..
+        }
+    ));
+    assert!(error.to_string().contains("retry"), "{error}");
+    // Once the lock is released, writes go through again.
+    store.create(&test_record(Uuid::new_v4())).await.unwrap();
+}

@@ -1,0 +1,148 @@
+//! Printing sessions: the server's JSON unchanged, or tables for people.
+
+use serde_json::Value;
+
+use super::{Answer, Format};
+
+/// Prints one session.
+pub fn print_session(answer: &Answer, format: Format) {
+    match format {
+        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Table => print!("{}", session_table(&answer.json)),
+    }
+}
+
+/// Prints a list of sessions.
+pub fn print_sessions(answer: &Answer, format: Format) {
+    match format {
+        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Table => print!("{}", sessions_table(&answer.json)),
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A two-column table of one session's fields, then its messages.
+pub fn session_table(session: &Value) -> String {
+    let mut out = String::new();
+    for field in [
+        "upgrade_id",
+        "state",
+        "completed",
+        "starting_label",
+        "upgrading_label",
+        "failed_label",
+        "upgrade_step_size",
+        "upgrade_template_id",
+        "workload_manager_type",
+        "kind",
+        "api_version",
+    ] {
+        out.push_str(&format!("{field:<22} {}\n", text(&session[field])));
+    }
+    if let Some(Value::Object(nodes)) = session.get("nodes") {
+        let counts: Vec<String> = nodes
+            .iter()
+            .map(|(phase, count)| format!("{phase} {}", text(count)))
+            .collect();
+        out.push_str(&format!("{:<22} {}\n", "nodes", counts.join(", ")));
+    }
+    if let Some(Value::Array(messages)) = session.get("messages") {
+        out.push_str("messages\n");
+        for message in messages {
+            out.push_str(&format!("  {}\n", text(message)));
+        }
+    }
+    out
+}
+
+/// One line per session.
+pub fn sessions_table(sessions: &Value) -> String {
+    let rows: Vec<[String; 6]> = sessions
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|session| {
+                    let last = session["messages"]
+                        .as_array()
+                        .and_then(|messages| messages.last())
+                        .map(text)
+                        .unwrap_or_default();
+                    [
+                        text(&session["upgrade_id"]),
+                        text(&session["state"]),
+                        text(&session["completed"]),
+                        text(&session["upgrade_step_size"]),
+                        text(&session["starting_label"]),
+                        last,
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        return "no sessions\n".to_string();
+    }
+    let header = [
+        "UPGRADE_ID",
+        "STATE",
+        "COMPLETED",
+        "STEP",
+        "STARTING_LABEL",
+        "LAST MESSAGE",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        line.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_show_the_crus_fields() {
+        let session = json!({
+            "api_version": "0.1.0", "completed": false, "failed_label": "f", "kind": "ComputeUpgradeSession",
+            "messages": ["Step 0 started"], "starting_label": "compute", "state": "UPDATING",
+            "upgrade_id": "c926acf6-b5c6-411e-ba6c-ea0448cab2ee", "upgrade_step_size": 4,
+            "upgrade_template_id": "img", "upgrading_label": "u", "workload_manager_type": "slurm"
+        });
+        let table = session_table(&session);
+        assert!(
+            table.contains("state                  UPDATING\n"),
+            "{table}"
+        );
+        assert!(table.contains("messages\n  Step 0 started\n"), "{table}");
+        let list = sessions_table(&json!([session]));
+        assert!(list.starts_with("UPGRADE_ID"), "{list}");
+        assert!(list.contains("UPDATING"), "{list}");
+        assert_eq!(sessions_table(&json!([])), "no sessions\n");
+    }
+}

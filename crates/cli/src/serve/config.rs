@@ -1,0 +1,331 @@
+//! `crus.toml`: the configuration of `crus serve`, read with serde.
+//!
+//! Every section and key is optional; command-line flags override the file.
+//! Unknown keys are refused with their name, so a typo does not silently fall
+//! back to a default. `docs/crus.example.toml` is an annotated example.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where and how the server listens and stores sessions.
+    pub server: ServerConfig,
+    /// Who may call the API.
+    pub auth: AuthSection,
+    /// Defaults of every session's rollout policy.
+    pub rollout: RolloutSection,
+    /// Which backend implements each port.
+    pub backends: BackendsSection,
+    /// The simulated cluster, when a backend is `sim`.
+    pub sim: SimSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SQLite file holding the sessions.
+    pub db: PathBuf,
+    /// Log lines as `text` or `json`.
+    pub log_format: LogFormat,
+    /// A request taking longer than this is answered 503.
+    #[serde(with = "humantime_duration")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db: PathBuf::from("crus.db"),
+            log_format: LogFormat::Text,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Static bearer tokens (prefer `tokens_file`, which keeps them out of this file).
+    pub tokens: Vec<String>,
+    /// A file with one static token per line (`#` comments and blank lines ignored).
+    pub tokens_file: Option<PathBuf>,
+    /// A file holding the HS256 secret of accepted JWTs.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A PEM public key (RS256 or ES256) of accepted JWTs.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// A JWKS document with the keys of accepted JWTs (chosen by `kid`).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `aud` of JWTs.
+    pub audience: Option<String>,
+    /// Required `iss` of JWTs.
+    pub issuer: Option<String>,
+    /// Accept every request without a token (a warning is logged at each start).
+    pub no_auth: bool,
+}
+
+/// `[rollout]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutSection {
+    /// A node not back this long after its boot started fails.
+    #[serde(with = "humantime_duration")]
+    pub boot_timeout: Duration,
+    /// How often the workload manager and boot orchestrator are polled.
+    #[serde(with = "humantime_duration")]
+    pub poll_interval: Duration,
+}
+
+impl Default for RolloutSection {
+    fn default() -> Self {
+        let policy = crus_core::rollout::RolloutPolicy::default();
+        RolloutSection {
+            boot_timeout: policy.boot_timeout,
+            poll_interval: policy.poll_interval,
+        }
+    }
+}
+
+/// `[backends]`: which implementation serves each port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendsSection {
+    /// Groups and node facts: `sim`, `file` or `hsm`.
+    pub inventory: String,
+    /// Drain and resume: `sim`, `slurm` or `none`.
+    pub workload_manager: String,
+    /// Booting: `sim`, `bos` or `slurm-reboot`.
+    pub boot: String,
+}
+
+impl Default for BackendsSection {
+    fn default() -> Self {
+        BackendsSection {
+            inventory: "sim".into(),
+            workload_manager: "sim".into(),
+            boot: "sim".into(),
+        }
+    }
+}
+
+/// `[sim]`: the simulated cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimSection {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Simulated seconds per wall-clock second.
+    pub speed: f64,
+    /// Job trace: an SWF file, `nasa` (the bundled trace), `synthetic` or `none`.
+    pub trace: String,
+    /// Fraction of boots that fail.
+    pub fail_rate: f64,
+    /// Typical time a node takes to boot (each boot varies by ±25%).
+    #[serde(with = "humantime_duration")]
+    pub boot_time: Duration,
+    /// File the simulated cluster keeps its state in, so it outlives the server.
+    pub state: Option<PathBuf>,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for SimSection {
+    fn default() -> Self {
+        SimSection {
+            nodes: 64,
+            speed: 600.0,
+            trace: "synthetic".into(),
+            fail_rate: 0.0,
+            boot_time: Duration::from_secs(4 * 60),
+            state: None,
+            seed: 1,
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A value is out of range or names something unknown.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, e.g. `backends.boot`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        let backends = &self.backends;
+        for (key, value, known) in [
+            (
+                "backends.inventory",
+                &backends.inventory,
+                &["sim", "file", "hsm"][..],
+            ),
+            (
+                "backends.workload_manager",
+                &backends.workload_manager,
+                &["sim", "slurm", "none"][..],
+            ),
+            (
+                "backends.boot",
+                &backends.boot,
+                &["sim", "bos", "slurm-reboot"][..],
+            ),
+        ] {
+            if !known.contains(&value.as_str()) {
+                return Err(invalid(
+                    key,
+                    format!("{value:?} is not one of {}", known.join(", ")),
+                ));
+            }
+        }
+        if self.sim.nodes == 0 {
+            return Err(invalid("sim.nodes", "must be at least 1".into()));
+        }
+        if !(self.sim.speed > 0.0 && self.sim.speed.is_finite()) {
+            return Err(invalid(
+                "sim.speed",
+                format!("{} is not a positive number", self.sim.speed),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sim.fail_rate) {
+            return Err(invalid(
+                "sim.fail_rate",
+                format!("{} is not between 0 and 1", self.sim.fail_rate),
+            ));
+        }
+        if self.sim.boot_time.is_zero() {
+            return Err(invalid("sim.boot_time", "must be longer than zero".into()));
+        }
+        if self.rollout.boot_timeout.is_zero() {
+            return Err(invalid(
+                "rollout.boot_timeout",
+                "must be longer than zero".into(),
+            ));
+        }
+        if self.rollout.poll_interval.is_zero() {
+            return Err(invalid(
+                "rollout.poll_interval",
+                "must be longer than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as humantime text (`"10m"`, `"30s"`).
+mod humantime_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({error}; e.g. \"90s\", \"10m\")"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../../../../docs/crus.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        assert_eq!(config.server.listen.port(), 8080);
+        assert_eq!(config.rollout.boot_timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config, Config::default());
+        config.check().unwrap();
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let unknown = toml::from_str::<Config>("[server]\nlisten_on = \"0.0.0.0:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("listen_on"), "{unknown}");
+        let bad_duration = toml::from_str::<Config>("[rollout]\nboot_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad_duration.contains("boot_timeout") || bad_duration.contains("soon"),
+            "{bad_duration}"
+        );
+        let config: Config = toml::from_str("[backends]\nboot = \"pxe\"\n").unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! `crus serve`: the CRUS-compatible REST API with its controller, sessions
+//! kept in SQLite, on a simulated cluster or (later) real backends.
+
+mod config;
+mod wiring;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub use config::{Config, ConfigError, LogFormat};
+
+/// Options of `crus serve`. Flags override the configuration file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (see docs/crus.example.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// SQLite file keeping the sessions [default: ./crus.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Accepted bearer token (repeatable). Also from CRUS_TOKENS, comma-separated.
+    #[arg(long = "token", value_name = "TOKEN")]
+    pub tokens: Vec<String>,
+    /// File with one accepted token per line.
+    #[arg(long, value_name = "PATH")]
+    pub tokens_file: Option<PathBuf>,
+    /// HS256 secret of accepted JWTs (prefer CRUS_JWT_SECRET over the command line).
+    #[arg(long, env = "CRUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RS256 or ES256) of accepted JWTs.
+    #[arg(long, value_name = "PATH")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS document with the keys of accepted JWTs.
+    #[arg(long, value_name = "PATH")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `aud` claim of JWTs.
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
+    /// Required `iss` claim of JWTs.
+    #[arg(long)]
+    pub jwt_issuer: Option<String>,
+    /// Accept every request without a token (logs a warning at every start).
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Use the simulated cluster for every port.
+    #[arg(long)]
+    pub sim: bool,
+    /// Nodes of the simulated cluster [default: 64].
+    #[arg(long)]
+    pub sim_nodes: Option<usize>,
+    /// Simulated seconds per wall-clock second [default: 600].
+    #[arg(long)]
+    pub sim_speed: Option<f64>,
+    /// Job trace of the simulated cluster: an SWF file, `nasa`, `synthetic` or `none`.
+    #[arg(long, value_name = "PATH|nasa|synthetic|none")]
+    pub sim_trace: Option<String>,
+    /// Fraction of simulated boots that fail.
+    #[arg(long)]
+    pub sim_fail_rate: Option<f64>,
+    /// Typical simulated boot time [default: 4m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub sim_boot_time: Option<Duration>,
+    /// File the simulated cluster keeps its state in, so it outlives a crash.
+    #[arg(long, value_name = "PATH")]
+    pub sim_state: Option<PathBuf>,
+    /// Seed of the simulated cluster.
+    #[arg(long)]
+    pub sim_seed: Option<u64>,
+
+    /// Default boot timeout of new sessions [default: 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub boot_timeout: Option<Duration>,
+    /// How often backends are polled for progress [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub poll_interval: Option<Duration>,
+}
+
+impl ServeArgs {
+    /// The configuration file (or the defaults) with the flags applied, checked.
+    pub fn settings(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let server = &mut config.server;
+        if let Some(listen) = self.listen {
+            server.listen = listen;
+        }
+        if let Some(db) = &self.db {
+            server.db = db.clone();
+        }
+        if let Some(format) = self.log_format {
+            server.log_format = format;
+        }
+        let auth = &mut config.auth;
+        auth.tokens.extend(self.tokens.iter().cloned());
+        if let Ok(tokens) = std::env::var("CRUS_TOKENS") {
+            auth.tokens.extend(
+                tokens
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|token| !token.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        if self.tokens_file.is_some() {
+            auth.tokens_file = self.tokens_file.clone();
+        }
+        if self.jwt_public_key.is_some() {
+            auth.jwt_public_key_file = self.jwt_public_key.clone();
+        }
+        if self.jwks_file.is_some() {
+            auth.jwks_file = self.jwks_file.clone();
+        }
+        if self.jwt_audience.is_some() {
+            auth.audience = self.jwt_audience.clone();
+        }
+        if self.jwt_issuer.is_some() {
+            auth.issuer = self.jwt_issuer.clone();
+        }
+        auth.no_auth |= self.no_auth;
+        if self.sim {
+            config.backends = config::BackendsSection::default();
+        }
+        let sim = &mut config.sim;
+        if let Some(nodes) = self.sim_nodes {
+            sim.nodes = nodes;
+        }
+        if let Some(speed) = self.sim_speed {
+            sim.speed = speed;
+        }
+        if let Some(trace) = &self.sim_trace {
+            sim.trace = trace.clone();
+        }
+        if let Some(rate) = self.sim_fail_rate {
+            sim.fail_rate = rate;
+        }
+        if let Some(boot_time) = self.sim_boot_time {
+            sim.boot_time = boot_time;
+        }
+        if self.sim_state.is_some() {
+            sim.state = self.sim_state.clone();
+        }
+        if let Some(seed) = self.sim_seed {
+            sim.seed = seed;
+        }
+        if let Some(timeout) = self.boot_timeout {
+            config.rollout.boot_timeout = timeout;
+        }
+        if let Some(interval) = self.poll_interval {
+            config.rollout.poll_interval = interval;
+        }
+        config.check()?;
+        Ok(config)
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let settings = args.settings().map_err(|error| error.to_string())?;
+    wiring::init_logging(settings.server.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(wiring::serve(settings, args.jwt_secret))
+}

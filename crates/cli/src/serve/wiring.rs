@@ -1,0 +1,234 @@
+//! Builds the server from its settings: logging, auth, store, backends,
+//! controller, listener; then serves until SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crus_backends::sim::{Faults, SimCluster, SimConfig, SyntheticWorkload, Workload};
+use crus_backends::sqlite::SqliteStore;
+use crus_core::clock::Clock;
+use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::ports::Ports;
+use crus_core::rollout::RolloutPolicy;
+use crus_core::store::SessionStore;
+use crus_http::{AppState, Auth, AuthConfig, Metrics, instrument_ports};
+use tracing_subscriber::EnvFilter;
+
+use super::config::{AuthSection, Config, LogFormat, SimSection};
+
+/// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(error) = result {
+        eprintln!("warning: logging not set up: {error}");
+    }
+}
+
+/// Starts everything and serves until a signal asks to stop.
+pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), String> {
+    let auth = build_auth(&settings.auth, jwt_secret)?;
+    if settings.auth.no_auth {
+        tracing::warn!(
+            "authentication is off (--no-auth): every request is accepted; never expose this server"
+        );
+    }
+
+    let store = SqliteStore::open(&settings.server.db).map_err(|error| {
+        format!(
+            "cannot open the session database {}: {error}",
+            settings.server.db.display()
+        )
+    })?;
+    let store: Arc<dyn SessionStore> = Arc::new(store);
+
+    let (ports, clock) = build_backends(&settings)?;
+    let metrics = Arc::new(Metrics::new());
+    let ports = instrument_ports(ports, &metrics);
+    let controller = Controller::new(
+        ports,
+        store,
+        clock,
+        ControllerConfig {
+            default_policy: RolloutPolicy {
+                boot_timeout: settings.rollout.boot_timeout,
+                poll_interval: settings.rollout.poll_interval,
+                ..RolloutPolicy::default()
+            },
+            ..ControllerConfig::default()
+        },
+    );
+    let resumed = controller
+        .resume_all()
+        .await
+        .map_err(|error| format!("cannot read the stored sessions: {error}"))?;
+    if resumed > 0 {
+        tracing::info!(sessions = resumed, "resumed unfinished sessions");
+    }
+
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", settings.server.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the listening address: {error}"))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("crus listening on http://{address}");
+    let state = AppState::new(controller.clone(), Arc::new(auth), metrics);
+    crus_http::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|error| format!("the server failed: {error}"))?;
+    // Every transition was committed before it was acted on, so stopping the
+    // session tasks here loses nothing: the next start resumes them.
+    drop(controller);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown requested: no longer accepting requests");
+}
+
+fn read_file(path: &Path, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read the {what} {}: {error}", path.display()))
+}
+
+fn build_auth(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth, String> {
+    let mut tokens = section.tokens.clone();
+    if let Some(path) = &section.tokens_file {
+        let text = read_file(path, "tokens file")?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let mut secret = jwt_secret.map(String::into_bytes);
+    if secret.is_none()
+        && let Some(path) = &section.jwt_secret_file
+    {
+        secret = Some(
+            read_file(path, "JWT secret file")?
+                .trim_end()
+                .as_bytes()
+                .to_vec(),
+        );
+    }
+    let config = AuthConfig {
+        tokens,
+        jwt_hs256_secret: secret,
+        jwt_public_key_pem: match &section.jwt_public_key_file {
+            Some(path) => Some(read_file(path, "JWT public key")?.into_bytes()),
+            None => None,
+        },
+        jwks_json: match &section.jwks_file {
+            Some(path) => Some(read_file(path, "JWKS file")?),
+            None => None,
+        },
+        audience: section.audience.clone(),
+        issuer: section.issuer.clone(),
+        no_auth: section.no_auth,
+    };
+    Auth::new(config).map_err(|error| error.to_string())
+}
+
+/// The ports and the clock the controller runs on.
+fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> {
+    let backends = &settings.backends;
+    for (key, value) in [
+        ("backends.inventory", &backends.inventory),
+        ("backends.workload_manager", &backends.workload_manager),
+        ("backends.boot", &backends.boot),
+    ] {
+        if value != "sim" {
+            return Err(format!(
+                "{key} = {value:?} is not available in this build yet; use \"sim\" (or --sim) for now"
+            ));
+        }
+    }
+    build_sim(&settings.sim)
+}
+
+fn build_sim(section: &SimSection) -> Result<(Ports, Arc<dyn Clock>), String> {
+    let workload = match section.trace.as_str() {
+        "none" => Workload::None,
+        "nasa" => Workload::nasa_ipsc().map_err(|error| format!("sim.trace: {error}"))?,
+        "synthetic" => Workload::synthetic(&SyntheticWorkload {
+            nodes: section.nodes,
+            seed: section.seed,
+            duration: Duration::from_secs(90 * 24 * 3600),
+            ..SyntheticWorkload::default()
+        }),
+        path => Workload::from_swf_file(&PathBuf::from(path))
+            .map_err(|error| format!("sim.trace: {error}"))?,
+    };
+    let config = SimConfig {
+        nodes: section.nodes,
+        seed: section.seed,
+        workload,
+        boot_time: section.boot_time,
+        faults: Faults {
+            boot_fail_rate: section.fail_rate,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    let (sim, clock) = match &section.state {
+        Some(path) => SimCluster::open_scaled_with_state_file(path, config, section.speed)
+            .map_err(|error| {
+                format!(
+                    "cannot open the simulated cluster state {}: {error}",
+                    path.display()
+                )
+            })?,
+        None => {
+            let clock = Arc::new(
+                crus_backends::sim::ScaledClock::new(crus_core::Timestamp::now(), section.speed)
+                    .map_err(|error| format!("sim.speed: {error}"))?,
+            );
+            let sim = SimCluster::new(config, clock.clone() as Arc<dyn Clock>)
+                .map_err(|error| format!("cannot build the simulated cluster: {error}"))?;
+            (sim, clock)
+        }
+    };
+    tracing::info!(
+        nodes = section.nodes,
+        speed = section.speed,
+        group = "compute",
+        template = "compute-image",
+        "simulated cluster ready"
+    );
+    Ok((sim.ports(), clock))
+}

@@ -1,0 +1,157 @@
+//! Starting and stopping `crus serve` as a real process, and talking to it.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A `crus serve` process; killed when dropped.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `crus serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crus"));
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CRUS_TOKENS")
+            .env_remove("CRUS_JWT_SECRET")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("crus serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("crus listening on ") {
+                        return Server {
+                            child,
+                            url: url.to_string(),
+                        };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    panic!(
+                        "crus serve {args:?} did not start listening within 30 s (exit: {status:?})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the process to stop (SIGTERM) and returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("crus serve did not stop within 20 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP client for tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The session body of the seed, on the simulated cluster's group and template.
+pub fn session_body(step: u32) -> Value {
+    serde_json::json!({
+        "starting_label": "compute",
+        "upgrading_label": "crus-upgrading",
+        "failed_label": "crus-failed",
+        "upgrade_step_size": step,
+        "upgrade_template_id": "compute-image",
+        "workload_manager_type": "slurm"
+    })
+}
+
+/// Polls `GET {url}/session/{id}` until `done` holds, for at most `limit`.
+pub async fn wait_for(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    id: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let mut request = client.get(format!("{url}/session/{id}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Ok(response) = request.send().await
+            && response.status().is_success()
+            && let Ok(session) = response.json::<Value>().await
+        {
+            if done(&session) {
+                return session;
+            }
+            last = session;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("session {id} did not reach the expected state within {limit:?}; last seen: {last:#}");
+}
+
+/// Whether any message of `session` contains `text`.
+pub fn said(session: &Value, text: &str) -> bool {
+    session["messages"].as_array().is_some_and(|messages| {
+        messages
+            .iter()
+            .any(|m| m.as_str().is_some_and(|m| m.contains(text)))
+    })
+}
+
+/// A path inside `dir` as text.
+pub fn path_in(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}

@@ -1,0 +1,323 @@
+//! `crus serve` as a black box: the built binary on a free port, driven over
+//! HTTP and by the `crus session` client.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use common::*;
+
+const TOKEN: &str = "test-token-0123456789";
+
+fn sim_args(dir: &tempfile::TempDir) -> Vec<String> {
+    [
+        "--sim",
+        "--sim-nodes",
+        "8",
+        "--sim-trace",
+        "none",
+        "--sim-speed",
+        "3000",
+        "--db",
+        &path_in(dir.path(), "crus.db"),
+        "--token",
+        TOKEN,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn start(dir: &tempfile::TempDir, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut args = sim_args(dir);
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args, envs)
+}
+
+#[tokio::test]
+async fn a_session_runs_to_ready_and_is_listed_fetched_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir, &[], &[]);
+    let http = client();
+
+    // Both the bare path and the gateway prefix serve the API.
+    let created = http
+        .post(format!("{}/apis/crus/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&session_body(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["content-type"], "application/json");
+    let created: Value = created.json().await.unwrap();
+    let id = created["upgrade_id"].as_str().unwrap().to_string();
+    assert_eq!(created["kind"], "ComputeUpgradeSession");
+    assert_eq!(created["completed"], false);
+
+    let finished = wait_for(
+        &http,
+        &server.url,
+        Some(TOKEN),
+        &id,
+        Duration::from_secs(60),
+        |s| s["completed"] == true,
+    )
+    .await;
+    assert_eq!(finished["state"], "READY");
+    assert!(
+        said(
+            &finished,
+            "Upgrade Session Completed: 8 of 8 nodes upgraded"
+        ),
+        "{finished:#}"
+    );
+
+    let list: Value = http
+        .get(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["upgrade_id"], id.as_str());
+
+    let deleted = http
+        .delete(format!("{}/session/{id}", server.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let gone = http
+        .get(format!("{}/apis/crus/session/{id}", server.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let problem: Value = gone.json().await.unwrap();
+    assert_eq!(
+        problem["detail"],
+        "Requested resource does not exist. Re-run request with valid ID."
+    );
+
+    // SIGTERM: stop accepting, finish, exit 0.
+    assert_eq!(server.terminate(), Some(0));
+}
+
+fn jwt(secret: &str, expires_in: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({"sub": "admin", "exp": now + expires_in, "iat": now});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn auth_rejects_missing_wrong_and_expired_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-long-enough-hs256-secret-for-tests";
+    let server = start(&dir, &[], &[("CRUS_JWT_SECRET", secret)]);
+    let http = client();
+    let list = format!("{}/session", server.url);
+
+    let none = http.get(&list).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(
+        none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(none.headers()["content-type"], "application/problem+json");
+
+    for bad in [
+        "wrong-token".to_string(),
+        jwt(secret, -3600),
+        jwt("another-secret-of-enough-length", 3600),
+    ] {
+        let answer = http.get(&list).bearer_auth(&bad).send().await.unwrap();
+        assert_eq!(answer.status(), 401, "accepted {bad}");
+        assert!(
+            answer.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+    for good in [TOKEN.to_string(), jwt(secret, 3600)] {
+        let answer = http.get(&list).bearer_auth(&good).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "refused {good}");
+    }
+    for public in ["/healthz", "/readyz"] {
+        assert_eq!(
+            http.get(format!("{}{public}", server.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{public}"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_without_any_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
+        .args([
+            "serve",
+            "--sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &path_in(dir.path(), "crus.db"),
+        ])
+        .env_remove("CRUS_TOKENS")
+        .env_remove("CRUS_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--no-auth"), "{stderr}");
+    assert!(
+        !dir.path().join("crus.db").exists(),
+        "nothing is created when refusing to start"
+    );
+}
+
+fn crus_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
+        .args(args)
+        .env("CRUS_URL", &server.url)
+        .env("CRUS_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_creates_watches_describes_lists_and_deletes_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir, &[], &[]);
+    let create = [
+        "session",
+        "create",
+        "--starting-label",
+        "compute",
+        "--upgrading-label",
+        "crus-upgrading",
+        "--failed-label",
+        "crus-failed",
+        "--upgrade-step-size",
+        "4",
+        "--upgrade-template-id",
+        "compute-image",
+        "--workload-manager-type",
+        "slurm",
+        "--format",
+        "json",
+    ];
+    let (ok, stdout, stderr) = crus_cli(&server, &create);
+    assert!(ok, "{stderr}");
+    let created: Value =
+        serde_json::from_str(&stdout).expect("--format json prints the server's JSON");
+    let id = created["upgrade_id"].as_str().unwrap().to_string();
+
+    let (ok, stdout, stderr) = crus_cli(
+        &server,
+        &[
+            "session",
+            "watch",
+            &id,
+            "--interval",
+            "50ms",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let watched: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(watched["completed"], true);
+    assert_eq!(watched["state"], "READY");
+
+    let (ok, stdout, _) = crus_cli(&server, &["session", "describe", &id]);
+    assert!(ok);
+    assert!(stdout.contains("READY"), "{stdout}");
+    let (ok, stdout, _) = crus_cli(&server, &["session", "list"]);
+    assert!(ok);
+    assert!(stdout.contains(&id), "{stdout}");
+
+    // A second session on the same nodes is fine once the first finished;
+    // deleting it while it runs stops it, and it disappears.
+    let (ok, stdout, stderr) = crus_cli(&server, &create);
+    assert!(ok, "{stderr}");
+    let second: Value = serde_json::from_str(&stdout).unwrap();
+    let second_id = second["upgrade_id"].as_str().unwrap();
+    let (ok, stdout, stderr) = crus_cli(
+        &server,
+        &["session", "delete", second_id, "--format", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let deleting: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        deleting["state"] == "DELETING" || deleting["completed"] == true,
+        "{deleting:#}"
+    );
+    let http = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = http
+            .get(format!("{}/session/{second_id}", server.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted session was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Errors from the server are printed as `title: detail`, exit non-zero.
+    let (ok, _, stderr) = crus_cli(&server, &["session", "describe", "not-a-session"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("Not Found: Requested resource does not exist."),
+        "{stderr}"
+    );
+    let mut bad = create.to_vec();
+    bad[9] = "0";
+    let (ok, _, stderr) = crus_cli(&server, &bad);
+    assert!(!ok);
+    assert!(
+        stderr.contains("Unprocessable Entity") && stderr.contains("upgrade_step_size"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,91 @@
+//! Extractors for JSON request bodies that fail with problem documents.
+//!
+//! axum's own `Json` answers a bad body with a plain-text 400/415/422 whose
+//! wording is axum's. CRUS clients expect problem JSON, and CRUS sorted
+//! failures in two: a body that is not JSON at all is a 400, a JSON body that
+//! is not a valid session is a 422 listing the failures by field. These
+//! extractors keep that split.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use crus_core::SessionSpec;
+use serde_json::Value;
+
+use crate::problem::AppError;
+
+/// Any JSON body, sent with a JSON content type (`application/json` or `application/*+json`).
+///
+/// Rejections: 400 for a missing or non-JSON content type or a body that does
+/// not parse, 413 for a body over the server's limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_content_type(request.headers())?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                // The body limit layer makes the body fail with a length error
+                // when no Content-Length announced the size; axum reports it as 413.
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::BadRequest(format!(
+                        "The request body could not be read: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|error| {
+            AppError::BadRequest(format!("The request body is not valid JSON: {error}."))
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// A `POST /session` body: JSON that [`SessionSpec::from_json`] accepts.
+///
+/// Rejections: those of [`JsonBody`], then 422 with every schema failure by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionBody(pub SessionSpec);
+
+impl<S: Send + Sync> FromRequest<S> for SessionBody {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(value) = JsonBody::from_request(request, state).await?;
+        SessionSpec::from_json(&value)
+            .map(SessionBody)
+            .map_err(AppError::Invalid)
+    }
+}
+
+/// 400 unless the request declares a JSON body.
+fn check_content_type(headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Err(AppError::BadRequest(
+            "The request has no Content-Type: send the body as `Content-Type: application/json`."
+                .to_string(),
+        ));
+    };
+    let essence = content_type
+        .to_str()
+        .ok()
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "The request body must be JSON, sent as `Content-Type: application/json`, not '{}'.",
+            String::from_utf8_lossy(content_type.as_bytes())
+        )))
+    }
+}

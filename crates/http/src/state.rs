@@ -1,0 +1,82 @@
+//! `AppState`: what every handler shares — the controller, authentication and metrics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crus_core::controller::Controller;
+
+use crate::auth::Auth;
+use crate::metrics::Metrics;
+
+/// The state the router hands to every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Creates, runs and deletes sessions; also holds the store and the ports.
+    controller: Controller,
+    /// Checks the bearer token of every non-public request.
+    auth: Arc<Auth>,
+    /// Counts requests and exposes `/metrics`. The same instance should count
+    /// the port calls ([`crate::instrument_ports`]), so one scrape shows both.
+    metrics: Arc<Metrics>,
+    /// Serialises the check-then-create of new sessions in this process, so
+    /// two concurrent requests for overlapping nodes cannot both pass the
+    /// overlap check before either is stored.
+    create_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    /// State for a server whose sessions `controller` runs.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(ports: crus_core::ports::Ports, store: Arc<dyn crus_core::store::SessionStore>) -> Result<(), crus_http::AuthError> {
+    /// use crus_core::clock::SystemClock;
+    /// use crus_core::controller::{Controller, ControllerConfig};
+    /// use crus_http::{AppState, Auth, AuthConfig, Metrics, instrument_ports};
+    ///
+    /// let metrics = Arc::new(Metrics::new());
+    /// let ports = instrument_ports(ports, &metrics);
+    /// let controller = Controller::new(ports, store, Arc::new(SystemClock), ControllerConfig::default());
+    /// let auth = Auth::new(AuthConfig { tokens: vec!["s3cret".into()], ..AuthConfig::default() })?;
+    /// let state = AppState::new(controller, Arc::new(auth), metrics);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(controller: Controller, auth: Arc<Auth>, metrics: Arc<Metrics>) -> Self {
+        AppState {
+            controller,
+            auth,
+            metrics,
+            create_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// The controller.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// The authentication in force.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Held while a new session is checked and stored.
+    pub(crate) fn create_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.create_lock
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AppState")
+            .field("controller", &self.controller)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,4 @@
+//! Unit tests of crate internals (the HTTP API is tested end to end in `tests/api`).
+
+mod auth;
+mod metrics;
