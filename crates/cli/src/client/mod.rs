@@ -141,7 +141,7 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
             interval,
         } => {
             let session = watch::watch(&client, &upgrade_id, interval).await?;
-            output::print_session(&session, format);
+            output::print_watch_end(&session, format);
         }
     }
     Ok(())

@@ -12,6 +12,27 @@ pub fn print_session(answer: &Answer, format: Format) {
     }
 }
 
+/// Prints how a watched session ended: its JSON, or one line for people (the
+/// messages were printed while watching).
+pub fn print_watch_end(answer: &Answer, format: Format) {
+    match format {
+        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Table => {
+            let session = &answer.json;
+            let nodes = &session["nodes"];
+            let count = |phase: &str| nodes[phase].as_u64().unwrap_or(0);
+            println!(
+                "session {} {}: {} of {} nodes upgraded, {} failed",
+                text(&session["upgrade_id"]),
+                text(&session["state"]),
+                count("done"),
+                count("total"),
+                count("failed")
+            );
+        }
+    }
+}
+
 /// Prints a list of sessions.
 pub fn print_sessions(answer: &Answer, format: Format) {
     match format {
@@ -49,9 +70,15 @@ pub fn session_table(session: &Value) -> String {
     if let Some(Value::Object(nodes)) = session.get("nodes") {
         let counts: Vec<String> = nodes
             .iter()
+            .filter(|(phase, count)| phase.as_str() != "total" && count.as_u64() != Some(0))
             .map(|(phase, count)| format!("{phase} {}", text(count)))
             .collect();
-        out.push_str(&format!("{:<22} {}\n", "nodes", counts.join(", ")));
+        let total = nodes.get("total").map(text).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<22} {total} total: {}\n",
+            "nodes",
+            counts.join(", ")
+        ));
     }
     if let Some(Value::Array(messages)) = session.get("messages") {
         out.push_str("messages\n");
@@ -140,6 +167,14 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("messages\n  Step 0 started\n"), "{table}");
+        let mut counted = session.clone();
+        counted["nodes"] = json!({"total": 8, "done": 3, "failed": 0, "draining": 5});
+        assert!(
+            session_table(&counted)
+                .contains("nodes                  8 total: done 3, draining 5\n"),
+            "{}",
+            session_table(&counted)
+        );
         let list = sessions_table(&json!([session]));
         assert!(list.starts_with("UPGRADE_ID"), "{list}");
         assert!(list.contains("UPDATING"), "{list}");

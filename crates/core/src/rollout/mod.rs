@@ -1036,7 +1036,24 @@ pub fn status_of(state: &RolloutState) -> SessionStatus {
         upgrade_template_id: spec.upgrade_template_id.clone(),
         upgrading_label: spec.upgrading_label.clone(),
         workload_manager_type: spec.workload_manager_type.clone(),
+        nodes: node_counts(state),
     }
+}
+
+/// Nodes by phase, with `total`; `None` before the snapshot is taken.
+fn node_counts(state: &RolloutState) -> Option<std::collections::BTreeMap<String, u64>> {
+    if state.nodes.is_empty() {
+        return None;
+    }
+    let mut counts: std::collections::BTreeMap<String, u64> = NodePhase::ALL
+        .iter()
+        .map(|phase| (phase.as_str().to_string(), 0))
+        .collect();
+    for node in &state.nodes {
+        *counts.entry(node.phase.as_str().to_string()).or_default() += 1;
+    }
+    counts.insert("total".to_string(), state.nodes.len() as u64);
+    Some(counts)
 }
 
 #[cfg(test)]

@@ -277,6 +277,20 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
         "{messages:#?}"
     );
     assert_eq!(rollout.state().out_of_service(), 1);
+    let counts = rollout
+        .status()
+        .nodes
+        .expect("counts once the snapshot is taken");
+    assert_eq!(
+        (
+            counts["total"],
+            counts["done"],
+            counts["failed"],
+            counts["draining"],
+            counts["pending"]
+        ),
+        (3, 1, 1, 1, 0)
+    );
 }
 
 /// Drives a one-step rollout whose nodes all drain and boot fine, up to the

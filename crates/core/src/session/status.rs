@@ -1,5 +1,7 @@
 //! `SessionStatus`: the CRUS session as the API returns it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -92,6 +94,13 @@ pub struct SessionStatus {
     /// Workload manager type.
     #[cfg_attr(feature = "openapi", schema(example = "slurm"))]
     pub workload_manager_type: String,
+    /// crus addition: how many of the session's nodes are in each phase
+    /// (`pending`, `draining`, `drained`, `booting`, `verifying`, `resuming`,
+    /// `done`, `failing`, `failed`, `releasing`, `skipped`), plus `total`.
+    /// Absent until the session has taken its snapshot of the starting group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = json!({"total": 128, "pending": 96, "draining": 16, "done": 15, "failed": 1})))]
+    pub nodes: Option<BTreeMap<String, u64>>,
 }
 
 impl SessionStatus {
@@ -110,6 +119,7 @@ impl SessionStatus {
             upgrade_template_id: spec.upgrade_template_id.clone(),
             upgrading_label: spec.upgrading_label.clone(),
             workload_manager_type: spec.workload_manager_type.clone(),
+            nodes: None,
         }
     }
 
