@@ -622,17 +622,7 @@ impl Rollout {
         if now < deadline {
             return;
         }
-        let late: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| {
-                matches!(
-                    self.state.nodes[node].phase,
-                    NodePhase::Booting | NodePhase::Verifying
-                )
-            })
-            .collect();
+        let late = self.in_phases(&step.nodes, &[NodePhase::Booting, NodePhase::Verifying]);
         let timeout = humantime::format_duration(self.state.policy.boot_timeout);
         for node in late {
             self.fail_node(
@@ -647,17 +637,7 @@ impl Rollout {
         let Some(step) = self.step(step_number) else {
             return;
         };
-        let unbooted: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| {
-                matches!(
-                    self.state.nodes[node].phase,
-                    NodePhase::Draining | NodePhase::Drained
-                )
-            })
-            .collect();
+        let unbooted = self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Drained]);
         for node in unbooted {
             self.state.nodes[node].reason =
                 Some("session deleted before the node was booted".to_string());
@@ -681,12 +661,7 @@ impl Rollout {
         if phases.contains(&NodePhase::Draining) || !phases.contains(&NodePhase::Drained) {
             return;
         }
-        let drained: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| self.state.nodes[node].phase == NodePhase::Drained)
-            .collect();
+        let drained = self.in_phases(&step.nodes, &[NodePhase::Drained]);
         let key = format!("crus-{}-step-{step_number}", self.state.upgrade_id);
         for &node in &drained {
             self.set_phase(node, NodePhase::Booting, now);
@@ -766,15 +741,10 @@ impl Rollout {
                 && rollout.node_retry_at.get(&node).is_none_or(|&at| at <= now)
         };
 
-        let to_drain: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| {
-                self.state.nodes[node].phase == NodePhase::Draining
-                    && !self.drain_acknowledged.contains(&node)
-                    && due(self, node)
-            })
+        let to_drain: Vec<usize> = self
+            .in_phases(&step.nodes, &[NodePhase::Draining])
+            .into_iter()
+            .filter(|&node| !self.drain_acknowledged.contains(&node) && due(self, node))
             .collect();
         let (singly, together): (Vec<usize>, Vec<usize>) = to_drain
             .into_iter()
@@ -790,17 +760,7 @@ impl Rollout {
             });
         }
 
-        let watched: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| {
-                matches!(
-                    self.state.nodes[node].phase,
-                    NodePhase::Draining | NodePhase::Verifying
-                )
-            })
-            .collect();
+        let watched = self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Verifying]);
         if !watched.is_empty()
             && self.next_workload_poll <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
@@ -845,16 +805,10 @@ impl Rollout {
             }
         }
 
-        let to_resume: Vec<usize> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| {
-                matches!(
-                    self.state.nodes[node].phase,
-                    NodePhase::Resuming | NodePhase::Releasing
-                ) && due(self, node)
-            })
+        let to_resume: Vec<usize> = self
+            .in_phases(&step.nodes, &[NodePhase::Resuming, NodePhase::Releasing])
+            .into_iter()
+            .filter(|&node| due(self, node))
             .collect();
         if !to_resume.is_empty() {
             self.queue(Action::Resume {
@@ -863,11 +817,10 @@ impl Rollout {
             });
         }
 
-        let to_fail: Vec<(NodeId, String)> = step
-            .nodes
-            .iter()
-            .copied()
-            .filter(|&node| self.state.nodes[node].phase == NodePhase::Failing && due(self, node))
+        let to_fail: Vec<(NodeId, String)> = self
+            .in_phases(&step.nodes, &[NodePhase::Failing])
+            .into_iter()
+            .filter(|&node| due(self, node))
             .map(|node| {
                 let record = &self.state.nodes[node];
                 (record.id.clone(), record.reason.clone().unwrap_or_default())
@@ -1009,6 +962,15 @@ impl Rollout {
     fn indexes_of(&self, ids: &[NodeId]) -> Vec<usize> {
         ids.iter()
             .filter_map(|id| self.index.get(id).copied())
+            .collect()
+    }
+
+    /// The nodes among `nodes` whose phase is one of `phases`, in order.
+    fn in_phases(&self, nodes: &[usize], phases: &[NodePhase]) -> Vec<usize> {
+        nodes
+            .iter()
+            .copied()
+            .filter(|&node| phases.contains(&self.state.nodes[node].phase))
             .collect()
     }
 
