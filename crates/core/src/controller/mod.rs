@@ -262,7 +262,11 @@ impl Controller {
         // Register the waker now, so a second start() before the task runs is a no-op.
         lock(&self.inner.wakers).insert(upgrade_id, Arc::new(Notify::new()));
         let controller = self.clone();
-        lock(&self.inner.tasks).spawn(async move {
+        let mut tasks = lock(&self.inner.tasks);
+        // A long-running server starts many sessions: drop finished tasks so
+        // the set only holds the running ones.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
             if let Err(error) = controller.drive(upgrade_id).await {
                 tracing::error!(%upgrade_id, %error, "session stopped: {error}");
             }
