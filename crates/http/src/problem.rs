@@ -307,7 +307,14 @@ pub(crate) async fn problem_bodies(
                 .get(header::ALLOW)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default();
-            format!("{method} is not allowed on this resource; allowed: {allowed}.")
+            if allowed.is_empty() {
+                // axum sets `Allow` outside this layer; the client still gets it.
+                format!(
+                    "{method} is not allowed on this resource; the Allow header lists the methods it accepts."
+                )
+            } else {
+                format!("{method} is not allowed on this resource; allowed: {allowed}.")
+            }
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             "The request body is larger than the server accepts.".to_string()
