@@ -4,9 +4,15 @@
 //!   it also holds [`sim::Faulty`], a fault-injecting wrapper for any port.
 //! - `sqlite` (feature `sqlite`): `SqliteStore`, sessions in one SQLite file,
 //!   the embedded default session store of `crus serve`.
+//! - `file_inventory` (feature `file-inventory`): `FileInventory`, node groups
+//!   and node facts in a JSON file crus owns, for sites without HSM.
+//! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
+#[cfg(feature = "file-inventory")]
+pub mod file_inventory;
+pub mod no_workload_manager;
 pub mod sim;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -321,3 +321,84 @@ async fn the_cli_creates_watches_describes_lists_and_deletes_sessions() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_config_file_chooses_a_file_inventory_and_no_workload_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.json");
+    std::fs::write(
+        &inventory,
+        r#"{"nodes": [{"id": "x1000c0s0b0n0", "nid": 1}, {"id": "x1000c0s0b0n1", "nid": 2}, {"id": "x1000c0s0b1n0", "nid": 3}],
+            "groups": {"compute": ["x1000c0s0b0n0", "x1000c0s0b0n1", "x1000c0s0b1n0"]}}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("crus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"file\"\nworkload_manager = \"none\"\nboot = \"sim\"\n[file]\npath = {inventory:?}\n[sim]\nnodes = 4\nspeed = 3000.0\ntrace = \"none\"\n",
+            db = path_in(dir.path(), "crus.db"),
+            inventory = inventory.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", &config.display().to_string()], &[]);
+    let http = client();
+    let created: Value = http
+        .post(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&session_body(2))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["upgrade_id"].as_str().unwrap().to_string();
+    let finished = wait_for(
+        &http,
+        &server.url,
+        Some(TOKEN),
+        &id,
+        Duration::from_secs(60),
+        |s| s["completed"] == true,
+    )
+    .await;
+    assert!(
+        said(
+            &finished,
+            "Upgrade Session Completed: 3 of 3 nodes upgraded"
+        ),
+        "{finished:#}"
+    );
+    // The groups crus made live in the inventory file.
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&inventory).unwrap()).unwrap();
+    assert_eq!(saved["groups"]["crus-upgrading"], serde_json::json!([]));
+    assert_eq!(saved["groups"]["crus-failed"], serde_json::json!([]));
+}
+
+#[test]
+fn a_misconfigured_backend_is_refused_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crus.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nno_auth = true\n[backends]\ninventory = \"hsm\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
+        .args([
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &path_in(dir.path(), "crus.db"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("backends.inventory"), "{stderr}");
+}

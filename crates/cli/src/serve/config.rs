@@ -24,6 +24,24 @@ pub struct Config {
     pub backends: BackendsSection,
     /// The simulated cluster, when a backend is `sim`.
     pub sim: SimSection,
+    /// The inventory file, when `backends.inventory = "file"`.
+    pub file: FileSection,
+}
+
+/// `[file]`: the inventory file crus owns (see `crus_backends::file_inventory`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSection {
+    /// The JSON file with the nodes and groups.
+    pub path: PathBuf,
+}
+
+impl Default for FileSection {
+    fn default() -> Self {
+        FileSection {
+            path: PathBuf::from("inventory.json"),
+        }
+    }
 }
 
 /// `[server]`

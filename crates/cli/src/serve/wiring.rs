@@ -164,21 +164,63 @@ fn build_auth(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth,
     Auth::new(config).map_err(|error| error.to_string())
 }
 
-/// The ports and the clock the controller runs on.
+/// The ports and the clock the controller runs on. Each port comes from its
+/// own backend; the simulated ones share one simulated cluster (and its clock).
 fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> {
     let backends = &settings.backends;
-    for (key, value) in [
-        ("backends.inventory", &backends.inventory),
-        ("backends.workload_manager", &backends.workload_manager),
-        ("backends.boot", &backends.boot),
-    ] {
-        if value != "sim" {
-            return Err(format!(
-                "{key} = {value:?} is not available in this build yet; use \"sim\" (or --sim) for now"
-            ));
+    let uses_sim = [
+        &backends.inventory,
+        &backends.workload_manager,
+        &backends.boot,
+    ]
+    .iter()
+    .any(|backend| backend.as_str() == "sim");
+    let (sim_ports, clock): (Option<Ports>, Arc<dyn Clock>) = if uses_sim {
+        let (ports, clock) = build_sim(&settings.sim)?;
+        (Some(ports), clock)
+    } else {
+        (None, Arc::new(crus_core::clock::SystemClock))
+    };
+    let not_yet = |key: &str, value: &str| {
+        format!(
+            "{key} = {value:?} is not available in this build yet; available: see docs/crus.example.toml"
+        )
+    };
+    let inventory: Arc<dyn crus_core::ports::Inventory> =
+        match (backends.inventory.as_str(), &sim_ports) {
+            ("sim", Some(ports)) => ports.inventory.clone(),
+            ("file", _) => Arc::new(
+                crus_backends::file_inventory::FileInventory::open(&settings.file.path)
+                    .map_err(|error| format!("backends.inventory = \"file\": {error}"))?,
+            ),
+            (other, _) => return Err(not_yet("backends.inventory", other)),
+        };
+    let workload_manager: Arc<dyn crus_core::ports::WorkloadManager> = match (
+        backends.workload_manager.as_str(),
+        &sim_ports,
+    ) {
+        ("sim", Some(ports)) => ports.workload_manager.clone(),
+        ("none", _) => {
+            tracing::warn!(
+                "workload_manager = \"none\": nodes are rebooted without draining; use it only where nothing else runs jobs"
+            );
+            Arc::new(crus_backends::no_workload_manager::NoWorkloadManager)
         }
-    }
-    build_sim(&settings.sim)
+        (other, _) => return Err(not_yet("backends.workload_manager", other)),
+    };
+    let (boot_orchestrator, power_control) = match (backends.boot.as_str(), &sim_ports) {
+        ("sim", Some(ports)) => (ports.boot_orchestrator.clone(), ports.power_control.clone()),
+        (other, _) => return Err(not_yet("backends.boot", other)),
+    };
+    Ok((
+        Ports {
+            inventory,
+            workload_manager,
+            boot_orchestrator,
+            power_control,
+        },
+        clock,
+    ))
 }
 
 fn build_sim(section: &SimSection) -> Result<(Ports, Arc<dyn Clock>), String> {

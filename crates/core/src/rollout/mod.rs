@@ -671,8 +671,9 @@ impl Rollout {
             .map(|&node| self.state.nodes[node].id.clone())
             .collect();
         self.post(format!(
-            "Step {step_number}: {} drained; booting them with template '{}'",
+            "Step {step_number}: {} drained; booting {} with template '{}'",
             count_nodes(drained.len()),
+            if drained.len() == 1 { "it" } else { "them" },
             self.state.spec.upgrade_template_id
         ));
         if let Some(step) = self.step_mut(step_number) {
