@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # Debian packages the tests need.
-SYSTEM_PACKAGES=(python3-venv)
+SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge)
 # Python tools the tests need, installed in a virtualenv under the build directory.
 PYTHON_PACKAGES=("schemathesis==4.32.5")
 VENV="$root/target/py"
@@ -27,7 +27,20 @@ install_system_packages() {
     if ((${#missing[@]})); then
         echo "==> installing system packages: ${missing[*]}"
         as_root apt-get update -q
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+        # The munge and slurm packages' init scripts would start system daemons
+        # (and grab their ports) at install time; the tests start their own.
+        # A policy-rc.d that denies starts prevents that; one made here is
+        # removed again so later installs behave as before.
+        local made_policy=""
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+            as_root chmod +x /usr/sbin/policy-rc.d
+            made_policy=1
+        fi
+        local status=0
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+        if [[ -n $made_policy ]]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+        return "$status"
     fi
 }
 

@@ -6,6 +6,7 @@
 //!   the embedded default session store of `crus serve`.
 //! - `file_inventory` (feature `file-inventory`): `FileInventory`, node groups
 //!   and node facts in a JSON file crus owns, for sites without HSM.
+//!
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
@@ -14,5 +15,7 @@
 pub mod file_inventory;
 pub mod no_workload_manager;
 pub mod sim;
+#[cfg(feature = "slurm")]
+pub mod slurm;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

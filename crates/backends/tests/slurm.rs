@@ -1,0 +1,189 @@
+//! `SlurmWorkloadManager` against a real Slurm 22.05 cluster started by the
+//! test itself (see `slurm_harness`): the workload manager conformance suite,
+//! a busy node running a real batch job, and the error paths.
+#![cfg(feature = "slurm")]
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod slurm_harness;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmWorkloadManager};
+use crus_core::ports::{WorkloadManager, WorkloadState};
+use crus_core::testkit::{self, WorkloadManagerFixture};
+use crus_core::{Error, NodeId, Timestamp};
+
+use slurm_harness::SlurmCluster;
+
+fn manager(cluster: &SlurmCluster) -> SlurmWorkloadManager {
+    SlurmWorkloadManager::new(SlurmConfig {
+        conf: Some(cluster.conf()),
+        command_timeout: Duration::from_secs(10),
+        ..SlurmConfig::default()
+    })
+}
+
+/// How long the busy node's job runs: long enough for the suite's earlier
+/// checks (a few seconds against a local Slurm, with margin for a loaded
+/// machine) plus the observed Draining, short enough to keep the test quick.
+const BUSY_JOB: &str = "sleep 12";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_against_real_slurm() {
+    let started = Instant::now();
+    let mut cluster = SlurmCluster::start(3);
+    let up = started.elapsed();
+    let busy = cluster.nodes[2].clone();
+    cluster.submit_running_job(&busy, BUSY_JOB);
+    let slurm = manager(&cluster);
+
+    // The busy node reports when its job should end (its 5-minute limit).
+    let reported = slurm
+        .node_states(&[NodeId::from(busy.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(reported[0].state, WorkloadState::Allocated, "{reported:?}");
+    let end = reported[0]
+        .jobs_end_by
+        .expect("a running job has an end time");
+    let from_now = end.saturating_since(Timestamp::now());
+    assert!(
+        from_now > Duration::from_secs(200) && from_now <= Duration::from_secs(300),
+        "end {end} is {from_now:?} from now"
+    );
+
+    let fixture = WorkloadManagerFixture {
+        idle_nodes: cluster.nodes[..2]
+            .iter()
+            .map(|n| NodeId::from(n.as_str()))
+            .collect(),
+        unknown_node: NodeId::from("node999"),
+        busy_node: Some(NodeId::from(busy.as_str())),
+        jobs_end_within: Duration::from_secs(20),
+        settle_timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(100),
+    };
+    let suite_started = Instant::now();
+    if let Err(failure) = testkit::workload_manager::run_all(&slurm, &fixture).await {
+        panic!("{failure}");
+    }
+    eprintln!(
+        "real Slurm: cluster up in {up:?}, conformance suite in {:?}, total {:?}",
+        suite_started.elapsed(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nid_names_errors_and_fail_state_against_real_slurm() {
+    let cluster = SlurmCluster::start(2);
+    let slurm = manager(&cluster);
+    let node = NodeId::from(cluster.nodes[0].as_str());
+
+    // Draining or resuming a node Slurm does not know is NotFound, not success.
+    let unknown = [NodeId::from("node999")];
+    let error = slurm.drain(&unknown, "x").await.unwrap_err();
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    let error = slurm.resume(&unknown).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    // Slurm refuses a drain without a reason; crus says so before asking.
+    let error = slurm
+        .drain(std::slice::from_ref(&node), " ")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
+
+    // fail marks the node FAIL: Down, responding, with the reason as given.
+    slurm
+        .fail(std::slice::from_ref(&node), "bad dimm: slot 3")
+        .await
+        .unwrap();
+    let shown = cluster.command("scontrol", &["-o", "show", "node", &cluster.nodes[0]]);
+    assert!(shown.contains(" State=IDLE+FAIL "), "{shown}");
+    let reported = slurm
+        .node_states(std::slice::from_ref(&node))
+        .await
+        .unwrap();
+    assert_eq!(reported[0].state, WorkloadState::Down);
+    assert!(reported[0].responding);
+    assert_eq!(reported[0].reason.as_deref(), Some("bad dimm: slot 3"));
+    slurm.resume(std::slice::from_ref(&node)).await.unwrap();
+    let reported = slurm
+        .node_states(std::slice::from_ref(&node))
+        .await
+        .unwrap();
+    assert_eq!(reported[0].state, WorkloadState::Idle, "{reported:?}");
+    assert_eq!(reported[0].reason, None);
+
+    // Cray naming: xnames map to nidNNNNNN. This cluster names its nodes
+    // nodeNNN, so a mapped xname is a node Slurm does not know.
+    let mapped = SlurmWorkloadManager::new(SlurmConfig {
+        conf: Some(cluster.conf()),
+        node_names: NodeNaming::NidFromInventory(HashMap::from([(
+            NodeId::from("x1000c0s0b0n0"),
+            1,
+        )])),
+        ..SlurmConfig::default()
+    });
+    let reported = mapped
+        .node_states(&[NodeId::from("x1000c0s0b0n0"), NodeId::from("x9")])
+        .await
+        .unwrap();
+    assert!(
+        reported
+            .iter()
+            .all(|node| node.state == WorkloadState::Unknown)
+    );
+}
+
+#[tokio::test]
+async fn a_hung_command_is_killed_and_unavailable() {
+    // A fake scontrol that never answers, as with a wedged slurmctld.
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("scontrol");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let slurm = SlurmWorkloadManager::new(SlurmConfig {
+        bin_dir: Some(bin.path().to_path_buf()),
+        command_timeout: Duration::from_millis(300),
+        ..SlurmConfig::default()
+    });
+    let started = Instant::now();
+    let error = slurm.node_states(&[NodeId::from("n1")]).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        error.to_string().contains("did not finish within"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_reports_its_stderr() {
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("scontrol");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'slurm_update error: Access/permission denied' >&2\nexit 1\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let slurm = SlurmWorkloadManager::new(SlurmConfig {
+        bin_dir: Some(bin.path().to_path_buf()),
+        ..SlurmConfig::default()
+    });
+    let error = slurm.drain(&[NodeId::from("n1")], "why").await.unwrap_err();
+    assert!(!error.is_retryable(), "{error:?}");
+    assert!(
+        error.to_string().contains("Access/permission denied"),
+        "{error}"
+    );
+}
