@@ -11,9 +11,15 @@
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
+#[cfg(feature = "bos")]
+pub mod bos;
 #[cfg(feature = "file-inventory")]
 pub mod file_inventory;
+#[cfg(feature = "hsm")]
+pub mod hsm;
 pub mod no_workload_manager;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod sim;
 #[cfg(feature = "slurm")]
 pub mod slurm;
