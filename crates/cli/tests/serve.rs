@@ -383,6 +383,26 @@ fn a_misconfigured_backend_is_refused_at_start_naming_the_key() {
     let config = dir.path().join("crus.toml");
     std::fs::write(
         &config,
+        "[auth]\nno_auth = true\n[backends]\nboot = \"slurm-reboot\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
+        .args([
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &path_in(dir.path(), "crus.db"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("backends.boot"), "{stderr}");
+    std::fs::write(
+        &config,
         "[auth]\nno_auth = true\n[backends]\ninventory = \"hsm\"\n",
     )
     .unwrap();
@@ -400,5 +420,89 @@ fn a_misconfigured_backend_is_refused_at_start_naming_the_key() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("backends.inventory"), "{stderr}");
+    assert!(stderr.contains("the [hsm] section"), "{stderr}");
+}
+
+#[tokio::test]
+async fn hsm_and_bos_from_the_config_file_check_new_sessions() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let cray = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/apis/smd/hsm/v2/groups/compute"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "label": "compute", "description": "", "members": {"ids": ["x1000c0s0b0n0", "x1000c0s0b0n1"]}
+        })))
+        .mount(&cray)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/apis/smd/hsm/v2/groups/nosuch"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+            "type": "about:blank", "title": "Not Found", "detail": "No such group: nosuch", "status": 404
+        })))
+        .mount(&cray)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/apis/bos/v2/sessiontemplates/compute-image"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "compute-image", "boot_sets": {}})),
+        )
+        .mount(&cray)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("service-token");
+    std::fs::write(&token, "service-token-value\n").unwrap();
+    let config = dir.path().join("crus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"bos\"\n[hsm]\nbase_url = \"{uri}/apis/smd\"\ntoken_file = {token:?}\n[bos]\nbase_url = \"{uri}/apis/bos\"\ntoken_file = {token:?}\n",
+            db = path_in(dir.path(), "crus.db"),
+            uri = cray.uri(),
+            token = token.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", &config.display().to_string()], &[]);
+    let http = client();
+
+    let mut missing = session_body(1);
+    missing["starting_label"] = "nosuch".into();
+    let refused = http
+        .post(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&missing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(
+        problem["errors"]["starting_label"][0],
+        "Group 'nosuch' does not exist in the inventory."
+    );
+
+    let created = http
+        .post(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&session_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // crus asked HSM and BOS, with the service token from the file.
+    let requests = cray.received_requests().await.unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.url.path() == "/apis/bos/v2/sessiontemplates/compute-image")
+    );
+    assert!(requests.iter().all(|request| {
+        request
+            .headers
+            .get("authorization")
+            .is_some_and(|value| value == "Bearer service-token-value")
+    }));
 }

@@ -26,6 +26,73 @@ pub struct Config {
     pub sim: SimSection,
     /// The inventory file, when `backends.inventory = "file"`.
     pub file: FileSection,
+    /// Cray HSM, when `backends.inventory = "hsm"`.
+    pub hsm: Option<ServiceSection>,
+    /// Cray BOS v2, when `backends.boot = "bos"`.
+    pub bos: Option<ServiceSection>,
+    /// Slurm, when `backends.workload_manager = "slurm"`.
+    pub slurm: SlurmSection,
+}
+
+/// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// Base URL, with the gateway prefix (e.g. `https://api-gw-service-nmn.local/apis/smd`).
+    pub base_url: String,
+    /// A file holding the bearer token (read at every call, so rotation works).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// OAuth2 client-credentials token endpoint (Keycloak).
+    pub oauth2_token_url: Option<String>,
+    /// OAuth2 client id.
+    pub oauth2_client_id: Option<String>,
+    /// A file holding the OAuth2 client secret.
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// A PEM bundle of CAs to trust (a site CA).
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of each call.
+    #[serde(default = "default_service_timeout", with = "humantime_duration")]
+    pub timeout: Duration,
+    /// Retries of a call that met a 5xx or no answer.
+    #[serde(default = "default_service_retries")]
+    pub retries: u32,
+}
+
+fn default_service_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_service_retries() -> u32 {
+    3
+}
+
+/// `[slurm]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmSection {
+    /// The `slurm.conf` to use (`SLURM_CONF`); Slurm's default when absent.
+    pub conf: Option<PathBuf>,
+    /// Where `scontrol` and `squeue` are; `PATH` when absent.
+    pub bin_dir: Option<PathBuf>,
+    /// How long one Slurm command may run.
+    #[serde(with = "humantime_duration")]
+    pub command_timeout: Duration,
+    /// How node ids become Slurm names: `identity`, or `nid` (`nid000001` from
+    /// each node's NID in the inventory file, as Cray systems name them).
+    pub node_names: String,
+}
+
+impl Default for SlurmSection {
+    fn default() -> Self {
+        SlurmSection {
+            conf: None,
+            bin_dir: None,
+            command_timeout: Duration::from_secs(30),
+            node_names: "identity".into(),
+        }
+    }
 }
 
 /// `[file]`: the inventory file crus owns (see `crus_backends::file_inventory`).
@@ -253,6 +320,34 @@ impl Config {
                 return Err(invalid(
                     key,
                     format!("{value:?} is not one of {}", known.join(", ")),
+                ));
+            }
+        }
+        if !["identity", "nid"].contains(&self.slurm.node_names.as_str()) {
+            return Err(invalid(
+                "slurm.node_names",
+                format!("{:?} is not one of identity, nid", self.slurm.node_names),
+            ));
+        }
+        for (key, section, wanted) in [
+            ("hsm", &self.hsm, backends.inventory == "hsm"),
+            ("bos", &self.bos, backends.boot == "bos"),
+        ] {
+            if wanted && section.is_none() {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "the [{key}] section (base_url, and how to authenticate) is required by [backends]"
+                    ),
+                ));
+            }
+            if let Some(section) = section
+                && !(section.base_url.starts_with("http://")
+                    || section.base_url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    &format!("{key}.base_url"),
+                    format!("{:?} must start with http:// or https://", section.base_url),
                 ));
             }
         }

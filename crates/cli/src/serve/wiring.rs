@@ -15,7 +15,10 @@ use crus_core::store::SessionStore;
 use crus_http::{AppState, Auth, AuthConfig, Metrics, instrument_ports};
 use tracing_subscriber::EnvFilter;
 
-use super::config::{AuthSection, Config, LogFormat, SimSection};
+use crus_backends::service::{ServiceConfig, TokenSource};
+use crus_backends::slurm::{NodeNaming, SlurmConfig};
+
+use super::config::{AuthSection, Config, LogFormat, ServiceSection, SimSection, SlurmSection};
 
 /// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
 pub fn init_logging(format: LogFormat) {
@@ -186,13 +189,24 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
             "{key} = {value:?} is not available in this build yet; available: see docs/crus.example.toml"
         )
     };
+    let mut file_inventory = None;
     let inventory: Arc<dyn crus_core::ports::Inventory> =
         match (backends.inventory.as_str(), &sim_ports) {
             ("sim", Some(ports)) => ports.inventory.clone(),
-            ("file", _) => Arc::new(
-                crus_backends::file_inventory::FileInventory::open(&settings.file.path)
-                    .map_err(|error| format!("backends.inventory = \"file\": {error}"))?,
-            ),
+            ("file", _) => {
+                let inventory =
+                    crus_backends::file_inventory::FileInventory::open(&settings.file.path)
+                        .map_err(|error| format!("backends.inventory = \"file\": {error}"))?;
+                file_inventory = Some(inventory.clone());
+                Arc::new(inventory)
+            }
+            ("hsm", _) => {
+                let config = service_config("hsm", settings.hsm.as_ref())?;
+                Arc::new(
+                    crus_backends::hsm::HsmInventory::new(&config)
+                        .map_err(|error| format!("[hsm]: {error}"))?,
+                )
+            }
             (other, _) => return Err(not_yet("backends.inventory", other)),
         };
     let workload_manager: Arc<dyn crus_core::ports::WorkloadManager> = match (
@@ -200,6 +214,9 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
         &sim_ports,
     ) {
         ("sim", Some(ports)) => ports.workload_manager.clone(),
+        ("slurm", _) => Arc::new(crus_backends::slurm::SlurmWorkloadManager::new(
+            slurm_config(&settings.slurm, file_inventory.as_ref())?,
+        )),
         ("none", _) => {
             tracing::warn!(
                 "workload_manager = \"none\": nodes are rebooted without draining; use it only where nothing else runs jobs"
@@ -210,6 +227,14 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
     };
     let (boot_orchestrator, power_control) = match (backends.boot.as_str(), &sim_ports) {
         ("sim", Some(ports)) => (ports.boot_orchestrator.clone(), ports.power_control.clone()),
+        ("bos", _) => {
+            let config = service_config("bos", settings.bos.as_ref())?;
+            let bos: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
+                crus_backends::bos::BosOrchestrator::new(&config)
+                    .map_err(|error| format!("[bos]: {error}"))?,
+            );
+            (bos, None)
+        }
         (other, _) => return Err(not_yet("backends.boot", other)),
     };
     Ok((
@@ -221,6 +246,75 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
         },
         clock,
     ))
+}
+
+/// The transport settings of a Cray service from its `[hsm]` or `[bos]` section.
+fn service_config(key: &str, section: Option<&ServiceSection>) -> Result<ServiceConfig, String> {
+    let section =
+        section.ok_or_else(|| format!("the [{key}] section is required by [backends]"))?;
+    let token = match (
+        &section.token_file,
+        &section.token_env,
+        &section.oauth2_token_url,
+    ) {
+        (Some(path), None, None) => TokenSource::File(path.clone()),
+        (None, Some(variable), None) => TokenSource::Env(variable.clone()),
+        (None, None, Some(token_url)) => {
+            let client_id = section.oauth2_client_id.clone().ok_or_else(|| {
+                format!("{key}.oauth2_client_id is required with {key}.oauth2_token_url")
+            })?;
+            let secret_file = section.oauth2_client_secret_file.as_ref().ok_or_else(|| {
+                format!("{key}.oauth2_client_secret_file is required with {key}.oauth2_token_url")
+            })?;
+            TokenSource::OAuth2ClientCredentials {
+                token_url: token_url.clone(),
+                client_id,
+                client_secret: read_file(secret_file, "OAuth2 client secret")?
+                    .trim()
+                    .to_string(),
+            }
+        }
+        (None, None, None) => TokenSource::None,
+        _ => {
+            return Err(format!(
+                "{key}: give one of token_file, token_env or oauth2_token_url"
+            ));
+        }
+    };
+    let mut config = ServiceConfig::new(section.base_url.clone()).with_token(token);
+    config.ca_file = section.ca_file.clone();
+    config.timeout = section.timeout;
+    config.retries = section.retries;
+    Ok(config)
+}
+
+/// Slurm settings; `nid` naming reads each node's NID from the inventory file.
+fn slurm_config(
+    section: &SlurmSection,
+    file_inventory: Option<&crus_backends::file_inventory::FileInventory>,
+) -> Result<SlurmConfig, String> {
+    let node_names = match (section.node_names.as_str(), file_inventory) {
+        ("nid", Some(inventory)) => NodeNaming::NidFromInventory(
+            inventory
+                .nodes()
+                .into_iter()
+                .filter_map(|node| node.nid.map(|nid| (node.id, nid)))
+                .collect(),
+        ),
+        ("nid", None) => {
+            return Err(
+                "slurm.node_names = \"nid\" needs backends.inventory = \"file\" in this build"
+                    .to_string(),
+            );
+        }
+        _ => NodeNaming::Identity,
+    };
+    Ok(SlurmConfig {
+        bin_dir: section.bin_dir.clone(),
+        conf: section.conf.clone(),
+        command_timeout: section.command_timeout,
+        node_names,
+    })
 }
 
 fn build_sim(section: &SimSection) -> Result<(Ports, Arc<dyn Clock>), String> {
