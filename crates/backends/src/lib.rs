@@ -11,6 +11,7 @@
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
+mod atomic_file;
 #[cfg(feature = "bos")]
 pub mod bos;
 #[cfg(feature = "file-inventory")]

@@ -60,11 +60,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::atomic_file::replace_atomically;
 use async_trait::async_trait;
 use crus_core::ports::Inventory;
 use crus_core::{Error, NodeFacts, NodeId, Result};
@@ -586,38 +587,6 @@ impl<'de> Deserialize<'de> for Groups {
 
         deserializer.deserialize_map(GroupsVisitor)
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash at any point leaves either
-/// the old contents or the new ones, never a mix. The new file keeps the
-/// old one's permissions.
-fn replace_atomically(path: &Path, temp_path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = File::create(temp_path)?;
-    if let Ok(metadata) = fs::metadata(path) {
-        temp.set_permissions(metadata.permissions())?;
-    }
-    temp.write_all(bytes)?;
-    // The data must be on disk before the rename makes it the file.
-    temp.sync_all()?;
-    drop(temp);
-    fs::rename(temp_path, path)?;
-    sync_directory(path)
-}
-
-/// Makes the rename itself durable against a power cut.
-#[cfg(unix)]
-fn sync_directory(path: &Path) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(directory)?.sync_all()
-}
-
-/// Directories cannot be opened for syncing here; the rename is already atomic.
-#[cfg(not(unix))]
-fn sync_directory(_path: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 /// What can go wrong with the file. Private: callers see [`crus_core::Error`].

@@ -22,8 +22,8 @@
 //! One process at a time may use a state file: two would overwrite each
 //! other's saves.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +38,7 @@ use super::config::SimConfig;
 use super::faults::Faults;
 use super::model::Model;
 use super::scaled_clock::ScaledClock;
+use crate::atomic_file::replace_atomically;
 
 /// The layout of the state file. Bump it when the file (or the model's
 /// serialised form) changes in a way an older build cannot read; an older
@@ -395,36 +396,6 @@ impl Snapshot {
         *written = self.number;
         Ok(())
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash at any point leaves either
-/// the old contents or the new ones, never a mix.
-fn replace_atomically(path: &Path, temp_path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = File::create(temp_path)?;
-    temp.write_all(bytes)?;
-    // The data must be on disk before the rename makes it the file.
-    temp.sync_all()?;
-    drop(temp);
-    fs::rename(temp_path, path)?;
-    sync_directory(path)
-}
-
-/// Makes the rename itself durable (a kill alone would not lose it, but a
-/// power cut could).
-#[cfg(unix)]
-fn sync_directory(path: &Path) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(directory)?.sync_all()
-}
-
-/// Directories cannot be opened for syncing here; the rename is already
-/// atomic, which is what a kill needs.
-#[cfg(not(unix))]
-fn sync_directory(_path: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 /// What can go wrong with a state file. Private: callers see
