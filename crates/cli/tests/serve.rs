@@ -381,46 +381,31 @@ async fn a_config_file_chooses_a_file_inventory_and_no_workload_manager() {
 fn a_misconfigured_backend_is_refused_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("crus.toml");
-    std::fs::write(
-        &config,
-        "[auth]\nno_auth = true\n[backends]\nboot = \"slurm-reboot\"\n",
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
-        .args([
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            &path_in(dir.path(), "crus.db"),
-        ])
-        .output()
+    for (backends, expected) in [
+        ("boot = \"slurm-reboot\"", "backends.boot"),
+        ("inventory = \"hsm\"", "the [hsm] section"),
+    ] {
+        std::fs::write(
+            &config,
+            format!("[auth]\nno_auth = true\n[backends]\n{backends}\n"),
+        )
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("backends.boot"), "{stderr}");
-    std::fs::write(
-        &config,
-        "[auth]\nno_auth = true\n[backends]\ninventory = \"hsm\"\n",
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
-        .args([
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            &path_in(dir.path(), "crus.db"),
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("the [hsm] section"), "{stderr}");
+        let output = Command::new(env!("CARGO_BIN_EXE_crus"))
+            .args([
+                "serve",
+                "--config",
+                &config.display().to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                &path_in(dir.path(), "crus.db"),
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{backends} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{backends}: {stderr}");
+    }
 }
 
 #[tokio::test]
