@@ -9,11 +9,12 @@
 //! Written against Slurm 22.05.8 (Debian 12); the mapping of Slurm states to
 //! [`WorkloadState`] is documented on the parser (`parse::map_state`).
 
+mod command;
+mod names;
 mod parse;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,23 +22,14 @@ use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
 use crus_core::ports::{WorkloadManager, WorkloadNode};
 
+pub use names::NodeNaming;
+
+use command::{SlurmCommands, SlurmError};
+use names::Names;
 use parse::{ShownNode, latest_end_time, map_state, needs_resume, parse_show_node};
 
 /// The backend name in errors.
 const BACKEND: &str = "slurm";
-
-/// How crus node ids become Slurm node names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum NodeNaming {
-    /// The node id is the Slurm node name.
-    #[default]
-    Identity,
-    /// Slurm names nodes `nid` + the six-digit NID (`nid000042`), as on Cray
-    /// EX systems; the map gives each node id's (xname's) NID, filled by the
-    /// caller from its inventory. A node id missing from the map is treated
-    /// as a node Slurm does not know.
-    NidFromInventory(HashMap<NodeId, u32>),
-}
 
 /// How to run Slurm's commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,99 +53,6 @@ impl Default for SlurmConfig {
             // a busy slurmctld without hanging a rollout on a dead one.
             command_timeout: Duration::from_secs(30),
             node_names: NodeNaming::Identity,
-        }
-    }
-}
-
-/// Node id → Slurm node name. (Only this direction is needed: every call
-/// starts from the node ids asked about.)
-#[derive(Debug, Clone)]
-enum Names {
-    Identity,
-    Mapped(HashMap<NodeId, String>),
-}
-
-impl Names {
-    fn new(naming: &NodeNaming) -> Self {
-        match naming {
-            NodeNaming::Identity => Names::Identity,
-            NodeNaming::NidFromInventory(nids) => Names::Mapped(
-                nids.iter()
-                    .map(|(node, nid)| (node.clone(), format!("nid{nid:06}")))
-                    .collect(),
-            ),
-        }
-    }
-
-    fn slurm_name(&self, node: &NodeId) -> Option<String> {
-        match self {
-            Names::Identity => Some(node.as_str().to_string()),
-            Names::Mapped(to_slurm) => to_slurm.get(node).cloned(),
-        }
-    }
-}
-
-/// Why a Slurm command failed, before it is mapped into [`Error`].
-#[derive(Debug, thiserror::Error)]
-enum SlurmError {
-    /// The command could not be started (missing binary, permissions).
-    #[error("could not run {command}: {source}")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
-    /// The command did not finish within the timeout and was killed.
-    #[error("{command} did not finish within {timeout:?} and was killed")]
-    TimedOut { command: String, timeout: Duration },
-    /// The command exited non-zero.
-    #[error("{command} failed ({status}): {stderr}")]
-    Failed {
-        command: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-    /// A node id has no Slurm name, or Slurm does not know the name.
-    #[error("node {0} not found in Slurm")]
-    UnknownNode(String),
-    /// A node id cannot be passed to Slurm as a node name.
-    #[error("{0:?} is not a valid Slurm node name")]
-    InvalidName(String),
-    /// A drain or fail without a reason, which Slurm refuses.
-    #[error("Slurm needs a reason to {0} a node")]
-    MissingReason(&'static str),
-}
-
-/// Messages by which scontrol/squeue say the controller could not be reached;
-/// repeating the call later may succeed.
-const UNREACHABLE: &[&str] = &[
-    "Unable to contact slurm controller",
-    "Connection refused",
-    "Socket timed out",
-    "Zero Bytes were transmitted or received",
-    "Communication connection failure",
-    "Slurm backup controller in standby mode",
-];
-
-impl From<SlurmError> for Error {
-    fn from(error: SlurmError) -> Self {
-        match &error {
-            SlurmError::TimedOut { .. } => Error::unavailable(BACKEND, error.to_string()),
-            SlurmError::Failed { stderr, .. }
-                if UNREACHABLE.iter().any(|text| stderr.contains(text)) =>
-            {
-                Error::unavailable(BACKEND, error.to_string())
-            }
-            SlurmError::Failed { stderr, .. } if stderr.contains("Invalid node name specified") => {
-                Error::not_found(format!("node in Slurm ({})", stderr.trim()))
-            }
-            SlurmError::UnknownNode(name) => Error::not_found(format!("node {name} in Slurm")),
-            SlurmError::InvalidName(_) | SlurmError::MissingReason(_) => {
-                Error::invalid(error.to_string())
-            }
-            SlurmError::Spawn { .. } | SlurmError::Failed { .. } => Error::Other {
-                backend: BACKEND,
-                source: Box::new(error),
-            },
         }
     }
 }
@@ -183,98 +82,23 @@ impl Update {
 #[derive(Debug, Clone)]
 pub struct SlurmWorkloadManager {
     config: SlurmConfig,
+    commands: SlurmCommands,
     names: Names,
 }
 
 impl SlurmWorkloadManager {
     /// A workload manager running Slurm's commands as `config` says.
     pub fn new(config: SlurmConfig) -> Self {
-        let names = Names::new(&config.node_names);
-        SlurmWorkloadManager { config, names }
+        SlurmWorkloadManager {
+            commands: SlurmCommands::new(&config),
+            names: Names::new(&config.node_names),
+            config,
+        }
     }
 
     /// The configuration it runs with.
     pub fn config(&self) -> &SlurmConfig {
         &self.config
-    }
-
-    /// Runs `program` with `args`, killing it after the configured timeout,
-    /// and returns its standard output.
-    async fn run(&self, program: &str, args: &[String]) -> Result<String, SlurmError> {
-        let path = match &self.config.bin_dir {
-            Some(dir) => dir.join(program),
-            None => PathBuf::from(program),
-        };
-        let command_text = format!("{program} {}", args.join(" "));
-        let mut command = tokio::process::Command::new(&path);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Dropping the future on timeout must not leave the command running.
-            .kill_on_drop(true)
-            // End times come as epoch seconds, independent of the site's format;
-            // TZ=UTC makes the ISO fallback unambiguous (see parse::parse_end_time).
-            .env("SLURM_TIME_FORMAT", "%s")
-            .env("TZ", "UTC");
-        if let Some(conf) = &self.config.conf {
-            command.env("SLURM_CONF", conf);
-        }
-        let child = command.spawn().map_err(|source| SlurmError::Spawn {
-            command: path.display().to_string(),
-            source,
-        })?;
-        let timeout = self.config.command_timeout;
-        let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_elapsed) => {
-                return Err(SlurmError::TimedOut {
-                    command: command_text,
-                    timeout,
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(SlurmError::Spawn {
-                    command: command_text,
-                    source,
-                });
-            }
-            Ok(Ok(output)) => output,
-        };
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            tracing::debug!(command = %command_text, "slurm command succeeded");
-            Ok(stdout)
-        } else {
-            Err(SlurmError::Failed {
-                command: command_text,
-                status: output.status,
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            })
-        }
-    }
-
-    /// Slurm names of `nodes`, refusing ids Slurm cannot know or parse.
-    fn slurm_names(&self, nodes: &[NodeId]) -> Result<Vec<String>, SlurmError> {
-        nodes
-            .iter()
-            .map(|node| {
-                let name = self
-                    .names
-                    .slurm_name(node)
-                    .ok_or_else(|| SlurmError::UnknownNode(node.to_string()))?;
-                // A comma or blank would split the NodeName= list; `=` would
-                // be read as another key.
-                if name.is_empty()
-                    || name
-                        .chars()
-                        .any(|c| c == ',' || c == '=' || c.is_whitespace())
-                {
-                    return Err(SlurmError::InvalidName(name));
-                }
-                Ok(name)
-            })
-            .collect()
     }
 
     /// `scontrol update NodeName=<names> State=<state> [Reason=<reason>]`.
@@ -296,7 +120,7 @@ impl SlurmWorkloadManager {
             // One argv element, so a reason with spaces needs no quoting.
             args.push(format!("Reason={reason}"));
         }
-        self.run("scontrol", &args).await.map(drop)
+        self.commands.run("scontrol", &args).await.map(drop)
     }
 
     async fn take_out(&self, nodes: &[NodeId], reason: &str, update: Update) -> Result<()> {
@@ -307,7 +131,7 @@ impl SlurmWorkloadManager {
         if reason.trim().is_empty() {
             return Err(SlurmError::MissingReason(verb).into());
         }
-        let names = self.slurm_names(nodes)?;
+        let names = self.names.slurm_names(nodes)?;
         // Slurm keeps a drain or fail mark when it is set again, and replaces
         // the reason, so both updates are idempotent as they are.
         self.update(&names, update, Some(reason)).await?;
@@ -320,6 +144,7 @@ impl SlurmWorkloadManager {
     /// fail for the whole list; the output is one short line per node.
     async fn show_nodes(&self) -> Result<HashMap<String, ShownNode>, SlurmError> {
         let output = self
+            .commands
             .run(
                 "scontrol",
                 &["-o".to_string(), "show".into(), "node".into()],
@@ -334,6 +159,7 @@ impl SlurmWorkloadManager {
     /// When the jobs on Slurm node `name` should end, from `squeue`.
     async fn jobs_end_by(&self, name: &str) -> Result<Option<crus_core::Timestamp>, SlurmError> {
         let output = self
+            .commands
             .run(
                 "squeue",
                 &[
@@ -358,7 +184,7 @@ impl WorkloadManager for SlurmWorkloadManager {
     }
 
     async fn resume(&self, nodes: &[NodeId]) -> Result<()> {
-        let names = self.slurm_names(nodes)?;
+        let names = self.names.slurm_names(nodes)?;
         let shown = self.show_nodes().await?;
         if let Some(unknown) = names.iter().find(|name| !shown.contains_key(*name)) {
             return Err(SlurmError::UnknownNode(unknown.clone()).into());
@@ -429,74 +255,5 @@ impl WorkloadManager for SlurmWorkloadManager {
             });
         }
         Ok(reported)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nids_become_six_digit_names() {
-        let names = Names::new(&NodeNaming::NidFromInventory(HashMap::from([(
-            NodeId::from("x1000c0s0b0n0"),
-            42,
-        )])));
-        assert_eq!(
-            names.slurm_name(&NodeId::from("x1000c0s0b0n0")).as_deref(),
-            Some("nid000042")
-        );
-        assert_eq!(names.slurm_name(&NodeId::from("x1000c0s0b0n1")), None);
-    }
-
-    #[test]
-    fn names_that_would_break_the_node_list_are_refused() {
-        let slurm = SlurmWorkloadManager::new(SlurmConfig::default());
-        for bad in ["a,b", "a b", "a=b", ""] {
-            assert!(
-                matches!(
-                    slurm.slurm_names(&[NodeId::from(bad)]),
-                    Err(SlurmError::InvalidName(_))
-                ),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            slurm.slurm_names(&[NodeId::from("nid000001")]).ok(),
-            Some(vec!["nid000001".to_string()])
-        );
-    }
-
-    #[test]
-    fn errors_map_to_the_ports_kinds() {
-        let failed = |stderr: &str| SlurmError::Failed {
-            command: "scontrol update".into(),
-            status: std::process::ExitStatus::default(),
-            stderr: stderr.into(),
-        };
-        assert!(matches!(
-            Error::from(failed("slurm_update error: Invalid node name specified")),
-            Error::NotFound { .. }
-        ));
-        assert!(
-            Error::from(failed(
-                "slurm_update error: Unable to contact slurm controller (connect failure)"
-            ))
-            .is_retryable()
-        );
-        assert!(
-            Error::from(SlurmError::TimedOut {
-                command: "squeue".into(),
-                timeout: Duration::from_secs(1),
-            })
-            .is_retryable()
-        );
-        let other = Error::from(failed("slurm_update error: Access/permission denied"));
-        assert!(matches!(other, Error::Other { .. }), "{other:?}");
-        assert!(other.to_string().contains("Access/permission denied"));
-        assert!(matches!(
-            Error::from(SlurmError::MissingReason("drain")),
-            Error::Invalid { .. }
-        ));
     }
 }
