@@ -45,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         upgrade_step_size: 8,
         upgrade_template_id: "compute-image".into(),
         workload_manager_type: "slurm".into(),
+        policy: None,
     };
     let policy = RolloutPolicy {
         boot_timeout: Duration::from_secs(15 * 60),

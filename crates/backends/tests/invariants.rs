@@ -31,6 +31,36 @@ struct Scenario {
     port_error_rate: f64,
     /// Delete the session this long after it starts, if set.
     delete_after: Option<Duration>,
+    /// The session's policy, as a client sends it.
+    policy: serde_json::Value,
+    /// Boot retries in that policy.
+    retries: u32,
+}
+
+/// Random policies among those that always run to completion (a failure
+/// budget or a canary pause waits for an operator; `controls.rs` tests those).
+fn policies() -> impl Strategy<Value = (serde_json::Value, u32)> {
+    (
+        prop_oneof![Just("steps"), Just("continuous")],
+        0usize..4,
+        0u32..=2,
+    )
+        .prop_map(|(strategy, order, retries)| {
+            let mut policy = serde_json::json!({"strategy": strategy, "retries": retries});
+            match order {
+                0 => policy["order"] = "inventory".into(),
+                1 => policy["order"] = "drain_cost".into(),
+                2 => {
+                    policy["order"] = "topology".into();
+                    policy["spread"] = "blade".into();
+                }
+                _ => {
+                    policy["order"] = "topology".into();
+                    policy["align"] = "chassis".into();
+                }
+            }
+            (policy, retries)
+        })
 }
 
 fn scenarios() -> impl Strategy<Value = Scenario> {
@@ -43,8 +73,9 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.15],
         prop_oneof![Just(0.0), 0.0..0.3],
         prop_oneof![3 => Just(None), 1 => (0u64..6 * 3600).prop_map(|s| Some(Duration::from_secs(s)))],
+        policies(),
     )
-        .prop_map(|(nodes, step, seed, busy, boot_fail_rate, never_return_rate, port_error_rate, delete_after)| Scenario {
+        .prop_map(|(nodes, step, seed, busy, boot_fail_rate, never_return_rate, port_error_rate, delete_after, (policy, retries))| Scenario {
             nodes,
             step,
             seed,
@@ -53,6 +84,8 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
             never_return_rate,
             port_error_rate,
             delete_after,
+            policy,
+            retries,
         })
 }
 
@@ -98,8 +131,15 @@ fn run(scenario: &Scenario) -> Result<(), String> {
             clock.clone(),
             ControllerConfig::default(),
         );
+        let spec = crus_core::SessionSpec {
+            policy: Some(
+                crus_core::session::PolicyRequest::from_json(&scenario.policy)
+                    .map_err(|errors| format!("{errors:?}"))?,
+            ),
+            ..spec(scenario.step)
+        };
         let session = controller
-            .create_session(spec(scenario.step), policy())
+            .create_session(spec, policy())
             .await
             .map_err(|e| e.to_string())?;
         let id = session.upgrade_id;
@@ -140,7 +180,7 @@ fn run(scenario: &Scenario) -> Result<(), String> {
                 if scenario.delete_after.is_some() && !record.value.rollout.completed {
                     return Err("a deleted session was not removed".into());
                 }
-                check_completed(&record.value.rollout, &sim, step)
+                check_completed_allowing(&record.value.rollout, &sim, step, 1 + scenario.retries)
             }
             None => {
                 if scenario.delete_after.is_none() {
@@ -170,8 +210,10 @@ fn run(scenario: &Scenario) -> Result<(), String> {
                     return Err("a deleted session left nodes in the upgrading group".into());
                 }
                 for node in sim.node_ids() {
-                    if sim.boot_count(&node) > 1 {
-                        return Err(format!("node {node} booted twice"));
+                    if sim.boot_count(&node) > 1 + scenario.retries {
+                        return Err(format!(
+                            "node {node} booted more often than its retries allow"
+                        ));
                     }
                 }
                 Ok(())
@@ -202,6 +244,8 @@ fn deleting_mid_drain_leaves_nothing_drained() {
         never_return_rate: 0.0,
         port_error_rate: 0.0,
         delete_after: Some(Duration::from_secs(30)),
+        policy: serde_json::json!({}),
+        retries: 0,
     };
     run(&scenario).unwrap();
 }

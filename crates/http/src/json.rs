@@ -50,7 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// A `POST /session` body: JSON that [`SessionSpec::from_json`] accepts.
 ///
 /// Rejections: those of [`JsonBody`], then 422 with every schema failure by field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionBody(pub SessionSpec);
 
 impl<S: Send + Sync> FromRequest<S> for SessionBody {

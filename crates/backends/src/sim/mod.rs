@@ -40,7 +40,7 @@ pub use report::SimReport;
 pub use scaled_clock::ScaledClock;
 pub use swf::{NASA_IPSC_TRACE, SwfError, SwfTrace, TraceJob};
 pub use synthetic::SyntheticWorkload;
-pub use topology::{MAX_NODES, slurm_name};
+pub use topology::{MAX_NODES, slurm_name, xname_of};
 
 #[cfg(test)]
 mod tests;

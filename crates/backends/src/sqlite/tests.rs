@@ -25,6 +25,7 @@ fn test_record(id: Uuid) -> SessionRecord {
         upgrade_template_id: "compute-image".into(),
         upgrading_label: "upgrading".into(),
         workload_manager_type: "slurm".into(),
+        policy: None,
     };
     SessionRecord {
         rollout: Rollout::new(id, spec, RolloutPolicy::default(), Timestamp::EPOCH)

@@ -183,6 +183,7 @@ async fn simulate(args: &DemoArgs, workload: Workload) -> Result<Summary, DemoEr
         upgrade_template_id: template,
         upgrading_label: "crus-upgrading".into(),
         workload_manager_type: "slurm".into(),
+        policy: None,
     };
     let policy = RolloutPolicy {
         boot_timeout,

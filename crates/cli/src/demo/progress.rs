@@ -109,9 +109,11 @@ impl Progress {
         let done = state.count(NodePhase::Done) + state.count(NodePhase::Failed);
         self.overall.set_length(state.nodes.len().max(1) as u64);
         self.overall.set_position(done as u64);
-        self.overall.set_message(match state.active_step() {
-            Some(step) => format!("step {}", step.number),
-            None => String::new(),
+        let active = state.active_step_numbers();
+        self.overall.set_message(match active.as_slice() {
+            [] => String::new(),
+            [step] => format!("step {step}"),
+            [first, .., last] => format!("steps {first}–{last}"),
         });
         let counts: Vec<String> = NodePhase::ALL
             .iter()

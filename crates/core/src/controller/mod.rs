@@ -10,6 +10,7 @@
 //! backoff, forever, and told once in the session's messages; other errors go
 //! back to the rollout, which decides (fail the node, or report and retry later).
 
+mod events;
 mod executor;
 mod retry;
 
@@ -23,15 +24,18 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+pub use events::{EventLog, Missed, NumberedEvent};
 pub use executor::execute;
 pub use retry::RetryPolicy;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::ports::Ports;
-use crate::rollout::{Action, ActionError, ActionId, ActionOutput, Rollout, RolloutPolicy, Stage};
+use crate::rollout::{
+    Action, ActionError, ActionId, ActionOutput, FailureBudget, Rollout, RolloutPolicy, Stage,
+};
 use crate::session::{SessionSpec, SessionStatus};
-use crate::store::{Desired, Revision, SessionRecord, SessionStore};
+use crate::store::{Desired, OperatorCommand, Revision, SessionRecord, SessionStore};
 use crate::time::Timestamp;
 
 /// Settings of a [`Controller`].
@@ -79,6 +83,8 @@ struct Inner {
     tasks: Mutex<JoinSet<()>>,
     /// Wakers of the sessions being driven, so requests take effect at once.
     wakers: Mutex<HashMap<Uuid, Arc<Notify>>>,
+    /// Recent events of every session.
+    events: EventLog,
 }
 
 impl std::fmt::Debug for Controller {
@@ -109,6 +115,7 @@ impl Controller {
                 config,
                 tasks: Mutex::new(JoinSet::new()),
                 wakers: Mutex::new(HashMap::new()),
+                events: EventLog::default(),
             }),
         }
     }
@@ -126,6 +133,11 @@ impl Controller {
     /// The ports the controller acts through.
     pub fn ports(&self) -> &Ports {
         &self.inner.ports
+    }
+
+    /// Recent events of every session driven here, and new ones as they happen.
+    pub fn events(&self) -> &EventLog {
+        &self.inner.events
     }
 
     /// Checks `spec` against the site before anything is created: what CRUS
@@ -245,6 +257,7 @@ impl Controller {
         spec: SessionSpec,
         policy: RolloutPolicy,
     ) -> Result<SessionStatus> {
+        let (spec, policy) = self.resolve_policy(spec, &policy).await?;
         let rollout = Rollout::new(Uuid::new_v4(), spec, policy, self.inner.clock.now());
         let record = SessionRecord {
             rollout: rollout.state().clone(),
@@ -252,6 +265,33 @@ impl Controller {
         };
         self.inner.store.create(&record).await?;
         Ok(rollout.status())
+    }
+
+    /// The policy a session runs with: `base` (the server's defaults) with the
+    /// request's `policy` over it; a `step_percent` becomes the step size, a
+    /// share of the starting group as it is now.
+    pub async fn resolve_policy(
+        &self,
+        mut spec: SessionSpec,
+        base: &RolloutPolicy,
+    ) -> Result<(SessionSpec, RolloutPolicy)> {
+        let policy = match &spec.policy {
+            Some(request) => request.apply(base),
+            None => base.clone(),
+        };
+        if spec.upgrade_step_size == 0 {
+            let members = self
+                .inner
+                .ports
+                .inventory
+                .group_members(&spec.starting_label)
+                .await?
+                .len();
+            let percent = policy.step_percent.unwrap_or(100.0);
+            let size = ((members as f64) * percent / 100.0).ceil().max(1.0);
+            spec.upgrade_step_size = u32::try_from(size as u64).unwrap_or(u32::MAX);
+        }
+        Ok((spec, policy))
     }
 
     /// Drives session `upgrade_id` in a background task, unless one runs already.
@@ -320,6 +360,73 @@ impl Controller {
         }
     }
 
+    /// Asks session `upgrade_id` to take no new node until resumed; nodes in
+    /// flight finish. `None` if there is no such session; `Some(Err)` with the
+    /// reason when the session cannot be paused.
+    pub async fn request_pause(
+        &self,
+        upgrade_id: Uuid,
+    ) -> Result<Option<std::result::Result<SessionStatus, String>>> {
+        self.request_command(upgrade_id, OperatorCommand::Pause)
+            .await
+    }
+
+    /// Asks session `upgrade_id` to take nodes again after a pause or a halt,
+    /// with a new failure budget if given.
+    pub async fn request_resume(
+        &self,
+        upgrade_id: Uuid,
+        max_failures: Option<FailureBudget>,
+    ) -> Result<Option<std::result::Result<SessionStatus, String>>> {
+        self.request_command(upgrade_id, OperatorCommand::Resume { max_failures })
+            .await
+    }
+
+    async fn request_command(
+        &self,
+        upgrade_id: Uuid,
+        command: OperatorCommand,
+    ) -> Result<Option<std::result::Result<SessionStatus, String>>> {
+        loop {
+            let Some(mut record) = self.inner.store.get(upgrade_id).await? else {
+                return Ok(None);
+            };
+            if record.value.desired.delete {
+                return Ok(Some(Err("the session is being deleted".to_string())));
+            }
+            // Tried on a copy first, so a command that would be refused is
+            // refused now, with its reason, instead of stored.
+            let mut rollout = Rollout::resume(record.value.rollout.clone());
+            let now = self.inner.clock.now();
+            let pending = record
+                .value
+                .desired
+                .commands
+                .get(record.value.rollout.commands_applied..)
+                .unwrap_or_default()
+                .to_vec();
+            rollout.apply_commands(now, &pending);
+            if let Err(reason) = rollout.apply_command(now, &command) {
+                return Ok(Some(Err(reason)));
+            }
+            record.value.desired.commands.push(command.clone());
+            match self
+                .inner
+                .store
+                .update(&record.value, record.revision)
+                .await
+            {
+                Ok(_) => {
+                    self.wake(upgrade_id);
+                    return Ok(Some(Ok(rollout.status())));
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Wakes the task driving `upgrade_id`, so it re-reads operator requests now.
     pub fn wake(&self, upgrade_id: Uuid) {
         if let Some(waker) = lock(&self.inner.wakers).get(&upgrade_id) {
@@ -357,6 +464,7 @@ impl Controller {
             if desired.delete {
                 rollout.cancel(clock.now());
             }
+            rollout.apply_commands(clock.now(), &desired.commands);
             if rollout.take_dirty() {
                 match self.persist(&rollout, revision, &mut desired).await? {
                     Persisted::At(new_revision) => revision = new_revision,
@@ -367,6 +475,9 @@ impl Controller {
                     }
                 }
             }
+            // Told once persisted: a reader never hears of a transition the
+            // store could still lose.
+            self.inner.events.publish(rollout.take_events());
             if rollout.is_finished() && !rollout.has_work_in_flight() && attempts.is_empty() {
                 if rollout.state().cancelled {
                     self.remove_record(upgrade_id).await?;
@@ -387,7 +498,7 @@ impl Controller {
                 Some((id, action, attempt, result)) = attempts.next() => {
                     match result {
                         Err(error) if error.is_retryable() => {
-                            rollout.note_retry(&action, &error.to_string());
+                            rollout.note_retry(clock.now(), &action, &error.to_string());
                             let attempt = attempt + 1;
                             let delay = self.inner.config.retry.delay(attempt);
                             tracing::warn!(%upgrade_id, %error, attempt, "{}: retrying in {}", action.describe(), humantime::format_duration(delay));

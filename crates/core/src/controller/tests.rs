@@ -61,6 +61,7 @@ fn spec() -> SessionSpec {
         upgrade_template_id: "compute-image".into(),
         upgrading_label: "upgrading".into(),
         workload_manager_type: "slurm".into(),
+        policy: None,
     }
 }
 

@@ -45,10 +45,12 @@ pub enum Action {
         /// Nodes to ask about.
         nodes: Vec<NodeId>,
     },
-    /// Start (or find, by its key) the boot of a step. Answer: [`ActionOutput::BootStarted`].
+    /// Start (or find, by its key) a boot of a step. Answer: [`ActionOutput::BootStarted`].
     StartBoot {
         /// The step.
         step: u32,
+        /// Which of the step's boots (from 0).
+        boot: u32,
         /// What to boot.
         request: BootRequest,
     },
@@ -56,6 +58,8 @@ pub enum Action {
     ObserveBoot {
         /// The step.
         step: u32,
+        /// Which of the step's boots (from 0).
+        boot: u32,
         /// Its boot.
         handle: BootHandle,
     },
@@ -99,7 +103,7 @@ impl Action {
                     count_nodes(nodes.len())
                 )
             }
-            Action::StartBoot { step, request } => format!(
+            Action::StartBoot { step, request, .. } => format!(
                 "starting the boot of step {step} ({} with template '{}')",
                 count_nodes(request.nodes.len()),
                 request.template

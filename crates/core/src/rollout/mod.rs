@@ -25,21 +25,30 @@
 //! and every action is idempotent, so nothing is done twice.
 
 mod action;
+mod event;
 mod policy;
+mod selection;
 mod state;
+pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use uuid::Uuid;
 
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
-pub use policy::RolloutPolicy;
+pub use event::{EventKind, RolloutEvent};
+pub use policy::{
+    Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
+};
+pub use selection::DrainCost;
 pub use state::{NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
+pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
 use crate::node::NodeId;
 use crate::plan;
 use crate::ports::{BootRequest, NodeBootState, NodeBootStatus, WorkloadNode, WorkloadState};
-use crate::session::{API_VERSION, KIND, SessionSpec, SessionState, SessionStatus};
+use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState, SessionStatus};
+use crate::store::OperatorCommand;
 use crate::time::Timestamp;
 use action::count_nodes;
 
@@ -69,8 +78,19 @@ pub struct Rollout {
     session_retry_at: Option<Timestamp>,
     /// When to next ask the workload manager about draining and verifying nodes.
     next_workload_poll: Timestamp,
-    /// When to next ask the boot orchestrator about each step's boot.
-    next_boot_poll: BTreeMap<u32, Timestamp>,
+    /// When to next ask the boot orchestrator about each boot, by (step, boot).
+    next_boot_poll: BTreeMap<(u32, u32), Timestamp>,
+    /// Drain costs of pending nodes from the last observation, for the
+    /// `drain_cost` and `topology` orders, and when they were observed.
+    pending_costs: HashMap<usize, DrainCost>,
+    pending_costs_at: Option<Timestamp>,
+    /// Whether the next workload observation should include the pending nodes.
+    want_pending_costs: bool,
+    /// When the maintenance windows next open, while they are closed and
+    /// nodes wait to be taken.
+    window_opens_at: Option<Timestamp>,
+    /// Transitions not yet taken by [`Rollout::take_events`].
+    events: Vec<RolloutEvent>,
     /// Whether the persisted state changed since [`Rollout::take_dirty`] last said so.
     dirty: bool,
 }
@@ -90,6 +110,9 @@ impl Rollout {
             nodes: Vec::new(),
             steps: Vec::new(),
             cancelled: false,
+            paused: false,
+            halted: None,
+            commands_applied: 0,
             created_at: now,
             started_at: None,
             finished_at: None,
@@ -117,6 +140,11 @@ impl Rollout {
             session_retry_at: None,
             next_workload_poll: Timestamp::EPOCH,
             next_boot_poll: BTreeMap::new(),
+            pending_costs: HashMap::new(),
+            pending_costs_at: None,
+            want_pending_costs: false,
+            window_opens_at: None,
+            events: Vec::new(),
             dirty: true,
         }
     }
@@ -140,6 +168,11 @@ impl Rollout {
     /// be persisted before the actions now queued are executed).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// The transitions since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<RolloutEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// The next action to execute, if any.
@@ -169,37 +202,38 @@ impl Rollout {
                 }
             }
             Stage::Running => {
-                if let Some(step) = self.state.active_step() {
-                    let has = |phases: &[NodePhase]| {
-                        step.nodes
+                let observing_workload =
+                    self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }));
+                let watched = self.watched_nodes();
+                if (!watched.is_empty() || self.want_pending_costs) && !observing_workload {
+                    deadlines.push(self.next_workload_poll);
+                }
+                for step in self.state.active_steps() {
+                    for (number, boot) in step.boots.iter().enumerate() {
+                        let number = u32::try_from(number).unwrap_or(u32::MAX);
+                        let booting = self.current_boot_nodes(step, number, &[NodePhase::Booting]);
+                        let waiting = self.current_boot_nodes(
+                            step,
+                            number,
+                            &[NodePhase::Booting, NodePhase::Verifying],
+                        );
+                        if waiting
                             .iter()
-                            .any(|&node| phases.contains(&self.state.nodes[node].phase))
-                    };
-                    let observing_workload = self
-                        .is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }));
-                    if has(&[NodePhase::Draining, NodePhase::Verifying]) && !observing_workload {
-                        deadlines.push(self.next_workload_poll);
-                    }
-                    if let Some(boot) = &step.boot {
-                        if has(&[NodePhase::Booting, NodePhase::Verifying]) {
+                            .any(|&node| self.state.nodes[node].healthy_since.is_none())
+                        {
                             deadlines.push(boot.requested_at + self.state.policy.boot_timeout);
                         }
-                        let boot_in_flight = self.is_in_flight(|action| {
-                            matches!(action, Action::StartBoot { step: number, .. } | Action::ObserveBoot { step: number, .. } if *number == step.number)
-                        });
-                        if !boot_in_flight {
+                        let boot_in_flight = self.boot_in_flight(step.number, number);
+                        if !boot_in_flight && !booting.is_empty() {
                             match boot.handle {
-                                Some(_) if has(&[NodePhase::Booting]) => {
-                                    deadlines.push(self.boot_poll_due(step.number));
-                                }
-                                None if has(&[NodePhase::Booting]) => {
-                                    deadlines.extend(self.session_retry_at)
-                                }
-                                _ => {}
+                                Some(_) => deadlines.push(self.boot_poll_due(step.number, number)),
+                                None => deadlines.extend(self.session_retry_at),
                             }
                         }
                     }
                 }
+                deadlines.extend(self.drain_deadline());
+                deadlines.extend(self.window_opens_at);
                 deadlines.extend(self.node_retry_at.values().copied());
             }
             Stage::Finished => {}
@@ -220,8 +254,8 @@ impl Rollout {
         }
         self.state.cancelled = true;
         if !self.state.completed {
-            self.state.state = SessionState::Deleting;
-            self.post("Deletion requested: no new node will be taken; nodes not yet booted are returned to service".to_string());
+            self.set_state(SessionState::Deleting, now);
+            self.post(now, "Deletion requested: no new node will be taken; nodes not yet booted are returned to service".to_string());
         }
         match self.state.stage {
             Stage::Snapshot => self.finish(now),
@@ -230,6 +264,96 @@ impl Rollout {
         }
         self.dirty = true;
         self.advance(now);
+    }
+
+    /// Operator request: take no new node until [`Rollout::resume_taking`];
+    /// nodes in flight finish. Returns false when the session has finished.
+    pub fn pause(&mut self, now: Timestamp, reason: &str) -> bool {
+        if self.state.completed || self.state.cancelled {
+            return false;
+        }
+        if !self.state.paused {
+            self.state.paused = true;
+            self.dirty = true;
+            self.post(
+                now,
+                format!(
+                    "Paused: {reason}; nodes in flight finish, no new node is taken until resumed"
+                ),
+            );
+            self.emit(
+                now,
+                EventKind::Paused {
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        self.advance(now);
+        true
+    }
+
+    /// Operator request: take nodes again after a pause or a halt, with a new
+    /// failure budget when one is given. Refused (with the reason) when the
+    /// session has finished or would halt again at once.
+    pub fn resume_taking(
+        &mut self,
+        now: Timestamp,
+        max_failures: Option<FailureBudget>,
+    ) -> Result<(), String> {
+        if self.state.completed || self.state.cancelled {
+            return Err("the session has finished or is being deleted".to_string());
+        }
+        let budget = max_failures.or(self.state.policy.max_failures);
+        let failures = self.state.failures();
+        if let Some(allowed) = budget.map(|budget| budget.allowed(self.state.nodes.len()))
+            && failures > allowed
+        {
+            return Err(format!(
+                "{failures} nodes failed, more than the failure budget of {allowed}: raise max_failures to resume"
+            ));
+        }
+        if let Some(budget) = max_failures {
+            self.state.policy.max_failures = Some(budget);
+        }
+        if self.state.paused || self.state.halted.is_some() {
+            self.state.paused = false;
+            self.state.halted = None;
+            self.dirty = true;
+            self.post(now, "Resumed: taking nodes again".to_string());
+            self.emit(now, EventKind::Resumed);
+        }
+        self.advance(now);
+        Ok(())
+    }
+
+    /// Applies the operator commands not applied yet: `commands` is the whole
+    /// list, of which the first `commands_applied` were applied before.
+    pub fn apply_commands(&mut self, now: Timestamp, commands: &[OperatorCommand]) {
+        while let Some(command) = commands.get(self.state.commands_applied) {
+            if let Err(reason) = self.apply_command(now, command) {
+                self.post_once(now, format!("Operator request refused: {reason}"));
+            }
+            self.state.commands_applied += 1;
+            self.dirty = true;
+        }
+    }
+
+    /// Applies one operator command.
+    pub fn apply_command(
+        &mut self,
+        now: Timestamp,
+        command: &OperatorCommand,
+    ) -> Result<(), String> {
+        match command {
+            OperatorCommand::Pause => {
+                if self.pause(now, "requested by an operator") {
+                    Ok(())
+                } else {
+                    Err("the session has finished or is being deleted".to_string())
+                }
+            }
+            OperatorCommand::Resume { max_failures } => self.resume_taking(now, *max_failures),
+        }
     }
 
     /// The answer to action `id`. Retryable errors never get here: the
@@ -258,16 +382,22 @@ impl Rollout {
                 }),
             ) => {
                 if !cleared_failed.is_empty() {
-                    self.post(format!(
-                        "Cleared node group '{failed_label}' ({} from an earlier session)",
-                        count_nodes(cleared_failed.len())
-                    ));
+                    self.post(
+                        now,
+                        format!(
+                            "Cleared node group '{failed_label}' ({} from an earlier session)",
+                            count_nodes(cleared_failed.len())
+                        ),
+                    );
                 }
                 if !cleared_upgrading.is_empty() {
-                    self.post(format!(
-                        "Cleared node group '{upgrading_label}' ({})",
-                        count_nodes(cleared_upgrading.len())
-                    ));
+                    self.post(
+                        now,
+                        format!(
+                            "Cleared node group '{upgrading_label}' ({})",
+                            count_nodes(cleared_upgrading.len())
+                        ),
+                    );
                 }
                 if self.state.stage == Stage::PrepareGroups {
                     self.state.stage = Stage::Running;
@@ -282,24 +412,34 @@ impl Rollout {
                 self.next_workload_poll = now + self.state.policy.poll_interval;
                 self.observe_workload(now, &observed);
             }
-            (Action::StartBoot { step, request }, Ok(ActionOutput::BootStarted(handle))) => {
-                if let Some(boot) = self.step_mut(step).and_then(|step| step.boot.as_mut()) {
-                    boot.handle = Some(handle.clone());
+            (
+                Action::StartBoot {
+                    step,
+                    boot,
+                    request,
+                },
+                Ok(ActionOutput::BootStarted(handle)),
+            ) => {
+                if let Some(record) = self.boot_mut(step, boot) {
+                    record.handle = Some(handle.clone());
                     self.dirty = true;
                     self.next_boot_poll
-                        .insert(step, now + self.state.policy.poll_interval);
-                    self.post(format!(
-                        "Step {step}: boot of {} started with template '{}' (boot {})",
-                        count_nodes(request.nodes.len()),
-                        request.template,
-                        handle.id
-                    ));
+                        .insert((step, boot), now + self.state.policy.poll_interval);
+                    self.post(
+                        now,
+                        format!(
+                            "Step {step}: boot of {} started with template '{}' (boot {})",
+                            count_nodes(request.nodes.len()),
+                            request.template,
+                            handle.id
+                        ),
+                    );
                 }
             }
-            (Action::ObserveBoot { step, .. }, Ok(ActionOutput::BootStatus(statuses))) => {
+            (Action::ObserveBoot { step, boot, .. }, Ok(ActionOutput::BootStatus(statuses))) => {
                 self.next_boot_poll
-                    .insert(step, now + self.state.policy.poll_interval);
-                self.observe_boot(now, &statuses);
+                    .insert((step, boot), now + self.state.policy.poll_interval);
+                self.observe_boot(now, step, boot, &statuses);
             }
             (Action::Resume { nodes, .. }, Ok(_)) => {
                 for node in self.indexes_of(&nodes) {
@@ -333,11 +473,14 @@ impl Rollout {
 
     /// Tells that an action hit a retryable error and will be tried again, so
     /// the session's messages say why it is not moving (once per distinct error).
-    pub fn note_retry(&mut self, action: &Action, error: &str) {
-        self.post_once(format!(
-            "{} failed, retrying: {error}",
-            capitalise(&action.describe())
-        ));
+    pub fn note_retry(&mut self, now: Timestamp, action: &Action, error: &str) {
+        self.post_once(
+            now,
+            format!(
+                "{} failed, retrying: {error}",
+                capitalise(&action.describe())
+            ),
+        );
     }
 
     fn take_snapshot(&mut self, now: Timestamp, label: &str, members: Vec<NodeId>) {
@@ -347,13 +490,7 @@ impl Rollout {
         let ordered = plan::inventory_order(members);
         self.state.nodes = ordered
             .into_iter()
-            .map(|id| NodeRecord {
-                id,
-                phase: NodePhase::Pending,
-                since: now,
-                step: None,
-                reason: None,
-            })
+            .map(|id| NodeRecord::pending(id, now))
             .collect();
         self.index = self
             .state
@@ -364,28 +501,60 @@ impl Rollout {
             .collect();
         self.dirty = true;
         if self.state.nodes.is_empty() {
-            self.post(format!(
-                "Group '{label}' has no members: nothing to upgrade"
-            ));
+            self.post(
+                now,
+                format!("Group '{label}' has no members: nothing to upgrade"),
+            );
             self.state.stage = Stage::Cleanup;
         } else {
-            let steps = self.state.nodes.len().div_ceil(self.step_size());
-            self.post(format!(
-                "Upgrading {} of group '{label}' in {steps} step{} of at most {}",
-                count_nodes(self.state.nodes.len()),
-                if steps == 1 { "" } else { "s" },
-                self.step_size()
-            ));
+            let total = self.state.nodes.len();
+            let mut text = match self.state.policy.strategy {
+                Strategy::Steps => {
+                    let steps = total.div_ceil(self.step_size());
+                    format!(
+                        "Upgrading {} of group '{label}' in {steps} step{} of at most {}",
+                        count_nodes(total),
+                        if steps == 1 { "" } else { "s" },
+                        self.step_size()
+                    )
+                }
+                Strategy::Continuous => format!(
+                    "Upgrading {} of group '{label}', at most {} out of service at once, each taken as soon as another is done",
+                    count_nodes(total),
+                    self.step_size()
+                ),
+            };
+            match self.state.policy.order {
+                Order::Inventory => {}
+                Order::DrainCost => text.push_str(", cheapest drains first"),
+                Order::Topology => {
+                    if let Some(domain) = self.state.policy.spread {
+                        text.push_str(&format!(", never two of one {} at once", domain.as_str()));
+                    }
+                    if let Some(domain) = self.state.policy.align {
+                        text.push_str(&format!(", a whole {} at a time", domain.as_str()));
+                    }
+                }
+            }
+            if let Some(allowed) = self.state.policy.failure_budget(total) {
+                text.push_str(&format!("; halts if more than {allowed} fail"));
+            }
+            self.post(now, text);
             self.state.stage = Stage::PrepareGroups;
         }
     }
 
     fn observe_workload(&mut self, now: Timestamp, observed: &[WorkloadNode]) {
+        let mut saw_pending = false;
         for report in observed {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;
             };
             match (self.state.nodes[node].phase, report.state) {
+                (NodePhase::Pending, _) => {
+                    saw_pending = true;
+                    self.pending_costs.insert(node, DrainCost::of(report));
+                }
                 (NodePhase::Draining | NodePhase::Verifying, WorkloadState::Unknown) => {
                     self.fail_node(
                         node,
@@ -403,29 +572,76 @@ impl Rollout {
                 (
                     NodePhase::Verifying,
                     WorkloadState::Drained | WorkloadState::Idle | WorkloadState::Allocated,
-                ) if report.responding => {
-                    self.set_phase(node, NodePhase::Resuming, now);
+                ) if report.responding => self.healthy(node, now),
+                // A break in health restarts the soak.
+                (NodePhase::Verifying, _) if self.state.nodes[node].healthy_since.is_some() => {
+                    self.state.nodes[node].healthy_since = None;
+                    self.dirty = true;
                 }
                 _ => {}
             }
         }
+        if saw_pending {
+            self.pending_costs_at = Some(now);
+            self.want_pending_costs = false;
+        }
     }
 
-    fn observe_boot(&mut self, now: Timestamp, statuses: &[NodeBootStatus]) {
+    /// A verifying node was seen healthy: it is upgraded once it has stayed
+    /// so for the policy's soak time.
+    fn healthy(&mut self, node: usize, now: Timestamp) {
+        let soak = self
+            .state
+            .policy
+            .health
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |health| health.soak);
+        let since = *self.state.nodes[node].healthy_since.get_or_insert(now);
+        self.dirty = true;
+        if now.saturating_since(since) >= soak {
+            self.set_phase(node, NodePhase::Resuming, now);
+        }
+    }
+
+    fn observe_boot(&mut self, now: Timestamp, step: u32, boot: u32, statuses: &[NodeBootStatus]) {
         for status in statuses {
             let Some(&node) = self.index.get(&status.node) else {
                 continue;
             };
-            if self.state.nodes[node].phase != NodePhase::Booting {
+            // An answer about an earlier boot of a node being retried is stale.
+            if self.state.nodes[node].phase != NodePhase::Booting
+                || self.current_boot_of(node) != Some((step, boot))
+            {
                 continue;
             }
             match &status.state {
                 NodeBootState::InProgress => {}
                 NodeBootState::Ok => self.set_phase(node, NodePhase::Verifying, now),
                 NodeBootState::Failed { reason } => {
-                    self.fail_node(node, format!("boot failed: {reason}"), now);
+                    self.boot_failed(node, format!("boot failed: {reason}"), now);
                 }
             }
+        }
+    }
+
+    /// A node's boot failed or timed out: boot it again while retries are
+    /// left, fail it otherwise.
+    fn boot_failed(&mut self, node: usize, reason: String, now: Timestamp) {
+        let attempts = self.state.nodes[node].attempts;
+        let allowed = self.state.policy.retries.saturating_add(1);
+        if attempts < allowed {
+            let id = self.state.nodes[node].id.clone();
+            self.post(
+                now,
+                format!(
+                    "Node {id}: {reason}; booting it again (attempt {} of {allowed})",
+                    attempts + 1
+                ),
+            );
+            self.state.nodes[node].healthy_since = None;
+            self.set_phase(node, NodePhase::Drained, now);
+        } else {
+            self.fail_node(node, reason, now);
         }
     }
 
@@ -453,10 +669,10 @@ impl Rollout {
                     }
                 }
             }
-            Action::StartBoot { step, .. } if node_problem => {
+            Action::StartBoot { step, boot, .. } if node_problem => {
                 let nodes: Vec<usize> = self
-                    .step_mut(step)
-                    .map(|step| step.nodes.clone())
+                    .boot_of(step, boot)
+                    .map(|record| self.indexes_of(&record.nodes))
                     .unwrap_or_default();
                 for node in nodes {
                     if self.state.nodes[node].phase == NodePhase::Booting {
@@ -470,40 +686,49 @@ impl Rollout {
             }
             Action::ObserveWorkload { .. } => {
                 self.next_workload_poll = retry_at;
-                self.post_once(format!("Could not read node states from the workload manager: {}; retrying every {retry_in}", error.message));
+                self.post_once(now, format!("Could not read node states from the workload manager: {}; retrying every {retry_in}", error.message));
             }
-            Action::ObserveBoot { step, .. } => {
-                self.next_boot_poll.insert(step, retry_at);
-                self.post_once(format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
+            Action::ObserveBoot { step, boot, .. } => {
+                self.next_boot_poll.insert((step, boot), retry_at);
+                self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
             }
             Action::Resume { ref nodes, .. } | Action::Drain { ref nodes, .. } => {
                 for node in self.indexes_of(nodes) {
                     self.node_retry_at.insert(node, retry_at);
                 }
-                self.post_once(format!(
-                    "{} failed: {}; retrying every {retry_in}",
-                    capitalise(&action.describe()),
-                    error.message
-                ));
+                self.post_once(
+                    now,
+                    format!(
+                        "{} failed: {}; retrying every {retry_in}",
+                        capitalise(&action.describe()),
+                        error.message
+                    ),
+                );
             }
             Action::MarkFailed { ref nodes, .. } => {
                 let ids: Vec<NodeId> = nodes.iter().map(|(node, _)| node.clone()).collect();
                 for node in self.indexes_of(&ids) {
                     self.node_retry_at.insert(node, retry_at);
                 }
-                self.post_once(format!(
-                    "{} failed: {}; retrying every {retry_in}",
-                    capitalise(&action.describe()),
-                    error.message
-                ));
+                self.post_once(
+                    now,
+                    format!(
+                        "{} failed: {}; retrying every {retry_in}",
+                        capitalise(&action.describe()),
+                        error.message
+                    ),
+                );
             }
             other => {
                 self.session_retry_at = Some(retry_at);
-                self.post_once(format!(
-                    "{} failed: {}; retrying every {retry_in}",
-                    capitalise(&other.describe()),
-                    error.message
-                ));
+                self.post_once(
+                    now,
+                    format!(
+                        "{} failed: {}; retrying every {retry_in}",
+                        capitalise(&other.describe()),
+                        error.message
+                    ),
+                );
             }
         }
     }
@@ -520,7 +745,7 @@ impl Rollout {
         match self.state.stage {
             Stage::Snapshot => {
                 if self.state.state == SessionState::Created {
-                    self.state.state = SessionState::Updating;
+                    self.set_state(SessionState::Updating, now);
                     self.state.started_at = Some(now);
                     self.dirty = true;
                 }
@@ -551,63 +776,212 @@ impl Rollout {
     fn advance_running(&mut self, now: Timestamp) {
         // Several passes: finishing a step may start the next one at once.
         loop {
-            let Some(step_number) = self.state.active_step().map(|step| step.number) else {
-                if self.state.cancelled || !self.start_next_step(now) {
-                    self.state.stage = Stage::Cleanup;
-                    self.dirty = true;
-                    self.advance(now);
-                    return;
+            let active = self.state.active_step_numbers();
+            for &step in &active {
+                self.check_boot_timeouts(now, step);
+                self.check_drain_timeouts(now, step);
+                if self.state.cancelled {
+                    self.release_unbooted(now, step);
                 }
-                continue;
-            };
-            self.check_boot_timeouts(now, step_number);
-            if self.state.cancelled {
-                self.release_unbooted(now, step_number);
+                self.request_boots(now, step);
             }
-            self.request_boot_when_drained(now, step_number);
-            if self.finish_step_when_done(step_number) {
+            self.check_failure_budget(now);
+            let mut finished_any = false;
+            for &step in &active {
+                finished_any |= self.finish_step_when_done(now, step);
+            }
+            self.check_failure_budget(now);
+            if finished_any {
                 continue;
             }
-            self.queue_step_actions(now, step_number);
+            if self.start_next_step(now) {
+                continue;
+            }
+            let pending_left = self
+                .state
+                .nodes
+                .iter()
+                .any(|node| node.phase == NodePhase::Pending);
+            if self.state.active_steps().next().is_none() && (self.state.cancelled || !pending_left)
+            {
+                self.state.stage = Stage::Cleanup;
+                self.dirty = true;
+                self.advance(now);
+                return;
+            }
+            break;
+        }
+        self.queue_running_actions(now);
+    }
+
+    /// Halts the session once more nodes failed than the budget allows.
+    fn check_failure_budget(&mut self, now: Timestamp) {
+        if self.state.halted.is_some() || self.state.cancelled {
             return;
+        }
+        let Some(allowed) = self.state.policy.failure_budget(self.state.nodes.len()) else {
+            return;
+        };
+        let failures = self.state.failures();
+        if failures > allowed {
+            self.halt(
+                now,
+                format!("{failures} nodes failed, more than the failure budget of {allowed}"),
+            );
         }
     }
 
-    /// Takes the next step of pending nodes. Returns false when none is left.
+    fn halt(&mut self, now: Timestamp, reason: String) {
+        self.post(now, format!("Halted: {reason}; nodes in flight finish, no new node is taken. Resume the session (with a larger max_failures) or delete it"));
+        self.emit(
+            now,
+            EventKind::Halted {
+                reason: reason.clone(),
+            },
+        );
+        self.state.halted = Some(reason);
+        self.dirty = true;
+    }
+
+    /// How many more nodes may be taken now.
+    fn capacity(&self) -> usize {
+        let step_size = self.step_size();
+        let mut capacity = match self.state.policy.strategy {
+            Strategy::Steps => {
+                if self.state.active_steps().next().is_some() {
+                    0
+                } else {
+                    step_size
+                }
+            }
+            Strategy::Continuous => step_size.saturating_sub(self.state.out_of_service()),
+        };
+        if let Some(canary) = self.state.policy.canary {
+            match self.state.steps.first() {
+                // The canary is the first step, alone.
+                None => capacity = capacity.min(usize::try_from(canary.size).unwrap_or(usize::MAX)),
+                Some(first) if !first.finished => capacity = 0,
+                Some(_) => {}
+            }
+        }
+        capacity
+    }
+
+    /// Takes the next pending nodes, as many as may be out of service, in the
+    /// policy's order. Returns whether it took any.
     fn start_next_step(&mut self, now: Timestamp) -> bool {
-        let taken: Vec<usize> = self
+        self.window_opens_at = None;
+        if self.state.cancelled || self.state.paused || self.state.halted.is_some() {
+            return false;
+        }
+        let capacity = self.capacity();
+        if capacity == 0 {
+            return false;
+        }
+        let pending: Vec<usize> = self
             .state
             .nodes
             .iter()
             .enumerate()
             .filter(|(_, node)| node.phase == NodePhase::Pending)
             .map(|(position, _)| position)
-            .take(self.step_size())
             .collect();
+        if pending.is_empty() {
+            return false;
+        }
+        if !window::any_open(&self.state.policy.windows, now) {
+            self.window_opens_at = window::next_opening(&self.state.policy.windows, now);
+            let message = match self.window_opens_at {
+                Some(at) => format!(
+                    "Outside the maintenance windows: the next nodes are taken when one opens ({at})"
+                ),
+                None => "Outside the maintenance windows, which never open: no node is taken"
+                    .to_string(),
+            };
+            self.post_once(now, message);
+            return false;
+        }
+        let ranked = match self.state.policy.order {
+            Order::Inventory => pending,
+            Order::DrainCost | Order::Topology => {
+                let fresh = self
+                    .pending_costs_at
+                    .is_some_and(|at| now < at + self.state.policy.poll_interval);
+                if !fresh {
+                    self.want_pending_costs = true;
+                    return false;
+                }
+                selection::by_drain_cost(&pending, |node| {
+                    self.pending_costs
+                        .get(&node)
+                        .copied()
+                        .unwrap_or(DrainCost::Unknown)
+                })
+            }
+        };
+        let nodes = &self.state.nodes;
+        let taken = match (self.state.policy.spread, self.state.policy.align) {
+            (Some(domain), _) => {
+                let busy: BTreeSet<String> = nodes
+                    .iter()
+                    .filter(|node| node.phase.is_out_of_service())
+                    .map(|node| selection::domain_of(&node.id, domain))
+                    .collect();
+                selection::spread(&ranked, capacity, &busy, |node| {
+                    selection::domain_of(&nodes[node].id, domain)
+                })
+            }
+            (None, Some(domain)) => selection::align(&ranked, capacity, self.step_size(), |node| {
+                selection::domain_of(&nodes[node].id, domain)
+            }),
+            (None, None) => ranked.into_iter().take(capacity).collect(),
+        };
         if taken.is_empty() {
             return false;
         }
         let number = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
         for &node in &taken {
             self.state.nodes[node].step = Some(number);
+            self.state.nodes[node].taken_at = Some(now);
+            self.pending_costs.remove(&node);
             self.set_phase(node, NodePhase::Draining, now);
         }
-        let first = &self.state.nodes[taken[0]].id;
-        let last = &self.state.nodes[taken[taken.len() - 1]].id;
-        let range = if taken.len() == 1 {
-            first.to_string()
-        } else {
-            format!("{first} … {last}")
+        let ids = self.ids_of(&taken);
+        let range = match ids.as_slice() {
+            [only] => only.to_string(),
+            _ if self.state.policy.order == Order::Inventory => {
+                format!("{} … {}", ids[0], ids[ids.len() - 1])
+            }
+            _ => ids
+                .iter()
+                .map(NodeId::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         };
-        self.post(format!(
-            "Step {number} started: draining {} ({range})",
-            count_nodes(taken.len())
-        ));
+        let canary = if number == 0 && self.state.policy.canary.is_some() {
+            " (canary)"
+        } else {
+            ""
+        };
+        self.post(
+            now,
+            format!(
+                "Step {number}{canary} started: draining {} ({range})",
+                count_nodes(taken.len())
+            ),
+        );
+        self.emit(
+            now,
+            EventKind::StepStarted {
+                step: number,
+                nodes: ids,
+            },
+        );
         self.state.steps.push(Step {
             number,
             nodes: taken,
             started_at: now,
-            boot: None,
+            boots: Vec::new(),
             finished: false,
         });
         true
@@ -617,19 +991,71 @@ impl Rollout {
         let Some(step) = self.step(step_number) else {
             return;
         };
-        let Some(boot) = &step.boot else { return };
-        let deadline = boot.requested_at + self.state.policy.boot_timeout;
-        if now < deadline {
-            return;
+        let timeout = self.state.policy.boot_timeout;
+        let mut late = Vec::new();
+        for (number, boot) in step.boots.iter().enumerate() {
+            if now < boot.requested_at + timeout {
+                continue;
+            }
+            let number = u32::try_from(number).unwrap_or(u32::MAX);
+            late.extend(
+                self.current_boot_nodes(step, number, &[NodePhase::Booting, NodePhase::Verifying])
+                    .into_iter()
+                    // A node soaking its health answered in time.
+                    .filter(|&node| self.state.nodes[node].healthy_since.is_none()),
+            );
         }
-        let late = self.in_phases(&step.nodes, &[NodePhase::Booting, NodePhase::Verifying]);
-        let timeout = humantime::format_duration(self.state.policy.boot_timeout);
+        let timeout = humantime::format_duration(timeout);
         for node in late {
-            self.fail_node(
+            self.boot_failed(
                 node,
                 format!("did not come back within {timeout} of its boot starting"),
                 now,
             );
+        }
+    }
+
+    /// Applies `on_drain_timeout` to nodes draining for longer than `drain_timeout`.
+    fn check_drain_timeouts(&mut self, now: Timestamp, step_number: u32) {
+        let Some(timeout) = self.state.policy.drain_timeout else {
+            return;
+        };
+        let action = self.state.policy.on_drain_timeout;
+        if action == OnDrainTimeout::Wait {
+            return;
+        }
+        let Some(step) = self.step(step_number) else {
+            return;
+        };
+        let late: Vec<usize> = self
+            .in_phases(&step.nodes, &[NodePhase::Draining])
+            .into_iter()
+            .filter(|&node| now >= self.state.nodes[node].since + timeout)
+            .collect();
+        let waited = humantime::format_duration(timeout);
+        for node in late {
+            let id = self.state.nodes[node].id.clone();
+            match action {
+                OnDrainTimeout::Skip => {
+                    self.state.nodes[node].reason = Some(format!(
+                        "did not drain within {waited}; returned to service without upgrade"
+                    ));
+                    self.post(
+                        now,
+                        format!("Node {id} did not drain within {waited}: skipped, returned to service without upgrade"),
+                    );
+                    self.set_phase(node, NodePhase::Releasing, now);
+                }
+                OnDrainTimeout::Force => {
+                    self.state.nodes[node].forced = true;
+                    self.post(
+                        now,
+                        format!("WARNING: node {id} did not drain within {waited}: rebooting it with its jobs still running (on_drain_timeout: force)"),
+                    );
+                    self.set_phase(node, NodePhase::Drained, now);
+                }
+                OnDrainTimeout::Wait | OnDrainTimeout::Requeue => {}
+            }
         }
     }
 
@@ -645,39 +1071,48 @@ impl Rollout {
         }
     }
 
-    /// CRUS's barrier: the step boots once none of its nodes is still draining.
-    fn request_boot_when_drained(&mut self, now: Timestamp, step_number: u32) {
+    /// Boots a step's drained nodes: under CRUS's barrier once none of the
+    /// step's nodes is still draining; in a sliding window as soon as they drain.
+    fn request_boots(&mut self, now: Timestamp, step_number: u32) {
         let Some(step) = self.step(step_number) else {
             return;
         };
-        if step.boot.is_some() {
-            return;
-        }
-        let phases: Vec<NodePhase> = step
-            .nodes
-            .iter()
-            .map(|&node| self.state.nodes[node].phase)
-            .collect();
-        if phases.contains(&NodePhase::Draining) || !phases.contains(&NodePhase::Drained) {
+        let draining = !self
+            .in_phases(&step.nodes, &[NodePhase::Draining])
+            .is_empty();
+        if draining && self.state.policy.strategy == Strategy::Steps {
             return;
         }
         let drained = self.in_phases(&step.nodes, &[NodePhase::Drained]);
-        let key = format!("crus-{}-step-{step_number}", self.state.upgrade_id);
+        if drained.is_empty() {
+            return;
+        }
+        let number = step.boots.len();
+        let key = if number == 0 {
+            format!("crus-{}-step-{step_number}", self.state.upgrade_id)
+        } else {
+            format!(
+                "crus-{}-step-{step_number}-boot-{number}",
+                self.state.upgrade_id
+            )
+        };
         for &node in &drained {
+            self.state.nodes[node].attempts += 1;
+            self.state.nodes[node].healthy_since = None;
             self.set_phase(node, NodePhase::Booting, now);
         }
-        let nodes: Vec<NodeId> = drained
-            .iter()
-            .map(|&node| self.state.nodes[node].id.clone())
-            .collect();
-        self.post(format!(
-            "Step {step_number}: {} drained; booting {} with template '{}'",
-            count_nodes(drained.len()),
-            if drained.len() == 1 { "it" } else { "them" },
-            self.state.spec.upgrade_template_id
-        ));
+        let nodes = self.ids_of(&drained);
+        self.post(
+            now,
+            format!(
+                "Step {step_number}: {} drained; booting {} with template '{}'",
+                count_nodes(drained.len()),
+                if drained.len() == 1 { "it" } else { "them" },
+                self.state.spec.upgrade_template_id
+            ),
+        );
         if let Some(step) = self.step_mut(step_number) {
-            step.boot = Some(StepBoot {
+            step.boots.push(StepBoot {
                 key,
                 nodes,
                 handle: None,
@@ -687,32 +1122,32 @@ impl Rollout {
     }
 
     /// Marks the step finished when every node of it has. Returns whether it did.
-    fn finish_step_when_done(&mut self, step_number: u32) -> bool {
+    fn finish_step_when_done(&mut self, now: Timestamp, step_number: u32) -> bool {
         let Some(step) = self.step(step_number) else {
             return false;
         };
-        if !step
-            .nodes
-            .iter()
-            .all(|&node| self.state.nodes[node].phase.is_terminal())
+        if step.finished
+            || !step
+                .nodes
+                .iter()
+                .all(|&node| self.state.nodes[node].phase.is_terminal())
         {
             return false;
         }
-        let upgraded = step
-            .nodes
-            .iter()
-            .filter(|&&node| self.state.nodes[node].phase == NodePhase::Done)
-            .count();
-        let failed = step
-            .nodes
-            .iter()
-            .filter(|&&node| self.state.nodes[node].phase == NodePhase::Failed)
-            .count();
-        let skipped = step
-            .nodes
-            .iter()
-            .filter(|&&node| self.state.nodes[node].phase == NodePhase::Skipped)
-            .count();
+        let count = |phase: NodePhase| {
+            step.nodes
+                .iter()
+                .filter(|&&node| self.state.nodes[node].phase == phase)
+                .count()
+        };
+        let (upgraded, failed, skipped) = (
+            count(NodePhase::Done),
+            count(NodePhase::Failed),
+            count(NodePhase::Skipped),
+        );
+        let boots: Vec<(u32, u32)> = (0..step.boots.len())
+            .map(|boot| (step_number, u32::try_from(boot).unwrap_or(u32::MAX)))
+            .collect();
         let mut summary = format!(
             "Step {step_number} finished: {} upgraded",
             count_nodes(upgraded)
@@ -726,24 +1161,69 @@ impl Rollout {
         if let Some(step) = self.step_mut(step_number) {
             step.finished = true;
         }
-        self.next_boot_poll.remove(&step_number);
-        self.post(summary);
+        for boot in boots {
+            self.next_boot_poll.remove(&boot);
+        }
+        self.post(now, summary);
+        self.emit(
+            now,
+            EventKind::StepFinished {
+                step: step_number,
+                upgraded,
+                failed,
+                skipped,
+            },
+        );
+        if step_number == 0
+            && let Some(canary) = self.state.policy.canary
+            && !self.state.cancelled
+        {
+            let pending_left = self
+                .state
+                .nodes
+                .iter()
+                .any(|node| node.phase == NodePhase::Pending);
+            if failed > 0 && self.state.halted.is_none() {
+                self.halt(
+                    now,
+                    format!(
+                        "{failed} of the canary's {} failed",
+                        count_nodes(step_nodes_len(&self.state, 0))
+                    ),
+                );
+            } else if canary.pause_after && pending_left && !self.state.paused {
+                self.state.paused = true;
+                self.dirty = true;
+                let reason = "canary step finished".to_string();
+                self.post(
+                    now,
+                    format!("Paused: {reason}; resume the session to upgrade the rest"),
+                );
+                self.emit(now, EventKind::Paused { reason });
+            } else if pending_left {
+                self.post(now, "Canary step passed; continuing".to_string());
+            }
+        }
         true
     }
 
-    fn queue_step_actions(&mut self, now: Timestamp, step_number: u32) {
-        let Some(step) = self.step(step_number).cloned() else {
-            return;
-        };
+    /// Queues what the running nodes are owed: drains, one observation of
+    /// the workload manager, boots and their observation, resumes, failures.
+    fn queue_running_actions(&mut self, now: Timestamp) {
         let upgrading_label = self.state.spec.upgrading_label.clone();
         let in_flight_nodes = self.nodes_in_flight();
         let due = |rollout: &Self, node: usize| {
             !in_flight_nodes.contains(&node)
                 && rollout.node_retry_at.get(&node).is_none_or(|&at| at <= now)
         };
+        let active: Vec<Step> = self.state.active_steps().cloned().collect();
+        let active_nodes: Vec<usize> = active
+            .iter()
+            .flat_map(|step| step.nodes.iter().copied())
+            .collect();
 
         let to_drain: Vec<usize> = self
-            .in_phases(&step.nodes, &[NodePhase::Draining])
+            .in_phases(&active_nodes, &[NodePhase::Draining])
             .into_iter()
             .filter(|&node| !self.drain_acknowledged.contains(&node) && due(self, node))
             .collect();
@@ -761,7 +1241,17 @@ impl Rollout {
             });
         }
 
-        let watched = self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Verifying]);
+        let mut watched = self.watched_nodes();
+        if self.want_pending_costs {
+            watched.extend(
+                self.state
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, node)| node.phase == NodePhase::Pending)
+                    .map(|(position, _)| position),
+            );
+        }
         if !watched.is_empty()
             && self.next_workload_poll <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
@@ -771,43 +1261,42 @@ impl Rollout {
             });
         }
 
-        if let Some(boot) = &step.boot {
-            let boot_in_flight = self.is_in_flight(|action| {
-                matches!(action, Action::StartBoot { step, .. } | Action::ObserveBoot { step, .. } if *step == step_number)
-            });
-            let booting = step
-                .nodes
-                .iter()
-                .any(|&node| self.state.nodes[node].phase == NodePhase::Booting);
-            match &boot.handle {
-                None if booting
-                    && !boot_in_flight
-                    && self.session_retry_at.is_none_or(|at| at <= now) =>
-                {
-                    self.session_retry_at = None;
-                    self.queue(Action::StartBoot {
-                        step: step_number,
-                        request: BootRequest {
-                            key: boot.key.clone(),
-                            template: self.state.spec.upgrade_template_id.clone(),
-                            nodes: boot.nodes.clone(),
-                        },
-                    });
+        for step in &active {
+            for (number, boot) in step.boots.iter().enumerate() {
+                let number = u32::try_from(number).unwrap_or(u32::MAX);
+                let booting = !self
+                    .current_boot_nodes(step, number, &[NodePhase::Booting])
+                    .is_empty();
+                if !booting || self.boot_in_flight(step.number, number) {
+                    continue;
                 }
-                Some(handle)
-                    if booting && !boot_in_flight && self.boot_poll_due(step_number) <= now =>
-                {
-                    self.queue(Action::ObserveBoot {
-                        step: step_number,
-                        handle: handle.clone(),
-                    });
+                match &boot.handle {
+                    None if self.session_retry_at.is_none_or(|at| at <= now) => {
+                        self.session_retry_at = None;
+                        self.queue(Action::StartBoot {
+                            step: step.number,
+                            boot: number,
+                            request: BootRequest {
+                                key: boot.key.clone(),
+                                template: self.state.spec.upgrade_template_id.clone(),
+                                nodes: boot.nodes.clone(),
+                            },
+                        });
+                    }
+                    Some(handle) if self.boot_poll_due(step.number, number) <= now => {
+                        self.queue(Action::ObserveBoot {
+                            step: step.number,
+                            boot: number,
+                            handle: handle.clone(),
+                        });
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
 
         let to_resume: Vec<usize> = self
-            .in_phases(&step.nodes, &[NodePhase::Resuming, NodePhase::Releasing])
+            .in_phases(&active_nodes, &[NodePhase::Resuming, NodePhase::Releasing])
             .into_iter()
             .filter(|&node| due(self, node))
             .collect();
@@ -819,7 +1308,7 @@ impl Rollout {
         }
 
         let to_fail: Vec<(NodeId, String)> = self
-            .in_phases(&step.nodes, &[NodePhase::Failing])
+            .in_phases(&active_nodes, &[NodePhase::Failing])
             .into_iter()
             .filter(|&node| due(self, node))
             .map(|node| {
@@ -836,6 +1325,58 @@ impl Rollout {
         }
     }
 
+    /// Nodes of active steps whose workload state is being waited for.
+    fn watched_nodes(&self) -> Vec<usize> {
+        let mut watched = Vec::new();
+        for step in self.state.active_steps() {
+            watched
+                .extend(self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Verifying]));
+        }
+        watched
+    }
+
+    /// The earliest time a draining node reaches `drain_timeout`, when a
+    /// policy acts on it.
+    fn drain_deadline(&self) -> Option<Timestamp> {
+        let timeout = self.state.policy.drain_timeout?;
+        if self.state.policy.on_drain_timeout == OnDrainTimeout::Wait {
+            return None;
+        }
+        self.state
+            .nodes
+            .iter()
+            .filter(|node| node.phase == NodePhase::Draining)
+            .map(|node| node.since + timeout)
+            .min()
+    }
+
+    /// The (step, boot) a node was last booted by.
+    fn current_boot_of(&self, node: usize) -> Option<(u32, u32)> {
+        let record = &self.state.nodes[node];
+        let step = self.step(record.step?)?;
+        let boot = step
+            .boots
+            .iter()
+            .rposition(|boot| boot.includes(&record.id))?;
+        Some((step.number, u32::try_from(boot).ok()?))
+    }
+
+    /// The nodes of `step` in `phases` whose latest boot is boot `number`.
+    fn current_boot_nodes(&self, step: &Step, number: u32, phases: &[NodePhase]) -> Vec<usize> {
+        self.in_phases(&step.nodes, phases)
+            .into_iter()
+            .filter(|&node| self.current_boot_of(node) == Some((step.number, number)))
+            .collect()
+    }
+
+    fn boot_in_flight(&self, step: u32, boot: u32) -> bool {
+        self.is_in_flight(|action| {
+            matches!(action,
+                Action::StartBoot { step: s, boot: b, .. } | Action::ObserveBoot { step: s, boot: b, .. }
+                if *s == step && *b == boot)
+        })
+    }
+
     fn finish(&mut self, now: Timestamp) {
         if self.state.stage == Stage::Finished {
             return;
@@ -844,15 +1385,19 @@ impl Rollout {
         self.state.completed = true;
         self.state.finished_at = Some(now);
         self.dirty = true;
+        self.window_opens_at = None;
         let upgraded = self.state.count(NodePhase::Done);
         let failed = self.state.count(NodePhase::Failed);
         if self.state.cancelled {
-            self.post(format!(
-                "Upgrade session deleted: {} upgraded, {failed} failed before it stopped",
-                count_nodes(upgraded)
-            ));
+            self.post(
+                now,
+                format!(
+                    "Upgrade session deleted: {} upgraded, {failed} failed before it stopped",
+                    count_nodes(upgraded)
+                ),
+            );
         } else {
-            self.state.state = SessionState::Ready;
+            self.set_state(SessionState::Ready, now);
             let mut summary = format!(
                 "Upgrade Session Completed: {upgraded} of {} upgraded",
                 count_nodes(self.state.nodes.len())
@@ -863,37 +1408,80 @@ impl Rollout {
                     self.state.spec.failed_label
                 ));
             }
-            self.post(summary);
+            self.post(now, summary);
         }
     }
 
     fn fail_node(&mut self, node: usize, reason: String, now: Timestamp) {
         let id = self.state.nodes[node].id.clone();
-        self.post(format!("Node {id} failed: {reason}"));
+        self.post(now, format!("Node {id} failed: {reason}"));
         self.state.nodes[node].reason = Some(reason);
         self.set_phase(node, NodePhase::Failing, now);
     }
 
     fn set_phase(&mut self, node: usize, phase: NodePhase, now: Timestamp) {
         let record = &mut self.state.nodes[node];
-        if record.phase != phase {
-            record.phase = phase;
-            record.since = now;
+        if record.phase == phase {
+            return;
+        }
+        let from = record.phase;
+        record.phase = phase;
+        record.since = now;
+        if phase.is_terminal() {
+            record.finished_at = Some(now);
+        }
+        let reason = matches!(
+            phase,
+            NodePhase::Failing | NodePhase::Failed | NodePhase::Releasing | NodePhase::Skipped
+        )
+        .then(|| record.reason.clone())
+        .flatten();
+        let id = record.id.clone();
+        self.dirty = true;
+        self.emit(
+            now,
+            EventKind::NodePhase {
+                node: id,
+                from,
+                to: phase,
+                reason,
+            },
+        );
+    }
+
+    fn set_state(&mut self, state: SessionState, now: Timestamp) {
+        if self.state.state != state {
+            self.state.state = state;
             self.dirty = true;
+            self.emit(now, EventKind::State { state });
         }
     }
 
-    fn post(&mut self, message: String) {
+    fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push(RolloutEvent {
+            upgrade_id: self.state.upgrade_id,
+            at,
+            kind,
+        });
+    }
+
+    fn post(&mut self, now: Timestamp, message: String) {
         tracing::info!(upgrade_id = %self.state.upgrade_id, "{message}");
+        self.emit(
+            now,
+            EventKind::Message {
+                text: message.clone(),
+            },
+        );
         self.state.messages.push(message);
         self.dirty = true;
     }
 
     /// Posts `message` unless the same message was posted already (repeated
     /// errors would otherwise flood the list, as in CRUS).
-    fn post_once(&mut self, message: String) {
+    fn post_once(&mut self, now: Timestamp, message: String) {
         if !self.state.messages.contains(&message) {
-            self.post(message);
+            self.post(now, message);
         }
     }
 
@@ -941,11 +1529,21 @@ impl Rollout {
         nodes
     }
 
-    fn boot_poll_due(&self, step: u32) -> Timestamp {
+    fn boot_poll_due(&self, step: u32, boot: u32) -> Timestamp {
         self.next_boot_poll
-            .get(&step)
+            .get(&(step, boot))
             .copied()
             .unwrap_or(Timestamp::EPOCH)
+    }
+
+    fn boot_of(&self, step: u32, boot: u32) -> Option<&StepBoot> {
+        self.step(step)?.boots.get(usize::try_from(boot).ok()?)
+    }
+
+    fn boot_mut(&mut self, step: u32, boot: u32) -> Option<&mut StepBoot> {
+        self.step_mut(step)?
+            .boots
+            .get_mut(usize::try_from(boot).ok()?)
     }
 
     fn step(&self, number: u32) -> Option<&Step> {
@@ -1000,7 +1598,35 @@ pub fn status_of(state: &RolloutState) -> SessionStatus {
         upgrading_label: spec.upgrading_label.clone(),
         workload_manager_type: spec.workload_manager_type.clone(),
         nodes: node_counts(state),
+        phase: Some(phase_of(state)),
+        policy: Some(state.policy.clone()),
+        created_at: Some(state.created_at),
+        started_at: state.started_at,
+        finished_at: state.finished_at,
     }
+}
+
+/// Where a session stands, beyond CRUS's `state`.
+pub fn phase_of(state: &RolloutState) -> SessionPhase {
+    if state.completed {
+        if state.count(NodePhase::Failed) > 0 {
+            SessionPhase::Failed
+        } else {
+            SessionPhase::Succeeded
+        }
+    } else if state.cancelled {
+        SessionPhase::Cancelling
+    } else if state.halted.is_some() {
+        SessionPhase::Halted
+    } else if state.paused {
+        SessionPhase::Paused
+    } else {
+        SessionPhase::Running
+    }
+}
+
+fn step_nodes_len(state: &RolloutState, step: usize) -> usize {
+    state.steps.get(step).map_or(0, |step| step.nodes.len())
 }
 
 /// Nodes by phase, with `total`; `None` before the snapshot is taken.

@@ -33,6 +33,7 @@ pub enum Stage {
 /// after `Pending`, or (when the session is deleted before the node was
 /// booted) `Releasing → Skipped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodePhase {
     /// Not taken yet.
@@ -130,9 +131,49 @@ pub struct NodeRecord {
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How many boots were started for it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// When it was taken out of the pending nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<Timestamp>,
+    /// When its part in the session ended (done, failed or skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Since when it has been seen healthy without a break, while its health
+    /// soaks after a boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Timestamp>,
+    /// Whether it was booted with jobs still running (`on_drain_timeout: force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
-/// The boot of one step.
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+impl NodeRecord {
+    /// A node not taken yet.
+    pub fn pending(id: NodeId, now: Timestamp) -> Self {
+        NodeRecord {
+            id,
+            phase: NodePhase::Pending,
+            since: now,
+            step: None,
+            reason: None,
+            attempts: 0,
+            taken_at: None,
+            finished_at: None,
+            healthy_since: None,
+            forced: false,
+        }
+    }
+}
+
+/// One boot of some of a step's nodes. A step has one boot under CRUS's
+/// barrier; more when nodes are booted as they drain (`continuous`) or a
+/// failed boot is retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepBoot {
     /// Idempotency key, derived from the upgrade id and step number, so a
@@ -147,6 +188,13 @@ pub struct StepBoot {
     pub requested_at: Timestamp,
 }
 
+impl StepBoot {
+    /// Whether `node` is one of the boot's nodes.
+    pub fn includes(&self, node: &NodeId) -> bool {
+        self.nodes.contains(node)
+    }
+}
+
 /// A step: the nodes taken out of service together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
@@ -156,9 +204,9 @@ pub struct Step {
     pub nodes: Vec<usize>,
     /// When the step started.
     pub started_at: Timestamp,
-    /// Its boot, once requested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot: Option<StepBoot>,
+    /// Its boots, in the order they were requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boots: Vec<StepBoot>,
     /// Whether every node of the step has finished (and the summary was told).
     #[serde(default)]
     pub finished: bool,
@@ -191,6 +239,17 @@ pub struct RolloutState {
     /// Deletion was requested: no new node is taken, nodes not yet booted are released.
     #[serde(default)]
     pub cancelled: bool,
+    /// An operator (or a canary) paused the session: no new node is taken
+    /// until it is resumed; nodes in flight finish.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Why the session halted (its failure budget was exceeded): no new node
+    /// is taken until an operator resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+    /// How many operator commands (pause, resume) were applied.
+    #[serde(default)]
+    pub commands_applied: usize,
     /// When the session was created.
     pub created_at: Timestamp,
     /// When the controller took it up.
@@ -215,8 +274,22 @@ impl RolloutState {
             .count()
     }
 
-    /// The step being worked on, if any.
-    pub fn active_step(&self) -> Option<&Step> {
-        self.steps.last().filter(|step| !step.finished)
+    /// The steps being worked on: at most one under CRUS's barrier, any
+    /// number in a sliding window.
+    pub fn active_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|step| !step.finished)
+    }
+
+    /// Numbers of the steps being worked on.
+    pub fn active_step_numbers(&self) -> Vec<u32> {
+        self.active_steps().map(|step| step.number).collect()
+    }
+
+    /// How many nodes failed (or are being marked failed).
+    pub fn failures(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|node| matches!(node.phase, NodePhase::Failing | NodePhase::Failed))
+            .count()
     }
 }

@@ -15,6 +15,7 @@ fn spec(step: u32) -> SessionSpec {
         upgrade_template_id: "compute-image".into(),
         upgrading_label: "upgrading".into(),
         workload_manager_type: "slurm".into(),
+        policy: None,
     }
 }
 
@@ -152,7 +153,17 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
 
     // Both drained: boot under a key derived from the upgrade id and step.
     let actions = take_actions(&mut rollout);
-    let [(boot_id, Action::StartBoot { step: 0, request })] = &actions[..] else {
+    let [
+        (
+            boot_id,
+            Action::StartBoot {
+                step: 0,
+                boot: 0,
+                request,
+            },
+        ),
+    ] = &actions[..]
+    else {
         panic!("unexpected actions {actions:?}");
     };
     assert_eq!(request.key, format!("crus-{}-step-0", Uuid::nil()));
@@ -175,6 +186,7 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
             status_id,
             Action::ObserveBoot {
                 step: 0,
+                boot: 0,
                 handle: asked,
             },
         ),
@@ -692,7 +704,7 @@ fn a_refused_drain_of_an_unknown_node_fails_it() {
 fn retryable_errors_are_told_once() {
     let (mut rollout, actions) = started(&["a"], 1);
     for _ in 0..3 {
-        rollout.note_retry(&actions[0].1, "slurm is unavailable: timed out");
+        rollout.note_retry(t(0), &actions[0].1, "slurm is unavailable: timed out");
     }
     let count = rollout
         .status()

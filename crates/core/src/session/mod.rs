@@ -1,7 +1,9 @@
 //! The CRUS session resource: what a client asks for and what it reads back.
 
+mod policy_request;
 mod spec;
 mod status;
 
+pub use policy_request::PolicyRequest;
 pub use spec::{FieldErrors, SUPPORTED_WORKLOAD_MANAGERS, SessionSpec};
-pub use status::{API_VERSION, KIND, SessionState, SessionStatus};
+pub use status::{API_VERSION, KIND, SessionPhase, SessionState, SessionStatus};

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::PolicyRequest;
+use super::policy_request::policy_member;
+
 /// Workload manager types a session may name. CRUS accepted only `slurm`.
 pub const SUPPORTED_WORKLOAD_MANAGERS: &[&str] = &["slurm"];
 
@@ -12,7 +15,7 @@ pub const SUPPORTED_WORKLOAD_MANAGERS: &[&str] = &["slurm"];
 ///
 /// Field names and JSON shape are exactly those of the CRUS `Session` schema.
 // The OpenAPI document names it `Session`, as CRUS did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = Session))]
 pub struct SessionSpec {
@@ -28,7 +31,9 @@ pub struct SessionSpec {
         schema(min_length = 1, example = "nodes-to-upgrade")
     )]
     pub starting_label: String,
-    /// Largest number of nodes taken out of service at once.
+    /// Largest number of nodes taken out of service at once. May be left out
+    /// when `policy.step_percent` is given; the effective number is then
+    /// filled in when the session is created.
     #[cfg_attr(
         feature = "openapi",
         schema(format = Int64, minimum = 1, maximum = 4294967295_u32, example = 30)
@@ -49,6 +54,10 @@ pub struct SessionSpec {
     /// Workload manager type; only `slurm` is supported, as in CRUS.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "slurm"))]
     pub workload_manager_type: String,
+    /// Rollout controls beyond CRUS (an addition; absent, the session runs as
+    /// CRUS ran it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRequest>,
 }
 
 /// Validation failures keyed by field name, each with one or more messages
@@ -110,7 +119,21 @@ impl SessionSpec {
                 )],
             );
         }
+        let policy = match policy_member(object) {
+            None => None,
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(policy_errors)) => {
+                errors.extend(policy_errors);
+                None
+            }
+        };
+        let has_step_percent = object
+            .get("policy")
+            .and_then(|policy| policy.get("step_percent"))
+            .is_some_and(|percent| !percent.is_null());
         let step_size = match object.get("upgrade_step_size") {
+            // Filled in from the percentage when the session is created.
+            None | Some(Value::Null) if has_step_percent => Some(0),
             None | Some(Value::Null) => {
                 errors.insert(
                     "upgrade_step_size".to_string(),
@@ -153,7 +176,10 @@ impl SessionSpec {
             }
         };
         for key in object.keys() {
-            if !STRING_FIELDS.contains(&key.as_str()) && key != "upgrade_step_size" {
+            if !STRING_FIELDS.contains(&key.as_str())
+                && key != "upgrade_step_size"
+                && key != "policy"
+            {
                 errors.insert(key.clone(), vec!["Unknown field.".to_string()]);
             }
         }
@@ -167,6 +193,7 @@ impl SessionSpec {
                     upgrade_template_id: take("upgrade_template_id"),
                     upgrading_label: take("upgrading_label"),
                     workload_manager_type: take("workload_manager_type"),
+                    policy,
                 })
             }
             _ => Err(errors),

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::SessionSpec;
+use crate::rollout::RolloutPolicy;
+use crate::time::Timestamp;
 
 /// `api_version` of sessions created by this build.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,11 +50,46 @@ impl std::fmt::Display for SessionState {
     }
 }
 
+/// Where a session stands, in more detail than CRUS's `state` (an addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    /// Taking and upgrading nodes.
+    Running,
+    /// Taking no new node until resumed (operator, or after a canary); nodes
+    /// in flight finish.
+    Paused,
+    /// Taking no new node because more nodes failed than the failure budget
+    /// allows, until an operator resumes (with a larger budget) or deletes it.
+    Halted,
+    /// Being deleted: nodes not yet booted go back to service.
+    Cancelling,
+    /// Finished, every node upgraded.
+    Succeeded,
+    /// Finished with at least one node failed.
+    Failed,
+}
+
+impl SessionPhase {
+    /// The phase as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionPhase::Running => "running",
+            SessionPhase::Paused => "paused",
+            SessionPhase::Halted => "halted",
+            SessionPhase::Cancelling => "cancelling",
+            SessionPhase::Succeeded => "succeeded",
+            SessionPhase::Failed => "failed",
+        }
+    }
+}
+
 /// The status of a CRUS session, with exactly the CRUS field names and types.
 ///
 /// Fields are declared in the order CRUS emits them, so the JSON matches the
 /// published examples byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionStatus {
     /// Version of the API that created the session.
@@ -101,6 +138,24 @@ pub struct SessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(example = json!({"total": 128, "pending": 96, "draining": 16, "done": 15, "failed": 1})))]
     pub nodes: Option<BTreeMap<String, u64>>,
+    /// crus addition: where the session stands beyond `state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SessionPhase>,
+    /// crus addition: the rollout policy as applied (request over server defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RolloutPolicy>,
+    /// crus addition: when the session was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub created_at: Option<Timestamp>,
+    /// crus addition: when a controller took it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<Timestamp>,
+    /// crus addition: when it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<Timestamp>,
 }
 
 impl SessionStatus {
@@ -120,6 +175,11 @@ impl SessionStatus {
             upgrading_label: spec.upgrading_label.clone(),
             workload_manager_type: spec.workload_manager_type.clone(),
             nodes: None,
+            phase: None,
+            policy: None,
+            created_at: None,
+            started_at: None,
+            finished_at: None,
         }
     }
 
@@ -132,6 +192,8 @@ impl SessionStatus {
             upgrade_template_id: self.upgrade_template_id.clone(),
             upgrading_label: self.upgrading_label.clone(),
             workload_manager_type: self.workload_manager_type.clone(),
+            // The request's policy is not kept, only the policy as applied.
+            policy: None,
         }
     }
 }
@@ -191,6 +253,7 @@ mod tests {
             upgrade_template_id: "t".into(),
             upgrading_label: "u".into(),
             workload_manager_type: "slurm".into(),
+            policy: None,
         };
         let status = SessionStatus::created(Uuid::new_v4(), &spec);
         assert_eq!(status.kind, KIND);

@@ -10,8 +10,8 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 
 use crate::error::Result;
-use crate::rollout::{RolloutState, status_of};
-use crate::session::{SessionState, SessionStatus};
+use crate::rollout::{FailureBudget, RolloutState, status_of};
+use crate::session::{SessionPhase, SessionState, SessionStatus};
 
 /// A record's revision. Every successful write yields a new, larger one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,11 +19,30 @@ use crate::session::{SessionState, SessionStatus};
 pub struct Revision(pub u64);
 
 /// What the operator asked of a session, written by the API and read by the controller.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
     /// Deletion was requested: stop safely, then remove the record.
     #[serde(default)]
     pub delete: bool,
+    /// Pause and resume requests, oldest first; the rollout records how many
+    /// it has applied (`RolloutState::commands_applied`), so each is applied
+    /// once even across a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<OperatorCommand>,
+}
+
+/// An operator's request to a running session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// Take no new node until resumed.
+    Pause,
+    /// Take nodes again after a pause or a halt, with a new failure budget if given.
+    Resume {
+        /// The new `max_failures`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_failures: Option<FailureBudget>,
+    },
 }
 
 /// Everything stored about one session.
@@ -48,6 +67,19 @@ impl SessionRecord {
         let mut status = status_of(&self.rollout);
         if self.desired.delete && !self.rollout.completed {
             status.state = SessionState::Deleting;
+        }
+        // Commands the controller has not applied yet already show.
+        let pending = self
+            .desired
+            .commands
+            .get(self.rollout.commands_applied..)
+            .unwrap_or_default();
+        if !self.rollout.completed && !self.desired.delete {
+            match pending.last() {
+                Some(OperatorCommand::Pause) => status.phase = Some(SessionPhase::Paused),
+                Some(OperatorCommand::Resume { .. }) => status.phase = Some(SessionPhase::Running),
+                None => {}
+            }
         }
         status
     }

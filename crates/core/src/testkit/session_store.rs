@@ -694,6 +694,7 @@ mod tests {
             upgrade_template_id: "compute-image".into(),
             upgrading_label: "upgrading".into(),
             workload_manager_type: "slurm".into(),
+            policy: None,
         };
         SessionRecord {
             rollout: Rollout::new(id, spec, RolloutPolicy::default(), Timestamp::EPOCH)

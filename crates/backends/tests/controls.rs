@@ -1,0 +1,484 @@
+//! The rollout controls beyond CRUS, each shown to have its effect on the
+//! simulated cluster, in virtual time: strategy, order, failure-domain rules,
+//! failure budget, canary, pause and resume, drain timeout, boot retries and
+//! maintenance windows.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crus_backends::sim::{Faults, SimCluster, SimConfig, Workload};
+use crus_core::controller::Controller;
+use crus_core::rollout::{FailureBudget, NodePhase, RolloutState};
+use crus_core::session::{PolicyRequest, SessionPhase};
+use crus_core::store::{MemoryStore, SessionStore};
+use crus_core::{NodeId, SessionSpec, Timestamp};
+use serde_json::json;
+use uuid::Uuid;
+
+use common::*;
+
+/// A spec for the sim's `compute` group with `policy` (JSON, as a client sends it).
+fn spec_with(step: u32, policy: serde_json::Value) -> SessionSpec {
+    SessionSpec {
+        policy: Some(PolicyRequest::from_json(&policy).expect("a valid policy")),
+        ..spec(step)
+    }
+}
+
+fn node(index: usize) -> NodeId {
+    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
+}
+
+struct Run {
+    sim: SimCluster,
+    store: Arc<MemoryStore>,
+    controller: Controller,
+}
+
+impl Run {
+    fn new(config: SimConfig) -> Run {
+        let clock = clock();
+        let sim = sim(config, &clock);
+        let store = memory_store();
+        let controller = controller(&sim, store.clone(), &clock);
+        Run {
+            sim,
+            store,
+            controller,
+        }
+    }
+
+    async fn create(&self, spec: SessionSpec) -> Uuid {
+        self.controller
+            .create_session(spec, policy())
+            .await
+            .unwrap()
+            .upgrade_id
+    }
+
+    async fn state(&self, id: Uuid) -> RolloutState {
+        self.store.get(id).await.unwrap().unwrap().value.rollout
+    }
+
+    /// Drives the session to its end, calling `watch` on its stored state
+    /// every 10 s of virtual time meanwhile.
+    async fn drive_watching(&self, id: Uuid, mut watch: impl FnMut(&RolloutState, Timestamp)) {
+        self.controller.start(id);
+        for _ in 0..(30 * 24 * 360) {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let state = self.state(id).await;
+            watch(&state, self.sim.now());
+            if state.completed {
+                return;
+            }
+        }
+        panic!("session did not end within 30 simulated days");
+    }
+
+    /// Lets the session run for `duration` of virtual time.
+    async fn run_for(&self, id: Uuid, duration: Duration) {
+        self.controller.start(id);
+        tokio::time::sleep(duration).await;
+    }
+}
+
+fn idle_cluster(nodes: usize) -> SimConfig {
+    SimConfig {
+        nodes,
+        seed: 7,
+        workload: Workload::None,
+        ..SimConfig::default()
+    }
+}
+
+fn busy_cluster(nodes: usize, seed: u64) -> SimConfig {
+    SimConfig {
+        nodes,
+        seed,
+        workload: Workload::synthetic(&crus_backends::sim::SyntheticWorkload {
+            nodes,
+            seed,
+            duration: Duration::from_secs(3 * 24 * 3600),
+            ..Default::default()
+        }),
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_budget_halts_exactly_when_exceeded_and_resume_raises_it() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            fail_boot: [node(0), node(2)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(8)
+    });
+    let id = run.create(spec_with(2, json!({"max_failures": 1}))).await;
+    run.run_for(id, Duration::from_secs(4 * 3600)).await;
+
+    let state = run.state(id).await;
+    // Step 0 lost node 0 (within budget), step 1 lost node 2 (over it): halted
+    // after step 1, with nothing taken since.
+    assert_eq!(
+        state.halted.as_deref(),
+        Some("2 nodes failed, more than the failure budget of 1")
+    );
+    assert_eq!(state.steps.len(), 2, "{:?}", state.messages);
+    assert_eq!(state.count(NodePhase::Pending), 4);
+    assert_eq!(crus_core::rollout::phase_of(&state), SessionPhase::Halted);
+    assert!(!state.completed);
+    let failed: Vec<NodeId> = run.sim.drained_nodes();
+    assert_eq!(failed, [node(0), node(2)], "only the failed nodes stay out");
+
+    // Resuming without room in the budget is refused, with the reason.
+    let refused = run
+        .controller
+        .request_resume(id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(refused.unwrap_err().contains("raise max_failures"));
+    run.controller
+        .request_resume(id, Some(FailureBudget::Count(3)))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    assert_eq!(state.count(NodePhase::Done), 6);
+    assert_eq!(state.count(NodePhase::Failed), 2);
+    assert_eq!(crus_core::rollout::phase_of(&state), SessionPhase::Failed);
+    check_completed(&state, &run.sim, 2).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_pauses_the_session_until_resumed() {
+    let run = Run::new(idle_cluster(12));
+    let id = run
+        .create(spec_with(4, json!({"canary": {"size": 2}})))
+        .await;
+    run.run_for(id, Duration::from_secs(3 * 3600)).await;
+    let state = run.state(id).await;
+    assert!(state.paused, "{:?}", state.messages);
+    assert_eq!(state.steps.len(), 1);
+    assert_eq!(state.steps[0].nodes.len(), 2);
+    assert_eq!(state.count(NodePhase::Done), 2);
+    assert_eq!(state.count(NodePhase::Pending), 10);
+    assert!(run.sim.drained_nodes().is_empty());
+
+    run.controller
+        .request_resume(id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    check_completed(&state, &run.sim, 4).unwrap();
+    // After the canary, full steps: 2 + 4 + 4 + 2.
+    let sizes: Vec<usize> = state.steps.iter().map(|step| step.nodes.len()).collect();
+    assert_eq!(sizes, [2, 4, 4, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_that_fails_halts_when_it_would_not_pause() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            fail_boot: [node(1)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(8)
+    });
+    let id = run
+        .create(spec_with(
+            4,
+            json!({"canary": {"size": 2, "pause_after": false}}),
+        ))
+        .await;
+    run.run_for(id, Duration::from_secs(3 * 3600)).await;
+    let state = run.state(id).await;
+    assert!(state.halted.is_some(), "{:?}", state.messages);
+    assert_eq!(state.steps.len(), 1);
+    assert_eq!(state.count(NodePhase::Pending), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_session_starts_nothing_new_and_resumes() {
+    let run = Run::new(busy_cluster(16, 3));
+    let id = run.create(spec(4)).await;
+    run.run_for(id, Duration::from_secs(60)).await;
+    let status = run
+        .controller
+        .request_pause(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.phase, Some(SessionPhase::Paused));
+    run.run_for(id, Duration::from_secs(24 * 3600)).await;
+    let state = run.state(id).await;
+    assert!(state.paused);
+    assert_eq!(state.steps.len(), 1, "{:?}", state.messages);
+    assert!(state.steps[0].finished, "the step in flight finishes");
+    assert!(run.sim.drained_nodes().is_empty());
+
+    run.controller
+        .request_resume(id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    run.drive_watching(id, |_, _| {}).await;
+    check_completed(&run.state(id).await, &run.sim, 4).unwrap();
+}
+
+/// Makespan of a session on a busy cluster, checking the step bound as it runs.
+async fn makespan(config: SimConfig, spec: SessionSpec) -> (Duration, f64) {
+    let run = Run::new(config);
+    // Let the workload fill the machine first.
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    let step = spec.upgrade_step_size as usize;
+    let id = run.create(spec).await;
+    let started = run.sim.now();
+    run.drive_watching(id, |state, _| {
+        assert!(
+            state.out_of_service() <= step,
+            "{} out of service",
+            state.out_of_service()
+        );
+    })
+    .await;
+    let state = run.state(id).await;
+    check_completed(&state, &run.sim, step as u32).unwrap();
+    let finished = state.finished_at.unwrap();
+    (
+        finished.saturating_since(started),
+        run.sim.report().drained_idle_node_s,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn continuous_and_drain_cost_finish_sooner_than_crus_steps() {
+    let crus = makespan(busy_cluster(64, 11), spec(8)).await;
+    let drain_cost = makespan(
+        busy_cluster(64, 11),
+        spec_with(8, json!({"order": "drain_cost"})),
+    )
+    .await;
+    let continuous = makespan(
+        busy_cluster(64, 11),
+        spec_with(8, json!({"strategy": "continuous", "order": "drain_cost"})),
+    )
+    .await;
+    assert!(
+        drain_cost.0 < crus.0,
+        "drain_cost {drain_cost:?} vs steps {crus:?}"
+    );
+    assert!(
+        continuous.0 < drain_cost.0,
+        "continuous {continuous:?} vs drain_cost {drain_cost:?}"
+    );
+    assert!(
+        continuous.1 < crus.1,
+        "idle drained capacity {continuous:?} vs {crus:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn spread_never_has_two_nodes_of_a_chassis_out_at_once() {
+    // 128 nodes: four chassis of 32.
+    let run = Run::new(busy_cluster(128, 5));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let id = run
+        .create(spec_with(
+            8,
+            json!({"strategy": "continuous", "order": "topology", "spread": "chassis"}),
+        ))
+        .await;
+    let mut most = 0;
+    run.drive_watching(id, |state, _| {
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for node in state
+            .nodes
+            .iter()
+            .filter(|node| node.phase.is_out_of_service())
+        {
+            *out.entry(node.id.xname().unwrap().chassis_id())
+                .or_default() += 1;
+        }
+        assert!(out.values().all(|&count| count <= 1), "{out:?}");
+        most = most.max(out.len());
+    })
+    .await;
+    assert_eq!(most, 4, "every chassis had a node out at some point");
+    check_completed(&run.state(id).await, &run.sim, 8).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn align_takes_whole_domains_together() {
+    // 16 nodes: one chassis, larger than the step, so it is taken 6, 6, 4.
+    let run = Run::new(idle_cluster(16));
+    let id = run
+        .create(spec_with(
+            6,
+            json!({"order": "topology", "align": "chassis"}),
+        ))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    let sizes: Vec<usize> = state.steps.iter().map(|step| step.nodes.len()).collect();
+    assert_eq!(sizes, [6, 6, 4]);
+    check_completed(&state, &run.sim, 6).unwrap();
+
+    // 64 nodes in two chassis of 32, step 40: one whole chassis at a time.
+    let run = Run::new(idle_cluster(64));
+    let id = run
+        .create(spec_with(
+            40,
+            json!({"order": "topology", "align": "chassis"}),
+        ))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    for step in &state.steps {
+        assert_eq!(step.nodes.len(), 32);
+        let chassis: std::collections::BTreeSet<String> = step
+            .nodes
+            .iter()
+            .map(|&node| state.nodes[node].id.xname().unwrap().chassis_id())
+            .collect();
+        assert_eq!(chassis.len(), 1, "{chassis:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_will_not_drain_is_skipped_after_the_drain_timeout() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            stuck_jobs: [node(1)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(4)
+    });
+    let id = run
+        .create(spec_with(
+            2,
+            json!({"drain_timeout": "1h", "on_drain_timeout": "skip"}),
+        ))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    assert_eq!(state.nodes[1].phase, NodePhase::Skipped);
+    assert!(
+        state.nodes[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("did not drain within 1h")
+    );
+    assert_eq!(run.sim.boot_count(&node(1)), 0);
+    assert!(
+        run.sim.drained_nodes().is_empty(),
+        "the skipped node is back in service"
+    );
+    assert_eq!(state.count(NodePhase::Done), 3);
+    let skipped_at = state.nodes[1].finished_at.unwrap();
+    let taken_at = state.nodes[1].taken_at.unwrap();
+    let waited = skipped_at.saturating_since(taken_at);
+    assert!(
+        waited >= Duration::from_secs(3600) && waited < Duration::from_secs(3600 + 60),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_reboots_a_node_that_will_not_drain_and_says_so() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            stuck_jobs: [node(0)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(2)
+    });
+    let id = run
+        .create(spec_with(
+            2,
+            json!({"drain_timeout": "30m", "on_drain_timeout": "force"}),
+        ))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    assert_eq!(state.count(NodePhase::Done), 2);
+    assert!(state.nodes[0].forced);
+    assert_eq!(run.sim.report().reboots_with_running_jobs, 1);
+    assert!(
+        state
+            .messages
+            .iter()
+            .any(|message| message.starts_with("WARNING: node"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_boots_are_retried_before_the_node_fails() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            fail_boot: [node(0)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(2)
+    });
+    let id = run.create(spec_with(2, json!({"retries": 2}))).await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    assert_eq!(state.nodes[0].phase, NodePhase::Failed);
+    assert_eq!(state.nodes[0].attempts, 3);
+    assert_eq!(run.sim.boot_count(&node(0)), 3);
+    assert_eq!(state.nodes[1].attempts, 1);
+    assert_eq!(state.nodes[1].phase, NodePhase::Done);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_window_delays_new_steps_and_in_flight_nodes_finish() {
+    // The clock starts Friday 2027-01-15 08:00 UTC; the window is 22:00–22:05
+    // each day, shorter than the three steps take.
+    let run = Run::new(idle_cluster(12));
+    let id = run
+        .create(spec_with(
+            4,
+            json!({"windows": [{"start": "22:00", "end": "22:05"}]}),
+        ))
+        .await;
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let seen = starts.clone();
+    run.drive_watching(id, move |state, _| {
+        let mut seen = seen.lock().unwrap();
+        seen.clear();
+        seen.extend(state.steps.iter().map(|step| step.started_at));
+    })
+    .await;
+    let opens = Timestamp::from_secs(1_800_000_000 + 14 * 3600);
+    for started in starts.lock().unwrap().iter() {
+        let into_day = (started.as_secs() - opens.as_secs()).rem_euclid(24 * 3600);
+        assert!(
+            into_day < 300,
+            "step started {started}, outside 22:00–22:05"
+        );
+    }
+    let state = run.state(id).await;
+    assert!(state.steps[0].started_at >= opens);
+    let last = state.steps.last().unwrap().started_at;
+    assert!(
+        last.saturating_since(opens) >= Duration::from_secs(24 * 3600),
+        "the last step waited for the next day's window"
+    );
+    check_completed(&state, &run.sim, 4).unwrap();
+}

@@ -1,0 +1,102 @@
+//! `RolloutEvent`: every transition of a rollout, as it happens, for event
+//! streams (SSE) and webhooks. Events are told, not stored: the session's
+//! state stays the record.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::NodePhase;
+use crate::node::NodeId;
+use crate::session::SessionState;
+use crate::time::Timestamp;
+
+/// One transition of one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RolloutEvent {
+    /// The session.
+    pub upgrade_id: Uuid,
+    /// When it happened (the rollout's clock).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A node moved to another phase.
+    NodePhase {
+        /// The node.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        node: NodeId,
+        /// The phase it left.
+        from: NodePhase,
+        /// The phase it entered.
+        to: NodePhase,
+        /// Why, when it failed or was skipped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A step (a batch of nodes taken together) started.
+    StepStarted {
+        /// Step number, from 0.
+        step: u32,
+        /// Its nodes.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+        nodes: Vec<NodeId>,
+    },
+    /// Every node of a step finished.
+    StepFinished {
+        /// Step number.
+        step: u32,
+        /// Nodes upgraded.
+        upgraded: usize,
+        /// Nodes failed.
+        failed: usize,
+        /// Nodes returned to service without an upgrade.
+        skipped: usize,
+    },
+    /// The session stopped taking new nodes until resumed.
+    Paused {
+        /// Why (operator request, canary finished).
+        reason: String,
+    },
+    /// The session stopped taking new nodes because too many failed.
+    Halted {
+        /// Why.
+        reason: String,
+    },
+    /// The session takes new nodes again.
+    Resumed,
+    /// The CRUS state changed.
+    State {
+        /// The new state.
+        state: SessionState,
+    },
+    /// A progress message was added to the session's `messages`.
+    Message {
+        /// The message.
+        text: String,
+    },
+}
+
+impl EventKind {
+    /// The event's name, as SSE `event:` lines and webhook filters use it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::NodePhase { .. } => "node_phase",
+            EventKind::StepStarted { .. } => "step_started",
+            EventKind::StepFinished { .. } => "step_finished",
+            EventKind::Paused { .. } => "paused",
+            EventKind::Halted { .. } => "halted",
+            EventKind::Resumed => "resumed",
+            EventKind::State { .. } => "state",
+            EventKind::Message { .. } => "message",
+        }
+    }
+}

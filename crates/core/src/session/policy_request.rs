@@ -1,0 +1,397 @@
+//! `PolicyRequest`: the optional `policy` object of `POST /session`, an
+//! addition to CRUS's body. Every field is optional; what is left out takes
+//! the server's default, which behaves as CRUS did.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::FieldErrors;
+use crate::rollout::{
+    Canary, Domain, FailureBudget, HealthGate, MaintenanceWindow, OnDrainTimeout, Order,
+    RolloutPolicy, Strategy,
+};
+
+/// What a client asked of the rollout; applied over the server's defaults
+/// with [`PolicyRequest::apply`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    /// `steps` (default) or `continuous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// `inventory` (default), `drain_cost` or `topology`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+    /// With `order: topology`: `blade`, `chassis` or `cabinet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Domain>,
+    /// With `order: topology`: `chassis` or `cabinet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align: Option<Domain>,
+    /// Step size as a percentage (0–100] of the starting group, instead of
+    /// `upgrade_step_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_percent: Option<f64>,
+    /// A count (`3`) or a percentage (`"10%"`) of failed nodes tolerated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<FailureBudget>,
+    /// `{ "size": N, "pause_after": true }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// e.g. `"2h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "2h"))]
+    pub drain_timeout: Option<String>,
+    /// `wait` (default), `skip`, `requeue` or `force`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_drain_timeout: Option<OnDrainTimeout>,
+    /// e.g. `"15m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "15m"))]
+    pub boot_timeout: Option<String>,
+    /// Extra boots of a node whose boot failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Power-cycle a node that did not come back before retrying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_power_cycle: Option<bool>,
+    /// Checks before a node counts as upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthGate>,
+    /// When new nodes may be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<MaintenanceWindow>>,
+}
+
+/// The most boot retries a request may ask for: beyond this a node is broken,
+/// not unlucky, and the session should say so.
+const MAX_RETRIES: u32 = 10;
+
+impl PolicyRequest {
+    /// Parses the `policy` member of a request body, reporting each problem
+    /// under `policy.<field>`.
+    pub fn from_json(value: &Value) -> Result<PolicyRequest, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let Some(object) = value.as_object() else {
+            errors.insert(
+                "policy".to_string(),
+                vec!["Must be a JSON object.".to_string()],
+            );
+            return Err(errors);
+        };
+        let mut request = PolicyRequest::default();
+        for (key, field) in object {
+            if let Err(message) = request.set(key, field) {
+                errors
+                    .entry(format!("policy.{key}"))
+                    .or_default()
+                    .push(message);
+            }
+        }
+        if errors.is_empty() {
+            for (key, message) in request.consistency_errors() {
+                errors
+                    .entry(format!("policy.{key}"))
+                    .or_default()
+                    .push(message);
+            }
+        }
+        if errors.is_empty() {
+            Ok(request)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &Value) -> Result<(), String> {
+        fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<Option<T>, String> {
+            if value.is_null() {
+                return Ok(None);
+            }
+            serde_json::from_value(value.clone())
+                .map(Some)
+                .map_err(|error| sentence(&error.to_string()))
+        }
+        match key {
+            "strategy" => self.strategy = parse(value)?,
+            "order" => self.order = parse(value)?,
+            "spread" => self.spread = parse(value)?,
+            "align" => self.align = parse(value)?,
+            "step_percent" => self.step_percent = parse(value)?,
+            "max_failures" => self.max_failures = parse(value)?,
+            "canary" => self.canary = parse(value)?,
+            "drain_timeout" => self.drain_timeout = parse_duration(value)?,
+            "on_drain_timeout" => self.on_drain_timeout = parse(value)?,
+            "boot_timeout" => self.boot_timeout = parse_duration(value)?,
+            "retries" => self.retries = parse(value)?,
+            "escalate_power_cycle" => self.escalate_power_cycle = parse(value)?,
+            "health" => self.health = parse(value)?,
+            "windows" => self.windows = parse(value)?,
+            _ => return Err("Unknown field.".to_string()),
+        }
+        Ok(())
+    }
+
+    /// Problems between fields, or with values serde accepted.
+    fn consistency_errors(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        let topology = self.order == Some(Order::Topology);
+        if let Some(domain) = self.spread
+            && !topology
+        {
+            errors.push((
+                "spread",
+                format!(
+                    "Needs \"order\": \"topology\" (spread: {}).",
+                    domain.as_str()
+                ),
+            ));
+        }
+        if let Some(domain) = self.align {
+            if !topology {
+                errors.push(("align", "Needs \"order\": \"topology\".".to_string()));
+            }
+            if domain == Domain::Blade {
+                errors.push(("align", "Must be one of: chassis, cabinet.".to_string()));
+            }
+        }
+        if self.spread.is_some() && self.align.is_some() {
+            errors.push((
+                "align",
+                "Give spread or align, not both: one keeps domains apart, the other takes them whole."
+                    .to_string(),
+            ));
+        }
+        if topology && self.spread.is_none() && self.align.is_none() {
+            errors.push((
+                "order",
+                "\"topology\" needs \"spread\" (blade, chassis, cabinet) or \"align\" (chassis, cabinet)."
+                    .to_string(),
+            ));
+        }
+        if let Some(percent) = self.step_percent
+            && !(percent > 0.0 && percent <= 100.0)
+        {
+            errors.push((
+                "step_percent",
+                "Must be more than 0 and at most 100.".to_string(),
+            ));
+        }
+        if let Some(canary) = self.canary
+            && canary.size == 0
+        {
+            errors.push(("canary", "size must be at least 1.".to_string()));
+        }
+        if let Some(retries) = self.retries
+            && retries > MAX_RETRIES
+        {
+            errors.push(("retries", format!("Must be at most {MAX_RETRIES}.")));
+        }
+        let waits = matches!(self.on_drain_timeout, None | Some(OnDrainTimeout::Wait));
+        if !waits && self.drain_timeout.is_none() {
+            errors.push((
+                "on_drain_timeout",
+                "Needs \"drain_timeout\", the time after which it applies.".to_string(),
+            ));
+        }
+        if let Some(text) = &self.boot_timeout
+            && humantime::parse_duration(text).is_ok_and(|timeout| timeout.is_zero())
+        {
+            errors.push(("boot_timeout", "Must be longer than 0s.".to_string()));
+        }
+        if let Some(health) = &self.health {
+            if let Some(url) = &health.http
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                errors.push((
+                    "health",
+                    format!("http must be an http:// or https:// URL template, not {url:?}."),
+                ));
+            }
+            if health
+                .command
+                .as_deref()
+                .is_some_and(|command| command.trim().is_empty())
+            {
+                errors.push(("health", "command must not be empty.".to_string()));
+            }
+        }
+        for window in self.windows.iter().flatten() {
+            if let Err(message) = window.validate() {
+                errors.push(("windows", message));
+            }
+        }
+        errors
+    }
+
+    /// The policy a session runs with: `defaults`, with what this request set.
+    pub fn apply(&self, defaults: &RolloutPolicy) -> RolloutPolicy {
+        let duration = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|text| humantime::parse_duration(text).ok())
+        };
+        RolloutPolicy {
+            strategy: self.strategy.unwrap_or(defaults.strategy),
+            order: self.order.unwrap_or(defaults.order),
+            spread: self.spread.or(defaults.spread),
+            align: self.align.or(defaults.align),
+            step_percent: self.step_percent.or(defaults.step_percent),
+            max_failures: self.max_failures.or(defaults.max_failures),
+            canary: self.canary.or(defaults.canary),
+            drain_timeout: duration(&self.drain_timeout).or(defaults.drain_timeout),
+            on_drain_timeout: self.on_drain_timeout.unwrap_or(defaults.on_drain_timeout),
+            boot_timeout: duration(&self.boot_timeout).unwrap_or(defaults.boot_timeout),
+            retries: self.retries.unwrap_or(defaults.retries),
+            escalate_power_cycle: self
+                .escalate_power_cycle
+                .unwrap_or(defaults.escalate_power_cycle),
+            health: self.health.clone().or_else(|| defaults.health.clone()),
+            windows: self
+                .windows
+                .clone()
+                .unwrap_or_else(|| defaults.windows.clone()),
+            poll_interval: defaults.poll_interval,
+            error_retry_interval: defaults.error_retry_interval,
+        }
+    }
+}
+
+/// A humantime duration given as text.
+fn parse_duration(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => humantime::parse_duration(text)
+            .map(|_: Duration| Some(text.clone()))
+            .map_err(|error| {
+                format!("{text:?} is not a duration such as \"90s\" or \"2h\": {error}.")
+            }),
+        _ => Err("Must be a duration such as \"90s\" or \"2h\".".to_string()),
+    }
+}
+
+/// serde's messages, as sentences like the rest of the 422 body.
+fn sentence(message: &str) -> String {
+    let mut text = message.trim().to_string();
+    if let Some(first) = text.get(..1) {
+        text.replace_range(..1, &first.to_uppercase());
+    }
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// Reads the `policy` member of a body object, if present.
+pub(crate) fn policy_member(
+    object: &Map<String, Value>,
+) -> Option<Result<PolicyRequest, FieldErrors>> {
+    match object.get("policy") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(PolicyRequest::from_json(value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_full_policy_parses_and_applies_over_the_defaults() {
+        let request = PolicyRequest::from_json(&json!({
+            "strategy": "continuous",
+            "order": "topology",
+            "spread": "chassis",
+            "max_failures": "10%",
+            "canary": {"size": 2},
+            "drain_timeout": "2h",
+            "on_drain_timeout": "skip",
+            "boot_timeout": "15m",
+            "retries": 1,
+            "health": {"command": "/usr/local/bin/nodecheck", "soak": "1m"},
+            "windows": [{"days": ["sat", "sun"], "start": "08:00", "end": "20:00"}]
+        }))
+        .unwrap();
+        let policy = request.apply(&RolloutPolicy::default());
+        assert_eq!(policy.strategy, Strategy::Continuous);
+        assert_eq!(policy.spread, Some(Domain::Chassis));
+        assert_eq!(policy.max_failures, Some(FailureBudget::Percent(10.0)));
+        assert_eq!(policy.canary.map(|canary| canary.pause_after), Some(true));
+        assert_eq!(policy.drain_timeout, Some(Duration::from_secs(7200)));
+        assert_eq!(policy.boot_timeout, Duration::from_secs(900));
+        assert_eq!(policy.retries, 1);
+        assert_eq!(policy.windows.len(), 1);
+        assert_eq!(policy.poll_interval, RolloutPolicy::default().poll_interval);
+    }
+
+    #[test]
+    fn an_empty_policy_is_crus() {
+        let request = PolicyRequest::from_json(&json!({})).unwrap();
+        assert_eq!(
+            request.apply(&RolloutPolicy::default()),
+            RolloutPolicy::default()
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_under_its_field() {
+        let errors = PolicyRequest::from_json(&json!({
+            "strategy": "sideways",
+            "max_failures": "lots",
+            "drain_timeout": "soon",
+            "colour": "blue"
+        }))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "policy.colour",
+                "policy.drain_timeout",
+                "policy.max_failures",
+                "policy.strategy"
+            ]
+        );
+        assert_eq!(errors["policy.colour"], ["Unknown field."]);
+        assert!(
+            errors["policy.strategy"][0].contains("sideways"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn inconsistent_fields_are_refused() {
+        for (body, field) in [
+            (json!({"spread": "chassis"}), "policy.spread"),
+            (json!({"order": "topology"}), "policy.order"),
+            (
+                json!({"order": "topology", "spread": "blade", "align": "cabinet"}),
+                "policy.align",
+            ),
+            (
+                json!({"order": "topology", "align": "blade"}),
+                "policy.align",
+            ),
+            (json!({"step_percent": 0}), "policy.step_percent"),
+            (json!({"step_percent": 120}), "policy.step_percent"),
+            (json!({"canary": {"size": 0}}), "policy.canary"),
+            (
+                json!({"on_drain_timeout": "force"}),
+                "policy.on_drain_timeout",
+            ),
+            (json!({"retries": 99}), "policy.retries"),
+            (json!({"boot_timeout": "0s"}), "policy.boot_timeout"),
+            (
+                json!({"health": {"http": "ftp://x/{node}"}}),
+                "policy.health",
+            ),
+        ] {
+            let errors = PolicyRequest::from_json(&body).unwrap_err();
+            assert!(errors.contains_key(field), "{body}: {errors:?}");
+        }
+        assert!(PolicyRequest::from_json(&json!([1])).is_err());
+    }
+}
