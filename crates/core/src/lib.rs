@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod controller;
+pub mod dry_run;
 pub mod error;
 pub mod node;
 pub mod plan;

@@ -294,6 +294,45 @@ impl Controller {
         Ok((spec, policy))
     }
 
+    /// What session `spec` would do, and for how long, touching nothing: the
+    /// same checks as a creation, then a [`dry_run`](crate::dry_run::dry_run)
+    /// from the workload manager's current view of the starting group.
+    pub async fn dry_run(
+        &self,
+        spec: SessionSpec,
+        base: &RolloutPolicy,
+        assumptions: &crate::dry_run::DryRunAssumptions,
+    ) -> std::result::Result<crate::dry_run::DryRun, CreateError> {
+        self.check_new_session(&spec).await?;
+        let (spec, policy) = self
+            .resolve_policy(spec, base)
+            .await
+            .map_err(CreateError::Backend)?;
+        let members = crate::plan::inventory_order(
+            self.inner
+                .ports
+                .inventory
+                .group_members(&spec.starting_label)
+                .await
+                .map_err(CreateError::Backend)?,
+        );
+        let observed = self
+            .inner
+            .ports
+            .workload_manager
+            .node_states(&members)
+            .await
+            .map_err(CreateError::Backend)?;
+        Ok(crate::dry_run::dry_run(
+            spec,
+            policy,
+            members,
+            &observed,
+            self.inner.clock.now(),
+            assumptions,
+        ))
+    }
+
     /// Drives session `upgrade_id` in a background task, unless one runs already.
     pub fn start(&self, upgrade_id: Uuid) {
         if lock(&self.inner.wakers).contains_key(&upgrade_id) {
