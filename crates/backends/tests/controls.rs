@@ -482,3 +482,45 @@ async fn a_maintenance_window_delays_new_steps_and_in_flight_nodes_finish() {
     );
     check_completed(&state, &run.sim, 4).unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn requeue_puts_the_jobs_of_a_node_that_will_not_drain_back_in_the_queue() {
+    let run = Run::new(SimConfig {
+        faults: Faults {
+            stuck_jobs: [node(0)].into(),
+            ..Faults::default()
+        },
+        ..idle_cluster(3)
+    });
+    let id = run
+        .create(spec_with(
+            1,
+            json!({"drain_timeout": "20m", "on_drain_timeout": "requeue"}),
+        ))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    let report = run.sim.report();
+    assert_eq!(state.count(NodePhase::Done), 3, "{:?}", state.messages);
+    // The never-ending job restarts on another node, which is requeued in
+    // its turn: once per node that held it when taken.
+    assert!(report.jobs_requeued >= 1, "{report:?}");
+    assert_eq!(
+        report.reboots_with_running_jobs, 0,
+        "requeued, not killed by a reboot"
+    );
+    assert!(
+        state
+            .messages
+            .iter()
+            .any(|m| m.contains("requeueing its jobs"))
+    );
+    let drained_for = state.nodes[0]
+        .since
+        .saturating_since(state.nodes[0].taken_at.unwrap());
+    assert!(
+        drained_for >= Duration::from_secs(20 * 60),
+        "{drained_for:?}"
+    );
+    check_completed(&state, &run.sim, 1).unwrap();
+}

@@ -266,6 +266,12 @@ impl Model {
                     })
                     .collect(),
             ),
+            Action::RequeueJobs { nodes } => {
+                for node in nodes {
+                    self.jobs_end.remove(node);
+                }
+                ActionOutput::Done
+            }
             Action::Drain { .. }
             | Action::Resume { .. }
             | Action::MarkFailed { .. }

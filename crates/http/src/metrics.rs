@@ -464,6 +464,15 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         )
         .await
     }
+
+    async fn requeue_jobs(&self, nodes: &[NodeId]) -> crus_core::Result<()> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "requeue_jobs",
+            self.inner.requeue_jobs(nodes),
+        )
+        .await
+    }
 }
 
 #[async_trait]

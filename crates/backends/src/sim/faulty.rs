@@ -189,6 +189,11 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
         self.inject("reading node states")?;
         self.inner.node_states(nodes).await
     }
+
+    async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
+        self.inject("requeueing jobs")?;
+        self.inner.requeue_jobs(nodes).await
+    }
 }
 
 #[async_trait]

@@ -527,6 +527,18 @@ impl Model {
         }
     }
 
+    /// Stops job `number` and puts it back in the queue to run again.
+    pub fn requeue_job(&mut self, number: JobNumber) {
+        let Some(running) = self.running.get(&number) else {
+            return;
+        };
+        let job = running.job.clone();
+        if self.release_job(number) {
+            self.tally.jobs_requeued += 1;
+            self.queue.insert(0, job);
+        }
+    }
+
     /// Removes job `number` from its nodes; whether it was running.
     fn release_job(&mut self, number: JobNumber) -> bool {
         let Some(running) = self.running.remove(&number) else {

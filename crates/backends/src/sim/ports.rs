@@ -81,6 +81,18 @@ impl Model {
         Ok(())
     }
 
+    /// Puts the jobs on `nodes` back at the head of the queue, as Slurm's
+    /// requeue does (they keep their submit time, so their wait counts).
+    fn requeue_jobs(&mut self, nodes: &[NodeId]) -> Result<()> {
+        for index in self.indexes(nodes)? {
+            if let Some(number) = self.nodes[index].job {
+                self.requeue_job(number);
+            }
+        }
+        self.after_change();
+        Ok(())
+    }
+
     fn resume(&mut self, nodes: &[NodeId]) -> Result<()> {
         for index in self.indexes(nodes)? {
             let node = &mut self.nodes[index];
@@ -317,6 +329,10 @@ impl WorkloadManager for SimCluster {
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
         Ok(self.lock().node_states(nodes))
+    }
+
+    async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
+        self.change(|model| model.requeue_jobs(nodes)).await
     }
 }
 

@@ -33,6 +33,9 @@ pub struct SimReport {
     pub jobs_completed: u64,
     /// Jobs killed because a node they ran on was rebooted or powered off.
     pub jobs_killed: u64,
+    /// Jobs put back in the queue by a requeue (`on_drain_timeout: requeue`).
+    #[serde(default)]
+    pub jobs_requeued: u64,
     /// Sum over started jobs of their wait (start - submit), in seconds.
     pub job_wait_s_total: f64,
     /// Node boots, restarts and power-offs of a node that was running a job.
@@ -65,6 +68,9 @@ pub(super) struct Tally {
     pub jobs_completed: u64,
     /// See [`SimReport::jobs_killed`].
     pub jobs_killed: u64,
+    /// See [`SimReport::jobs_requeued`].
+    #[serde(default)]
+    pub jobs_requeued: u64,
     /// Total job wait in milliseconds.
     pub job_wait_ms_total: u64,
     /// See [`SimReport::reboots_with_running_jobs`].
@@ -106,6 +112,7 @@ impl Tally {
             jobs_started: self.jobs_started,
             jobs_completed: self.jobs_completed,
             jobs_killed: self.jobs_killed,
+            jobs_requeued: self.jobs_requeued,
             job_wait_s_total: seconds(self.job_wait_ms_total),
             reboots_with_running_jobs: self.reboots_with_running_jobs,
             power_operations: self.power_operations,

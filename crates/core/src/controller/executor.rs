@@ -40,6 +40,10 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             ports.workload_manager.drain(nodes, reason).await?;
             Ok(ActionOutput::Done)
         }
+        Action::RequeueJobs { nodes } => {
+            ports.workload_manager.requeue_jobs(nodes).await?;
+            Ok(ActionOutput::Done)
+        }
         Action::ObserveWorkload { nodes } => Ok(ActionOutput::Workload(
             ports.workload_manager.node_states(nodes).await?,
         )),

@@ -63,4 +63,15 @@ pub trait WorkloadManager: Send + Sync {
     /// The state of each of `nodes`, one entry per node in the same order;
     /// a node the workload manager does not know is [`WorkloadState::Unknown`].
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>>;
+
+    /// Puts the jobs running on `nodes` back in the queue (they restart
+    /// elsewhere), so drained nodes empty now. Idempotent: a node without
+    /// jobs is left as it is. Used by `on_drain_timeout: requeue`.
+    async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
+        let _ = nodes;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "requeueing jobs",
+        })
+    }
 }

@@ -40,6 +40,12 @@ pub enum Action {
         /// Reason recorded on the nodes.
         reason: String,
     },
+    /// Put the jobs running on `nodes` back in the queue (their drain timed
+    /// out under `on_drain_timeout: requeue`). Answer: [`ActionOutput::Done`].
+    RequeueJobs {
+        /// Nodes whose jobs are requeued.
+        nodes: Vec<NodeId>,
+    },
     /// Ask the workload manager how `nodes` are doing. Answer: [`ActionOutput::Workload`].
     ObserveWorkload {
         /// Nodes to ask about.
@@ -97,6 +103,9 @@ impl Action {
                 failed_label,
             } => format!("preparing groups '{upgrading_label}' and '{failed_label}'"),
             Action::Drain { nodes, .. } => format!("draining {}", count_nodes(nodes.len())),
+            Action::RequeueJobs { nodes } => {
+                format!("requeueing the jobs of {}", count_nodes(nodes.len()))
+            }
             Action::ObserveWorkload { nodes } => {
                 format!(
                     "reading the workload manager state of {}",

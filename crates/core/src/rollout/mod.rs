@@ -91,6 +91,10 @@ pub struct Rollout {
     window_opens_at: Option<Timestamp>,
     /// Transitions not yet taken by [`Rollout::take_events`].
     events: Vec<RolloutEvent>,
+    /// Nodes whose jobs were requeued after their drain timed out, in this
+    /// process's lifetime (after a restart they are asked for again, which is
+    /// harmless: a node without jobs is left as it is).
+    requeued: BTreeSet<usize>,
     /// Whether the persisted state changed since [`Rollout::take_dirty`] last said so.
     dirty: bool,
 }
@@ -145,6 +149,7 @@ impl Rollout {
             want_pending_costs: false,
             window_opens_at: None,
             events: Vec::new(),
+            requeued: BTreeSet::new(),
             dirty: true,
         }
     }
@@ -654,6 +659,18 @@ impl Rollout {
         let retry_at = now + self.state.policy.error_retry_interval;
         let retry_in = humantime::format_duration(self.state.policy.error_retry_interval);
         match action {
+            Action::RequeueJobs { nodes } => {
+                // The node keeps draining; its jobs end when they end.
+                for id in &nodes {
+                    self.post_once(
+                        now,
+                        format!(
+                            "Could not requeue the jobs of node {id}: {}; waiting for them to end",
+                            error.message
+                        ),
+                    );
+                }
+            }
             Action::Drain { nodes, .. } if node_problem && nodes.len() > 1 => {
                 let indexes = self.indexes_of(&nodes);
                 self.drain_singly.extend(indexes);
@@ -1054,7 +1071,16 @@ impl Rollout {
                     );
                     self.set_phase(node, NodePhase::Drained, now);
                 }
-                OnDrainTimeout::Wait | OnDrainTimeout::Requeue => {}
+                OnDrainTimeout::Requeue => {
+                    if self.requeued.insert(node) {
+                        self.post(
+                            now,
+                            format!("Node {id} did not drain within {waited}: requeueing its jobs"),
+                        );
+                        self.queue(Action::RequeueJobs { nodes: vec![id] });
+                    }
+                }
+                OnDrainTimeout::Wait => {}
             }
         }
     }
@@ -1345,8 +1371,11 @@ impl Rollout {
         self.state
             .nodes
             .iter()
-            .filter(|node| node.phase == NodePhase::Draining)
-            .map(|node| node.since + timeout)
+            .enumerate()
+            .filter(|(index, node)| {
+                node.phase == NodePhase::Draining && !self.requeued.contains(index)
+            })
+            .map(|(_, node)| node.since + timeout)
             .min()
     }
 
