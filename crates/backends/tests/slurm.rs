@@ -187,3 +187,59 @@ async fn a_failing_command_reports_its_stderr() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_find_out_json_once_and_fall_back_to_formatted_output() {
+    use crus_backends::slurm::ReadMode;
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut cluster = SlurmCluster::start(2);
+    let busy = cluster.nodes[1].clone();
+    cluster.submit_running_job(&busy, BUSY_JOB);
+    let nodes = [
+        NodeId::from(cluster.nodes[0].as_str()),
+        NodeId::from(busy.as_str()),
+    ];
+
+    // 22.05 has `sinfo --json`: the first read finds that out.
+    let slurm = manager(&cluster);
+    assert_eq!(slurm.read_mode(), None);
+    let from_json = slurm.node_states(&nodes).await.unwrap();
+    assert_eq!(slurm.read_mode(), Some(ReadMode::Json));
+    assert_eq!(from_json[0].state, WorkloadState::Idle, "{from_json:?}");
+    assert_eq!(
+        from_json[1].state,
+        WorkloadState::Allocated,
+        "{from_json:?}"
+    );
+    assert!(from_json[1].jobs_end_by.is_some(), "{from_json:?}");
+
+    // A Slurm whose sinfo rejects `--json` is read from formatted output,
+    // with the same result; a controller that cannot be reached decides nothing.
+    let bin = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bin.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("scontrol", r#"exec scontrol "$@""#);
+    script("squeue", r#"exec squeue "$@""#);
+    let old_slurm = SlurmWorkloadManager::new(SlurmConfig {
+        bin_dir: Some(bin.path().to_path_buf()),
+        ..slurm.config().clone()
+    });
+    script(
+        "sinfo",
+        "echo 'sinfo: error: Unable to contact slurm controller (connect failure)' >&2; exit 1",
+    );
+    let error = old_slurm.node_states(&nodes).await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(old_slurm.read_mode(), None);
+    script(
+        "sinfo",
+        r#"echo "sinfo: unrecognized option '--json'" >&2; exit 1"#,
+    );
+    let from_formatted = old_slurm.node_states(&nodes).await.unwrap();
+    assert_eq!(old_slurm.read_mode(), Some(ReadMode::Formatted));
+    assert_eq!(from_formatted, from_json);
+}

@@ -382,7 +382,10 @@ fn a_misconfigured_backend_is_refused_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("crus.toml");
     for (backends, expected) in [
-        ("boot = \"slurm-reboot\"", "backends.boot"),
+        (
+            "boot = \"slurm-reboot\"\n[slurm_reboot]\ntemplates = [\"two words\"]",
+            "slurm_reboot.templates",
+        ),
         ("inventory = \"hsm\"", "the [hsm] section"),
     ] {
         std::fs::write(
@@ -490,4 +493,133 @@ async fn hsm_and_bos_from_the_config_file_check_new_sessions() {
             .get("authorization")
             .is_some_and(|value| value == "Bearer service-token-value")
     }));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn slurm_nid_names_come_from_hsm_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let cray = MockServer::start().await;
+    let group = |label: &str, ids: &[&str]| {
+        Mock::given(method("GET"))
+            .and(path(format!("/apis/smd/hsm/v2/groups/{label}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "label": label, "description": "", "members": {"ids": ids}
+            })))
+    };
+    group("compute", &["x1000c0s0b0n0", "x1000c0s0b0n1"])
+        .mount(&cray)
+        .await;
+    group("crus-upgrading", &[]).mount(&cray).await;
+    group("crus-failed", &[]).mount(&cray).await;
+    Mock::given(method("POST"))
+        .and(path("/apis/smd/hsm/v2/groups"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(serde_json::json!({
+            "type": "about:blank", "title": "Conflict", "status": 409,
+            "detail": "operation would conflict with an existing group that has the same label."
+        })))
+        .mount(&cray)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/apis/smd/hsm/v2/State/Components"))
+        .and(query_param("type", "Node"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"Components": [
+            {"ID": "x1000c0s0b0n0", "Type": "Node", "State": "Ready", "Enabled": true, "NID": 1},
+            {"ID": "x1000c0s0b0n1", "Type": "Node", "State": "Ready", "Enabled": true, "NID": 2}
+        ]})))
+        .mount(&cray)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/apis/bos/v2/sessiontemplates/compute-image"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "compute-image", "boot_sets": {}})),
+        )
+        .mount(&cray)
+        .await;
+
+    // Fake Slurm commands that log their arguments; `sinfo` has no --json,
+    // so nodes are read with `scontrol -o show node`, which knows only NIDs.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("slurm.log");
+    let show = "NodeName=nid000001 State=IDLE+DRAIN Reason=x\nNodeName=nid000002 State=IDLE+DRAIN Reason=x";
+    for (program, body) in [
+        (
+            "scontrol",
+            format!("case \"$*\" in *show*) printf '%s\\n' '{show}' ;; esac"),
+        ),
+        (
+            "sinfo",
+            "echo \"sinfo: unrecognized option '--json'\" >&2; exit 1".to_string(),
+        ),
+        ("squeue", String::new()),
+    ] {
+        let script = bin.join(program);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{program} $*\" >> {log:?}\n{body}\n",
+                log = log.display().to_string()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    let token = dir.path().join("service-token");
+    std::fs::write(&token, "service-token-value\n").unwrap();
+    let config = dir.path().join("crus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"hsm\"\nworkload_manager = \"slurm\"\nboot = \"bos\"\n[slurm]\nbin_dir = {bin:?}\nnode_names = \"nid\"\n[hsm]\nbase_url = \"{uri}/apis/smd\"\ntoken_file = {token:?}\n[bos]\nbase_url = \"{uri}/apis/bos\"\ntoken_file = {token:?}\n",
+            db = path_in(dir.path(), "crus.db"),
+            bin = bin.display().to_string(),
+            uri = cray.uri(),
+            token = token.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", &config.display().to_string()], &[]);
+
+    // The NIDs were listed before the server started listening.
+    let requests = cray.received_requests().await.unwrap();
+    assert!(
+        requests.iter().any(|request| {
+            request.url.path() == "/apis/smd/hsm/v2/State/Components"
+                && request
+                    .url
+                    .query_pairs()
+                    .any(|(key, value)| key == "type" && value == "Node")
+        }),
+        "HSM was not asked for the nodes' NIDs"
+    );
+
+    let created = client()
+        .post(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&session_body(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // The first step drains its nodes under their Slurm names.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let commands = std::fs::read_to_string(&log).unwrap_or_default();
+        if commands.contains("nid000001") {
+            assert!(!commands.contains("x1000c0s0b0n0"), "{commands}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm was never asked about nid000001; it ran:\n{commands}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

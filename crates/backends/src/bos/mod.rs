@@ -1,7 +1,9 @@
 //! Cray Boot Orchestration Service v2 (BOS) as the [`BootOrchestrator`]: one
 //! BOS session per boot, named after the request's idempotency key, limited
-//! to the request's nodes, with per-node results read from BOS components.
+//! to the request's nodes, with per-node results read from BOS components
+//! (all pages of them, see `components.rs`).
 
+mod components;
 mod session_name;
 
 use std::collections::HashMap;
@@ -13,6 +15,7 @@ use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootState,
 use serde::{Deserialize, Serialize};
 
 use crate::service::{ServiceClient, ServiceConfig, ServiceError, path_segment};
+use components::{Component, Paging, session_components};
 
 pub use session_name::session_name;
 
@@ -48,32 +51,13 @@ struct SessionStatus {
     error: Option<String>,
 }
 
-/// The parts of a BOS v2 component crus reads.
-#[derive(Debug, Deserialize)]
-struct Component {
-    id: String,
-    #[serde(default)]
-    enabled: bool,
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    status: ComponentStatus,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ComponentStatus {
-    #[serde(default)]
-    phase: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    status_override: String,
-}
-
 /// Boots nodes with BOS v2 sessions.
 #[derive(Debug)]
 pub struct BosOrchestrator {
     client: ServiceClient,
+    /// How the components of a session are read, page by page; tests make
+    /// pages small.
+    paging: Paging,
 }
 
 impl BosOrchestrator {
@@ -84,6 +68,7 @@ impl BosOrchestrator {
     pub fn new(config: &ServiceConfig) -> Result<Self> {
         Ok(BosOrchestrator {
             client: ServiceClient::new(BACKEND, config)?,
+            paging: Paging::default(),
         })
     }
 
@@ -189,10 +174,7 @@ impl BootOrchestrator for BosOrchestrator {
         // The session says which nodes were asked for (its limit) and whether
         // BOS is done with it.
         let session = self.session(&handle.id).await?;
-        let components: Vec<Component> = self
-            .client
-            .get_json("/v2/components", &[("session", handle.id.as_str())])
-            .await?;
+        let components = session_components(&self.client, &handle.id, self.paging).await?;
         let by_id: HashMap<&str, &Component> = components
             .iter()
             .map(|component| (component.id.as_str(), component))

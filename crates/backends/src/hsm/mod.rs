@@ -1,10 +1,15 @@
 //! Cray Hardware State Manager (HSM, `cray-smd`) as the [`Inventory`]: node
 //! groups under `/hsm/v2/groups` and node facts from `/hsm/v2/State/Components`.
 //!
+//! Every node's NID, for Slurm's `nid` names, is listed by
+//! [`HsmInventory::node_nids`] (`nids.rs`).
+//!
 //! HSM lower-cases group labels, so labels are sent lower-cased. Adding a
 //! member HSM already has (409) and removing one it does not have (404 "group
 //! has no such member") succeed, which makes both idempotent as the port
 //! promises; a missing group (404 "No such group") stays [`Error::NotFound`].
+
+mod nids;
 
 use std::collections::HashMap;
 

@@ -1,32 +1,57 @@
 //! Slurm as the [`WorkloadManager`]: drains, resumes, fails and observes
-//! nodes by running Slurm's own commands (`scontrol`, `squeue`), as CRUS did.
+//! nodes by running Slurm's own commands (`scontrol`, `sinfo`, `squeue`), as
+//! CRUS did.
 //!
 //! Slurm 22.05 has no REST endpoint that changes nodes and no `--json` for
-//! `scontrol`, so every call runs a command and parses its formatted output.
-//! Each command runs with a timeout; one that does not finish in time is killed
-//! and the call fails with [`Error::Unavailable`] (retryable).
+//! `scontrol`, so every change runs `scontrol update`. Each command runs with
+//! a timeout; one that does not finish in time is killed and the call fails
+//! with [`Error::Unavailable`] (retryable).
 //!
-//! Written against Slurm 22.05.8 (Debian 12); the mapping of Slurm states to
-//! [`WorkloadState`] is documented on the parser (`parse::map_state`).
+//! Reads take one call for all nodes, whatever the number of nodes asked
+//! about, in one of two [`ReadMode`]s found out on the first read:
+//!
+//! - [`ReadMode::Json`]: node states from `sinfo --json`, job ends from
+//!   `squeue --json` (Slurm 21.08 and later; see `json.rs` for the shapes).
+//!   Slurm ignores node filters with `--json`, so jobs are sorted to their
+//!   nodes here.
+//! - [`ReadMode::Formatted`], when `sinfo` rejects `--json` or prints
+//!   something that is not its JSON: `scontrol -o show node`, and
+//!   `squeue -h -t RUNNING,COMPLETING,SUSPENDED -o '%N|%e'` split by node
+//!   with a host-list expander (one `squeue -w` per node if a list cannot be
+//!   expanded).
+//!
+//! A first read that fails because the controller is unreachable or slow
+//! decides nothing; the next read tries again. Both modes feed the same
+//! mapping of Slurm states to [`WorkloadState`], documented on the parser
+//! (`parse::map_state`).
+//!
+//! Written against Slurm 22.05.8 (Debian 12).
 
 mod command;
+mod hostlist;
+mod json;
 mod names;
 mod parse;
+mod reboot;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
-use crus_core::ports::{WorkloadManager, WorkloadNode};
+use crus_core::ports::{WorkloadManager, WorkloadNode, WorkloadState};
+use crus_core::time::Timestamp;
 
 pub use names::NodeNaming;
+pub use reboot::{SlurmRebootConfig, SlurmRebootOrchestrator};
 
 use command::{SlurmCommands, SlurmError};
+use json::JsonError;
 use names::Names;
-use parse::{ShownNode, latest_end_time, map_state, needs_resume, parse_show_node};
+use parse::{ShownNode, ends_by_node, latest_end_time, map_state, needs_resume, parse_show_node};
 
 /// The backend name in errors.
 const BACKEND: &str = "slurm";
@@ -78,12 +103,39 @@ impl Update {
     }
 }
 
-/// The Slurm workload manager, driven through `scontrol` and `squeue`.
+/// How node and job state is read from Slurm; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadMode {
+    /// `sinfo --json` and `squeue --json`.
+    Json,
+    /// `scontrol -o show node` and `squeue -o '%N|%e'`, for a Slurm without
+    /// `--json` (before 21.08, or built without its JSON plugins).
+    Formatted,
+}
+
+/// Messages by which `sinfo`/`squeue` say they cannot print JSON: getopt's
+/// for an unknown option, and Slurm's for a missing serializer or OpenAPI
+/// plugin. Compared in lower case.
+const JSON_UNSUPPORTED: &[&str] = &[
+    "unrecognized option",
+    "unknown option",
+    "invalid option",
+    "json",
+    "serializer",
+    "openapi",
+    "data_parser",
+];
+
+/// The Slurm workload manager, driven through `scontrol`, `sinfo` and `squeue`.
 #[derive(Debug, Clone)]
 pub struct SlurmWorkloadManager {
     config: SlurmConfig,
     commands: SlurmCommands,
     names: Names,
+    /// How this Slurm is read, once a first read has found out. Shared by
+    /// clones so the detection happens once for them all.
+    read_mode: Arc<OnceLock<ReadMode>>,
 }
 
 impl SlurmWorkloadManager {
@@ -93,12 +145,19 @@ impl SlurmWorkloadManager {
             commands: SlurmCommands::new(&config),
             names: Names::new(&config.node_names),
             config,
+            read_mode: Arc::new(OnceLock::new()),
         }
     }
 
     /// The configuration it runs with.
     pub fn config(&self) -> &SlurmConfig {
         &self.config
+    }
+
+    /// How node and job state is read, or `None` before a read has found
+    /// out (none has run yet, or each failed with the controller unreachable).
+    pub fn read_mode(&self) -> Option<ReadMode> {
+        self.read_mode.get().copied()
     }
 
     /// `scontrol update NodeName=<names> State=<state> [Reason=<reason>]`.
@@ -138,42 +197,177 @@ impl SlurmWorkloadManager {
         Ok(())
     }
 
-    /// Every node `scontrol -o show node` lists, by Slurm name.
+    /// Every node Slurm knows, by Slurm name, from `sinfo --json` or
+    /// `scontrol -o show node` as the [`ReadMode`] says (finding it out on
+    /// the first call).
     ///
     /// All nodes are asked for because naming one unknown node makes scontrol
-    /// fail for the whole list; the output is one short line per node.
+    /// fail for the whole list (and sinfo ignores names with `--json`); the
+    /// output is short per node.
     async fn show_nodes(&self) -> Result<HashMap<String, ShownNode>, SlurmError> {
-        let output = self
-            .commands
-            .run(
-                "scontrol",
-                &["-o".to_string(), "show".into(), "node".into()],
-            )
-            .await?;
-        Ok(parse_show_node(&output)
+        let json = match self.read_mode() {
+            Some(ReadMode::Formatted) => None,
+            Some(ReadMode::Json) | None => {
+                self.read_json("sinfo", &["--all", "--Node", "--json"], json::parse_nodes)
+                    .await?
+            }
+        };
+        let nodes = match json {
+            Some(nodes) => nodes,
+            None => parse_show_node(
+                &self
+                    .commands
+                    .run("scontrol", &arguments(&["-o", "show", "node"]))
+                    .await?,
+            ),
+        };
+        Ok(nodes
             .into_iter()
             .map(|node| (node.name.clone(), node))
             .collect())
     }
 
-    /// When the jobs on Slurm node `name` should end, from `squeue`.
-    async fn jobs_end_by(&self, name: &str) -> Result<Option<crus_core::Timestamp>, SlurmError> {
+    /// Runs `program` with `args` (which ask for JSON) and parses its output,
+    /// deciding the [`ReadMode`] if this answer settles it.
+    ///
+    /// `Ok(None)` means "read the formatted output this time": the JSON was
+    /// refused or unreadable (and then it is for good), or it carried
+    /// Slurm's own errors. Slurm prints those with exit status 0 and no
+    /// detail ("Unspecified error", also for an unreachable controller), so
+    /// the formatted command is what tells a retryable failure from another.
+    /// A failure that says the controller is unreachable or slow is returned
+    /// as it is and decides nothing.
+    async fn read_json<T>(
+        &self,
+        program: &str,
+        args: &[&str],
+        parse: impl FnOnce(&str) -> Result<T, JsonError>,
+    ) -> Result<Option<T>, SlurmError> {
+        let output = match self.commands.run(program, &arguments(args)).await {
+            Ok(output) => output,
+            Err(error) if is_transient(&error) => return Err(error),
+            Err(error) => {
+                if json_unsupported(&error) {
+                    self.decide(ReadMode::Formatted);
+                }
+                tracing::warn!(%error, "reading Slurm's formatted output instead of its JSON");
+                return Ok(None);
+            }
+        };
+        match parse(&output) {
+            Ok(parsed) => {
+                self.decide(ReadMode::Json);
+                Ok(Some(parsed))
+            }
+            Err(error) => {
+                self.decide(if error.shape_understood() {
+                    ReadMode::Json
+                } else {
+                    ReadMode::Formatted
+                });
+                tracing::warn!(%error, "reading Slurm's formatted output instead of its JSON");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records the first decision; later ones (a concurrent first read, or
+    /// squeue disagreeing with sinfo) change nothing.
+    fn decide(&self, mode: ReadMode) {
+        if self.read_mode.set(mode).is_ok() {
+            tracing::info!(?mode, "Slurm read mode found out");
+        }
+    }
+
+    /// When the jobs on each of `names` should end, by Slurm name (`None`
+    /// for a node without a job, or with a job of no known end), from one
+    /// `squeue` call for all jobs however many nodes are asked about.
+    async fn jobs_end_by_node(
+        &self,
+        names: &[&str],
+    ) -> Result<HashMap<String, Option<Timestamp>>, SlurmError> {
+        // Only sinfo finds the mode out: node states are always read first.
+        if self.read_mode() == Some(ReadMode::Json) {
+            let now = Timestamp::now();
+            let parse = |text: &str| json::parse_job_ends(text, now);
+            if let Some(jobs) = self.read_json("squeue", &["--json"], parse).await? {
+                return Ok(ends_by_node(&jobs));
+            }
+        }
         let output = self
             .commands
             .run(
                 "squeue",
-                &[
-                    "-h".to_string(),
-                    "-t".into(),
-                    "RUNNING,COMPLETING,SUSPENDED".into(),
-                    "-w".into(),
-                    name.to_string(),
-                    "-o".into(),
-                    "%e".into(),
-                ],
+                &arguments(&["-h", "-t", "RUNNING,COMPLETING,SUSPENDED", "-o", "%N|%e"]),
+            )
+            .await?;
+        match parse::parse_job_ends(&output) {
+            Ok(jobs) => Ok(ends_by_node(&jobs)),
+            Err(error) => {
+                // Squeue's own node filter still works where the expander
+                // does not; slow for many nodes, but right.
+                tracing::warn!(%error, "asking squeue for job ends node by node");
+                let mut ends = HashMap::with_capacity(names.len());
+                for name in names {
+                    ends.insert((*name).to_string(), self.jobs_end_by(name).await?);
+                }
+                Ok(ends)
+            }
+        }
+    }
+
+    /// When the jobs on Slurm node `name` should end, from `squeue -w`: the
+    /// way left when a job's node list cannot be expanded.
+    async fn jobs_end_by(&self, name: &str) -> Result<Option<Timestamp>, SlurmError> {
+        let output = self
+            .commands
+            .run(
+                "squeue",
+                &arguments(&[
+                    "-h",
+                    "-t",
+                    "RUNNING,COMPLETING,SUSPENDED",
+                    "-w",
+                    name,
+                    "-o",
+                    "%e",
+                ]),
             )
             .await?;
         Ok(latest_end_time(&output))
+    }
+}
+
+fn arguments(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_string()).collect()
+}
+
+/// Whether `error` is one command.rs calls retryable (the controller is
+/// unreachable or slow): such a failure says nothing about `--json`.
+fn is_transient(error: &SlurmError) -> bool {
+    match error {
+        SlurmError::TimedOut { .. } => true,
+        // command.rs owns the list of "unreachable" messages; ask it.
+        SlurmError::Failed { status, stderr, .. } => Error::from(SlurmError::Failed {
+            command: String::new(),
+            status: *status,
+            stderr: stderr.clone(),
+        })
+        .is_retryable(),
+        _ => false,
+    }
+}
+
+/// Whether `error` says this Slurm cannot print JSON at all.
+fn json_unsupported(error: &SlurmError) -> bool {
+    match error {
+        SlurmError::Failed { stderr, .. } => {
+            let stderr = stderr.to_ascii_lowercase();
+            JSON_UNSUPPORTED.iter().any(|text| stderr.contains(text))
+        }
+        // No sinfo at all: the formatted path reads nodes with scontrol.
+        SlurmError::Spawn { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
     }
 }
 
@@ -220,40 +414,59 @@ impl WorkloadManager for SlurmWorkloadManager {
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
         let shown = self.show_nodes().await?;
-        let mut reported = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let found = self
-                .names
-                .slurm_name(node)
-                .and_then(|name| shown.get(&name));
-            let Some(found) = found else {
-                reported.push(WorkloadNode {
+        let found: Vec<Option<&ShownNode>> = nodes
+            .iter()
+            .map(|node| {
+                self.names
+                    .slurm_name(node)
+                    .and_then(|name| shown.get(&name))
+            })
+            .collect();
+        let runs_jobs = |node: &ShownNode| {
+            matches!(
+                map_state(&node.state).state,
+                WorkloadState::Allocated | WorkloadState::Draining
+            )
+        };
+        let busy: Vec<&str> = found
+            .iter()
+            .flatten()
+            .filter(|node| runs_jobs(node))
+            .map(|node| node.name.as_str())
+            .collect();
+        // squeue is asked only when a node runs jobs, and then once for all.
+        let ends = if busy.is_empty() {
+            HashMap::new()
+        } else {
+            self.jobs_end_by_node(&busy).await?
+        };
+        Ok(nodes
+            .iter()
+            .zip(found)
+            .map(|(node, found)| match found {
+                None => WorkloadNode {
                     node: node.clone(),
-                    state: crus_core::ports::WorkloadState::Unknown,
+                    state: WorkloadState::Unknown,
                     responding: false,
                     jobs_end_by: None,
                     reason: None,
-                });
-                continue;
-            };
-            let mapped = map_state(&found.state);
-            let jobs_end_by = if matches!(
-                mapped.state,
-                crus_core::ports::WorkloadState::Allocated
-                    | crus_core::ports::WorkloadState::Draining
-            ) {
-                self.jobs_end_by(&found.name).await?
-            } else {
-                None
-            };
-            reported.push(WorkloadNode {
-                node: node.clone(),
-                state: mapped.state,
-                responding: mapped.responding,
-                jobs_end_by,
-                reason: found.reason.clone(),
-            });
-        }
-        Ok(reported)
+                },
+                Some(found) => {
+                    let mapped = map_state(&found.state);
+                    let jobs_end_by = if runs_jobs(found) {
+                        ends.get(&found.name).copied().flatten()
+                    } else {
+                        None
+                    };
+                    WorkloadNode {
+                        node: node.clone(),
+                        state: mapped.state,
+                        responding: mapped.responding,
+                        jobs_end_by,
+                        reason: found.reason.clone(),
+                    }
+                }
+            })
+            .collect())
     }
 }

@@ -1,8 +1,12 @@
 //! Pure parsers over the text Slurm 22.05's commands print, kept apart from
 //! the process handling so they can be tested on captured output.
 
+use std::collections::HashMap;
+
 use crus_core::ports::WorkloadState;
 use crus_core::time::Timestamp;
+
+use super::hostlist::{self, HostlistError};
 
 /// One node as `scontrol -o show node` prints it, reduced to what crus uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +219,55 @@ pub(crate) fn latest_end_time(output: &str) -> Option<Timestamp> {
     latest
 }
 
+/// One job's nodes and expected end, as `squeue` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobEnd {
+    /// Slurm names of the nodes the job runs on.
+    pub(crate) nodes: Vec<String>,
+    /// When the job should end; `None` when Slurm knows no end (no time limit).
+    pub(crate) end: Option<Timestamp>,
+}
+
+/// Parses `squeue -h -o '%N|%e'`: one job per line, its compressed node list
+/// and its end time (as [`parse_end_time`] reads it).
+///
+/// Lines without the separator are skipped, as stray warnings; a node list
+/// that is not Slurm's syntax is an error, because its job could not be
+/// charged to any node.
+pub(crate) fn parse_job_ends(output: &str) -> Result<Vec<JobEnd>, HostlistError> {
+    output
+        .lines()
+        // A node list never contains `|`, so the first one separates.
+        .filter_map(|line| line.trim().split_once('|'))
+        .map(|(nodes, end)| {
+            Ok(JobEnd {
+                nodes: hostlist::expand(nodes)?,
+                end: parse_end_time(end),
+            })
+        })
+        .collect()
+}
+
+/// When the jobs on each node should end, by Slurm node name, with the rule
+/// of [`latest_end_time`]: the latest end, or `None` if any job on the node
+/// has no known end. Nodes without a job are absent.
+pub(crate) fn ends_by_node(jobs: &[JobEnd]) -> HashMap<String, Option<Timestamp>> {
+    let mut ends: HashMap<String, Option<Timestamp>> = HashMap::new();
+    for job in jobs {
+        for node in &job.nodes {
+            ends.entry(node.clone())
+                .and_modify(|known| {
+                    *known = match (*known, job.end) {
+                        (Some(known), Some(end)) => Some(known.max(end)),
+                        _ => None,
+                    }
+                })
+                .or_insert(job.end);
+        }
+    }
+    ends
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +437,40 @@ NodeName=node003 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 State=IDLE 
         );
         assert_eq!(latest_end_time("100\nUnknown\n"), None);
         assert_eq!(latest_end_time(""), None);
+    }
+
+    #[test]
+    fn job_end_lines_give_every_node_its_latest_end() {
+        // Captured from Slurm 22.05.8: `squeue -h -t RUNNING,COMPLETING,SUSPENDED -o '%N|%e'`
+        // with a two-node job (10 minute limit) and a job without a limit.
+        let jobs = parse_job_ends(include_str!("testdata/squeue-ends-22.05-busy.txt")).unwrap();
+        assert_eq!(
+            jobs,
+            vec![
+                JobEnd {
+                    nodes: vec!["node001".into(), "node002".into()],
+                    end: Some(Timestamp::from_secs(1_795_470_531)),
+                },
+                JobEnd {
+                    nodes: vec!["node002".into()],
+                    end: None,
+                },
+            ]
+        );
+        let ends = ends_by_node(&jobs);
+        assert_eq!(ends["node001"], Some(Timestamp::from_secs(1_795_470_531)));
+        // node002 also runs the job without a limit, so its end is unknown.
+        assert_eq!(ends["node002"], None);
+        assert!(!ends.contains_key("node003"));
+    }
+
+    #[test]
+    fn job_ends_take_the_latest_and_skip_stray_lines() {
+        let jobs = parse_job_ends("n[1-2]|100\nsqueue: warning: x\nn2|300\nn1|200\n").unwrap();
+        let ends = ends_by_node(&jobs);
+        assert_eq!(ends["n1"], Some(Timestamp::from_secs(200)));
+        assert_eq!(ends["n2"], Some(Timestamp::from_secs(300)));
+        assert!(parse_job_ends("n[1-|100\n").is_err());
+        assert!(parse_job_ends("").unwrap().is_empty());
     }
 }

@@ -2,15 +2,28 @@
 //! socket), one slurmctld and one slurmd per node, all on loopback, in a temp
 //! directory, following docs' recipe (/work/shared/reference/real-components.md §1).
 //!
-//! Every daemon runs in the foreground (`-D`/`-F`) as a child of the test
-//! process, so dropping the cluster kills exactly the processes it started.
+//! Reboots work without rebooting anything: slurm.conf names
+//! `reboot/fake-reboot.sh` (written from `fake-reboot.sh` next to this file)
+//! as `RebootProgram`. It stops the node's slurmd and starts it again with
+//! `-b` after a delay, logs each reboot to `reboot/reboots.log`
+//! ([`SlurmCluster::reboots`]), and fails or hangs a node on request
+//! ([`SlurmCluster::set_fail`], [`SlurmCluster::set_hang`]).
+//!
+//! The daemons are started in the foreground (`-D`/`-F`) as children of the
+//! test process; a slurmd restarted by a reboot is not. So dropping the
+//! cluster kills every process whose command line or environment names the
+//! cluster's directory (a fresh temp dir: only this cluster's daemons, the
+//! reboot script and the jobs they run name it), then reaps its children.
 //! Missing binaries fail loudly, naming the script that installs them.
+
+// Each test binary that includes the harness uses a different part of it.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Clusters are started one at a time: ports are picked free just before
 /// use, so two clusters starting together could pick the same ones.
@@ -30,13 +43,57 @@ const BINARIES: &[(&str, &str)] = &[
 /// Where Debian installs them; `PATH` is searched too.
 const SEARCH: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-/// A running test cluster; dropping it stops every daemon it started.
+/// The RebootProgram, with `@DIR@`, `@CONF@`, `@SLURMD@` and `@DELAY@` to fill in.
+const FAKE_REBOOT: &str = include_str!("fake-reboot.sh");
+
+/// How to set a cluster up; [`ClusterOptions::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of nodes, `node001` ...
+    pub nodes: usize,
+    /// slurm.conf `ResumeTimeout`: how long a rebooting node may stay away
+    /// before slurmctld marks it DOWN ("reboot timed out"). slurmctld checks
+    /// it on a coarse timer: allow up to about 30 s more.
+    pub resume_timeout: Duration,
+    /// slurm.conf `ReturnToService`: with 2, a node marked DOWN (a timed-out
+    /// reboot included) returns to service as soon as its slurmd registers;
+    /// with 1 only a node DOWN for not responding does.
+    pub return_to_service: u8,
+    /// How long a rebooting node stays down (the reboot script's sleep).
+    pub reboot_delay: Duration,
+}
+
+impl ClusterOptions {
+    /// `nodes` nodes, ResumeTimeout 20 s, ReturnToService 2, reboots of 2 s.
+    pub fn new(nodes: usize) -> ClusterOptions {
+        ClusterOptions {
+            nodes,
+            resume_timeout: Duration::from_secs(20),
+            return_to_service: 2,
+            reboot_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A running test cluster; dropping it stops every process it started.
 pub struct SlurmCluster {
     dir: tempfile::TempDir,
     /// The Slurm node names, `node001`, ...
     pub nodes: Vec<String>,
+    options: ClusterOptions,
     children: Vec<(String, Child)>,
     _serial: MutexGuard<'static, ()>,
+}
+
+/// One reboot, as the reboot script logged it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reboot {
+    /// The Slurm node name.
+    pub node: String,
+    /// When its slurmd was stopped.
+    pub down_at: SystemTime,
+    /// When its slurmd was started again; `None` for a hung node.
+    pub up_at: Option<SystemTime>,
 }
 
 fn find_binary(name: &str, package: &str) -> PathBuf {
@@ -70,9 +127,15 @@ fn free_ports(count: usize) -> Vec<u16> {
 }
 
 impl SlurmCluster {
-    /// Starts a cluster of `node_count` idle nodes and waits until Slurm
-    /// reports all of them idle.
+    /// Starts a cluster of `node_count` idle nodes, with the default
+    /// [`ClusterOptions`], and waits until Slurm reports all of them idle.
     pub fn start(node_count: usize) -> SlurmCluster {
+        SlurmCluster::start_with(ClusterOptions::new(node_count))
+    }
+
+    /// Starts a cluster as `options` say and waits until Slurm reports all
+    /// of its nodes idle.
+    pub fn start_with(options: ClusterOptions) -> SlurmCluster {
         let serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         for (name, package) in BINARIES {
             find_binary(name, package);
@@ -81,14 +144,16 @@ impl SlurmCluster {
             .prefix("crus-slurm-")
             .tempdir()
             .expect("create a temp dir");
-        let nodes: Vec<String> = (1..=node_count).map(|n| format!("node{n:03}")).collect();
+        let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("node{n:03}")).collect();
         let mut cluster = SlurmCluster {
             dir,
             nodes,
+            options,
             children: Vec::new(),
             _serial: serial,
         };
         cluster.start_munge();
+        cluster.write_reboot_program();
         cluster.write_conf();
         cluster.start_slurm();
         cluster.wait_all_idle(Duration::from_secs(20));
@@ -97,6 +162,11 @@ impl SlurmCluster {
 
     fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
+    }
+
+    /// The cluster's directory; files written here by jobs are readable by the test.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The slurm.conf every command must be given (`SLURM_CONF`).
@@ -150,6 +220,24 @@ impl SlurmCluster {
         });
     }
 
+    fn write_reboot_program(&self) {
+        std::fs::create_dir_all(self.path("reboot")).expect("create the reboot dir");
+        let script = FAKE_REBOOT
+            .replace("@DIR@", &self.path("reboot").display().to_string())
+            .replace("@CONF@", &self.conf().display().to_string())
+            .replace(
+                "@SLURMD@",
+                &find_binary("slurmd", "slurmd").display().to_string(),
+            )
+            .replace(
+                "@DELAY@",
+                &format!("{:.1}", self.options.reboot_delay.as_secs_f64()),
+            );
+        let path = self.path("reboot/fake-reboot.sh");
+        std::fs::write(&path, script).expect("write the reboot program");
+        set_mode(&path, 0o755);
+    }
+
     fn write_conf(&self) {
         let ports = free_ports(self.nodes.len() + 1);
         let d = self.dir.path().display();
@@ -175,12 +263,16 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
-ReturnToService=2
+ReturnToService={return_to_service}
+RebootProgram={d}/reboot/fake-reboot.sh
+ResumeTimeout={resume_timeout}
 SlurmdTimeout=30
 MailProg=/bin/true
 MpiDefault=none
 ",
             ctld = ports[0],
+            return_to_service = self.options.return_to_service,
+            resume_timeout = self.options.resume_timeout.as_secs().max(1),
         );
         for (node, port) in self.nodes.iter().zip(&ports[1..]) {
             conf.push_str(&format!(
@@ -252,6 +344,14 @@ MpiDefault=none
     /// Submits `sbatch --wrap <script>` on `node`, exclusively (so the node is
     /// `ALLOCATED`), and waits until the job runs; returns the job id.
     pub fn submit_running_job(&mut self, node: &str, script: &str) -> String {
+        let job = self.submit_job(node, script);
+        self.wait_running(std::slice::from_ref(&job));
+        job
+    }
+
+    /// Submits `sbatch --wrap <script>` on `node`, exclusively, with a
+    /// 5-minute limit, and returns the job id at once.
+    pub fn submit_job(&self, node: &str, script: &str) -> String {
         let out = self.command(
             "sbatch",
             &[
@@ -267,21 +367,81 @@ MpiDefault=none
                 script,
             ],
         );
-        let job = out.trim().split(';').next().unwrap_or_default().to_string();
+        out.trim().split(';').next().unwrap_or_default().to_string()
+    }
+
+    /// Waits until every job of `jobs` runs.
+    pub fn wait_running(&self, jobs: &[String]) {
+        let list = jobs.join(",");
         self.wait(
-            &format!("job {job} running on {node}"),
-            Duration::from_secs(20),
+            &format!("jobs {list} running"),
+            Duration::from_secs(30),
             || {
-                self.try_command("squeue", &["-h", "-j", &job, "-o", "%T"])
-                    .is_some_and(|state| state.trim() == "RUNNING")
+                self.try_command("squeue", &["-h", "-j", &list, "-o", "%T"])
+                    .is_some_and(|states| {
+                        states
+                            .lines()
+                            .filter(|state| state.trim() == "RUNNING")
+                            .count()
+                            == jobs.len()
+                    })
             },
         );
-        job
+    }
+
+    /// `scontrol -o show node NODE`: one line of `Key=Value` fields.
+    pub fn show_node(&self, node: &str) -> String {
+        self.command("scontrol", &["-o", "show", "node", node])
+    }
+
+    /// Makes `node`'s next reboots fail at once: the RebootProgram exits 1
+    /// and slurmd keeps running, so Slurm waits for ResumeTimeout.
+    pub fn set_fail(&self, node: &str) {
+        self.mark(&format!("fail-{node}"), "");
+    }
+
+    /// Makes `node`'s next reboot stop its slurmd for good.
+    pub fn set_hang(&self, node: &str) {
+        self.mark(&format!("hang-{node}"), "");
+    }
+
+    /// Makes `node` stay down for `delay` on its next reboots.
+    pub fn set_reboot_delay(&self, node: &str, delay: Duration) {
+        self.mark(
+            &format!("delay-{node}"),
+            &format!("{:.1}\n", delay.as_secs_f64()),
+        );
+    }
+
+    fn mark(&self, name: &str, content: &str) {
+        std::fs::write(self.path("reboot").join(name), content).expect("write a reboot marker");
+    }
+
+    /// Every reboot so far, in the order the reboot script logged them.
+    pub fn reboots(&self) -> Vec<Reboot> {
+        let text = match std::fs::read_to_string(self.path("reboot/reboots.log")) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(error) => panic!("cannot read the reboot log: {error}"),
+        };
+        text.lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let [node, down_at, up_at] = fields[..] else {
+                    panic!("reboot log line {line:?} is not `NODE DOWN_AT UP_AT`");
+                };
+                Reboot {
+                    node: node.to_string(),
+                    down_at: parse_epoch(down_at),
+                    up_at: (up_at != "hang").then(|| parse_epoch(up_at)),
+                }
+            })
+            .collect()
     }
 
     /// Polls `done` every 50 ms until it holds; panics, with the daemons'
     /// logs, after `timeout`.
-    fn wait(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    pub fn wait(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         let started = Instant::now();
         while !done() {
             assert!(
@@ -317,15 +477,65 @@ MpiDefault=none
 
 impl Drop for SlurmCluster {
     fn drop(&mut self) {
-        // Only the children started here, slurmds first so slurmctld does not
-        // log them as lost while it still runs; munged last.
-        for (label, child) in self.children.iter_mut().rev() {
+        // A reboot in progress may start a slurmd between two looks, so look
+        // again until a look finds nothing.
+        let marker = format!("{}/", self.dir.path().display());
+        for _ in 0..50 {
+            let found = processes_naming(&marker);
+            if found.is_empty() {
+                break;
+            }
+            let pids: Vec<String> = found.iter().map(u32::to_string).collect();
+            let killed = Command::new("kill")
+                .arg("-KILL")
+                .args(&pids)
+                .stderr(Stdio::null())
+                .status();
+            if let Err(error) = killed {
+                eprintln!("could not run kill for {pids:?}: {error}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (label, child) in &mut self.children {
             if let Err(error) = child.kill() {
-                eprintln!("could not stop {label}: {error}");
+                // Most are dead by now; kill fails only on a reaped child.
+                if error.kind() != std::io::ErrorKind::InvalidInput {
+                    eprintln!("could not stop {label}: {error}");
+                }
             }
             let _ = child.wait();
         }
     }
+}
+
+/// Live processes (not this one) whose command line or environment contains
+/// `marker`. Zombies and processes that vanish while being read are skipped.
+fn processes_naming(marker: &str) -> Vec<u32> {
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let marker = marker.as_bytes();
+    let names_marker = |bytes: &[u8]| bytes.windows(marker.len()).any(|window| window == marker);
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            ["cmdline", "environ"].iter().any(|file| {
+                std::fs::read(format!("/proc/{pid}/{file}")).is_ok_and(|bytes| names_marker(&bytes))
+            })
+        })
+        .collect()
+}
+
+/// `1795469770.708231583` (Unix seconds) as a time.
+fn parse_epoch(text: &str) -> SystemTime {
+    let seconds: f64 = text
+        .parse()
+        .unwrap_or_else(|_| panic!("{text:?} is not Unix seconds"));
+    UNIX_EPOCH + Duration::from_secs_f64(seconds)
 }
 
 fn set_mode(path: &Path, mode: u32) {

@@ -30,8 +30,10 @@ pub struct Config {
     pub hsm: Option<ServiceSection>,
     /// Cray BOS v2, when `backends.boot = "bos"`.
     pub bos: Option<ServiceSection>,
-    /// Slurm, when `backends.workload_manager = "slurm"`.
+    /// Slurm, when `backends.workload_manager = "slurm"` or `backends.boot = "slurm-reboot"`.
     pub slurm: SlurmSection,
+    /// Slurm's reboots, when `backends.boot = "slurm-reboot"`.
+    pub slurm_reboot: SlurmRebootSection,
 }
 
 /// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to it.
@@ -91,6 +93,32 @@ impl Default for SlurmSection {
             bin_dir: None,
             command_timeout: Duration::from_secs(30),
             node_names: "identity".into(),
+        }
+    }
+}
+
+/// `[slurm_reboot]`: booting with `scontrol reboot` (see
+/// `crus_backends::slurm::SlurmRebootOrchestrator`): the template a session
+/// names is written into the reboot reason as `image=<template>`, for the
+/// site's `RebootProgram` to boot that image.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmRebootSection {
+    /// The templates (images) the `RebootProgram` can boot; a boot naming
+    /// another is refused before any node reboots. Empty: any one-word name.
+    pub templates: Vec<String>,
+    /// How far a node's clock may be behind crus's and its new `BootTime`
+    /// still count as the reboot crus asked for.
+    #[serde(with = "humantime_duration")]
+    pub clock_skew: Duration,
+}
+
+impl Default for SlurmRebootSection {
+    fn default() -> Self {
+        let defaults = crus_backends::slurm::SlurmRebootConfig::default();
+        SlurmRebootSection {
+            templates: Vec::new(),
+            clock_skew: defaults.clock_skew,
         }
     }
 }
@@ -329,6 +357,19 @@ impl Config {
                 format!("{:?} is not one of identity, nid", self.slurm.node_names),
             ));
         }
+        if let Some(template) = self
+            .slurm_reboot
+            .templates
+            .iter()
+            .find(|template| template.is_empty() || template.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "slurm_reboot.templates",
+                format!(
+                    "{template:?} is not a template name: it is handed to the RebootProgram as one word"
+                ),
+            ));
+        }
         for (key, section, wanted) in [
             ("hsm", &self.hsm, backends.inventory == "hsm"),
             ("bos", &self.bos, backends.boot == "bos"),
@@ -440,5 +481,44 @@ mod tests {
             error,
             "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot"
         );
+    }
+
+    #[test]
+    fn slurm_reboot_settings_are_read_and_checked() {
+        let config: Config = toml::from_str(
+            "[backends]\nboot = \"slurm-reboot\"\n\
+             [slurm_reboot]\ntemplates = [\"compute-2.5\"]\nclock_skew = \"5s\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        assert_eq!(config.slurm_reboot.templates, ["compute-2.5"]);
+        assert_eq!(config.slurm_reboot.clock_skew, Duration::from_secs(5));
+        assert_eq!(
+            Config::default().slurm_reboot.clock_skew,
+            Duration::from_secs(10)
+        );
+
+        let unknown = toml::from_str::<Config>("[slurm_reboot]\nimage = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("image"), "{unknown}");
+        let config: Config =
+            toml::from_str("[slurm_reboot]\ntemplates = [\"compute 2.5\"]\n").unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.starts_with("slurm_reboot.templates: "), "{error}");
+    }
+
+    #[test]
+    fn the_slurm_cluster_example_is_valid() {
+        let text = include_str!("../../../../docs/examples/slurm-cluster.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        assert_eq!(config.backends.inventory, "file");
+        assert_eq!(config.backends.workload_manager, "slurm");
+        assert_eq!(config.backends.boot, "slurm-reboot");
+        assert_eq!(config.slurm.node_names, "identity");
+        assert!(config.slurm.conf.is_some());
+        assert!(!config.slurm_reboot.templates.is_empty());
+        assert!(config.auth.tokens_file.is_some());
     }
 }

@@ -2,6 +2,8 @@
 //! kept in SQLite, on a simulated cluster or (later) real backends.
 
 mod config;
+#[cfg(test)]
+mod example_configs;
 mod wiring;
 
 use std::path::PathBuf;

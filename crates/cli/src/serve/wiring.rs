@@ -16,9 +16,11 @@ use crus_http::{AppState, Auth, AuthConfig, Metrics, instrument_ports};
 use tracing_subscriber::EnvFilter;
 
 use crus_backends::service::{ServiceConfig, TokenSource};
-use crus_backends::slurm::{NodeNaming, SlurmConfig};
+use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmRebootConfig, SlurmRebootOrchestrator};
 
-use super::config::{AuthSection, Config, LogFormat, ServiceSection, SimSection, SlurmSection};
+use super::config::{
+    AuthSection, Config, LogFormat, ServiceSection, SimSection, SlurmRebootSection, SlurmSection,
+};
 
 /// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
 pub fn init_logging(format: LogFormat) {
@@ -54,7 +56,7 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
     })?;
     let store: Arc<dyn SessionStore> = Arc::new(store);
 
-    let (ports, clock) = build_backends(&settings)?;
+    let (ports, clock) = build_backends(&settings).await?;
     let metrics = Arc::new(Metrics::new());
     let ports = instrument_ports(ports, &metrics);
     let controller = Controller::new(
@@ -169,7 +171,7 @@ fn build_auth(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth,
 
 /// The ports and the clock the controller runs on. Each port comes from its
 /// own backend; the simulated ones share one simulated cluster (and its clock).
-fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> {
+async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> {
     let backends = &settings.backends;
     let uses_sim = [
         &backends.inventory,
@@ -190,6 +192,7 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
         )
     };
     let mut file_inventory = None;
+    let mut hsm_inventory = None;
     let inventory: Arc<dyn crus_core::ports::Inventory> =
         match (backends.inventory.as_str(), &sim_ports) {
             ("sim", Some(ports)) => ports.inventory.clone(),
@@ -202,28 +205,46 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
             }
             ("hsm", _) => {
                 let config = service_config("hsm", settings.hsm.as_ref())?;
-                Arc::new(
+                let inventory = Arc::new(
                     crus_backends::hsm::HsmInventory::new(&config)
                         .map_err(|error| format!("[hsm]: {error}"))?,
-                )
+                );
+                hsm_inventory = Some((inventory.clone(), config.base_url.clone()));
+                inventory
             }
             (other, _) => return Err(not_yet("backends.inventory", other)),
         };
+    // Built once for both Slurm ports: with `nid` names from HSM, building it
+    // lists every node's NID.
+    let slurm = if backends.workload_manager == "slurm" || backends.boot == "slurm-reboot" {
+        let nids = match (&file_inventory, &hsm_inventory) {
+            (Some(inventory), _) => NidSource::File(inventory),
+            (None, Some((inventory, base_url))) => NidSource::Hsm {
+                inventory,
+                base_url,
+            },
+            (None, None) => NidSource::None,
+        };
+        Some(slurm_config(&settings.slurm, nids).await?)
+    } else {
+        None
+    };
     let workload_manager: Arc<dyn crus_core::ports::WorkloadManager> = match (
         backends.workload_manager.as_str(),
         &sim_ports,
+        &slurm,
     ) {
-        ("sim", Some(ports)) => ports.workload_manager.clone(),
-        ("slurm", _) => Arc::new(crus_backends::slurm::SlurmWorkloadManager::new(
-            slurm_config(&settings.slurm, file_inventory.as_ref())?,
+        ("sim", Some(ports), _) => ports.workload_manager.clone(),
+        ("slurm", _, Some(slurm)) => Arc::new(crus_backends::slurm::SlurmWorkloadManager::new(
+            slurm.clone(),
         )),
-        ("none", _) => {
+        ("none", _, _) => {
             tracing::warn!(
                 "workload_manager = \"none\": nodes are rebooted without draining; use it only where nothing else runs jobs"
             );
             Arc::new(crus_backends::no_workload_manager::NoWorkloadManager)
         }
-        (other, _) => return Err(not_yet("backends.workload_manager", other)),
+        (other, _, _) => return Err(not_yet("backends.workload_manager", other)),
     };
     let (boot_orchestrator, power_control) = match (backends.boot.as_str(), &sim_ports) {
         ("sim", Some(ports)) => (ports.boot_orchestrator.clone(), ports.power_control.clone()),
@@ -234,6 +255,15 @@ fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> 
                     .map_err(|error| format!("[bos]: {error}"))?,
             );
             (bos, None)
+        }
+        ("slurm-reboot", _) => {
+            let slurm = slurm.clone().ok_or_else(|| {
+                "backends.boot = \"slurm-reboot\" needs the [slurm] settings".to_string()
+            })?;
+            let reboot: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
+                SlurmRebootOrchestrator::new(slurm, slurm_reboot_config(&settings.slurm_reboot)),
+            );
+            (reboot, None)
         }
         (other, _) => return Err(not_yet("backends.boot", other)),
     };
@@ -288,22 +318,77 @@ fn service_config(key: &str, section: Option<&ServiceSection>) -> Result<Service
     Ok(config)
 }
 
-/// Slurm settings; `nid` naming reads each node's NID from the inventory file.
-fn slurm_config(
-    section: &SlurmSection,
-    file_inventory: Option<&crus_backends::file_inventory::FileInventory>,
-) -> Result<SlurmConfig, String> {
-    let node_names = match (section.node_names.as_str(), file_inventory) {
-        ("nid", Some(inventory)) => NodeNaming::NidFromInventory(
+/// The reboot settings of `backends.boot = "slurm-reboot"`.
+fn slurm_reboot_config(section: &SlurmRebootSection) -> SlurmRebootConfig {
+    let templates = if section.templates.is_empty() {
+        tracing::warn!(
+            "slurm_reboot.templates is empty: any template a session names is handed to the RebootProgram; list the images it can boot to catch typos"
+        );
+        None
+    } else {
+        Some(section.templates.iter().cloned().collect())
+    };
+    SlurmRebootConfig {
+        templates,
+        clock_skew: section.clock_skew,
+    }
+}
+
+/// Where `slurm.node_names = "nid"` finds each node's NID: the inventory
+/// backend of the same server.
+enum NidSource<'a> {
+    /// `backends.inventory = "file"`: the NIDs in the file.
+    File(&'a crus_backends::file_inventory::FileInventory),
+    /// `backends.inventory = "hsm"`: the NIDs HSM lists at `base_url`.
+    Hsm {
+        inventory: &'a crus_backends::hsm::HsmInventory,
+        base_url: &'a str,
+    },
+    /// An inventory that has no NIDs.
+    None,
+}
+
+/// Slurm settings; `nid` naming reads each node's NID from the inventory.
+///
+/// The NIDs are read once, here, at start. A node added to the inventory
+/// afterwards has no Slurm name until `crus serve` restarts; a drain or
+/// resume naming it fails as for a node Slurm does not know. With HSM, a
+/// start that cannot list the NIDs (HSM down after the client's retries,
+/// wrong URL, refused token) is refused rather than running with no names.
+async fn slurm_config(section: &SlurmSection, nids: NidSource<'_>) -> Result<SlurmConfig, String> {
+    let node_names = match (section.node_names.as_str(), nids) {
+        ("nid", NidSource::File(inventory)) => NodeNaming::NidFromInventory(
             inventory
                 .nodes()
                 .into_iter()
                 .filter_map(|node| node.nid.map(|nid| (node.id, nid)))
                 .collect(),
         ),
-        ("nid", None) => {
+        (
+            "nid",
+            NidSource::Hsm {
+                inventory,
+                base_url,
+            },
+        ) => {
+            let nids = inventory.node_nids().await.map_err(|error| {
+                format!(
+                    "slurm.node_names = \"nid\": cannot list the nodes' NIDs from HSM at {base_url} (hsm.base_url): {error}"
+                )
+            })?;
+            if nids.is_empty() {
+                tracing::warn!(
+                    %base_url,
+                    "slurm.node_names = \"nid\": HSM lists no node with a NID; every node will be unknown to Slurm"
+                );
+            } else {
+                tracing::info!(nodes = nids.len(), "Slurm node names from the NIDs in HSM");
+            }
+            NodeNaming::NidFromInventory(nids)
+        }
+        ("nid", NidSource::None) => {
             return Err(
-                "slurm.node_names = \"nid\" needs backends.inventory = \"file\" in this build"
+                "slurm.node_names = \"nid\" needs backends.inventory = \"file\" or \"hsm\""
                     .to_string(),
             );
         }
