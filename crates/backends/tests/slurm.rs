@@ -243,3 +243,40 @@ async fn reads_find_out_json_once_and_fall_back_to_formatted_output() {
     assert_eq!(old_slurm.read_mode(), Some(ReadMode::Formatted));
     assert_eq!(from_formatted, from_json);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeue_puts_a_running_job_back_in_the_queue() {
+    let mut cluster = SlurmCluster::start(2);
+    let busy = cluster.nodes[0].clone();
+    let job = cluster.submit_running_job(&busy, "sleep 300");
+    let slurm = manager(&cluster);
+    let node = NodeId::from(busy.as_str());
+    // Drained first, as the rollout does, so the job cannot come straight back.
+    slurm
+        .drain(std::slice::from_ref(&node), "crus:test")
+        .await
+        .unwrap();
+    slurm
+        .requeue_jobs(std::slice::from_ref(&node))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reported = slurm
+            .node_states(std::slice::from_ref(&node))
+            .await
+            .unwrap();
+        if reported[0].state == WorkloadState::Drained {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reported:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = cluster.command("squeue", &["-h", "-j", &job, "-o", "%T %N"]);
+    assert!(!state.contains(&busy), "job {job} still on {busy}: {state}");
+    // Nothing left to requeue is not an error.
+    slurm
+        .requeue_jobs(std::slice::from_ref(&node))
+        .await
+        .unwrap();
+}

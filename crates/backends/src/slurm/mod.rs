@@ -408,6 +408,52 @@ impl WorkloadManager for SlurmWorkloadManager {
         }
     }
 
+    async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
+        let names = self.names.slurm_names(nodes)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        // Job ids first: `scontrol requeue` takes jobs, not nodes.
+        let listed = self
+            .commands
+            .run(
+                "squeue",
+                &[
+                    "-h".to_string(),
+                    "-t".into(),
+                    "RUNNING,SUSPENDED".into(),
+                    "-w".into(),
+                    names.join(","),
+                    "-o".into(),
+                    "%i".into(),
+                ],
+            )
+            .await?;
+        let jobs: Vec<&str> = listed
+            .lines()
+            .map(str::trim)
+            .filter(|job| !job.is_empty())
+            .collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        match self
+            .commands
+            .run("scontrol", &["requeue".to_string(), jobs.join(",")])
+            .await
+        {
+            // A job that ended since squeue listed it needs no requeue.
+            Err(SlurmError::Failed { stderr, .. })
+                if stderr.contains("Job has already finished")
+                    || stderr.contains("Invalid job id specified") =>
+            {
+                tracing::debug!(%stderr, "requeue found jobs already gone");
+                Ok(())
+            }
+            result => result.map(drop).map_err(Error::from),
+        }
+    }
+
     async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()> {
         self.take_out(nodes, reason, Update::Fail).await
     }
