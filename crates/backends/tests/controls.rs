@@ -97,6 +97,29 @@ fn idle_cluster(nodes: usize) -> SimConfig {
     }
 }
 
+fn idle_with(nodes: usize, faults: Faults) -> SimConfig {
+    SimConfig {
+        faults,
+        ..idle_cluster(nodes)
+    }
+}
+
+/// A never-ending job on node `index`, so it never drains by itself.
+fn stuck_on(index: usize) -> Faults {
+    Faults {
+        stuck_jobs: [node(index)].into(),
+        ..Faults::default()
+    }
+}
+
+/// Every boot of these nodes fails.
+fn failing_boots(indexes: &[usize]) -> Faults {
+    Faults {
+        fail_boot: indexes.iter().map(|&index| node(index)).collect(),
+        ..Faults::default()
+    }
+}
+
 fn busy_cluster(nodes: usize, seed: u64) -> SimConfig {
     SimConfig {
         nodes,
@@ -113,13 +136,7 @@ fn busy_cluster(nodes: usize, seed: u64) -> SimConfig {
 
 #[tokio::test(start_paused = true)]
 async fn the_failure_budget_halts_exactly_when_exceeded_and_resume_raises_it() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            fail_boot: [node(0), node(2)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(8)
-    });
+    let run = Run::new(idle_with(8, failing_boots(&[0, 2])));
     let id = run.create(spec_with(2, json!({"max_failures": 1}))).await;
     run.run_for(id, Duration::from_secs(4 * 3600)).await;
 
@@ -190,13 +207,7 @@ async fn a_canary_pauses_the_session_until_resumed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_canary_that_fails_halts_when_it_would_not_pause() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            fail_boot: [node(1)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(8)
-    });
+    let run = Run::new(idle_with(8, failing_boots(&[1])));
     let id = run
         .create(spec_with(
             4,
@@ -361,13 +372,7 @@ async fn align_takes_whole_domains_together() {
 
 #[tokio::test(start_paused = true)]
 async fn a_node_that_will_not_drain_is_skipped_after_the_drain_timeout() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            stuck_jobs: [node(1)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(4)
-    });
+    let run = Run::new(idle_with(4, stuck_on(1)));
     let id = run
         .create(spec_with(
             2,
@@ -401,13 +406,7 @@ async fn a_node_that_will_not_drain_is_skipped_after_the_drain_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn force_reboots_a_node_that_will_not_drain_and_says_so() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            stuck_jobs: [node(0)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(2)
-    });
+    let run = Run::new(idle_with(2, stuck_on(0)));
     let id = run
         .create(spec_with(
             2,
@@ -429,13 +428,7 @@ async fn force_reboots_a_node_that_will_not_drain_and_says_so() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_boots_are_retried_before_the_node_fails() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            fail_boot: [node(0)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(2)
-    });
+    let run = Run::new(idle_with(2, failing_boots(&[0])));
     let id = run.create(spec_with(2, json!({"retries": 2}))).await;
     run.drive_watching(id, |_, _| {}).await;
     let state = run.state(id).await;
@@ -485,13 +478,7 @@ async fn a_maintenance_window_delays_new_steps_and_in_flight_nodes_finish() {
 
 #[tokio::test(start_paused = true)]
 async fn requeue_puts_the_jobs_of_a_node_that_will_not_drain_back_in_the_queue() {
-    let run = Run::new(SimConfig {
-        faults: Faults {
-            stuck_jobs: [node(0)].into(),
-            ..Faults::default()
-        },
-        ..idle_cluster(3)
-    });
+    let run = Run::new(idle_with(3, stuck_on(0)));
     let id = run
         .create(spec_with(
             1,

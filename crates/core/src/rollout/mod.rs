@@ -709,21 +709,14 @@ impl Rollout {
                 self.next_boot_poll.insert((step, boot), retry_at);
                 self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
             }
-            Action::Resume { ref nodes, .. } | Action::Drain { ref nodes, .. } => {
-                for node in self.indexes_of(nodes) {
-                    self.node_retry_at.insert(node, retry_at);
-                }
-                self.post_once(
-                    now,
-                    format!(
-                        "{} failed: {}; retrying every {retry_in}",
-                        capitalise(&action.describe()),
-                        error.message
-                    ),
-                );
-            }
-            Action::MarkFailed { ref nodes, .. } => {
-                let ids: Vec<NodeId> = nodes.iter().map(|(node, _)| node.clone()).collect();
+            Action::Resume { .. } | Action::Drain { .. } | Action::MarkFailed { .. } => {
+                let ids: Vec<NodeId> = match &action {
+                    Action::MarkFailed { nodes, .. } => {
+                        nodes.iter().map(|(node, _)| node.clone()).collect()
+                    }
+                    Action::Resume { nodes, .. } | Action::Drain { nodes, .. } => nodes.clone(),
+                    _ => Vec::new(),
+                };
                 for node in self.indexes_of(&ids) {
                     self.node_retry_at.insert(node, retry_at);
                 }
