@@ -26,24 +26,29 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_content_type(request.headers())?;
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                // The body limit layer makes the body fail with a length error
-                // when no Content-Length announced the size; axum reports it as 413.
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::PayloadTooLarge
-                } else {
-                    AppError::BadRequest(format!(
-                        "The request body could not be read: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
-        let value = serde_json::from_slice(&bytes).map_err(|error| {
-            AppError::BadRequest(format!("The request body is not valid JSON: {error}."))
-        })?;
-        Ok(JsonBody(value))
+        let bytes = read_body(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be left out: `None` for an empty body (whatever its
+/// content type, since clients often send none with an empty body).
+///
+/// Rejections: those of [`JsonBody`] when a body was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionalJsonBody(pub Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = request.headers().clone();
+        let bytes = read_body(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        check_content_type(&headers)?;
+        parse_json(&bytes).map(|value| OptionalJsonBody(Some(value)))
     }
 }
 
@@ -62,6 +67,31 @@ impl<S: Send + Sync> FromRequest<S> for SessionBody {
             .map(SessionBody)
             .map_err(AppError::Invalid)
     }
+}
+
+/// The whole body, within the server's limit.
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, AppError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            // The body limit layer makes the body fail with a length error
+            // when no Content-Length announced the size; axum reports it as 413.
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest(format!(
+                    "The request body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
+        })
+}
+
+/// 400 unless `bytes` are JSON.
+fn parse_json(bytes: &[u8]) -> Result<Value, AppError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        AppError::BadRequest(format!("The request body is not valid JSON: {error}."))
+    })
 }
 
 /// 400 unless the request declares a JSON body.

@@ -1,7 +1,10 @@
 //! crus-http: the CRUS-compatible REST API of `crus serve`.
 //!
 //! - [`app`] builds the axum [`Router`]: the CRUS session routes
-//!   (`POST/GET /session`, `GET/DELETE /session/{upgrade_id}`), probes
+//!   (`POST/GET /session`, `GET/DELETE /session/{upgrade_id}`), crus's
+//!   additions (`POST /session/{upgrade_id}/pause` and `/resume`,
+//!   `GET /session/{upgrade_id}/nodes`, and the server-sent event streams
+//!   `GET /session/{upgrade_id}/events` and `GET /events`), probes
 //!   (`/healthz`, `/readyz`), `/openapi.json` and `/metrics`, each served at
 //!   the root and under the API gateway prefix `/apis/crus`.
 //! - [`serve`] runs it on a listener until a shutdown future completes.
@@ -119,7 +122,14 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving the CRUS API");
     }
-    axum::serve(listener, app(state))
+    let router = app(state.clone());
+    // Event streams would hold a graceful shutdown open for ever: end them
+    // as soon as it begins.
+    let shutdown = async move {
+        shutdown.await;
+        state.begin_shutdown();
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -123,6 +123,10 @@ pub enum AppError {
         /// How many nodes are shared.
         nodes: usize,
     },
+    /// 409: the session cannot do what was asked now (pause a finished
+    /// session, resume one that is running); the reason is the controller's.
+    #[error("refused: {0}")]
+    Refused(String),
     /// 413: the body is larger than the server accepts.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -153,7 +157,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::SessionNotFound | AppError::NoRoute(_) => StatusCode::NOT_FOUND,
-            AppError::Overlap { .. } => StatusCode::CONFLICT,
+            AppError::Overlap { .. } | AppError::Refused(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Backend(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -188,6 +192,13 @@ impl AppError {
                 status,
                 format!(
                     "{nodes} node(s) of the starting group already belong to unfinished session {other}. Wait for it to finish or delete it, then retry."
+                ),
+            ),
+            AppError::Refused(reason) => Problem::new(
+                status,
+                format!(
+                    "The session cannot do this now: {}.",
+                    reason.trim_end_matches('.')
                 ),
             ),
             AppError::PayloadTooLarge => Problem::new(

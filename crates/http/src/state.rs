@@ -22,6 +22,10 @@ pub struct AppState {
     /// two concurrent requests for overlapping nodes cannot both pass the
     /// overlap check before either is stored.
     create_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Turns true when the server begins to shut down: event streams never
+    /// end by themselves, and a graceful shutdown waits for every response,
+    /// so they end when this changes.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
             auth,
             metrics,
             create_lock: Arc::new(tokio::sync::Mutex::new(())),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -63,6 +68,17 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Ends the event streams of every router built from this state (and its
+    /// clones); [`crate::serve`] calls it when its shutdown signal arrives.
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Told when [`AppState::begin_shutdown`] is called.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Held while a new session is checked and stored.

@@ -75,7 +75,14 @@ pub struct ApiClient {
     token: Option<String>,
     /// The HTTP client (connection pool, timeouts).
     http: reqwest::Client,
+    /// The client of event streams: a whole-request timeout would cut a
+    /// stream that is meant to last, so only connecting and each read are bounded.
+    stream_http: reqwest::Client,
 }
+
+/// Longest wait for any byte of an event stream; the server sends a comment
+/// every 15 s, so a stream this quiet is dead.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ApiClient {
     /// A client of the server at `base_url`.
@@ -97,7 +104,91 @@ impl ApiClient {
             .map_err(|error| {
                 ClientError::Local(format!("cannot build the HTTP client: {error}"))
             })?;
-        Ok(ApiClient { base, token, http })
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(STREAM_READ_TIMEOUT.max(timeout))
+            .user_agent(concat!("crus/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| {
+                ClientError::Local(format!("cannot build the HTTP client: {error}"))
+            })?;
+        Ok(ApiClient {
+            base,
+            token,
+            http,
+            stream_http,
+        })
+    }
+
+    /// `POST /session/{id}/pause`.
+    pub async fn pause(&self, upgrade_id: &str) -> Result<Answer, ClientError> {
+        self.request(
+            Method::POST,
+            &format!("/session/{}/pause", path_segment(upgrade_id)),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /session/{id}/resume`, with `body` (a new failure budget) if given.
+    pub async fn resume(
+        &self,
+        upgrade_id: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, ClientError> {
+        self.request(
+            Method::POST,
+            &format!("/session/{}/resume", path_segment(upgrade_id)),
+            body,
+        )
+        .await
+    }
+
+    /// `GET /session/{id}/nodes`.
+    pub async fn nodes(&self, upgrade_id: &str) -> Result<Answer, ClientError> {
+        self.request(
+            Method::GET,
+            &format!("/session/{}/nodes", path_segment(upgrade_id)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /session/{id}/events`: the open stream, once the server answered 200.
+    /// `last_event_id` resumes an earlier stream.
+    pub async fn events(
+        &self,
+        upgrade_id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/session/{}/events", self.base, path_segment(upgrade_id));
+        let mut request = self
+            .stream_http
+            .get(&url)
+            .header("Accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| ClientError::Unreachable {
+                url: url.clone(),
+                message: describe_transport_error(&error),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(server_error(
+            status,
+            serde_json::from_str(&text).ok(),
+            &text,
+        ))
     }
 
     /// `POST /session`.
@@ -199,7 +290,8 @@ fn server_error(status: StatusCode, json: Option<Value>, text: &str) -> ClientEr
     }
 }
 
-fn describe_transport_error(error: &reqwest::Error) -> String {
+/// Why reading a response failed, for people.
+pub fn describe_transport_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "no answer in time (raise --timeout, or check the server)".to_string()
     } else if error.is_connect() {

@@ -3,6 +3,8 @@
 
 mod http;
 mod output;
+mod policy;
+mod sse;
 mod watch;
 
 use std::time::Duration;
@@ -47,7 +49,7 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
     /// Start a rolling upgrade (POST /session).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List every session, newest first (GET /session).
     List,
     /// Show one session (GET /session/{upgrade_id}).
@@ -60,13 +62,33 @@ pub enum SessionCommand {
         /// The session's upgrade id.
         upgrade_id: String,
     },
-    /// Follow a session with live progress until it completes, then show it.
+    /// Follow a session with live progress until it completes, then show it
+    /// (from its event stream, or by polling a server without one).
     Watch {
         /// The session's upgrade id.
         upgrade_id: String,
-        /// How often to ask the server.
+        /// How often to ask a server that has no event stream.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         interval: Duration,
+    },
+    /// Take no new node until resumed; nodes in flight finish (POST /session/{upgrade_id}/pause).
+    Pause {
+        /// The session's upgrade id.
+        upgrade_id: String,
+    },
+    /// Take nodes again after a pause or a halt (POST /session/{upgrade_id}/resume).
+    Resume {
+        /// The session's upgrade id.
+        upgrade_id: String,
+        /// A new failure budget: a count (3) or a percentage (10%); a halted
+        /// session needs one larger than its failures.
+        #[arg(long, value_name = "N|P%", value_parser = policy::parse_failure_budget)]
+        max_failures: Option<serde_json::Value>,
+    },
+    /// Show each node of a session: phase, step, boots, times (GET /session/{upgrade_id}/nodes).
+    Nodes {
+        /// The session's upgrade id.
+        upgrade_id: String,
     },
 }
 
@@ -82,15 +104,18 @@ pub struct CreateArgs {
     /// Group receiving the nodes whose upgrade failed.
     #[arg(long)]
     pub failed_label: String,
-    /// Largest number of nodes out of service at once.
-    #[arg(long)]
-    pub upgrade_step_size: i64,
+    /// Largest number of nodes out of service at once (optional with --step-percent).
+    #[arg(long, required_unless_present = "step_percent")]
+    pub upgrade_step_size: Option<i64>,
     /// Boot template (BOS session template) to boot the nodes with.
     #[arg(long)]
     pub upgrade_template_id: String,
     /// Workload manager type.
     #[arg(long, default_value = "slurm")]
     pub workload_manager_type: String,
+    /// The rollout policy (crus additions; CRUS's body without them).
+    #[command(flatten)]
+    pub policy: policy::PolicyArgs,
 }
 
 /// Runs a `crus session` subcommand.
@@ -113,7 +138,7 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
         SessionCommand::Create(args) => {
             // Sent as given (a step size of 0 is the server's to refuse), so
             // the server's own validation speaks, as with `cray crus`.
-            let body = json!({
+            let mut body = json!({
                 "starting_label": args.starting_label,
                 "upgrading_label": args.upgrading_label,
                 "failed_label": args.failed_label,
@@ -121,6 +146,15 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
                 "upgrade_template_id": args.upgrade_template_id,
                 "workload_manager_type": args.workload_manager_type,
             });
+            if args.upgrade_step_size.is_none()
+                && let Some(fields) = body.as_object_mut()
+            {
+                // --step-percent sizes the steps; the server derives the field.
+                fields.remove("upgrade_step_size");
+            }
+            if let (Some(policy), Some(fields)) = (args.policy.to_json(), body.as_object_mut()) {
+                fields.insert("policy".to_string(), policy);
+            }
             let session = client.create(&body).await?;
             output::print_session(&session, format);
         }
@@ -142,6 +176,22 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
         } => {
             let session = watch::watch(&client, &upgrade_id, interval).await?;
             output::print_watch_end(&session, format);
+        }
+        SessionCommand::Pause { upgrade_id } => {
+            let session = client.pause(&upgrade_id).await?;
+            output::print_session(&session, format);
+        }
+        SessionCommand::Resume {
+            upgrade_id,
+            max_failures,
+        } => {
+            let body = max_failures.map(|budget| json!({"max_failures": budget}));
+            let session = client.resume(&upgrade_id, body.as_ref()).await?;
+            output::print_session(&session, format);
+        }
+        SessionCommand::Nodes { upgrade_id } => {
+            let nodes = client.nodes(&upgrade_id).await?;
+            output::print_nodes(&nodes, format);
         }
     }
     Ok(())

@@ -33,6 +33,14 @@ pub fn print_watch_end(answer: &Answer, format: Format) {
     }
 }
 
+/// Prints the nodes of a session.
+pub fn print_nodes(answer: &Answer, format: Format) {
+    match format {
+        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Table => print!("{}", nodes_table(&answer.json)),
+    }
+}
+
 /// Prints a list of sessions.
 pub fn print_sessions(answer: &Answer, format: Format) {
     match format {
@@ -55,6 +63,7 @@ pub fn session_table(session: &Value) -> String {
     for field in [
         "upgrade_id",
         "state",
+        "phase",
         "completed",
         "starting_label",
         "upgrading_label",
@@ -85,6 +94,68 @@ pub fn session_table(session: &Value) -> String {
         for message in messages {
             out.push_str(&format!("  {}\n", text(message)));
         }
+    }
+    out
+}
+
+/// One line per node of a session.
+pub fn nodes_table(nodes: &Value) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|node| {
+                    let mut reason = text(&node["reason"]);
+                    if node["forced"].as_bool() == Some(true) {
+                        reason = format!("forced; {reason}");
+                    }
+                    vec![
+                        text(&node["id"]),
+                        text(&node["phase"]),
+                        text(&node["step"]),
+                        text(&node["attempts"]),
+                        text(&node["since"]),
+                        text(&node["taken_at"]),
+                        text(&node["finished_at"]),
+                        reason,
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        return "no nodes yet\n".to_string();
+    }
+    table(
+        &[
+            "NODE", "PHASE", "STEP", "BOOTS", "SINCE", "TAKEN", "FINISHED", "REASON",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns as wide as their widest cell; the last is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if index + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        line.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
 }
@@ -179,5 +250,22 @@ mod tests {
         assert!(list.starts_with("UPGRADE_ID"), "{list}");
         assert!(list.contains("UPDATING"), "{list}");
         assert_eq!(sessions_table(&json!([])), "no sessions\n");
+    }
+
+    #[test]
+    fn node_tables_show_one_line_per_node() {
+        let nodes = json!([
+            {"id": "x1000c0s0b0n0", "phase": "done", "since": "t2", "step": 0, "attempts": 1,
+             "taken_at": "t0", "finished_at": "t2", "reason": null, "forced": false},
+            {"id": "x1000c0s0b0n1", "phase": "failed", "since": "t3", "step": 0, "attempts": 2,
+             "taken_at": "t0", "finished_at": "t3", "reason": "boot timed out", "forced": true}
+        ]);
+        let table = nodes_table(&nodes);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("NODE"), "{table}");
+        assert!(lines[1].starts_with("x1000c0s0b0n0  done"), "{table}");
+        assert!(lines[2].ends_with("forced; boot timed out"), "{table}");
+        assert_eq!(nodes_table(&json!([])), "no nodes yet\n");
     }
 }

@@ -1,4 +1,8 @@
 //! `crus session watch`: live progress of one session until it completes.
+//!
+//! Follows the session's event stream (`GET /session/{id}/events`), printing
+//! each message as it is told; a server without event streams (CRUS, or an
+//! older crus) answers 404 there, and the session is polled instead.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -6,6 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
+use super::sse::{SseMessage, SseParser};
 use super::{Answer, ApiClient, ClientError};
 
 /// Follows session `upgrade_id`, printing each new message and a progress bar
@@ -16,64 +21,218 @@ pub async fn watch(
     upgrade_id: &str,
     interval: Duration,
 ) -> Result<Answer, ClientError> {
-    let on_terminal = std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(
-        None,
-        if on_terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:40.green/blue}] {pos}/{len} nodes  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let mut printed = 0usize;
-    let mut last: Option<Answer> = None;
+    let mut progress = Progress::new();
+    let result = follow(client, upgrade_id, interval, &mut progress).await;
+    progress.bar.finish_and_clear();
+    result
+}
+
+async fn follow(
+    client: &ApiClient,
+    upgrade_id: &str,
+    interval: Duration,
+    progress: &mut Progress,
+) -> Result<Answer, ClientError> {
+    let first = client.get(upgrade_id).await?;
+    progress.show_session(&first.json);
+    if is_completed(&first) {
+        return Ok(first);
+    }
+    match stream(client, upgrade_id, interval, progress, first).await? {
+        Followed::Finished(answer) => Ok(answer),
+        Followed::NoStream(last) => poll(client, upgrade_id, interval, progress, last).await,
+    }
+}
+
+/// How following the event stream ended.
+enum Followed {
+    /// The session completed or was removed; its last answer.
+    Finished(Answer),
+    /// The server has no event stream; the last answer so far.
+    NoStream(Answer),
+}
+
+async fn stream(
+    client: &ApiClient,
+    upgrade_id: &str,
+    interval: Duration,
+    progress: &mut Progress,
+    mut last: Answer,
+) -> Result<Followed, ClientError> {
+    let mut last_event_id: Option<String> = None;
     loop {
-        let answer = match client.get(upgrade_id).await {
-            Ok(answer) => answer,
-            // A deleted session disappears once the controller has stopped it safely.
-            Err(ClientError::Server { status: 404, .. }) if last.is_some() => {
-                bar.finish_and_clear();
-                eprintln!("session {upgrade_id} was deleted and removed");
-                return last.ok_or_else(|| ClientError::Local("no answer".into()));
-            }
-            Err(error) => {
-                bar.finish_and_clear();
-                return Err(error);
-            }
+        let mut response = match client.events(upgrade_id, last_event_id.as_deref()).await {
+            Ok(response) => response,
+            // The session was just read, so a 404 is a server without the
+            // route (or a session removed meanwhile, which polling tells).
+            Err(ClientError::Server { status: 404, .. }) => return Ok(Followed::NoStream(last)),
+            Err(error) => return Err(error),
         };
-        let session = &answer.json;
-        if let Some(messages) = session["messages"].as_array() {
-            // CRUS clears messages when a session becomes READY; never print twice.
-            if messages.len() < printed {
-                printed = 0;
+        let mut parser = SseParser::default();
+        // A cut connection ends the loop like the end of the stream: the
+        // session is read again, and the stream resumed from the last id.
+        while let Ok(Some(bytes)) = response.chunk().await {
+            for message in parser.feed(&bytes) {
+                if let Some(id) = &message.id {
+                    last_event_id = Some(id.clone());
+                }
+                match message.event.as_str() {
+                    "deleted" => return Ok(Followed::Finished(removed(upgrade_id, last))),
+                    "gap" => {
+                        // Events were lost: the session is the record.
+                        last = client.get(upgrade_id).await?;
+                        progress.show_session(&last.json);
+                    }
+                    _ => progress.show_event(&message),
+                }
             }
-            for message in &messages[printed..] {
-                bar.suspend(|| eprintln!("{}", message.as_str().unwrap_or_default()));
+        }
+        match client.get(upgrade_id).await {
+            Ok(answer) => {
+                progress.show_session(&answer.json);
+                if is_completed(&answer) {
+                    return Ok(Followed::Finished(answer));
+                }
+                last = answer;
             }
-            printed = messages.len();
+            Err(ClientError::Server { status: 404, .. }) => {
+                return Ok(Followed::Finished(removed(upgrade_id, last)));
+            }
+            Err(error) => return Err(error),
         }
-        show(&bar, session);
-        if session["completed"].as_bool() == Some(true) {
-            bar.finish_and_clear();
-            return Ok(answer);
-        }
-        last = Some(answer);
+        // Not finished, yet the stream ended: do not reconnect in a tight loop.
         tokio::time::sleep(interval).await;
     }
 }
 
-fn show(bar: &ProgressBar, session: &Value) {
-    let count = |phase: &str| session["nodes"][phase].as_u64().unwrap_or(0);
-    let total = session["nodes"]["total"].as_u64();
-    if let Some(total) = total {
-        bar.set_length(total);
-        bar.set_position(count("done") + count("failed") + count("skipped"));
+/// Asks for the session every `interval`, for servers without event streams.
+async fn poll(
+    client: &ApiClient,
+    upgrade_id: &str,
+    interval: Duration,
+    progress: &mut Progress,
+    mut last: Answer,
+) -> Result<Answer, ClientError> {
+    loop {
+        tokio::time::sleep(interval).await;
+        let answer = match client.get(upgrade_id).await {
+            Ok(answer) => answer,
+            // A deleted session disappears once the controller has stopped it safely.
+            Err(ClientError::Server { status: 404, .. }) => return Ok(removed(upgrade_id, last)),
+            Err(error) => return Err(error),
+        };
+        progress.show_session(&answer.json);
+        if is_completed(&answer) {
+            return Ok(answer);
+        }
+        last = answer;
     }
-    bar.set_message(session["state"].as_str().unwrap_or("?").to_string());
-    bar.tick();
+}
+
+fn is_completed(answer: &Answer) -> bool {
+    answer.json["completed"].as_bool() == Some(true)
+}
+
+fn removed(upgrade_id: &str, last: Answer) -> Answer {
+    eprintln!("session {upgrade_id} was deleted and removed");
+    last
+}
+
+/// What has been shown: the progress bar, and how many messages were printed.
+struct Progress {
+    bar: ProgressBar,
+    /// Messages of the session printed so far, so none is printed twice.
+    printed: usize,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(
+            None,
+            if std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{bar:40.green/blue}] {pos}/{len} nodes  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Progress { bar, printed: 0 }
+    }
+
+    fn print(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Prints the session's messages not printed yet and sets the bar from its counts.
+    fn show_session(&mut self, session: &Value) {
+        if let Some(messages) = session["messages"].as_array() {
+            // CRUS clears messages when a session becomes READY; never print twice.
+            if messages.len() < self.printed {
+                self.printed = 0;
+            }
+            for message in &messages[self.printed..] {
+                self.print(message.as_str().unwrap_or_default());
+            }
+            self.printed = messages.len();
+        }
+        let count = |phase: &str| session["nodes"][phase].as_u64().unwrap_or(0);
+        if let Some(total) = session["nodes"]["total"].as_u64() {
+            self.bar.set_length(total);
+            self.bar
+                .set_position(count("done") + count("failed") + count("skipped"));
+        }
+        let phase = session["phase"]
+            .as_str()
+            .or_else(|| session["state"].as_str())
+            .unwrap_or("?");
+        self.bar.set_message(phase.to_string());
+        self.bar.tick();
+    }
+
+    /// Shows one event of the stream as it arrives.
+    fn show_event(&mut self, message: &SseMessage) {
+        let Ok(event) = serde_json::from_str::<Value>(&message.data) else {
+            return;
+        };
+        match message.event.as_str() {
+            "message" => {
+                self.print(event["text"].as_str().unwrap_or_default());
+                self.printed += 1;
+            }
+            "node_phase" => {
+                let to = event["to"].as_str().unwrap_or("?");
+                if matches!(to, "done" | "failed" | "skipped") {
+                    self.bar.inc(1);
+                }
+                self.bar
+                    .set_message(format!("{} {to}", event["node"].as_str().unwrap_or("?")));
+            }
+            // Until the session's counts give the bar its length.
+            "step_started" if self.bar.length().is_none() => {
+                self.bar.set_message(format!(
+                    "step {} started",
+                    event["step"].as_u64().unwrap_or_default()
+                ));
+            }
+            "paused" | "halted" => {
+                self.bar.set_message(format!(
+                    "{}: {}",
+                    message.event,
+                    event["reason"].as_str().unwrap_or_default()
+                ));
+            }
+            "resumed" => self.bar.set_message("running".to_string()),
+            "state" => self
+                .bar
+                .set_message(event["state"].as_str().unwrap_or("?").to_string()),
+            _ => {}
+        }
+        self.bar.tick();
+    }
 }

@@ -1,12 +1,15 @@
 //! The routes of the API, one file per resource, and which of them are public.
 
+pub(crate) mod controls;
+pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod nodes;
 pub(crate) mod openapi;
 pub(crate) mod session;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::auth::require_auth;
 use crate::state::AppState;
@@ -29,6 +32,20 @@ pub(crate) fn api(state: &AppState) -> Router<AppState> {
             "/session/{upgrade_id}",
             get(session::get_session).delete(session::delete_session),
         )
+        .route("/session/{upgrade_id}/pause", post(controls::pause_session))
+        .route(
+            "/session/{upgrade_id}/resume",
+            post(controls::resume_session),
+        )
+        .route(
+            "/session/{upgrade_id}/nodes",
+            get(nodes::list_session_nodes),
+        )
+        .route(
+            "/session/{upgrade_id}/events",
+            get(events::stream_session_events),
+        )
+        .route("/events", get(events::stream_events))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(crate::metrics::get_metrics))
         // route_layer: only matched routes ask for a token, so an unknown

@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::Json;
+use crus_core::rollout::RolloutEvent;
 use crus_core::session::{KIND, SUPPORTED_WORKLOAD_MANAGERS};
 use crus_core::{SessionSpec, SessionState, SessionStatus};
 use serde_json::Value;
@@ -17,7 +18,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Type};
 
 use crate::problem::{PROBLEM_JSON, Problem};
+use crate::routes::controls::ResumeRequest;
 use crate::routes::health::ProbeStatus;
+use crate::routes::nodes::NodeStatus;
 use crate::routes::{GATEWAY_PREFIX, PUBLIC_PATHS};
 
 /// Name of the bearer security scheme, as CRUS's document named it.
@@ -34,14 +37,29 @@ const BEARER_AUTH: &str = "bearerAuth";
         crate::routes::session::list_sessions,
         crate::routes::session::get_session,
         crate::routes::session::delete_session,
+        crate::routes::controls::pause_session,
+        crate::routes::controls::resume_session,
+        crate::routes::nodes::list_session_nodes,
+        crate::routes::events::stream_session_events,
+        crate::routes::events::stream_events,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         openapi_json,
         crate::metrics::get_metrics,
     ),
-    components(schemas(SessionSpec, SessionStatus, SessionState, Problem, ProbeStatus)),
+    components(schemas(
+        SessionSpec,
+        SessionStatus,
+        SessionState,
+        Problem,
+        ProbeStatus,
+        ResumeRequest,
+        NodeStatus,
+        RolloutEvent,
+    )),
     tags(
         (name = "session", description = "CRUS sessions: rolling upgrades of the nodes of a group"),
+        (name = "controls", description = "crus additions: pause and resume a session, its nodes, live events"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

@@ -160,7 +160,9 @@ pub(crate) async fn delete_session(
 /// The session id of the path. CRUS answered 404 for any id it did not
 /// have, well-formed or not, and so does this: an id that is not a UUID (or
 /// not even decodable) names no session.
-fn parse_upgrade_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, AppError> {
+pub(crate) fn parse_upgrade_id(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Uuid, AppError> {
     let Path(text) = path.map_err(|_| AppError::SessionNotFound)?;
     Uuid::parse_str(&text).map_err(|_| AppError::SessionNotFound)
 }

@@ -5,5 +5,6 @@
 
 mod auth;
 mod common;
+mod controls;
 mod ops;
 mod session;

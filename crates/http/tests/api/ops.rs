@@ -133,6 +133,11 @@ async fn openapi_describes_every_route_with_bearer_auth() {
             for (path, methods) in [
                 ("/session", &["get", "post"][..]),
                 ("/session/{upgrade_id}", &["get", "delete"][..]),
+                ("/session/{upgrade_id}/pause", &["post"][..]),
+                ("/session/{upgrade_id}/resume", &["post"][..]),
+                ("/session/{upgrade_id}/nodes", &["get"][..]),
+                ("/session/{upgrade_id}/events", &["get"][..]),
+                ("/events", &["get"][..]),
                 ("/healthz", &["get"][..]),
                 ("/readyz", &["get"][..]),
                 ("/openapi.json", &["get"][..]),
