@@ -609,13 +609,18 @@ impl Rollout {
     }
 
     fn observe_boot(&mut self, now: Timestamp, step: u32, boot: u32, statuses: &[NodeBootStatus]) {
+        let latest = self
+            .step(step)
+            .map(|step| self.latest_boot_by_node(step))
+            .unwrap_or_default();
         for status in statuses {
             let Some(&node) = self.index.get(&status.node) else {
                 continue;
             };
             // An answer about an earlier boot of a node being retried is stale.
             if self.state.nodes[node].phase != NodePhase::Booting
-                || self.current_boot_of(node) != Some((step, boot))
+                || self.state.nodes[node].step != Some(step)
+                || latest.get(&node) != Some(&boot)
             {
                 continue;
             }
@@ -1372,22 +1377,33 @@ impl Rollout {
             .min()
     }
 
-    /// The (step, boot) a node was last booted by.
-    fn current_boot_of(&self, node: usize) -> Option<(u32, u32)> {
-        let record = &self.state.nodes[node];
-        let step = self.step(record.step?)?;
-        let boot = step
-            .boots
-            .iter()
-            .rposition(|boot| boot.includes(&record.id))?;
-        Some((step.number, u32::try_from(boot).ok()?))
+    /// For each node of `step`, the number of its latest boot. One pass over
+    /// the step's boots: a scan per node would be quadratic in the step size,
+    /// and this runs at every poll.
+    fn latest_boot_by_node(&self, step: &Step) -> HashMap<usize, u32> {
+        let mut latest = HashMap::new();
+        for (number, boot) in step.boots.iter().enumerate().rev() {
+            let Ok(number) = u32::try_from(number) else {
+                continue;
+            };
+            for id in &boot.nodes {
+                if let Some(&node) = self.index.get(id) {
+                    latest.entry(node).or_insert(number);
+                }
+            }
+        }
+        latest
     }
 
     /// The nodes of `step` in `phases` whose latest boot is boot `number`.
     fn current_boot_nodes(&self, step: &Step, number: u32, phases: &[NodePhase]) -> Vec<usize> {
+        let latest = self.latest_boot_by_node(step);
         self.in_phases(&step.nodes, phases)
             .into_iter()
-            .filter(|&node| self.current_boot_of(node) == Some((step.number, number)))
+            .filter(|node| {
+                self.state.nodes[*node].step == Some(step.number)
+                    && latest.get(node) == Some(&number)
+            })
             .collect()
     }
 

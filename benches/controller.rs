@@ -1,0 +1,425 @@
+//! Controller scale (issue 7, part 2): what crus itself costs per node, with
+//! backends that answer at once, so only the controller is measured.
+//!
+//! - a whole session of 10,000 and 100,000 nodes, step 1,000, driven by a real
+//!   [`Controller`] over an in-memory store, on a paused tokio clock (the
+//!   poll interval passes in no wall time): wall time per node upgraded;
+//! - the heap the controller holds for a session (its [`RolloutState`] and
+//!   the stored record), and the peak heap during the run, per node, read
+//!   from a counting global allocator;
+//! - one dry-run plan of 100,000 nodes ordered by drain cost with `spread:
+//!   chassis`;
+//! - one state-machine transition: an action answered and the next one polled.
+//!
+//! Run with `cargo bench --bench controller`. Targets: ≤ 10 µs and ≤ 1 KiB per node.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use criterion::{BatchSize, Criterion, criterion_group};
+use crus::core::clock::TokioClock;
+use crus::core::controller::{Controller, ControllerConfig};
+use crus::core::dry_run::{DryRunAssumptions, dry_run};
+use crus::core::ports::{
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus, Ports,
+    WorkloadManager, WorkloadNode, WorkloadState,
+};
+use crus::core::rollout::{ActionOutput, Domain, Order, Rollout, RolloutPolicy, Strategy};
+use crus::core::store::{MemoryStore, SessionStore};
+use crus::core::{NodeFacts, Timestamp};
+use crus::{NodeId, Result, SessionSpec};
+use peak_alloc::PeakAlloc;
+
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
+
+const EPOCH: Timestamp = Timestamp::from_secs(1_800_000_000);
+const STEP: u32 = 1_000;
+
+/// `count` nodes named as HPE Cray EX xnames: 2 nodes a blade, 8 slots a
+/// chassis, 8 chassis a cabinet, so topology rules have real domains.
+fn xnames(count: usize) -> Vec<NodeId> {
+    (0..count)
+        .map(|index| {
+            let (node, rest) = (index % 2, index / 2);
+            let (slot, rest) = (rest % 8, rest / 8);
+            let (chassis, cabinet) = (rest % 8, rest / 8);
+            NodeId::from(format!("x{}c{chassis}s{slot}b0n{node}", 1000 + cabinet).as_str())
+        })
+        .collect()
+}
+
+fn spec() -> SessionSpec {
+    SessionSpec {
+        starting_label: "compute".into(),
+        upgrading_label: "upgrading".into(),
+        failed_label: "failed".into(),
+        upgrade_step_size: STEP,
+        upgrade_template_id: "image".into(),
+        workload_manager_type: "slurm".into(),
+        policy: None,
+    }
+}
+
+/// Groups in memory; every node exists and is enabled.
+struct InstantInventory {
+    groups: Mutex<BTreeMap<String, BTreeSet<NodeId>>>,
+}
+
+impl InstantInventory {
+    fn new(nodes: &[NodeId]) -> Self {
+        let mut groups = BTreeMap::new();
+        groups.insert("compute".to_string(), nodes.iter().cloned().collect());
+        InstantInventory {
+            groups: Mutex::new(groups),
+        }
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<NodeId>>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Inventory for InstantInventory {
+    async fn group_members(&self, label: &str) -> Result<Vec<NodeId>> {
+        Ok(self
+            .groups()
+            .get(label)
+            .map(|members| members.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn create_group(&self, label: &str) -> Result<()> {
+        self.groups().entry(label.to_string()).or_default();
+        Ok(())
+    }
+
+    async fn add_members(&self, label: &str, nodes: &[NodeId]) -> Result<()> {
+        self.groups()
+            .entry(label.to_string())
+            .or_default()
+            .extend(nodes.iter().cloned());
+        Ok(())
+    }
+
+    async fn remove_members(&self, label: &str, nodes: &[NodeId]) -> Result<()> {
+        if let Some(members) = self.groups().get_mut(label) {
+            for node in nodes {
+                members.remove(node);
+            }
+        }
+        Ok(())
+    }
+
+    async fn node_facts(&self, nodes: &[NodeId]) -> Result<Vec<NodeFacts>> {
+        Ok(nodes
+            .iter()
+            .map(|node| NodeFacts {
+                id: node.clone(),
+                nid: None,
+                enabled: true,
+                state: Some("Ready".into()),
+            })
+            .collect())
+    }
+}
+
+/// A workload manager with no jobs: a drained node is drained at once.
+#[derive(Default)]
+struct InstantWorkload {
+    drained: Mutex<HashSet<NodeId>>,
+}
+
+impl InstantWorkload {
+    fn drained(&self) -> std::sync::MutexGuard<'_, HashSet<NodeId>> {
+        self.drained
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl WorkloadManager for InstantWorkload {
+    async fn drain(&self, nodes: &[NodeId], _reason: &str) -> Result<()> {
+        self.drained().extend(nodes.iter().cloned());
+        Ok(())
+    }
+
+    async fn resume(&self, nodes: &[NodeId]) -> Result<()> {
+        let mut drained = self.drained();
+        for node in nodes {
+            drained.remove(node);
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, _nodes: &[NodeId], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
+        let drained = self.drained();
+        Ok(nodes
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: if drained.contains(node) {
+                    WorkloadState::Drained
+                } else {
+                    WorkloadState::Idle
+                },
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect())
+    }
+}
+
+/// Boots that have ended by the time anyone asks.
+#[derive(Default)]
+struct InstantBoot {
+    boots: Mutex<HashMap<String, Vec<NodeId>>>,
+}
+
+#[async_trait]
+impl BootOrchestrator for InstantBoot {
+    async fn template_exists(&self, _template: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn start_boot(&self, request: &BootRequest) -> Result<BootHandle> {
+        self.boots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(request.key.clone(), request.nodes.clone());
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: request.key.clone(),
+        })
+    }
+
+    async fn boot_status(&self, handle: &BootHandle) -> Result<Vec<NodeBootStatus>> {
+        let boots = self
+            .boots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(boots
+            .get(&handle.key)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .map(|node| NodeBootStatus {
+                        node: node.clone(),
+                        state: NodeBootState::Ok,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap_or_else(|error| panic!("cannot build a tokio runtime: {error}"))
+}
+
+/// What one whole session cost.
+struct SessionRun {
+    wall: Duration,
+    /// Heap held by the session's state and record once it finished, above
+    /// what the backends hold.
+    state_bytes: usize,
+    /// Peak heap during the run, above the heap before it (backends included).
+    peak_bytes: usize,
+}
+
+/// Creates and drives one session of `count` nodes to completion.
+fn run_session(count: usize) -> SessionRun {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let nodes = xnames(count);
+        let ports = Ports {
+            inventory: Arc::new(InstantInventory::new(&nodes)),
+            workload_manager: Arc::new(InstantWorkload::default()),
+            boot_orchestrator: Arc::new(InstantBoot::default()),
+            power_control: None,
+        };
+        drop(nodes);
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(TokioClock::starting_at(EPOCH));
+        let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+        let before = HEAP.current_usage();
+        HEAP.reset_peak_usage();
+        let started = Instant::now();
+        let status = controller
+            .create_session(spec(), RolloutPolicy::default())
+            .await
+            .unwrap_or_else(|error| panic!("cannot create the session: {error}"));
+        controller
+            .drive(status.upgrade_id)
+            .await
+            .unwrap_or_else(|error| panic!("the session failed: {error}"));
+        let wall = started.elapsed();
+        let peak_bytes = HEAP.peak_usage().saturating_sub(before);
+        let state_bytes = HEAP.current_usage().saturating_sub(before);
+        let record = store
+            .get(status.upgrade_id)
+            .await
+            .unwrap_or_else(|error| panic!("cannot read the session back: {error}"))
+            .unwrap_or_else(|| panic!("the session is gone"));
+        let upgraded = record.value.status().upgrade_step_size;
+        black_box(upgraded);
+        SessionRun {
+            wall,
+            state_bytes,
+            peak_bytes,
+        }
+    })
+}
+
+/// Whole sessions: measured by hand (one run is seconds, and a criterion
+/// sample of ten would say nothing more), printed per node against the targets.
+fn whole_sessions() {
+    println!("\nController scale: whole sessions, step {STEP}, instant backends");
+    println!(
+        "{:>9}  {:>10}  {:>12}  {:>14}  {:>14}",
+        "nodes", "wall", "per node", "state/node", "peak/node"
+    );
+    let largest = scale("CRUS_BENCH_SESSION_NODES", 100_000);
+    for count in [10_000.min(largest), largest] {
+        // The best of three: the least disturbed by the rest of the machine.
+        let runs: Vec<SessionRun> = (0..3).map(|_| run_session(count)).collect();
+        let best = runs
+            .iter()
+            .min_by_key(|run| run.wall)
+            .unwrap_or_else(|| panic!("no run"));
+        let per_node = best.wall.as_secs_f64() * 1e6 / count as f64;
+        let state = best.state_bytes as f64 / count as f64;
+        let peak = runs.iter().map(|run| run.peak_bytes).max().unwrap_or(0) as f64 / count as f64;
+        println!(
+            "{count:>9}  {:>8.2} s  {per_node:>9.2} µs  {state:>10.0} B  {peak:>10.0} B   targets: ≤ 10 µs {}, ≤ 1 KiB {}",
+            best.wall.as_secs_f64(),
+            verdict(per_node <= 10.0),
+            verdict(state <= 1024.0),
+        );
+    }
+    println!(
+        "state/node: heap still held after the session (its state in the store); peak/node: the most heap in use during it, over the heap before."
+    );
+}
+
+/// A size from the environment (for profiling at a smaller scale), or `default`.
+fn scale(variable: &str, default: usize) -> usize {
+    std::env::var(variable)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT MET" }
+}
+
+/// One dry-run plan of 100,000 nodes, drain-cost order, one chassis at a time.
+fn plan(criterion: &mut Criterion) {
+    let count = scale("CRUS_BENCH_PLAN_NODES", 100_000);
+    let nodes = xnames(count);
+    // Every other node runs a job that ends within the day.
+    let observed: Vec<WorkloadNode> = nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| WorkloadNode {
+            node: node.clone(),
+            state: if index % 2 == 0 {
+                WorkloadState::Idle
+            } else {
+                WorkloadState::Allocated
+            },
+            responding: true,
+            jobs_end_by: (index % 2 == 1)
+                .then(|| EPOCH + Duration::from_secs((index as u64 * 7919) % 86_400)),
+            reason: None,
+        })
+        .collect();
+    let policy = RolloutPolicy {
+        strategy: Strategy::Continuous,
+        order: Order::Topology,
+        spread: Some(Domain::Chassis),
+        ..RolloutPolicy::default()
+    };
+    let assumptions = DryRunAssumptions::default();
+    let mut group = criterion.benchmark_group("plan");
+    group.sample_size(10);
+    group.bench_function(
+        format!("dry_run {count} nodes, topology spread chassis"),
+        |bench| {
+            bench.iter_batched(
+                || nodes.clone(),
+                |members| {
+                    dry_run(
+                        spec(),
+                        policy.clone(),
+                        members,
+                        &observed,
+                        EPOCH,
+                        &assumptions,
+                    )
+                },
+                BatchSize::LargeInput,
+            );
+        },
+    );
+    group.finish();
+}
+
+/// One transition of the state machine: the answer to an action handled and
+/// the next action polled, in a session of 10,000 nodes that is mid-way.
+fn transition(criterion: &mut Criterion) {
+    let nodes = xnames(10_000);
+    let mut rollout = Rollout::new(uuid::Uuid::nil(), spec(), RolloutPolicy::default(), EPOCH);
+    rollout.handle_timeout(EPOCH);
+    // Read the starting group, so the session has its nodes.
+    let Some((id, _)) = rollout.poll_action() else {
+        panic!("a new session asks for its starting group");
+    };
+    rollout.handle_outcome(EPOCH, id, Ok(ActionOutput::Members(nodes)));
+    criterion.bench_function("transition (10k-node session)", |bench| {
+        bench.iter_batched(
+            || rollout.clone(),
+            |mut rollout| {
+                if let Some((id, action)) = rollout.poll_action() {
+                    let output = match action {
+                        crus::core::rollout::Action::PrepareGroups { .. } => {
+                            ActionOutput::GroupsPrepared {
+                                cleared_failed: Vec::new(),
+                                cleared_upgrading: Vec::new(),
+                            }
+                        }
+                        _ => ActionOutput::Done,
+                    };
+                    rollout.handle_outcome(EPOCH, id, Ok(output));
+                }
+                rollout
+            },
+            BatchSize::LargeInput,
+        );
+    });
+}
+
+criterion_group!(benches, plan, transition);
+
+fn main() {
+    whole_sessions();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
