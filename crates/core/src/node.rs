@@ -7,22 +7,25 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A node's inventory id.
 ///
 /// Ordered by topology when both ids are node xnames (cabinet, chassis, slot,
 /// BMC, node compared as numbers, so `x1000c0s2` sorts before `x1000c0s10`),
 /// and naturally otherwise (`node2` before `node10`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct NodeId(String);
+///
+/// Shared, not owned: a session's state is copied each time it is persisted,
+/// and with 100,000 nodes copying the ids as strings was most of that cost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     /// A node id, taken as given.
     pub fn new(id: impl Into<String>) -> Self {
-        NodeId(id.into())
+        NodeId(Arc::from(id.into()))
     }
 
     /// The id as text.
@@ -50,7 +53,19 @@ impl From<&str> for NodeId {
 
 impl From<String> for NodeId {
     fn from(id: String) -> Self {
-        NodeId(id)
+        NodeId(Arc::from(id))
+    }
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(NodeId::from)
     }
 }
 
