@@ -7,7 +7,7 @@
 //! windows, strategy) is therefore applied exactly as a real session applies
 //! it, and the plan is deterministic: same observation, same plan.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,11 @@ pub fn dry_run(
         if rollout.is_finished() {
             break;
         }
+        // Until the model's next job end or boot end, every poll would read
+        // what was read already: skip to the first poll after it.
+        if let Some(change) = model.next_change_after(clock) {
+            rollout.defer_polls(change);
+        }
         let next = rollout
             .poll_timeout()
             .unwrap_or(clock + Duration::from_secs(1));
@@ -155,6 +160,10 @@ struct Model {
     unknown_ends: usize,
     /// When each booting node comes back.
     back_at: HashMap<NodeId, Timestamp>,
+    /// The nodes of each boot, by key.
+    boots: HashMap<String, Vec<NodeId>>,
+    /// Every time something the rollout observes changes: a job end, a boot end.
+    changes: BTreeSet<Timestamp>,
     boot_time: Duration,
 }
 
@@ -174,12 +183,24 @@ impl Model {
                 jobs_end.insert(node.node.clone(), end);
             }
         }
+        let changes = jobs_end.values().copied().collect();
         Model {
             jobs_end,
             unknown_ends,
             back_at: HashMap::new(),
+            boots: HashMap::new(),
+            changes,
             boot_time: assumptions.boot_time,
         }
+    }
+
+    /// The first time after `now` at which an observation would differ.
+    fn next_change_after(&self, now: Timestamp) -> Option<Timestamp> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.changes
+            .range((Excluded(now), Unbounded))
+            .next()
+            .copied()
     }
 
     fn rationale(&self, policy: &RolloutPolicy) -> Vec<String> {
@@ -248,17 +269,22 @@ impl Model {
                 for node in &request.nodes {
                     self.back_at.insert(node.clone(), now + self.boot_time);
                 }
+                self.changes.insert(now + self.boot_time);
+                self.boots
+                    .insert(request.key.clone(), request.nodes.clone());
                 ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
                     id: request.key.clone(),
                 })
             }
-            Action::ObserveBoot { .. } => ActionOutput::BootStatus(
-                self.back_at
-                    .iter()
-                    .map(|(node, at)| NodeBootStatus {
+            Action::ObserveBoot { handle, .. } => ActionOutput::BootStatus(
+                self.boots
+                    .get(&handle.key)
+                    .into_iter()
+                    .flatten()
+                    .map(|node| NodeBootStatus {
                         node: node.clone(),
-                        state: if *at <= now {
+                        state: if self.back_at.get(node).is_some_and(|at| *at <= now) {
                             NodeBootState::Ok
                         } else {
                             NodeBootState::InProgress

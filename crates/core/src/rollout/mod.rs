@@ -214,18 +214,24 @@ impl Rollout {
                     deadlines.push(self.next_workload_poll);
                 }
                 for step in self.state.active_steps() {
+                    let latest = self.latest_boot_by_node(step);
                     for (number, boot) in step.boots.iter().enumerate() {
                         let number = u32::try_from(number).unwrap_or(u32::MAX);
-                        let booting = self.current_boot_nodes(step, number, &[NodePhase::Booting]);
-                        let waiting = self.current_boot_nodes(
-                            step,
-                            number,
-                            &[NodePhase::Booting, NodePhase::Verifying],
-                        );
-                        if waiting
-                            .iter()
-                            .any(|&node| self.state.nodes[node].healthy_since.is_none())
-                        {
+                        let of_this_boot = |node: &usize| {
+                            self.state.nodes[*node].step == Some(step.number)
+                                && latest.get(node) == Some(&number)
+                        };
+                        let booting: Vec<usize> = self
+                            .in_phases(&step.nodes, &[NodePhase::Booting])
+                            .into_iter()
+                            .filter(of_this_boot)
+                            .collect();
+                        let soaking_or_booting = self
+                            .in_phases(&step.nodes, &[NodePhase::Booting, NodePhase::Verifying])
+                            .into_iter()
+                            .filter(of_this_boot)
+                            .any(|node| self.state.nodes[node].healthy_since.is_none());
+                        if soaking_or_booting {
                             deadlines.push(boot.requested_at + self.state.policy.boot_timeout);
                         }
                         let boot_in_flight = self.boot_in_flight(step.number, number);
@@ -244,6 +250,31 @@ impl Rollout {
             Stage::Finished => {}
         }
         deadlines.into_iter().min()
+    }
+
+    /// Skips the workload and boot polls that would fall before `until`: the
+    /// next poll of each is the first one of its regular schedule at or after
+    /// `until`. For a simulation (the dry run) that knows nothing it observes
+    /// changes before then, so the skipped polls could only have seen what
+    /// was seen already; with 100,000 nodes each poll is costly.
+    pub fn defer_polls(&mut self, until: Timestamp) {
+        let interval = self
+            .state
+            .policy
+            .poll_interval
+            .max(std::time::Duration::from_millis(1));
+        let first_at_or_after = |due: Timestamp| {
+            if due >= until {
+                return due;
+            }
+            let behind = until.saturating_since(due).as_secs_f64();
+            let periods = (behind / interval.as_secs_f64()).ceil();
+            due + interval.mul_f64(periods)
+        };
+        self.next_workload_poll = first_at_or_after(self.next_workload_poll);
+        for due in self.next_boot_poll.values_mut() {
+            *due = first_at_or_after(*due);
+        }
     }
 
     /// Lets time pass: checks timeouts and asks for whatever is due.
