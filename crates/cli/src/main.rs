@@ -3,6 +3,7 @@
 //! The binary holds no domain logic: it parses arguments into settings and
 //! hands them to the library (`crus-core`, `crus-backends`).
 
+mod bench;
 mod client;
 mod demo;
 mod serve;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a benchmark (`crus bench efficiency`; see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Run a rolling upgrade of a simulated cluster replaying a real job trace.
     Demo(demo::DemoArgs),
     /// Serve the CRUS API, running sessions on the configured backends.
@@ -55,6 +58,7 @@ fn write_stdout(bytes: &[u8]) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => bench::run(args).map_err(|error| error.to_string()),
         Command::Demo(args) => demo::run(args).map_err(|error| error.to_string()),
         Command::Serve(args) => serve::run(*args),
         Command::Session {

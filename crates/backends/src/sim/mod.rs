@@ -19,6 +19,7 @@
 mod boots;
 mod cluster;
 mod config;
+pub mod efficiency;
 mod faults;
 mod faulty;
 mod model;
