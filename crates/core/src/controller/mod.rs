@@ -498,6 +498,9 @@ impl Controller {
         let mut rollout = Rollout::resume(record.value.rollout);
         let mut attempts: FuturesUnordered<Attempt> = FuturesUnordered::new();
         let mut next_command_check = clock.now() + self.inner.config.command_poll_interval;
+        // A new or resumed rollout has queued nothing yet: let it act now,
+        // not after the first wait.
+        rollout.handle_timeout(clock.now());
 
         loop {
             if desired.delete {
