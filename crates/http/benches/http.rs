@@ -1,0 +1,422 @@
+//! API overhead (issue 7, part 3): the real router and HTTP stack on a
+//! loopback port, over a SQLite store holding 1,000 sessions, against a bare
+//! axum handler that returns the same bytes.
+//!
+//! - `GET /session/{id}`, `GET /session` and `POST /session?dry_run=true` at
+//!   1, 16 and 64 concurrent connections, a fixed number of requests each:
+//!   requests/s, p50 and p99 latency, and throughput as a share of the bare
+//!   handler's on the same bytes;
+//! - event latency: from a node transition (the event published in the
+//!   controller's log) to the event read by a client of `GET /events`.
+//!
+//! Run with `cargo bench -p crus-http --bench http`. Targets: throughput ≥ 0.5×
+//! the bare handler, p99 ≤ 5 ms at 64 connections, event p99 ≤ 20 ms.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::get;
+use crus_backends::sim::{SimCluster, SimConfig};
+use crus_backends::sqlite::SqliteStore;
+use crus_core::clock::TokioClock;
+use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::rollout::RolloutPolicy;
+use crus_core::store::SessionStore;
+use crus_core::{SessionSpec, Timestamp};
+use crus_http::{AppState, Auth, AuthConfig, Metrics, app, instrument_ports};
+use futures::StreamExt;
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "bench-token-0123456789";
+const SESSIONS: usize = 1_000;
+const REQUESTS: usize = 4_000;
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn spec(step: u32) -> SessionSpec {
+    SessionSpec {
+        starting_label: "compute".into(),
+        upgrading_label: "crus-upgrading".into(),
+        failed_label: "crus-failed".into(),
+        upgrade_step_size: step,
+        upgrade_template_id: "compute-image".into(),
+        workload_manager_type: "slurm".into(),
+        policy: None,
+    }
+}
+
+/// Latencies of one run, and how long it took.
+struct Run {
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile(&mut self, share: f64) -> Duration {
+        self.latencies.sort();
+        let index = ((self.latencies.len() as f64 - 1.0) * share).round() as usize;
+        self.latencies.get(index).copied().unwrap_or_default()
+    }
+}
+
+/// `REQUESTS` requests made by `connections` clients, each with its own
+/// connection (a client per task, pool of one), one request at a time.
+async fn load(
+    connections: usize,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Run {
+    let request = Arc::new(request);
+    let per_client = REQUESTS / connections;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap_or_else(|error| panic!("cannot build an HTTP client: {error}"));
+                let mut latencies = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let sent = Instant::now();
+                    let response = request(&client)
+                        .send()
+                        .await
+                        .unwrap_or_else(|error| panic!("request failed: {error}"));
+                    let status = response.status();
+                    let body = response
+                        .bytes()
+                        .await
+                        .unwrap_or_else(|error| panic!("reading a body failed: {error}"));
+                    assert!(status.is_success(), "{status}: {body:?}");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(REQUESTS);
+    for task in tasks {
+        latencies.extend(
+            task.await
+                .unwrap_or_else(|error| panic!("a client task failed: {error}")),
+        );
+    }
+    Run {
+        wall: started.elapsed(),
+        latencies,
+    }
+}
+
+/// Serves `router` on a loopback port; the address.
+async fn serve(router: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|error| panic!("cannot bind a loopback port: {error}"));
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|error| panic!("no local address: {error}"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
+}
+
+/// The crus server over a SQLite store of `SESSIONS` sessions, on a sim of
+/// `nodes` nodes whose boots take `boot_time`.
+async fn crus_server(
+    directory: &std::path::Path,
+    nodes: usize,
+    boot_time: Duration,
+) -> (String, AppState, Vec<uuid::Uuid>) {
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let sim = SimCluster::new(
+        SimConfig {
+            nodes,
+            boot_time,
+            ..SimConfig::default()
+        },
+        clock.clone(),
+    )
+    .unwrap_or_else(|error| panic!("cannot build the simulated cluster: {error}"));
+    let metrics = Arc::new(Metrics::new());
+    let ports = instrument_ports(sim.ports(), &metrics);
+    let store: Arc<dyn SessionStore> = Arc::new(
+        SqliteStore::open(&directory.join("sessions.db"))
+            .unwrap_or_else(|error| panic!("cannot open the SQLite store: {error}")),
+    );
+    let config = ControllerConfig {
+        default_policy: RolloutPolicy {
+            poll_interval: Duration::from_millis(50),
+            ..RolloutPolicy::default()
+        },
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::new(ports, store, clock, config);
+    // Stored, not started: the server answers about them like any others.
+    let mut ids = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let status = controller
+            .create_session(spec(2), controller.default_policy().clone())
+            .await
+            .unwrap_or_else(|error| panic!("cannot store a session: {error}"));
+        ids.push(status.upgrade_id);
+    }
+    let auth = Auth::new(AuthConfig {
+        tokens: vec![TOKEN.to_string()],
+        ..AuthConfig::default()
+    })
+    .unwrap_or_else(|error| panic!("bad auth configuration: {error}"));
+    let state = AppState::new(controller, Arc::new(auth), metrics);
+    let url = serve(app(state.clone())).await;
+    // The sim must outlive the server: its ports hold it.
+    std::mem::forget(sim);
+    (url, state, ids)
+}
+
+fn table_header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:>5}  {:>10}  {:>9}  {:>9}  {:>10}  {:>9}",
+        "conns", "req/s", "p50", "p99", "bare req/s", "ratio"
+    );
+}
+
+/// Measures `path` (GET, or POST with `body`) at every concurrency, with a
+/// bare handler serving the same bytes beside it.
+async fn compare(
+    title: &str,
+    url: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    let client = reqwest::Client::new();
+    let mut probe = match &body {
+        Some(body) => client.post(format!("{url}{path}")).json(body),
+        None => client.get(format!("{url}{path}")),
+    };
+    probe = probe.bearer_auth(TOKEN);
+    let sample = probe
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("probe of {path} failed: {error}"));
+    let status = sample.status();
+    let bytes: Bytes = sample
+        .bytes()
+        .await
+        .unwrap_or_else(|error| panic!("probe body of {path} failed: {error}"));
+    // 200 only: a 201 to the dry run would mean the server created a session.
+    if status != reqwest::StatusCode::OK {
+        println!("\n{title}: not measured, the server answered {status}");
+        return Vec::new();
+    }
+    let bare_bytes = bytes.clone();
+    let bare = serve(
+        Router::new().route(
+            "/{*path}",
+            get(move || {
+                let bytes = bare_bytes.clone();
+                async move { bytes }
+            })
+            .post({
+                let bytes = bytes.clone();
+                move || {
+                    let bytes = bytes.clone();
+                    async move { bytes }
+                }
+            }),
+        ),
+    )
+    .await;
+    table_header(&format!("{title} ({} bytes)", bytes.len()));
+    let mut rows = Vec::new();
+    for connections in CONCURRENCY {
+        let make = |base: String| {
+            let path = path.to_string();
+            let body = body.clone();
+            move |client: &reqwest::Client| {
+                let request = match &body {
+                    Some(body) => client.post(format!("{base}{path}")).json(body),
+                    None => client.get(format!("{base}{path}")),
+                };
+                request.bearer_auth(TOKEN)
+            }
+        };
+        let mut crus = load(connections, make(url.to_string())).await;
+        let bare_run = load(connections, make(bare.clone())).await;
+        let ratio = crus.per_second() / bare_run.per_second();
+        let (p50, p99) = (crus.percentile(0.50), crus.percentile(0.99));
+        println!(
+            "{connections:>5}  {:>10.0}  {:>7.2}ms  {:>7.2}ms  {:>10.0}  {:>8.2}×",
+            crus.per_second(),
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            bare_run.per_second(),
+            ratio
+        );
+        rows.push(serde_json::json!({
+            "route": title,
+            "connections": connections,
+            "requests": crus.latencies.len(),
+            "requests_per_s": crus.per_second(),
+            "p50_ms": p50.as_secs_f64() * 1e3,
+            "p99_ms": p99.as_secs_f64() * 1e3,
+            "bare_requests_per_s": bare_run.per_second(),
+            "ratio_to_bare": ratio,
+            "throughput_target_met": ratio >= 0.5,
+            "p99_target_met": connections != 64 || p99 <= Duration::from_millis(5),
+        }));
+    }
+    rows
+}
+
+/// Event latency: sessions run on a fast sim while a client reads
+/// `GET /events`; each event's publication is seen by an in-process
+/// subscriber of the controller's log, and its arrival by the client.
+async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
+    let published = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut log = state.controller().events().subscribe();
+    let recorder = {
+        let published = published.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = log.recv().await {
+                published
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(event.id, Instant::now());
+            }
+        })
+    };
+    let response = reqwest::Client::new()
+        .get(format!("{url}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open /events: {error}"));
+    let mut stream = response.bytes_stream();
+    let controller = state.controller().clone();
+    // A few real sessions, one after the other, on the 16-node sim.
+    let runner = tokio::spawn(async move {
+        for _ in 0..4 {
+            let status = controller
+                .create_session(
+                    SessionSpec {
+                        starting_label: "compute".into(),
+                        ..spec(4)
+                    },
+                    controller.default_policy().clone(),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("cannot create a session: {error}"));
+            controller
+                .drive(status.upgrade_id)
+                .await
+                .unwrap_or_else(|error| panic!("a session failed: {error}"));
+        }
+    });
+    let mut latencies = Vec::new();
+    let mut buffer = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !runner.is_finished() && Instant::now() < deadline {
+        let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(500), stream.next()).await
+        else {
+            continue;
+        };
+        let arrived = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            let id = message
+                .lines()
+                .find_map(|line| line.strip_prefix("id:"))
+                .and_then(|id| id.trim().parse::<u64>().ok());
+            if let Some(id) = id {
+                let sent = published
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get(&id)
+                    .copied();
+                if let Some(sent) = sent {
+                    latencies.push(arrived.saturating_duration_since(sent));
+                }
+            }
+        }
+    }
+    recorder.abort();
+    let mut run = Run {
+        wall: Duration::ZERO,
+        latencies,
+    };
+    let (p50, p99) = (run.percentile(0.50), run.percentile(0.99));
+    println!(
+        "\nEvents: {} read from GET /events; publication to arrival p50 {:.2} ms, p99 {:.2} ms (target ≤ 20 ms: {})",
+        run.latencies.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        if p99 <= Duration::from_millis(20) {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
+    serde_json::json!({
+        "events": run.latencies.len(),
+        "p50_ms": p50.as_secs_f64() * 1e3,
+        "p99_ms": p99.as_secs_f64() * 1e3,
+        "target_met": p99 <= Duration::from_millis(20),
+    })
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("cannot build a tokio runtime: {error}"));
+    runtime.block_on(async {
+        let directory = tempfile::tempdir()
+            .unwrap_or_else(|error| panic!("cannot make a temporary directory: {error}"));
+        let (url, state, ids) =
+            crus_server(directory.path(), 16, Duration::from_millis(200)).await;
+        println!(
+            "API overhead: {REQUESTS} requests per run, SQLite store of {SESSIONS} sessions, loopback"
+        );
+        let mut rows = Vec::new();
+        rows.extend(
+            compare(
+                "GET /session/{id}",
+                &url,
+                &format!("/session/{}", ids[SESSIONS / 2]),
+                None,
+            )
+            .await,
+        );
+        rows.extend(compare("GET /session", &url, "/session", None).await);
+        rows.extend(
+            compare(
+                "POST /session?dry_run=true",
+                &url,
+                "/session?dry_run=true",
+                Some(serde_json::to_value(spec(4)).unwrap_or_default()),
+            )
+            .await,
+        );
+        let events = event_latency(&url, &state).await;
+        let report = serde_json::json!({ "routes": rows, "events": events });
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/bench/http.json");
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        match serde_json::to_vec_pretty(&report) {
+            Ok(bytes) => match std::fs::write(&path, bytes) {
+                Ok(()) => println!("\nFigures saved to {}", path.display()),
+                Err(error) => eprintln!("cannot write {}: {error}", path.display()),
+            },
+            Err(error) => eprintln!("cannot encode the figures: {error}"),
+        }
+    });
+}
