@@ -38,6 +38,17 @@ enum Command {
         #[command(flatten)]
         connection: client::ConnectionArgs,
     },
+    /// Ask a CRUS API server what `crus session create` with these flags
+    /// would do (POST /session?dry_run=true): steps, nodes, expected times
+    /// and why, nothing created.
+    Plan {
+        /// The session to plan.
+        #[command(flatten)]
+        args: Box<client::CreateArgs>,
+        /// The server.
+        #[command(flatten)]
+        connection: client::ConnectionArgs,
+    },
     /// Print a shell completion script (e.g. `crus completions bash > /etc/bash_completion.d/crus`).
     Completions {
         /// The shell.
@@ -65,6 +76,9 @@ fn main() -> ExitCode {
             command,
             connection,
         } => client::run(command, connection).map_err(|error| error.to_string()),
+        Command::Plan { args, connection } => {
+            client::plan(&args, connection).map_err(|error| error.to_string())
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -191,9 +191,21 @@ impl ApiClient {
         ))
     }
 
-    /// `POST /session`.
-    pub async fn create(&self, body: &Value) -> Result<Answer, ClientError> {
-        self.request(Method::POST, "/session", Some(body)).await
+    /// `POST /session`, with an `Idempotency-Key` if given (a repeat with the
+    /// same key and body answers the session the first request created).
+    pub async fn create(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, ClientError> {
+        self.request_with(Method::POST, "/session", Some(body), idempotency_key)
+            .await
+    }
+
+    /// `POST /session?dry_run=true`: the plan of `body`, nothing created.
+    pub async fn plan(&self, body: &Value) -> Result<Answer, ClientError> {
+        self.request(Method::POST, "/session?dry_run=true", Some(body))
+            .await
     }
 
     /// `GET /session`.
@@ -227,6 +239,16 @@ impl ApiClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, ClientError> {
+        self.request_with(method, path, body, None).await
+    }
+
+    async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self
             .http
@@ -234,6 +256,9 @@ impl ApiClient {
             .header("Accept", "application/json");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
         }
         if let Some(body) = body {
             request = request.json(body);

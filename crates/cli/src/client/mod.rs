@@ -49,7 +49,16 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
     /// Start a rolling upgrade (POST /session).
-    Create(Box<CreateArgs>),
+    Create {
+        /// The session.
+        #[command(flatten)]
+        args: Box<CreateArgs>,
+        /// Makes the request safe to repeat (after a timeout, say): the same
+        /// key and flags answer the session the first request created. A UUID
+        /// is a good key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
     /// List every session, newest first (GET /session).
     List,
     /// Show one session (GET /session/{upgrade_id}).
@@ -118,6 +127,49 @@ pub struct CreateArgs {
     pub policy: policy::PolicyArgs,
 }
 
+/// The `POST /session` body of `args`.
+fn create_body(args: &CreateArgs) -> serde_json::Value {
+    // Sent as given (a step size of 0 is the server's to refuse), so the
+    // server's own validation speaks, as with `cray crus`.
+    let mut body = json!({
+        "starting_label": args.starting_label,
+        "upgrading_label": args.upgrading_label,
+        "failed_label": args.failed_label,
+        "upgrade_step_size": args.upgrade_step_size,
+        "upgrade_template_id": args.upgrade_template_id,
+        "workload_manager_type": args.workload_manager_type,
+    });
+    if args.upgrade_step_size.is_none()
+        && let Some(fields) = body.as_object_mut()
+    {
+        // --step-percent sizes the steps; the server derives the field.
+        fields.remove("upgrade_step_size");
+    }
+    if let (Some(policy), Some(fields)) = (args.policy.to_json(), body.as_object_mut()) {
+        fields.insert("policy".to_string(), policy);
+    }
+    body
+}
+
+/// `crus plan`: what `crus session create` with the same flags would do,
+/// asked of the server (`POST /session?dry_run=true`), nothing created.
+pub fn plan(args: &CreateArgs, connection: ConnectionArgs) -> Result<(), ClientError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| ClientError::Local(format!("cannot start the async runtime: {error}")))?;
+    runtime.block_on(async {
+        let client = ApiClient::new(
+            &connection.url,
+            connection.token.clone(),
+            connection.timeout,
+        )?;
+        let plan = client.plan(&create_body(args)).await?;
+        output::print_plan(&plan, connection.format);
+        Ok(())
+    })
+}
+
 /// Runs a `crus session` subcommand.
 pub fn run(command: SessionCommand, connection: ConnectionArgs) -> Result<(), ClientError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -135,27 +187,13 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
     )?;
     let format = connection.format;
     match command {
-        SessionCommand::Create(args) => {
-            // Sent as given (a step size of 0 is the server's to refuse), so
-            // the server's own validation speaks, as with `cray crus`.
-            let mut body = json!({
-                "starting_label": args.starting_label,
-                "upgrading_label": args.upgrading_label,
-                "failed_label": args.failed_label,
-                "upgrade_step_size": args.upgrade_step_size,
-                "upgrade_template_id": args.upgrade_template_id,
-                "workload_manager_type": args.workload_manager_type,
-            });
-            if args.upgrade_step_size.is_none()
-                && let Some(fields) = body.as_object_mut()
-            {
-                // --step-percent sizes the steps; the server derives the field.
-                fields.remove("upgrade_step_size");
-            }
-            if let (Some(policy), Some(fields)) = (args.policy.to_json(), body.as_object_mut()) {
-                fields.insert("policy".to_string(), policy);
-            }
-            let session = client.create(&body).await?;
+        SessionCommand::Create {
+            args,
+            idempotency_key,
+        } => {
+            let session = client
+                .create(&create_body(&args), idempotency_key.as_deref())
+                .await?;
             output::print_session(&session, format);
         }
         SessionCommand::List => {

@@ -41,6 +41,55 @@ pub fn print_nodes(answer: &Answer, format: Format) {
     }
 }
 
+/// Prints a dry run's plan.
+pub fn print_plan(answer: &Answer, format: Format) {
+    match format {
+        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Table => print!("{}", plan_table(&answer.json)),
+    }
+}
+
+/// A plan for people: one line a step, then the estimate and its rationale.
+pub fn plan_table(plan: &Value) -> String {
+    let empty = Vec::new();
+    let steps = plan["steps"].as_array().unwrap_or(&empty);
+    let mut out = format!(
+        "{:<5} {:>5}  {:<24} {:<24} NODES\n",
+        "STEP", "COUNT", "STARTS", "DONE"
+    );
+    for step in steps {
+        let nodes: Vec<String> = step["nodes"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(text)
+            .collect();
+        let shown = if nodes.len() > 6 {
+            format!("{} … (+{})", nodes[..6].join(","), nodes.len() - 6)
+        } else {
+            nodes.join(",")
+        };
+        out.push_str(&format!(
+            "{:<5} {:>5}  {:<24} {:<24} {shown}\n",
+            text(&step["step"]),
+            nodes.len(),
+            text(&step["starts_at"]),
+            text(&step["done_at"]),
+        ));
+    }
+    out.push_str(&format!(
+        "\n{} nodes, {} step(s) of at most {}; estimated duration {}\n",
+        text(&plan["nodes"]),
+        steps.len(),
+        text(&plan["step_size"]),
+        text(&plan["estimated_duration"]),
+    ));
+    for line in plan["rationale"].as_array().unwrap_or(&empty) {
+        out.push_str(&format!("  - {}\n", text(line)));
+    }
+    out
+}
+
 /// Prints a list of sessions.
 pub fn print_sessions(answer: &Answer, format: Format) {
     match format {

@@ -35,7 +35,7 @@ use crate::rollout::{
     Action, ActionError, ActionId, ActionOutput, FailureBudget, Rollout, RolloutPolicy, Stage,
 };
 use crate::session::{SessionSpec, SessionStatus};
-use crate::store::{Desired, OperatorCommand, Revision, SessionRecord, SessionStore};
+use crate::store::{Desired, Idempotency, OperatorCommand, Revision, SessionRecord, SessionStore};
 use crate::time::Timestamp;
 
 /// Settings of a [`Controller`].
@@ -257,14 +257,51 @@ impl Controller {
         spec: SessionSpec,
         policy: RolloutPolicy,
     ) -> Result<SessionStatus> {
+        self.create_session_with_key(spec, policy, None).await
+    }
+
+    /// As [`Controller::create_session`], remembering the client's
+    /// `Idempotency-Key` with the session (see [`Controller::find_by_idempotency_key`]).
+    pub async fn create_session_with_key(
+        &self,
+        spec: SessionSpec,
+        policy: RolloutPolicy,
+        idempotency: Option<Idempotency>,
+    ) -> Result<SessionStatus> {
         let (spec, policy) = self.resolve_policy(spec, &policy).await?;
         let rollout = Rollout::new(Uuid::new_v4(), spec, policy, self.inner.clock.now());
         let record = SessionRecord {
             rollout: rollout.state().clone(),
-            desired: Desired::default(),
+            desired: Desired {
+                idempotency,
+                ..Desired::default()
+            },
         };
         self.inner.store.create(&record).await?;
         Ok(rollout.status())
+    }
+
+    /// The stored session created with idempotency key `key`, if any.
+    ///
+    /// A scan of every record: creations are rare and the store has no
+    /// secondary index; callers serialise creations, so no other creation
+    /// with the same key can slip in between this lookup and their own.
+    pub async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<SessionRecord>> {
+        Ok(self
+            .inner
+            .store
+            .list()
+            .await?
+            .into_iter()
+            .find_map(|record| {
+                let matches = record
+                    .value
+                    .desired
+                    .idempotency
+                    .as_ref()
+                    .is_some_and(|idempotency| idempotency.key == key);
+                matches.then_some(record.value)
+            }))
     }
 
     /// The policy a session runs with: `base` (the server's defaults) with the

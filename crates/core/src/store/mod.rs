@@ -29,6 +29,21 @@ pub struct Desired {
     /// once even across a restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<OperatorCommand>,
+    /// The `Idempotency-Key` the session was created with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A creation's `Idempotency-Key` and the request it came with, so a repeat
+/// is recognised (and a reuse with another request refused) even after a
+/// restart: kept with the session, for as long as the session is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Idempotency {
+    /// The key, as the client sent it.
+    pub key: String,
+    /// The request body, as JSON (compared as values: key order and spacing
+    /// do not matter).
+    pub request: serde_json::Value,
 }
 
 /// An operator's request to a running session.

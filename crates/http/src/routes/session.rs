@@ -1,49 +1,97 @@
 //! The CRUS session resource: `POST/GET /session`, `GET/DELETE /session/{upgrade_id}`.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use crus_core::dry_run::{DryRun, DryRunAssumptions};
+use crus_core::session::FieldErrors;
+use crus_core::store::Idempotency;
 use crus_core::{SessionSpec, SessionStatus};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::json::SessionBody;
+use crate::json::JsonBody;
 use crate::problem::{AppError, Problem};
 use crate::state::AppState;
 
+/// The query of `POST /session`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateQuery {
+    /// Plan the session instead of creating it: 200 with the plan (steps,
+    /// nodes, expected times, rationale), nothing stored, no node touched.
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// The header that makes a creation safe to repeat.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// `POST /session`: checks the request against the site, stores the session
-/// and starts it.
+/// and starts it; with `?dry_run=true`, plans it instead.
 ///
 /// Beyond CRUS's schema checks (422), it refuses what CRUS accepted and then
 /// retried forever: labels that are not distinct, a starting group that is
 /// missing or empty, an unknown template (422), and nodes already in another
 /// unfinished session (409).
+///
+/// With an `Idempotency-Key`, a repeat of the same request answers 201 with
+/// the session the first one created (as it is now), and a reuse of the key
+/// with another request is refused (422). The key is kept with the session,
+/// so this holds across restarts, for as long as the session is kept.
 #[utoipa::path(
     post,
     path = "/session",
     tag = "session",
     operation_id = "create_session",
     summary = "Create a session",
-    description = "The creation of a session performs a rolling upgrade using the specified session template on the nodes specified in the starting group.",
+    description = "The creation of a session performs a rolling upgrade using the specified session template on the nodes specified in the starting group. With `?dry_run=true` nothing is created: the answer (200) is the plan, from the workload manager's current view of the starting group, assuming 5-minute boots and that jobs with no known end end within a day. With an `Idempotency-Key` header (1 to 255 visible ASCII characters), repeating the same request returns the session the first one created (201); the same key with another request is refused (422).",
+    params(
+        CreateQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the creation safe to repeat: the same key and body return the same session"),
+    ),
     request_body(
         content = SessionSpec,
         content_type = "application/json",
         description = "A JSON object for creating a Session"
     ),
     responses(
+        (status = 200, description = "The plan of a dry run (`?dry_run=true`); nothing was created.", body = DryRun, content_type = "application/json"),
         (status = 201, description = "The status of the CRUS session.", body = SessionStatus, content_type = "application/json"),
-        (status = 400, description = "The body is not JSON, or not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON, or not sent as application/json; or the query or the Idempotency-Key is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nodes of the starting group belong to another unfinished session", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The session is not valid; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The session is not valid, or the Idempotency-Key was used with another request; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "A backend failed while the session was checked", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_session(
     State(state): State<AppState>,
-    SessionBody(spec): SessionBody,
-) -> Result<(StatusCode, Json<SessionStatus>), AppError> {
+    query: Result<Query<CreateQuery>, QueryRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let Query(query) = query.map_err(|rejection| {
+        AppError::BadRequest(format!(
+            "The query is not valid: {}. Use `?dry_run=true` or `?dry_run=false`.",
+            rejection.body_text()
+        ))
+    })?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let spec = SessionSpec::from_json(&body).map_err(AppError::Invalid)?;
+    if query.dry_run == Some(true) {
+        let controller = state.controller();
+        let plan = controller
+            .dry_run(
+                spec,
+                controller.default_policy(),
+                &DryRunAssumptions::default(),
+            )
+            .await?;
+        return Ok((StatusCode::OK, Json(plan)).into_response());
+    }
     // Checked, stored and started in a task of its own: hyper drops this
     // handler when the client goes away (and the timeout layer when it runs
     // late), and a session stored but not started would wait for the next
@@ -53,21 +101,62 @@ pub(crate) async fn create_session(
             let controller = state.controller();
             let status = {
                 let _no_concurrent_create = state.create_lock().lock().await;
+                if let Some(key) = &idempotency_key
+                    && let Some(earlier) = controller.find_by_idempotency_key(key).await?
+                {
+                    let same = earlier
+                        .desired
+                        .idempotency
+                        .as_ref()
+                        .is_some_and(|idempotency| idempotency.request == body);
+                    if !same {
+                        return Err(AppError::Invalid(FieldErrors::from([(
+                            "Idempotency-Key".to_string(),
+                            vec![format!(
+                                "Key {key:?} was used with another request (session {}); use a new key for a new request.",
+                                earlier.upgrade_id()
+                            )],
+                        )])));
+                    }
+                    return Ok::<_, AppError>((earlier.status(), false));
+                }
                 controller.check_new_session(&spec).await?;
                 controller
-                    .create_session(spec, controller.default_policy().clone())
+                    .create_session_with_key(
+                        spec,
+                        controller.default_policy().clone(),
+                        idempotency_key.map(|key| Idempotency { key, request: body }),
+                    )
                     .await?
             };
             controller.start(status.upgrade_id);
-            Ok::<_, AppError>(status)
+            Ok((status, true))
         }
         .instrument(tracing::Span::current()),
     );
-    let status = creation
+    let (status, created) = creation
         .await
         .map_err(|error| AppError::Internal(format!("session creation task failed: {error}")))??;
-    tracing::info!(upgrade_id = %status.upgrade_id, starting_label = %status.starting_label, "session created");
-    Ok((StatusCode::CREATED, Json(status)))
+    if created {
+        tracing::info!(upgrade_id = %status.upgrade_id, starting_label = %status.starting_label, "session created");
+    } else {
+        tracing::info!(upgrade_id = %status.upgrade_id, "repeated creation: the session its Idempotency-Key created");
+    }
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(AppError::BadRequest(
+            "The Idempotency-Key header must be 1 to 255 visible ASCII characters (a UUID is a good key).".to_string(),
+        ));
+    }
+    Ok(Some(key.to_string()))
 }
 
 /// `GET /session`: every session, newest first.

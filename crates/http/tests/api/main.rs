@@ -6,5 +6,6 @@
 mod auth;
 mod common;
 mod controls;
+mod dry_run_idempotency;
 mod ops;
 mod session;
