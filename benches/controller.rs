@@ -253,6 +253,7 @@ fn run_session(count: usize) -> SessionRun {
             workload_manager: Arc::new(InstantWorkload::default()),
             boot_orchestrator: Arc::new(InstantBoot::default()),
             power_control: None,
+            health_probe: None,
         };
         drop(nodes);
         let store = Arc::new(MemoryStore::new());

@@ -7,6 +7,8 @@
 //! - `file_inventory` (feature `file-inventory`): `FileInventory`, node groups
 //!   and node facts in a JSON file crus owns, for sites without HSM.
 //!
+//! - `health` (feature `health`): `SiteHealthProbe`, which runs a policy's
+//!   health command or HTTP probe on booted nodes.
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
@@ -16,6 +18,8 @@ mod atomic_file;
 pub mod bos;
 #[cfg(feature = "file-inventory")]
 pub mod file_inventory;
+#[cfg(feature = "health")]
+pub mod health;
 #[cfg(feature = "hsm")]
 pub mod hsm;
 pub mod no_workload_manager;

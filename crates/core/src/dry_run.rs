@@ -245,7 +245,7 @@ impl Model {
                 cleared_failed: Vec::new(),
                 cleared_upgrading: Vec::new(),
             },
-            Action::ObserveWorkload { nodes } => ActionOutput::Workload(
+            Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
                 nodes
                     .iter()
                     .map(|node| {

@@ -385,6 +385,7 @@ pub fn instrument_ports(ports: Ports, metrics: &Arc<Metrics>) -> Ports {
         power_control: ports.power_control.map(|power_control| {
             Arc::new(Instrumented::new(power_control, metrics.clone())) as Arc<dyn PowerControl>
         }),
+        health_probe: ports.health_probe,
     }
 }
 

@@ -242,6 +242,7 @@ impl SimCluster {
             workload_manager: cluster.clone(),
             boot_orchestrator: cluster.clone(),
             power_control: Some(cluster),
+            health_probe: None,
         };
         if error_rate > 0.0 {
             faulty_ports(&ports, error_rate, seed ^ PORT_ERROR_SEED_SALT)

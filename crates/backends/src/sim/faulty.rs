@@ -127,6 +127,8 @@ pub fn faulty_ports(ports: &Ports, error_rate: f64, seed: u64) -> Ports {
                 seeds.u64(..),
             )) as Arc<dyn PowerControl>
         }),
+        // Probes only read, and their failures are answers: nothing to inject.
+        health_probe: ports.health_probe.clone(),
     }
 }
 

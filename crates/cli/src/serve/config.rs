@@ -34,6 +34,8 @@ pub struct Config {
     pub slurm: SlurmSection,
     /// Slurm's reboots, when `backends.boot = "slurm-reboot"`.
     pub slurm_reboot: SlurmRebootSection,
+    /// How policies' health commands and HTTP probes are run.
+    pub health: HealthSection,
 }
 
 /// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to it.
@@ -119,6 +121,29 @@ impl Default for SlurmRebootSection {
         SlurmRebootSection {
             templates: Vec::new(),
             clock_skew: defaults.clock_skew,
+        }
+    }
+}
+
+/// `[health]`: how the server runs a policy's `health.command` and
+/// `health.http` on booted nodes (see `crus_backends::health`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// Whether policies may name a command, run on this server with its
+    /// rights; off by default, so a token holder cannot run anything here.
+    pub allow_commands: bool,
+    /// How long one check may take before it counts as failed.
+    #[serde(with = "humantime_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        let defaults = crus_backends::health::HealthProbeConfig::default();
+        HealthSection {
+            allow_commands: defaults.allow_commands,
+            timeout: defaults.timeout,
         }
     }
 }
@@ -409,6 +434,9 @@ impl Config {
         }
         if self.sim.boot_time.is_zero() {
             return Err(invalid("sim.boot_time", "must be longer than zero".into()));
+        }
+        if self.health.timeout.is_zero() {
+            return Err(invalid("health.timeout", "must be longer than zero".into()));
         }
         if self.rollout.boot_timeout.is_zero() {
             return Err(invalid(

@@ -267,12 +267,24 @@ async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), St
         }
         (other, _) => return Err(not_yet("backends.boot", other)),
     };
+    let health_probe =
+        crus_backends::health::SiteHealthProbe::new(crus_backends::health::HealthProbeConfig {
+            allow_commands: settings.health.allow_commands,
+            timeout: settings.health.timeout,
+        })
+        .map_err(|error| format!("[health]: {error}"))?;
+    if settings.health.allow_commands {
+        tracing::warn!(
+            "[health] allow_commands = true: sessions' health commands run on this server with its rights"
+        );
+    }
     Ok((
         Ports {
             inventory,
             workload_manager,
             boot_orchestrator,
             power_control,
+            health_probe: Some(Arc::new(health_probe)),
         },
         clock,
     ))

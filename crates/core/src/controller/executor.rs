@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::node::NodeId;
-use crate::ports::Ports;
+use crate::ports::{HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode};
 use crate::rollout::{Action, ActionOutput};
 
 /// Executes `action` through `ports`.
@@ -44,9 +44,13 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             ports.workload_manager.requeue_jobs(nodes).await?;
             Ok(ActionOutput::Done)
         }
-        Action::ObserveWorkload { nodes } => Ok(ActionOutput::Workload(
-            ports.workload_manager.node_states(nodes).await?,
-        )),
+        Action::ObserveWorkload { nodes, probe } => {
+            let mut observed = ports.workload_manager.node_states(nodes).await?;
+            if let Some((check, verifying)) = probe {
+                probe_health(ports, check, verifying, &mut observed).await?;
+            }
+            Ok(ActionOutput::Workload(observed))
+        }
         Action::StartBoot { request, .. } => Ok(ActionOutput::BootStarted(
             ports.boot_orchestrator.start_boot(request).await?,
         )),
@@ -104,4 +108,55 @@ async fn remove_if_group_exists(ports: &Ports, label: &str, nodes: &[NodeId]) ->
         Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// How many nodes are probed at once: a site's probes (ssh, a node exporter)
+/// should not see a whole step at the same instant.
+const PROBES_AT_ONCE: usize = 16;
+
+/// Runs `check` on the `verifying` nodes the workload manager reports
+/// responding; one that fails is reported as not responding, with why.
+async fn probe_health(
+    ports: &Ports,
+    check: &HealthCheck,
+    verifying: &[NodeId],
+    observed: &mut [WorkloadNode],
+) -> Result<()> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+
+    let candidates: Vec<NodeId> = observed
+        .iter()
+        .filter(|report| report.responding && verifying.contains(&report.node))
+        .map(|report| report.node.clone())
+        .collect();
+    let failures: BTreeMap<NodeId, String> = match &ports.health_probe {
+        None => candidates
+            .into_iter()
+            .map(|node| {
+                (
+                    node,
+                    "the policy asks for a health command or HTTP probe, and this server runs none"
+                        .to_string(),
+                )
+            })
+            .collect(),
+        Some(prober) => {
+            stream::iter(candidates)
+                .map(|node| async move {
+                    let verdict = prober.probe(&node, check).await?;
+                    Ok::<_, Error>(verdict.map(|reason| (node, reason)))
+                })
+                .buffer_unordered(PROBES_AT_ONCE)
+                .try_filter_map(|failure| async move { Ok(failure) })
+                .try_collect()
+                .await?
+        }
+    };
+    for report in observed.iter_mut() {
+        if let Some(reason) = failures.get(&report.node) {
+            report.responding = false;
+            report.reason = Some(format!("{HEALTH_CHECK_FAILED}{reason}"));
+        }
+    }
+    Ok(())
 }

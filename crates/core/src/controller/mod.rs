@@ -146,6 +146,7 @@ impl Controller {
     /// - the three labels name three different groups;
     /// - the starting group exists and has members;
     /// - the boot orchestrator knows the template;
+    /// - this server can run the policy's health command or HTTP probe;
     /// - no node of the starting group belongs to another unfinished session.
     pub async fn check_new_session(
         &self,
@@ -198,6 +199,12 @@ impl Controller {
                 )),
             Err(error) => return Err(CreateError::Backend(error)),
         }
+        if let Some(refusal) = self.health_refusal(spec) {
+            errors
+                .entry("policy.health".to_string())
+                .or_default()
+                .push(refusal);
+        }
         if !errors.is_empty() {
             return Err(CreateError::Invalid(errors));
         }
@@ -248,6 +255,20 @@ impl Controller {
             }
         }
         Ok(())
+    }
+
+    /// Why this server cannot run the health command or HTTP probe that
+    /// `spec`'s policy asks for, if it cannot.
+    fn health_refusal(&self, spec: &SessionSpec) -> Option<String> {
+        let check = spec.policy.as_ref()?.health.as_ref()?.check()?;
+        match &self.inner.ports.health_probe {
+            None => Some(
+                "This server runs no health probes, so it cannot run the policy's command or \
+                 HTTP probe; leave them out (the workload manager's view and the soak still apply)."
+                    .to_string(),
+            ),
+            Some(prober) => prober.refuses(&check),
+        }
     }
 
     /// Stores a new session in state `CREATED` (it starts when [`Controller::start`]

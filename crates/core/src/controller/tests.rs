@@ -123,6 +123,7 @@ fn controller(inventory: MockInv, wlm: MockWlm, boot: MockBoot) -> (Controller, 
         workload_manager: Arc::new(wlm),
         boot_orchestrator: Arc::new(boot),
         power_control: None,
+        health_probe: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     (
@@ -323,6 +324,7 @@ async fn every_transition_is_persisted_before_it_is_acted_on() {
         workload_manager: Arc::new(wlm),
         boot_orchestrator: Arc::new(booted_boot()),
         power_control: None,
+        health_probe: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());

@@ -5,6 +5,7 @@
 //! after a restart, and a second call must not do the work twice.
 
 mod boot_orchestrator;
+mod health_probe;
 mod inventory;
 mod power_control;
 mod workload_manager;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use boot_orchestrator::{
     BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus,
 };
+pub use health_probe::{HEALTH_CHECK_FAILED, HealthCheck, HealthProbe};
 pub use inventory::Inventory;
 pub use power_control::{PowerControl, PowerOperation, PowerState};
 pub use workload_manager::{WorkloadManager, WorkloadNode, WorkloadState};
@@ -29,6 +31,10 @@ pub struct Ports {
     pub boot_orchestrator: Arc<dyn BootOrchestrator>,
     /// Power control for escalation (Redfish); `None` when the site has none.
     pub power_control: Option<Arc<dyn PowerControl>>,
+    /// Runs policies' health commands and HTTP probes; `None` when the
+    /// server runs none (a session whose policy asks for one then never
+    /// finds its nodes healthy, and says why).
+    pub health_probe: Option<Arc<dyn HealthProbe>>,
 }
 
 impl std::fmt::Debug for Ports {

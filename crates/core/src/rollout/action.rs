@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::node::NodeId;
-use crate::ports::{BootHandle, BootRequest, NodeBootStatus, WorkloadNode};
+use crate::ports::{BootHandle, BootRequest, HealthCheck, NodeBootStatus, WorkloadNode};
 
 /// Identifies an action while it is in flight (not persisted: a resumed
 /// rollout derives its owed actions afresh).
@@ -50,6 +50,10 @@ pub enum Action {
     ObserveWorkload {
         /// Nodes to ask about.
         nodes: Vec<NodeId>,
+        /// Nodes whose health is being verified, and the policy's checks to
+        /// run on them: one that fails is reported as not responding, with
+        /// the check's answer as the reason.
+        probe: Option<(HealthCheck, Vec<NodeId>)>,
     },
     /// Start (or find, by its key) a boot of a step. Answer: [`ActionOutput::BootStarted`].
     StartBoot {
@@ -106,7 +110,7 @@ impl Action {
             Action::RequeueJobs { nodes } => {
                 format!("requeueing the jobs of {}", count_nodes(nodes.len()))
             }
-            Action::ObserveWorkload { nodes } => {
+            Action::ObserveWorkload { nodes, .. } => {
                 format!(
                     "reading the workload manager state of {}",
                     count_nodes(nodes.len())

@@ -46,7 +46,10 @@ pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowPars
 
 use crate::node::NodeId;
 use crate::plan;
-use crate::ports::{BootRequest, NodeBootState, NodeBootStatus, WorkloadNode, WorkloadState};
+use crate::ports::{
+    BootRequest, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus, WorkloadNode,
+    WorkloadState,
+};
 use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState, SessionStatus};
 use crate::store::OperatorCommand;
 use crate::time::Timestamp;
@@ -609,10 +612,24 @@ impl Rollout {
                     NodePhase::Verifying,
                     WorkloadState::Drained | WorkloadState::Idle | WorkloadState::Allocated,
                 ) if report.responding => self.healthy(node, now),
-                // A break in health restarts the soak.
-                (NodePhase::Verifying, _) if self.state.nodes[node].healthy_since.is_some() => {
-                    self.state.nodes[node].healthy_since = None;
-                    self.dirty = true;
+                // A break in health restarts the soak; a failed health check
+                // is kept as the node's reason, so a node that never passes
+                // fails saying why.
+                (NodePhase::Verifying, _) => {
+                    let failed_check = report
+                        .reason
+                        .clone()
+                        .filter(|reason| reason.starts_with(HEALTH_CHECK_FAILED));
+                    let record = &mut self.state.nodes[node];
+                    if record.healthy_since.is_some()
+                        || (failed_check.is_some() && record.reason != failed_check)
+                    {
+                        record.healthy_since = None;
+                        if failed_check.is_some() {
+                            record.reason = failed_check;
+                        }
+                        self.dirty = true;
+                    }
                 }
                 _ => {}
             }
@@ -621,6 +638,11 @@ impl Rollout {
             self.pending_costs_at = Some(now);
             self.want_pending_costs = false;
         }
+    }
+
+    /// The policy's health command and HTTP probe, if it has either.
+    fn health_check(&self) -> Option<HealthCheck> {
+        self.state.policy.health.as_ref()?.check()
     }
 
     /// A verifying node was seen healthy: it is upgraded once it has stayed
@@ -632,7 +654,15 @@ impl Rollout {
             .health
             .as_ref()
             .map_or(std::time::Duration::ZERO, |health| health.soak);
-        let since = *self.state.nodes[node].healthy_since.get_or_insert(now);
+        let record = &mut self.state.nodes[node];
+        if record
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with(HEALTH_CHECK_FAILED))
+        {
+            record.reason = None;
+        }
+        let since = *record.healthy_since.get_or_insert(now);
         self.dirty = true;
         if now.saturating_since(since) >= soak {
             self.set_phase(node, NodePhase::Resuming, now);
@@ -1053,11 +1083,14 @@ impl Rollout {
         }
         let timeout = humantime::format_duration(timeout);
         for node in late {
-            self.boot_failed(
-                node,
-                format!("did not come back within {timeout} of its boot starting"),
-                now,
-            );
+            let mut reason = format!("did not come back within {timeout} of its boot starting");
+            // A node that booted but failed its health checks: say which.
+            if self.state.nodes[node].phase == NodePhase::Verifying
+                && let Some(last) = &self.state.nodes[node].reason
+            {
+                reason = format!("{reason} ({last})");
+            }
+            self.boot_failed(node, reason, now);
         }
     }
 
@@ -1311,8 +1344,17 @@ impl Rollout {
             && self.next_workload_poll <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
         {
+            let probe = self.health_check().map(|check| {
+                let verifying: Vec<usize> = watched
+                    .iter()
+                    .copied()
+                    .filter(|&node| self.state.nodes[node].phase == NodePhase::Verifying)
+                    .collect();
+                (check, self.ids_of(&verifying))
+            });
             self.queue(Action::ObserveWorkload {
                 nodes: self.ids_of(&watched),
+                probe,
             });
         }
 

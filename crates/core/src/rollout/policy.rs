@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::window::MaintenanceWindow;
+use crate::ports::HealthCheck;
 
 /// How a rollout paces itself and when it gives up on a node.
 ///
@@ -309,6 +310,18 @@ pub struct HealthGate {
     #[serde(default, with = "humantime_serde_duration")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5m"))]
     pub soak: Duration,
+}
+
+impl HealthGate {
+    /// The command and HTTP probe to run on a booted node, if the gate has
+    /// either (a gate with only a soak relies on the workload manager alone).
+    pub fn check(&self) -> Option<HealthCheck> {
+        let check = HealthCheck {
+            command: self.command.clone(),
+            http: self.http.clone(),
+        };
+        (!check.is_empty()).then_some(check)
+    }
 }
 
 /// Durations as humantime text (`"10m"`, `"30s"`) in stored records.

@@ -109,7 +109,7 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
                 upgrading_label,
             },
         ),
-        (observe_id, Action::ObserveWorkload { nodes: watched }),
+        (observe_id, Action::ObserveWorkload { nodes: watched, .. }),
     ] = &actions[..]
     else {
         panic!("unexpected actions {actions:?}");
@@ -133,7 +133,7 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
     assert_eq!(rollout.poll_timeout(), Some(t(1) + POLL));
     rollout.handle_timeout(t(11));
     let actions = take_actions(&mut rollout);
-    let [(observe_id, Action::ObserveWorkload { nodes })] = &actions[..] else {
+    let [(observe_id, Action::ObserveWorkload { nodes, .. })] = &actions[..] else {
         panic!("unexpected actions {actions:?}");
     };
     assert_eq!(
@@ -230,7 +230,7 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
                 );
                 mark_failed = Some(*id);
             }
-            Action::ObserveWorkload { nodes } => {
+            Action::ObserveWorkload { nodes, .. } => {
                 assert_eq!(*nodes, ids(&["x1000c0s0b0n0"]));
                 observe = Some(*id);
             }
@@ -322,7 +322,7 @@ fn finish_one_step(rollout: &mut Rollout, now: Timestamp) {
         }
         for (id, action) in actions {
             let output = match &action {
-                Action::ObserveWorkload { nodes } => ActionOutput::Workload(
+                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
                     nodes
                         .iter()
                         .map(|node| workload(node.as_str(), WorkloadState::Drained, true))
@@ -735,7 +735,7 @@ fn never_more_than_the_step_size_out_of_service() {
         }
         for (id, action) in actions {
             let output = match &action {
-                Action::ObserveWorkload { nodes } => ActionOutput::Workload(
+                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
                     nodes
                         .iter()
                         .map(|node| workload(node.as_str(), WorkloadState::Drained, true))
