@@ -511,3 +511,138 @@ async fn requeue_puts_the_jobs_of_a_node_that_will_not_drain_back_in_the_queue()
     );
     check_completed(&state, &run.sim, 1).unwrap();
 }
+
+/// These nodes' boots through the boot orchestrator hang until they are
+/// power-restarted.
+fn hanging_boots(indexes: &[usize]) -> Faults {
+    Faults {
+        never_return: indexes.iter().map(|&index| node(index)).collect(),
+        ..Faults::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_node_is_power_restarted_and_recovers() {
+    let run = Run::new(idle_with(4, hanging_boots(&[1])));
+    let id = run
+        .create(spec_with(2, json!({"escalate_power_cycle": true})))
+        .await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    assert!(state.nodes.iter().all(|node| node.phase == NodePhase::Done));
+    let hung = state
+        .nodes
+        .iter()
+        .find(|record| record.id == node(1))
+        .unwrap();
+    assert_eq!(
+        hung.power_restarts, 1,
+        "a graceful restart cleared the hang"
+    );
+    assert_eq!(hung.attempts, 1, "no second boot through the orchestrator");
+    assert_eq!(run.sim.boot_count(&node(1)), 1);
+    assert_eq!(run.sim.report().power_operations, 1);
+    assert!(
+        state.messages.iter().any(|message| message
+            .starts_with(&format!("Node {} did not come back", node(1)))
+            && message.contains("restarting it gracefully")),
+        "{:?}",
+        state.messages
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_escalation_a_hung_node_fails_and_is_never_power_restarted() {
+    let run = Run::new(idle_with(4, hanging_boots(&[1])));
+    let id = run.create(spec(2)).await;
+    run.drive_watching(id, |_, _| {}).await;
+    let state = run.state(id).await;
+    let hung = state
+        .nodes
+        .iter()
+        .find(|record| record.id == node(1))
+        .unwrap();
+    assert_eq!(hung.phase, NodePhase::Failed);
+    assert_eq!(run.sim.report().power_operations, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn escalation_is_refused_at_creation_without_power_control() {
+    let clock = clock();
+    let sim = sim(idle_cluster(4), &clock);
+    let ports = crus_core::ports::Ports {
+        power_control: None,
+        ..sim.ports()
+    };
+    let controller = Controller::new(
+        ports,
+        memory_store(),
+        clock.clone(),
+        crus_core::controller::ControllerConfig::default(),
+    );
+    let refused = controller
+        .check_new_session(&spec_with(2, json!({"escalate_power_cycle": true})))
+        .await
+        .unwrap_err();
+    let text = format!("{refused:?}");
+    assert!(text.contains("policy.escalate_power_cycle"), "{text}");
+    assert!(text.contains("no power control backend"), "{text}");
+}
+
+/// A site's health check that fails one node every time and passes the rest.
+struct FailsOne(NodeId);
+
+#[async_trait::async_trait]
+impl crus_core::ports::HealthProbe for FailsOne {
+    async fn probe(
+        &self,
+        node: &NodeId,
+        _check: &crus_core::ports::HealthCheck,
+    ) -> crus_core::Result<Option<String>> {
+        Ok((node == &self.0).then(|| "GPU 3 missing".to_string()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
+    let clock = clock();
+    let sim = sim(idle_cluster(4), &clock);
+    let ports = crus_core::ports::Ports {
+        health_probe: Some(Arc::new(FailsOne(node(2)))),
+        ..sim.ports()
+    };
+    let store = memory_store();
+    let controller = Controller::new(
+        ports,
+        store.clone(),
+        clock.clone(),
+        crus_core::controller::ControllerConfig::default(),
+    );
+    let id = controller
+        .create_session(
+            spec_with(
+                2,
+                json!({"health": {"http": "http://{node}:9100/healthy", "soak": "1m"}}),
+            ),
+            policy(),
+        )
+        .await
+        .unwrap()
+        .upgrade_id;
+    controller.drive(id).await.unwrap();
+    let state = store.get(id).await.unwrap().unwrap().value.rollout;
+    for record in &state.nodes {
+        if record.id == node(2) {
+            assert_eq!(record.phase, NodePhase::Failed);
+            let reason = record.reason.as_deref().unwrap_or_default();
+            assert!(
+                reason.starts_with("did not come back within 15m")
+                    && reason.ends_with("(health check failed: GPU 3 missing)"),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(record.phase, NodePhase::Done, "{record:?}");
+        }
+    }
+    assert_eq!(sim.boot_count(&node(2)), 1);
+}

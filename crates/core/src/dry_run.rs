@@ -301,6 +301,7 @@ impl Model {
             Action::Drain { .. }
             | Action::Resume { .. }
             | Action::MarkFailed { .. }
+            | Action::PowerRestart { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
         }
     }

@@ -93,6 +93,14 @@ pub struct PolicyArgs {
     /// Extra boots of a node whose boot failed.
     #[arg(long, value_name = "N", help_heading = "Rollout policy")]
     pub retries: Option<u32>,
+    /// Power-restart a node that does not come back within the boot timeout
+    /// (gracefully, then by force) before retrying or failing it.
+    #[arg(long, help_heading = "Rollout policy")]
+    pub escalate_power_cycle: bool,
+    /// How long a graceful power restart has before a forced one (default:
+    /// the boot timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text, requires = "escalate_power_cycle", help_heading = "Rollout policy")]
+    pub power_cycle_grace: Option<String>,
     /// When new nodes may be taken, e.g. 'sat,sun 22:00-06:00 Europe/Paris'
     /// (days and time zone optional); repeat for several windows.
     #[arg(long = "window", value_name = "[DAYS] HH:MM-HH:MM [TZ]", value_parser = parse_window, help_heading = "Rollout policy")]
@@ -162,6 +170,14 @@ impl PolicyArgs {
         );
         set("boot_timeout", self.boot_timeout.clone().map(Value::from));
         set("retries", self.retries.map(Value::from));
+        set(
+            "escalate_power_cycle",
+            self.escalate_power_cycle.then_some(Value::Bool(true)),
+        );
+        set(
+            "power_cycle_grace",
+            self.power_cycle_grace.clone().map(Value::from),
+        );
         set(
             "windows",
             (!self.windows.is_empty()).then(|| Value::Array(self.windows.clone())),

@@ -83,6 +83,16 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             remove_if_group_exists(ports, upgrading_label, &ids).await?;
             Ok(ActionOutput::Done)
         }
+        Action::PowerRestart { nodes, operation } => match &ports.power_control {
+            Some(power_control) => {
+                power_control.power(nodes, *operation).await?;
+                Ok(ActionOutput::Done)
+            }
+            None => Err(Error::NotSupported {
+                backend: "crus",
+                operation: "power restarts: no power control backend is configured",
+            }),
+        },
         Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),
             Err(error) => Err(error),

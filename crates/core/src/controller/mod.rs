@@ -147,6 +147,7 @@ impl Controller {
     /// - the starting group exists and has members;
     /// - the boot orchestrator knows the template;
     /// - this server can run the policy's health command or HTTP probe;
+    /// - a policy that escalates to power restarts has power control to do it;
     /// - no node of the starting group belongs to another unfinished session.
     pub async fn check_new_session(
         &self,
@@ -204,6 +205,20 @@ impl Controller {
                 .entry("policy.health".to_string())
                 .or_default()
                 .push(refusal);
+        }
+        let escalates = spec
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.escalate_power_cycle == Some(true));
+        if escalates && self.inner.ports.power_control.is_none() {
+            errors
+                .entry("policy.escalate_power_cycle".to_string())
+                .or_default()
+                .push(
+                    "This server has no power control backend, so it cannot power-restart a node \
+                     that does not come back; configure one (backends.power) or leave this out."
+                        .to_string(),
+                );
         }
         if !errors.is_empty() {
             return Err(CreateError::Invalid(errors));

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::node::NodeId;
-use crate::ports::{BootHandle, BootRequest, HealthCheck, NodeBootStatus, WorkloadNode};
+use crate::ports::{
+    BootHandle, BootRequest, HealthCheck, NodeBootStatus, PowerOperation, WorkloadNode,
+};
 
 /// Identifies an action while it is in flight (not persisted: a resumed
 /// rollout derives its owed actions afresh).
@@ -90,6 +92,20 @@ pub enum Action {
         /// Nodes that failed, each with its reason.
         nodes: Vec<(NodeId, String)>,
     },
+    /// Restart `nodes` through the power control port: they did not come
+    /// back after their boot (`escalate_power_cycle`). Answer:
+    /// [`ActionOutput::Done`].
+    ///
+    /// Not idempotent (a restart repeated restarts again), so the rollout
+    /// asks for it once, when the escalation begins, and never again after
+    /// a restart of the controller: a restart lost in a crash is followed by
+    /// the next one at its deadline, or by the node's failure.
+    PowerRestart {
+        /// Nodes to restart.
+        nodes: Vec<NodeId>,
+        /// `GracefulRestart` first, `ForceRestart` after the grace period.
+        operation: PowerOperation,
+    },
     /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
     ClearUpgradingGroup {
         /// The upgrading group.
@@ -125,6 +141,13 @@ impl Action {
             Action::Resume { nodes, .. } => format!("resuming {}", count_nodes(nodes.len())),
             Action::MarkFailed { nodes, .. } => {
                 format!("marking {} failed", count_nodes(nodes.len()))
+            }
+            Action::PowerRestart { nodes, operation } => {
+                let how = match operation {
+                    PowerOperation::ForceRestart => "force-restarting",
+                    _ => "gracefully restarting",
+                };
+                format!("{how} {}", count_nodes(nodes.len()))
             }
             Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
         }
@@ -184,6 +207,8 @@ pub enum ActionErrorKind {
     Invalid,
     /// The service is unavailable (after the controller gave up retrying).
     Unavailable,
+    /// The backend cannot do this at all (no power control, say).
+    NotSupported,
     /// Anything else.
     Other,
 }
@@ -195,6 +220,7 @@ impl From<&Error> for ActionError {
             Error::Conflict { .. } => ActionErrorKind::Conflict,
             Error::Invalid { .. } => ActionErrorKind::Invalid,
             Error::Unavailable { .. } => ActionErrorKind::Unavailable,
+            Error::NotSupported { .. } => ActionErrorKind::NotSupported,
             _ => ActionErrorKind::Other,
         };
         ActionError {

@@ -41,14 +41,14 @@ pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
 pub use selection::DrainCost;
-pub use state::{NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
+pub use state::{Escalation, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
 use crate::node::NodeId;
 use crate::plan;
 use crate::ports::{
-    BootRequest, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus, WorkloadNode,
-    WorkloadState,
+    BootRequest, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus, PowerOperation,
+    WorkloadNode, WorkloadState,
 };
 use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState, SessionStatus};
 use crate::store::OperatorCommand;
@@ -229,14 +229,17 @@ impl Rollout {
                             .into_iter()
                             .filter(of_this_boot)
                             .collect();
-                        let soaking_or_booting = self
-                            .in_phases(&step.nodes, &[NodePhase::Booting, NodePhase::Verifying])
+                        deadlines.extend(
+                            self.in_phases(
+                                &step.nodes,
+                                &[NodePhase::Booting, NodePhase::Verifying],
+                            )
                             .into_iter()
                             .filter(of_this_boot)
-                            .any(|node| self.state.nodes[node].healthy_since.is_none());
-                        if soaking_or_booting {
-                            deadlines.push(boot.requested_at + self.state.policy.boot_timeout);
-                        }
+                            .filter(|&node| self.state.nodes[node].healthy_since.is_none())
+                            .map(|node| self.come_back_deadline(node, boot))
+                            .min(),
+                        );
                         let boot_in_flight = self.boot_in_flight(step.number, number);
                         if !boot_in_flight && !booting.is_empty() {
                             match boot.handle {
@@ -497,6 +500,7 @@ impl Rollout {
                     }
                 }
             }
+            (Action::PowerRestart { .. }, Ok(_)) => {}
             (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
             (action, Ok(output)) => {
                 tracing::warn!(
@@ -762,6 +766,35 @@ impl Rollout {
                         self.fail_node(
                             node,
                             format!("boot could not be started: {}", error.message),
+                            now,
+                        );
+                    }
+                }
+            }
+            Action::PowerRestart { nodes, operation } => {
+                // A restart that cannot be issued at all gives the node
+                // nothing more to wait for; a refused graceful restart is
+                // followed by a forced one at its deadline.
+                let hopeless = error.kind == ActionErrorKind::NotSupported
+                    || operation == PowerOperation::ForceRestart;
+                for node in self.indexes_of(&nodes) {
+                    let id = self.state.nodes[node].id.clone();
+                    self.post(
+                        now,
+                        format!("Node {id}: the power restart failed: {}", error.message),
+                    );
+                    let awaited = matches!(
+                        self.state.nodes[node].phase,
+                        NodePhase::Booting | NodePhase::Verifying
+                    );
+                    if hopeless && awaited {
+                        self.state.nodes[node].escalation = None;
+                        self.boot_failed(
+                            node,
+                            format!(
+                                "did not come back after its boot, and could not be power-restarted: {}",
+                                error.message
+                            ),
                             now,
                         );
                     }
@@ -1063,35 +1096,124 @@ impl Rollout {
         true
     }
 
+    /// Deals with the nodes of a step that did not come back in time: power
+    /// restarts them when the policy escalates (gracefully, then by force),
+    /// and retries or fails them once that is exhausted too.
     fn check_boot_timeouts(&mut self, now: Timestamp, step_number: u32) {
         let Some(step) = self.step(step_number) else {
             return;
         };
-        let timeout = self.state.policy.boot_timeout;
         let mut late = Vec::new();
         for (number, boot) in step.boots.iter().enumerate() {
-            if now < boot.requested_at + timeout {
-                continue;
-            }
             let number = u32::try_from(number).unwrap_or(u32::MAX);
             late.extend(
                 self.current_boot_nodes(step, number, &[NodePhase::Booting, NodePhase::Verifying])
                     .into_iter()
                     // A node soaking its health answered in time.
-                    .filter(|&node| self.state.nodes[node].healthy_since.is_none()),
+                    .filter(|&node| self.state.nodes[node].healthy_since.is_none())
+                    .filter(|&node| now >= self.come_back_deadline(node, boot)),
             );
         }
-        let timeout = humantime::format_duration(timeout);
+        let mut graceful = Vec::new();
+        let mut forced = Vec::new();
         for node in late {
-            let mut reason = format!("did not come back within {timeout} of its boot starting");
-            // A node that booted but failed its health checks: say which.
-            if self.state.nodes[node].phase == NodePhase::Verifying
-                && let Some(last) = &self.state.nodes[node].reason
-            {
-                reason = format!("{reason} ({last})");
+            let next = match self.state.nodes[node].escalation {
+                None if self.state.policy.escalate_power_cycle => {
+                    Some(PowerOperation::GracefulRestart)
+                }
+                Some(Escalation {
+                    operation: PowerOperation::GracefulRestart,
+                    ..
+                }) => Some(PowerOperation::ForceRestart),
+                _ => None,
+            };
+            match next {
+                Some(operation) => {
+                    self.escalate(node, operation, now);
+                    match operation {
+                        PowerOperation::GracefulRestart => graceful.push(node),
+                        _ => forced.push(node),
+                    }
+                }
+                None => {
+                    let reason = self.not_back_reason(node);
+                    self.state.nodes[node].escalation = None;
+                    self.boot_failed(node, reason, now);
+                }
             }
-            self.boot_failed(node, reason, now);
         }
+        for (nodes, operation) in [
+            (graceful, PowerOperation::GracefulRestart),
+            (forced, PowerOperation::ForceRestart),
+        ] {
+            if !nodes.is_empty() {
+                self.queue(Action::PowerRestart {
+                    nodes: self.ids_of(&nodes),
+                    operation,
+                });
+            }
+        }
+    }
+
+    /// When `node`, awaited after `boot`, must be back: the boot timeout
+    /// after the boot started, or after the power restart that followed.
+    fn come_back_deadline(&self, node: usize, boot: &StepBoot) -> Timestamp {
+        let policy = &self.state.policy;
+        match self.state.nodes[node].escalation {
+            None => boot.requested_at + policy.boot_timeout,
+            Some(Escalation {
+                operation: PowerOperation::GracefulRestart,
+                at,
+            }) => at + policy.graceful_restart_grace(),
+            Some(Escalation { at, .. }) => at + policy.boot_timeout,
+        }
+    }
+
+    /// Records a power restart of `node` (the caller queues it) and tells why.
+    fn escalate(&mut self, node: usize, operation: PowerOperation, now: Timestamp) {
+        let record = &mut self.state.nodes[node];
+        let first = record.escalation.is_none();
+        record.escalation = Some(Escalation { operation, at: now });
+        record.power_restarts += 1;
+        let id = record.id.clone();
+        self.dirty = true;
+        let policy = &self.state.policy;
+        let text = if first {
+            format!(
+                "Node {id} did not come back within {} of its boot starting; restarting it gracefully through power control (by force if it is not back within {})",
+                humantime::format_duration(policy.boot_timeout),
+                humantime::format_duration(policy.graceful_restart_grace()),
+            )
+        } else {
+            format!(
+                "Node {id} did not come back within {} of a graceful restart; restarting it by force",
+                humantime::format_duration(policy.graceful_restart_grace()),
+            )
+        };
+        self.post(now, text);
+    }
+
+    /// Why a node that is still not back has failed its boot.
+    fn not_back_reason(&self, node: usize) -> String {
+        let policy = &self.state.policy;
+        let record = &self.state.nodes[node];
+        let mut reason = match record.escalation {
+            Some(_) => format!(
+                "did not come back after its boot, nor within {} of a graceful and a forced power restart",
+                humantime::format_duration(policy.boot_timeout)
+            ),
+            None => format!(
+                "did not come back within {} of its boot starting",
+                humantime::format_duration(policy.boot_timeout)
+            ),
+        };
+        // A node that booted but failed its health checks: say which.
+        if record.phase == NodePhase::Verifying
+            && let Some(last) = &record.reason
+        {
+            reason = format!("{reason} ({last})");
+        }
+        reason
     }
 
     /// Applies `on_drain_timeout` to nodes draining for longer than `drain_timeout`.
@@ -1538,6 +1660,9 @@ impl Rollout {
         let from = record.phase;
         record.phase = phase;
         record.since = now;
+        if !matches!(phase, NodePhase::Booting | NodePhase::Verifying) {
+            record.escalation = None;
+        }
         if phase.is_terminal() {
             record.finished_at = Some(now);
         }

@@ -68,6 +68,16 @@ pub struct RolloutPolicy {
     /// power control port) before its boot is retried.
     #[serde(default)]
     pub escalate_power_cycle: bool,
+    /// With `escalate_power_cycle`: how long a graceful restart has to bring
+    /// the node back (its boot included) before it is restarted by force;
+    /// `None` gives it the boot timeout.
+    #[serde(
+        default,
+        with = "humantime_serde_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "5m"))]
+    pub power_cycle_grace: Option<Duration>,
     /// Checks a booted node must pass before it counts as upgraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthGate>,
@@ -102,6 +112,7 @@ impl Default for RolloutPolicy {
             boot_timeout: Duration::from_secs(10 * 60),
             retries: 0,
             escalate_power_cycle: false,
+            power_cycle_grace: None,
             health: None,
             windows: Vec::new(),
             poll_interval: Duration::from_secs(10),
@@ -111,6 +122,11 @@ impl Default for RolloutPolicy {
 }
 
 impl RolloutPolicy {
+    /// How long a graceful power restart has before a forced one.
+    pub fn graceful_restart_grace(&self) -> Duration {
+        self.power_cycle_grace.unwrap_or(self.boot_timeout)
+    }
+
     /// The failure domain nodes are grouped by, when the policy groups them.
     pub fn domain(&self) -> Option<Domain> {
         self.spread.or(self.align)

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::RolloutPolicy;
 use crate::node::NodeId;
-use crate::ports::BootHandle;
+use crate::ports::{BootHandle, PowerOperation};
 use crate::session::{SessionSpec, SessionState};
 use crate::time::Timestamp;
 
@@ -147,6 +147,22 @@ pub struct NodeRecord {
     /// Whether it was booted with jobs still running (`on_drain_timeout: force`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// The last power restart issued because its latest boot did not come
+    /// back in time (`escalate_power_cycle`), while it is still awaited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    /// How many power restarts were issued for it in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub power_restarts: u32,
+}
+
+/// A power restart issued for a node that did not come back after its boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// `graceful_restart` first, then `force_restart`.
+    pub operation: PowerOperation,
+    /// When it was issued; the node's next deadline counts from here.
+    pub at: Timestamp,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -167,6 +183,8 @@ impl NodeRecord {
             finished_at: None,
             healthy_since: None,
             forced: false,
+            escalation: None,
+            power_restarts: 0,
         }
     }
 }

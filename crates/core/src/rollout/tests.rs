@@ -763,3 +763,168 @@ fn never_more_than_the_step_size_out_of_service() {
     assert_eq!(rollout.state().steps.len(), 3);
     assert_eq!(rollout.state().count(NodePhase::Done), 7);
 }
+
+/// Drives a rollout of one node that never comes back after its boot, under
+/// `policy`, answering every action as the cluster would; returns the power
+/// restarts asked for (time, operation) and the final state.
+fn drive_hung_node(policy: RolloutPolicy) -> (Vec<(Timestamp, PowerOperation)>, RolloutState) {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy, t(0));
+    let mut restarts = Vec::new();
+    let mut now = t(0);
+    rollout.handle_timeout(now);
+    for _ in 0..10_000 {
+        for (id, action) in take_actions(&mut rollout) {
+            let output = match &action {
+                Action::ReadStartingGroup { .. } => ActionOutput::Members(ids(&["a"])),
+                Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
+                    cleared_failed: Vec::new(),
+                    cleared_upgrading: Vec::new(),
+                },
+                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+                    nodes
+                        .iter()
+                        .map(|node| workload(node.as_str(), WorkloadState::Drained, false))
+                        .collect(),
+                ),
+                Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: request.key.clone(),
+                }),
+                Action::ObserveBoot { .. } => {
+                    ActionOutput::BootStatus(vec![boot("a", NodeBootState::InProgress)])
+                }
+                Action::PowerRestart { operation, .. } => {
+                    restarts.push((now, *operation));
+                    ActionOutput::Done
+                }
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+        if rollout.is_finished() {
+            return (restarts, rollout.state().clone());
+        }
+        if rollout.has_work_in_flight() {
+            continue;
+        }
+        now = rollout
+            .poll_timeout()
+            .expect("a timer while the node is awaited");
+        rollout.handle_timeout(now);
+    }
+    panic!("the rollout did not finish");
+}
+
+#[test]
+fn a_hung_node_is_restarted_gracefully_then_by_force_then_fails() {
+    let policy = RolloutPolicy {
+        escalate_power_cycle: true,
+        power_cycle_grace: Some(Duration::from_secs(120)),
+        ..RolloutPolicy::default()
+    };
+    let (restarts, state) = drive_hung_node(policy);
+    let operations: Vec<PowerOperation> = restarts.iter().map(|(_, op)| *op).collect();
+    assert_eq!(
+        operations,
+        [
+            PowerOperation::GracefulRestart,
+            PowerOperation::ForceRestart
+        ]
+    );
+    // Forced once the grace period passed, failed a boot timeout after that.
+    assert_eq!(
+        restarts[1].0.saturating_since(restarts[0].0),
+        Duration::from_secs(120)
+    );
+    let node = &state.nodes[0];
+    assert_eq!(node.phase, NodePhase::Failed);
+    assert_eq!(node.power_restarts, 2);
+    assert_eq!(node.escalation, None);
+    assert_eq!(
+        node.reason.as_deref(),
+        Some(
+            "did not come back after its boot, nor within 10m of a graceful and a forced power restart"
+        )
+    );
+    assert!(
+        state
+            .messages
+            .iter()
+            .any(|message| message.contains("restarting it by force")),
+        "{:?}",
+        state.messages
+    );
+}
+
+#[test]
+fn without_escalation_a_hung_node_is_never_power_restarted() {
+    let (restarts, state) = drive_hung_node(RolloutPolicy::default());
+    assert!(restarts.is_empty());
+    assert_eq!(state.nodes[0].phase, NodePhase::Failed);
+    assert_eq!(state.nodes[0].power_restarts, 0);
+}
+
+#[test]
+fn a_power_restart_that_cannot_be_done_fails_the_node_at_once() {
+    let policy = RolloutPolicy {
+        escalate_power_cycle: true,
+        ..RolloutPolicy::default()
+    };
+    let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy, t(0));
+    let mut now = t(0);
+    rollout.handle_timeout(now);
+    for _ in 0..10_000 {
+        for (id, action) in take_actions(&mut rollout) {
+            let outcome = match &action {
+                Action::ReadStartingGroup { .. } => Ok(ActionOutput::Members(ids(&["a"]))),
+                Action::PrepareGroups { .. } => Ok(ActionOutput::GroupsPrepared {
+                    cleared_failed: Vec::new(),
+                    cleared_upgrading: Vec::new(),
+                }),
+                Action::ObserveWorkload { .. } => Ok(ActionOutput::Workload(vec![workload(
+                    "a",
+                    WorkloadState::Drained,
+                    false,
+                )])),
+                Action::StartBoot { request, .. } => Ok(ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: request.key.clone(),
+                })),
+                Action::ObserveBoot { .. } => Ok(ActionOutput::BootStatus(vec![boot(
+                    "a",
+                    NodeBootState::InProgress,
+                )])),
+                Action::PowerRestart { .. } => Err(ActionError {
+                    kind: ActionErrorKind::NotSupported,
+                    message: "no power control".into(),
+                }),
+                _ => Ok(ActionOutput::Done),
+            };
+            rollout.handle_outcome(now, id, outcome);
+        }
+        if rollout.is_finished() {
+            break;
+        }
+        if rollout.has_work_in_flight() {
+            continue;
+        }
+        now = rollout.poll_timeout().expect("a timer");
+        rollout.handle_timeout(now);
+    }
+    let node = &rollout.state().nodes[0];
+    assert_eq!(node.phase, NodePhase::Failed);
+    assert_eq!(node.power_restarts, 1);
+    // It failed when the graceful restart was refused, at the boot timeout.
+    assert_eq!(
+        node.finished_at
+            .map(|at| at.saturating_since(t(0)) < Duration::from_secs(660)),
+        Some(true)
+    );
+    assert!(
+        node.reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("could not be power-restarted: no power control")),
+        "{:?}",
+        node.reason
+    );
+}

@@ -58,6 +58,11 @@ pub struct PolicyRequest {
     /// Power-cycle a node that did not come back before retrying it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate_power_cycle: Option<bool>,
+    /// With `escalate_power_cycle`: how long a graceful restart has before
+    /// a forced one, e.g. `"5m"` (default: the boot timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "5m"))]
+    pub power_cycle_grace: Option<String>,
     /// Checks before a node counts as upgraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthGate>,
@@ -128,6 +133,7 @@ impl PolicyRequest {
             "boot_timeout" => self.boot_timeout = parse_duration(value)?,
             "retries" => self.retries = parse(value)?,
             "escalate_power_cycle" => self.escalate_power_cycle = parse(value)?,
+            "power_cycle_grace" => self.power_cycle_grace = parse_duration(value)?,
             "health" => self.health = parse(value)?,
             "windows" => self.windows = parse(value)?,
             _ => return Err("Unknown field.".to_string()),
@@ -202,6 +208,17 @@ impl PolicyRequest {
         {
             errors.push(("boot_timeout", "Must be longer than 0s.".to_string()));
         }
+        if let Some(text) = &self.power_cycle_grace
+            && humantime::parse_duration(text).is_ok_and(|grace| grace.is_zero())
+        {
+            errors.push(("power_cycle_grace", "Must be longer than 0s.".to_string()));
+        }
+        if self.power_cycle_grace.is_some() && self.escalate_power_cycle != Some(true) {
+            errors.push((
+                "power_cycle_grace",
+                "Applies only with \"escalate_power_cycle\": true.".to_string(),
+            ));
+        }
         if let Some(health) = &self.health {
             if let Some(url) = &health.http
                 && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -248,6 +265,7 @@ impl PolicyRequest {
             escalate_power_cycle: self
                 .escalate_power_cycle
                 .unwrap_or(defaults.escalate_power_cycle),
+            power_cycle_grace: duration(&self.power_cycle_grace).or(defaults.power_cycle_grace),
             health: self.health.clone().or_else(|| defaults.health.clone()),
             windows: self
                 .windows
