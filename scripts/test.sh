@@ -12,7 +12,7 @@ root=$(pwd)
 # Debian packages the tests need.
 SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge)
 # Python tools the tests need, installed in a virtualenv under the build directory.
-PYTHON_PACKAGES=("schemathesis==4.32.5")
+PYTHON_PACKAGES=("schemathesis==4.32.5" "sushy-tools==2.2.0")
 VENV="$root/target/py"
 
 as_root() {
@@ -72,6 +72,7 @@ install_python_tools
 
 # Where the tests find the tools installed above.
 export CRUS_SCHEMATHESIS="$VENV/bin/schemathesis"
+export CRUS_SUSHY_EMULATOR="$VENV/bin/sushy-emulator"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

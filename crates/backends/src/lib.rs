@@ -10,6 +10,8 @@
 //! - `health` (feature `health`): `SiteHealthProbe`, which runs a policy's
 //!   health command or HTTP probe on booted nodes.
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
+//! - `redfish` (feature `redfish`): `RedfishPowerControl`, node power
+//!   through Redfish BMCs.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
@@ -23,6 +25,8 @@ pub mod health;
 #[cfg(feature = "hsm")]
 pub mod hsm;
 pub mod no_workload_manager;
+#[cfg(feature = "redfish")]
+pub mod redfish;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sim;
