@@ -10,6 +10,8 @@
 //! - `health` (feature `health`): `SiteHealthProbe`, which runs a policy's
 //!   health command or HTTP probe on booted nodes.
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
+//! - `webhooks` (feature `webhooks`): rollout events POSTed to a site's
+//!   URLs, signed with HMAC-SHA256, never blocking a rollout.
 //! - `redfish` (feature `redfish`): `RedfishPowerControl`, node power
 //!   through Redfish BMCs.
 //!
@@ -34,3 +36,5 @@ pub mod sim;
 pub mod slurm;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;

@@ -42,6 +42,12 @@ const SESSION_STATES: [SessionState; 4] = [
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    url: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpRequestLabels {
     method: &'static str,
     route: String,
@@ -100,6 +106,8 @@ pub struct Metrics {
     sessions: Family<SessionStateLabels, Gauge>,
     /// `crus_nodes{phase}` over unfinished sessions, set at each scrape.
     nodes: Family<NodePhaseLabels, Gauge>,
+    /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
+    webhook_events: Family<WebhookLabels, Counter>,
     /// One scrape at a time, so two concurrent scrapes do not interleave
     /// their gauge updates and one expose a mix of both.
     scrape: tokio::sync::Mutex<()>,
@@ -161,7 +169,14 @@ impl Metrics {
             "Nodes of unfinished sessions, by phase of their upgrade",
             nodes.clone(),
         );
+        let webhook_events = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "crus_webhook_events",
+            "Rollout events for webhooks, by URL and outcome (delivered, failed, dropped)",
+            webhook_events.clone(),
+        );
         Metrics {
+            webhook_events,
             registry,
             http_requests,
             http_request_duration,
@@ -190,6 +205,17 @@ impl Metrics {
                 route: route.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts `count` webhook events for `url` that ended in `outcome`
+    /// (`delivered`, `failed` or `dropped`).
+    pub fn record_webhook(&self, url: &str, outcome: &'static str, count: u64) {
+        self.webhook_events
+            .get_or_create(&WebhookLabels {
+                url: url.to_string(),
+                outcome,
+            })
+            .inc_by(count);
     }
 
     /// Counts one call to a port.

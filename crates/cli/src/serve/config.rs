@@ -36,6 +36,10 @@ pub struct Config {
     pub slurm_reboot: SlurmRebootSection,
     /// How policies' health commands and HTTP probes are run.
     pub health: HealthSection,
+    /// Redfish BMCs, when `backends.power = "redfish"`.
+    pub redfish: Option<RedfishSection>,
+    /// `[[webhooks]]`: URLs that receive the rollout events as they happen.
+    pub webhooks: Vec<WebhookSection>,
 }
 
 /// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to it.
@@ -70,6 +74,76 @@ fn default_service_timeout() -> Duration {
 
 fn default_service_retries() -> u32 {
     3
+}
+
+/// `[redfish]`: node power through Redfish BMCs (see
+/// `crus_backends::redfish`). Nodes are placed by `nodes` first, then by the
+/// `bmc_url` and `system` templates (`{node}`, `{bmc}`, `{n}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedfishSection {
+    /// The BMC URL template of every node not in `nodes`, e.g. `https://{bmc}`.
+    pub bmc_url: Option<String>,
+    /// The system template (matched to a system's `Id`, `Name` or `UUID`);
+    /// absent: the BMC's only system.
+    pub system: Option<String>,
+    /// Nodes placed explicitly: node id = `{ bmc_url = "...", system = "..." }`.
+    pub nodes: std::collections::BTreeMap<String, RedfishNodeSection>,
+    /// `none`, `basic` or `session`.
+    pub auth: String,
+    /// The BMC account, for `basic` and `session`.
+    pub username: Option<String>,
+    /// A file holding its password (kept out of this file).
+    pub password_file: Option<PathBuf>,
+    /// Accept self-signed BMC certificates (anyone on the path could then
+    /// impersonate a BMC).
+    pub insecure: bool,
+    /// A PEM bundle of CAs that signed the BMCs' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of each request.
+    #[serde(with = "humantime_duration")]
+    pub timeout: Duration,
+    /// Retries of a read that met a 5xx or no answer.
+    pub retries: u32,
+    /// Requests in flight to one BMC at most.
+    pub max_requests_per_bmc: usize,
+    /// Restart with `PowerCycle` when offered, before `ForceRestart`.
+    pub prefer_power_cycle: bool,
+    /// How long a `ForceOff`-then-`On` restart waits for `Off`.
+    #[serde(with = "humantime_duration")]
+    pub power_off_wait: Duration,
+}
+
+/// One node of `[redfish.nodes]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedfishNodeSection {
+    /// Its BMC's base URL.
+    pub bmc_url: String,
+    /// Its system (`Id`, `Name` or `UUID`); absent: the BMC's only system.
+    #[serde(default)]
+    pub system: Option<String>,
+}
+
+impl Default for RedfishSection {
+    fn default() -> Self {
+        let defaults = crus_backends::redfish::RedfishConfig::new();
+        RedfishSection {
+            bmc_url: None,
+            system: None,
+            nodes: std::collections::BTreeMap::new(),
+            auth: "basic".into(),
+            username: None,
+            password_file: None,
+            insecure: defaults.insecure,
+            ca_file: None,
+            timeout: defaults.timeout,
+            retries: defaults.retries,
+            max_requests_per_bmc: defaults.max_requests_per_bmc,
+            prefer_power_cycle: defaults.prefer_power_cycle,
+            power_off_wait: defaults.power_off_wait,
+        }
+    }
 }
 
 /// `[slurm]`
@@ -145,6 +219,78 @@ impl Default for HealthSection {
             allow_commands: defaults.allow_commands,
             timeout: defaults.timeout,
         }
+    }
+}
+
+/// `[[webhooks]]`: one URL that receives rollout events (see
+/// `crus_backends::webhooks`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event names to send; all when left out.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// File holding the HMAC-SHA256 key of the `X-Crus-Signature-256`
+    /// header (kept out of the configuration file, which is often readable).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// How long one POST may take.
+    #[serde(default = "default_webhook_timeout", with = "humantime_duration")]
+    pub timeout: Duration,
+    /// Tries per event before it is given up.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+    /// Events waiting for this URL at most; older ones are dropped beyond.
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+}
+
+fn default_webhook_timeout() -> Duration {
+    crus_backends::webhooks::WebhookConfig::new("").timeout
+}
+
+fn default_webhook_attempts() -> u32 {
+    crus_backends::webhooks::WebhookConfig::new("").max_attempts
+}
+
+fn default_webhook_queue() -> usize {
+    crus_backends::webhooks::WebhookConfig::new("").queue
+}
+
+impl WebhookSection {
+    /// The hook, with its secret read from `secret_file`.
+    pub fn to_config(&self) -> Result<crus_backends::webhooks::WebhookConfig, String> {
+        let secret = match &self.secret_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    format!(
+                        "webhooks: cannot read the secret_file {} of {}: {error}",
+                        path.display(),
+                        self.url
+                    )
+                })?;
+                let secret = text.trim().to_string();
+                if secret.is_empty() {
+                    return Err(format!(
+                        "webhooks: the secret_file {} of {} is empty",
+                        path.display(),
+                        self.url
+                    ));
+                }
+                Some(secret)
+            }
+        };
+        Ok(crus_backends::webhooks::WebhookConfig {
+            url: self.url.clone(),
+            events: self.events.clone(),
+            secret,
+            timeout: self.timeout,
+            max_attempts: self.max_attempts,
+            queue: self.queue,
+        })
     }
 }
 
@@ -254,6 +400,9 @@ pub struct BackendsSection {
     pub workload_manager: String,
     /// Booting: `sim`, `bos` or `slurm-reboot`.
     pub boot: String,
+    /// Power control, for escalation: `none`, `sim` or `redfish`; absent:
+    /// the simulator's when `boot` is `sim`, none otherwise.
+    pub power: Option<String>,
 }
 
 impl Default for BackendsSection {
@@ -262,6 +411,7 @@ impl Default for BackendsSection {
             inventory: "sim".into(),
             workload_manager: "sim".into(),
             boot: "sim".into(),
+            power: None,
         }
     }
 }
@@ -417,6 +567,22 @@ impl Config {
                 ));
             }
         }
+        if let Some(power) = &backends.power
+            && !["none", "sim", "redfish"].contains(&power.as_str())
+        {
+            return Err(invalid(
+                "backends.power",
+                format!("{power:?} is not one of none, sim, redfish"),
+            ));
+        }
+        if let Some(redfish) = &self.redfish {
+            redfish.check()?;
+        } else if backends.power.as_deref() == Some("redfish") {
+            return Err(invalid(
+                "redfish",
+                "the [redfish] section (bmc_url or nodes, and credentials) is required by backends.power = \"redfish\"".into(),
+            ));
+        }
         if self.sim.nodes == 0 {
             return Err(invalid("sim.nodes", "must be at least 1".into()));
         }
@@ -435,6 +601,20 @@ impl Config {
         if self.sim.boot_time.is_zero() {
             return Err(invalid("sim.boot_time", "must be longer than zero".into()));
         }
+        for (index, hook) in self.webhooks.iter().enumerate() {
+            // The secret file is read at start, not here: a check reads no file.
+            let config = crus_backends::webhooks::WebhookConfig {
+                url: hook.url.clone(),
+                events: hook.events.clone(),
+                secret: None,
+                timeout: hook.timeout,
+                max_attempts: hook.max_attempts,
+                queue: hook.queue,
+            };
+            if let Err(message) = config.validate() {
+                return Err(invalid(&format!("webhooks[{index}]"), message));
+            }
+        }
         if self.health.timeout.is_zero() {
             return Err(invalid("health.timeout", "must be longer than zero".into()));
         }
@@ -448,6 +628,56 @@ impl Config {
             return Err(invalid(
                 "rollout.poll_interval",
                 "must be longer than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RedfishSection {
+    /// Checks what the types alone do not.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("redfish.{key}"),
+            message,
+        };
+        if !["none", "basic", "session"].contains(&self.auth.as_str()) {
+            return Err(invalid(
+                "auth",
+                format!("{:?} is not one of none, basic, session", self.auth),
+            ));
+        }
+        if self.auth != "none" && (self.username.is_none() || self.password_file.is_none()) {
+            return Err(invalid(
+                "auth",
+                format!(
+                    "auth = {:?} needs redfish.username and redfish.password_file",
+                    self.auth
+                ),
+            ));
+        }
+        if self.bmc_url.is_none() && self.nodes.is_empty() {
+            return Err(invalid(
+                "bmc_url",
+                "give bmc_url (a template such as \"https://{bmc}\") or [redfish.nodes]".into(),
+            ));
+        }
+        let urls = self
+            .bmc_url
+            .iter()
+            .chain(self.nodes.values().map(|node| &node.bmc_url));
+        for url in urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "bmc_url",
+                    format!("{url:?} must start with http:// or https://"),
+                ));
+            }
+        }
+        if self.max_requests_per_bmc == 0 || self.timeout.is_zero() {
+            return Err(invalid(
+                "max_requests_per_bmc",
+                "max_requests_per_bmc and timeout must be more than zero".into(),
             ));
         }
         Ok(())
@@ -534,6 +764,55 @@ mod tests {
             toml::from_str("[slurm_reboot]\ntemplates = [\"compute 2.5\"]\n").unwrap();
         let error = config.check().unwrap_err().to_string();
         assert!(error.starts_with("slurm_reboot.templates: "), "{error}");
+    }
+
+    #[test]
+    fn power_and_redfish_settings_are_read_and_checked() {
+        let config: Config = toml::from_str(
+            "[backends]\npower = \"redfish\"\n\
+             [redfish]\nbmc_url = \"https://{bmc}\"\nsystem = \"Node{n}\"\n\
+             username = \"root\"\npassword_file = \"/etc/crus/bmc\"\ntimeout = \"5s\"\n\
+             [redfish.nodes]\nx1n0 = { bmc_url = \"https://10.0.0.1\", system = \"Self\" }\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let redfish = config.redfish.unwrap();
+        assert_eq!(redfish.auth, "basic");
+        assert_eq!(redfish.timeout, Duration::from_secs(5));
+        assert_eq!(redfish.nodes["x1n0"].system.as_deref(), Some("Self"));
+        assert_eq!(Config::default().backends.power, None);
+
+        for (text, key) in [
+            ("[backends]\npower = \"ipmi\"\n", "backends.power"),
+            ("[backends]\npower = \"redfish\"\n", "redfish"),
+            ("[redfish]\nbmc_url = \"https://{bmc}\"\n", "redfish.auth"),
+            ("[redfish]\nauth = \"none\"\n", "redfish.bmc_url"),
+            (
+                "[redfish]\nauth = \"none\"\nbmc_url = \"bmc\"\n",
+                "redfish.bmc_url",
+            ),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+        }
+        // The example's [redfish] block, uncommented, is valid too.
+        let example = include_str!("../../../../docs/crus.example.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|line| *line != "# [redfish]")
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+            .collect();
+        assert!(block.contains("[redfish.nodes]"), "{block}");
+        let config: Config = toml::from_str(&block).unwrap();
+        config.check().unwrap();
+        assert_eq!(config.redfish.unwrap().nodes.len(), 1);
+
+        let unknown = toml::from_str::<Config>("[redfish]\npassword = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("password"), "{unknown}");
     }
 
     #[test]

@@ -18,8 +18,11 @@ use tracing_subscriber::EnvFilter;
 use crus_backends::service::{ServiceConfig, TokenSource};
 use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmRebootConfig, SlurmRebootOrchestrator};
 
+use crus_backends::redfish::RedfishPowerControl;
+
 use super::config::{
-    AuthSection, Config, LogFormat, ServiceSection, SimSection, SlurmRebootSection, SlurmSection,
+    AuthSection, Config, LogFormat, RedfishSection, ServiceSection, SimSection, SlurmRebootSection,
+    SlurmSection,
 };
 
 /// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
@@ -56,7 +59,7 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
     })?;
     let store: Arc<dyn SessionStore> = Arc::new(store);
 
-    let (ports, clock) = build_backends(&settings).await?;
+    let (ports, clock, redfish) = build_backends(&settings).await?;
     let metrics = Arc::new(Metrics::new());
     let ports = instrument_ports(ports, &metrics);
     let controller = Controller::new(
@@ -72,6 +75,8 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
             ..ControllerConfig::default()
         },
     );
+    // Subscribed before sessions resume, so their first events are sent too.
+    spawn_webhooks(&settings, &controller, &metrics)?;
     let resumed = controller
         .resume_all()
         .await
@@ -95,8 +100,55 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
     // Every transition was committed before it was acted on, so stopping the
     // session tasks here loses nothing: the next start resumes them.
     drop(controller);
+    // BMCs have few session slots: give back the ones crus holds.
+    if let Some(redfish) = redfish
+        && let Err(error) = redfish.logout().await
+    {
+        tracing::warn!(%error, "could not end every Redfish session");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts delivering rollout events to the `[[webhooks]]` URLs, counting
+/// outcomes in `metrics`.
+fn spawn_webhooks(
+    settings: &Config,
+    controller: &Controller,
+    metrics: &Arc<Metrics>,
+) -> Result<(), String> {
+    if settings.webhooks.is_empty() {
+        return Ok(());
+    }
+    let hooks = settings
+        .webhooks
+        .iter()
+        .map(|hook| hook.to_config())
+        .collect::<Result<Vec<_>, _>>()?;
+    for hook in &hooks {
+        tracing::info!(url = %hook.url, events = ?hook.events, signed = hook.secret.is_some(), "webhook");
+    }
+    crus_backends::webhooks::spawn(
+        hooks,
+        controller.events().subscribe(),
+        Arc::new(WebhookMetrics(metrics.clone())),
+    )?;
+    Ok(())
+}
+
+/// Webhook outcomes as `crus_webhook_events_total`.
+struct WebhookMetrics(Arc<Metrics>);
+
+impl crus_backends::webhooks::DeliveryObserver for WebhookMetrics {
+    fn delivered(&self, url: &str, _attempts: u32) {
+        self.0.record_webhook(url, "delivered", 1);
+    }
+    fn failed(&self, url: &str, _why: &str) {
+        self.0.record_webhook(url, "failed", 1);
+    }
+    fn dropped(&self, url: &str, count: u64) {
+        self.0.record_webhook(url, "dropped", count);
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
@@ -169,9 +221,12 @@ fn build_auth(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth,
     Auth::new(config).map_err(|error| error.to_string())
 }
 
-/// The ports and the clock the controller runs on. Each port comes from its
-/// own backend; the simulated ones share one simulated cluster (and its clock).
-async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), String> {
+/// The ports and the clock the controller runs on, and the Redfish power
+/// control to log out of at shutdown. Each port comes from its own backend;
+/// the simulated ones share one simulated cluster (and its clock).
+async fn build_backends(
+    settings: &Config,
+) -> Result<(Ports, Arc<dyn Clock>, Option<Arc<RedfishPowerControl>>), String> {
     let backends = &settings.backends;
     let uses_sim = [
         &backends.inventory,
@@ -179,7 +234,8 @@ async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), St
         &backends.boot,
     ]
     .iter()
-    .any(|backend| backend.as_str() == "sim");
+    .any(|backend| backend.as_str() == "sim")
+        || backends.power.as_deref() == Some("sim");
     let (sim_ports, clock): (Option<Ports>, Arc<dyn Clock>) = if uses_sim {
         let (ports, clock) = build_sim(&settings.sim)?;
         (Some(ports), clock)
@@ -267,6 +323,28 @@ async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), St
         }
         (other, _) => return Err(not_yet("backends.boot", other)),
     };
+    // Without backends.power, what crus did before it existed: the
+    // simulator's power with simulated boots, none otherwise.
+    let mut redfish = None;
+    let power_control = match backends.power.as_deref() {
+        None => power_control,
+        Some("none") => None,
+        Some("sim") => sim_ports
+            .as_ref()
+            .and_then(|ports| ports.power_control.clone()),
+        Some("redfish") => {
+            let section = settings.redfish.as_ref().ok_or_else(|| {
+                "backends.power = \"redfish\" needs the [redfish] section".to_string()
+            })?;
+            let power = Arc::new(
+                RedfishPowerControl::new(redfish_config(section)?)
+                    .map_err(|error| format!("[redfish]: {error}"))?,
+            );
+            redfish = Some(power.clone());
+            Some(power as Arc<dyn crus_core::ports::PowerControl>)
+        }
+        Some(other) => return Err(not_yet("backends.power", other)),
+    };
     let health_probe =
         crus_backends::health::SiteHealthProbe::new(crus_backends::health::HealthProbeConfig {
             allow_commands: settings.health.allow_commands,
@@ -287,7 +365,78 @@ async fn build_backends(settings: &Config) -> Result<(Ports, Arc<dyn Clock>), St
             health_probe: Some(Arc::new(health_probe)),
         },
         clock,
+        redfish,
     ))
+}
+
+/// The Redfish settings of `backends.power = "redfish"`, with the password
+/// read from its file.
+fn redfish_config(
+    section: &RedfishSection,
+) -> Result<crus_backends::redfish::RedfishConfig, String> {
+    use crus_backends::redfish::{NamingRule, RedfishAuth, RedfishConfig, SystemLocation};
+    let credentials = || -> Result<(String, String), String> {
+        let username = section.username.clone().ok_or_else(|| {
+            format!(
+                "redfish.username is required with auth = {:?}",
+                section.auth
+            )
+        })?;
+        let file = section.password_file.as_ref().ok_or_else(|| {
+            format!(
+                "redfish.password_file is required with auth = {:?}",
+                section.auth
+            )
+        })?;
+        let password = read_file(file, "Redfish password file")?
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        Ok((username, password))
+    };
+    let auth = match section.auth.as_str() {
+        "none" => RedfishAuth::None,
+        "session" => {
+            let (username, password) = credentials()?;
+            RedfishAuth::Session { username, password }
+        }
+        _ => {
+            let (username, password) = credentials()?;
+            RedfishAuth::Basic { username, password }
+        }
+    };
+    if section.insecure {
+        tracing::warn!(
+            "redfish.insecure = true: BMC certificates are not checked, so anyone on the path can impersonate a BMC"
+        );
+    }
+    Ok(RedfishConfig {
+        nodes: section
+            .nodes
+            .iter()
+            .map(|(node, location)| {
+                (
+                    crus_core::NodeId::from(node.as_str()),
+                    SystemLocation {
+                        bmc_url: location.bmc_url.clone(),
+                        system: location.system.clone(),
+                    },
+                )
+            })
+            .collect(),
+        rule: section.bmc_url.as_ref().map(|bmc_url| NamingRule {
+            bmc_url: bmc_url.clone(),
+            system: section.system.clone(),
+        }),
+        auth,
+        insecure: section.insecure,
+        ca_file: section.ca_file.clone(),
+        timeout: section.timeout,
+        retries: section.retries,
+        max_requests_per_bmc: section.max_requests_per_bmc,
+        prefer_power_cycle: section.prefer_power_cycle,
+        power_off_wait: section.power_off_wait,
+        ..RedfishConfig::new()
+    })
 }
 
 /// The transport settings of a Cray service from its `[hsm]` or `[bos]` section.
