@@ -71,17 +71,7 @@ max_attempts = 1
         &[],
     );
     let client = client();
-    let created: Value = client
-        .post(format!("{}/session", server.url))
-        .bearer_auth(TOKEN)
-        .json(&session_body(2))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["upgrade_id"].as_str().unwrap().to_string();
+    let id = create_session(&client, &server.url, Some(TOKEN), &session_body(2)).await;
     wait_for(
         &client,
         &server.url,

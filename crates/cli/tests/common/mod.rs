@@ -155,3 +155,24 @@ pub fn said(session: &Value, text: &str) -> bool {
 pub fn path_in(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
+
+/// `POST {url}/session` with `body` (and `token`, if any); the new session's id.
+pub async fn create_session(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> String {
+    let mut request = client.post(format!("{url}/session")).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST /session answers");
+    let status = response.status();
+    let created: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(status, 201, "POST /session: {created:#}");
+    created["upgrade_id"]
+        .as_str()
+        .expect("an upgrade_id")
+        .to_string()
+}

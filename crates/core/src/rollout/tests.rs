@@ -765,41 +765,46 @@ fn never_more_than_the_step_size_out_of_service() {
 }
 
 /// Drives a rollout of one node that never comes back after its boot, under
-/// `policy`, answering every action as the cluster would; returns the power
-/// restarts asked for (time, operation) and the final state.
-fn drive_hung_node(policy: RolloutPolicy) -> (Vec<(Timestamp, PowerOperation)>, RolloutState) {
+/// `policy`, answering every action as the cluster would and power restarts
+/// with `power`; returns the power restarts asked for (time, operation) and
+/// the final state.
+fn drive_hung_node(
+    policy: RolloutPolicy,
+    power: impl Fn() -> Result<ActionOutput, ActionError>,
+) -> (Vec<(Timestamp, PowerOperation)>, RolloutState) {
     let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy, t(0));
     let mut restarts = Vec::new();
     let mut now = t(0);
     rollout.handle_timeout(now);
     for _ in 0..10_000 {
         for (id, action) in take_actions(&mut rollout) {
-            let output = match &action {
-                Action::ReadStartingGroup { .. } => ActionOutput::Members(ids(&["a"])),
-                Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
+            let outcome = match &action {
+                Action::ReadStartingGroup { .. } => Ok(ActionOutput::Members(ids(&["a"]))),
+                Action::PrepareGroups { .. } => Ok(ActionOutput::GroupsPrepared {
                     cleared_failed: Vec::new(),
                     cleared_upgrading: Vec::new(),
-                },
-                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+                }),
+                Action::ObserveWorkload { nodes, .. } => Ok(ActionOutput::Workload(
                     nodes
                         .iter()
                         .map(|node| workload(node.as_str(), WorkloadState::Drained, false))
                         .collect(),
-                ),
-                Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+                )),
+                Action::StartBoot { request, .. } => Ok(ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
                     id: request.key.clone(),
-                }),
-                Action::ObserveBoot { .. } => {
-                    ActionOutput::BootStatus(vec![boot("a", NodeBootState::InProgress)])
-                }
+                })),
+                Action::ObserveBoot { .. } => Ok(ActionOutput::BootStatus(vec![boot(
+                    "a",
+                    NodeBootState::InProgress,
+                )])),
                 Action::PowerRestart { operation, .. } => {
                     restarts.push((now, *operation));
-                    ActionOutput::Done
+                    power()
                 }
-                _ => ActionOutput::Done,
+                _ => Ok(ActionOutput::Done),
             };
-            rollout.handle_outcome(now, id, Ok(output));
+            rollout.handle_outcome(now, id, outcome);
         }
         if rollout.is_finished() {
             return (restarts, rollout.state().clone());
@@ -815,6 +820,10 @@ fn drive_hung_node(policy: RolloutPolicy) -> (Vec<(Timestamp, PowerOperation)>, 
     panic!("the rollout did not finish");
 }
 
+fn power_works() -> Result<ActionOutput, ActionError> {
+    Ok(ActionOutput::Done)
+}
+
 #[test]
 fn a_hung_node_is_restarted_gracefully_then_by_force_then_fails() {
     let policy = RolloutPolicy {
@@ -822,7 +831,7 @@ fn a_hung_node_is_restarted_gracefully_then_by_force_then_fails() {
         power_cycle_grace: Some(Duration::from_secs(120)),
         ..RolloutPolicy::default()
     };
-    let (restarts, state) = drive_hung_node(policy);
+    let (restarts, state) = drive_hung_node(policy, power_works);
     let operations: Vec<PowerOperation> = restarts.iter().map(|(_, op)| *op).collect();
     assert_eq!(
         operations,
@@ -858,7 +867,7 @@ fn a_hung_node_is_restarted_gracefully_then_by_force_then_fails() {
 
 #[test]
 fn without_escalation_a_hung_node_is_never_power_restarted() {
-    let (restarts, state) = drive_hung_node(RolloutPolicy::default());
+    let (restarts, state) = drive_hung_node(RolloutPolicy::default(), power_works);
     assert!(restarts.is_empty());
     assert_eq!(state.nodes[0].phase, NodePhase::Failed);
     assert_eq!(state.nodes[0].power_restarts, 0);
@@ -870,48 +879,14 @@ fn a_power_restart_that_cannot_be_done_fails_the_node_at_once() {
         escalate_power_cycle: true,
         ..RolloutPolicy::default()
     };
-    let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy, t(0));
-    let mut now = t(0);
-    rollout.handle_timeout(now);
-    for _ in 0..10_000 {
-        for (id, action) in take_actions(&mut rollout) {
-            let outcome = match &action {
-                Action::ReadStartingGroup { .. } => Ok(ActionOutput::Members(ids(&["a"]))),
-                Action::PrepareGroups { .. } => Ok(ActionOutput::GroupsPrepared {
-                    cleared_failed: Vec::new(),
-                    cleared_upgrading: Vec::new(),
-                }),
-                Action::ObserveWorkload { .. } => Ok(ActionOutput::Workload(vec![workload(
-                    "a",
-                    WorkloadState::Drained,
-                    false,
-                )])),
-                Action::StartBoot { request, .. } => Ok(ActionOutput::BootStarted(BootHandle {
-                    key: request.key.clone(),
-                    id: request.key.clone(),
-                })),
-                Action::ObserveBoot { .. } => Ok(ActionOutput::BootStatus(vec![boot(
-                    "a",
-                    NodeBootState::InProgress,
-                )])),
-                Action::PowerRestart { .. } => Err(ActionError {
-                    kind: ActionErrorKind::NotSupported,
-                    message: "no power control".into(),
-                }),
-                _ => Ok(ActionOutput::Done),
-            };
-            rollout.handle_outcome(now, id, outcome);
-        }
-        if rollout.is_finished() {
-            break;
-        }
-        if rollout.has_work_in_flight() {
-            continue;
-        }
-        now = rollout.poll_timeout().expect("a timer");
-        rollout.handle_timeout(now);
-    }
-    let node = &rollout.state().nodes[0];
+    let (restarts, state) = drive_hung_node(policy, || {
+        Err(ActionError {
+            kind: ActionErrorKind::NotSupported,
+            message: "no power control".into(),
+        })
+    });
+    assert_eq!(restarts.len(), 1, "no forced restart after a refusal");
+    let node = &state.nodes[0];
     assert_eq!(node.phase, NodePhase::Failed);
     assert_eq!(node.power_restarts, 1);
     // It failed when the graceful restart was refused, at the boot timeout.
@@ -921,9 +896,9 @@ fn a_power_restart_that_cannot_be_done_fails_the_node_at_once() {
         Some(true)
     );
     assert!(
-        node.reason
-            .as_deref()
-            .is_some_and(|reason| reason.contains("could not be power-restarted: no power control")),
+        node.reason.as_deref().is_some_and(
+            |reason| reason.contains("could not be power-restarted: no power control")
+        ),
         "{:?}",
         node.reason
     );
