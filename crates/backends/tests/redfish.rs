@@ -239,3 +239,45 @@ async fn nodes_are_placed_by_uuid_in_the_explicit_map() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_bmc_is_refused_unless_insecure_is_set() {
+    let emulator = RedfishEmulator::start(EmulatorOptions {
+        tls: true,
+        power_delay: Some(2),
+        ..EmulatorOptions::new(1)
+    });
+    assert!(emulator.url.starts_with("https://"), "{}", emulator.url);
+    let nodes = nodes(&emulator);
+    let insecure = RedfishPowerControl::new(RedfishConfig {
+        insecure: true,
+        ..config(&emulator)
+    })
+    .unwrap();
+    // The emulator may still be loading its TLS context: allow it a moment.
+    let states = wait_until(
+        SETTLE,
+        Duration::from_millis(200),
+        || insecure.power_state(&nodes),
+        |_| true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(states, [PowerState::On]);
+
+    // The same BMC, now known to answer, with certificates checked.
+    let strict = RedfishPowerControl::new(RedfishConfig {
+        retries: 0,
+        ..config(&emulator)
+    })
+    .unwrap();
+    let error = strict.power_state(&nodes).await.unwrap_err();
+    assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&emulator.url)
+            && text.contains("certificate")
+            && text.contains("redfish.insecure"),
+        "{text}"
+    );
+}

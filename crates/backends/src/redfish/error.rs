@@ -45,8 +45,9 @@ pub(crate) enum RedfishError {
     },
     /// No answer: connection refused or reset, DNS, TLS, timeout.
     #[error(
-        "Redfish BMC {bmc}: {method} {path} got no answer: {source}; check that the BMC is reachable, \
-         and its TLS certificate (redfish.ca_file, or redfish.insecure for self-signed ones)"
+        "Redfish BMC {bmc}: {method} {path} got no answer: {}; check that the BMC is reachable, \
+         and its TLS certificate (redfish.ca_file, or redfish.insecure for self-signed ones)",
+        with_causes(.source)
     )]
     Transport {
         bmc: String,
@@ -96,6 +97,19 @@ pub(crate) enum RedfishError {
         state: String,
         waited: Duration,
     },
+}
+
+/// `error` and its causes, `a: b: c`: reqwest's own text leaves out why a
+/// request failed (refused, timed out, which certificate problem).
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text
 }
 
 impl RedfishError {

@@ -7,7 +7,9 @@
 //! and applies a power change 1 to 11 s after it is asked for, on the next
 //! read. [`EmulatorOptions::power_delay`] fixes that delay, through a launcher
 //! that pins the emulator's random draw, for tests that need to be quick.
-//! With [`EmulatorOptions::credentials`], basic auth is on (bcrypt htpasswd).
+//! With [`EmulatorOptions::credentials`], basic auth is on (bcrypt htpasswd);
+//! with [`EmulatorOptions::tls`], it serves HTTPS with a self-signed
+//! certificate made by `openssl` for 127.0.0.1.
 //!
 //! Dropping the emulator kills the one process it started (also when the
 //! test panicked). A missing emulator fails loudly, naming scripts/test.sh.
@@ -45,6 +47,8 @@ pub struct EmulatorOptions {
     /// the emulator truncates to whole seconds) after it is asked for;
     /// `None`: the emulator's own random 1 to 11 s.
     pub power_delay: Option<u64>,
+    /// Serve HTTPS with a fresh self-signed certificate.
+    pub tls: bool,
 }
 
 impl EmulatorOptions {
@@ -54,6 +58,7 @@ impl EmulatorOptions {
             systems,
             credentials: None,
             power_delay: None,
+            tls: false,
         }
     }
 }
@@ -144,6 +149,30 @@ impl RedfishEmulator {
                 htpasswd.display()
             ));
         }
+        if options.tls {
+            let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let output = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+                .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&certificate)
+                .output()
+                .unwrap_or_else(|error| {
+                    panic!("could not run openssl (Debian package openssl): {error}; run scripts/test.sh")
+                });
+            assert!(
+                output.status.success(),
+                "openssl could not make a certificate: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            config.push_str(&format!(
+                "SUSHY_EMULATOR_SSL_CERT = '{}'\nSUSHY_EMULATOR_SSL_KEY = '{}'\n",
+                certificate.display(),
+                key.display()
+            ));
+        }
         let config_path = dir.path().join("emulator.conf");
         std::fs::write(&config_path, config).expect("write the emulator config");
         let log = std::fs::File::create(dir.path().join("emulator.log")).expect("create the log");
@@ -171,10 +200,13 @@ impl RedfishEmulator {
         let mut emulator = RedfishEmulator {
             dir,
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!(
+                "{}://127.0.0.1:{port}",
+                if options.tls { "https" } else { "http" }
+            ),
             systems,
         };
-        emulator.wait_until_serving(port, Duration::from_secs(30));
+        emulator.wait_until_serving(port, options.tls, Duration::from_secs(30));
         emulator
     }
 
@@ -188,7 +220,7 @@ impl RedfishEmulator {
         std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
     }
 
-    fn wait_until_serving(&mut self, port: u16, timeout: Duration) {
+    fn wait_until_serving(&mut self, port: u16, tls: bool, timeout: Duration) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("poll the emulator") {
@@ -198,9 +230,15 @@ impl RedfishEmulator {
                 );
             }
             // 200, or 401 with auth on: either way it serves the collection.
-            if let Some(status) = status_of(port, "/redfish/v1/Systems")
-                && (status == 200 || status == 401)
-            {
+            // Over TLS, which this plain probe cannot speak, a listening
+            // port is the sign (the server binds once it is set up).
+            let serving = if tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                status_of(port, "/redfish/v1/Systems")
+                    .is_some_and(|status| status == 200 || status == 401)
+            };
+            if serving {
                 return;
             }
             assert!(
