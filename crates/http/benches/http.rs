@@ -155,14 +155,30 @@ async fn crus_server(
         },
         ..ControllerConfig::default()
     };
-    let controller = Controller::new(ports, store, clock, config);
-    // Stored, not started: the server answers about them like any others.
+    let controller = Controller::new(ports, store.clone(), clock, config);
+    // Stored and marked finished, as on a server that has run many upgrades:
+    // the server answers about them like any others, and a new session (the
+    // dry run) does not overlap them.
     let mut ids = Vec::with_capacity(SESSIONS);
     for _ in 0..SESSIONS {
         let status = controller
             .create_session(spec(2), controller.default_policy().clone())
             .await
             .unwrap_or_else(|error| panic!("cannot store a session: {error}"));
+        let stored = store
+            .get(status.upgrade_id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("the session just stored is not in the store"));
+        let mut record = stored.value;
+        record.rollout.completed = true;
+        record.rollout.state = crus_core::SessionState::Ready;
+        record.rollout.stage = crus_core::rollout::Stage::Finished;
+        store
+            .update(&record, stored.revision)
+            .await
+            .unwrap_or_else(|error| panic!("cannot mark a session finished: {error}"));
         ids.push(status.upgrade_id);
     }
     let auth = Auth::new(AuthConfig {
