@@ -291,47 +291,56 @@ impl SessionStore for SqliteStore {
     }
 
     async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
-        self.run(move |connection, location| {
-            let id = upgrade_id.to_string();
-            let row: Option<(i64, String)> = connection
-                .query_row(
-                    "SELECT revision, record FROM sessions WHERE upgrade_id = ?1",
-                    [&id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .at(location)?;
-            row.map(|(revision, json)| decode(location, &id, revision, &json))
-                .transpose()
-        })
-        .await
+        let id = upgrade_id.to_string();
+        let query_id = id.clone();
+        let row: Option<(i64, String)> = self
+            .run(move |connection, location| {
+                connection
+                    .prepare_cached("SELECT revision, record FROM sessions WHERE upgrade_id = ?1")
+                    .at(location)?
+                    .query_row([&query_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .at(location)
+            })
+            .await?;
+        // Decoded after the connection is let go, so concurrent reads decode
+        // in parallel instead of one after another behind its lock.
+        Ok(row
+            .map(|(revision, json)| decode(&self.location, &id, revision, &json))
+            .transpose()?)
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
-        // One damaged record fails the whole list rather than being skipped:
-        // the controller resumes every listed session, and silently losing
-        // one would leave its nodes drained with nobody looking after them.
-        self.run(|connection, location| {
-            let mut statement = connection
-                .prepare("SELECT upgrade_id, revision, record FROM sessions ORDER BY upgrade_id")
-                .at(location)?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                })
-                .at(location)?;
-            let mut records = Vec::new();
-            for row in rows {
-                let (id, revision, json) = row.at(location)?;
-                records.push(decode(location, &id, revision, &json)?);
-            }
-            Ok(records)
+        let rows: Vec<(String, i64, String)> = self
+            .run(|connection, location| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT upgrade_id, revision, record FROM sessions ORDER BY upgrade_id",
+                    )
+                    .at(location)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .at(location)?;
+                rows.map(|row| row.at(location)).collect()
+            })
+            .await?;
+        // Decoded off the connection's lock (and off the async workers: a
+        // thousand records take milliseconds). One damaged record fails the
+        // whole list rather than being skipped: the controller resumes every
+        // listed session, and silently losing one would leave its nodes
+        // drained with nobody looking after them.
+        let location = Arc::clone(&self.location);
+        let worker_location = Arc::clone(&self.location);
+        let decoded = tokio::task::spawn_blocking(move || {
+            rows.iter()
+                .map(|(id, revision, json)| decode(&worker_location, id, *revision, json))
+                .collect::<Result<Vec<_>, SqliteError>>()
         })
-        .await
+        .await;
+        match decoded {
+            Ok(records) => Ok(records?),
+            Err(source) => Err(SqliteError::Worker { location, source }.into()),
+        }
     }
 
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
