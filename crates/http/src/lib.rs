@@ -7,6 +7,8 @@
 //!   `GET /session/{upgrade_id}/events` and `GET /events`), probes
 //!   (`/healthz`, `/readyz`), `/openapi.json` and `/metrics`, each served at
 //!   the root and under the API gateway prefix `/apis/crus`.
+//! - The web dashboard: static files at `/ui/` (public; the page signs in
+//!   with a bearer token), `/` redirects there.
 //! - [`serve`] runs it on a listener until a shutdown future completes.
 //! - [`Auth`] checks bearer tokens (static tokens or JWTs); [`Metrics`]
 //!   exposes Prometheus metrics, and [`instrument_ports`] counts backend calls.
@@ -31,6 +33,7 @@ mod metrics;
 mod problem;
 mod routes;
 mod state;
+mod ui;
 
 use std::io;
 use std::time::Duration;
@@ -102,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .merge(api.clone())
+        .merge(ui::router())
         .nest(GATEWAY_PREFIX, api)
         .fallback(problem::no_route)
         .layer(middleware)

@@ -9,3 +9,4 @@ mod controls;
 mod dry_run_idempotency;
 mod ops;
 mod session;
+mod ui;
