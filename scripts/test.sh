@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # Debian packages the tests need.
-SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge openssl chromium chromium-driver)
+SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge openssl etcd-server etcd-client protobuf-compiler chromium chromium-driver)
 # Python tools the tests need, installed in a virtualenv under the build directory.
 PYTHON_PACKAGES=("schemathesis==4.32.5" "sushy-tools==2.2.0")
 VENV="$root/target/py"

@@ -4,6 +4,8 @@
 //!   it also holds [`sim::Faulty`], a fault-injecting wrapper for any port.
 //! - `sqlite` (feature `sqlite`): `SqliteStore`, sessions in one SQLite file,
 //!   the embedded default session store of `crus serve`.
+//! - `etcd` (feature `etcd`): `EtcdStore`, sessions in etcd for several
+//!   `crus serve` replicas, with writes fenced on a leader lease.
 //! - `file_inventory` (feature `file-inventory`): `FileInventory`, node groups
 //!   and node facts in a JSON file crus owns, for sites without HSM.
 //!
@@ -20,6 +22,8 @@
 mod atomic_file;
 #[cfg(feature = "bos")]
 pub mod bos;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 #[cfg(feature = "file-inventory")]
 pub mod file_inventory;
 #[cfg(feature = "health")]

@@ -1,0 +1,327 @@
+//! `EtcdStore`: sessions in etcd, so several `crus serve` replicas share them.
+//!
+//! Each session is one key, `<prefix>sessions/<upgrade_id>`, holding the
+//! record as JSON. A record's [`Revision`] is the key's etcd mod revision, so
+//! every revision-checked write is one etcd transaction comparing it: two
+//! replicas racing on one session cannot both win. Writes may also be fenced
+//! ([`EtcdStore::fenced`]): the same transaction then also requires a leader
+//! key to still be held by a given lease, so a replica that lost leadership
+//! while it was paused changes nothing when it wakes up.
+
+mod config;
+mod error;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    WatchStream, Watcher,
+};
+use uuid::Uuid;
+
+use crus_core::Result;
+use crus_core::store::{Revision, SessionRecord, SessionStore, Versioned};
+
+pub use config::{EtcdConfig, EtcdTls};
+use error::{EtcdError, from_etcd};
+/// The etcd client crate, re-exported so callers use the same version.
+pub use etcd_client;
+
+/// The default key prefix under which crus keeps its data in etcd.
+pub const DEFAULT_PREFIX: &str = "/crus/";
+
+/// Which leader key and lease fence every write of a store.
+#[derive(Debug, Clone)]
+struct Fence {
+    /// The key the leader holds.
+    key: Vec<u8>,
+    /// The lease the key must still be attached to.
+    lease: i64,
+}
+
+/// A [`SessionStore`] in etcd.
+#[derive(Clone)]
+pub struct EtcdStore {
+    /// The connected client; cheap to clone, one connection underneath.
+    client: Client,
+    /// Key prefix of every key crus writes, ending in `/`.
+    prefix: String,
+    /// When set, every write also requires this leader key and lease.
+    fence: Option<Fence>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EtcdStore")
+            .field("prefix", &self.prefix)
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the cluster described by `config`.
+    ///
+    /// Fails with [`crus_core::Error::Unavailable`] when no endpoint answers
+    /// and with [`crus_core::Error::Invalid`] when the TLS files cannot be read.
+    pub async fn connect(config: &EtcdConfig) -> Result<Self> {
+        let client = config.connect().await?;
+        Ok(Self::from_client(client, &config.prefix))
+    }
+
+    /// A store on an already connected client, under `prefix` (a `/` is
+    /// appended when missing, so `/crus` and `/crus/` are the same).
+    pub fn from_client(client: Client, prefix: &str) -> Self {
+        let mut prefix = prefix.to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Self {
+            client,
+            prefix,
+            fence: None,
+        }
+    }
+
+    /// The same store, whose every write also requires `leader_key` to be
+    /// attached to `lease`: once the lease is gone (expired or revoked) or
+    /// another replica holds the key, writes fail with
+    /// [`crus_core::Error::Unavailable`] and change nothing.
+    pub fn fenced(&self, leader_key: impl Into<Vec<u8>>, lease: i64) -> Self {
+        Self {
+            fence: Some(Fence {
+                key: leader_key.into(),
+                lease,
+            }),
+            ..self.clone()
+        }
+    }
+
+    /// The connected client, for leadership and watches built on the same connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The key prefix, ending in `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The prefix of every session key.
+    pub fn sessions_prefix(&self) -> String {
+        format!("{}sessions/", self.prefix)
+    }
+
+    /// The key of session `upgrade_id`.
+    fn key(&self, upgrade_id: Uuid) -> String {
+        format!("{}{upgrade_id}", self.sessions_prefix())
+    }
+
+    /// A KV client on the shared connection.
+    fn kv(&self) -> KvClient {
+        self.client.kv_client()
+    }
+
+    /// Watches every session key from revision `start` (0: from now). Each
+    /// event names a session that changed; re-read it with [`SessionStore::get`].
+    pub async fn watch_sessions(&self, start: i64) -> Result<(Watcher, WatchStream)> {
+        let mut options = WatchOptions::new().with_prefix();
+        if start > 0 {
+            options = options.with_start_revision(start);
+        }
+        self.client
+            .watch_client()
+            .watch(self.sessions_prefix(), Some(options))
+            .await
+            .map_err(from_etcd)
+    }
+
+    /// Whether the cluster answers a read now (a quorum read, so a member cut
+    /// off from its peers does not count).
+    pub async fn check(&self) -> Result<()> {
+        self.kv()
+            .get(
+                self.sessions_prefix(),
+                Some(GetOptions::new().with_count_only()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(from_etcd)
+    }
+
+    /// The compares every write adds: the leader key still on our lease.
+    fn fence_compares(&self) -> Vec<Compare> {
+        match &self.fence {
+            Some(fence) => vec![Compare::lease(
+                fence.key.clone(),
+                CompareOp::Equal,
+                fence.lease,
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    /// Runs a transaction whose success branch is `then` when `compare` and
+    /// the fence hold, and whose failure branch reads the session key and the
+    /// leader key, so the caller can tell which compare failed.
+    async fn checked(
+        &self,
+        key: &str,
+        compare: Compare,
+        then: TxnOp,
+    ) -> Result<std::result::Result<i64, Lost>> {
+        let mut compares = vec![compare];
+        compares.extend(self.fence_compares());
+        let mut otherwise = vec![TxnOp::get(key, None)];
+        if let Some(fence) = &self.fence {
+            otherwise.push(TxnOp::get(fence.key.clone(), None));
+        }
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(vec![then])
+            .or_else(otherwise);
+        let response = self.kv().txn(txn).await.map_err(from_etcd)?;
+        let revision = response.header().map_or(0, |header| header.revision());
+        if response.succeeded() {
+            return Ok(Ok(revision));
+        }
+        let mut reads = response
+            .op_responses()
+            .into_iter()
+            .filter_map(|op| match op {
+                TxnOpResponse::Get(get) => Some(get),
+                _ => None,
+            });
+        let record = reads
+            .next()
+            .and_then(|get| get.kvs().first().map(|kv| kv.mod_revision()));
+        if let Some(fence) = &self.fence {
+            let leader = reads
+                .next()
+                .and_then(|get| get.kvs().first().map(|kv| kv.lease()));
+            if leader != Some(fence.lease) {
+                return Err(EtcdError::NotLeader.into());
+            }
+        }
+        Ok(Err(Lost { current: record }))
+    }
+}
+
+/// A transaction whose record compare failed, with what the record is now.
+struct Lost {
+    /// The record's mod revision now; `None` when it is gone.
+    current: Option<i64>,
+}
+
+/// Parses a stored record, naming the key when it is damaged.
+fn decode(key: &[u8], value: &[u8]) -> Result<SessionRecord> {
+    serde_json::from_slice(value).map_err(|source| {
+        EtcdError::Damaged {
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// An etcd revision as a store [`Revision`]; etcd revisions are positive.
+fn revision(etcd_revision: i64) -> Revision {
+    Revision(u64::try_from(etcd_revision).unwrap_or_default())
+}
+
+/// A store [`Revision`] as the etcd revision it came from.
+fn etcd_revision(revision: Revision) -> i64 {
+    i64::try_from(revision.0).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl SessionStore for EtcdStore {
+    async fn create(&self, record: &SessionRecord) -> Result<Revision> {
+        let key = self.key(record.upgrade_id());
+        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
+        // A key that was never created (or was deleted) has create revision 0.
+        let compare = Compare::create_revision(key.clone(), CompareOp::Equal, 0);
+        match self
+            .checked(&key, compare, TxnOp::put(key.clone(), value, None))
+            .await?
+        {
+            Ok(written) => Ok(revision(written)),
+            Err(_) => Err(crus_core::Error::conflict(format!(
+                "session {} exists already",
+                record.upgrade_id()
+            ))),
+        }
+    }
+
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        let response = self
+            .kv()
+            .get(self.key(upgrade_id), None)
+            .await
+            .map_err(from_etcd)?;
+        match response.kvs().first() {
+            Some(kv) => Ok(Some(Versioned {
+                value: decode(kv.key(), kv.value())?,
+                revision: revision(kv.mod_revision()),
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        let response = self
+            .kv()
+            .get(
+                self.sessions_prefix(),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await
+            .map_err(from_etcd)?;
+        response
+            .kvs()
+            .iter()
+            .map(|kv| {
+                Ok(Versioned {
+                    value: decode(kv.key(), kv.value())?,
+                    revision: revision(kv.mod_revision()),
+                })
+            })
+            .collect()
+    }
+
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
+        let key = self.key(record.upgrade_id());
+        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
+        let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
+        match self
+            .checked(&key, compare, TxnOp::put(key.clone(), value, None))
+            .await?
+        {
+            Ok(written) => Ok(revision(written)),
+            Err(Lost { current: None }) => Err(crus_core::Error::not_found(format!(
+                "session {}",
+                record.upgrade_id()
+            ))),
+            Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
+                "session {} changed since revision {} (now {now}); re-read it and retry",
+                record.upgrade_id(),
+                expected.0
+            ))),
+        }
+    }
+
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        let key = self.key(upgrade_id);
+        let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
+        match self
+            .checked(&key, compare, TxnOp::delete(key.clone(), None))
+            .await?
+        {
+            Ok(_) | Err(Lost { current: None }) => Ok(()),
+            Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
+                "session {upgrade_id} changed since revision {} (now {now}); re-read it and retry",
+                expected.0
+            ))),
+        }
+    }
+}
