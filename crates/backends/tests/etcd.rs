@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crus_backends::etcd::etcd_client;
-use crus_backends::etcd::{EtcdConfig, EtcdStore};
+use crus_backends::etcd::{Election, EtcdConfig, EtcdStore};
 use crus_core::Error;
 use crus_core::Timestamp;
 use crus_core::rollout::{Rollout, RolloutPolicy};
@@ -193,4 +193,64 @@ async fn the_store_works_with_one_member_down_and_reports_no_quorum() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(back.expect("read after quorum returns").value, record);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_another_takes_over_when_its_lease_expires() {
+    let cluster = EtcdCluster::start().await;
+    let ttl = Duration::from_secs(2);
+    let keep_alive = Duration::from_millis(500);
+    let first = Election::new(
+        connect(&cluster, "/crus/").await,
+        "replica-1",
+        ttl,
+        keep_alive,
+    );
+    let second = Election::new(
+        connect(&cluster, "/crus/").await,
+        "replica-2",
+        ttl,
+        keep_alive,
+    );
+    let leader = first
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the first replica leads");
+    assert!(
+        second.try_acquire().await.unwrap().is_none(),
+        "only one leader"
+    );
+    assert_eq!(
+        second.current_leader().await.unwrap().as_deref(),
+        Some("replica-1")
+    );
+
+    // The leader writes through its fenced store.
+    let record = test_record(Uuid::new_v4());
+    let created = leader.store().create(&record).await.unwrap();
+
+    // The leader stops refreshing its lease (as a crashed or paused process);
+    // the other replica leads once the lease expires, well within TTL + 5 s.
+    let deposed_store = leader.store().clone();
+    drop(leader);
+    let successor = tokio::time::timeout(ttl + Duration::from_secs(5), second.campaign())
+        .await
+        .expect("no takeover within TTL + 5 s");
+    assert_eq!(
+        first.current_leader().await.unwrap().as_deref(),
+        Some("replica-2")
+    );
+
+    // The deposed leader's writes are refused; the new leader's go through.
+    let mut late = record.clone();
+    late.desired.delete = true;
+    // The record is still at `created`: only the fence refuses this write.
+    let error = deposed_store.update(&late, created).await.unwrap_err();
+    assert!(
+        error.to_string().contains("no longer the leader"),
+        "{error}"
+    );
+    successor.store().update(&late, created).await.unwrap();
+    assert!(successor.is_held());
 }
