@@ -2,6 +2,7 @@
 //! Redfish session), and a [`Transport`] that authenticates each request,
 //! times it out, and retries only what is safe to repeat.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -33,17 +34,18 @@ pub(crate) struct Bmc {
     /// The base URL without a trailing slash, as in errors.
     pub(crate) url: String,
     /// One permit per request in flight, so a wide power operation does not
-    /// overwhelm a BMC serving many systems.
-    permits: Semaphore,
+    /// overwhelm a BMC serving many systems; shared by every URL of the
+    /// same host and port.
+    permits: Arc<Semaphore>,
     /// Behind an async lock so that concurrent requests log in once, not once each.
     session: Mutex<Option<Session>>,
 }
 
 impl Bmc {
-    pub(crate) fn new(url: &str, max_requests: usize) -> Self {
+    pub(crate) fn new(url: &str, permits: Arc<Semaphore>) -> Self {
         Bmc {
             url: url.trim_end_matches('/').to_string(),
-            permits: Semaphore::new(max_requests.max(1)),
+            permits,
             session: Mutex::new(None),
         }
     }
@@ -460,5 +462,19 @@ fn method_name(method: &Method) -> &'static str {
         Method::POST => "POST",
         Method::DELETE => "DELETE",
         _ => "request",
+    }
+}
+
+/// The host and port of a BMC URL, which requests to it are bounded by; the
+/// URL itself when it cannot be parsed (its requests then fail with a clear
+/// error anyway).
+pub(crate) fn host_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or_default()
+        ),
+        Err(_) => url.to_string(),
     }
 }

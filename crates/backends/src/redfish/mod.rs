@@ -55,6 +55,8 @@ pub struct RedfishPowerControl {
     transport: Transport,
     /// One state per BMC URL, made on first use.
     bmcs: Mutex<HashMap<String, Arc<BmcState>>>,
+    /// The request permits of each BMC host (`host:port`).
+    permits: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl RedfishPowerControl {
@@ -66,6 +68,7 @@ impl RedfishPowerControl {
             transport: Transport::new(&config)?,
             config,
             bmcs: Mutex::new(HashMap::new()),
+            permits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -95,8 +98,19 @@ impl RedfishPowerControl {
         let mut bmcs = self.bmcs.lock().unwrap_or_else(PoisonError::into_inner);
         bmcs.entry(key)
             .or_insert_with(|| {
+                let permits = self
+                    .permits
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(client::host_of(url))
+                    .or_insert_with(|| {
+                        Arc::new(tokio::sync::Semaphore::new(
+                            self.config.max_requests_per_bmc.max(1),
+                        ))
+                    })
+                    .clone();
                 Arc::new(BmcState {
-                    bmc: Bmc::new(url, self.config.max_requests_per_bmc),
+                    bmc: Bmc::new(url, permits),
                     systems: tokio::sync::Mutex::new(None),
                     refused: Mutex::new(HashMap::new()),
                 })

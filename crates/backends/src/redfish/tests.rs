@@ -442,3 +442,86 @@ async fn an_unreachable_bmc_is_unavailable_and_named() {
     assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
     assert!(error.to_string().contains(&url), "{error}");
 }
+
+/// A BMC of `systems` systems answering each request after a pause, one
+/// connection per request, counting the most requests it had in flight.
+async fn slow_bmc(systems: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let most_seen = most.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Long enough for the requests let through to overlap.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = if path == "/redfish/v1/Systems" {
+                    json!({"Members": (1..=systems)
+                        .map(|index| json!({"@odata.id": format!("/redfish/v1/Systems/node{index}")}))
+                        .collect::<Vec<_>>()})
+                } else {
+                    let id = path.rsplit('/').next().unwrap_or("");
+                    json!({"@odata.id": path, "Id": id, "PowerState": "On"})
+                };
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                let body = body.to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, most_seen)
+}
+
+#[tokio::test]
+async fn requests_to_one_bmc_host_are_bounded() {
+    let (url, most) = slow_bmc(8).await;
+    // Two spellings of the same BMC share its bound.
+    let other_spelling = format!("{url}/");
+    let mut config = RedfishConfig {
+        rule: Some(NamingRule {
+            bmc_url: url.clone(),
+            system: Some("{node}".into()),
+        }),
+        max_requests_per_bmc: 2,
+        ..RedfishConfig::new()
+    };
+    for index in 5..=8 {
+        config.nodes.insert(
+            NodeId::from(format!("node{index}")),
+            super::SystemLocation {
+                bmc_url: other_spelling.clone(),
+                system: Some(format!("node{index}")),
+            },
+        );
+    }
+    let power = RedfishPowerControl::new(config).unwrap();
+    let all: Vec<NodeId> = (1..=8)
+        .map(|index| NodeId::from(format!("node{index}")))
+        .collect();
+    assert_eq!(power.power_state(&all).await.unwrap(), [PowerState::On; 8]);
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "{most} requests in flight at once");
+}
