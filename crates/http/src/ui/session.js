@@ -160,11 +160,15 @@ class SessionView {
   applyPhase(data) {
     const known = this.nodes.get(data.node);
     if (known && Date.parse(known.since) > Date.parse(data.at)) return false;
+    // The same transition may arrive twice (replayed after the nodes were
+    // read at its very millisecond): apply it once.
+    if (known && known.phase === data.to && Date.parse(known.since) === Date.parse(data.at)) return false;
     const node = known || { id: data.node, attempts: 0, reason: null, taken_at: null, finished_at: null };
+    // A boot counts when the node enters booting, not when it was already there.
+    if (data.to === "booting" && node.phase !== "booting") node.attempts += 1;
     node.phase = data.to;
     node.since = data.at;
     if (data.from === "pending" && !node.taken_at) node.taken_at = data.at;
-    if (data.to === "booting" && data.from !== "booting") node.attempts += 1;
     if (FINISHED.has(data.to)) node.finished_at = data.at;
     if (data.reason) node.reason = data.reason;
     this.nodes.set(node.id, node);
