@@ -85,6 +85,7 @@ class SessionView {
         request("GET", `session/${this.upgradeId}/nodes`),
       ]);
       for (const node of nodes) {
+        node.loaded = true;
         this.nodes.set(node.id, node);
         this.notice(node.since);
         this.notice(node.finished_at);
@@ -159,15 +160,20 @@ class SessionView {
   // One node_phase event; true when the node was not known (the grid must be laid out again).
   applyPhase(data) {
     const known = this.nodes.get(data.node);
-    if (known && Date.parse(known.since) > Date.parse(data.at)) return false;
-    // The same transition may arrive twice (replayed after the nodes were
-    // read at its very millisecond): apply it once.
-    if (known && known.phase === data.to && Date.parse(known.since) === Date.parse(data.at)) return false;
+    // A record read from the server already holds every transition up to its
+    // `since`, including those in that same millisecond (drained and booting
+    // often share one): only later events are news. Events apply in order.
+    if (known) {
+      const since = Date.parse(known.since);
+      const at = Date.parse(data.at);
+      if (known.loaded ? at <= since : at < since) return false;
+    }
     const node = known || { id: data.node, attempts: 0, reason: null, taken_at: null, finished_at: null };
     // A boot counts when the node enters booting, not when it was already there.
     if (data.to === "booting" && node.phase !== "booting") node.attempts += 1;
     node.phase = data.to;
     node.since = data.at;
+    node.loaded = false;
     if (data.from === "pending" && !node.taken_at) node.taken_at = data.at;
     if (FINISHED.has(data.to)) node.finished_at = data.at;
     if (data.reason) node.reason = data.reason;
