@@ -71,7 +71,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_problems() {
         "/apis/crus/nope",
         "/apis/crus",
         "/session/a/b",
-        "/",
+        // `/` redirects to the dashboard (tests in ui.rs).
     ] {
         let response = server.get(path).await;
         let problem = response.problem(StatusCode::NOT_FOUND);
