@@ -33,6 +33,8 @@ pub mod hsm;
 pub mod no_workload_manager;
 #[cfg(feature = "redfish")]
 pub mod redfish;
+#[cfg(any(feature = "health", feature = "webhooks"))]
+mod root_cause;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sim;

@@ -3,6 +3,8 @@
 
 use crus_core::node::NodeId;
 
+use crate::root_cause::root_cause;
+
 /// The placeholder replaced by the node name in a probe URL.
 const NODE_PLACEHOLDER: &str = "{node}";
 
@@ -17,14 +19,4 @@ pub(super) async fn get(client: &reqwest::Client, template: &str, node: &NodeId)
         Err(error) if error.is_timeout() => Some(format!("GET {url} timed out")),
         Err(error) => Some(format!("GET {url} failed: {}", root_cause(&error))),
     }
-}
-
-/// The innermost error, which says what went wrong ("connection refused")
-/// where reqwest's own message only says a request failed.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }

@@ -9,6 +9,7 @@ use crus_core::controller::NumberedEvent;
 use tokio::sync::mpsc;
 
 use super::{DeliveryObserver, SIGNATURE_HEADER, WebhookConfig, sign};
+use crate::root_cause::root_cause;
 
 /// The first wait between tries; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -74,13 +75,4 @@ async fn deliver(
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
     }
-}
-
-/// The innermost error, which says what went wrong ("connection refused").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
