@@ -125,13 +125,7 @@ async fn run() {
     // A wrong token is refused, and the page says so.
     let input = browser.find(Locator::Css("#token")).await.unwrap();
     input.send_keys("not-the-token").await.unwrap();
-    browser
-        .find(Locator::Css("#sign-in-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#sign-in-form button").await;
     let refusal = until("the wrong-token message", || async move {
         let text = text_of(browser, "#sign-in-error").await;
         text.contains("refused").then_some(text)
@@ -171,13 +165,7 @@ async fn run() {
         .send_keys("2")
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#preview"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#preview").await;
     let plan = until("the dry-run plan", || async move {
         let text = text_of(browser, "#plan h3").await;
         (!text.is_empty()).then_some(text)
@@ -260,13 +248,7 @@ async fn run() {
     assert!(tooltip.contains("1 boot attempt"), "{tooltip}");
 
     // Pause: nodes in flight finish, no new one is taken.
-    browser
-        .find(Locator::Css("#pause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#pause").await;
     until("the paused phase", || async move {
         (text_of(browser, "#session-phase").await == "phase paused").then_some(())
     })
@@ -315,13 +297,7 @@ async fn run() {
     screenshot(browser, "05-paused").await;
 
     // Resume, and follow it to the end.
-    browser
-        .find(Locator::Css("#resume"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#resume").await;
     until("the session to complete", || async move {
         (text_of(browser, "#session-state").await == "state READY").then_some(())
     })
@@ -384,25 +360,13 @@ async fn run() {
         (text_of(browser, "#session-state").await == "state READY").then_some(())
     })
     .await;
-    browser
-        .find(Locator::Css("#delete"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#delete").await;
     until("the confirmation", || async move {
         shown(browser, "#confirm-ok").await.then_some(())
     })
     .await;
     screenshot(browser, "08-confirm-delete").await;
-    browser
-        .find(Locator::Css("#confirm-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#confirm-ok").await;
     until("the session to be gone", || async move {
         shown(browser, "#sessions-empty").await.then_some(())
     })

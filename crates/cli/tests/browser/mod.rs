@@ -148,6 +148,17 @@ pub async fn eval(browser: &Client, script: &str, args: Vec<Value>) -> Value {
         .unwrap_or_else(|error| panic!("script failed: {error}\n{script}"))
 }
 
+/// Clicks the element `selector` finds, failing the test if there is none.
+pub async fn click(browser: &Client, selector: &str) {
+    browser
+        .find(fantoccini::Locator::Css(selector))
+        .await
+        .unwrap_or_else(|error| panic!("no element {selector}: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("cannot click {selector}: {error}"));
+}
+
 /// The text of the first element matching `selector`, or "" when there is none.
 pub async fn text_of(browser: &Client, selector: &str) -> String {
     let value = eval(
