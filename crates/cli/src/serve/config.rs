@@ -283,14 +283,19 @@ impl WebhookSection {
                 Some(secret)
             }
         };
-        Ok(crus_backends::webhooks::WebhookConfig {
+        Ok(self.hook(secret))
+    }
+
+    /// The hook, signing with `secret`.
+    fn hook(&self, secret: Option<String>) -> crus_backends::webhooks::WebhookConfig {
+        crus_backends::webhooks::WebhookConfig {
             url: self.url.clone(),
             events: self.events.clone(),
             secret,
             timeout: self.timeout,
             max_attempts: self.max_attempts,
             queue: self.queue,
-        })
+        }
     }
 }
 
@@ -603,15 +608,7 @@ impl Config {
         }
         for (index, hook) in self.webhooks.iter().enumerate() {
             // The secret file is read at start, not here: a check reads no file.
-            let config = crus_backends::webhooks::WebhookConfig {
-                url: hook.url.clone(),
-                events: hook.events.clone(),
-                secret: None,
-                timeout: hook.timeout,
-                max_attempts: hook.max_attempts,
-                queue: hook.queue,
-            };
-            if let Err(message) = config.validate() {
+            if let Err(message) = hook.hook(None).validate() {
                 return Err(invalid(&format!("webhooks[{index}]"), message));
             }
         }
