@@ -16,12 +16,18 @@
 //!   URLs, signed with HMAC-SHA256, never blocking a rollout.
 //! - `redfish` (feature `redfish`): `RedfishPowerControl`, node power
 //!   through Redfish BMCs.
+//! - `kadeploy` (feature `kadeploy`): `KadeployBootOrchestrator`, boots
+//!   through Kadeploy3 deployments.
+//! - `cyclecloud` (feature `cyclecloud`): Azure CycleCloud node arrays as the
+//!   inventory, node power, and reimaging boots.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
 mod atomic_file;
 #[cfg(feature = "bos")]
 pub mod bos;
+#[cfg(feature = "cyclecloud")]
+pub mod cyclecloud;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 #[cfg(feature = "file-inventory")]
@@ -30,6 +36,8 @@ pub mod file_inventory;
 pub mod health;
 #[cfg(feature = "hsm")]
 pub mod hsm;
+#[cfg(feature = "kadeploy")]
+pub mod kadeploy;
 pub mod no_workload_manager;
 #[cfg(feature = "redfish")]
 pub mod redfish;

@@ -1,0 +1,1 @@
+//! Azure CycleCloud backends (work in progress).

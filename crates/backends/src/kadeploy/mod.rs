@@ -1,0 +1,1 @@
+//! Kadeploy3 as the `BootOrchestrator` (work in progress).
