@@ -1,0 +1,315 @@
+//! [`CycleCloudClient`]: JSON requests to one CycleCloud cluster, with basic
+//! authentication, TLS as configured, a timeout on every request, and retries
+//! of what is safe to repeat.
+
+use std::time::Duration;
+
+use crus_core::error::Result;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::config::{CycleCloudConfig, PasswordSource};
+use super::error::CycleCloudError;
+
+/// The longest pause between two tries, however many retries are configured.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// How much of an error answer's body is quoted in errors.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// A 2xx answer: its body and the `Location` header of a 202.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) body: Vec<u8>,
+    pub(crate) location: Option<String>,
+}
+
+/// The HTTP client shared by [`CycleCloudInventory`](super::CycleCloudInventory),
+/// [`CycleCloudPowerControl`](super::CycleCloudPowerControl) and
+/// [`CycleCloudBootOrchestrator`](super::CycleCloudBootOrchestrator).
+///
+/// Every request carries the configured timeout. Failures that may pass (no
+/// answer, timeout, 5xx) are tried again up to [`CycleCloudConfig::retries`]
+/// times with jittered exponential backoff. That is safe for every request
+/// crus sends: GETs change nothing, and every POST carries a `requestId`,
+/// which makes CycleCloud ignore a repetition of it (it answers 409, which
+/// the caller takes as "already submitted"). A 4xx is never retried.
+pub struct CycleCloudClient {
+    http: reqwest::Client,
+    /// The base URL without a trailing slash.
+    base_url: String,
+    username: String,
+    /// Read once from its source, so a missing file is reported at startup.
+    password: String,
+    config: CycleCloudConfig,
+}
+
+// Hand-written so that the password never reaches logs through `{:?}`.
+impl std::fmt::Debug for CycleCloudClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CycleCloudClient")
+            .field("base_url", &self.base_url)
+            .field("cluster", &self.config.cluster)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl CycleCloudClient {
+    /// A client for the cluster and server `config` names.
+    ///
+    /// [`crus_core::Error::Invalid`] when the password cannot be read or the
+    /// CA file cannot be read or parsed.
+    pub fn new(config: CycleCloudConfig) -> Result<Self> {
+        let password = read_password(&config.password)?;
+        let http = http_client(&config)?;
+        Ok(CycleCloudClient {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            username: config.username.clone(),
+            password,
+            config,
+        })
+    }
+
+    /// The configuration the client was made from.
+    pub(crate) fn config(&self) -> &CycleCloudConfig {
+        &self.config
+    }
+
+    /// `/clusters/{cluster}` followed by `rest`, with the cluster name encoded.
+    pub(crate) fn cluster_path(&self, rest: &str) -> String {
+        format!("/clusters/{}{rest}", path_segment(&self.config.cluster))
+    }
+
+    /// `GET path?query` and the answer's JSON body.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, CycleCloudError> {
+        let answer = self.send(Method::GET, path, query, None).await?;
+        decode("GET", path, &answer.body)
+    }
+
+    /// `POST path` with `body` as JSON. Only for bodies carrying a
+    /// `requestId`: the request may be sent more than once.
+    pub(crate) async fn post_json<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer, CycleCloudError> {
+        let json = serde_json::to_vec(body).map_err(|error| CycleCloudError::Decode {
+            method: "POST",
+            path: path.to_string(),
+            message: format!("cannot encode the request: {error}"),
+        })?;
+        self.send(Method::POST, path, &[], Some(json)).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, CycleCloudError> {
+        let mut retries_left = self.config.retries;
+        let mut delay = self.config.retry_base_delay;
+        loop {
+            let outcome = self.send_once(&method, path, query, body.as_deref()).await;
+            match outcome {
+                Err(error) if error.is_retryable() && retries_left > 0 => {
+                    let pause = jittered(delay);
+                    tracing::warn!(%error, ?pause, retries_left, "retrying a CycleCloud request");
+                    tokio::time::sleep(pause).await;
+                    retries_left -= 1;
+                    delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Answer, CycleCloudError> {
+        let method_name = method_name(method);
+        let transport = |source: reqwest::Error| CycleCloudError::Transport {
+            method: method_name,
+            path: path.to_string(),
+            source,
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .basic_auth(&self.username, Some(&self.password))
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return Ok(Answer {
+                body: bytes.to_vec(),
+                location,
+            });
+        }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(CycleCloudError::Auth {
+                method: method_name,
+                path: path.to_string(),
+                username: self.username.clone(),
+                status: status.as_u16(),
+            });
+        }
+        Err(CycleCloudError::Status {
+            method: method_name,
+            path: path.to_string(),
+            status: status.as_u16(),
+            body: excerpt(&bytes),
+        })
+    }
+}
+
+/// The password from its source; a file's first line, without its newline.
+fn read_password(source: &PasswordSource) -> Result<String, CycleCloudError> {
+    let config_error = |message: String| CycleCloudError::Config { message };
+    match source {
+        PasswordSource::Static(password) => Ok(password.clone()),
+        PasswordSource::File(path) => std::fs::read_to_string(path)
+            .map(|text| text.lines().next().unwrap_or_default().to_string())
+            .map_err(|error| {
+                config_error(format!(
+                    "cannot read the password file {}: {error}",
+                    path.display()
+                ))
+            }),
+        PasswordSource::Env(variable) => std::env::var(variable).map_err(|error| {
+            config_error(format!(
+                "cannot read the password from environment variable {variable}: {error}"
+            ))
+        }),
+    }
+}
+
+/// The HTTP client: rustls, the configured timeout for connecting and for
+/// the whole request, the site's CAs, and certificate checks unless
+/// `insecure` is asked for.
+fn http_client(config: &CycleCloudConfig) -> Result<reqwest::Client, CycleCloudError> {
+    let config_error = |message: String| CycleCloudError::Config { message };
+    let roots = match &config.ca_file {
+        None => Vec::new(),
+        Some(ca_file) => {
+            let pem = std::fs::read(ca_file).map_err(|error| {
+                config_error(format!(
+                    "cannot read cyclecloud.ca_file {}: {error}",
+                    ca_file.display()
+                ))
+            })?;
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+                config_error(format!(
+                    "cyclecloud.ca_file {} is not PEM: {error}",
+                    ca_file.display()
+                ))
+            })?
+        }
+    };
+    if config.insecure {
+        tracing::warn!(
+            base_url = %config.base_url,
+            "cyclecloud.insecure is set: the server's TLS certificate is not checked"
+        );
+    }
+    roots
+        .into_iter()
+        .fold(reqwest::Client::builder(), |builder, root| {
+            builder.add_root_certificate(root)
+        })
+        .use_rustls_tls()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
+        .danger_accept_invalid_certs(config.insecure)
+        .build()
+        .map_err(|error| config_error(format!("cannot build the HTTP client: {error}")))
+}
+
+fn decode<T: DeserializeOwned>(
+    method: &'static str,
+    path: &str,
+    body: &[u8],
+) -> Result<T, CycleCloudError> {
+    serde_json::from_slice(body).map_err(|error| CycleCloudError::Decode {
+        method,
+        path: path.to_string(),
+        message: error.to_string(),
+    })
+}
+
+/// A random pause between half of `delay` and all of it, so that many
+/// clients failing together do not retry in step.
+fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+/// The first line of an error body, shortened, or `(no body)`.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let first: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(BODY_EXCERPT_CHARS)
+        .collect();
+    if first.trim().is_empty() {
+        "(no body)".to_string()
+    } else {
+        first
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    if *method == Method::GET {
+        "GET"
+    } else if *method == Method::POST {
+        "POST"
+    } else {
+        "request"
+    }
+}
+
+/// `segment` percent-encoded as one URL path segment (RFC 3986 unreserved
+/// characters stay as they are), so a cluster name with a space or a slash
+/// cannot change the path.
+fn path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
