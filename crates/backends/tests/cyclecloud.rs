@@ -349,8 +349,31 @@ fn client(config: CycleCloudConfig) -> Arc<CycleCloudClient> {
     Arc::new(CycleCloudClient::new(config).unwrap())
 }
 
+/// A client of `server` with its state file in `dir`.
+fn client_in(server: &MockServer, dir: &tempfile::TempDir) -> Arc<CycleCloudClient> {
+    client(config(server, &dir.path().join("g.json")))
+}
+
 fn ids(names: &[&str]) -> Vec<NodeId> {
     names.iter().map(|name| NodeId::from(*name)).collect()
+}
+
+/// Asserts that `result` failed with the core error variant `variant`,
+/// whose text mentions `fragment`.
+fn fails<T: std::fmt::Debug>(result: crus_core::Result<T>, variant: &str, fragment: &str) {
+    let error = result.unwrap_err();
+    let actual = match &error {
+        Error::NotFound { .. } => "NotFound",
+        Error::Conflict { .. } => "Conflict",
+        Error::Invalid { .. } => "Invalid",
+        Error::Unavailable { .. } => "Unavailable",
+        _ => "another variant",
+    };
+    assert_eq!(actual, variant, "{error}");
+    assert!(
+        error.to_string().contains(fragment),
+        "{error} should mention {fragment:?}"
+    );
 }
 
 fn state_of(mock: &CycleCloudMock, name: &str) -> String {
@@ -385,7 +408,7 @@ async fn wait_for_boot(
 async fn node_arrays_are_groups_and_the_listing_gives_node_facts() {
     let (server, _mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let inventory = CycleCloudInventory::new(client(config(&server, &dir.path().join("g.json"))));
+    let inventory = CycleCloudInventory::new(client_in(&server, &dir));
 
     assert_eq!(
         inventory.group_members("hpc").await.unwrap(),
@@ -414,8 +437,7 @@ async fn node_arrays_are_groups_and_the_listing_gives_node_facts() {
         matches!(&unknown, Error::NotFound { what } if what.contains("gpu-9")),
         "{unknown}"
     );
-    let missing = inventory.group_members("gpu").await.unwrap_err();
-    assert!(matches!(missing, Error::NotFound { .. }), "{missing}");
+    fails(inventory.group_members("gpu").await, "NotFound", "");
 }
 
 #[tokio::test]
@@ -454,36 +476,26 @@ async fn groups_crus_creates_are_kept_in_the_state_file_across_instances() {
     );
     assert!(!dir.path().join("groups.json.tmp").exists());
 
-    let again = second.create_group("crus-failed").await.unwrap_err();
-    assert!(matches!(again, Error::Conflict { .. }), "{again}");
-    let array = second.create_group("hpc").await.unwrap_err();
-    assert!(
-        matches!(&array, Error::Conflict { what } if what.contains("node array")),
-        "{array}"
+    fails(
+        second.create_group("crus-failed").await,
+        "Conflict",
+        "crus created it",
     );
-    let add_to_array = second
-        .add_members("hpc", &ids(&["htc-1"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&add_to_array, Error::Invalid { message } if message.contains("node array")),
-        "{add_to_array}"
+    fails(second.create_group("hpc").await, "Conflict", "node array");
+    fails(
+        second.add_members("hpc", &ids(&["htc-1"])).await,
+        "Invalid",
+        "is a node array",
     );
-    let remove_from_array = second
-        .remove_members("hpc", &ids(&["hpc-1"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(remove_from_array, Error::Invalid { .. }),
-        "{remove_from_array}"
+    fails(
+        second.remove_members("hpc", &ids(&["hpc-1"])).await,
+        "Invalid",
+        "cannot remove members",
     );
-    let unknown_node = second
-        .add_members("crus-failed", &ids(&["gpu-9"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(unknown_node, Error::NotFound { .. }),
-        "{unknown_node}"
+    fails(
+        second.add_members("crus-failed", &ids(&["gpu-9"])).await,
+        "NotFound",
+        "gpu-9",
     );
 }
 
@@ -505,7 +517,7 @@ async fn without_a_state_file_groups_cannot_be_created() {
 async fn power_operations_map_to_start_shutdown_and_deallocate_and_wait_until_done() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let power = CycleCloudPowerControl::new(client(config(&server, &dir.path().join("g.json"))));
+    let power = CycleCloudPowerControl::new(client_in(&server, &dir));
     let nodes = ids(&["hpc-2", "hpc-1"]);
 
     power.power(&nodes, PowerOperation::ForceOff).await.unwrap();
@@ -558,7 +570,7 @@ async fn power_operations_map_to_start_shutdown_and_deallocate_and_wait_until_do
 async fn a_reused_request_id_answered_409_is_adopted() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let power = CycleCloudPowerControl::new(client(config(&server, &dir.path().join("g.json"))));
+    let power = CycleCloudPowerControl::new(client_in(&server, &dir));
     let nodes = ids(&["hpc-1"]);
 
     power.power(&nodes, PowerOperation::ForceOff).await.unwrap();
@@ -604,26 +616,22 @@ async fn an_unknown_cluster_or_operation_is_not_found() {
         "{error}"
     );
     let power = CycleCloudPowerControl::new(Arc::clone(&client));
-    let error = power.power_state(&ids(&["hpc-1"])).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    fails(power.power_state(&ids(&["hpc-1"])).await, "NotFound", "");
 
-    let right =
-        CycleCloudBootOrchestrator::new(self::client(config(&server, &dir.path().join("g.json"))));
+    let right = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
     let handle = BootHandle {
         key: "never-started".into(),
         id: uuid::Uuid::new_v4().to_string(),
     };
-    let error = right.boot_status(&handle).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound { .. }), "{error}");
-    let error = right.cancel_boot(&handle).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    fails(right.boot_status(&handle).await, "NotFound", "");
+    fails(right.cancel_boot(&handle).await, "NotFound", "");
 }
 
 #[tokio::test]
 async fn basic_auth_is_sent_and_a_refusal_says_so() {
     let (server, _mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let good = CycleCloudInventory::new(client(config(&server, &dir.path().join("g.json"))));
+    let good = CycleCloudInventory::new(client_in(&server, &dir));
     assert_eq!(good.group_members("htc").await.unwrap(), ids(&["htc-1"]));
     let requests = server.received_requests().await.unwrap();
     assert!(requests.iter().all(|request| {
@@ -648,8 +656,7 @@ async fn basic_auth_is_sent_and_a_refusal_says_so() {
 
     let mut unset = config(&server, &dir.path().join("g.json"));
     unset.password = PasswordSource::Env("CRUS_TEST_NO_SUCH_VARIABLE".into());
-    let error = CycleCloudClient::new(unset).unwrap_err();
-    assert!(matches!(error, Error::Invalid { .. }), "{error}");
+    fails(CycleCloudClient::new(unset), "Invalid", "");
 }
 
 #[tokio::test]
@@ -666,7 +673,7 @@ async fn secrets_stay_out_of_debug_output() {
 async fn gets_failing_with_5xx_are_retried() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let power = CycleCloudPowerControl::new(client(config(&server, &dir.path().join("g.json"))));
+    let power = CycleCloudPowerControl::new(client_in(&server, &dir));
     mock.state().failing_gets = 2;
     assert_eq!(
         power.power_state(&ids(&["hpc-1", "htc-1"])).await.unwrap(),
@@ -687,8 +694,7 @@ async fn gets_failing_with_5xx_are_retried() {
 async fn templates_are_node_arrays_or_their_images() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let boots =
-        CycleCloudBootOrchestrator::new(client(config(&server, &dir.path().join("g.json"))));
+    let boots = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
     assert!(boots.template_exists("hpc").await.unwrap());
     assert!(boots.template_exists("almalinux-8-hpc-2025").await.unwrap());
     assert!(!boots.template_exists("centos-7").await.unwrap());
@@ -707,8 +713,7 @@ async fn templates_are_node_arrays_or_their_images() {
         template: "centos-7".into(),
         ..wrong_array
     };
-    let error = boots.start_boot(&unknown).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    fails(boots.start_boot(&unknown).await, "NotFound", "");
     assert!(mock.posts().is_empty(), "nothing was submitted");
 }
 
@@ -716,7 +721,7 @@ async fn templates_are_node_arrays_or_their_images() {
 async fn a_reimage_deallocates_then_starts_and_is_idempotent_under_its_key() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let client = client(config(&server, &dir.path().join("g.json")));
+    let client = client_in(&server, &dir);
     let boots = CycleCloudBootOrchestrator::new(Arc::clone(&client));
     let request = BootRequest {
         key: "upgrade-7-batch-2".into(),
@@ -762,8 +767,7 @@ async fn a_reimage_deallocates_then_starts_and_is_idempotent_under_its_key() {
 async fn refused_and_failed_nodes_fail_their_boot_and_the_others_boot() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let boots =
-        CycleCloudBootOrchestrator::new(client(config(&server, &dir.path().join("g.json"))));
+    let boots = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
     {
         let mut state = mock.state();
         state.refuse.insert(
@@ -814,7 +818,7 @@ async fn refused_and_failed_nodes_fail_their_boot_and_the_others_boot() {
 async fn a_power_operation_with_refused_nodes_fails_naming_them() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let power = CycleCloudPowerControl::new(client(config(&server, &dir.path().join("g.json"))));
+    let power = CycleCloudPowerControl::new(client_in(&server, &dir));
     mock.state()
         .refuse
         .insert(("deallocate".into(), "hpc-2".into()), "VM is locked".into());
@@ -833,8 +837,7 @@ async fn a_power_operation_with_refused_nodes_fails_naming_them() {
 async fn a_cancelled_reimage_starts_nothing() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let boots =
-        CycleCloudBootOrchestrator::new(client(config(&server, &dir.path().join("g.json"))));
+    let boots = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
     let request = BootRequest {
         key: "upgrade-9-batch-0".into(),
         template: "hpc".into(),

@@ -15,6 +15,9 @@ use super::error::CycleCloudError;
 /// The longest pause between two tries, however many retries are configured.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// The media type of every body crus sends and accepts.
+const JSON: &str = "application/json";
+
 /// How much of an error answer's body is quoted in errors.
 const BODY_EXCERPT_CHARS: usize = 200;
 
@@ -91,37 +94,44 @@ impl CycleCloudClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, CycleCloudError> {
-        let answer = self.send(Method::GET, path, query, None).await?;
-        decode("GET", path, &answer.body)
+        let call = Call {
+            method: Method::GET,
+            path,
+            query,
+            body: None,
+        };
+        let Answer { body, .. } = self.send(&call).await?;
+        serde_json::from_slice(&body).map_err(|error| unreadable("GET", path, error))
     }
 
     /// `POST path` with `body` as JSON. Only for bodies carrying a
-    /// `requestId`: the request may be sent more than once.
-    pub(crate) async fn post_json<B: Serialize>(
+    /// `requestId`, since the request may be sent more than once.
+    pub(crate) async fn post_with_request_id<B: Serialize>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<Answer, CycleCloudError> {
-        let json = serde_json::to_vec(body).map_err(|error| CycleCloudError::Decode {
-            method: "POST",
-            path: path.to_string(),
-            message: format!("cannot encode the request: {error}"),
-        })?;
-        self.send(Method::POST, path, &[], Some(json)).await
+        match serde_json::to_vec(body) {
+            Ok(json) => {
+                let call = Call {
+                    method: Method::POST,
+                    path,
+                    query: &[],
+                    body: Some(json),
+                };
+                self.send(&call).await
+            }
+            Err(error) => Err(unreadable("POST", path, error)),
+        }
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Result<Answer, CycleCloudError> {
+    /// Sends `call`, again while it fails in a way that may pass and
+    /// retries are left.
+    async fn send(&self, call: &Call<'_>) -> Result<Answer, CycleCloudError> {
         let mut retries_left = self.config.retries;
         let mut delay = self.config.retry_base_delay;
         loop {
-            let outcome = self.send_once(&method, path, query, body.as_deref()).await;
-            match outcome {
+            match self.send_once(call).await {
                 Err(error) if error.is_retryable() && retries_left > 0 => {
                     let pause = jittered(delay);
                     tracing::warn!(%error, ?pause, retries_left, "retrying a CycleCloud request");
@@ -134,32 +144,32 @@ impl CycleCloudClient {
         }
     }
 
-    async fn send_once(
-        &self,
-        method: &Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Answer, CycleCloudError> {
+    async fn send_once(&self, call: &Call<'_>) -> Result<Answer, CycleCloudError> {
+        let Call {
+            method,
+            path,
+            query,
+            body,
+        } = call;
         let method_name = method_name(method);
         let transport = |source: reqwest::Error| CycleCloudError::Transport {
             method: method_name,
             path: path.to_string(),
             source,
         };
-        let mut request = self
+        let request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base_url))
             .basic_auth(&self.username, Some(&self.password))
-            .header(reqwest::header::ACCEPT, "application/json");
-        if !query.is_empty() {
-            request = request.query(query);
-        }
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-        }
+            .header(reqwest::header::ACCEPT, JSON)
+            // An empty query adds nothing to the URL.
+            .query(*query);
+        let request = match body {
+            Some(body) => request
+                .header(reqwest::header::CONTENT_TYPE, JSON)
+                .body(body.to_vec()),
+            None => request,
+        };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let location = response
@@ -189,6 +199,14 @@ impl CycleCloudClient {
             body: excerpt(&bytes),
         })
     }
+}
+
+/// One request, as sent (and sent again).
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<Vec<u8>>,
 }
 
 /// The password from its source; a file's first line, without its newline.
@@ -253,16 +271,13 @@ fn http_client(config: &CycleCloudConfig) -> Result<reqwest::Client, CycleCloudE
         .map_err(|error| config_error(format!("cannot build the HTTP client: {error}")))
 }
 
-fn decode<T: DeserializeOwned>(
-    method: &'static str,
-    path: &str,
-    body: &[u8],
-) -> Result<T, CycleCloudError> {
-    serde_json::from_slice(body).map_err(|error| CycleCloudError::Decode {
+/// A JSON body that could not be read (or, for a request, written).
+fn unreadable(method: &'static str, path: &str, error: serde_json::Error) -> CycleCloudError {
+    CycleCloudError::Decode {
         method,
         path: path.to_string(),
         message: error.to_string(),
-    })
+    }
 }
 
 /// A random pause between half of `delay` and all of it, so that many

@@ -135,7 +135,7 @@ pub(crate) async fn submit(
 ) -> Result<Submission, CycleCloudError> {
     let path = client.cluster_path(&format!("/nodes/{}", action.name()));
     let body = NodeManagementRequest { names, request_id };
-    match client.post_json(&path, &body).await {
+    match client.post_with_request_id(&path, &body).await {
         Ok(answer) => {
             let result: NodeManagementResult = if answer.body.is_empty() {
                 NodeManagementResult::default()
@@ -189,16 +189,22 @@ pub(crate) async fn nodes_of(
     list_nodes(client, &tracking.query()).await
 }
 
-/// Follows the operation until each of `names` is in `goal` or failed, and
-/// returns their records in the order of `names`; at most
+/// Follows the operation of `action` until each of `names` is in the
+/// action's goal state or failed, and returns the records of those still
+/// listed, in the order of `names`; at most
 /// [`poll_timeout`](super::CycleCloudConfig::poll_timeout).
+///
+/// A node missing from the operation's listing is unknown to the cluster,
+/// except after a shutdown: CycleCloud removes a terminated node unless it
+/// is `Fixed`, and a node that is gone is off.
 pub(crate) async fn wait_until_settled(
     client: &CycleCloudClient,
     tracking: &Tracking,
     what: &str,
     names: &[String],
-    goal: PowerState,
+    action: Action,
 ) -> Result<Vec<NodeRecord>, CycleCloudError> {
+    let goal = action.goal();
     let config = client.config();
     let started = tokio::time::Instant::now();
     loop {
@@ -212,7 +218,7 @@ pub(crate) async fn wait_until_settled(
             .map(String::as_str)
             .filter(|name| !by_name.contains_key(name))
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && action != Action::Shutdown {
             return Err(CycleCloudError::UnknownNodes {
                 cluster: config.cluster.clone(),
                 nodes: missing.join(", "),

@@ -19,7 +19,9 @@
 //! reason both restarts deallocate: the node comes back as it was, not
 //! reimaged (reimaging is what
 //! [`CycleCloudBootOrchestrator`](super::CycleCloudBootOrchestrator) does).
-//! `GracefulShutdown` is `shutdown`: the administrator's policy decides.
+//! `GracefulShutdown` is `shutdown`: the administrator's policy decides (and
+//! a node it terminates may be removed from the cluster unless it is
+//! `Fixed`, so `On` may not find it again).
 //!
 //! Every call follows its operation until every node is in the goal state
 //! (or [`CycleCloudConfig::poll_timeout`](super::CycleCloudConfig::poll_timeout)
@@ -94,8 +96,7 @@ impl CycleCloudPowerControl {
                 }
                 Submission::Existing { .. } => continue,
             };
-            let records =
-                wait_until_settled(&self.client, &tracking, &what, names, action.goal()).await?;
+            let records = wait_until_settled(&self.client, &tracking, &what, names, action).await?;
             let failures: HashMap<String, String> = records
                 .iter()
                 .filter_map(|record| record.failure().map(|reason| (record.name.clone(), reason)))
