@@ -1,0 +1,253 @@
+//! [`KadeployClient`]: JSON requests to the Kadeploy API with its credentials,
+//! a timeout on each, and retries of only what is safe to send again.
+
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::config::{KadeployBasicAuth, KadeployConfig};
+use super::error::KadeployError;
+
+/// The longest pause between two tries, however many retries are configured.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// The header in which a trusted front end names the user to kadeploy-server.
+const IDENTITY_HEADER: &str = "X-Remote-Ident";
+
+/// Whether a request may be sent again after no answer or a 5xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// A read or a cancel: a second one changes nothing more.
+    Safe,
+    /// A new deployment: sent again only when it never left crus (the
+    /// connection failed), since a second one would deploy twice.
+    OnlyIfNotSent,
+}
+
+/// An HTTP client for one Kadeploy API root.
+#[derive(Debug)]
+pub(crate) struct KadeployClient {
+    http: reqwest::Client,
+    /// The API root; request paths are pushed onto it as segments, so ids
+    /// are percent-encoded.
+    base_url: Url,
+    user: Option<String>,
+    basic_auth: Option<KadeployBasicAuth>,
+    retries: u32,
+    retry_base_delay: Duration,
+}
+
+impl KadeployClient {
+    pub(crate) fn new(config: &KadeployConfig) -> Result<Self, KadeployError> {
+        let base_url = Url::parse(config.base_url.trim_end_matches('/')).map_err(|error| {
+            KadeployError::Config {
+                message: format!(
+                    "kadeploy.base_url {:?} is not a URL: {error}",
+                    config.base_url
+                ),
+            }
+        })?;
+        if base_url.cannot_be_a_base() {
+            return Err(KadeployError::Config {
+                message: format!(
+                    "kadeploy.base_url {:?} cannot hold API paths; give an http(s) URL",
+                    config.base_url
+                ),
+            });
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout);
+        if let Some(ca_file) = &config.ca_file {
+            for certificate in read_ca_file(ca_file)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|error| KadeployError::Config {
+            message: format!("cannot build the HTTP client: {error}"),
+        })?;
+        Ok(KadeployClient {
+            http,
+            base_url,
+            user: config.user.clone(),
+            basic_auth: config.basic_auth.clone(),
+            retries: config.retries,
+            retry_base_delay: config.retry_base_delay,
+        })
+    }
+
+    /// `GET segments?query` and its JSON body.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, KadeployError> {
+        let body = self
+            .send(Method::GET, segments, query, None, Repeat::Safe)
+            .await?;
+        decode(Method::GET, segments, &body)
+    }
+
+    /// `POST segments` with `body` as JSON, and the answer's JSON body; sent
+    /// again only when it cannot have reached the server.
+    pub(crate) async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, KadeployError> {
+        let json = serde_json::to_value(body).map_err(|error| KadeployError::Decode {
+            method: Method::POST,
+            path: display_path(segments),
+            message: format!("cannot encode the request: {error}"),
+        })?;
+        let answer = self
+            .send(
+                Method::POST,
+                segments,
+                &[],
+                Some(&json),
+                Repeat::OnlyIfNotSent,
+            )
+            .await?;
+        decode(Method::POST, segments, &answer)
+    }
+
+    /// `DELETE segments`; the answer's body is ignored.
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<(), KadeployError> {
+        self.send(Method::DELETE, segments, &[], None, Repeat::Safe)
+            .await
+            .map(drop)
+    }
+
+    /// Sends the request, retrying what `repeat` allows, and returns the
+    /// body of a 2xx answer.
+    async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Vec<u8>, KadeployError> {
+        let mut attempt = 0u32;
+        loop {
+            let outcome = self.send_once(&method, segments, query, body).await;
+            let may_repeat = match (&outcome, repeat) {
+                (Ok(_), _) => false,
+                (Err(error), Repeat::Safe) => error.is_retryable(),
+                (Err(KadeployError::Transport { source, .. }), Repeat::OnlyIfNotSent) => {
+                    source.is_connect()
+                }
+                (Err(_), Repeat::OnlyIfNotSent) => false,
+            };
+            if !may_repeat || attempt >= self.retries {
+                return outcome;
+            }
+            let delay = backoff(self.retry_base_delay, attempt);
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, attempt, ?delay, "retrying a kadeploy request");
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, KadeployError> {
+        let transport = |source: reqwest::Error| KadeployError::Transport {
+            method: method.clone(),
+            path: display_path(segments),
+            source,
+        };
+        let mut url = self.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        // An empty query adds nothing to the URL; a JSON body brings its
+        // own content type.
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .query(query)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(user) = &self.user {
+            request = request.header(IDENTITY_HEADER, user);
+        }
+        if let Some(auth) = &self.basic_auth {
+            request = request.basic_auth(&auth.username, Some(&auth.password));
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        // Kadeploy's errors are plain text (or a Ruby backtrace behind a
+        // 500): its first line that says something is what happened.
+        let text = String::from_utf8_lossy(&bytes);
+        let message = match text.lines().map(str::trim).find(|line| !line.is_empty()) {
+            Some(line) => line.chars().take(200).collect(),
+            None => status.canonical_reason().unwrap_or("error").to_string(),
+        };
+        Err(KadeployError::Status {
+            method: method.clone(),
+            path: display_path(segments),
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+/// The certificates of the PEM bundle `ca_file`.
+fn read_ca_file(ca_file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, KadeployError> {
+    let problem = std::fs::read(ca_file)
+        .map_err(|error| format!("cannot be read: {error}"))
+        .and_then(|pem| {
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| format!("is not PEM: {error}"))
+        });
+    problem.map_err(|problem| KadeployError::Config {
+        message: format!("kadeploy.ca_file {} {problem}", ca_file.display()),
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    method: Method,
+    segments: &[&str],
+    body: &[u8],
+) -> Result<T, KadeployError> {
+    serde_json::from_slice(body).map_err(|error| KadeployError::Decode {
+        method,
+        path: display_path(segments),
+        message: error.to_string(),
+    })
+}
+
+/// `/deployment/D-…`, as errors show a request.
+fn display_path(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|segment| format!("/{segment}"))
+        .collect()
+}
+
+/// The pause before retry `attempt` (0 first): `base × 2^attempt`, capped,
+/// then a random point in its upper half so that clients do not retry in step.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .min(MAX_RETRY_DELAY);
+    ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
