@@ -214,6 +214,11 @@ impl State {
                     .collect()
             })
             .unwrap_or_default();
+        if !self.nodes.iter().any(|node| names.contains(&node.name)) {
+            // Invalid input: no node of the request is in the cluster.
+            self.posts.push((action.into(), request_id, 409));
+            return ResponseTemplate::new(409);
+        }
         if self.by_request.contains_key(&request_id) {
             self.posts.push((action.into(), request_id, 409));
             return ResponseTemplate::new(409);
@@ -600,6 +605,45 @@ async fn a_reused_request_id_answered_409_is_adopted() {
     assert_eq!(deallocations[2], (posts[0].1.clone(), 409));
     assert_eq!(deallocations[3].1, 202);
     assert_ne!(deallocations[3].0, posts[0].1);
+}
+
+#[tokio::test]
+async fn a_409_for_a_request_never_made_is_invalid_input_not_adopted() {
+    let (server, mock) = CycleCloudMock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let power = CycleCloudPowerControl::new(client_in(&server, &dir));
+    fails(
+        power.power(&ids(&["gpu-9"]), PowerOperation::On).await,
+        "Invalid",
+        "409",
+    );
+    assert_eq!(mock.posts().len(), 1);
+    assert!(mock.state().by_request.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_reported_when_the_client_is_made() {
+    let (server, _mock) = CycleCloudMock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = config(&server, &dir.path().join("g.json"));
+    missing.ca_file = Some(dir.path().join("no-such-ca.pem"));
+    fails(CycleCloudClient::new(missing), "Invalid", "no-such-ca.pem");
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(
+        &not_pem,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let mut garbled = config(&server, &dir.path().join("g.json"));
+    garbled.ca_file = Some(not_pem);
+    fails(CycleCloudClient::new(garbled), "Invalid", "ca.pem");
+    let mut insecure = config(&server, &dir.path().join("g.json"));
+    insecure.insecure = true;
+    let inventory = CycleCloudInventory::new(client(insecure));
+    assert_eq!(
+        inventory.group_members("htc").await.unwrap(),
+        ids(&["htc-1"])
+    );
 }
 
 #[tokio::test]

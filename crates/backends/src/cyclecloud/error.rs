@@ -160,9 +160,10 @@ impl From<CycleCloudError> for Error {
             CycleCloudError::UnknownNodes { .. }
             | CycleCloudError::NoSuchGroup { .. }
             | CycleCloudError::Status { status: 404, .. } => Error::not_found(error.to_string()),
-            CycleCloudError::GroupExists { .. } | CycleCloudError::Status { status: 409, .. } => {
-                Error::conflict(error.to_string())
-            }
+            CycleCloudError::GroupExists { .. } => Error::conflict(error.to_string()),
+            // The API documents 409 as invalid input; a 409 for a reused
+            // request id never gets here, it is adopted (see `operation.rs`).
+            CycleCloudError::Status { status: 409, .. } => Error::invalid(error.to_string()),
             CycleCloudError::OperationTimeout { .. } => {
                 Error::unavailable(BACKEND, error.to_string())
             }
