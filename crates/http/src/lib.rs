@@ -29,6 +29,7 @@
 
 mod auth;
 mod json;
+mod leadership;
 mod metrics;
 mod problem;
 mod routes;
@@ -50,6 +51,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, Principal};
 pub use json::{JsonBody, SessionBody};
+pub use leadership::Leadership;
 pub use metrics::{Instrumented, Metrics, OPENMETRICS_CONTENT_TYPE, instrument_ports};
 pub use problem::{AppError, NOT_FOUND_DETAIL, PROBLEM_JSON, Problem, VALIDATION_DETAIL};
 pub use routes::GATEWAY_PREFIX;

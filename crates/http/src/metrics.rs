@@ -26,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::leadership::Leadership;
 use crate::problem::AppError;
 use crate::state::AppState;
 
@@ -108,6 +109,11 @@ pub struct Metrics {
     nodes: Family<NodePhaseLabels, Gauge>,
     /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
     webhook_events: Family<WebhookLabels, Counter>,
+    /// `crus_leader`: 1 while this replica leads, set at each scrape.
+    leader: Gauge,
+    /// `crus_leadership_changes_total`: times this replica became or stopped
+    /// being the leader, brought up to date at each scrape.
+    leadership_changes: Counter,
     /// One scrape at a time, so two concurrent scrapes do not interleave
     /// their gauge updates and one expose a mix of both.
     scrape: tokio::sync::Mutex<()>,
@@ -175,8 +181,22 @@ impl Metrics {
             "Rollout events for webhooks, by URL and outcome (delivered, failed, dropped)",
             webhook_events.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "crus_leader",
+            "1 while this replica leads (drives the sessions), 0 while another does",
+            leader.clone(),
+        );
+        let leadership_changes = Counter::default();
+        registry.register(
+            "crus_leadership_changes",
+            "Times this replica became or stopped being the leader",
+            leadership_changes.clone(),
+        );
         Metrics {
             webhook_events,
+            leader,
+            leadership_changes,
             registry,
             http_requests,
             http_request_duration,
@@ -238,10 +258,21 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Reads the sessions from `store` into the gauges, then encodes every
-    /// metric in the OpenMetrics text format.
-    pub async fn render(&self, store: &dyn SessionStore) -> Result<String, AppError> {
+    /// Reads the sessions from `store` and the role from `leadership` into
+    /// the gauges, then encodes every metric in the OpenMetrics text format.
+    pub async fn render(
+        &self,
+        store: &dyn SessionStore,
+        leadership: &Leadership,
+    ) -> Result<String, AppError> {
         let _one_scrape_at_a_time = self.scrape.lock().await;
+        self.leader.set(i64::from(leadership.is_leader()));
+        // Counters only go up: add what changed since the last scrape.
+        let changes = leadership.changes();
+        let counted = self.leadership_changes.get();
+        if changes > counted {
+            self.leadership_changes.inc_by(changes - counted);
+        }
         let records = store.list().await?;
         let mut sessions: BTreeMap<&'static str, i64> = SESSION_STATES
             .iter()
@@ -339,7 +370,7 @@ pub(crate) async fn track_requests(
 pub(crate) async fn get_metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let text = state
         .metrics()
-        .render(state.controller().store().as_ref())
+        .render(state.controller().store().as_ref(), state.leadership())
         .await?;
     Ok((
         [(

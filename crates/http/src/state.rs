@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crus_core::controller::Controller;
 
 use crate::auth::Auth;
+use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 
 /// The state the router hands to every handler. Cheap to clone.
@@ -26,6 +27,9 @@ pub struct AppState {
     /// end by themselves, and a graceful shutdown waits for every response,
     /// so they end when this changes.
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Whether this replica leads (always, with one replica), for `/readyz`
+    /// and `/metrics`.
+    leadership: Arc<Leadership>,
 }
 
 impl AppState {
@@ -52,7 +56,20 @@ impl AppState {
             metrics,
             create_lock: Arc::new(tokio::sync::Mutex::new(())),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            leadership: Arc::new(Leadership::single()),
         }
+    }
+
+    /// The same state, reporting the role `leadership` tells (one replica
+    /// among several); without it the server is the only replica and leads.
+    pub fn with_leadership(mut self, leadership: Arc<Leadership>) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    /// This replica's role.
+    pub fn leadership(&self) -> &Arc<Leadership> {
+        &self.leadership
     }
 
     /// The controller.

@@ -10,6 +10,7 @@
 
 mod config;
 mod error;
+mod feed;
 mod leader;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ pub use config::{EtcdConfig, EtcdTls};
 use error::{EtcdError, from_etcd};
 /// The etcd client crate, re-exported so callers use the same version.
 pub use etcd_client;
+pub use feed::{SessionChange, SessionFeed};
 pub use leader::{Election, Leader};
 
 /// The default key prefix under which crus keeps its data in etcd.

@@ -16,6 +16,10 @@ use serde::Deserialize;
 pub struct Config {
     /// Where and how the server listens and stores sessions.
     pub server: ServerConfig,
+    /// Which session store: SQLite (one replica) or etcd (several).
+    pub store: StoreSection,
+    /// The etcd cluster, when `store.kind = "etcd"`.
+    pub etcd: EtcdSection,
     /// Who may call the API.
     pub auth: AuthSection,
     /// Defaults of every session's rollout policy.
@@ -351,6 +355,156 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[store]`: where sessions are kept.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite` (the file `server.db`, one replica) or `etcd` (several
+    /// replicas share the `[etcd]` cluster; one leads).
+    pub kind: StoreKind,
+}
+
+/// Which session store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file; one replica.
+    #[default]
+    Sqlite,
+    /// An etcd cluster; several replicas, one of them leading (needs a
+    /// build with `--features etcd`).
+    Etcd,
+}
+
+/// What a `crus` built without the etcd feature says about `store.kind = "etcd"`.
+pub const ETCD_NOT_BUILT: &str = "\"etcd\" needs a crus built with the etcd feature: \
+     cargo build --release -p crus-cli --features etcd (the build needs protoc: \
+     apt-get install protobuf-compiler); this build has only \"sqlite\"";
+
+/// `[etcd]`: the cluster several replicas share, when `store.kind = "etcd"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdSection {
+    /// Client URLs of the members, e.g. `http://10.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Prefix of every key crus writes; replicas with the same prefix share sessions.
+    pub prefix: String,
+    /// How long the leader's lease outlives its last keep-alive: a leader that
+    /// dies is replaced about this long after. Whole seconds, at least 1 s.
+    #[serde(with = "humantime_duration")]
+    pub lease_ttl: Duration,
+    /// How often the leader refreshes its lease; absent: a third of `lease_ttl`.
+    #[serde(default, with = "humantime_duration_option")]
+    pub keep_alive: Option<Duration>,
+    /// How long to wait for a connection, and for each request.
+    #[serde(with = "humantime_duration")]
+    pub timeout: Duration,
+    /// This replica's name in the leader key (for operators); absent:
+    /// `<host name>-<process id>`.
+    pub replica_name: Option<String>,
+    /// PEM file of the CA that signed the members' certificates (`https://` endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of this client's certificate, when the members ask for one.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of that certificate's key.
+    pub key_file: Option<PathBuf>,
+    /// The etcd user, when etcd has authentication on.
+    pub user: Option<String>,
+    /// A file holding the user's password (kept out of this file).
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for EtcdSection {
+    fn default() -> Self {
+        EtcdSection {
+            endpoints: Vec::new(),
+            prefix: "/crus/".into(),
+            lease_ttl: Duration::from_secs(5),
+            keep_alive: None,
+            timeout: Duration::from_secs(5),
+            replica_name: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            user: None,
+            password_file: None,
+        }
+    }
+}
+
+impl EtcdSection {
+    /// The keep-alive interval: `keep_alive`, or a third of the TTL.
+    pub fn keep_alive_interval(&self) -> Duration {
+        self.keep_alive.unwrap_or(self.lease_ttl / 3)
+    }
+
+    /// Checks what the types alone do not (only with `store.kind = "etcd"`).
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("etcd.{key}"),
+            message,
+        };
+        if self.endpoints.is_empty() {
+            return Err(invalid(
+                "endpoints",
+                "give the client URL of at least one member (e.g. [\"http://127.0.0.1:2379\"], or --etcd-endpoints)".into(),
+            ));
+        }
+        if let Some(url) = self
+            .endpoints
+            .iter()
+            .find(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err(invalid(
+                "endpoints",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if !self.prefix.starts_with('/') {
+            return Err(invalid(
+                "prefix",
+                format!("{:?} must start with /", self.prefix),
+            ));
+        }
+        if self.lease_ttl < Duration::from_secs(1) || self.lease_ttl.subsec_nanos() != 0 {
+            return Err(invalid(
+                "lease_ttl",
+                format!(
+                    "{} is not a whole number of seconds of at least 1 s (etcd leases count seconds)",
+                    humantime::format_duration(self.lease_ttl)
+                ),
+            ));
+        }
+        let keep_alive = self.keep_alive_interval();
+        if keep_alive.is_zero() || keep_alive >= self.lease_ttl {
+            return Err(invalid(
+                "keep_alive",
+                format!(
+                    "{} must be more than zero and well under lease_ttl ({})",
+                    humantime::format_duration(keep_alive),
+                    humantime::format_duration(self.lease_ttl)
+                ),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid("timeout", "must be longer than zero".into()));
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                "cert_file",
+                "cert_file and key_file go together; give both or neither".into(),
+            ));
+        }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err(invalid(
+                "user",
+                "user and password_file go together; give both or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[auth]`
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -506,6 +660,12 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        if self.store.kind == StoreKind::Etcd {
+            if !cfg!(feature = "etcd") {
+                return Err(invalid("store.kind", ETCD_NOT_BUILT.into()));
+            }
+            self.etcd.check()?;
+        }
         let backends = &self.backends;
         for (key, value, known) in [
             (
@@ -697,6 +857,19 @@ mod humantime_duration {
     }
 }
 
+/// Optional durations written as humantime text.
+mod humantime_duration_option {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::humantime_duration::deserialize(deserializer).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,6 +983,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("password"), "{unknown}");
+    }
+
+    #[test]
+    fn store_and_etcd_settings_are_read_and_checked() {
+        assert_eq!(Config::default().store.kind, StoreKind::Sqlite);
+        let config: Config = toml::from_str(
+            "[store]\nkind = \"etcd\"\n\
+             [etcd]\nendpoints = [\"http://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n\
+             lease_ttl = \"3s\"\nuser = \"crus\"\npassword_file = \"/etc/crus/etcd\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.store.kind, StoreKind::Etcd);
+        assert_eq!(config.etcd.prefix, "/crus/");
+        assert_eq!(config.etcd.keep_alive_interval(), Duration::from_secs(1));
+        #[cfg(feature = "etcd")]
+        {
+            config.check().unwrap();
+            for (text, key) in [
+                ("[store]\nkind = \"etcd\"\n", "etcd.endpoints"),
+                (
+                    "[store]\nkind = \"etcd\"\n[etcd]\nendpoints = [\"10.0.0.1:2379\"]\n",
+                    "etcd.endpoints",
+                ),
+                (
+                    "[store]\nkind = \"etcd\"\n[etcd]\nendpoints = [\"http://a:1\"]\nlease_ttl = \"1500ms\"\n",
+                    "etcd.lease_ttl",
+                ),
+                (
+                    "[store]\nkind = \"etcd\"\n[etcd]\nendpoints = [\"http://a:1\"]\nkeep_alive = \"10s\"\n",
+                    "etcd.keep_alive",
+                ),
+                (
+                    "[store]\nkind = \"etcd\"\n[etcd]\nendpoints = [\"http://a:1\"]\ncert_file = \"c.pem\"\n",
+                    "etcd.cert_file",
+                ),
+                (
+                    "[store]\nkind = \"etcd\"\n[etcd]\nendpoints = [\"http://a:1\"]\nuser = \"crus\"\n",
+                    "etcd.user",
+                ),
+            ] {
+                let config: Config = toml::from_str(text).unwrap();
+                let error = config.check().unwrap_err().to_string();
+                assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+            }
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with("store.kind: "), "{error}");
+            assert!(error.contains("--features etcd"), "{error}");
+        }
+        // The [etcd] section is only checked when it is used.
+        let unused: Config = toml::from_str("[etcd]\nendpoints = []\n").unwrap();
+        unused.check().unwrap();
+        let unknown = toml::from_str::<Config>("[store]\nkind = \"redis\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("redis"), "{unknown}");
+        let unknown = toml::from_str::<Config>("[etcd]\npassword = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("password"), "{unknown}");
+        // The example's [etcd] block, uncommented, is valid too.
+        let example = include_str!("../../../../docs/crus.example.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|line| *line != "# [etcd]")
+            .take_while(|line| line.starts_with('#'))
+            // One level of comment off: the notes stay comments.
+            .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
+            .collect();
+        let config: Config = toml::from_str(&format!("[store]\nkind = \"etcd\"\n{block}")).unwrap();
+        assert_eq!(config.etcd.endpoints.len(), 3);
+        assert_eq!(config.etcd.keep_alive, Some(Duration::from_secs(1)));
+        #[cfg(feature = "etcd")]
+        config.check().unwrap();
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `crus serve`: the CRUS-compatible REST API with its controller, sessions
-//! kept in SQLite, on a simulated cluster or (later) real backends.
+//! kept in SQLite (one replica) or etcd (several, one leading), on a
+//! simulated cluster or real backends.
 
 mod config;
 #[cfg(test)]
 mod example_configs;
+#[cfg(feature = "etcd")]
+mod replica;
 mod wiring;
 
 use std::path::PathBuf;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-pub use config::{Config, ConfigError, LogFormat};
+pub use config::{Config, ConfigError, LogFormat, StoreKind};
 
 /// Options of `crus serve`. Flags override the configuration file.
 #[derive(Debug, Args)]
@@ -28,6 +31,26 @@ pub struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Session store [default: sqlite]; `etcd` lets several replicas share
+    /// sessions, one leading (needs a crus built with `--features etcd`).
+    #[arg(long, value_enum)]
+    pub store: Option<StoreKind>,
+    /// Client URLs of the etcd members, comma-separated (e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379`).
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Prefix of every key crus writes in etcd [default: /crus/].
+    #[arg(long, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// Time to live of the leader's lease: how soon a dead leader is replaced [default: 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub etcd_lease_ttl: Option<Duration>,
+    /// How often the leader refreshes its lease [default: a third of the TTL].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub etcd_keep_alive: Option<Duration>,
+    /// This replica's name in the leader key [default: <host name>-<process id>].
+    #[arg(long, value_name = "NAME")]
+    pub replica_name: Option<String>,
 
     /// Accepted bearer token (repeatable). Also from CRUS_TOKENS, comma-separated.
     #[arg(long = "token", value_name = "TOKEN")]
@@ -103,6 +126,25 @@ impl ServeArgs {
         }
         if let Some(format) = self.log_format {
             server.log_format = format;
+        }
+        if let Some(kind) = self.store {
+            config.store.kind = kind;
+        }
+        let etcd = &mut config.etcd;
+        if !self.etcd_endpoints.is_empty() {
+            etcd.endpoints.clone_from(&self.etcd_endpoints);
+        }
+        if let Some(prefix) = &self.etcd_prefix {
+            etcd.prefix.clone_from(prefix);
+        }
+        if let Some(ttl) = self.etcd_lease_ttl {
+            etcd.lease_ttl = ttl;
+        }
+        if self.etcd_keep_alive.is_some() {
+            etcd.keep_alive = self.etcd_keep_alive;
+        }
+        if self.replica_name.is_some() {
+            etcd.replica_name.clone_from(&self.replica_name);
         }
         let auth = &mut config.auth;
         auth.tokens.extend(self.tokens.iter().cloned());

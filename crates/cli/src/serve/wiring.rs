@@ -8,11 +8,11 @@ use std::time::Duration;
 use crus_backends::sim::{Faults, SimCluster, SimConfig, SyntheticWorkload, Workload};
 use crus_backends::sqlite::SqliteStore;
 use crus_core::clock::Clock;
-use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::controller::{Controller, ControllerConfig, EventLog};
 use crus_core::ports::Ports;
 use crus_core::rollout::RolloutPolicy;
 use crus_core::store::SessionStore;
-use crus_http::{AppState, Auth, AuthConfig, Metrics, instrument_ports};
+use crus_http::{AppState, Auth, AuthConfig, Leadership, Metrics, instrument_ports};
 use tracing_subscriber::EnvFilter;
 
 use crus_backends::service::{ServiceConfig, TokenSource};
@@ -20,9 +20,11 @@ use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmRebootConfig, SlurmRebo
 
 use crus_backends::redfish::RedfishPowerControl;
 
+#[cfg(not(feature = "etcd"))]
+use super::config::ETCD_NOT_BUILT;
 use super::config::{
     AuthSection, Config, LogFormat, RedfishSection, ServiceSection, SimSection, SlurmRebootSection,
-    SlurmSection,
+    SlurmSection, StoreKind,
 };
 
 /// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
@@ -51,39 +53,23 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
         );
     }
 
-    let store = SqliteStore::open(&settings.server.db).map_err(|error| {
-        format!(
-            "cannot open the session database {}: {error}",
-            settings.server.db.display()
-        )
-    })?;
-    let store: Arc<dyn SessionStore> = Arc::new(store);
-
     let (ports, clock, redfish) = build_backends(&settings).await?;
     let metrics = Arc::new(Metrics::new());
     let ports = instrument_ports(ports, &metrics);
-    let controller = Controller::new(
-        ports,
-        store,
-        clock,
-        ControllerConfig {
-            default_policy: RolloutPolicy {
-                boot_timeout: settings.rollout.boot_timeout,
-                poll_interval: settings.rollout.poll_interval,
-                ..RolloutPolicy::default()
-            },
-            ..ControllerConfig::default()
-        },
-    );
-    // Subscribed before sessions resume, so their first events are sent too.
-    spawn_webhooks(&settings, &controller, &metrics)?;
-    let resumed = controller
-        .resume_all()
-        .await
-        .map_err(|error| format!("cannot read the stored sessions: {error}"))?;
-    if resumed > 0 {
-        tracing::info!(sessions = resumed, "resumed unfinished sessions");
-    }
+    let (controller, leadership, background): (_, _, Option<Background>) = match settings.store.kind
+    {
+        StoreKind::Sqlite => {
+            let controller = single_replica(&settings, ports, clock, &metrics).await?;
+            (controller, Arc::new(Leadership::single()), None)
+        }
+        #[cfg(feature = "etcd")]
+        StoreKind::Etcd => {
+            let replica = super::replica::start(&settings, ports, clock, &metrics).await?;
+            (replica.api, replica.leadership, Some(replica.background))
+        }
+        #[cfg(not(feature = "etcd"))]
+        StoreKind::Etcd => return Err(format!("store.kind: {ETCD_NOT_BUILT}")),
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
@@ -93,13 +79,17 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
         .map_err(|error| format!("cannot read the listening address: {error}"))?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
-    let state = AppState::new(controller.clone(), Arc::new(auth), metrics);
+    let state =
+        AppState::new(controller.clone(), Arc::new(auth), metrics).with_leadership(leadership);
     crus_http::serve(listener, state, shutdown_signal())
         .await
         .map_err(|error| format!("the server failed: {error}"))?;
     // Every transition was committed before it was acted on, so stopping the
-    // session tasks here loses nothing: the next start resumes them.
-    drop(controller);
+    // session tasks here loses nothing: the next start (or leader) resumes them.
+    controller.stop_all();
+    if let Some(background) = background {
+        background.stop().await;
+    }
     // BMCs have few session slots: give back the ones crus holds.
     if let Some(redfish) = redfish
         && let Err(error) = redfish.logout().await
@@ -110,11 +100,98 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
     Ok(())
 }
 
-/// Starts delivering rollout events to the `[[webhooks]]` URLs, counting
-/// outcomes in `metrics`.
-fn spawn_webhooks(
+/// The settings every controller of this server runs with.
+pub(super) fn controller_config(settings: &Config) -> ControllerConfig {
+    ControllerConfig {
+        default_policy: RolloutPolicy {
+            boot_timeout: settings.rollout.boot_timeout,
+            poll_interval: settings.rollout.poll_interval,
+            ..RolloutPolicy::default()
+        },
+        ..ControllerConfig::default()
+    }
+}
+
+/// The one replica, on SQLite: its controller drives every session, from
+/// the stored unfinished ones on.
+async fn single_replica(
     settings: &Config,
-    controller: &Controller,
+    ports: Ports,
+    clock: Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<Controller, String> {
+    let store = SqliteStore::open(&settings.server.db).map_err(|error| {
+        format!(
+            "cannot open the session database {}: {error}",
+            settings.server.db.display()
+        )
+    })?;
+    let store: Arc<dyn SessionStore> = Arc::new(store);
+    let controller = Controller::new(ports, store, clock, controller_config(settings));
+    // Subscribed before sessions resume, so their first events are sent too.
+    spawn_webhooks(settings, controller.events(), metrics)?;
+    let resumed = controller
+        .resume_all()
+        .await
+        .map_err(|error| format!("cannot read the stored sessions: {error}"))?;
+    if resumed > 0 {
+        tracing::info!(sessions = resumed, "resumed unfinished sessions");
+    }
+    Ok(controller)
+}
+
+/// A task running beside the HTTP server (a replica's election loop), told
+/// to stop at shutdown.
+#[cfg_attr(
+    not(feature = "etcd"),
+    expect(dead_code, reason = "only etcd replicas run one")
+)]
+pub(super) struct Background {
+    /// Set to `true` to ask the task to stop.
+    pub(super) stop: tokio::sync::watch::Sender<bool>,
+    /// The task.
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Asks the task to stop and waits for it, at most a few seconds (it
+    /// gives leadership up, which needs etcd to answer).
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the replica did not stop within 5 s; leaving it");
+        }
+    }
+}
+
+/// The ports and clock a leadership term drives sessions with.
+///
+/// A simulated cluster kept in a state file is what several replicas share
+/// (it plays the real cluster): each term opens it again, to carry on from
+/// what the previous leader left in it. Every other backend is a client of a
+/// service outside this process, so the replica's own ports serve every term.
+#[cfg(feature = "etcd")]
+pub(super) async fn ports_for_term(
+    settings: &Config,
+    metrics: &Arc<Metrics>,
+    ports: &Ports,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Ports, Arc<dyn Clock>), String> {
+    if settings.sim.state.is_none() || !uses_sim(settings) {
+        return Ok((ports.clone(), clock.clone()));
+    }
+    let (ports, clock, _redfish) = build_backends(settings).await?;
+    Ok((instrument_ports(ports, metrics), clock))
+}
+
+/// Starts delivering rollout events from `events` to the `[[webhooks]]`
+/// URLs, counting outcomes in `metrics`.
+pub(super) fn spawn_webhooks(
+    settings: &Config,
+    events: &EventLog,
     metrics: &Arc<Metrics>,
 ) -> Result<(), String> {
     if settings.webhooks.is_empty() {
@@ -130,7 +207,7 @@ fn spawn_webhooks(
     }
     crus_backends::webhooks::spawn(
         hooks,
-        controller.events().subscribe(),
+        events.subscribe(),
         Arc::new(WebhookMetrics(metrics.clone())),
     )?;
     Ok(())
@@ -228,15 +305,7 @@ async fn build_backends(
     settings: &Config,
 ) -> Result<(Ports, Arc<dyn Clock>, Option<Arc<RedfishPowerControl>>), String> {
     let backends = &settings.backends;
-    let uses_sim = [
-        &backends.inventory,
-        &backends.workload_manager,
-        &backends.boot,
-    ]
-    .iter()
-    .any(|backend| backend.as_str() == "sim")
-        || backends.power.as_deref() == Some("sim");
-    let (sim_ports, clock): (Option<Ports>, Arc<dyn Clock>) = if uses_sim {
+    let (sim_ports, clock): (Option<Ports>, Arc<dyn Clock>) = if uses_sim(settings) {
         let (ports, clock) = build_sim(&settings.sim)?;
         (Some(ports), clock)
     } else {
@@ -367,6 +436,19 @@ async fn build_backends(
         clock,
         redfish,
     ))
+}
+
+/// Whether any port is the simulated cluster's.
+fn uses_sim(settings: &Config) -> bool {
+    let backends = &settings.backends;
+    [
+        &backends.inventory,
+        &backends.workload_manager,
+        &backends.boot,
+    ]
+    .iter()
+    .any(|backend| backend.as_str() == "sim")
+        || backends.power.as_deref() == Some("sim")
 }
 
 /// The Redfish settings of `backends.power = "redfish"`, with the password

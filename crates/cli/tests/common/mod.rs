@@ -21,6 +21,16 @@ pub struct Server {
 impl Server {
     /// Starts `crus serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::start_with_stderr(args, envs, Stdio::inherit())
+    }
+
+    /// As [`Server::start`], its log (standard error) written to `log`.
+    pub fn start_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("the server's log file");
+        Server::start_with_stderr(args, envs, Stdio::from(file))
+    }
+
+    fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_crus"));
         command
             .arg("serve")
@@ -30,7 +40,7 @@ impl Server {
             .env_remove("CRUS_JWT_SECRET")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = command.spawn().expect("crus serve starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let (lines, received) = mpsc::channel();
@@ -68,6 +78,15 @@ impl Server {
     pub fn kill_9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// Asks the process to stop (SIGTERM) and returns its exit code.

@@ -13,6 +13,7 @@
 mod events;
 mod executor;
 mod retry;
+mod stored_events;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 pub use events::{EventLog, Missed, NumberedEvent};
 pub use executor::execute;
 pub use retry::RetryPolicy;
+pub use stored_events::events_between;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -48,6 +50,11 @@ pub struct ControllerConfig {
     pub command_poll_interval: Duration,
     /// The policy of sessions created without one (from the server's configuration).
     pub default_policy: RolloutPolicy,
+    /// Whether this controller drives sessions. `false` for a replica that
+    /// only serves the API while another process (the leader) drives them:
+    /// it stores sessions and operator requests, and [`Controller::start`]
+    /// does nothing; the leader learns of them from the shared store.
+    pub drive_sessions: bool,
 }
 
 impl Default for ControllerConfig {
@@ -56,6 +63,7 @@ impl Default for ControllerConfig {
             retry: RetryPolicy::default(),
             command_poll_interval: Duration::from_secs(5),
             default_policy: RolloutPolicy::default(),
+            drive_sessions: true,
         }
     }
 }
@@ -83,8 +91,9 @@ struct Inner {
     tasks: Mutex<JoinSet<()>>,
     /// Wakers of the sessions being driven, so requests take effect at once.
     wakers: Mutex<HashMap<Uuid, Arc<Notify>>>,
-    /// Recent events of every session.
-    events: EventLog,
+    /// Recent events of every session; shared when several controllers (one
+    /// per leadership term of a replica) feed one stream.
+    events: Arc<EventLog>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -107,6 +116,18 @@ impl Controller {
         clock: Arc<dyn Clock>,
         config: ControllerConfig,
     ) -> Self {
+        Self::with_events(ports, store, clock, config, Arc::new(EventLog::default()))
+    }
+
+    /// As [`Controller::new`], publishing events to `events` (shared with
+    /// whoever else holds it) instead of a log of its own.
+    pub fn with_events(
+        ports: Ports,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+        config: ControllerConfig,
+        events: Arc<EventLog>,
+    ) -> Self {
         Controller {
             inner: Arc::new(Inner {
                 ports,
@@ -115,7 +136,7 @@ impl Controller {
                 config,
                 tasks: Mutex::new(JoinSet::new()),
                 wakers: Mutex::new(HashMap::new()),
-                events: EventLog::default(),
+                events,
             }),
         }
     }
@@ -406,9 +427,11 @@ impl Controller {
         ))
     }
 
-    /// Drives session `upgrade_id` in a background task, unless one runs already.
+    /// Drives session `upgrade_id` in a background task, unless one runs
+    /// already or this controller does not drive sessions
+    /// ([`ControllerConfig::drive_sessions`]).
     pub fn start(&self, upgrade_id: Uuid) {
-        if lock(&self.inner.wakers).contains_key(&upgrade_id) {
+        if !self.inner.config.drive_sessions || lock(&self.inner.wakers).contains_key(&upgrade_id) {
             return;
         }
         // Register the waker now, so a second start() before the task runs is a no-op.
@@ -423,6 +446,38 @@ impl Controller {
                 tracing::error!(%upgrade_id, %error, "session stopped: {error}");
             }
         });
+    }
+
+    /// Acts on `record` as another process stored it (a replica's API, seen
+    /// through a store watch): starts driving the session when it is
+    /// unfinished or being deleted and no task here drives it yet, and wakes
+    /// the task that does, so it reads the operator's new requests now.
+    /// Idempotent: calling it again for the same record changes nothing.
+    pub fn take_up(&self, record: &SessionRecord) {
+        let upgrade_id = record.upgrade_id();
+        if record.rollout.stage == Stage::Finished && !record.desired.delete {
+            return;
+        }
+        if lock(&self.inner.wakers).contains_key(&upgrade_id) {
+            self.wake(upgrade_id);
+        } else {
+            self.start(upgrade_id);
+        }
+    }
+
+    /// Stops every session task at once, wherever it is. What a task had not
+    /// persisted is redone by the next controller to drive the session (every
+    /// action is idempotent); for a replica whose leadership ended, whose
+    /// tasks would otherwise retry writes the store now refuses.
+    pub fn stop_all(&self) {
+        lock(&self.inner.tasks).abort_all();
+        // Aborted tasks do not unregister themselves.
+        lock(&self.inner.wakers).clear();
+    }
+
+    /// How many session tasks run now.
+    pub fn running(&self) -> usize {
+        lock(&self.inner.wakers).len()
     }
 
     /// Starts every stored session that has not finished. Returns how many.

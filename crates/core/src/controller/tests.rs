@@ -426,3 +426,72 @@ async fn new_sessions_are_checked_against_the_site() {
         other => panic!("expected an overlap, got {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_only_controller_stores_and_the_driving_one_takes_up_and_stops() {
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    // Never drained: the session stays in flight until it is stopped.
+    wlm.expect_node_states().returning(|nodes| {
+        Ok(nodes
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: WorkloadState::Draining,
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect())
+    });
+    let (driver, store) = controller(friendly_inventory(), wlm, booted_boot());
+    let follower = Controller::new(
+        driver.ports().clone(),
+        store.clone(),
+        Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000))),
+        ControllerConfig {
+            drive_sessions: false,
+            ..ControllerConfig::default()
+        },
+    );
+    let status = follower
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    follower.start(status.upgrade_id);
+    assert_eq!(
+        follower.running(),
+        0,
+        "a store-only controller drives nothing"
+    );
+
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    driver.take_up(&record);
+    driver.take_up(&record);
+    assert_eq!(driver.running(), 1, "taken up once");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let stored = store.get(status.upgrade_id).await.unwrap().unwrap();
+    assert_eq!(stored.value.rollout.count(NodePhase::Draining), 2);
+
+    // A pause stored by the follower reaches the running task through take_up.
+    follower
+        .request_pause(status.upgrade_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    driver.take_up(&store.get(status.upgrade_id).await.unwrap().unwrap().value);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let paused = store.get(status.upgrade_id).await.unwrap().unwrap();
+    assert!(paused.value.rollout.paused);
+    assert_eq!(paused.value.rollout.commands_applied, 1);
+
+    driver.stop_all();
+    assert_eq!(driver.running(), 0);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after_stop = store.get(status.upgrade_id).await.unwrap().unwrap();
+    assert_eq!(
+        after_stop.revision, paused.revision,
+        "a stopped task writes nothing"
+    );
+}

@@ -1,5 +1,8 @@
 //! Probes for orchestrators: `/healthz` (the process answers) and `/readyz`
-//! (it can reach its session store). Both are public, so probes need no token.
+//! (it can reach its session store, and whether it leads). Both are public,
+//! so probes need no token.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +20,25 @@ pub struct ProbeStatus {
     pub status: &'static str,
 }
 
+/// The body of a successful readiness probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReadyStatus {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// `ok`: the session store answered (with etcd, a quorum read).
+    #[schema(example = "ok")]
+    pub store: &'static str,
+    /// `leader` (drives the sessions; the only replica with SQLite) or
+    /// `follower` (serves the API; another replica drives the sessions).
+    #[schema(example = "leader")]
+    pub role: &'static str,
+}
+
+/// How long `/readyz` waits for the store: a store without quorum may take
+/// its whole request timeout to fail, longer than probes wait.
+const STORE_CHECK_LIMIT: Duration = Duration::from_secs(2);
+
 /// `GET /healthz`: always 200 while the process serves requests.
 #[utoipa::path(
     get,
@@ -32,7 +54,8 @@ pub(crate) async fn healthz() -> Json<ProbeStatus> {
     Json(ProbeStatus { status: "ok" })
 }
 
-/// `GET /readyz`: 200 when the session store answers, 503 when it does not.
+/// `GET /readyz`: 200 with the replica's role when the session store
+/// answers, 503 when it does not (with etcd: no quorum).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -40,18 +63,27 @@ pub(crate) async fn healthz() -> Json<ProbeStatus> {
     operation_id = "readyz",
     summary = "Readiness probe",
     responses(
-        (status = 200, description = "The server can reach its session store", body = ProbeStatus, content_type = "application/json"),
+        (status = 200, description = "The server can reach its session store", body = ReadyStatus, content_type = "application/json"),
         (status = 503, description = "The session store does not answer", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeStatus>, AppError> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ReadyStatus>, AppError> {
     // A point read of an id that never exists: one round trip, whatever the
     // number of sessions (a list would read them all).
-    state
-        .controller()
-        .store()
-        .get(Uuid::nil())
-        .await
-        .map_err(AppError::NotReady)?;
-    Ok(Json(ProbeStatus { status: "ready" }))
+    let store = state.controller().store().clone();
+    match tokio::time::timeout(STORE_CHECK_LIMIT, store.get(Uuid::nil())).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(AppError::NotReady(error)),
+        Err(_) => {
+            return Err(AppError::NotReady(crus_core::Error::unavailable(
+                "store",
+                format!("the session store did not answer within {STORE_CHECK_LIMIT:?}"),
+            )));
+        }
+    }
+    Ok(Json(ReadyStatus {
+        status: "ready",
+        store: "ok",
+        role: state.leadership().role(),
+    }))
 }

@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, 
 
 use crate::problem::{PROBLEM_JSON, Problem};
 use crate::routes::controls::ResumeRequest;
-use crate::routes::health::ProbeStatus;
+use crate::routes::health::{ProbeStatus, ReadyStatus};
 use crate::routes::nodes::NodeStatus;
 use crate::routes::{GATEWAY_PREFIX, PUBLIC_PATHS};
 
@@ -53,6 +53,7 @@ const BEARER_AUTH: &str = "bearerAuth";
         SessionState,
         Problem,
         ProbeStatus,
+        ReadyStatus,
         ResumeRequest,
         NodeStatus,
         RolloutEvent,

@@ -43,7 +43,10 @@ async fn healthz_and_readyz() {
         assert_eq!(response.json(), json!({"status": "ok"}));
         let response = server.get(&format!("{prefix}/readyz")).await;
         assert_eq!(response.status, StatusCode::OK);
-        assert_eq!(response.json(), json!({"status": "ready"}));
+        assert_eq!(
+            response.json(),
+            json!({"status": "ready", "store": "ok", "role": "leader"})
+        );
     }
 
     let down = TestServer::build(Setup {
@@ -220,6 +223,9 @@ async fn metrics_expose_sessions_nodes_requests_and_port_calls() {
         "crus_port_calls_total{",
         r#"outcome="ok""#,
         "# TYPE crus_port_call_duration_seconds histogram",
+        // The only replica leads, and always has.
+        "crus_leader 1",
+        "crus_leadership_changes_total 0",
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }

@@ -1,0 +1,339 @@
+//! One replica of several `crus serve` sharing sessions in etcd.
+//!
+//! Every replica serves the whole API: reads come from etcd, and creations,
+//! deletions and operator commands are written to etcd (unfenced) by a
+//! controller that drives nothing. One replica at a time leads: it holds the
+//! leader key on its lease and drives every session with a controller whose
+//! writes are fenced on that lease. It learns of what any replica's API
+//! wrote through a watch of the sessions ([`SessionFeed`]), which also feeds
+//! every replica's event stream, so clients can follow a session anywhere.
+//!
+//! Leadership ends when the lease is lost (a pause longer than its TTL, etcd
+//! out of reach): the leader then stops every session task at once — their
+//! writes would be refused by the fence and retried forever — and campaigns
+//! again. A replica stopped by a signal gives its lease up, so another takes
+//! over without waiting for the TTL.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crus_backends::etcd::{
+    Election, EtcdConfig, EtcdStore, EtcdTls, Leader, SessionChange, SessionFeed,
+};
+use crus_core::clock::Clock;
+use crus_core::controller::{Controller, ControllerConfig, EventLog, events_between};
+use crus_core::ports::Ports;
+use crus_core::store::{SessionRecord, Versioned};
+use crus_http::{Leadership, Metrics};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::config::{Config, EtcdSection};
+use super::wiring::{Background, controller_config, ports_for_term, spawn_webhooks};
+
+/// How often a broken watch, a failed read of the sessions or a failed
+/// start of a term is tried again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// How long a replica that stops or lost its lease waits for etcd to revoke
+/// the lease; past it, the lease expires by itself.
+const RESIGN_LIMIT: Duration = Duration::from_secs(2);
+
+/// A started replica: what the HTTP server needs, and its election loop.
+pub(super) struct Replica {
+    /// The API's controller: stores sessions and requests, drives nothing.
+    pub(super) api: Controller,
+    /// This replica's role, told by the election loop.
+    pub(super) leadership: Arc<Leadership>,
+    /// The election loop, stopped at shutdown.
+    pub(super) background: Background,
+}
+
+/// The controller driving sessions while this replica leads; `None` while
+/// it follows. Shared by the election loop (which sets it) and the relay of
+/// store changes (which hands it what other replicas wrote).
+type Driver = Arc<Mutex<Option<Controller>>>;
+
+/// Connects to etcd and starts the replica: the watch of the sessions, the
+/// API's controller, and the election loop.
+pub(super) async fn start(
+    settings: &Config,
+    ports: Ports,
+    clock: Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<Replica, String> {
+    let section = &settings.etcd;
+    let store = EtcdStore::connect(&etcd_config(section)?)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot connect to etcd at {} (etcd.endpoints, --etcd-endpoints): {error}",
+                section.endpoints.join(",")
+            )
+        })?;
+    match tokio::time::timeout(section.timeout, store.check()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "etcd does not answer yet; /readyz says not ready until it does")
+        }
+        Err(_) => tracing::warn!("etcd does not answer yet; /readyz says not ready until it does"),
+    }
+    let replica = section
+        .replica_name
+        .clone()
+        .unwrap_or_else(default_replica_name);
+    let config = controller_config(settings);
+    let api = Controller::new(
+        ports.clone(),
+        Arc::new(store.clone()),
+        clock.clone(),
+        ControllerConfig {
+            drive_sessions: false,
+            ..config.clone()
+        },
+    );
+    // One log for every term's controller, so webhooks are sent by whichever
+    // replica leads, from one subscription.
+    let leader_events = Arc::new(EventLog::default());
+    spawn_webhooks(settings, &leader_events, metrics)?;
+    let leadership = Arc::new(Leadership::follower());
+    let driver: Driver = Arc::default();
+    let (feed, changes) = SessionFeed::start(store.clone(), RETRY);
+    let relay = tokio::spawn(relay(feed, changes, api.clone(), driver.clone()));
+    let election = Election::new(
+        store,
+        replica.clone(),
+        section.lease_ttl,
+        section.keep_alive_interval(),
+    );
+    tracing::info!(%replica, endpoints = %section.endpoints.join(","), prefix = %section.prefix, "replica on etcd: campaigning for leadership");
+    let (stop, stopped) = watch::channel(false);
+    let term = Term {
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        ports,
+        clock,
+        config,
+        events: leader_events,
+        driver,
+    };
+    let role = leadership.clone();
+    let task = tokio::spawn(async move {
+        elect_and_lead(election, term, role, stopped).await;
+        relay.abort();
+    });
+    Ok(Replica {
+        api,
+        leadership,
+        background: Background { stop, task },
+    })
+}
+
+/// What each leadership term is built from.
+struct Term {
+    /// The server's settings (a term may reopen the simulated cluster).
+    settings: Config,
+    /// Where the term's port calls are counted.
+    metrics: Arc<Metrics>,
+    /// The replica's own ports and clock.
+    ports: Ports,
+    /// Source of `now` of the replica's own ports.
+    clock: Arc<dyn Clock>,
+    /// Settings of the term's controller.
+    config: ControllerConfig,
+    /// Where every term's controller publishes its events (for webhooks).
+    events: Arc<EventLog>,
+    /// Set to the term's controller while it lasts.
+    driver: Driver,
+}
+
+/// Campaigns, leads until the lease is lost, and campaigns again; until `stop`.
+async fn elect_and_lead(
+    election: Election,
+    term: Term,
+    leadership: Arc<Leadership>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut leader = tokio::select! {
+            leader = election.campaign() => leader,
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        };
+        tracing::info!(
+            lease = leader.lease(),
+            "this replica leads: it drives the sessions"
+        );
+        leadership.set_leader(true);
+        let stopping = lead(&mut leader, &term, &mut stop).await;
+        leadership.set_leader(false);
+        leader.resign(RESIGN_LIMIT).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// One leadership term: a controller fenced on the lease drives every
+/// unfinished session until the lease is lost (returns `false`) or the
+/// replica is asked to stop (returns `true`).
+async fn lead(leader: &mut Leader, term: &Term, stop: &mut watch::Receiver<bool>) -> bool {
+    let (ports, clock) =
+        match ports_for_term(&term.settings, &term.metrics, &term.ports, &term.clock).await {
+            Ok(built) => built,
+            Err(error) => {
+                tracing::error!(%error, "cannot start leading; giving leadership up");
+                tokio::time::sleep(RETRY).await;
+                return false;
+            }
+        };
+    let driver = Controller::with_events(
+        ports,
+        Arc::new(leader.store().clone()),
+        clock,
+        term.config.clone(),
+        term.events.clone(),
+    );
+    // Set before the stored sessions are read, so a session created
+    // meanwhile is handed over by the relay if the read misses it.
+    *lock(&term.driver) = Some(driver.clone());
+    let resume = async {
+        loop {
+            match driver.resume_all().await {
+                Ok(sessions) => {
+                    tracing::info!(sessions, "took up the unfinished sessions");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the stored sessions; retrying");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let stopping = tokio::select! {
+        () = leader.lost() => {
+            tracing::warn!(
+                sessions = driver.running(),
+                "leadership lost: stopping every session task (the store refuses their writes now)"
+            );
+            false
+        }
+        _ = stop.wait_for(|stopping| *stopping) => true,
+        () = resume => false,
+    };
+    *lock(&term.driver) = None;
+    driver.stop_all();
+    stopping
+}
+
+/// Hands the stored changes on: events to this replica's event stream
+/// (derived from the records, since the leader's events happen in another
+/// process), and new sessions and operator requests to the driving
+/// controller while this replica leads.
+async fn relay(
+    _feed: SessionFeed,
+    mut changes: mpsc::Receiver<SessionChange>,
+    api: Controller,
+    driver: Driver,
+) {
+    let mut known: HashMap<Uuid, Versioned<SessionRecord>> = HashMap::new();
+    // The first read is history, not news: it is remembered, not told.
+    let mut first_read = true;
+    while let Some(change) = changes.recv().await {
+        match change {
+            SessionChange::Resync(records) => {
+                let stored: HashSet<Uuid> = records
+                    .iter()
+                    .map(|record| record.value.upgrade_id())
+                    .collect();
+                known.retain(|upgrade_id, _| stored.contains(upgrade_id));
+                for record in records {
+                    observe(&mut known, record, !first_read, &api, &driver);
+                }
+                first_read = false;
+            }
+            SessionChange::Put(record) => observe(&mut known, *record, true, &api, &driver),
+            SessionChange::Deleted(upgrade_id) => {
+                known.remove(&upgrade_id);
+            }
+        }
+    }
+}
+
+/// Takes one stored record into account; `tell`: publish what changed.
+fn observe(
+    known: &mut HashMap<Uuid, Versioned<SessionRecord>>,
+    record: Versioned<SessionRecord>,
+    tell: bool,
+    api: &Controller,
+    driver: &Driver,
+) {
+    let upgrade_id = record.value.upgrade_id();
+    let before = known.get(&upgrade_id);
+    // A watch opened before a full read delivers some records twice.
+    if before.is_some_and(|before| before.revision >= record.revision) {
+        return;
+    }
+    if tell {
+        api.events().publish(events_between(
+            before.map(|before| &before.value.rollout),
+            &record.value.rollout,
+        ));
+    }
+    // The leader's own writes change only the rollout; what the API writes
+    // (a new session, a request) changes `desired`, or is new.
+    let requested = before.is_none_or(|before| before.value.desired != record.value.desired);
+    if requested && let Some(driver) = lock(driver).clone() {
+        driver.take_up(&record.value);
+    }
+    known.insert(upgrade_id, record);
+}
+
+/// How to reach etcd, with the password read from its file.
+fn etcd_config(section: &EtcdSection) -> Result<EtcdConfig, String> {
+    let password = match &section.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| {
+                    format!(
+                        "cannot read the etcd password file {} (etcd.password_file): {error}",
+                        path.display()
+                    )
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let tls = (section.ca_file.is_some() || section.cert_file.is_some()).then(|| EtcdTls {
+        ca_file: section.ca_file.clone(),
+        cert_file: section.cert_file.clone(),
+        key_file: section.key_file.clone(),
+    });
+    Ok(EtcdConfig {
+        endpoints: section.endpoints.clone(),
+        prefix: section.prefix.clone(),
+        user: section.user.clone(),
+        password,
+        tls,
+        timeout: section.timeout,
+    })
+}
+
+/// `<host name>-<process id>`: tells operators which process leads.
+fn default_replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "crus".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Only ever replaced whole, so a panic elsewhere cannot leave it half-written.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,432 @@
+//! Several `crus serve` replicas on one real 3-member etcd cluster (started
+//! by the test, see `etcd_harness`), each the built binary on the same
+//! simulated cluster (one `--sim-state` file, which plays the real cluster):
+//! a session created on one replica is read on the other; the leader killed
+//! with SIGKILL is replaced within the lease TTL + 5 s; etcd members lost and
+//! back; a leader paused past its lease cannot write when it wakes. In every
+//! case the session completes with every node booted exactly once and none
+//! left drained.
+
+#![cfg(feature = "etcd")]
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../backends/tests/etcd_harness/mod.rs"]
+mod etcd_harness;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crus_backends::etcd::etcd_client;
+use crus_backends::sim::SimCluster;
+use crus_core::rollout::NodePhase;
+use crus_core::store::SessionRecord;
+use serde_json::Value;
+
+use common::*;
+use etcd_harness::EtcdCluster;
+
+/// The leader lease of every replica: short, so takeovers are quick.
+const TTL: Duration = Duration::from_secs(2);
+
+/// The `crus serve` options of replica `name` on `cluster`, sharing `state`.
+///
+/// The NASA trace starts with a whole-machine job: at 600x the first step
+/// drains for about 2.4 s; boots take 20 simulated minutes (2 s). The boot
+/// timeout is far (10 h: a minute of wall time), so a node booting while etcd
+/// has no quorum is not failed for it.
+fn replica_args(cluster: &EtcdCluster, state: &str, name: &str) -> Vec<String> {
+    [
+        "--sim",
+        "--no-auth",
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        &cluster.endpoints(),
+        "--etcd-lease-ttl",
+        "2s",
+        "--replica-name",
+        name,
+        "--sim-state",
+        state,
+        "--sim-nodes",
+        "8",
+        "--sim-trace",
+        "nasa",
+        "--sim-speed",
+        "600",
+        "--sim-boot-time",
+        "20m",
+        "--boot-timeout",
+        "10h",
+        "--poll-interval",
+        "10s",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect()
+}
+
+/// Starts replica `name`, its log in `dir/name.log`.
+fn start_replica(cluster: &EtcdCluster, dir: &Path, state: &str, name: &str) -> Server {
+    let args = replica_args(cluster, state, name);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_logged(&args, &[], &dir.join(format!("{name}.log")))
+}
+
+/// The replica's log so far.
+fn log_of(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// `GET /readyz`: the status code and the body.
+async fn readyz(http: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
+    let response = http
+        .get(format!("{url}/readyz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// Waits until `check` holds, for at most `limit`; panics naming `what`.
+async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+/// Waits until the replica at `url` says it has `role` (and is ready).
+async fn wait_for_role(http: &reqwest::Client, url: &str, role: &str, limit: Duration) -> Duration {
+    wait_until(limit, &format!("{url} ready as {role}"), || async {
+        readyz(http, url)
+            .await
+            .is_some_and(|(status, body)| status == 200 && body["role"] == role)
+    })
+    .await
+}
+
+/// The session's state once complete, read from `url`.
+async fn wait_until_complete(http: &reqwest::Client, url: &str, id: &str) -> Value {
+    let finished = wait_for(http, url, None, id, Duration::from_secs(90), |s| {
+        s["completed"] == true
+    })
+    .await;
+    assert_eq!(finished["state"], "READY");
+    assert!(
+        said(
+            &finished,
+            "Upgrade Session Completed: 8 of 8 nodes upgraded"
+        ),
+        "{finished:#}"
+    );
+    finished
+}
+
+/// The simulated cluster as the replicas left it: every node booted exactly
+/// once, none left drained, none failed.
+fn assert_every_node_booted_once(state: &str) {
+    let cluster = SimCluster::inspect_state_file(Path::new(state)).unwrap();
+    for node in cluster.node_ids() {
+        assert_eq!(
+            cluster.boot_count(&node),
+            1,
+            "node {node} booted {} times",
+            cluster.boot_count(&node)
+        );
+    }
+    let report = cluster.report();
+    assert_eq!(report.boots, 8);
+    assert_eq!(report.reboots_with_running_jobs, 0);
+    assert!(
+        cluster.drained_nodes().is_empty(),
+        "left drained: {:?}",
+        cluster.drained_nodes()
+    );
+    assert_eq!(cluster.group("crus-failed").unwrap_or_default(), Vec::new());
+    assert!(report.max_out_of_service <= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_created_on_a_follower_survives_the_leader_killed() {
+    let cluster = EtcdCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = path_in(dir.path(), "sim.json");
+    let http = client();
+
+    let first = start_replica(&cluster, dir.path(), &state, "first");
+    wait_for_role(&http, &first.url, "leader", Duration::from_secs(10)).await;
+    let second = start_replica(&cluster, dir.path(), &state, "second");
+    wait_for_role(&http, &second.url, "follower", Duration::from_secs(10)).await;
+
+    // Created on the follower, driven by the leader, read on both.
+    let id = create_session(&http, &second.url, None, &session_body(4)).await;
+    let mut events = http
+        .get(format!("{}/session/{id}/events", second.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let on_leader = wait_for(&http, &first.url, None, &id, Duration::from_secs(30), |s| {
+        said(s, "Step 0 started: draining")
+    })
+    .await;
+    assert_eq!(on_leader["upgrade_id"], id.as_str());
+    // The follower's event stream tells what the leader did.
+    let mut streamed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(streamed.contains("event: node_phase") && streamed.contains("\"to\":\"draining\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "no node_phase event on the follower within 10 s: {streamed}"
+        );
+        if let Ok(Ok(Some(bytes))) =
+            tokio::time::timeout(Duration::from_millis(200), events.chunk()).await
+        {
+            streamed.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    drop(events);
+    let draining = wait_for(&http, &second.url, None, &id, Duration::from_secs(5), |s| {
+        said(s, "Step 0 started: draining")
+    })
+    .await;
+    assert!(
+        !said(&draining, "Step 0 finished"),
+        "killed mid-session: {draining:#}"
+    );
+
+    first.kill_9();
+    let takeover = wait_for_role(&http, &second.url, "leader", TTL + Duration::from_secs(5)).await;
+    eprintln!("the follower took over {takeover:?} after the leader was killed");
+    wait_until_complete(&http, &second.url, &id).await;
+    assert_eq!(second.terminate(), Some(0));
+    assert_every_node_booted_once(&state);
+    assert!(
+        log_of(dir.path(), "second").contains("took up the unfinished sessions"),
+        "{}",
+        log_of(dir.path(), "second")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_members_lost_and_restarted_neither_repeat_nor_lose_work() {
+    let mut cluster = EtcdCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = path_in(dir.path(), "sim.json");
+    let http = client();
+    let replica = start_replica(&cluster, dir.path(), &state, "only");
+    wait_for_role(&http, &replica.url, "leader", Duration::from_secs(10)).await;
+    let id = create_session(&http, &replica.url, None, &session_body(4)).await;
+    wait_for(
+        &http,
+        &replica.url,
+        None,
+        &id,
+        Duration::from_secs(30),
+        |s| said(s, "Step 0 started: draining"),
+    )
+    .await;
+
+    // One member of three lost: a quorum remains, the session goes on.
+    cluster.kill_member(0);
+    let booting = wait_for(
+        &http,
+        &replica.url,
+        None,
+        &id,
+        Duration::from_secs(30),
+        |s| said(s, "Step 0: boot of 4 nodes started"),
+    )
+    .await;
+    assert!(!said(&booting, "Step 0 finished"), "{booting:#}");
+
+    // Two lost: no quorum. Not ready, and once the lease is given up for
+    // lost, nothing is done to the cluster.
+    cluster.kill_member(1);
+    wait_until(
+        Duration::from_secs(15),
+        "/readyz 503 without quorum",
+        || async {
+            readyz(&http, &replica.url)
+                .await
+                .is_some_and(|(status, _)| status == 503)
+        },
+    )
+    .await;
+    wait_until(
+        TTL + Duration::from_secs(5),
+        "leadership lost without quorum",
+        || async { log_of(dir.path(), "only").contains("leadership lost") },
+    )
+    .await;
+    let before = std::fs::read(&state).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        std::fs::read(&state).unwrap() == before,
+        "the simulated cluster changed while etcd had no quorum"
+    );
+    let (status, _) = readyz(&http, &replica.url).await.unwrap();
+    assert_eq!(status, 503);
+
+    cluster.start_member(0);
+    cluster.start_member(1);
+    cluster.wait_healthy().await;
+    let back = wait_for_role(&http, &replica.url, "leader", Duration::from_secs(30)).await;
+    eprintln!("leading again {back:?} after the quorum came back");
+    wait_until_complete(&http, &replica.url, &id).await;
+    let metrics = http
+        .get(format!("{}/metrics", replica.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("crus_leader 1"), "{metrics}");
+    let changes: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("crus_leadership_changes_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no crus_leadership_changes_total: {metrics}"));
+    // Led, lost it, led again (at least).
+    assert!(changes >= 3, "{changes} leadership changes");
+    assert_eq!(replica.terminate(), Some(0));
+    assert_every_node_booted_once(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
+    let cluster = EtcdCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = path_in(dir.path(), "sim.json");
+    let http = client();
+    let first = start_replica(&cluster, dir.path(), &state, "first");
+    wait_for_role(&http, &first.url, "leader", Duration::from_secs(10)).await;
+    let second = start_replica(&cluster, dir.path(), &state, "second");
+    wait_for_role(&http, &second.url, "follower", Duration::from_secs(10)).await;
+    let id = create_session(&http, &first.url, None, &session_body(4)).await;
+    wait_for(
+        &http,
+        &second.url,
+        None,
+        &id,
+        Duration::from_secs(30),
+        |s| said(s, "Step 0: boot of 4 nodes started"),
+    )
+    .await;
+
+    // Frozen while its nodes boot: it keeps its controller, its lease lapses.
+    first.signal("STOP");
+    let takeover = wait_for_role(&http, &second.url, "leader", TTL + Duration::from_secs(5)).await;
+    eprintln!("the follower took over {takeover:?} after the leader was paused");
+    wait_for(
+        &http,
+        &second.url,
+        None,
+        &id,
+        Duration::from_secs(30),
+        |s| said(s, "Step 0 finished"),
+    )
+    .await;
+    first.signal("CONT");
+    wait_until(
+        Duration::from_secs(10),
+        "the woken leader sees it lost its lease",
+        || async { log_of(dir.path(), "first").contains("leadership lost") },
+    )
+    .await;
+    wait_for_role(&http, &first.url, "follower", Duration::from_secs(10)).await;
+
+    wait_until_complete(&http, &second.url, &id).await;
+    let refused = log_of(dir.path(), "first")
+        .matches("no longer the leader")
+        .count();
+    eprintln!("writes of the woken leader refused by the fence: {refused}");
+    assert_eq!(second.terminate(), Some(0));
+    assert_eq!(first.terminate(), Some(0));
+
+    // Every version the session record ever had, in order: none goes back,
+    // so no write of the old leader's stale state got through.
+    let history = session_history(&cluster, &id).await;
+    assert!(history.len() > 5, "{} versions", history.len());
+    for (older, newer) in history.iter().zip(history.iter().skip(1)) {
+        assert!(newer.rollout.messages.len() >= older.rollout.messages.len());
+        assert!(newer.rollout.messages.starts_with(&older.rollout.messages));
+        for (old, new) in older.rollout.nodes.iter().zip(&newer.rollout.nodes) {
+            assert_eq!(old.id, new.id);
+            assert!(
+                new.phase >= old.phase,
+                "node {} went back from {:?} to {:?}",
+                new.id,
+                old.phase,
+                new.phase
+            );
+        }
+    }
+    let last = history.last().unwrap();
+    assert!(
+        last.rollout
+            .nodes
+            .iter()
+            .all(|n| n.phase == NodePhase::Done)
+    );
+    let completions = last
+        .rollout
+        .messages
+        .iter()
+        .filter(|message| message.starts_with("Upgrade Session Completed"))
+        .count();
+    assert_eq!(completions, 1, "{:#?}", last.rollout.messages);
+    assert_every_node_booted_once(&state);
+}
+
+/// Every stored version of session `id`, oldest first, read from etcd's history.
+async fn session_history(cluster: &EtcdCluster, id: &str) -> Vec<SessionRecord> {
+    let mut client = etcd_client::Client::connect(cluster.endpoint_list(), None)
+        .await
+        .unwrap();
+    let key = format!("/crus/sessions/{id}");
+    let current = client.get(key.as_str(), None).await.unwrap();
+    let newest = current
+        .kvs()
+        .first()
+        .expect("the session is stored")
+        .mod_revision();
+    let (_watcher, mut stream) = client
+        .watch(
+            key.as_str(),
+            Some(etcd_client::WatchOptions::new().with_start_revision(1)),
+        )
+        .await
+        .unwrap();
+    let mut versions = Vec::new();
+    'read: while let Some(response) =
+        tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("the history is read within 10 s")
+            .unwrap()
+    {
+        for event in response.events() {
+            let kv = event.kv().unwrap();
+            versions.push(serde_json::from_slice(kv.value()).unwrap());
+            if kv.mod_revision() >= newest {
+                break 'read;
+            }
+        }
+    }
+    versions
+}
