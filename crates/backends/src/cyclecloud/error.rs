@@ -149,26 +149,48 @@ impl CycleCloudError {
     }
 }
 
-impl From<CycleCloudError> for Error {
-    fn from(error: CycleCloudError) -> Self {
-        match &error {
+/// Which core error variant a [`CycleCloudError`] becomes.
+enum Meaning {
+    Invalid,
+    NotFound,
+    Conflict,
+    Unavailable,
+    Other,
+}
+
+impl CycleCloudError {
+    fn meaning(&self) -> Meaning {
+        match self {
             CycleCloudError::Config { .. }
             | CycleCloudError::Auth { .. }
             | CycleCloudError::NoStateFile { .. }
-            | CycleCloudError::NodeArrayIsReadOnly { .. }
-            | CycleCloudError::Status { status: 400, .. } => Error::invalid(error.to_string()),
-            CycleCloudError::UnknownNodes { .. }
-            | CycleCloudError::NoSuchGroup { .. }
-            | CycleCloudError::Status { status: 404, .. } => Error::not_found(error.to_string()),
-            CycleCloudError::GroupExists { .. } => Error::conflict(error.to_string()),
+            | CycleCloudError::NodeArrayIsReadOnly { .. } => Meaning::Invalid,
             // The API documents 409 as invalid input; a 409 for a reused
             // request id never gets here, it is adopted (see `operation.rs`).
-            CycleCloudError::Status { status: 409, .. } => Error::invalid(error.to_string()),
-            CycleCloudError::OperationTimeout { .. } => {
-                Error::unavailable(BACKEND, error.to_string())
-            }
-            _ if error.is_retryable() => Error::unavailable(BACKEND, error.to_string()),
-            _ => Error::Other {
+            CycleCloudError::Status {
+                status: 400 | 409, ..
+            } => Meaning::Invalid,
+            CycleCloudError::UnknownNodes { .. }
+            | CycleCloudError::NoSuchGroup { .. }
+            | CycleCloudError::Status { status: 404, .. } => Meaning::NotFound,
+            CycleCloudError::GroupExists { .. } => Meaning::Conflict,
+            // The operation goes on in CycleCloud: asking again adopts it.
+            CycleCloudError::OperationTimeout { .. } => Meaning::Unavailable,
+            _ if self.is_retryable() => Meaning::Unavailable,
+            _ => Meaning::Other,
+        }
+    }
+}
+
+impl From<CycleCloudError> for Error {
+    fn from(error: CycleCloudError) -> Self {
+        let message = error.to_string();
+        match error.meaning() {
+            Meaning::Invalid => Error::invalid(message),
+            Meaning::NotFound => Error::not_found(message),
+            Meaning::Conflict => Error::conflict(message),
+            Meaning::Unavailable => Error::unavailable(BACKEND, message),
+            Meaning::Other => Error::Other {
                 backend: BACKEND,
                 source: Box::new(error),
             },

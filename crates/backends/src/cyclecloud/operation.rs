@@ -60,14 +60,15 @@ pub(crate) struct NodeManagementResult {
 }
 
 /// One node of a `NodeManagementResult`: whether the request affected it.
+/// Every attribute may be missing (only `id` and `name` are required, and
+/// crus does not need `id`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct ResultNode {
-    #[serde(default)]
     pub(crate) name: String,
     /// `OK` or `Error`.
-    #[serde(default)]
     pub(crate) status: Option<String>,
-    #[serde(default)]
+    /// Why, when `status` is `Error`.
     pub(crate) error: Option<String>,
 }
 
