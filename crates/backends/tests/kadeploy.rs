@@ -2,8 +2,9 @@
 //! status codes of the Kadeploy3 API (4.0, behind a Grid'5000 site path):
 //! the request it posts, per-node results with failure reasons, cancel,
 //! unknown deployments, malformed templates, credentials, idempotent
-//! starts (in one process and after a restart), retries of what is safe to
-//! retry, and the conformance suite against a stateful fake Kadeploy.
+//! starts (twice, concurrently, after a restart, after a lost POST answer),
+//! configuration errors, retries of what is safe to retry, and the
+//! conformance suite against a stateful fake Kadeploy.
 #![cfg(feature = "kadeploy")]
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -556,6 +557,48 @@ async fn start_boot_twice_with_one_key_starts_one_deployment() {
         matches!(&error, Error::Conflict { what } if what.contains(WID)),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn concurrent_start_boots_with_one_key_start_one_deployment() {
+    let server = MockServer::start().await;
+    mount_environments(&server).await;
+    mount_listing(&server, json!([])).await;
+    Mock::given(method("POST"))
+        .and(path(site("/deployment")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(created(WID))
+                .set_delay(Duration::from_millis(200)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let kadeploy = orchestrator(&config(&server));
+    let boot = request("crus-s1-step-0");
+    let (first, second) = tokio::join!(kadeploy.start_boot(&boot), kadeploy.start_boot(&boot));
+    assert_eq!(first.unwrap(), second.unwrap());
+}
+
+#[test]
+fn a_configuration_that_cannot_work_is_invalid_and_says_which_setting() {
+    let missing_ca = KadeployConfig {
+        ca_file: Some("/nonexistent/kadeploy-ca.pem".into()),
+        ..KadeployConfig::new("https://api.grid5000.fr/4.0/sites/nantes")
+    };
+    for (config, says) in [
+        (missing_ca, "kadeploy.ca_file"),
+        (
+            KadeployConfig::new("api.grid5000.fr/nantes"),
+            "kadeploy.base_url",
+        ),
+    ] {
+        let error = KadeployBootOrchestrator::new(&config).unwrap_err();
+        assert!(
+            matches!(&error, Error::Invalid { message } if message.contains(says)),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]
