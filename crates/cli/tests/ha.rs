@@ -19,10 +19,10 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crus_backends::etcd::etcd_client;
+use crus_backends::etcd::{EtcdConfig, EtcdStore, etcd_client};
 use crus_backends::sim::SimCluster;
 use crus_core::rollout::NodePhase;
-use crus_core::store::SessionRecord;
+use crus_core::store::{SessionRecord, SessionStore};
 use serde_json::Value;
 
 use common::*;
@@ -200,6 +200,22 @@ async fn a_session_created_on_a_follower_survives_the_leader_killed() {
         }
     }
     drop(events);
+    // Commands given to the follower are carried out by the leader.
+    for (command, done) in [
+        ("pause", "Paused: "),
+        ("resume", "Resumed: taking nodes again"),
+    ] {
+        let answer = http
+            .post(format!("{}/session/{id}/{command}", second.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{command}");
+        wait_for(&http, &first.url, None, &id, Duration::from_secs(10), |s| {
+            said(s, done)
+        })
+        .await;
+    }
     let draining = wait_for(&http, &second.url, None, &id, Duration::from_secs(5), |s| {
         said(s, "Step 0 started: draining")
     })
@@ -329,10 +345,33 @@ async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
     )
     .await;
 
+    let (leader_key, old_lease) = leader_key_and_lease(&cluster).await;
+    assert_eq!(leader_key.1, "first");
+
     // Frozen while its nodes boot: it keeps its controller, its lease lapses.
     first.signal("STOP");
     let takeover = wait_for_role(&http, &second.url, "leader", TTL + Duration::from_secs(5)).await;
     eprintln!("the follower took over {takeover:?} after the leader was paused");
+    // What the old leader's store would do now, done from here: a write
+    // fenced on its lease is refused, and changes nothing.
+    let store = EtcdStore::connect(&EtcdConfig {
+        endpoints: cluster.endpoint_list(),
+        ..EtcdConfig::default()
+    })
+    .await
+    .unwrap();
+    let stale_store = store.fenced(leader_key.0.clone(), old_lease);
+    let mut current = store.get(id.parse().unwrap()).await.unwrap().unwrap();
+    current.value.rollout.messages.push(STALE.to_string());
+    let refused = stale_store
+        .update(&current.value, current.revision)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, crus_core::Error::Unavailable { .. })
+            && refused.to_string().contains("no longer the leader"),
+        "{refused}"
+    );
     wait_for(
         &http,
         &second.url,
@@ -363,6 +402,12 @@ async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
     // so no write of the old leader's stale state got through.
     let history = session_history(&cluster, &id).await;
     assert!(history.len() > 5, "{} versions", history.len());
+    assert!(
+        history
+            .iter()
+            .all(|version| !version.rollout.messages.iter().any(|m| m == STALE)),
+        "the fenced write got through"
+    );
     for (older, newer) in history.iter().zip(history.iter().skip(1)) {
         assert!(newer.rollout.messages.len() >= older.rollout.messages.len());
         assert!(newer.rollout.messages.starts_with(&older.rollout.messages));
@@ -392,6 +437,20 @@ async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
         .count();
     assert_eq!(completions, 1, "{:#?}", last.rollout.messages);
     assert_every_node_booted_once(&state);
+}
+
+/// The message the test's own stale write tries to add.
+const STALE: &str = "written on the old leader's lease";
+
+/// The leader key (its name and value, the leading replica) and its lease.
+async fn leader_key_and_lease(cluster: &EtcdCluster) -> ((String, String), i64) {
+    let mut client = etcd_client::Client::connect(cluster.endpoint_list(), None)
+        .await
+        .unwrap();
+    let key = "/crus/leader".to_string();
+    let response = client.get(key.as_str(), None).await.unwrap();
+    let kv = response.kvs().first().expect("a leader key");
+    ((key, kv.value_str().unwrap().to_string()), kv.lease())
 }
 
 /// Every stored version of session `id`, oldest first, read from etcd's history.
