@@ -123,6 +123,33 @@ async fn mount_listing(server: &MockServer, listing: Value) {
         .await;
 }
 
+/// `GET /deployment` listing nothing the first time, then deployment
+/// `WID` running on both hosts: what a POST whose answer was lost leaves.
+async fn mount_listing_empty_until_posted(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(site("/deployment")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    mount_listing(
+        server,
+        json!([deployment(WID, false, &[], &[], &[HOST_8, HOST_9])]),
+    )
+    .await;
+}
+
+/// `POST /deployment` answering `answer`, which must be sent exactly once.
+async fn mount_post_once(server: &MockServer, answer: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(site("/deployment")))
+        .respond_with(answer)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 /// `boot_status` of [`handle`] with the default configuration.
 async fn status_of(server: &MockServer) -> Vec<NodeBootStatus> {
     orchestrator(&config(server))
@@ -530,12 +557,11 @@ async fn start_boot_twice_with_one_key_starts_one_deployment() {
     let server = MockServer::start().await;
     mount_environments(&server).await;
     mount_listing(&server, json!([])).await;
-    Mock::given(method("POST"))
-        .and(path(site("/deployment")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(created(WID)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post_once(
+        &server,
+        ResponseTemplate::new(200).set_body_json(created(WID)),
+    )
+    .await;
     let kadeploy = orchestrator(&config(&server));
     let first = kadeploy
         .start_boot(&request("crus-s1-step-0"))
@@ -564,16 +590,13 @@ async fn concurrent_start_boots_with_one_key_start_one_deployment() {
     let server = MockServer::start().await;
     mount_environments(&server).await;
     mount_listing(&server, json!([])).await;
-    Mock::given(method("POST"))
-        .and(path(site("/deployment")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(created(WID))
-                .set_delay(Duration::from_millis(200)),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post_once(
+        &server,
+        ResponseTemplate::new(200)
+            .set_body_json(created(WID))
+            .set_delay(Duration::from_millis(200)),
+    )
+    .await;
     let kadeploy = orchestrator(&config(&server));
     let boot = request("crus-s1-step-0");
     let (first, second) = tokio::join!(kadeploy.start_boot(&boot), kadeploy.start_boot(&boot));
@@ -634,41 +657,37 @@ async fn after_a_restart_start_boot_adopts_the_running_deployment_of_its_nodes()
 }
 
 #[tokio::test]
-async fn a_post_that_timed_out_is_looked_for_before_anything_is_posted_again() {
-    let server = MockServer::start().await;
-    mount_environments(&server).await;
-    // Before the POST nothing runs; after it, its deployment is listed.
-    Mock::given(method("GET"))
-        .and(path(site("/deployment")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    mount_listing(
-        &server,
-        json!([deployment(WID, false, &[], &[], &[HOST_8, HOST_9])]),
-    )
-    .await;
-    Mock::given(method("POST"))
-        .and(path(site("/deployment")))
-        .respond_with(
+async fn a_post_whose_answer_is_lost_is_looked_for_before_anything_is_posted_again() {
+    for (answer, timeout) in [
+        // No answer within the timeout.
+        (
             ResponseTemplate::new(200)
                 .set_body_json(created(WID))
                 .set_delay(Duration::from_secs(3)),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let config = KadeployConfig {
-        timeout: Duration::from_millis(300),
-        ..config(&server)
-    };
-    let handle = orchestrator(&config)
-        .start_boot(&request("crus-s1-step-0"))
-        .await
-        .unwrap();
-    assert_eq!(handle.id, WID);
+            Duration::from_millis(300),
+        ),
+        // A success whose body crus cannot read (a proxy's page).
+        (
+            ResponseTemplate::new(200).set_body_string("<html>proxy</html>"),
+            Duration::from_secs(5),
+        ),
+    ] {
+        let server = MockServer::start().await;
+        mount_environments(&server).await;
+        mount_listing_empty_until_posted(&server).await;
+        mount_post_once(&server, answer).await;
+        let config = KadeployConfig {
+            timeout,
+            ..config(&server)
+        };
+        let handle = orchestrator(&config)
+            .start_boot(&request("crus-s1-step-0"))
+            .await
+            .unwrap();
+        assert_eq!(handle.id, WID);
+        // One POST, checked now rather than when the server is dropped.
+        server.verify().await;
+    }
 }
 
 #[tokio::test]
@@ -676,12 +695,11 @@ async fn a_post_that_failed_with_no_deployment_listed_is_retryable_and_not_repea
     let server = MockServer::start().await;
     mount_environments(&server).await;
     mount_listing(&server, json!([])).await;
-    Mock::given(method("POST"))
-        .and(path(site("/deployment")))
-        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post_once(
+        &server,
+        ResponseTemplate::new(502).set_body_string("Bad Gateway"),
+    )
+    .await;
     let error = orchestrator(&config(&server))
         .start_boot(&request("crus-s1-step-0"))
         .await

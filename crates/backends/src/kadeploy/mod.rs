@@ -214,9 +214,12 @@ impl BootOrchestrator for KadeployBootOrchestrator {
                 ledger.record(&request.key, &hosts, &request.template, &created.wid);
                 return Ok(handle(&created.wid));
             }
-            // No answer, or a 5xx a gateway may send after the server took
-            // the request: the deployment may exist. Look, do not repeat.
-            Err(error @ KadeployError::Transport { .. }) => error.to_string(),
+            // No answer, a 5xx a gateway may send after the server took the
+            // request, or a success whose wid crus cannot read: the
+            // deployment may exist. Look, do not repeat.
+            Err(error @ (KadeployError::Transport { .. } | KadeployError::Decode { .. })) => {
+                error.to_string()
+            }
             Err(error) if error.status().is_some_and(|status| status >= 500) => error.to_string(),
             Err(error) => return Err(error.into()),
         };
