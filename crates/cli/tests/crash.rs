@@ -9,7 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use crus_backends::sim::SimCluster;
 use serde_json::Value;
 
 use common::*;
@@ -19,28 +18,17 @@ async fn killed_twice_mid_session_the_server_resumes_without_repeating_a_boot() 
     let dir = tempfile::tempdir().unwrap();
     let db = path_in(dir.path(), "crus.db");
     let state = path_in(dir.path(), "sim.json");
-    // The NASA trace starts with a whole-machine job of 1451 s: at 600x the
-    // first step drains for about 2.4 s; boots take 20 simulated minutes (2 s).
-    let args = [
+    let mut args = vec![
         "--sim",
         "--no-auth",
         "--db",
         &db,
         "--sim-state",
         &state,
-        "--sim-nodes",
-        "8",
-        "--sim-trace",
-        "nasa",
-        "--sim-speed",
-        "600",
-        "--sim-boot-time",
-        "20m",
         "--boot-timeout",
         "2h",
-        "--poll-interval",
-        "10s",
     ];
+    args.extend(SMALL_NASA_CLUSTER);
     let http = client();
 
     let server = Server::start(&args, &[]);
@@ -95,33 +83,7 @@ async fn killed_twice_mid_session_the_server_resumes_without_repeating_a_boot() 
         |s| s["completed"] == true,
     )
     .await;
-    assert_eq!(finished["state"], "READY");
-    assert!(
-        said(
-            &finished,
-            "Upgrade Session Completed: 8 of 8 nodes upgraded"
-        ),
-        "{finished:#}"
-    );
+    assert_all_eight_upgraded(&finished);
     assert_eq!(server.terminate(), Some(0));
-
-    let cluster = SimCluster::inspect_state_file(std::path::Path::new(&state)).unwrap();
-    let report = cluster.report();
-    for node in cluster.node_ids() {
-        assert_eq!(
-            cluster.boot_count(&node),
-            1,
-            "node {node} booted {} times",
-            cluster.boot_count(&node)
-        );
-    }
-    assert_eq!(report.boots, 8);
-    assert_eq!(report.reboots_with_running_jobs, 0);
-    assert!(
-        cluster.drained_nodes().is_empty(),
-        "left drained: {:?}",
-        cluster.drained_nodes()
-    );
-    assert_eq!(cluster.group("crus-failed").unwrap_or_default(), Vec::new());
-    assert!(report.max_out_of_service <= 4);
+    assert_every_node_booted_once(std::path::Path::new(&state));
 }

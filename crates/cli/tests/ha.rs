@@ -20,7 +20,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crus_backends::etcd::{EtcdConfig, EtcdStore, etcd_client};
-use crus_backends::sim::SimCluster;
 use crus_core::rollout::NodePhase;
 use crus_core::store::{SessionRecord, SessionStore};
 use serde_json::Value;
@@ -31,12 +30,9 @@ use etcd_harness::EtcdCluster;
 /// The leader lease of every replica: short, so takeovers are quick.
 const TTL: Duration = Duration::from_secs(2);
 
-/// The `crus serve` options of replica `name` on `cluster`, sharing `state`.
-///
-/// The NASA trace starts with a whole-machine job: at 600x the first step
-/// drains for about 2.4 s; boots take 20 simulated minutes (2 s). The boot
-/// timeout is far (10 h: a minute of wall time), so a node booting while etcd
-/// has no quorum is not failed for it.
+/// The `crus serve` options of replica `name` on `cluster`, sharing `state`
+/// (a [`SMALL_NASA_CLUSTER`]). The boot timeout is far (10 h: a minute of
+/// wall time), so a node booting while etcd has no quorum is not failed for it.
 fn replica_args(cluster: &EtcdCluster, state: &str, name: &str) -> Vec<String> {
     [
         "--sim",
@@ -51,20 +47,11 @@ fn replica_args(cluster: &EtcdCluster, state: &str, name: &str) -> Vec<String> {
         name,
         "--sim-state",
         state,
-        "--sim-nodes",
-        "8",
-        "--sim-trace",
-        "nasa",
-        "--sim-speed",
-        "600",
-        "--sim-boot-time",
-        "20m",
         "--boot-timeout",
         "10h",
-        "--poll-interval",
-        "10s",
     ]
     .iter()
+    .chain(&SMALL_NASA_CLUSTER)
     .map(|arg| arg.to_string())
     .collect()
 }
@@ -119,58 +106,70 @@ async fn wait_for_role(http: &reqwest::Client, url: &str, role: &str, limit: Dur
     .await
 }
 
-/// The session's state once complete, read from `url`.
-async fn wait_until_complete(http: &reqwest::Client, url: &str, id: &str) -> Value {
+/// Waits until a message of session `id`, read from `url`, contains `text`.
+async fn wait_to_say(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    text: &str,
+    limit: Duration,
+) -> Value {
+    wait_for(http, url, None, id, limit, |s| said(s, text)).await
+}
+
+/// Waits until the session is complete (read from `url`) with every node upgraded.
+async fn wait_until_complete(http: &reqwest::Client, url: &str, id: &str) {
     let finished = wait_for(http, url, None, id, Duration::from_secs(90), |s| {
         s["completed"] == true
     })
     .await;
-    assert_eq!(finished["state"], "READY");
-    assert!(
-        said(
-            &finished,
-            "Upgrade Session Completed: 8 of 8 nodes upgraded"
-        ),
-        "{finished:#}"
-    );
-    finished
+    assert_all_eight_upgraded(&finished);
 }
 
-/// The simulated cluster as the replicas left it: every node booted exactly
-/// once, none left drained, none failed.
-fn assert_every_node_booted_once(state: &str) {
-    let cluster = SimCluster::inspect_state_file(Path::new(state)).unwrap();
-    for node in cluster.node_ids() {
-        assert_eq!(
-            cluster.boot_count(&node),
-            1,
-            "node {node} booted {} times",
-            cluster.boot_count(&node)
-        );
+/// Two replicas on a fresh etcd cluster, sharing a simulated cluster:
+/// `first` leads, `second` follows.
+struct TwoReplicas {
+    /// The etcd cluster.
+    cluster: EtcdCluster,
+    /// Logs and the simulated cluster's state file.
+    dir: tempfile::TempDir,
+    /// The simulated cluster's state file.
+    state: String,
+    /// The leader.
+    first: Server,
+    /// The follower.
+    second: Server,
+}
+
+impl TwoReplicas {
+    async fn start(http: &reqwest::Client) -> TwoReplicas {
+        let cluster = EtcdCluster::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = path_in(dir.path(), "sim.json");
+        let first = start_replica(&cluster, dir.path(), &state, "first");
+        wait_for_role(http, &first.url, "leader", Duration::from_secs(10)).await;
+        let second = start_replica(&cluster, dir.path(), &state, "second");
+        wait_for_role(http, &second.url, "follower", Duration::from_secs(10)).await;
+        TwoReplicas {
+            cluster,
+            dir,
+            state,
+            first,
+            second,
+        }
     }
-    let report = cluster.report();
-    assert_eq!(report.boots, 8);
-    assert_eq!(report.reboots_with_running_jobs, 0);
-    assert!(
-        cluster.drained_nodes().is_empty(),
-        "left drained: {:?}",
-        cluster.drained_nodes()
-    );
-    assert_eq!(cluster.group("crus-failed").unwrap_or_default(), Vec::new());
-    assert!(report.max_out_of_service <= 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_created_on_a_follower_survives_the_leader_killed() {
-    let cluster = EtcdCluster::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = path_in(dir.path(), "sim.json");
     let http = client();
-
-    let first = start_replica(&cluster, dir.path(), &state, "first");
-    wait_for_role(&http, &first.url, "leader", Duration::from_secs(10)).await;
-    let second = start_replica(&cluster, dir.path(), &state, "second");
-    wait_for_role(&http, &second.url, "follower", Duration::from_secs(10)).await;
+    let TwoReplicas {
+        cluster: _cluster,
+        dir,
+        state,
+        first,
+        second,
+    } = TwoReplicas::start(&http).await;
 
     // Created on the follower, driven by the leader, read on both.
     let id = create_session(&http, &second.url, None, &session_body(4)).await;
@@ -180,9 +179,13 @@ async fn a_session_created_on_a_follower_survives_the_leader_killed() {
         .await
         .unwrap();
     assert_eq!(events.status(), 200);
-    let on_leader = wait_for(&http, &first.url, None, &id, Duration::from_secs(30), |s| {
-        said(s, "Step 0 started: draining")
-    })
+    let on_leader = wait_to_say(
+        &http,
+        &first.url,
+        &id,
+        "Step 0 started: draining",
+        Duration::from_secs(30),
+    )
     .await;
     assert_eq!(on_leader["upgrade_id"], id.as_str());
     // The follower's event stream tells what the leader did.
@@ -211,14 +214,15 @@ async fn a_session_created_on_a_follower_survives_the_leader_killed() {
             .await
             .unwrap();
         assert_eq!(answer.status(), 200, "{command}");
-        wait_for(&http, &first.url, None, &id, Duration::from_secs(10), |s| {
-            said(s, done)
-        })
-        .await;
+        wait_to_say(&http, &first.url, &id, done, Duration::from_secs(10)).await;
     }
-    let draining = wait_for(&http, &second.url, None, &id, Duration::from_secs(5), |s| {
-        said(s, "Step 0 started: draining")
-    })
+    let draining = wait_to_say(
+        &http,
+        &second.url,
+        &id,
+        "Step 0 started: draining",
+        Duration::from_secs(5),
+    )
     .await;
     assert!(
         !said(&draining, "Step 0 finished"),
@@ -230,7 +234,7 @@ async fn a_session_created_on_a_follower_survives_the_leader_killed() {
     eprintln!("the follower took over {takeover:?} after the leader was killed");
     wait_until_complete(&http, &second.url, &id).await;
     assert_eq!(second.terminate(), Some(0));
-    assert_every_node_booted_once(&state);
+    assert_every_node_booted_once(Path::new(&state));
     assert!(
         log_of(dir.path(), "second").contains("took up the unfinished sessions"),
         "{}",
@@ -247,25 +251,23 @@ async fn etcd_members_lost_and_restarted_neither_repeat_nor_lose_work() {
     let replica = start_replica(&cluster, dir.path(), &state, "only");
     wait_for_role(&http, &replica.url, "leader", Duration::from_secs(10)).await;
     let id = create_session(&http, &replica.url, None, &session_body(4)).await;
-    wait_for(
+    wait_to_say(
         &http,
         &replica.url,
-        None,
         &id,
+        "Step 0 started: draining",
         Duration::from_secs(30),
-        |s| said(s, "Step 0 started: draining"),
     )
     .await;
 
     // One member of three lost: a quorum remains, the session goes on.
     cluster.kill_member(0);
-    let booting = wait_for(
+    let booting = wait_to_say(
         &http,
         &replica.url,
-        None,
         &id,
+        "Step 0: boot of 4 nodes started",
         Duration::from_secs(30),
-        |s| said(s, "Step 0: boot of 4 nodes started"),
     )
     .await;
     assert!(!said(&booting, "Step 0 finished"), "{booting:#}");
@@ -304,14 +306,7 @@ async fn etcd_members_lost_and_restarted_neither_repeat_nor_lose_work() {
     let back = wait_for_role(&http, &replica.url, "leader", Duration::from_secs(30)).await;
     eprintln!("leading again {back:?} after the quorum came back");
     wait_until_complete(&http, &replica.url, &id).await;
-    let metrics = http
-        .get(format!("{}/metrics", replica.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &replica.url, "/metrics", None).await;
     assert!(metrics.contains("crus_leader 1"), "{metrics}");
     let changes: u64 = metrics
         .lines()
@@ -321,27 +316,26 @@ async fn etcd_members_lost_and_restarted_neither_repeat_nor_lose_work() {
     // Led, lost it, led again (at least).
     assert!(changes >= 3, "{changes} leadership changes");
     assert_eq!(replica.terminate(), Some(0));
-    assert_every_node_booted_once(&state);
+    assert_every_node_booted_once(Path::new(&state));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
-    let cluster = EtcdCluster::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = path_in(dir.path(), "sim.json");
     let http = client();
-    let first = start_replica(&cluster, dir.path(), &state, "first");
-    wait_for_role(&http, &first.url, "leader", Duration::from_secs(10)).await;
-    let second = start_replica(&cluster, dir.path(), &state, "second");
-    wait_for_role(&http, &second.url, "follower", Duration::from_secs(10)).await;
+    let TwoReplicas {
+        cluster,
+        dir,
+        state,
+        first,
+        second,
+    } = TwoReplicas::start(&http).await;
     let id = create_session(&http, &first.url, None, &session_body(4)).await;
-    wait_for(
+    wait_to_say(
         &http,
         &second.url,
-        None,
         &id,
+        "Step 0: boot of 4 nodes started",
         Duration::from_secs(30),
-        |s| said(s, "Step 0: boot of 4 nodes started"),
     )
     .await;
 
@@ -372,13 +366,12 @@ async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
             && refused.to_string().contains("no longer the leader"),
         "{refused}"
     );
-    wait_for(
+    wait_to_say(
         &http,
         &second.url,
-        None,
         &id,
+        "Step 0 finished",
         Duration::from_secs(30),
-        |s| said(s, "Step 0 finished"),
     )
     .await;
     first.signal("CONT");
@@ -436,7 +429,7 @@ async fn a_leader_paused_past_its_lease_cannot_write_when_it_wakes() {
         .filter(|message| message.starts_with("Upgrade Session Completed"))
         .count();
     assert_eq!(completions, 1, "{:#?}", last.rollout.messages);
-    assert_every_node_booted_once(&state);
+    assert_every_node_booted_once(Path::new(&state));
 }
 
 /// The message the test's own stale write tries to add.

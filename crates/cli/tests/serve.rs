@@ -70,14 +70,7 @@ async fn a_session_runs_to_ready_and_is_listed_fetched_and_deleted() {
         |s| s["completed"] == true,
     )
     .await;
-    assert_eq!(finished["state"], "READY");
-    assert!(
-        said(
-            &finished,
-            "Upgrade Session Completed: 8 of 8 nodes upgraded"
-        ),
-        "{finished:#}"
-    );
+    assert_all_eight_upgraded(&finished);
 
     let list: Value = http
         .get(format!("{}/session", server.url))

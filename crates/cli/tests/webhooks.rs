@@ -133,15 +133,7 @@ max_attempts = 1
     );
 
     // The refusing hook was sent every event, unsigned, and counted as failed.
-    let metrics = client
-        .get(format!("{}/metrics", server.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &server.url, "/metrics", Some(TOKEN)).await;
     let delivered_line = format!(
         "crus_webhook_events_total{{url=\"{}/events\",outcome=\"delivered\"}}",
         receiver.uri()

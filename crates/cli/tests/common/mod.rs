@@ -111,6 +111,71 @@ impl Drop for Server {
     }
 }
 
+/// The simulated cluster of the crash and replica tests: 8 nodes on the NASA
+/// trace, whose first job holds the whole machine, so at 600x the first step
+/// drains for about 2.4 s; boots take 20 simulated minutes (2 s).
+pub const SMALL_NASA_CLUSTER: [&str; 10] = [
+    "--sim-nodes",
+    "8",
+    "--sim-trace",
+    "nasa",
+    "--sim-speed",
+    "600",
+    "--sim-boot-time",
+    "20m",
+    "--poll-interval",
+    "10s",
+];
+
+/// Checks that `finished` is the completed session of [`SMALL_NASA_CLUSTER`]
+/// with every node upgraded.
+pub fn assert_all_eight_upgraded(finished: &Value) {
+    assert_eq!(finished["state"], "READY");
+    assert!(
+        said(finished, "Upgrade Session Completed: 8 of 8 nodes upgraded"),
+        "{finished:#}"
+    );
+}
+
+/// The simulated cluster of [`SMALL_NASA_CLUSTER`] kept in `state`, as the
+/// servers left it: every node booted exactly once, none rebooted with jobs,
+/// none left drained, none failed, never more than a step out of service.
+pub fn assert_every_node_booted_once(state: &Path) {
+    let cluster = crus_backends::sim::SimCluster::inspect_state_file(state).unwrap();
+    for node in cluster.node_ids() {
+        assert_eq!(
+            cluster.boot_count(&node),
+            1,
+            "node {node} booted {} times",
+            cluster.boot_count(&node)
+        );
+    }
+    let report = cluster.report();
+    assert_eq!(report.boots, 8);
+    assert_eq!(report.reboots_with_running_jobs, 0);
+    assert!(
+        cluster.drained_nodes().is_empty(),
+        "left drained: {:?}",
+        cluster.drained_nodes()
+    );
+    assert_eq!(cluster.group("crus-failed").unwrap_or_default(), Vec::new());
+    assert!(report.max_out_of_service <= 4);
+}
+
+/// `GET {url}{path}` as text (with `token`, if any).
+pub async fn get_text(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> String {
+    let mut request = client.get(format!("{url}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 /// A blocking HTTP client for tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
