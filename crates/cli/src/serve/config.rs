@@ -42,6 +42,10 @@ pub struct Config {
     pub health: HealthSection,
     /// Redfish BMCs, when `backends.power = "redfish"`.
     pub redfish: Option<RedfishSection>,
+    /// Kadeploy3, when `backends.boot = "kadeploy"`.
+    pub kadeploy: Option<KadeploySection>,
+    /// Azure CycleCloud, when the inventory, the power or the boots are `cyclecloud`.
+    pub cyclecloud: Option<CycleCloudSection>,
     /// `[[webhooks]]`: URLs that receive the rollout events as they happen.
     pub webhooks: Vec<WebhookSection>,
 }
@@ -147,6 +151,127 @@ impl Default for RedfishSection {
             prefer_power_cycle: defaults.prefer_power_cycle,
             power_off_wait: defaults.power_off_wait,
         }
+    }
+}
+
+/// `[kadeploy]`: booting with Kadeploy3 deployments (see
+/// `crus_backends::kadeploy`), when `backends.boot = "kadeploy"`. A
+/// session's template is a Kadeploy environment, `name[:version][@user]`,
+/// or an image location.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KadeploySection {
+    /// The API root to which `/deployment` is appended, e.g.
+    /// `https://api.grid5000.fr/4.0/sites/nantes`.
+    pub base_url: String,
+    /// The user deployments run as (the `X-Remote-Ident` header).
+    pub user: Option<String>,
+    /// The account of HTTP basic auth, from outside the site.
+    pub username: Option<String>,
+    /// A file holding that account's password (kept out of this file).
+    pub password_file: Option<PathBuf>,
+    /// A PEM bundle of CAs that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of each request.
+    #[serde(default = "default_kadeploy_timeout", with = "humantime_duration")]
+    pub timeout: Duration,
+    /// Retries of a request that may be repeated and met a 5xx or no answer.
+    #[serde(default = "default_kadeploy_retries")]
+    pub retries: u32,
+    /// An authorized_keys file, read at start, whose keys every deployed
+    /// node gets (so health checks can log in).
+    pub ssh_authorized_keys_file: Option<PathBuf>,
+    /// The DNS domain of Kadeploy's host names (`econome-8` is
+    /// `econome-8.nantes.grid5000.fr`); absent: node ids are host names.
+    pub host_domain: Option<String>,
+    /// The block device to deploy on; absent: the cluster's default.
+    pub block_device: Option<String>,
+    /// The partition of the block device to deploy on; absent: the cluster's default.
+    pub deploy_partition: Option<String>,
+}
+
+fn default_kadeploy_timeout() -> Duration {
+    crus_backends::kadeploy::KadeployConfig::new("").timeout
+}
+
+fn default_kadeploy_retries() -> u32 {
+    crus_backends::kadeploy::KadeployConfig::new("").retries
+}
+
+/// `[cyclecloud]`: one Azure CycleCloud cluster (see
+/// `crus_backends::cyclecloud`), when `backends.inventory`, `backends.power`
+/// or `backends.boot` is `cyclecloud`; every one of them shares one client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CycleCloudSection {
+    /// The CycleCloud server, e.g. `https://cyclecloud.example.com`.
+    pub base_url: String,
+    /// The cluster whose nodes crus upgrades.
+    pub cluster: String,
+    /// The CycleCloud account crus authenticates as.
+    pub username: String,
+    /// A file holding its password (kept out of this file).
+    pub password_file: Option<PathBuf>,
+    /// Or an environment variable holding it.
+    pub password_env: Option<String>,
+    /// A PEM bundle of CAs that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (anyone on the path could then read the password).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Timeout of each request.
+    #[serde(default = "default_cyclecloud_timeout", with = "humantime_duration")]
+    pub timeout: Duration,
+    /// Retries of a request that met a 5xx or no answer.
+    #[serde(default = "default_cyclecloud_retries")]
+    pub retries: u32,
+    /// Pause between two reads of a node operation's progress.
+    #[serde(
+        default = "default_cyclecloud_poll_interval",
+        with = "humantime_duration"
+    )]
+    pub poll_interval: Duration,
+    /// How long a power call follows its node operation at most.
+    #[serde(
+        default = "default_cyclecloud_poll_timeout",
+        with = "humantime_duration"
+    )]
+    pub poll_timeout: Duration,
+    /// The JSON file keeping the groups crus creates (CycleCloud has no group
+    /// API); absent: `cyclecloud-groups.json` beside `server.db`.
+    pub state_file: Option<PathBuf>,
+}
+
+/// The backend's own defaults, which the section's follow.
+fn cyclecloud_defaults() -> crus_backends::cyclecloud::CycleCloudConfig {
+    use crus_backends::cyclecloud::{CycleCloudConfig, PasswordSource};
+    CycleCloudConfig::new("", "", "", PasswordSource::Static(String::new()))
+}
+
+fn default_cyclecloud_timeout() -> Duration {
+    cyclecloud_defaults().timeout
+}
+
+fn default_cyclecloud_retries() -> u32 {
+    cyclecloud_defaults().retries
+}
+
+fn default_cyclecloud_poll_interval() -> Duration {
+    cyclecloud_defaults().poll_interval
+}
+
+fn default_cyclecloud_poll_timeout() -> Duration {
+    cyclecloud_defaults().poll_timeout
+}
+
+impl CycleCloudSection {
+    /// The groups file: `state_file`, or `cyclecloud-groups.json` in the
+    /// directory of the session database `db`, which already holds what
+    /// crus must keep across restarts.
+    pub fn state_file_beside(&self, db: &Path) -> PathBuf {
+        self.state_file
+            .clone()
+            .unwrap_or_else(|| db.with_file_name("cyclecloud-groups.json"))
     }
 }
 
@@ -553,13 +678,14 @@ impl Default for RolloutSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendsSection {
-    /// Groups and node facts: `sim`, `file` or `hsm`.
+    /// Groups and node facts: `sim`, `file`, `hsm` or `cyclecloud`.
     pub inventory: String,
     /// Drain and resume: `sim`, `slurm` or `none`.
     pub workload_manager: String,
-    /// Booting: `sim`, `bos` or `slurm-reboot`.
+    /// Booting: `sim`, `bos`, `slurm-reboot`, `kadeploy` or `cyclecloud`.
     pub boot: String,
-    /// Power control, for escalation: `none`, `sim` or `redfish`; absent:
+    /// Power control, for escalation: `none`, `sim`, `redfish` or
+    /// `cyclecloud`; absent:
     /// the simulator's when `boot` is `sim`, none otherwise.
     pub power: Option<String>,
 }
@@ -671,7 +797,7 @@ impl Config {
             (
                 "backends.inventory",
                 &backends.inventory,
-                &["sim", "file", "hsm"][..],
+                &["sim", "file", "hsm", "cyclecloud"][..],
             ),
             (
                 "backends.workload_manager",
@@ -681,7 +807,7 @@ impl Config {
             (
                 "backends.boot",
                 &backends.boot,
-                &["sim", "bos", "slurm-reboot"][..],
+                &["sim", "bos", "slurm-reboot", "kadeploy", "cyclecloud"][..],
             ),
         ] {
             if !known.contains(&value.as_str()) {
@@ -722,23 +848,39 @@ impl Config {
                     ),
                 ));
             }
-            if let Some(section) = section
-                && !(section.base_url.starts_with("http://")
-                    || section.base_url.starts_with("https://"))
-            {
-                return Err(invalid(
-                    &format!("{key}.base_url"),
-                    format!("{:?} must start with http:// or https://", section.base_url),
-                ));
+            if let Some(section) = section {
+                check_base_url(key, &section.base_url)?;
             }
         }
         if let Some(power) = &backends.power
-            && !["none", "sim", "redfish"].contains(&power.as_str())
+            && !["none", "sim", "redfish", "cyclecloud"].contains(&power.as_str())
         {
             return Err(invalid(
                 "backends.power",
-                format!("{power:?} is not one of none, sim, redfish"),
+                format!("{power:?} is not one of none, sim, redfish, cyclecloud"),
             ));
+        }
+        match &self.kadeploy {
+            Some(kadeploy) => kadeploy.check()?,
+            None if backends.boot == "kadeploy" => {
+                return Err(invalid(
+                    "kadeploy",
+                    "the [kadeploy] section (base_url, and the user or credentials) is required by backends.boot = \"kadeploy\"".into(),
+                ));
+            }
+            None => {}
+        }
+        match (&self.cyclecloud, self.cyclecloud_ports().first()) {
+            (Some(cyclecloud), _) => cyclecloud.check()?,
+            (None, Some(port)) => {
+                return Err(invalid(
+                    "cyclecloud",
+                    format!(
+                        "the [cyclecloud] section (base_url, cluster, username, and password_file or password_env) is required by {port} = \"cyclecloud\""
+                    ),
+                ));
+            }
+            (None, None) => {}
         }
         if let Some(redfish) = &self.redfish {
             redfish.check()?;
@@ -788,6 +930,94 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The `[backends]` keys set to `cyclecloud`, e.g. `backends.inventory`.
+    pub fn cyclecloud_ports(&self) -> Vec<&'static str> {
+        let backends = &self.backends;
+        [
+            ("backends.inventory", Some(backends.inventory.as_str())),
+            ("backends.power", backends.power.as_deref()),
+            ("backends.boot", Some(backends.boot.as_str())),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value == Some("cyclecloud"))
+        .map(|(key, _)| key)
+        .collect()
+    }
+}
+
+/// `{section}.base_url` is an HTTP(S) URL.
+fn check_base_url(section: &str, base_url: &str) -> Result<(), ConfigError> {
+    if base_url.starts_with("http://") || base_url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key: format!("{section}.base_url"),
+        message: format!("{base_url:?} must start with http:// or https://"),
+    })
+}
+
+/// Each of `durations`, keys of `[section]`, is longer than zero.
+fn check_positive(section: &str, durations: &[(&str, Duration)]) -> Result<(), ConfigError> {
+    match durations.iter().find(|(_, duration)| duration.is_zero()) {
+        Some((key, _)) => Err(ConfigError::Invalid {
+            key: format!("{section}.{key}"),
+            message: "must be longer than zero".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl KadeploySection {
+    /// Checks what the types alone do not; the files are read at start.
+    fn check(&self) -> Result<(), ConfigError> {
+        check_base_url("kadeploy", &self.base_url)?;
+        if self.username.is_some() != self.password_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "kadeploy.username".into(),
+                message:
+                    "username and password_file (HTTP basic auth) go together; give both or neither"
+                        .into(),
+            });
+        }
+        check_positive("kadeploy", &[("timeout", self.timeout)])
+    }
+}
+
+impl CycleCloudSection {
+    /// Checks what the types alone do not; the files are read at start.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: format!("cyclecloud.{key}"),
+            message: message.to_string(),
+        };
+        check_base_url("cyclecloud", &self.base_url)?;
+        if self.cluster.trim().is_empty() {
+            return Err(invalid(
+                "cluster",
+                "name the CycleCloud cluster crus upgrades",
+            ));
+        }
+        if self.username.trim().is_empty() {
+            return Err(invalid("username", "name the CycleCloud account crus uses"));
+        }
+        if self.password_file.is_some() == self.password_env.is_some() {
+            return Err(invalid(
+                "password_file",
+                "give one of password_file (a file holding the password) or password_env (a variable holding it)",
+            ));
+        }
+        check_positive(
+            "cyclecloud",
+            &[
+                ("timeout", self.timeout),
+                ("poll_interval", self.poll_interval),
+                ("poll_timeout", self.poll_timeout),
+            ],
+        )
     }
 }
 
@@ -907,7 +1137,7 @@ mod tests {
         let error = config.check().unwrap_err().to_string();
         assert_eq!(
             error,
-            "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot"
+            "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot, kadeploy, cyclecloud"
         );
     }
 
@@ -985,6 +1215,135 @@ mod tests {
         assert!(unknown.contains("password"), "{unknown}");
     }
 
+    /// The example's commented-out block that starts at the line `# [{section}]`,
+    /// one level of comment off (its notes stay comments).
+    fn example_block(section: &str) -> String {
+        let example = include_str!("../../../../docs/crus.example.toml");
+        let header = format!("# [{section}]");
+        let block: String = example
+            .lines()
+            .skip_while(|line| *line != header)
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
+            .collect();
+        assert!(!block.is_empty(), "no {header} in the example");
+        block
+    }
+
+    #[test]
+    fn the_examples_kadeploy_and_cyclecloud_blocks_are_valid() {
+        let text = format!(
+            "[backends]\ninventory = \"cyclecloud\"\nboot = \"kadeploy\"\n{}{}",
+            example_block("kadeploy"),
+            example_block("cyclecloud")
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.check().unwrap();
+        let kadeploy = config.kadeploy.unwrap();
+        assert!(kadeploy.ssh_authorized_keys_file.is_some());
+        assert_eq!(kadeploy.block_device.as_deref(), Some("/dev/sda"));
+        let cyclecloud = config.cyclecloud.unwrap();
+        assert!(cyclecloud.password_file.is_some() && cyclecloud.password_env.is_none());
+        assert!(cyclecloud.state_file.is_some());
+    }
+
+    #[test]
+    fn kadeploy_settings_are_read_and_checked() {
+        let config: Config = toml::from_str(
+            "[backends]\nboot = \"kadeploy\"\n\
+             [kadeploy]\nbase_url = \"https://api.grid5000.fr/4.0/sites/nantes\"\nuser = \"crus\"\n\
+             username = \"jdoe\"\npassword_file = \"/etc/crus/g5k\"\ntimeout = \"1m\"\n\
+             host_domain = \"nantes.grid5000.fr\"\ndeploy_partition = \"3\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let kadeploy = config.kadeploy.unwrap();
+        assert_eq!(kadeploy.timeout, Duration::from_secs(60));
+        assert_eq!(kadeploy.retries, 3);
+        assert_eq!(kadeploy.deploy_partition.as_deref(), Some("3"));
+
+        for (text, key) in [
+            ("[backends]\nboot = \"kadeploy\"\n", "kadeploy"),
+            ("[kadeploy]\nbase_url = \"api\"\n", "kadeploy.base_url"),
+            (
+                "[kadeploy]\nbase_url = \"http://k\"\nusername = \"jdoe\"\n",
+                "kadeploy.username",
+            ),
+            (
+                "[kadeploy]\nbase_url = \"http://k\"\ntimeout = \"0s\"\n",
+                "kadeploy.timeout",
+            ),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+            if key == "kadeploy" {
+                assert!(error.contains("backends.boot"), "{error}");
+            }
+        }
+        let unknown =
+            toml::from_str::<Config>("[kadeploy]\nbase_url = \"http://k\"\npassword = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(unknown.contains("password"), "{unknown}");
+    }
+
+    #[test]
+    fn cyclecloud_settings_are_read_checked_and_default_the_state_file() {
+        let config: Config = toml::from_str(
+            "[server]\ndb = \"/var/lib/crus/crus.db\"\n\
+             [backends]\ninventory = \"cyclecloud\"\npower = \"cyclecloud\"\nboot = \"cyclecloud\"\n\
+             [cyclecloud]\nbase_url = \"https://cc.example.com\"\ncluster = \"hpc\"\n\
+             username = \"crus\"\npassword_env = \"CC_PASSWORD\"\npoll_interval = \"2s\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        assert_eq!(
+            config.cyclecloud_ports(),
+            ["backends.inventory", "backends.power", "backends.boot"]
+        );
+        let cyclecloud = config.cyclecloud.as_ref().unwrap();
+        assert_eq!(cyclecloud.poll_interval, Duration::from_secs(2));
+        assert_eq!(cyclecloud.poll_timeout, Duration::from_secs(15 * 60));
+        assert!(!cyclecloud.insecure);
+        assert_eq!(
+            cyclecloud.state_file_beside(&config.server.db),
+            Path::new("/var/lib/crus/cyclecloud-groups.json")
+        );
+
+        let section =
+            "[cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"hpc\"\nusername = \"crus\"\n";
+        for (text, key) in [
+            (
+                "[backends]\npower = \"cyclecloud\"\n".to_string(),
+                "cyclecloud",
+            ),
+            (section.to_string(), "cyclecloud.password_file"),
+            (
+                format!("{section}password_file = \"/p\"\npassword_env = \"P\"\n"),
+                "cyclecloud.password_file",
+            ),
+            (
+                format!("{section}password_env = \"P\"\npoll_timeout = \"0s\"\n"),
+                "cyclecloud.poll_timeout",
+            ),
+            (
+                "[cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"\"\nusername = \"crus\"\npassword_env = \"P\"\n".to_string(),
+                "cyclecloud.cluster",
+            ),
+        ] {
+            let config: Config = toml::from_str(&text).unwrap();
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+            if key == "cyclecloud" {
+                assert!(error.contains("backends.power"), "{error}");
+            }
+        }
+        let config: Config = toml::from_str("[backends]\npower = \"ipmi\"\n").unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("cyclecloud"), "{error}");
+    }
+
     #[test]
     fn store_and_etcd_settings_are_read_and_checked() {
         assert_eq!(Config::default().store.kind, StoreKind::Sqlite);
@@ -1046,14 +1405,7 @@ mod tests {
             .to_string();
         assert!(unknown.contains("password"), "{unknown}");
         // The example's [etcd] block, uncommented, is valid too.
-        let example = include_str!("../../../../docs/crus.example.toml");
-        let block: String = example
-            .lines()
-            .skip_while(|line| *line != "# [etcd]")
-            .take_while(|line| line.starts_with('#'))
-            // One level of comment off: the notes stay comments.
-            .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
-            .collect();
+        let block = example_block("etcd");
         let config: Config = toml::from_str(&format!("[store]\nkind = \"etcd\"\n{block}")).unwrap();
         assert_eq!(config.etcd.endpoints.len(), 3);
         assert_eq!(config.etcd.keep_alive, Some(Duration::from_secs(1)));

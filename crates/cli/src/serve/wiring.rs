@@ -18,13 +18,18 @@ use tracing_subscriber::EnvFilter;
 use crus_backends::service::{ServiceConfig, TokenSource};
 use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmRebootConfig, SlurmRebootOrchestrator};
 
+use crus_backends::cyclecloud::{
+    CycleCloudBootOrchestrator, CycleCloudClient, CycleCloudConfig, CycleCloudInventory,
+    CycleCloudPowerControl, PasswordSource,
+};
+use crus_backends::kadeploy::{KadeployBasicAuth, KadeployBootOrchestrator, KadeployConfig};
 use crus_backends::redfish::RedfishPowerControl;
 
 #[cfg(not(feature = "etcd"))]
 use super::config::ETCD_NOT_BUILT;
 use super::config::{
-    AuthSection, Config, LogFormat, RedfishSection, ServiceSection, SimSection, SlurmRebootSection,
-    SlurmSection, StoreKind,
+    AuthSection, Config, CycleCloudSection, KadeploySection, LogFormat, RedfishSection,
+    ServiceSection, SimSection, SlurmRebootSection, SlurmSection, StoreKind,
 };
 
 /// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
@@ -316,6 +321,20 @@ async fn build_backends(
             "{key} = {value:?} is not available in this build yet; available: see docs/crus.example.toml"
         )
     };
+    // One client for every cyclecloud port: one connection pool, and the
+    // password read once.
+    let cyclecloud = match &settings.cyclecloud {
+        Some(section) if !settings.cyclecloud_ports().is_empty() => Some(Arc::new(
+            CycleCloudClient::new(cyclecloud_config(section, &settings.server.db)?)
+                .map_err(|error| format!("[cyclecloud]: {error}"))?,
+        )),
+        _ => None,
+    };
+    let cyclecloud_client = |key: &str| {
+        cyclecloud
+            .clone()
+            .ok_or_else(|| format!("{key} = \"cyclecloud\" needs the [cyclecloud] section"))
+    };
     let mut file_inventory = None;
     let mut hsm_inventory = None;
     let inventory: Arc<dyn crus_core::ports::Inventory> =
@@ -337,6 +356,9 @@ async fn build_backends(
                 hsm_inventory = Some((inventory.clone(), config.base_url.clone()));
                 inventory
             }
+            ("cyclecloud", _) => Arc::new(CycleCloudInventory::new(cyclecloud_client(
+                "backends.inventory",
+            )?)),
             (other, _) => return Err(not_yet("backends.inventory", other)),
         };
     // Built once for both Slurm ports: with `nid` names from HSM, building it
@@ -390,6 +412,22 @@ async fn build_backends(
             );
             (reboot, None)
         }
+        ("kadeploy", _) => {
+            let section = settings.kadeploy.as_ref().ok_or_else(|| {
+                "backends.boot = \"kadeploy\" needs the [kadeploy] section".to_string()
+            })?;
+            let kadeploy: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
+                KadeployBootOrchestrator::new(&kadeploy_config(section)?)
+                    .map_err(|error| format!("[kadeploy]: {error}"))?,
+            );
+            (kadeploy, None)
+        }
+        ("cyclecloud", _) => {
+            let reimage: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
+                CycleCloudBootOrchestrator::new(cyclecloud_client("backends.boot")?),
+            );
+            (reimage, None)
+        }
         (other, _) => return Err(not_yet("backends.boot", other)),
     };
     // Without backends.power, what crus did before it existed: the
@@ -412,6 +450,9 @@ async fn build_backends(
             redfish = Some(power.clone());
             Some(power as Arc<dyn crus_core::ports::PowerControl>)
         }
+        Some("cyclecloud") => Some(Arc::new(CycleCloudPowerControl::new(cyclecloud_client(
+            "backends.power",
+        )?)) as Arc<dyn crus_core::ports::PowerControl>),
         Some(other) => return Err(not_yet("backends.power", other)),
     };
     let health_probe =
@@ -470,10 +511,7 @@ fn redfish_config(
                 section.auth
             )
         })?;
-        let password = read_file(file, "Redfish password file")?
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
-        Ok((username, password))
+        Ok((username, read_secret(file, "redfish.password_file")?))
     };
     let auth = match section.auth.as_str() {
         "none" => RedfishAuth::None,
@@ -519,6 +557,116 @@ fn redfish_config(
         power_off_wait: section.power_off_wait,
         ..RedfishConfig::new()
     })
+}
+
+/// The contents of the file `path`, the value of the setting `key`.
+fn read_setting_file(path: &Path, key: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|error| format!("{key}: cannot read {}: {error}", path.display()))
+}
+
+/// The contents of the secret file `path` (the setting `key`), without its
+/// line ending; an unreadable or empty file is refused, naming the key.
+fn read_secret(path: &Path, key: &str) -> Result<String, String> {
+    let text = read_setting_file(path, key)?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        return Err(format!(
+            "{key}: {} is empty; write the secret into it",
+            path.display()
+        ));
+    }
+    Ok(secret.to_string())
+}
+
+/// The settings of `backends.boot = "kadeploy"`, with the password and the
+/// authorized keys read from their files.
+fn kadeploy_config(section: &KadeploySection) -> Result<KadeployConfig, String> {
+    let basic_auth = match (&section.username, &section.password_file) {
+        (Some(username), Some(file)) => Some(KadeployBasicAuth {
+            username: username.clone(),
+            password: read_secret(file, "kadeploy.password_file")?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "kadeploy.username and kadeploy.password_file go together; give both or neither"
+                    .to_string(),
+            );
+        }
+    };
+    // Read now rather than at each boot: a missing file should stop the
+    // start, not fail the first step's nodes.
+    let ssh_authorized_keys = match &section.ssh_authorized_keys_file {
+        Some(path) => Some(
+            read_setting_file(path, "kadeploy.ssh_authorized_keys_file").map_err(|error| {
+                format!(
+                    "{error}; give a file the crus user can read, holding the public keys the deployed nodes should accept"
+                )
+            })?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        base_url = %section.base_url,
+        user = ?section.user,
+        basic_auth = basic_auth.is_some(),
+        host_domain = ?section.host_domain,
+        "booting with Kadeploy"
+    );
+    let mut config = KadeployConfig::new(section.base_url.clone());
+    config.user = section.user.clone();
+    config.basic_auth = basic_auth;
+    config.ca_file = section.ca_file.clone();
+    config.timeout = section.timeout;
+    config.retries = section.retries;
+    config.ssh_authorized_keys = ssh_authorized_keys;
+    config.host_domain = section.host_domain.clone();
+    config.block_device = section.block_device.clone();
+    config.deploy_partition = section.deploy_partition.clone();
+    Ok(config)
+}
+
+/// The settings of the `cyclecloud` backends; the groups file defaults to
+/// one beside the session database `db`.
+fn cyclecloud_config(section: &CycleCloudSection, db: &Path) -> Result<CycleCloudConfig, String> {
+    let password = match (&section.password_file, &section.password_env) {
+        (Some(path), None) => {
+            // Checked here so the error names the key; the client reads it again.
+            read_secret(path, "cyclecloud.password_file")?;
+            PasswordSource::File(path.clone())
+        }
+        (None, Some(variable)) => PasswordSource::Env(variable.clone()),
+        _ => {
+            return Err("cyclecloud: give one of password_file or password_env".to_string());
+        }
+    };
+    if section.insecure {
+        tracing::warn!(
+            "cyclecloud.insecure = true: the server's certificate is not checked, so anyone on the path can read the password"
+        );
+    }
+    let state_file = section.state_file_beside(db);
+    tracing::info!(
+        base_url = %section.base_url,
+        cluster = %section.cluster,
+        state_file = %state_file.display(),
+        "CycleCloud cluster"
+    );
+    let mut config = CycleCloudConfig::new(
+        section.base_url.clone(),
+        section.cluster.clone(),
+        section.username.clone(),
+        password,
+    )
+    .with_state_file(state_file);
+    config.ca_file = section.ca_file.clone();
+    config.insecure = section.insecure;
+    config.timeout = section.timeout;
+    config.retries = section.retries;
+    config.poll_interval = section.poll_interval;
+    config.poll_timeout = section.poll_timeout;
+    Ok(config)
 }
 
 /// The transport settings of a Cray service from its `[hsm]` or `[bos]` section.
