@@ -46,3 +46,58 @@ fn cray_ex_example_is_valid() {
         assert!(section.timeout >= Duration::from_secs(30));
     }
 }
+
+#[test]
+fn grid5000_kadeploy_example_is_valid() {
+    let config = parsed(
+        "grid5000-kadeploy.toml",
+        include_str!("../../../../docs/examples/grid5000-kadeploy.toml"),
+    );
+    assert_eq!(config.backends.inventory, "file");
+    // No OAR backend: the nodes are reserved for the upgrade, nothing to drain.
+    assert_eq!(config.backends.workload_manager, "none");
+    assert_eq!(config.backends.boot, "kadeploy");
+    assert_eq!(config.backends.power, None);
+    let Some(kadeploy) = &config.kadeploy else {
+        panic!("the [kadeploy] section is needed");
+    };
+    assert_eq!(
+        kadeploy.base_url,
+        "https://api.grid5000.fr/4.0/sites/nantes"
+    );
+    assert_eq!(kadeploy.user.as_deref(), Some("crus"));
+    assert!(kadeploy.username.is_some() && kadeploy.password_file.is_some());
+    assert!(kadeploy.ssh_authorized_keys_file.is_some());
+    assert_eq!(kadeploy.host_domain.as_deref(), Some("nantes.grid5000.fr"));
+    // A deployment reboots each node twice and copies an image.
+    assert!(config.rollout.boot_timeout >= Duration::from_secs(20 * 60));
+    assert!(config.auth.tokens_file.is_some());
+    assert!(config.cyclecloud.is_none() && config.bos.is_none());
+}
+
+#[test]
+fn cyclecloud_example_is_valid() {
+    let config = parsed(
+        "cyclecloud.toml",
+        include_str!("../../../../docs/examples/cyclecloud.toml"),
+    );
+    assert_eq!(
+        config.cyclecloud_ports(),
+        ["backends.inventory", "backends.power", "backends.boot"]
+    );
+    assert_eq!(config.backends.workload_manager, "slurm");
+    assert_eq!(config.slurm.node_names, "identity");
+    let Some(cyclecloud) = &config.cyclecloud else {
+        panic!("the [cyclecloud] section is needed");
+    };
+    assert_eq!(cyclecloud.cluster, "hpc");
+    // The password stays out of the file, and the certificate is checked.
+    assert!(cyclecloud.password_file.is_some() && cyclecloud.password_env.is_none());
+    assert!(!cyclecloud.insecure && cyclecloud.ca_file.is_some());
+    assert_eq!(
+        cyclecloud.state_file_beside(&config.server.db),
+        std::path::Path::new("/var/lib/crus/cyclecloud-groups.json")
+    );
+    assert!(config.auth.tokens_file.is_some());
+    assert!(config.kadeploy.is_none());
+}
