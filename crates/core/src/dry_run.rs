@@ -104,9 +104,16 @@ pub fn dry_run(
     // Bounded: a plan longer than a year of polls is not a plan.
     for _ in 0..5_000_000 {
         rollout.handle_timeout(clock);
-        while let Some((id, action)) = rollout.poll_action() {
-            let answer = model.answer(&action, clock, &members);
-            rollout.handle_outcome(clock, id, Ok(answer));
+        // Everything asked at one instant is answered at that instant.
+        loop {
+            let mut answers = Vec::new();
+            while let Some((id, action)) = rollout.poll_action() {
+                answers.push((id, Ok(model.answer(&action, clock, &members))));
+            }
+            if answers.is_empty() {
+                break;
+            }
+            rollout.handle_outcomes(clock, answers);
         }
         if rollout.is_finished() {
             break;

@@ -25,6 +25,7 @@
 //! and every action is idempotent, so nothing is done twice.
 
 mod action;
+mod census;
 mod event;
 mod policy;
 mod selection;
@@ -54,6 +55,11 @@ use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState,
 use crate::store::OperatorCommand;
 use crate::time::Timestamp;
 use action::count_nodes;
+use census::Census;
+
+/// The pending nodes' drain costs are observed again at most once per this
+/// much time per pending node (see [`Rollout::pending_costs_max_age`]).
+const PENDING_COST_SPACING: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The state machine of one rolling-upgrade session.
 #[derive(Debug, Clone)]
@@ -68,10 +74,10 @@ pub struct Rollout {
     in_flight: BTreeMap<ActionId, Action>,
     /// Source of action ids.
     next_action_id: u64,
-    /// Nodes whose drain was acknowledged in this process's lifetime. Not
-    /// persisted: after a restart every draining node is drained again, which
-    /// is harmless.
-    drain_acknowledged: BTreeSet<usize>,
+    /// Draining nodes whose drain was not acknowledged in this process's
+    /// lifetime. Not persisted: after a restart every draining node is
+    /// drained again, which is harmless.
+    drain_owed: BTreeSet<usize>,
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.
     drain_singly: BTreeSet<usize>,
@@ -83,9 +89,11 @@ pub struct Rollout {
     next_workload_poll: Timestamp,
     /// When to next ask the boot orchestrator about each boot, by (step, boot).
     next_boot_poll: BTreeMap<(u32, u32), Timestamp>,
-    /// Drain costs of pending nodes from the last observation, for the
-    /// `drain_cost` and `topology` orders, and when they were observed.
-    pending_costs: HashMap<usize, DrainCost>,
+    /// Counts and indexes kept up to date at each change, so a pass never
+    /// scans every node; it also holds the pending nodes' drain costs.
+    census: Census,
+    /// When the pending nodes' drain costs were last observed, for the
+    /// `drain_cost` and `topology` orders.
     pending_costs_at: Option<Timestamp>,
     /// Whether the next workload observation should include the pending nodes.
     want_pending_costs: bool,
@@ -135,19 +143,21 @@ impl Rollout {
             .enumerate()
             .map(|(position, node)| (node.id.clone(), position))
             .collect();
+        let census = Census::of(&state);
+        let drain_owed = census.nodes_in(&[NodePhase::Draining]).collect();
         Rollout {
+            census,
             state,
             index,
             outbox: VecDeque::new(),
             in_flight: BTreeMap::new(),
             next_action_id: 0,
-            drain_acknowledged: BTreeSet::new(),
+            drain_owed,
             drain_singly: BTreeSet::new(),
             node_retry_at: BTreeMap::new(),
             session_retry_at: None,
             next_workload_poll: Timestamp::EPOCH,
             next_boot_poll: BTreeMap::new(),
-            pending_costs: HashMap::new(),
             pending_costs_at: None,
             want_pending_costs: false,
             window_opens_at: None,
@@ -212,36 +222,30 @@ impl Rollout {
             Stage::Running => {
                 let observing_workload =
                     self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }));
-                let watched = self.watched_nodes();
-                if (!watched.is_empty() || self.want_pending_costs) && !observing_workload {
+                // Draining and verifying nodes are watched (all in active steps).
+                let watching = self.census.count(NodePhase::Draining)
+                    + self.census.count(NodePhase::Verifying)
+                    > 0;
+                if (watching || self.want_pending_costs) && !observing_workload {
                     deadlines.push(self.next_workload_poll);
                 }
-                for step in self.state.active_steps() {
-                    let latest = self.latest_boot_by_node(step);
-                    for (number, boot) in step.boots.iter().enumerate() {
+                for step in self.active_steps() {
+                    let awaited =
+                        self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
+                    for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
                         let number = u32::try_from(number).unwrap_or(u32::MAX);
-                        let of_this_boot = |node: &usize| {
-                            self.state.nodes[*node].step == Some(step.number)
-                                && latest.get(node) == Some(&number)
-                        };
-                        let booting: Vec<usize> = self
-                            .in_phases(&step.nodes, &[NodePhase::Booting])
-                            .into_iter()
-                            .filter(of_this_boot)
-                            .collect();
                         deadlines.extend(
-                            self.in_phases(
-                                &step.nodes,
-                                &[NodePhase::Booting, NodePhase::Verifying],
-                            )
-                            .into_iter()
-                            .filter(of_this_boot)
-                            .filter(|&node| self.state.nodes[node].healthy_since.is_none())
-                            .map(|node| self.come_back_deadline(node, boot))
-                            .min(),
+                            nodes
+                                .iter()
+                                .filter(|&&node| self.state.nodes[node].healthy_since.is_none())
+                                .map(|&node| self.come_back_deadline(node, boot))
+                                .min(),
                         );
+                        let booting = nodes
+                            .iter()
+                            .any(|&node| self.state.nodes[node].phase == NodePhase::Booting);
                         let boot_in_flight = self.boot_in_flight(step.number, number);
-                        if !boot_in_flight && !booting.is_empty() {
+                        if !boot_in_flight && booting {
                             match boot.handle {
                                 Some(_) => deadlines.push(self.boot_poll_due(step.number, number)),
                                 None => deadlines.extend(self.session_retry_at),
@@ -346,7 +350,7 @@ impl Rollout {
             return Err("the session has finished or is being deleted".to_string());
         }
         let budget = max_failures.or(self.state.policy.max_failures);
-        let failures = self.state.failures();
+        let failures = self.census.failures();
         if let Some(allowed) = budget.map(|budget| budget.allowed(self.state.nodes.len()))
             && failures > allowed
         {
@@ -406,6 +410,31 @@ impl Rollout {
         id: ActionId,
         outcome: Result<ActionOutput, ActionError>,
     ) {
+        self.apply_outcome(now, id, outcome);
+        self.advance(now);
+    }
+
+    /// Answers that arrived together, applied in order, then one pass over
+    /// the session: the same as [`Rollout::handle_outcome`] for each, but
+    /// without a pass over every active step after each answer, which is
+    /// what a poll answering hundreds of boots at once would cost.
+    pub fn handle_outcomes(
+        &mut self,
+        now: Timestamp,
+        outcomes: impl IntoIterator<Item = (ActionId, Result<ActionOutput, ActionError>)>,
+    ) {
+        for (id, outcome) in outcomes {
+            self.apply_outcome(now, id, outcome);
+        }
+        self.advance(now);
+    }
+
+    fn apply_outcome(
+        &mut self,
+        now: Timestamp,
+        id: ActionId,
+        outcome: Result<ActionOutput, ActionError>,
+    ) {
         let Some(action) = self.in_flight.remove(&id) else {
             return;
         };
@@ -447,8 +476,9 @@ impl Rollout {
                 }
             }
             (Action::Drain { nodes, .. }, Ok(_)) => {
-                let indexes = self.indexes_of(&nodes);
-                self.drain_acknowledged.extend(indexes);
+                for node in self.indexes_of(&nodes) {
+                    self.drain_owed.remove(&node);
+                }
             }
             (Action::ObserveWorkload { .. }, Ok(ActionOutput::Workload(observed))) => {
                 self.next_workload_poll = now + self.state.policy.poll_interval;
@@ -511,7 +541,6 @@ impl Rollout {
             }
             (action, Err(error)) => self.action_refused(now, action, &error),
         }
-        self.advance(now);
     }
 
     /// Tells that an action hit a retryable error and will be tried again, so
@@ -542,6 +571,7 @@ impl Rollout {
             .enumerate()
             .map(|(position, node)| (node.id.clone(), position))
             .collect();
+        self.census = Census::of(&self.state);
         self.dirty = true;
         if self.state.nodes.is_empty() {
             self.post(
@@ -596,7 +626,7 @@ impl Rollout {
             match (self.state.nodes[node].phase, report.state) {
                 (NodePhase::Pending, _) => {
                     saw_pending = true;
-                    self.pending_costs.insert(node, DrainCost::of(report));
+                    self.census.cost_observed(node, DrainCost::of(report));
                 }
                 (NodePhase::Draining | NodePhase::Verifying, WorkloadState::Unknown) => {
                     self.fail_node(
@@ -610,7 +640,7 @@ impl Rollout {
                 }
                 (NodePhase::Draining, WorkloadState::Idle | WorkloadState::Allocated) => {
                     // Someone returned it to service after we drained it: drain again.
-                    self.drain_acknowledged.remove(&node);
+                    self.drain_owed.insert(node);
                 }
                 (
                     NodePhase::Verifying,
@@ -674,10 +704,6 @@ impl Rollout {
     }
 
     fn observe_boot(&mut self, now: Timestamp, step: u32, boot: u32, statuses: &[NodeBootStatus]) {
-        let latest = self
-            .step(step)
-            .map(|step| self.latest_boot_by_node(step))
-            .unwrap_or_default();
         for status in statuses {
             let Some(&node) = self.index.get(&status.node) else {
                 continue;
@@ -685,7 +711,7 @@ impl Rollout {
             // An answer about an earlier boot of a node being retried is stale.
             if self.state.nodes[node].phase != NodePhase::Booting
                 || self.state.nodes[node].step != Some(step)
-                || latest.get(&node) != Some(&boot)
+                || self.census.latest_boot(node) != Some(boot)
             {
                 continue;
             }
@@ -885,7 +911,7 @@ impl Rollout {
     fn advance_running(&mut self, now: Timestamp) {
         // Several passes: finishing a step may start the next one at once.
         loop {
-            let active = self.state.active_step_numbers();
+            let active = self.census.active_steps();
             for &step in &active {
                 self.check_boot_timeouts(now, step);
                 self.check_drain_timeouts(now, step);
@@ -903,16 +929,18 @@ impl Rollout {
             if finished_any {
                 continue;
             }
-            if self.start_next_step(now) {
-                continue;
+            // Steps started now have only draining nodes: they need no pass
+            // over every active step, only their own drain-timeout check (a
+            // zero timeout is due at once). Finishing nothing, they cannot
+            // free room for more than `start_next_step` already took.
+            let first_new = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+            while self.start_next_step(now) {}
+            let started = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+            for step in first_new..started {
+                self.check_drain_timeouts(now, step);
             }
-            let pending_left = self
-                .state
-                .nodes
-                .iter()
-                .any(|node| node.phase == NodePhase::Pending);
-            if self.state.active_steps().next().is_none() && (self.state.cancelled || !pending_left)
-            {
+            let pending_left = self.census.any_pending();
+            if !self.census.any_active_step() && (self.state.cancelled || !pending_left) {
                 self.state.stage = Stage::Cleanup;
                 self.dirty = true;
                 self.advance(now);
@@ -931,7 +959,7 @@ impl Rollout {
         let Some(allowed) = self.state.policy.failure_budget(self.state.nodes.len()) else {
             return;
         };
-        let failures = self.state.failures();
+        let failures = self.census.failures();
         if failures > allowed {
             self.halt(
                 now,
@@ -957,13 +985,13 @@ impl Rollout {
         let step_size = self.step_size();
         let mut capacity = match self.state.policy.strategy {
             Strategy::Steps => {
-                if self.state.active_steps().next().is_some() {
+                if self.census.any_active_step() {
                     0
                 } else {
                     step_size
                 }
             }
-            Strategy::Continuous => step_size.saturating_sub(self.state.out_of_service()),
+            Strategy::Continuous => step_size.saturating_sub(self.census.out_of_service()),
         };
         if let Some(canary) = self.state.policy.canary {
             match self.state.steps.first() {
@@ -987,15 +1015,14 @@ impl Rollout {
         if capacity == 0 {
             return false;
         }
-        let pending: Vec<usize> = self
-            .state
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, node)| node.phase == NodePhase::Pending)
-            .map(|(position, _)| position)
-            .collect();
-        if pending.is_empty() {
+        if !self.census.any_pending() {
+            return false;
+        }
+        // Under `spread`, a node can only come from a domain with nothing out
+        // of service: when there is none, nothing can be taken whatever the
+        // drain costs, so they are not asked for either.
+        let spread = self.state.policy.spread.is_some();
+        if spread && self.census.free_domains() == 0 {
             return false;
         }
         if !window::any_open(&self.state.policy.windows, now) {
@@ -1010,49 +1037,55 @@ impl Rollout {
             self.post_once(now, message);
             return false;
         }
-        let ranked = match self.state.policy.order {
-            Order::Inventory => pending,
+        let by_cost = match self.state.policy.order {
+            Order::Inventory => false,
             Order::DrainCost | Order::Topology => {
                 let fresh = self
                     .pending_costs_at
-                    .is_some_and(|at| now < at + self.state.policy.poll_interval);
+                    .is_some_and(|at| now < at + self.pending_costs_max_age());
                 if !fresh {
                     self.want_pending_costs = true;
                     return false;
                 }
-                selection::by_drain_cost(&pending, |node| {
-                    self.pending_costs
-                        .get(&node)
-                        .copied()
-                        .unwrap_or(DrainCost::Unknown)
-                })
+                true
             }
         };
-        let nodes = &self.state.nodes;
+        let census = &self.census;
+        // Unobserved nodes rank last, so without costs the ranking is the
+        // inventory order.
+        let ranked = || -> Box<dyn Iterator<Item = usize> + '_> {
+            if by_cost {
+                Box::new(census.ranked())
+            } else {
+                Box::new(census.pending())
+            }
+        };
+        let domain = |node: usize| census.domain_of(node);
         let taken = match (self.state.policy.spread, self.state.policy.align) {
-            (Some(domain), _) => {
-                let busy: BTreeSet<String> = nodes
-                    .iter()
-                    .filter(|node| node.phase.is_out_of_service())
-                    .map(|node| selection::domain_of(&node.id, domain))
-                    .collect();
-                selection::spread(&ranked, capacity, &busy, |node| {
-                    selection::domain_of(&nodes[node].id, domain)
+            // The first node of each free domain in the ranking is that
+            // domain's best: walking only those skips the nodes of busy
+            // domains, which on a full machine are most of the ranking.
+            (Some(_), _) => selection::spread(
+                census.free_domains_best(),
+                capacity,
+                |&domain| census.domain_busy(domain),
+                domain,
+            ),
+            (None, Some(_)) => {
+                selection::align(ranked(), capacity, self.step_size(), domain, |&domain| {
+                    census.pending_in_domain(domain)
                 })
             }
-            (None, Some(domain)) => selection::align(&ranked, capacity, self.step_size(), |node| {
-                selection::domain_of(&nodes[node].id, domain)
-            }),
-            (None, None) => ranked.into_iter().take(capacity).collect(),
+            (None, None) => ranked().take(capacity).collect(),
         };
         if taken.is_empty() {
             return false;
         }
         let number = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+        self.census.step_started(number);
         for &node in &taken {
             self.state.nodes[node].step = Some(number);
             self.state.nodes[node].taken_at = Some(now);
-            self.pending_costs.remove(&node);
             self.set_phase(node, NodePhase::Draining, now);
         }
         let ids = self.ids_of(&taken);
@@ -1104,10 +1137,10 @@ impl Rollout {
             return;
         };
         let mut late = Vec::new();
-        for (number, boot) in step.boots.iter().enumerate() {
-            let number = u32::try_from(number).unwrap_or(u32::MAX);
+        let awaited = self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
+        for (boot, nodes) in step.boots.iter().zip(awaited) {
             late.extend(
-                self.current_boot_nodes(step, number, &[NodePhase::Booting, NodePhase::Verifying])
+                nodes
                     .into_iter()
                     // A node soaking its health answered in time.
                     .filter(|&node| self.state.nodes[node].healthy_since.is_none())
@@ -1229,7 +1262,7 @@ impl Rollout {
             return;
         };
         let late: Vec<usize> = self
-            .in_phases(&step.nodes, &[NodePhase::Draining])
+            .unsettled_in(step.number, &[NodePhase::Draining])
             .into_iter()
             .filter(|&node| now >= self.state.nodes[node].since + timeout)
             .collect();
@@ -1270,10 +1303,7 @@ impl Rollout {
     }
 
     fn release_unbooted(&mut self, now: Timestamp, step_number: u32) {
-        let Some(step) = self.step(step_number) else {
-            return;
-        };
-        let unbooted = self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Drained]);
+        let unbooted = self.unsettled_in(step_number, &[NodePhase::Draining, NodePhase::Drained]);
         for node in unbooted {
             self.state.nodes[node].reason =
                 Some("session deleted before the node was booted".to_string());
@@ -1287,13 +1317,15 @@ impl Rollout {
         let Some(step) = self.step(step_number) else {
             return;
         };
-        let draining = !self
-            .in_phases(&step.nodes, &[NodePhase::Draining])
-            .is_empty();
-        if draining && self.state.policy.strategy == Strategy::Steps {
+        if self.state.policy.strategy == Strategy::Steps
+            && self
+                .census
+                .unsettled_count(step_number, &[NodePhase::Draining])
+                > 0
+        {
             return;
         }
-        let drained = self.in_phases(&step.nodes, &[NodePhase::Drained]);
+        let drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
         if drained.is_empty() {
             return;
         }
@@ -1306,6 +1338,8 @@ impl Rollout {
                 self.state.upgrade_id
             )
         };
+        self.census
+            .boot_requested(&drained, u32::try_from(number).unwrap_or(u32::MAX));
         for &node in &drained {
             self.state.nodes[node].attempts += 1;
             self.state.nodes[node].healthy_since = None;
@@ -1336,12 +1370,7 @@ impl Rollout {
         let Some(step) = self.step(step_number) else {
             return false;
         };
-        if step.finished
-            || !step
-                .nodes
-                .iter()
-                .all(|&node| self.state.nodes[node].phase.is_terminal())
-        {
+        if step.finished || !self.census.settled(step_number) {
             return false;
         }
         let count = |phase: NodePhase| {
@@ -1371,6 +1400,7 @@ impl Rollout {
         if let Some(step) = self.step_mut(step_number) {
             step.finished = true;
         }
+        self.census.step_finished(step_number);
         for boot in boots {
             self.next_boot_poll.remove(&boot);
         }
@@ -1388,11 +1418,7 @@ impl Rollout {
             && let Some(canary) = self.state.policy.canary
             && !self.state.cancelled
         {
-            let pending_left = self
-                .state
-                .nodes
-                .iter()
-                .any(|node| node.phase == NodePhase::Pending);
+            let pending_left = self.census.any_pending();
             if failed > 0 && self.state.halted.is_none() {
                 self.halt(
                     now,
@@ -1426,16 +1452,11 @@ impl Rollout {
             !in_flight_nodes.contains(&node)
                 && rollout.node_retry_at.get(&node).is_none_or(|&at| at <= now)
         };
-        let active: Vec<Step> = self.state.active_steps().cloned().collect();
-        let active_nodes: Vec<usize> = active
-            .iter()
-            .flat_map(|step| step.nodes.iter().copied())
-            .collect();
-
         let to_drain: Vec<usize> = self
-            .in_phases(&active_nodes, &[NodePhase::Draining])
-            .into_iter()
-            .filter(|&node| !self.drain_acknowledged.contains(&node) && due(self, node))
+            .drain_owed
+            .iter()
+            .copied()
+            .filter(|&node| due(self, node))
             .collect();
         let (singly, together): (Vec<usize>, Vec<usize>) = to_drain
             .into_iter()
@@ -1451,21 +1472,17 @@ impl Rollout {
             });
         }
 
-        let mut watched = self.watched_nodes();
-        if self.want_pending_costs {
-            watched.extend(
-                self.state
-                    .nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, node)| node.phase == NodePhase::Pending)
-                    .map(|(position, _)| position),
-            );
-        }
-        if !watched.is_empty()
-            && self.next_workload_poll <= now
+        // Gathered only when a poll is due: most passes are not.
+        let mut watched = Vec::new();
+        if self.next_workload_poll <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
         {
+            watched = self.watched_nodes();
+            if self.want_pending_costs {
+                watched.extend(self.census.pending());
+            }
+        }
+        if !watched.is_empty() {
             let probe = self.health_check().map(|check| {
                 let verifying: Vec<usize> = watched
                     .iter()
@@ -1480,45 +1497,19 @@ impl Rollout {
             });
         }
 
-        for step in &active {
-            for (number, boot) in step.boots.iter().enumerate() {
-                let number = u32::try_from(number).unwrap_or(u32::MAX);
-                let booting = !self
-                    .current_boot_nodes(step, number, &[NodePhase::Booting])
-                    .is_empty();
-                if !booting || self.boot_in_flight(step.number, number) {
-                    continue;
-                }
-                match &boot.handle {
-                    None if self.session_retry_at.is_none_or(|at| at <= now) => {
-                        self.session_retry_at = None;
-                        self.queue(Action::StartBoot {
-                            step: step.number,
-                            boot: number,
-                            request: BootRequest {
-                                key: boot.key.clone(),
-                                template: self.state.spec.upgrade_template_id.clone(),
-                                nodes: boot.nodes.clone(),
-                            },
-                        });
-                    }
-                    Some(handle) if self.boot_poll_due(step.number, number) <= now => {
-                        self.queue(Action::ObserveBoot {
-                            step: step.number,
-                            boot: number,
-                            handle: handle.clone(),
-                        });
-                    }
-                    _ => {}
-                }
+        for action in self.boot_actions_due(now) {
+            if matches!(action, Action::StartBoot { .. }) {
+                self.session_retry_at = None;
             }
+            self.queue(action);
         }
 
-        let to_resume: Vec<usize> = self
-            .in_phases(&active_nodes, &[NodePhase::Resuming, NodePhase::Releasing])
-            .into_iter()
+        let mut to_resume: Vec<usize> = self
+            .census
+            .nodes_in(&[NodePhase::Resuming, NodePhase::Releasing])
             .filter(|&node| due(self, node))
             .collect();
+        to_resume.sort_unstable();
         if !to_resume.is_empty() {
             self.queue(Action::Resume {
                 upgrading_label: upgrading_label.clone(),
@@ -1527,8 +1518,8 @@ impl Rollout {
         }
 
         let to_fail: Vec<(NodeId, String)> = self
-            .in_phases(&active_nodes, &[NodePhase::Failing])
-            .into_iter()
+            .census
+            .nodes_in(&[NodePhase::Failing])
             .filter(|&node| due(self, node))
             .map(|node| {
                 let record = &self.state.nodes[node];
@@ -1544,12 +1535,50 @@ impl Rollout {
         }
     }
 
+    /// The boots of active steps with nodes still booting that are owed an
+    /// action: starting (unless a refusal's delay runs), or observing once
+    /// their poll is due.
+    fn boot_actions_due(&self, now: Timestamp) -> Vec<Action> {
+        let may_start = self.session_retry_at.is_none_or(|at| at <= now);
+        let mut actions = Vec::new();
+        for step in self.active_steps() {
+            let booting = self.nodes_by_boot(step, &[NodePhase::Booting]);
+            for (number, (boot, nodes)) in step.boots.iter().zip(booting).enumerate() {
+                let number = u32::try_from(number).unwrap_or(u32::MAX);
+                if nodes.is_empty() || self.boot_in_flight(step.number, number) {
+                    continue;
+                }
+                match &boot.handle {
+                    None if may_start => actions.push(Action::StartBoot {
+                        step: step.number,
+                        boot: number,
+                        request: BootRequest {
+                            key: boot.key.clone(),
+                            template: self.state.spec.upgrade_template_id.clone(),
+                            nodes: boot.nodes.clone(),
+                        },
+                    }),
+                    Some(handle) if self.boot_poll_due(step.number, number) <= now => {
+                        actions.push(Action::ObserveBoot {
+                            step: step.number,
+                            boot: number,
+                            handle: handle.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        actions
+    }
+
     /// Nodes of active steps whose workload state is being waited for.
     fn watched_nodes(&self) -> Vec<usize> {
         let mut watched = Vec::new();
-        for step in self.state.active_steps() {
-            watched
-                .extend(self.in_phases(&step.nodes, &[NodePhase::Draining, NodePhase::Verifying]));
+        for step in self.active_steps() {
+            watched.extend(
+                self.unsettled_in(step.number, &[NodePhase::Draining, NodePhase::Verifying]),
+            );
         }
         watched
     }
@@ -1561,45 +1590,46 @@ impl Rollout {
         if self.state.policy.on_drain_timeout == OnDrainTimeout::Wait {
             return None;
         }
-        self.state
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(index, node)| {
-                node.phase == NodePhase::Draining && !self.requeued.contains(index)
+        // Only nodes of active steps drain.
+        self.census
+            .active_steps()
+            .into_iter()
+            .flat_map(|step| self.census.unsettled(step))
+            .filter(|node| {
+                self.state.nodes[*node].phase == NodePhase::Draining
+                    && !self.requeued.contains(node)
             })
-            .map(|(_, node)| node.since + timeout)
+            .map(|node| self.state.nodes[node].since + timeout)
             .min()
     }
 
-    /// For each node of `step`, the number of its latest boot. One pass over
-    /// the step's boots: a scan per node would be quadratic in the step size,
-    /// and this runs at every poll.
-    fn latest_boot_by_node(&self, step: &Step) -> HashMap<usize, u32> {
-        let mut latest = HashMap::new();
-        for (number, boot) in step.boots.iter().enumerate().rev() {
-            let Ok(number) = u32::try_from(number) else {
+    /// The nodes of `step` in `phases`, grouped by their latest boot: entry
+    /// `b` holds those whose latest boot is boot `b` of the step. One pass
+    /// over the step, however many boots it has (a `continuous` step gets a
+    /// boot each time some of its nodes drain).
+    fn nodes_by_boot(&self, step: &Step, phases: &[NodePhase]) -> Vec<Vec<usize>> {
+        if self.census.unsettled_count(step.number, phases) == 0 {
+            return Vec::new();
+        }
+        let mut by_boot = vec![Vec::new(); step.boots.len()];
+        for node in self.unsettled_in(step.number, phases) {
+            if self.state.nodes[node].step != Some(step.number) {
                 continue;
-            };
-            for id in &boot.nodes {
-                if let Some(&node) = self.index.get(id) {
-                    latest.entry(node).or_insert(number);
-                }
+            }
+            let latest = self.census.latest_boot(node);
+            if let Some(nodes) = latest.and_then(|boot| by_boot.get_mut(boot as usize)) {
+                nodes.push(node);
             }
         }
-        latest
+        by_boot
     }
 
-    /// The nodes of `step` in `phases` whose latest boot is boot `number`.
-    fn current_boot_nodes(&self, step: &Step, number: u32, phases: &[NodePhase]) -> Vec<usize> {
-        let latest = self.latest_boot_by_node(step);
-        self.in_phases(&step.nodes, phases)
+    /// The steps not finished, oldest first.
+    fn active_steps(&self) -> impl Iterator<Item = &Step> + '_ {
+        self.census
+            .active_steps()
             .into_iter()
-            .filter(|node| {
-                self.state.nodes[*node].step == Some(step.number)
-                    && latest.get(node) == Some(&number)
-            })
-            .collect()
+            .filter_map(|number| self.step(number))
     }
 
     fn boot_in_flight(&self, step: u32, boot: u32) -> bool {
@@ -1660,6 +1690,12 @@ impl Rollout {
         let from = record.phase;
         record.phase = phase;
         record.since = now;
+        self.census.phase_changed(node, record.step, from, phase);
+        if phase == NodePhase::Draining {
+            self.drain_owed.insert(node);
+        } else {
+            self.drain_owed.remove(&node);
+        }
         if !matches!(phase, NodePhase::Booting | NodePhase::Verifying) {
             record.escalation = None;
         }
@@ -1790,6 +1826,19 @@ impl Rollout {
         self.state.steps.get_mut(usize::try_from(number).ok()?)
     }
 
+    /// How long the pending nodes' drain costs are used before they are
+    /// observed again: a poll interval, or longer on a large machine, so that
+    /// asking about every pending node costs at most about one node per
+    /// [`PENDING_COST_SPACING`] (100,000 pending nodes: every 8 minutes, not
+    /// every 10 seconds).
+    fn pending_costs_max_age(&self) -> std::time::Duration {
+        let pending = u32::try_from(self.census.count(NodePhase::Pending)).unwrap_or(u32::MAX);
+        self.state
+            .policy
+            .poll_interval
+            .max(PENDING_COST_SPACING.saturating_mul(pending))
+    }
+
     fn step_size(&self) -> usize {
         usize::try_from(self.state.spec.upgrade_step_size.max(1)).unwrap_or(usize::MAX)
     }
@@ -1800,11 +1849,14 @@ impl Rollout {
             .collect()
     }
 
-    /// The nodes among `nodes` whose phase is one of `phases`, in order.
-    fn in_phases(&self, nodes: &[usize], phases: &[NodePhase]) -> Vec<usize> {
-        nodes
-            .iter()
-            .copied()
+    /// The nodes of active step `step` in `phases`, which must be phases of
+    /// nodes out of service, in inventory order.
+    fn unsettled_in(&self, step: u32, phases: &[NodePhase]) -> Vec<usize> {
+        if self.census.unsettled_count(step, phases) == 0 {
+            return Vec::new();
+        }
+        self.census
+            .unsettled(step)
             .filter(|&node| phases.contains(&self.state.nodes[node].phase))
             .collect()
     }

@@ -4,7 +4,7 @@
 //! Pure functions over indexes into the session's node list, so the same
 //! rules serve the rollout and the dry-run plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::policy::Domain;
 use crate::node::NodeId;
@@ -51,30 +51,26 @@ pub fn domain_of(node: &NodeId, domain: Domain) -> String {
     }
 }
 
-/// `pending` (indexes in inventory order) sorted cheapest drain first; ties
-/// and unobserved nodes keep inventory order.
-pub fn by_drain_cost(pending: &[usize], cost: impl Fn(usize) -> DrainCost) -> Vec<usize> {
-    let mut ranked = pending.to_vec();
-    // Stable: equal costs keep inventory order.
-    ranked.sort_by_key(|&node| cost(node));
-    ranked
-}
-
 /// Takes up to `capacity` nodes from `ranked`, never two of one domain and
-/// none of a domain in `busy` (domains with a node already out of service).
-pub fn spread(
-    ranked: &[usize],
+/// none of a domain that is `busy` (has a node already out of service).
+///
+/// `ranked` is read only as far as needed, so a caller that bounds
+/// `capacity` by the number of domains that could give a node pays for what
+/// it takes, not for every pending node.
+pub fn spread<D: Ord>(
+    ranked: impl IntoIterator<Item = usize>,
     capacity: usize,
-    busy: &BTreeSet<String>,
-    domain: impl Fn(usize) -> String,
+    busy: impl Fn(&D) -> bool,
+    domain: impl Fn(usize) -> D,
 ) -> Vec<usize> {
-    let mut used = busy.clone();
+    let mut used = BTreeSet::new();
     let mut taken = Vec::new();
-    for &node in ranked {
+    for node in ranked {
         if taken.len() >= capacity {
             break;
         }
-        if used.insert(domain(node)) {
+        let key = domain(node);
+        if !busy(&key) && used.insert(key) {
             taken.push(node);
         }
     }
@@ -85,26 +81,22 @@ pub fn spread(
 /// while they fit in `capacity`. The next domain that does not fit is waited
 /// for rather than skipped, so a large domain is not starved by small ones;
 /// a domain larger than `step_size` is taken `step_size` nodes at a time when
-/// `capacity` is the whole step.
-pub fn align(
-    ranked: &[usize],
+/// `capacity` is the whole step. `members` gives a domain's pending nodes.
+pub fn align<D: Ord + Clone>(
+    ranked: impl IntoIterator<Item = usize>,
     capacity: usize,
     step_size: usize,
-    domain: impl Fn(usize) -> String,
+    domain: impl Fn(usize) -> D,
+    members: impl Fn(&D) -> Vec<usize>,
 ) -> Vec<usize> {
-    let mut order: Vec<String> = Vec::new();
-    let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for &node in ranked {
-        let key = domain(node);
-        let entry = members.entry(key.clone()).or_default();
-        if entry.is_empty() {
-            order.push(key);
-        }
-        entry.push(node);
-    }
+    let mut seen = BTreeSet::new();
     let mut taken = Vec::new();
-    for key in order {
-        let mut nodes = members.remove(&key).unwrap_or_default();
+    for node in ranked {
+        let key = domain(node);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let mut nodes = members(&key);
         // Within a domain, inventory order: neighbours go together.
         nodes.sort_unstable();
         if taken.len() + nodes.len() <= capacity {
@@ -137,47 +129,63 @@ mod tests {
     ];
 
     #[test]
-    fn cheapest_drains_come_first_and_ties_keep_inventory_order() {
-        let costs = [
-            DrainCost::EndsAt(Timestamp::from_secs(50)),
-            DrainCost::Free,
-            DrainCost::Unknown,
-            DrainCost::EndsAt(Timestamp::from_secs(10)),
-            DrainCost::Free,
-            DrainCost::Unbounded,
-        ];
-        assert_eq!(
-            by_drain_cost(&[0, 1, 2, 3, 4, 5], |node| costs[node]),
-            [1, 4, 3, 0, 5, 2]
-        );
-    }
-
-    #[test]
     fn spread_takes_one_node_per_domain_and_avoids_busy_ones() {
-        let busy = BTreeSet::from(["x1000c0s1".to_string()]);
+        let busy = |blade: &String| blade == "x1000c0s1";
         assert_eq!(
-            spread(&[0, 1, 2, 3, 4, 5], 4, &busy, blade_of(&NODES)),
+            spread([0, 1, 2, 3, 4, 5], 4, busy, blade_of(&NODES)),
             [0, 4]
         );
-        assert_eq!(
-            spread(&[5, 0, 1], 1, &BTreeSet::new(), blade_of(&NODES)),
-            [5]
-        );
+        assert_eq!(spread([5, 0, 1], 1, |_| false, blade_of(&NODES)), [5]);
     }
 
     #[test]
     fn align_takes_whole_domains_and_waits_for_one_that_does_not_fit() {
+        // The members of a blade among the pending nodes `pending`.
+        let members_among = |pending: &'static [usize]| {
+            move |blade: &String| {
+                pending
+                    .iter()
+                    .copied()
+                    .filter(|&node| &blade_of(&NODES)(node) == blade)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let all: &'static [usize] = &[0, 1, 2, 3, 4, 5];
         assert_eq!(
-            align(&[2, 0, 1, 3, 4, 5], 4, 4, blade_of(&NODES)),
+            align(
+                [2, 0, 1, 3, 4, 5],
+                4,
+                4,
+                blade_of(&NODES),
+                members_among(all)
+            ),
             [2, 3, 0, 1]
         );
-        assert_eq!(align(&[2, 0, 1, 3, 4, 5], 3, 4, blade_of(&NODES)), [2, 3]);
         assert_eq!(
-            align(&[0, 1, 2], 1, 4, blade_of(&NODES)),
+            align(
+                [2, 0, 1, 3, 4, 5],
+                3,
+                4,
+                blade_of(&NODES),
+                members_among(all)
+            ),
+            [2, 3]
+        );
+        assert_eq!(
+            align([0, 1, 2], 1, 4, blade_of(&NODES), members_among(&[0, 1, 2])),
             Vec::<usize>::new()
         );
         // A domain larger than the step is taken a step at a time.
-        assert_eq!(align(&[0, 1, 2, 3], 1, 1, blade_of(&NODES)), [0]);
+        assert_eq!(
+            align(
+                [0, 1, 2, 3],
+                1,
+                1,
+                blade_of(&NODES),
+                members_among(&[0, 1, 2, 3])
+            ),
+            [0]
+        );
     }
 
     #[test]
