@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -665,20 +666,32 @@ impl Controller {
                     deadline.min(next_command_check)
                 });
             tokio::select! {
-                Some((id, action, attempt, result)) = attempts.next() => {
-                    match result {
-                        Err(error) if error.is_retryable() => {
-                            rollout.note_retry(clock.now(), &action, &error.to_string());
-                            let attempt = attempt + 1;
-                            let delay = self.inner.config.retry.delay(attempt);
-                            tracing::warn!(%upgrade_id, %error, attempt, "{}: retrying in {}", action.describe(), humantime::format_duration(delay));
-                            attempts.push(self.attempt(id, action, attempt, delay));
+                Some(first) = attempts.next() => {
+                    // Answers already in are handled together: one pass over
+                    // the session and one persist, not one per answer.
+                    let mut ready = vec![first];
+                    while let Some(Some(more)) = attempts.next().now_or_never() {
+                        ready.push(more);
+                    }
+                    let mut outcomes = Vec::with_capacity(ready.len());
+                    for (id, action, attempt, result) in ready {
+                        match result {
+                            Err(error) if error.is_retryable() => {
+                                rollout.note_retry(clock.now(), &action, &error.to_string());
+                                let attempt = attempt + 1;
+                                let delay = self.inner.config.retry.delay(attempt);
+                                tracing::warn!(%upgrade_id, %error, attempt, "{}: retrying in {}", action.describe(), humantime::format_duration(delay));
+                                attempts.push(self.attempt(id, action, attempt, delay));
+                            }
+                            Err(error) => {
+                                tracing::warn!(%upgrade_id, %error, "{} failed", action.describe());
+                                outcomes.push((id, Err(ActionError::from(&error))));
+                            }
+                            Ok(output) => outcomes.push((id, Ok(output))),
                         }
-                        Err(error) => {
-                            tracing::warn!(%upgrade_id, %error, "{} failed", action.describe());
-                            rollout.handle_outcome(clock.now(), id, Err(ActionError::from(&error)));
-                        }
-                        Ok(output) => rollout.handle_outcome(clock.now(), id, Ok(output)),
+                    }
+                    if !outcomes.is_empty() {
+                        rollout.handle_outcomes(clock.now(), outcomes);
                     }
                 }
                 () = tokio::time::sleep(clock.wall_duration(wake_at.saturating_since(now))) => {
