@@ -8,7 +8,7 @@
 //!   the stored record), and the peak heap during the run, per node, read
 //!   from a counting global allocator;
 //! - dry-run plans ordered by drain cost with `spread: chassis`, at growing
-//!   sizes (`CRUS_BENCH_PLAN_NODES` sets the largest, 4,000 by default);
+//!   sizes 1,000, 10,000 and 100,000 (`CRUS_BENCH_PLAN_NODES` sets the largest);
 //! - one state-machine transition: an action answered and the next one polled.
 //!
 //! Run with `cargo bench --bench controller`. Targets: ≤ 10 µs and ≤ 1 KiB per node.
@@ -363,7 +363,7 @@ fn plans() {
         ..RolloutPolicy::default()
     };
     let assumptions = DryRunAssumptions::default();
-    let largest = scale("CRUS_BENCH_PLAN_NODES", 4_000);
+    let largest = scale("CRUS_BENCH_PLAN_NODES", 100_000);
     println!("\nPlan: dry run, continuous, topology spread chassis, half the nodes busy");
     println!("{:>9}  {:>10}  {:>12}", "nodes", "wall", "per node");
     let mut count = 1_000.min(largest);
@@ -389,7 +389,7 @@ fn plans() {
         if count >= largest {
             break;
         }
-        count = (count * 2).min(largest);
+        count = (count * 10).min(largest);
     }
 }
 
