@@ -353,8 +353,8 @@ fn busy_half(nodes: &[NodeId]) -> Vec<WorkloadNode> {
 }
 
 /// Dry-run plans, drain-cost order, one chassis at a time, step 1,000: timed
-/// by hand at growing sizes, since the cost grows faster than the node count
-/// (see BENCHMARKS.md) and a criterion sample of 100,000 nodes would not end.
+/// by hand at growing sizes, once each, since a criterion sample of a
+/// 100,000-node plan (seconds each) would take minutes.
 fn plans() {
     let policy = RolloutPolicy {
         strategy: Strategy::Continuous,
