@@ -9,17 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod site_backends;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{any, basic_auth};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use common::{Server, client, create_session, said, wait_for};
+use common::Server;
+use site_backends::{session_body, start_failure, upgrade_all};
 
 const CLUSTER: &str = "hpc";
 const PASSWORD: &str = "cc-password";
@@ -180,13 +181,15 @@ impl Respond for FakeCycleCloud {
     }
 }
 
-fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
+/// A config of every port but the workload manager on CycleCloud at
+/// `base_url`, the password from `password`, the groups file left to default.
+fn write_config(dir: &Path, base_url: &str, password: &str) -> std::path::PathBuf {
     let config = format!(
         "[server]\ndb = \"{db}\"\n\n[rollout]\npoll_interval = \"200ms\"\n\n\
          [backends]\ninventory = \"cyclecloud\"\nworkload_manager = \"none\"\n\
          boot = \"cyclecloud\"\npower = \"cyclecloud\"\n\n\
          [cyclecloud]\nbase_url = \"{base_url}\"\ncluster = \"{CLUSTER}\"\nusername = \"crus\"\n\
-         password_env = \"CRUS_TEST_CYCLECLOUD_PASSWORD\"\ntimeout = \"5s\"\nretries = 1\n\
+         {password}\ntimeout = \"5s\"\nretries = 1\n\
          poll_interval = \"100ms\"\npoll_timeout = \"10s\"\n",
         db = dir.join("crus.db").display(),
     );
@@ -209,38 +212,20 @@ async fn a_session_reimages_each_step_of_the_node_array_through_cyclecloud() {
         .mount(&cyclecloud)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &cyclecloud.uri());
+    let config = write_config(
+        dir.path(),
+        &cyclecloud.uri(),
+        "password_env = \"CRUS_TEST_CYCLECLOUD_PASSWORD\"",
+    );
     let server = Server::start(
         &["--config", &config.display().to_string(), "--no-auth"],
         &[("CRUS_TEST_CYCLECLOUD_PASSWORD", PASSWORD)],
     );
 
-    let http = client();
-    let body = json!({
-        "starting_label": "hpc",
-        "upgrading_label": "crus-upgrading",
-        "failed_label": "crus-failed",
-        "upgrade_step_size": 2,
-        "upgrade_template_id": IMAGE,
-        "workload_manager_type": "slurm",
-        // Accepted only because backends.power gives the server a power control.
-        "policy": {"escalate_power_cycle": true},
-    });
-    let id = create_session(&http, &server.url, None, &body).await;
-    let session = wait_for(
-        &http,
-        &server.url,
-        None,
-        &id,
-        Duration::from_secs(15),
-        |session| session["completed"] == true,
-    )
-    .await;
-    assert_eq!(session["state"], "READY", "{session:#}");
-    assert!(
-        said(&session, "Upgrade Session Completed: 3 of 3 nodes upgraded"),
-        "{session:#}"
-    );
+    // Accepted only because backends.power gives the server a power control.
+    let escalating = json!({"policy": {"escalate_power_cycle": true}});
+    let body = session_body("hpc", IMAGE, 2, escalating);
+    upgrade_all(&server.url, &body, ARRAY_NODES.len()).await;
 
     // Per step: its nodes deallocated, then the same nodes started; every
     // node of the array reimaged once, the other array never touched.
@@ -287,4 +272,20 @@ async fn a_session_reimages_each_step_of_the_node_array_through_cyclecloud() {
         "{groups:#}"
     );
     assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
+fn an_unreadable_password_file_stops_the_server_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "password_file = \"/nonexistent/cyclecloud-password\"",
+    );
+    let stderr = start_failure(&config, &[]);
+    assert!(
+        stderr.contains("cyclecloud.password_file")
+            && stderr.contains("/nonexistent/cyclecloud-password"),
+        "{stderr}"
+    );
 }

@@ -9,18 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod site_backends;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use common::{Server, client, create_session, said, wait_for};
+use common::Server;
+use site_backends::{session_body, start_failure, upgrade_all};
 
 /// Where the Grid'5000 API serves the site's Kadeploy.
 const SITE: &str = "/4.0/sites/nantes";
@@ -147,30 +147,8 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
         &[],
     );
 
-    let http = client();
-    let body = json!({
-        "starting_label": "compute",
-        "upgrading_label": "crus-upgrading",
-        "failed_label": "crus-failed",
-        "upgrade_step_size": 2,
-        "upgrade_template_id": ENVIRONMENT,
-        "workload_manager_type": "slurm"
-    });
-    let id = create_session(&http, &server.url, None, &body).await;
-    let session = wait_for(
-        &http,
-        &server.url,
-        None,
-        &id,
-        Duration::from_secs(15),
-        |session| session["completed"] == true,
-    )
-    .await;
-    assert_eq!(session["state"], "READY", "{session:#}");
-    assert!(
-        said(&session, "Upgrade Session Completed: 4 of 4 nodes upgraded"),
-        "{session:#}"
-    );
+    let body = session_body("compute", ENVIRONMENT, 2, json!({}));
+    upgrade_all(&server.url, &body, NODES.len()).await;
 
     // One deployment per step of two, together every node once, each with
     // the session's environment, the authorized keys and crus's user.
@@ -223,20 +201,6 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
     assert_eq!(server.terminate(), Some(0));
 }
 
-/// The standard error of `crus serve` stopping at start with `config`.
-fn start_failure(config: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_crus"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-auth", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "crus serve started with {config:?}"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn a_kadeploy_configuration_that_cannot_work_stops_the_server_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,7 +209,7 @@ fn a_kadeploy_configuration_that_cannot_work_stops_the_server_naming_the_key() {
         dir.path(),
         &kadeploy_section("http://127.0.0.1:9", &missing),
     );
-    let stderr = start_failure(&config);
+    let stderr = start_failure(&config, &[]);
     assert!(
         stderr.contains("kadeploy.ssh_authorized_keys_file")
             && stderr.contains("no-such-authorized_keys"),
@@ -253,7 +217,7 @@ fn a_kadeploy_configuration_that_cannot_work_stops_the_server_naming_the_key() {
     );
 
     let config = write_config(dir.path(), "");
-    let stderr = start_failure(&config);
+    let stderr = start_failure(&config, &[]);
     assert!(
         stderr.contains("[kadeploy]") && stderr.contains("backends.boot"),
         "{stderr}"
