@@ -20,7 +20,7 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use common::Server;
-use site_backends::{session_body, start_failure, upgrade_all};
+use site_backends::{assert_no_members, session_body, start_failure, upgrade_all};
 
 /// Where the Grid'5000 API serves the site's Kadeploy.
 const SITE: &str = "/4.0/sites/nantes";
@@ -191,13 +191,8 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
     let inventory: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
             .unwrap();
-    for group in ["crus-failed", "crus-upgrading"] {
-        let members = &inventory["groups"][group];
-        assert!(
-            members.is_null() || members.as_array().is_some_and(Vec::is_empty),
-            "{group}: {inventory:#}"
-        );
-    }
+    assert_no_members(&inventory, "crus-failed");
+    assert_no_members(&inventory, "crus-upgrading");
     assert_eq!(server.terminate(), Some(0));
 }
 

@@ -57,3 +57,13 @@ pub fn start_failure(config: &Path, envs: &[(&str, &str)]) -> String {
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Checks that the group `label` of a groups file (`{"groups": {...}}`,
+/// the file inventory's or CycleCloud's) has no members, or is not there.
+pub fn assert_no_members(file: &Value, label: &str) {
+    let members = &file["groups"][label];
+    assert!(
+        members.is_null() || members.as_array().is_some_and(Vec::is_empty),
+        "{label}: {file:#}"
+    );
+}
