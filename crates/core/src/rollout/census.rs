@@ -420,18 +420,10 @@ impl Census {
 mod tests {
     use super::*;
     use crate::node::NodeId;
+    use crate::rollout::selection::tests::NODES;
     use crate::rollout::{NodeRecord, Rollout, RolloutPolicy};
     use crate::session::SessionSpec;
     use crate::time::Timestamp;
-
-    const NODES: [&str; 6] = [
-        "x1000c0s0b0n0",
-        "x1000c0s0b0n1",
-        "x1000c0s1b0n0",
-        "x1000c0s1b0n1",
-        "x1000c0s2b0n0",
-        "x1000c0s2b0n1",
-    ];
 
     /// A state with `NODES` all pending, under `policy`.
     fn pending_state(policy: RolloutPolicy) -> RolloutState {

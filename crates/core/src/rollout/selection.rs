@@ -112,14 +112,15 @@ pub fn align<D: Ord + Clone>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn blade_of<'a>(names: &'a [&'a str]) -> impl Fn(usize) -> String + 'a {
         move |node| domain_of(&NodeId::from(names[node]), Domain::Blade)
     }
 
-    const NODES: [&str; 6] = [
+    /// Three blades of two nodes, shared with the census tests.
+    pub(in crate::rollout) const NODES: [&str; 6] = [
         "x1000c0s0b0n0",
         "x1000c0s0b0n1",
         "x1000c0s1b0n0",
