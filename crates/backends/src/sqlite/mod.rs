@@ -1,7 +1,10 @@
 //! `SqliteStore`: sessions in one SQLite file, the embedded default
 //! [`SessionStore`] of `crus serve`.
 //!
-//! Each session is one row holding its record as JSON. Revisions come from a
+//! Each session is one row holding its record as JSON, and one row of
+//! `statuses` beside it holding what the API reads without decoding the
+//! record (its CRUS status, creation time and whether it finished), written
+//! in the same transaction. Revisions come from a
 //! store-wide counter in the one-row `meta` table, bumped in the same
 //! transaction as the write it numbers, so they strictly increase across all
 //! records and a deleted then re-created session never reuses one.
@@ -250,6 +253,51 @@ fn encode(record: &SessionRecord) -> Result<String, SqliteError> {
     })
 }
 
+/// A record's row of `statuses`: what reads need without decoding the record.
+struct Summary {
+    /// The CRUS status as the API answers it.
+    status: String,
+    /// The rollout's creation time, Unix milliseconds: the listing's order.
+    created_at_ms: i64,
+    /// Whether the rollout finished, so creation checks skip it.
+    finished: bool,
+}
+
+impl Summary {
+    /// The summary of `record`, encoded before the connection is taken.
+    fn of(record: &SessionRecord) -> Result<Summary, SqliteError> {
+        let status = record.status_json().map_err(|source| SqliteError::Encode {
+            upgrade_id: record.upgrade_id().to_string(),
+            source,
+        })?;
+        Ok(Summary {
+            status,
+            created_at_ms: record.rollout.created_at.as_millis(),
+            finished: record.is_finished(),
+        })
+    }
+
+    /// Writes it as session `id`'s row, replacing the one there: a create
+    /// after a crash between tables cannot happen (one transaction), but a
+    /// replace keeps the two tables in step whatever the file held.
+    fn insert(
+        &self,
+        transaction: &Transaction<'_>,
+        location: &Arc<str>,
+        id: &str,
+    ) -> Result<(), SqliteError> {
+        transaction
+            .prepare_cached(
+                "INSERT OR REPLACE INTO statuses (upgrade_id, created_at_ms, finished, status) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .at(location)?
+            .execute(params![id, self.created_at_ms, self.finished, self.status])
+            .at(location)?;
+        Ok(())
+    }
+}
+
 fn changed_since(id: Uuid, expected: Revision, current: Revision) -> SqliteError {
     SqliteError::Conflict(format!(
         "session {id} changed since revision {} (now {}); re-read it and retry",
@@ -262,6 +310,7 @@ impl SessionStore for SqliteStore {
     async fn create(&self, record: &SessionRecord) -> Result<Revision> {
         let id = record.upgrade_id();
         let json = encode(record)?;
+        let summary = Summary::of(record)?;
         let created_at = Timestamp::now().to_string();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
@@ -284,6 +333,7 @@ impl SessionStore for SqliteStore {
                     ],
                 )
                 .at(location)?;
+            summary.insert(&transaction, location, &id.to_string())?;
             transaction.commit().at(location)?;
             Ok(revision)
         })
@@ -346,6 +396,7 @@ impl SessionStore for SqliteStore {
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
         let id = record.upgrade_id();
         let json = encode(record)?;
+        let summary = Summary::of(record)?;
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
             match current_revision(&transaction, location, id)? {
@@ -362,6 +413,7 @@ impl SessionStore for SqliteStore {
                     params![id.to_string(), stored_revision(location, revision)?, json],
                 )
                 .at(location)?;
+            summary.insert(&transaction, location, &id.to_string())?;
             transaction.commit().at(location)?;
             Ok(revision)
         })
@@ -380,15 +432,67 @@ impl SessionStore for SqliteStore {
                 }
                 Some(_) => {}
             }
-            transaction
-                .execute(
-                    "DELETE FROM sessions WHERE upgrade_id = ?1",
-                    [upgrade_id.to_string()],
-                )
-                .at(location)?;
+            for statement in [
+                "DELETE FROM sessions WHERE upgrade_id = ?1",
+                "DELETE FROM statuses WHERE upgrade_id = ?1",
+            ] {
+                transaction
+                    .execute(statement, [upgrade_id.to_string()])
+                    .at(location)?;
+            }
             transaction.commit().at(location)
         })
         .await
+    }
+
+    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
+        let id = upgrade_id.to_string();
+        self.run(move |connection, location| {
+            connection
+                .prepare_cached("SELECT status FROM statuses WHERE upgrade_id = ?1")
+                .at(location)?
+                .query_row([&id], |row| row.get(0))
+                .optional()
+                .at(location)
+        })
+        .await
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>> {
+        // The order of `crus_core::store::listing_order`: newest first, ties
+        // by id (a UUID's text sorts as its bytes do).
+        self.run(|connection, location| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT status FROM statuses ORDER BY created_at_ms DESC, upgrade_id",
+                )
+                .at(location)?;
+            let rows = statement.query_map([], |row| row.get(0)).at(location)?;
+            rows.map(|row| row.at(location)).collect()
+        })
+        .await
+    }
+
+    async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        let rows: Vec<(String, i64, String)> = self
+            .run(|connection, location| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                         (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id",
+                    )
+                    .at(location)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .at(location)?;
+                rows.map(|row| row.at(location)).collect()
+            })
+            .await?;
+        // Few sessions run at once, so these decode on the caller's task.
+        Ok(rows
+            .iter()
+            .map(|(id, revision, json)| decode(&self.location, id, *revision, json))
+            .collect::<Result<Vec<_>, SqliteError>>()?)
     }
 }
 

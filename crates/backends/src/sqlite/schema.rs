@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::BUSY_TIMEOUT;
 use super::error::{At, SqliteError};
@@ -11,9 +11,11 @@ use super::error::{At, SqliteError};
 /// The schema version this build reads and writes. Bump it with every change
 /// to the tables, and teach [`prepare`] to migrate each older version: a file
 /// whose version is newer than this is refused, not guessed at.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+///
+/// Version 2 added the `statuses` table.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
-/// The tables of version 1.
+/// The tables of version 1, which a new file starts from (then migrated).
 ///
 /// `meta` has exactly one row (`id = 1`); it holds the schema version, which
 /// every later version keeps in the same place so that an old build can
@@ -32,6 +34,26 @@ const CREATE_TABLES: &str = "
         created_at TEXT
     );
     INSERT INTO meta (id, schema_version, last_revision) VALUES (1, 1, 0);
+";
+
+/// Version 2: what the API reads of each session without its record, one
+/// row per `sessions` row, written in the same transaction as it.
+///
+/// `status` is the session's CRUS status as the API answers it
+/// (`SessionRecord::status_json`), `created_at_ms` the rollout's creation
+/// time (Unix milliseconds, the listing's order) and `finished` whether the
+/// rollout finished (creation checks skip those). A table of its own rather
+/// than columns of `sessions`: added columns go after `record`, and reading
+/// them would walk the overflow pages of a large record.
+const CREATE_STATUSES: &str = "
+    CREATE TABLE statuses (
+        upgrade_id TEXT PRIMARY KEY,
+        created_at_ms INTEGER NOT NULL,
+        finished INTEGER NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX statuses_newest_first ON statuses (created_at_ms DESC, upgrade_id);
+    CREATE INDEX statuses_unfinished ON statuses (finished, upgrade_id);
 ";
 
 /// Sets the pragmas every connection needs. `on_disk` is false for an
@@ -94,6 +116,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .at(location)?;
         match version {
             Some(SCHEMA_VERSION) => {}
+            Some(1) => migrate_to_2(&transaction, location)?,
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
                     location: Arc::clone(location),
@@ -128,6 +151,35 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             });
         }
         transaction.execute_batch(CREATE_TABLES).at(location)?;
+        migrate_to_2(&transaction, location)?;
     }
     transaction.commit().at(location)
+}
+
+/// Adds the `statuses` table and fills it from every stored record, in the
+/// opening's transaction: a file is at version 1 or fully at version 2.
+///
+/// A record that does not decode stops the migration (and the opening),
+/// naming the session: serving without its status would hide the session
+/// from the listing, and with it the nodes it holds.
+fn migrate_to_2(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    transaction.execute_batch(CREATE_STATUSES).at(location)?;
+    let rows: Vec<(String, i64, String)> = {
+        let mut statement = transaction
+            .prepare("SELECT upgrade_id, revision, record FROM sessions")
+            .at(location)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .at(location)?;
+        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
+    };
+    for (id, revision, json) in rows {
+        let record = super::decode(location, &id, revision, &json)?;
+        let summary = super::Summary::of(&record.value)?;
+        summary.insert(transaction, location, &id)?;
+    }
+    transaction
+        .execute("UPDATE meta SET schema_version = 2 WHERE id = 1", [])
+        .at(location)?;
+    Ok(())
 }

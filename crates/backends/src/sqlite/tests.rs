@@ -290,3 +290,143 @@ async fn a_long_held_write_lock_is_retryable() {
     // Once the lock is released, writes go through again.
     store.create(&test_record(Uuid::new_v4())).await.unwrap();
 }
+
+/// A file as a version 1 build left it: the tables of version 1 and one row
+/// per record, with no `statuses`.
+fn version_1_file(path: &Path, records: &[(&SessionRecord, i64)]) {
+    let connection = raw(path);
+    connection
+        .execute_batch(
+            "CREATE TABLE meta (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 schema_version INTEGER NOT NULL,
+                 last_revision INTEGER NOT NULL
+             );
+             CREATE TABLE sessions (
+                 upgrade_id TEXT PRIMARY KEY,
+                 revision INTEGER NOT NULL,
+                 record TEXT NOT NULL,
+                 created_at TEXT
+             );
+             INSERT INTO meta (id, schema_version, last_revision) VALUES (1, 1, 10);",
+        )
+        .unwrap();
+    for (record, revision) in records {
+        connection
+            .execute(
+                "INSERT INTO sessions (upgrade_id, revision, record, created_at) VALUES (?1, ?2, ?3, '2026-11-01T00:00:00Z')",
+                rusqlite::params![
+                    record.upgrade_id().to_string(),
+                    revision,
+                    serde_json::to_string(record).unwrap()
+                ],
+            )
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_with_every_status() {
+    let (_directory, path) = database();
+    let older = test_record(Uuid::new_v4());
+    let mut newer = test_record(Uuid::new_v4());
+    newer.rollout.created_at = Timestamp::from_secs(60);
+    let mut finished = test_record(Uuid::new_v4());
+    finished.rollout.stage = crus_core::rollout::Stage::Finished;
+    finished.rollout.completed = true;
+    version_1_file(&path, &[(&older, 3), (&newer, 5), (&finished, 7)]);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 = raw(&path)
+        .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    for record in [&older, &newer, &finished] {
+        assert_eq!(
+            store.get_status(record.upgrade_id()).await.unwrap(),
+            Some(record.status_json().unwrap())
+        );
+    }
+    let mut expected = [older.clone(), newer.clone(), finished.clone()];
+    expected.sort_by(crus_core::store::listing_order);
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|record| record.status_json().unwrap())
+        .collect();
+    assert_eq!(store.list_statuses().await.unwrap(), expected);
+    let unfinished = store.list_unfinished().await.unwrap();
+    let mut ids: Vec<Uuid> = unfinished
+        .iter()
+        .map(|found| found.value.upgrade_id())
+        .collect();
+    ids.sort();
+    let mut wanted = vec![older.upgrade_id(), newer.upgrade_id()];
+    wanted.sort();
+    assert_eq!(ids, wanted);
+    // Revisions and the counter are kept.
+    assert_eq!(
+        store
+            .get(newer.upgrade_id())
+            .await
+            .unwrap()
+            .unwrap()
+            .revision
+            .0,
+        5
+    );
+    let created = store.create(&test_record(Uuid::new_v4())).await.unwrap();
+    assert_eq!(created.0, 11);
+    // And it opens again as version 2, migrated once.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.list_statuses().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_version_1_file_with_a_damaged_record_is_not_migrated() {
+    let (_directory, path) = database();
+    let healthy = test_record(Uuid::new_v4());
+    version_1_file(&path, &[(&healthy, 1)]);
+    raw(&path)
+        .execute(
+            "INSERT INTO sessions (upgrade_id, revision, record) VALUES ('broken', 2, '{\"rollout\"')",
+            [],
+        )
+        .unwrap();
+
+    let message = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(message.contains("broken"), "{message}");
+    assert!(message.contains("damaged"), "{message}");
+    // Nothing changed: the file is still at version 1, for a fixed build to migrate.
+    let version: i64 = raw(&path)
+        .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[tokio::test]
+async fn statuses_are_written_and_removed_with_their_records() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let record = test_record(Uuid::new_v4());
+    let created = store.create(&record).await.unwrap();
+    assert_eq!(
+        store.list_statuses().await.unwrap(),
+        vec![record.status_json().unwrap()]
+    );
+    let mut changed = record.clone();
+    changed.desired.delete = true;
+    let updated = store.update(&changed, created).await.unwrap();
+    assert_eq!(
+        store.get_status(record.upgrade_id()).await.unwrap(),
+        Some(changed.status_json().unwrap())
+    );
+    store.delete(record.upgrade_id(), updated).await.unwrap();
+    assert!(store.list_statuses().await.unwrap().is_empty());
+    assert!(
+        store
+            .get_status(record.upgrade_id())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -246,17 +246,16 @@ impl Controller {
             return Err(CreateError::Invalid(errors));
         }
         let members: std::collections::HashSet<&crate::node::NodeId> = members.iter().collect();
+        // Only unfinished sessions hold nodes; a server keeps many finished
+        // ones, which the store need not even decode.
         for record in self
             .inner
             .store
-            .list()
+            .list_unfinished()
             .await
             .map_err(CreateError::Backend)?
         {
             let other = &record.value.rollout;
-            if other.stage == Stage::Finished {
-                continue;
-            }
             // A session that has not taken its snapshot yet holds its whole starting group.
             let overlapping = if other.nodes.is_empty() {
                 if other

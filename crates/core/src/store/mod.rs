@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 
 use crate::error::Result;
-use crate::rollout::{FailureBudget, RolloutState, status_of};
+use crate::rollout::{FailureBudget, RolloutState, Stage, status_of};
 use crate::session::{SessionPhase, SessionState, SessionStatus};
 
 /// A record's revision. Every successful write yields a new, larger one.
@@ -98,6 +98,45 @@ impl SessionRecord {
         }
         status
     }
+
+    /// [`SessionRecord::status`] as the API answers it (compact JSON), so a
+    /// store can keep it beside the record and reads need not decode the
+    /// rollout state.
+    ///
+    /// Fails only if serde cannot encode the status, which a status built by
+    /// crus never makes it do (its maps have string keys).
+    pub fn status_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&self.status())
+    }
+
+    /// Whether the rollout has finished, so no creation check has to look at
+    /// it (its nodes are free again).
+    pub fn is_finished(&self) -> bool {
+        self.rollout.stage == Stage::Finished
+    }
+}
+
+/// [`SessionRecord::status_json`], its failure as a core error.
+fn encoded_status(record: &SessionRecord) -> Result<String> {
+    record.status_json().map_err(|source| crate::Error::Other {
+        backend: "crus",
+        source: format!(
+            "cannot encode the status of session {}: {source}",
+            record.upgrade_id()
+        )
+        .into(),
+    })
+}
+
+/// The order the API lists sessions in: newest first (by the rollout's
+/// `created_at`), ties by id, so the listing is the same at every call.
+/// Stores that sort in their own query must sort the same way.
+pub fn listing_order(left: &SessionRecord, right: &SessionRecord) -> std::cmp::Ordering {
+    right
+        .rollout
+        .created_at
+        .cmp(&left.rollout.created_at)
+        .then_with(|| left.upgrade_id().cmp(&right.upgrade_id()))
 }
 
 /// A record together with the revision it was read at.
@@ -112,6 +151,12 @@ pub struct Versioned<T> {
 /// Durable storage of sessions with compare-and-swap writes.
 ///
 /// Implementations must make a write visible to every later read once it returns.
+///
+/// Five primitives are required; the reads the API serves most
+/// ([`SessionStore::get_status`], [`SessionStore::list_statuses`],
+/// [`SessionStore::list_unfinished`]) have default bodies built on them, which
+/// a store overrides when it can answer without decoding whole records (the
+/// rollout state holds every node, the status a few hundred bytes).
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Stores a new record. [`crate::Error::Conflict`] if its id exists.
@@ -134,4 +179,33 @@ pub trait SessionStore: Send + Sync {
     /// [`crate::Error::Conflict`] when it changed since; removing a record that
     /// is already gone succeeds.
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()>;
+
+    /// The status of session `upgrade_id`, exactly
+    /// [`SessionRecord::status_json`] of its current record, if it exists.
+    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
+        match self.get(upgrade_id).await? {
+            Some(record) => encoded_status(&record.value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The status of every session, as [`SessionStore::get_status`] answers
+    /// each, in [`listing_order`] (newest first).
+    async fn list_statuses(&self) -> Result<Vec<String>> {
+        let mut records = self.list().await?;
+        records.sort_by(|left, right| listing_order(&left.value, &right.value));
+        records
+            .iter()
+            .map(|record| encoded_status(&record.value))
+            .collect()
+    }
+
+    /// Every record whose rollout has not finished
+    /// ([`SessionRecord::is_finished`]), in no particular order: what a new
+    /// session may overlap.
+    async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        let mut records = self.list().await?;
+        records.retain(|record| !record.value.is_finished());
+        Ok(records)
+    }
 }

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::{CallResultExt, ConformanceError, expect_error};
 use crate::error::Error;
+use crate::rollout::Stage;
+use crate::session::{SessionState, SessionStatus};
 use crate::store::{Revision, SessionRecord, SessionStore, Versioned};
 
 /// Builds a valid record whose `upgrade_id()` is the id given.
@@ -41,6 +43,9 @@ pub async fn run_all(
     delete_missing_is_ok(store, make_record).await?;
     recreate_after_delete_gets_larger_revision(store, make_record).await?;
     concurrent_updates_one_wins(store, make_record).await?;
+    status_follows_the_record(store, make_record).await?;
+    statuses_list_newest_first(store, make_record).await?;
+    unfinished_lists_only_unfinished(store, make_record).await?;
     Ok(())
 }
 
@@ -499,6 +504,232 @@ async fn one_winner(
         "after the concurrent updates",
     )
     .await
+}
+
+/// `get_status` answers exactly the record's [`SessionRecord::status_json`]
+/// (the bytes the API serves) after a create and after an update that
+/// changes the status, and `None` once the record is deleted.
+pub async fn status_follows_the_record(
+    store: &dyn SessionStore,
+    make_record: MakeRecord<'_>,
+) -> Result<(), ConformanceError> {
+    const CHECK: &str = "session_store::status_follows_the_record";
+    let record = new_record(CHECK, make_record)?;
+    let id = record.upgrade_id();
+    let created = create(CHECK, store, &record).await?;
+    let result = async {
+        expect_status(CHECK, store, &record, "after create").await?;
+        // A delete request shows as DELETING: the status changes with the record.
+        let changed = changed(&record);
+        let updated = update(CHECK, store, &changed, created).await?;
+        expect_status(CHECK, store, &changed, "after update").await?;
+        delete(CHECK, store, id, updated, "").await?;
+        match store
+            .get_status(id)
+            .await
+            .or_fail(CHECK, format!("get_status({id}) after delete"))?
+        {
+            None => Ok(()),
+            Some(found) => Err(ConformanceError::new(
+                CHECK,
+                format!("get_status({id}) after delete should answer None, but answered {found}"),
+            )),
+        }
+    }
+    .await;
+    forget(store, id).await;
+    result
+}
+
+/// `list_statuses` answers each record's status once, newest first (the
+/// rollout's `created_at`), records created at the same time by id.
+pub async fn statuses_list_newest_first(
+    store: &dyn SessionStore,
+    make_record: MakeRecord<'_>,
+) -> Result<(), ConformanceError> {
+    const CHECK: &str = "session_store::statuses_list_newest_first";
+    let mut created = Vec::new();
+    let result = async {
+        // Created oldest first, so a store that lists in creation order fails.
+        for offset in [0, 60, 60, 120] {
+            let mut record = new_record(CHECK, make_record)?;
+            record.rollout.created_at = record.rollout.created_at + std::time::Duration::from_secs(offset);
+            create(CHECK, store, &record).await?;
+            created.push(record);
+        }
+        let mut expected = created.clone();
+        expected.sort_by(crate::store::listing_order);
+        let listed = store
+            .list_statuses()
+            .await
+            .or_fail(CHECK, "list_statuses()")?;
+        let mut ours = Vec::new();
+        for json in &listed {
+            let status: SessionStatus = serde_json::from_str(json).map_err(|error| {
+                ConformanceError::new(
+                    CHECK,
+                    format!("list_statuses() answered a status that is not a session status ({error}): {json}"),
+                )
+            })?;
+            if created.iter().any(|record| record.upgrade_id() == status.upgrade_id) {
+                ours.push((status.upgrade_id, json.as_str()));
+            }
+        }
+        let wanted: Vec<Uuid> = expected.iter().map(SessionRecord::upgrade_id).collect();
+        let found: Vec<Uuid> = ours.iter().map(|(id, _)| *id).collect();
+        if found != wanted {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!(
+                    "list_statuses() should list the created sessions newest first, ties by id, as {wanted:?}, but listed {found:?}"
+                ),
+            ));
+        }
+        for (record, (_, json)) in expected.iter().zip(&ours) {
+            let wanted = status_json(CHECK, record)?;
+            if *json != wanted {
+                return Err(ConformanceError::new(
+                    CHECK,
+                    format!(
+                        "list_statuses() should answer session {}'s status as {wanted}, but answered {json}",
+                        record.upgrade_id()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    for record in &created {
+        forget(store, record.upgrade_id()).await;
+    }
+    result
+}
+
+/// `list_unfinished` includes an unfinished record at its current revision
+/// and leaves out a finished one, including one that finished by an update.
+pub async fn unfinished_lists_only_unfinished(
+    store: &dyn SessionStore,
+    make_record: MakeRecord<'_>,
+) -> Result<(), ConformanceError> {
+    const CHECK: &str = "session_store::unfinished_lists_only_unfinished";
+    let running = new_record(CHECK, make_record)?;
+    let finished = finish(new_record(CHECK, make_record)?);
+    let result = async {
+        if running.is_finished() {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!(
+                    "make_record({}) should build an unfinished record, but its rollout is finished",
+                    running.upgrade_id()
+                ),
+            ));
+        }
+        let running_revision = create(CHECK, store, &running).await?;
+        create(CHECK, store, &finished).await?;
+        let listed = store
+            .list_unfinished()
+            .await
+            .or_fail(CHECK, "list_unfinished()")?;
+        let expected = Versioned {
+            value: running.clone(),
+            revision: running_revision,
+        };
+        if !listed.contains(&expected) {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!(
+                    "list_unfinished() should include the unfinished {}, but lists {}",
+                    describe(&expected),
+                    describe_all(&listed)
+                ),
+            ));
+        }
+        if listed.iter().any(|found| found.value.upgrade_id() == finished.upgrade_id()) {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!(
+                    "list_unfinished() should leave out the finished record {}, but lists it",
+                    finished.upgrade_id()
+                ),
+            ));
+        }
+        update(CHECK, store, &finish(running.clone()), running_revision).await?;
+        let listed = store
+            .list_unfinished()
+            .await
+            .or_fail(CHECK, "list_unfinished() after an update finished a record")?;
+        if listed.iter().any(|found| found.value.upgrade_id() == running.upgrade_id()) {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!(
+                    "list_unfinished() should leave out {} once an update finished it, but lists {}",
+                    running.upgrade_id(),
+                    describe_all(&listed)
+                ),
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    forget(store, running.upgrade_id()).await;
+    forget(store, finished.upgrade_id()).await;
+    result
+}
+
+/// `record` with its rollout finished, as the controller leaves a session
+/// that is done.
+fn finish(mut record: SessionRecord) -> SessionRecord {
+    record.rollout.stage = Stage::Finished;
+    record.rollout.completed = true;
+    record.rollout.state = SessionState::Ready;
+    record
+}
+
+/// The status JSON the store must answer for `record`.
+fn status_json(check: &'static str, record: &SessionRecord) -> Result<String, ConformanceError> {
+    record.status_json().map_err(|error| {
+        ConformanceError::new(
+            check,
+            format!(
+                "the status of make_record's session {} cannot be encoded: {error}",
+                record.upgrade_id()
+            ),
+        )
+    })
+}
+
+/// Checks that `get_status` answers exactly `expected`'s status JSON.
+async fn expect_status(
+    check: &'static str,
+    store: &dyn SessionStore,
+    expected: &SessionRecord,
+    when: &str,
+) -> Result<(), ConformanceError> {
+    let id = expected.upgrade_id();
+    let wanted = status_json(check, expected)?;
+    match store
+        .get_status(id)
+        .await
+        .or_fail(check, format!("get_status({id}) {when}"))?
+    {
+        Some(found) if found == wanted => Ok(()),
+        Some(found) => Err(ConformanceError::new(
+            check,
+            format!("get_status({id}) {when} should answer {wanted}, but answered {found}"),
+        )),
+        None => Err(ConformanceError::new(
+            check,
+            format!("get_status({id}) {when} should answer {wanted}, but answered None"),
+        )),
+    }
+}
+
+fn describe_all(records: &[Versioned<SessionRecord>]) -> String {
+    if records.is_empty() {
+        return "nothing".to_string();
+    }
+    records.iter().map(describe).collect::<Vec<_>>().join(", ")
 }
 
 /// A record built by `make_record` for a fresh id, checked to carry that id.
