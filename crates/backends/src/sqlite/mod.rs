@@ -16,8 +16,13 @@
 //! `synchronous=FULL`, so a write that returned is on disk: the controller
 //! acts on a transition only once it is committed.
 //!
-//! rusqlite is blocking, so each call runs on tokio's blocking pool with the
-//! store's one connection, which is locked only inside that blocking task.
+//! rusqlite is blocking, so each write runs on tokio's blocking pool with the
+//! store's writing connection, which is locked only inside that blocking
+//! task, as are the reads of many rows. A file store has a second, read-only
+//! connection for the read the API serves most, a session's status: one
+//! indexed row, read on the caller's task when that connection is free,
+//! since handing a read of microseconds to another thread costs more than
+//! the read, and WAL lets it read while the writer commits (and syncs).
 
 mod error;
 mod schema;
@@ -26,7 +31,7 @@ mod tests;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,6 +67,16 @@ pub struct SqliteStore {
     /// which is what a compare-and-swap needs anyway; shared with the
     /// blocking tasks that use it.
     connection: Arc<Mutex<Connection>>,
+    /// A read-only connection to the same file for status reads on the
+    /// caller's task, which neither wait for a write's sync nor queue behind
+    /// writes; `None` in memory, where a second connection would open
+    /// another, empty database.
+    reader: Option<Arc<Mutex<Connection>>>,
+    /// The last listing of every status (`list_statuses_json`) and the
+    /// reader's `data_version` when it was read: the version changes with
+    /// every commit of another connection (this store's writer included),
+    /// so while it stays the same the listing is still the file's.
+    listing: Mutex<Option<(i64, Arc<str>)>>,
     /// Where the store lives, for error messages (`:memory:` in memory).
     location: Arc<str>,
 }
@@ -81,7 +96,12 @@ impl SqliteStore {
         let mut connection = Connection::open(path).at(&location)?;
         schema::configure(&connection, &location, true)?;
         schema::prepare(&mut connection, &location)?;
-        Ok(SqliteStore::from_connection(connection, location))
+        // Opened once the tables exist, so it never sees a file half-created.
+        let reader = Connection::open(path).at(&location)?;
+        schema::configure_reader(&reader, &location)?;
+        let mut store = SqliteStore::from_connection(connection, location);
+        store.reader = Some(Arc::new(Mutex::new(reader)));
+        Ok(store)
     }
 
     /// A store in memory, lost when dropped: for tests.
@@ -96,6 +116,8 @@ impl SqliteStore {
     fn from_connection(connection: Connection, location: Arc<str>) -> Self {
         SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
+            reader: None,
+            listing: Mutex::new(None),
             location,
         }
     }
@@ -136,11 +158,43 @@ impl SqliteStore {
     }
 }
 
-/// The connection, even if a thread panicked while holding it: a panic
-/// inside a transaction drops the `Transaction`, which rolls it back, so the
-/// connection is left with no transaction open and is safe to reuse.
-fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    connection.lock().unwrap_or_else(PoisonError::into_inner)
+/// The connection (or the cached listing), even if a thread panicked while
+/// holding it: a panic inside a transaction drops the `Transaction`, which
+/// rolls it back, so the connection is left with no transaction open and is
+/// safe to reuse; the listing is replaced whole.
+fn lock<T>(value: &Mutex<T>) -> MutexGuard<'_, T> {
+    value.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection's `data_version`: it changes whenever another connection
+/// commits to the file.
+fn data_version(connection: &Connection, location: &Arc<str>) -> Result<i64, SqliteError> {
+    connection
+        .query_row("PRAGMA data_version", [], |row| row.get(0))
+        .at(location)
+}
+
+/// Every status as one JSON array, newest first: the order of
+/// `crus_core::store::listing_order` (a UUID's text sorts as its bytes do),
+/// built in one buffer rather than a string a row.
+fn read_listing(connection: &mut Connection, location: &Arc<str>) -> Result<String, SqliteError> {
+    let mut statement = connection
+        .prepare_cached("SELECT status FROM statuses ORDER BY created_at_ms DESC, upgrade_id")
+        .at(location)?;
+    let mut rows = statement.query([]).at(location)?;
+    let mut listing = String::from("[");
+    while let Some(row) = rows.next().at(location)? {
+        if listing.len() > 1 {
+            listing.push(',');
+        }
+        let status = row
+            .get_ref(0)
+            .and_then(|value| value.as_str().map_err(Into::into))
+            .at(location)?;
+        listing.push_str(status);
+    }
+    listing.push(']');
+    Ok(listing)
 }
 
 /// Starts a transaction that holds the write lock from its first statement,
@@ -298,6 +352,20 @@ impl Summary {
     }
 }
 
+/// The stored status of session `id`, if it exists.
+fn read_status(
+    connection: &Connection,
+    location: &Arc<str>,
+    id: &str,
+) -> Result<Option<String>, SqliteError> {
+    connection
+        .prepare_cached("SELECT status FROM statuses WHERE upgrade_id = ?1")
+        .at(location)?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .at(location)
+}
+
 fn changed_since(id: Uuid, expected: Revision, current: Revision) -> SqliteError {
     SqliteError::Conflict(format!(
         "session {id} changed since revision {} (now {}); re-read it and retry",
@@ -447,15 +515,25 @@ impl SessionStore for SqliteStore {
 
     async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
         let id = upgrade_id.to_string();
-        self.run(move |connection, location| {
-            connection
-                .prepare_cached("SELECT status FROM statuses WHERE upgrade_id = ?1")
-                .at(location)?
-                .query_row([&id], |row| row.get(0))
-                .optional()
-                .at(location)
-        })
-        .await
+        // One indexed row of a file in WAL mode: microseconds, and the reader
+        // never waits for a lock (its busy timeout is zero), so it may run on
+        // this task. When the reader is in use, or the read failed (SQLite
+        // busy with a recovery, say), the read is made again the usual way,
+        // on the blocking pool with the writing connection, which waits.
+        if let Some(reader) = &self.reader {
+            let guard = match reader.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(connection) = guard
+                && let Ok(status) = read_status(&connection, &self.location, &id)
+            {
+                return Ok(status);
+            }
+        }
+        self.run(move |connection, location| read_status(connection, location, &id))
+            .await
     }
 
     async fn list_statuses(&self) -> Result<Vec<String>> {
@@ -471,6 +549,29 @@ impl SessionStore for SqliteStore {
             rows.map(|row| row.at(location)).collect()
         })
         .await
+    }
+
+    async fn list_statuses_json(&self) -> Result<Arc<str>> {
+        // The version check is one read of the WAL index, microseconds on
+        // this task; the reader is only ever held that long.
+        let version = self
+            .reader
+            .as_ref()
+            .and_then(|reader| data_version(&lock(reader), &self.location).ok());
+        if let Some(version) = version
+            && let Some((cached, listing)) = &*lock(&self.listing)
+            && *cached == version
+        {
+            return Ok(Arc::clone(listing));
+        }
+        // Read after the version: a commit in between changes the version
+        // again, so a listing newer than its version is refreshed at the
+        // next call, never kept as if current.
+        let listing: Arc<str> = Arc::from(self.run(read_listing).await?);
+        if let Some(version) = version {
+            *lock(&self.listing) = Some((version, Arc::clone(&listing)));
+        }
+        Ok(listing)
     }
 
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {

@@ -91,6 +91,23 @@ pub(super) fn configure(
     Ok(())
 }
 
+/// Sets up the store's reading connection to a file already prepared: it
+/// never writes (`query_only`), and it never waits for a lock (busy timeout
+/// zero), because it reads on async tasks; a read it cannot make at once is
+/// made again with the writing connection on the blocking pool.
+pub(super) fn configure_reader(
+    connection: &Connection,
+    location: &Arc<str>,
+) -> Result<(), SqliteError> {
+    connection
+        .busy_timeout(std::time::Duration::ZERO)
+        .at(location)?;
+    connection
+        .pragma_update(None, "query_only", true)
+        .at(location)?;
+    Ok(())
+}
+
 /// Creates the tables in an empty database, or checks that an existing one
 /// has a schema this build knows.
 ///

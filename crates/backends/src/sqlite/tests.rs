@@ -430,3 +430,26 @@ async fn statuses_are_written_and_removed_with_their_records() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_kept_listing_follows_writes_of_another_store_on_the_file() {
+    let (_directory, path) = database();
+    let reading = SqliteStore::open(&path).unwrap();
+    let writing = SqliteStore::open(&path).unwrap();
+    let record = test_record(Uuid::new_v4());
+    assert_eq!(&*reading.list_statuses_json().await.unwrap(), "[]");
+    let created = writing.create(&record).await.unwrap();
+    let once = format!("[{}]", record.status_json().unwrap());
+    assert_eq!(&*reading.list_statuses_json().await.unwrap(), once);
+    // Asked again with nothing written: the same listing, kept.
+    assert_eq!(&*reading.list_statuses_json().await.unwrap(), once);
+    let mut changed = record.clone();
+    changed.desired.delete = true;
+    let updated = writing.update(&changed, created).await.unwrap();
+    assert_eq!(
+        &*reading.list_statuses_json().await.unwrap(),
+        format!("[{}]", changed.status_json().unwrap())
+    );
+    writing.delete(record.upgrade_id(), updated).await.unwrap();
+    assert_eq!(&*reading.list_statuses_json().await.unwrap(), "[]");
+}

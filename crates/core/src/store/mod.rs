@@ -3,6 +3,8 @@
 
 mod memory;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -128,6 +130,22 @@ fn encoded_status(record: &SessionRecord) -> Result<String> {
     })
 }
 
+/// Encoded JSON values joined as one JSON array, byte for byte what serde
+/// would write for the sequence of the values themselves.
+pub fn json_array(values: &[String]) -> String {
+    let length = values.iter().map(String::len).sum::<usize>() + values.len() + 2;
+    let mut array = String::with_capacity(length);
+    array.push('[');
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            array.push(',');
+        }
+        array.push_str(value);
+    }
+    array.push(']');
+    array
+}
+
 /// The order the API lists sessions in: newest first (by the rollout's
 /// `created_at`), ties by id, so the listing is the same at every call.
 /// Stores that sort in their own query must sort the same way.
@@ -154,6 +172,7 @@ pub struct Versioned<T> {
 ///
 /// Five primitives are required; the reads the API serves most
 /// ([`SessionStore::get_status`], [`SessionStore::list_statuses`],
+/// [`SessionStore::list_statuses_json`],
 /// [`SessionStore::list_unfinished`]) have default bodies built on them, which
 /// a store overrides when it can answer without decoding whole records (the
 /// rollout state holds every node, the status a few hundred bytes).
@@ -198,6 +217,13 @@ pub trait SessionStore: Send + Sync {
             .iter()
             .map(|record| encoded_status(&record.value))
             .collect()
+    }
+
+    /// [`SessionStore::list_statuses`] as one JSON array (what `GET /session`
+    /// answers), shared so a store may keep it between calls while nothing
+    /// changes.
+    async fn list_statuses_json(&self) -> Result<Arc<str>> {
+        Ok(Arc::from(json_array(&self.list_statuses().await?)))
     }
 
     /// Every record whose rollout has not finished

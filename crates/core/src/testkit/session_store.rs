@@ -542,7 +542,9 @@ pub async fn status_follows_the_record(
 }
 
 /// `list_statuses` answers each record's status once, newest first (the
-/// rollout's `created_at`), records created at the same time by id.
+/// rollout's `created_at`), records created at the same time by id;
+/// `list_statuses_json` answers them as one array, up to date after an
+/// update and a delete.
 pub async fn statuses_list_newest_first(
     store: &dyn SessionStore,
     make_record: MakeRecord<'_>,
@@ -597,6 +599,34 @@ pub async fn statuses_list_newest_first(
                 ));
             }
         }
+        expect_in_array(CHECK, store, &expected, "").await?;
+        // A store that keeps the array between calls must see writes: an
+        // update changes one status, a delete removes one.
+        let (first, rest) = expected.split_at(1);
+        let revision = store
+            .get(first[0].upgrade_id())
+            .await
+            .or_fail(CHECK, "get() of a created record")?
+            .map(|found| found.revision)
+            .unwrap_or(Revision(0));
+        let updated = changed(&first[0]);
+        let after_update = update(CHECK, store, &updated, revision).await?;
+        let mut now = vec![updated.clone()];
+        now.extend_from_slice(rest);
+        expect_in_array(CHECK, store, &now, " after an update").await?;
+        delete(CHECK, store, updated.upgrade_id(), after_update, "").await?;
+        expect_in_array(CHECK, store, rest, " after a delete").await?;
+        let array = store
+            .list_statuses_json()
+            .await
+            .or_fail(CHECK, "list_statuses_json() after a delete")?;
+        let deleted = updated.upgrade_id().to_string();
+        if array.contains(&deleted) {
+            return Err(ConformanceError::new(
+                CHECK,
+                format!("list_statuses_json() after a delete should not include {deleted}, but does: {array}"),
+            ));
+        }
         Ok(())
     }
     .await;
@@ -604,6 +634,54 @@ pub async fn statuses_list_newest_first(
         forget(store, record.upgrade_id()).await;
     }
     result
+}
+
+/// Checks that `list_statuses_json` is a JSON array of session statuses
+/// holding `expected`'s statuses (as [`SessionRecord::status_json`] writes
+/// them) in that order, whatever else it holds.
+async fn expect_in_array(
+    check: &'static str,
+    store: &dyn SessionStore,
+    expected: &[SessionRecord],
+    when: &str,
+) -> Result<(), ConformanceError> {
+    let array = store
+        .list_statuses_json()
+        .await
+        .or_fail(check, format!("list_statuses_json(){when}"))?;
+    let statuses: Vec<SessionStatus> = serde_json::from_str(&array).map_err(|error| {
+        ConformanceError::new(
+            check,
+            format!("list_statuses_json(){when} should answer a JSON array of session statuses, but answered ({error}): {array}"),
+        )
+    })?;
+    let found: Vec<Uuid> = statuses
+        .iter()
+        .map(|status| status.upgrade_id)
+        .filter(|id| expected.iter().any(|record| record.upgrade_id() == *id))
+        .collect();
+    let wanted: Vec<Uuid> = expected.iter().map(SessionRecord::upgrade_id).collect();
+    if found != wanted {
+        return Err(ConformanceError::new(
+            check,
+            format!(
+                "list_statuses_json(){when} should list {wanted:?} in that order, but listed {found:?}"
+            ),
+        ));
+    }
+    for record in expected {
+        let wanted = status_json(check, record)?;
+        if !array.contains(&wanted) {
+            return Err(ConformanceError::new(
+                check,
+                format!(
+                    "list_statuses_json(){when} should hold session {}'s status as {wanted}, but answered {array}",
+                    record.upgrade_id()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `list_unfinished` includes an unfinished record at its current revision

@@ -1,6 +1,9 @@
 //! The CRUS session resource: `POST/GET /session`, `GET/DELETE /session/{upgrade_id}`.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -172,20 +175,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     )
 )]
 pub(crate) async fn list_sessions(State(state): State<AppState>) -> Result<Response, AppError> {
-    let statuses = state.controller().store().list_statuses().await?;
-    // The statuses are JSON already (what `Json(Vec<SessionStatus>)` would
-    // write for each); joined as an array they are byte for byte that answer.
-    let length = statuses.iter().map(String::len).sum::<usize>() + statuses.len() + 2;
-    let mut body = String::with_capacity(length);
-    body.push('[');
-    for (index, status) in statuses.iter().enumerate() {
-        if index > 0 {
-            body.push(',');
-        }
-        body.push_str(status);
+    // The statuses as the JSON array `Json(Vec<SessionStatus>)` would write,
+    // shared with the store (no copy of a listing of thousands).
+    let statuses = state.controller().store().list_statuses_json().await?;
+    Ok(json_response(Body::from(Bytes::from_owner(SharedJson(
+        statuses,
+    )))))
+}
+
+/// JSON shared with the store, as a response body.
+struct SharedJson(Arc<str>);
+
+impl AsRef<[u8]> for SharedJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
-    body.push(']');
-    Ok(json_response(body))
 }
 
 /// `GET /session/{upgrade_id}`: one session.
@@ -213,12 +217,12 @@ pub(crate) async fn get_session(
         .get_status(upgrade_id)
         .await?
         .ok_or(AppError::SessionNotFound)?;
-    Ok(json_response(status))
+    Ok(json_response(Body::from(status)))
 }
 
 /// A 200 answer of JSON the store encoded already, with the headers
 /// `Json` would have set.
-fn json_response(body: String) -> Response {
+fn json_response(body: Body) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
