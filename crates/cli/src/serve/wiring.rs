@@ -147,10 +147,6 @@ async fn single_replica(
 
 /// A task running beside the HTTP server (a replica's election loop), told
 /// to stop at shutdown.
-#[cfg_attr(
-    not(feature = "etcd"),
-    expect(dead_code, reason = "only etcd replicas run one")
-)]
 pub(super) struct Background {
     /// Set to `true` to ask the task to stop.
     pub(super) stop: tokio::sync::watch::Sender<bool>,
