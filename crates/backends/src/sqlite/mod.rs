@@ -429,18 +429,8 @@ impl SessionStore for SqliteStore {
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
-        let rows: Vec<(String, i64, String)> = self
-            .run(|connection, location| {
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT upgrade_id, revision, record FROM sessions ORDER BY upgrade_id",
-                    )
-                    .at(location)?;
-                let rows = statement
-                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .at(location)?;
-                rows.map(|row| row.at(location)).collect()
-            })
+        let rows = self
+            .stored_rows("SELECT upgrade_id, revision, record FROM sessions ORDER BY upgrade_id")
             .await?;
         // Decoded off the connection's lock (and off the async workers: a
         // thousand records take milliseconds). One damaged record fails the
@@ -575,25 +565,31 @@ impl SessionStore for SqliteStore {
     }
 
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
-        let rows: Vec<(String, i64, String)> = self
-            .run(|connection, location| {
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
-                         (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id",
-                    )
-                    .at(location)?;
-                let rows = statement
-                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .at(location)?;
-                rows.map(|row| row.at(location)).collect()
-            })
+        let rows = self
+            .stored_rows(
+                "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                 (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id",
+            )
             .await?;
         // Few sessions run at once, so these decode on the caller's task.
         Ok(rows
             .iter()
             .map(|(id, revision, json)| decode(&self.location, id, *revision, json))
             .collect::<Result<Vec<_>, SqliteError>>()?)
+    }
+}
+
+impl SqliteStore {
+    /// The `(upgrade_id, revision, record)` rows `query` selects, undecoded.
+    async fn stored_rows(&self, query: &'static str) -> Result<Vec<(String, i64, String)>> {
+        self.run(move |connection, location| {
+            let mut statement = connection.prepare_cached(query).at(location)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .at(location)?;
+            rows.map(|row| row.at(location)).collect()
+        })
+        .await
     }
 }
 
