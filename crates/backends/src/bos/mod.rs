@@ -2,9 +2,15 @@
 //! BOS session per boot, named after the request's idempotency key, limited
 //! to the request's nodes, with per-node results read from BOS components
 //! (all pages of them, see `components.rs`).
+//!
+//! With a tenant ([`BosOrchestrator::with_tenant`]) every call carries the
+//! `Cray-Tenant-Name` header, so BOS reads and starts the tenant's session
+//! templates and sessions (the BOS API document, `V2TenantHeaderParam`).
+//! BOS v1 sessions, which CSM releases before BOS v2 used, are in [`v1`].
 
 mod components;
 mod session_name;
+pub mod v1;
 
 use std::collections::HashMap;
 
@@ -21,6 +27,9 @@ pub use session_name::session_name;
 
 /// The backend name in errors.
 const BACKEND: &str = "bos";
+
+/// The header naming the tenant whose templates and sessions a call is about.
+pub const TENANT_HEADER: &str = "Cray-Tenant-Name";
 
 /// The reason given for a failed node whose BOS component carries no error.
 const NO_ERROR_GIVEN: &str = "BOS marked the node failed without an error";
@@ -72,12 +81,39 @@ impl BosOrchestrator {
         })
     }
 
+    /// This orchestrator acting for tenant `tenant`: every call carries it
+    /// as the `Cray-Tenant-Name` header. An empty tenant means none, as in BOS.
+    ///
+    /// [`Error::Invalid`] when `tenant` cannot be sent as a header value.
+    pub fn with_tenant(mut self, tenant: &str) -> Result<Self> {
+        if let Some(value) = tenant_header(tenant)? {
+            self.client = self.client.with_header(TENANT_HEADER, value);
+        }
+        Ok(self)
+    }
+
     async fn session(&self, name: &str) -> Result<Session> {
         let path = format!("/v2/sessions/{}", path_segment(name));
         self.client
             .get_json(&path, &[])
             .await
             .map_err(|error| session_error(name, error))
+    }
+}
+
+/// `tenant` as a header value; `None` for no tenant.
+fn tenant_header(tenant: &str) -> Result<Option<String>> {
+    if tenant.is_empty() {
+        return Ok(None);
+    }
+    // BOS tenant names are Kubernetes-style names; anything outside visible
+    // ASCII would not survive as a header.
+    if tenant.bytes().all(|byte| byte.is_ascii_graphic()) {
+        Ok(Some(tenant.to_string()))
+    } else {
+        Err(Error::invalid(format!(
+            "BOS tenant {tenant:?} cannot be sent as the {TENANT_HEADER} header: use letters, digits and punctuation, without spaces"
+        )))
     }
 }
 

@@ -10,7 +10,7 @@ use crus_core::node::NodeId;
 use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootState};
 use crus_core::testkit::{self, BootOrchestratorFixture};
 use serde_json::{Value, json};
-use wiremock::matchers::{any, body_json, method, path, query_param};
+use wiremock::matchers::{any, body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::BosOrchestrator;
@@ -366,4 +366,80 @@ async fn passes_the_boot_orchestrator_conformance_suite() {
     if let Err(failure) = testkit::boot_orchestrator::run_all(&bos, &fixture).await {
         panic!("{failure}");
     }
+}
+
+#[tokio::test]
+async fn a_tenant_is_sent_as_cray_tenant_name_on_every_call() {
+    let server = MockServer::start().await;
+    // Without the header BOS would look at the templates and sessions of no
+    // tenant: answer as if they did not exist.
+    Mock::given(any())
+        .respond_with(problem(404, "no tenant header"))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    let tenant = || header("Cray-Tenant-Name", "vcluster-blue");
+    Mock::given(method("GET"))
+        .and(path("/v2/sessiontemplates/compute-2.5"))
+        .and(tenant())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"name": "compute-2.5", "tenant": "vcluster-blue"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/sessions"))
+        .and(tenant())
+        .respond_with(ResponseTemplate::new(201).set_body_json(session("pending", Value::Null)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/sessions/crus-s1-step-0"))
+        .and(tenant())
+        .respond_with(ResponseTemplate::new(200).set_body_json(session("running", Value::Null)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/components"))
+        .and(tenant())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2/sessions/crus-s1-step-0"))
+        .and(tenant())
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let bos = BosOrchestrator::new(&config(&server))
+        .unwrap()
+        .with_tenant("vcluster-blue")
+        .unwrap();
+    assert!(bos.template_exists("compute-2.5").await.unwrap());
+    let handle = bos.start_boot(&request()).await.unwrap();
+    let reported = bos.boot_status(&handle).await.unwrap();
+    assert!(
+        reported
+            .iter()
+            .all(|node| node.state == NodeBootState::InProgress)
+    );
+    bos.cancel_boot(&handle).await.unwrap();
+
+    // Without a tenant (or an empty one, BOS's "no tenant") no header is sent.
+    let untenanted = BosOrchestrator::new(&config(&server))
+        .unwrap()
+        .with_tenant("")
+        .unwrap();
+    assert!(!untenanted.template_exists("compute-2.5").await.unwrap());
+    let error = BosOrchestrator::new(&config(&server))
+        .unwrap()
+        .with_tenant("blue\nteam")
+        .unwrap_err();
+    assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
 }

@@ -32,6 +32,8 @@ pub struct ServiceClient {
     tokens: TokenProvider,
     retries: u32,
     retry_base_delay: Duration,
+    /// Headers sent with every request (BOS's `Cray-Tenant-Name`).
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ServiceClient {
@@ -67,7 +69,14 @@ impl ServiceClient {
             tokens: TokenProvider::new(config.token.clone()),
             retries: config.retries,
             retry_base_delay: config.retry_base_delay,
+            headers: Vec::new(),
         })
+    }
+
+    /// This client, sending header `name: value` with every request.
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// `GET path?query` and the answer's JSON body.
@@ -156,6 +165,9 @@ impl ServiceClient {
             .http
             .request(method.clone(), format!("{}{path}", self.base_url))
             .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
         if !query.is_empty() {
             request = request.query(query);
         }
