@@ -439,7 +439,7 @@ async fn hsm_and_bos_from_the_config_file_check_new_sessions() {
     std::fs::write(
         &config,
         format!(
-            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"bos\"\n[hsm]\nbase_url = \"{uri}/apis/smd\"\ntoken_file = {token:?}\n[bos]\nbase_url = \"{uri}/apis/bos\"\ntoken_file = {token:?}\n",
+            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"bos\"\n[hsm]\nbase_url = \"{uri}/apis/smd\"\ntoken_file = {token:?}\n[bos]\nbase_url = \"{uri}/apis/bos\"\ntoken_file = {token:?}\ntenant = \"vcluster-blue\"\n",
             db = path_in(dir.path(), "crus.db"),
             uri = cray.uri(),
             token = token.display().to_string(),
@@ -486,6 +486,87 @@ async fn hsm_and_bos_from_the_config_file_check_new_sessions() {
             .get("authorization")
             .is_some_and(|value| value == "Bearer service-token-value")
     }));
+    // BOS calls carry [bos] tenant; HSM calls do not.
+    for request in &requests {
+        let tenant = request.headers.get("cray-tenant-name");
+        if request.url.path().starts_with("/apis/bos/") {
+            assert_eq!(tenant.unwrap(), "vcluster-blue", "{}", request.url);
+        } else {
+            assert!(tenant.is_none(), "{}", request.url);
+        }
+    }
+}
+
+#[tokio::test]
+async fn bos_v1_boots_check_templates_with_v1_and_sessions_get_the_bos_boot_timeout() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let cray = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/apis/smd/hsm/v2/groups/compute"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "label": "compute", "description": "", "members": {"ids": ["x1000c0s0b0n0"]}
+        })))
+        .mount(&cray)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/apis/bos/v1/sessiontemplate/compute-image"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"name": "compute-image", "boot_sets": {"compute": {"node_groups": ["crus-upgrading"]}}}),
+        ))
+        .expect(1..)
+        .mount(&cray)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndb = {db:?}\n[auth]\ntokens = [{TOKEN:?}]\n[backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"bos-v1\"\n[hsm]\nbase_url = \"{uri}/apis/smd\"\n[bos]\nbase_url = \"{uri}/apis/bos\"\n",
+            db = path_in(dir.path(), "crus.db"),
+            uri = cray.uri(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", &config.display().to_string()], &[]);
+    let http = client();
+    // The session's policy sets no boot timeout: it gets BOS's default, not
+    // the old 10 minutes, and GET /session/{id} shows it.
+    let created = http
+        .post(format!("{}/session", server.url))
+        .bearer_auth(TOKEN)
+        .json(&session_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = created["upgrade_id"].as_str().unwrap();
+    let fetched: Value = http
+        .get(format!("{}/session/{id}", server.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["policy"]["boot_timeout"], "40m", "{fetched:#}");
+    // A policy's own boot timeout still wins.
+    let mut own = session_body(1);
+    own["policy"] = serde_json::json!({"boot_timeout": "55m"});
+    let planned: Value = http
+        .post(format!("{}/session?dry_run=true", server.url))
+        .bearer_auth(TOKEN)
+        .json(&own)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(planned["policy"]["boot_timeout"], "55m", "{planned:#}");
 }
 
 #[cfg(unix)]

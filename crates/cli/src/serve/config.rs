@@ -32,7 +32,8 @@ pub struct Config {
     pub file: FileSection,
     /// Cray HSM, when `backends.inventory = "hsm"`.
     pub hsm: Option<ServiceSection>,
-    /// Cray BOS v2, when `backends.boot = "bos"`.
+    /// Cray BOS, when `backends.boot = "bos"` (v2 sessions) or `"bos-v1"`
+    /// (v1 sessions).
     pub bos: Option<ServiceSection>,
     /// Slurm, when `backends.workload_manager = "slurm"` or `backends.boot = "slurm-reboot"`.
     pub slurm: SlurmSection,
@@ -50,7 +51,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookSection>,
 }
 
-/// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to it.
+/// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to
+/// it; `tenant` and `boot_timeout` are `[bos]`'s only.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
@@ -74,6 +76,14 @@ pub struct ServiceSection {
     /// Retries of a call that met a 5xx or no answer.
     #[serde(default = "default_service_retries")]
     pub retries: u32,
+    /// `[bos]`: the tenant whose session templates and sessions crus uses,
+    /// sent as `Cray-Tenant-Name` (BOS v2 only: v1 rejects tenants).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `[bos]`: the boot timeout of sessions whose policy sets none, unless
+    /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
+    #[serde(default, with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
 }
 
 fn default_service_timeout() -> Duration {
@@ -188,6 +198,10 @@ pub struct KadeploySection {
     pub block_device: Option<String>,
     /// The partition of the block device to deploy on; absent: the cluster's default.
     pub deploy_partition: Option<String>,
+    /// The boot timeout of sessions whose policy sets none, unless
+    /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
+    #[serde(default, with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
 }
 
 fn default_kadeploy_timeout() -> Duration {
@@ -240,6 +254,10 @@ pub struct CycleCloudSection {
     /// The JSON file keeping the groups crus creates (CycleCloud has no group
     /// API); absent: `cyclecloud-groups.json` beside `server.db`.
     pub state_file: Option<PathBuf>,
+    /// The boot timeout of sessions whose policy sets none, unless
+    /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
+    #[serde(default, with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
 }
 
 /// The backend's own defaults, which the section's follow.
@@ -316,6 +334,11 @@ pub struct SlurmRebootSection {
     /// still count as the reboot crus asked for.
     #[serde(with = "humantime_duration")]
     pub clock_skew: Duration,
+    /// The boot timeout of sessions whose policy sets none, unless
+    /// `rollout.boot_timeout` is set; keep it above slurm.conf's
+    /// `ResumeTimeout` (see `boot_timeout.rs`).
+    #[serde(with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
 }
 
 impl Default for SlurmRebootSection {
@@ -324,6 +347,7 @@ impl Default for SlurmRebootSection {
         SlurmRebootSection {
             templates: Vec::new(),
             clock_skew: defaults.clock_skew,
+            boot_timeout: None,
         }
     }
 }
@@ -656,9 +680,11 @@ pub struct AuthSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RolloutSection {
-    /// A node not back this long after its boot started fails.
-    #[serde(with = "humantime_duration")]
-    pub boot_timeout: Duration,
+    /// A node not back this long after its boot started fails. Set, it is
+    /// every session's default over the boot backend's own `boot_timeout`;
+    /// absent, the boot backend's applies (see `boot_timeout.rs`).
+    #[serde(with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
     /// How often the workload manager and boot orchestrator are polled.
     #[serde(with = "humantime_duration")]
     pub poll_interval: Duration,
@@ -668,7 +694,7 @@ impl Default for RolloutSection {
     fn default() -> Self {
         let policy = crus_core::rollout::RolloutPolicy::default();
         RolloutSection {
-            boot_timeout: policy.boot_timeout,
+            boot_timeout: None,
             poll_interval: policy.poll_interval,
         }
     }
@@ -682,7 +708,7 @@ pub struct BackendsSection {
     pub inventory: String,
     /// Drain and resume: `sim`, `slurm` or `none`.
     pub workload_manager: String,
-    /// Booting: `sim`, `bos`, `slurm-reboot`, `kadeploy` or `cyclecloud`.
+    /// Booting: `sim`, `bos`, `bos-v1`, `slurm-reboot`, `kadeploy` or `cyclecloud`.
     pub boot: String,
     /// Power control, for escalation: `none`, `sim`, `redfish` or
     /// `cyclecloud`; absent:
@@ -720,6 +746,10 @@ pub struct SimSection {
     pub state: Option<PathBuf>,
     /// Seed of every random choice.
     pub seed: u64,
+    /// The boot timeout of sessions whose policy sets none, unless
+    /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
+    #[serde(with = "humantime_duration_option")]
+    pub boot_timeout: Option<Duration>,
 }
 
 impl Default for SimSection {
@@ -732,6 +762,7 @@ impl Default for SimSection {
             boot_time: Duration::from_secs(4 * 60),
             state: None,
             seed: 1,
+            boot_timeout: None,
         }
     }
 }
@@ -807,7 +838,14 @@ impl Config {
             (
                 "backends.boot",
                 &backends.boot,
-                &["sim", "bos", "slurm-reboot", "kadeploy", "cyclecloud"][..],
+                &[
+                    "sim",
+                    "bos",
+                    "bos-v1",
+                    "slurm-reboot",
+                    "kadeploy",
+                    "cyclecloud",
+                ][..],
             ),
         ] {
             if !known.contains(&value.as_str()) {
@@ -838,7 +876,11 @@ impl Config {
         }
         for (key, section, wanted) in [
             ("hsm", &self.hsm, backends.inventory == "hsm"),
-            ("bos", &self.bos, backends.boot == "bos"),
+            (
+                "bos",
+                &self.bos,
+                ["bos", "bos-v1"].contains(&backends.boot.as_str()),
+            ),
         ] {
             if wanted && section.is_none() {
                 return Err(invalid(
@@ -852,6 +894,7 @@ impl Config {
                 check_base_url(key, &section.base_url)?;
             }
         }
+        self.check_bos_keys()?;
         if let Some(power) = &backends.power
             && !["none", "sim", "redfish", "cyclecloud"].contains(&power.as_str())
         {
@@ -917,12 +960,7 @@ impl Config {
         if self.health.timeout.is_zero() {
             return Err(invalid("health.timeout", "must be longer than zero".into()));
         }
-        if self.rollout.boot_timeout.is_zero() {
-            return Err(invalid(
-                "rollout.boot_timeout",
-                "must be longer than zero".into(),
-            ));
-        }
+        self.check_boot_timeouts()?;
         if self.rollout.poll_interval.is_zero() {
             return Err(invalid(
                 "rollout.poll_interval",
@@ -1110,7 +1148,10 @@ mod tests {
         let config: Config = toml::from_str(text).unwrap();
         config.check().unwrap();
         assert_eq!(config.server.listen.port(), 8080);
-        assert_eq!(config.rollout.boot_timeout, Duration::from_secs(600));
+        // No server-wide boot timeout: the boot backend's (here the
+        // simulator's 10 minutes) applies.
+        assert_eq!(config.rollout.boot_timeout, None);
+        assert_eq!(config.default_boot_timeout(), Duration::from_secs(600));
     }
 
     #[test]
@@ -1137,7 +1178,7 @@ mod tests {
         let error = config.check().unwrap_err().to_string();
         assert_eq!(
             error,
-            "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot, kadeploy, cyclecloud"
+            "backends.boot: \"pxe\" is not one of sim, bos, bos-v1, slurm-reboot, kadeploy, cyclecloud"
         );
     }
 
@@ -1228,6 +1269,22 @@ mod tests {
             .collect();
         assert!(!block.is_empty(), "no {header} in the example");
         block
+    }
+
+    #[test]
+    fn the_examples_hsm_and_bos_blocks_are_valid() {
+        // The [hsm] block runs on into the [bos] block.
+        let text = format!(
+            "[backends]\ninventory = \"hsm\"\nboot = \"bos\"\n{}",
+            example_block("hsm")
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.check().unwrap();
+        let bos = config.bos.as_ref().unwrap();
+        assert_eq!(bos.tenant.as_deref(), Some("vcluster-blue"));
+        assert_eq!(bos.boot_timeout, Some(Duration::from_secs(40 * 60)));
+        assert_eq!(config.default_boot_timeout(), Duration::from_secs(40 * 60));
+        assert_eq!(config.hsm.unwrap().tenant, None);
     }
 
     #[test]
@@ -1425,5 +1482,12 @@ mod tests {
         assert!(config.slurm.conf.is_some());
         assert!(!config.slurm_reboot.templates.is_empty());
         assert!(config.auth.tokens_file.is_some());
+        // The boot timeout is the reboot backend's, not a server-wide one.
+        assert_eq!(config.rollout.boot_timeout, None);
+        assert_eq!(
+            config.slurm_reboot.boot_timeout,
+            Some(Duration::from_secs(20 * 60))
+        );
+        assert_eq!(config.default_boot_timeout(), Duration::from_secs(20 * 60));
     }
 }

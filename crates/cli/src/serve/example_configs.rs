@@ -45,6 +45,12 @@ fn cray_ex_example_is_valid() {
         assert!(section.ca_file.is_some());
         assert!(section.timeout >= Duration::from_secs(30));
     }
+    // BOS's own wait (20 minutes) and CFS fit in the boot timeout, which is
+    // [bos]'s, not a server-wide one that would also bind other backends.
+    assert_eq!(config.rollout.boot_timeout, None);
+    let bos = config.bos.as_ref().map(|bos| bos.boot_timeout);
+    assert_eq!(bos, Some(Some(Duration::from_secs(45 * 60))));
+    assert!(config.default_boot_timeout() > Duration::from_secs(30 * 60));
 }
 
 #[test]
@@ -69,8 +75,11 @@ fn grid5000_kadeploy_example_is_valid() {
     assert!(kadeploy.username.is_some() && kadeploy.password_file.is_some());
     assert!(kadeploy.ssh_authorized_keys_file.is_some());
     assert_eq!(kadeploy.host_domain.as_deref(), Some("nantes.grid5000.fr"));
-    // A deployment reboots each node twice and copies an image.
-    assert!(config.rollout.boot_timeout >= Duration::from_secs(20 * 60));
+    // A deployment reboots each node twice and copies an image; the timeout
+    // is [kadeploy]'s.
+    assert_eq!(config.rollout.boot_timeout, None);
+    assert_eq!(kadeploy.boot_timeout, Some(Duration::from_secs(30 * 60)));
+    assert!(config.default_boot_timeout() >= Duration::from_secs(20 * 60));
     assert!(config.auth.tokens_file.is_some());
     assert!(config.cyclecloud.is_none() && config.bos.is_none());
 }
@@ -98,6 +107,10 @@ fn cyclecloud_example_is_valid() {
         cyclecloud.state_file_beside(&config.server.db),
         std::path::Path::new("/var/lib/crus/cyclecloud-groups.json")
     );
+    // A reimage's timeout is [cyclecloud]'s.
+    assert_eq!(config.rollout.boot_timeout, None);
+    assert_eq!(cyclecloud.boot_timeout, Some(Duration::from_secs(25 * 60)));
+    assert_eq!(config.default_boot_timeout(), Duration::from_secs(25 * 60));
     assert!(config.auth.tokens_file.is_some());
     assert!(config.kadeploy.is_none());
 }

@@ -2,6 +2,7 @@
 //! kept in SQLite (one replica) or etcd (several, one leading), on a
 //! simulated cluster or real backends.
 
+mod boot_timeout;
 mod config;
 #[cfg(test)]
 mod example_configs;
@@ -102,7 +103,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub sim_seed: Option<u64>,
 
-    /// Default boot timeout of new sessions [default: 10m].
+    /// Default boot timeout of new sessions, over the boot backend's own
+    /// [default: the boot backend's `boot_timeout`, e.g. 40m for BOS].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub boot_timeout: Option<Duration>,
     /// How often backends are polled for progress [default: 10s].
@@ -199,7 +201,7 @@ impl ServeArgs {
             sim.seed = seed;
         }
         if let Some(timeout) = self.boot_timeout {
-            config.rollout.boot_timeout = timeout;
+            config.rollout.boot_timeout = Some(timeout);
         }
         if let Some(interval) = self.poll_interval {
             config.rollout.poll_interval = interval;

@@ -109,7 +109,7 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
 pub(super) fn controller_config(settings: &Config) -> ControllerConfig {
     ControllerConfig {
         default_policy: RolloutPolicy {
-            boot_timeout: settings.rollout.boot_timeout,
+            boot_timeout: settings.default_boot_timeout(),
             poll_interval: settings.rollout.poll_interval,
             ..RolloutPolicy::default()
         },
@@ -393,8 +393,22 @@ async fn build_backends(
         ("sim", Some(ports)) => (ports.boot_orchestrator.clone(), ports.power_control.clone()),
         ("bos", _) => {
             let config = service_config("bos", settings.bos.as_ref())?;
+            let tenant = settings
+                .bos
+                .as_ref()
+                .and_then(|bos| bos.tenant.as_deref())
+                .unwrap_or_default();
             let bos: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
                 crus_backends::bos::BosOrchestrator::new(&config)
+                    .and_then(|bos| bos.with_tenant(tenant))
+                    .map_err(|error| format!("[bos]: {error}"))?,
+            );
+            (bos, None)
+        }
+        ("bos-v1", _) => {
+            let config = service_config("bos", settings.bos.as_ref())?;
+            let bos: Arc<dyn crus_core::ports::BootOrchestrator> = Arc::new(
+                crus_backends::bos::v1::BosV1Orchestrator::new(&config)
                     .map_err(|error| format!("[bos]: {error}"))?,
             );
             (bos, None)
