@@ -531,6 +531,21 @@ async fn bos_v1_boots_check_templates_with_v1_and_sessions_get_the_bos_boot_time
     .unwrap();
     let server = Server::start(&["--config", &config.display().to_string()], &[]);
     let http = client();
+    // A policy's own boot timeout wins (a dry run: a session of the same
+    // nodes would overlap the one created below).
+    let mut own = session_body(1);
+    own["policy"] = serde_json::json!({"boot_timeout": "55m"});
+    let planned: Value = http
+        .post(format!("{}/session?dry_run=true", server.url))
+        .bearer_auth(TOKEN)
+        .json(&own)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(planned["policy"]["boot_timeout"], "55m", "{planned:#}");
     // The session's policy sets no boot timeout: it gets BOS's default, not
     // the old 10 minutes, and GET /session/{id} shows it.
     let created = http
@@ -553,20 +568,6 @@ async fn bos_v1_boots_check_templates_with_v1_and_sessions_get_the_bos_boot_time
         .await
         .unwrap();
     assert_eq!(fetched["policy"]["boot_timeout"], "40m", "{fetched:#}");
-    // A policy's own boot timeout still wins.
-    let mut own = session_body(1);
-    own["policy"] = serde_json::json!({"boot_timeout": "55m"});
-    let planned: Value = http
-        .post(format!("{}/session?dry_run=true", server.url))
-        .bearer_auth(TOKEN)
-        .json(&own)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(planned["policy"]["boot_timeout"], "55m", "{planned:#}");
 }
 
 #[cfg(unix)]
