@@ -6,8 +6,15 @@
 //! expected boot time. Every policy rule (order, failure domains, canary,
 //! windows, strategy) is therefore applied exactly as a real session applies
 //! it, and the plan is deterministic: same observation, same plan.
+//!
+//! A dry run is asked for by API clients, so what it may cost is bounded:
+//! [`dry_run_within`] stops with [`DryRunStopped`] when the simulated session
+//! outgrows the [`DryRunBudget`] (simulated time, passes of the engine) or
+//! when the caller raises its cancellation flag (its deadline passed, its
+//! request went away).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +42,47 @@ impl Default for DryRunAssumptions {
             unknown_job_end: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// How much a dry run may simulate before it gives up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunBudget {
+    /// The longest simulated span a plan covers, from its start: a session
+    /// expected to take longer is not planned.
+    pub horizon: Duration,
+    /// The most passes of the engine loop (each is one instant at which the
+    /// engine is woken: a poll, a job end, a boot end). Bounds the CPU time
+    /// of a plan whatever its simulated length.
+    pub max_passes: u64,
+}
+
+impl Default for DryRunBudget {
+    /// A year of simulated time and a million passes (a few seconds of CPU
+    /// time at most); a plan of 100,000 nodes needs far fewer.
+    fn default() -> Self {
+        DryRunBudget {
+            horizon: Duration::from_secs(366 * 24 * 3600),
+            max_passes: 1_000_000,
+        }
+    }
+}
+
+/// Why a dry run stopped before its plan was complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DryRunStopped {
+    /// The session would take longer than the budget can simulate; `field`
+    /// names the request's setting that makes it so, `message` says what to do.
+    #[error("{field}: {message}")]
+    TooLong {
+        /// The setting of the request to change, e.g. `policy.health.soak`.
+        field: String,
+        /// What the plan ran into and what to change.
+        message: String,
+    },
+    /// The caller's cancellation flag was raised (its deadline passed or
+    /// its request went away) before the plan was complete.
+    #[error("the dry run was cancelled before its plan was complete")]
+    Cancelled,
 }
 
 /// One step of a dry run.
@@ -75,7 +123,8 @@ pub struct DryRun {
 }
 
 /// Plans `spec` under `policy` for nodes `members`, whose workload state is
-/// `observed` at `now`.
+/// `observed` at `now`, with no bound but a cap of five million passes (a
+/// plan that reaches it shows how far it got).
 pub fn dry_run(
     spec: SessionSpec,
     policy: RolloutPolicy,
@@ -84,79 +133,273 @@ pub fn dry_run(
     now: Timestamp,
     assumptions: &DryRunAssumptions,
 ) -> DryRun {
-    let mut model = Model::new(observed, now, assumptions);
-    let mut rationale = model.rationale(&policy);
-    // A dry run cannot wait for an operator: a canary that would pause is
-    // planned as if it were resumed at once.
-    let mut run_policy = policy.clone();
-    if let Some(canary) = run_policy.canary.as_mut()
-        && canary.pause_after
-    {
-        canary.pause_after = false;
-        rationale.push(
-            "The canary step pauses the session; the plan assumes it is resumed at once."
-                .to_string(),
-        );
-    }
-    let step_size = spec.upgrade_step_size;
-    let mut rollout = Rollout::new(Uuid::nil(), spec, run_policy, now);
-    let mut clock = now;
-    // Bounded: a plan longer than a year of polls is not a plan.
-    for _ in 0..5_000_000 {
-        rollout.handle_timeout(clock);
-        // Everything asked at one instant is answered at that instant.
-        loop {
-            let mut answers = Vec::new();
-            while let Some((id, action)) = rollout.poll_action() {
-                answers.push((id, Ok(model.answer(&action, clock, &members))));
-            }
-            if answers.is_empty() {
-                break;
-            }
-            rollout.handle_outcomes(clock, answers);
-        }
-        if rollout.is_finished() {
-            break;
-        }
-        // Until the model's next job end or boot end, every poll would read
-        // what was read already: skip to the first poll after it.
-        if let Some(change) = model.next_change_after(clock) {
-            rollout.defer_polls(change);
-        }
-        let next = rollout
-            .poll_timeout()
-            .unwrap_or(clock + Duration::from_secs(1));
-        clock = next.max(clock + Duration::from_millis(1));
-    }
-    let state = rollout.state();
-    let steps = state
-        .steps
-        .iter()
-        .map(|step| PlannedStep {
-            step: step.number,
-            nodes: step
-                .nodes
-                .iter()
-                .map(|&node| state.nodes[node].id.clone())
-                .collect(),
-            starts_at: step.started_at,
-            done_at: step
-                .nodes
-                .iter()
-                .filter_map(|&node| state.nodes[node].finished_at)
-                .max()
-                .unwrap_or(step.started_at),
-        })
-        .collect();
-    let finished = state.finished_at.unwrap_or(clock);
-    DryRun {
-        steps,
-        nodes: state.nodes.len(),
-        step_size,
+    let budget = DryRunBudget {
+        horizon: Duration::MAX,
+        max_passes: 5_000_000,
+    };
+    let never = AtomicBool::new(false);
+    let mut simulation = Simulation::new(spec, policy, members, observed, now, assumptions);
+    // Only the pass cap can stop it: the partial plan is the answer.
+    let _ = simulation.run(&budget, &never);
+    simulation.plan()
+}
+
+/// As [`dry_run`], within `budget`; stops early, with what to change, when
+/// the session outgrows it, and as soon as `cancel` is raised (checked at
+/// every pass of the engine, so a caller's deadline holds to a pass).
+pub fn dry_run_within(
+    input: DryRunInput,
+    assumptions: &DryRunAssumptions,
+    budget: &DryRunBudget,
+    cancel: &AtomicBool,
+) -> Result<DryRun, DryRunStopped> {
+    let DryRunInput {
+        spec,
         policy,
-        estimated_duration: finished.saturating_since(now),
-        rationale,
+        members,
+        observed,
+        now,
+    } = input;
+    let mut simulation = Simulation::new(spec, policy, members, &observed, now, assumptions);
+    simulation.run(budget, cancel)?;
+    Ok(simulation.plan())
+}
+
+/// What a dry run plans from: the session, its policy as applied, the
+/// starting group's members in inventory order, and the workload manager's
+/// view of them at `now`. Gathered by the controller (IO), planned by
+/// [`dry_run_within`] (CPU only), so the planning can run apart.
+#[derive(Debug, Clone)]
+pub struct DryRunInput {
+    /// The session, its step size resolved.
+    pub spec: SessionSpec,
+    /// The policy it would run with.
+    pub policy: RolloutPolicy,
+    /// Its nodes.
+    pub members: Vec<NodeId>,
+    /// The workload manager's view of them.
+    pub observed: Vec<WorkloadNode>,
+    /// When the plan starts.
+    pub now: Timestamp,
+}
+
+/// The engine driven against the model in virtual time.
+struct Simulation {
+    model: Model,
+    rollout: Rollout,
+    members: Vec<NodeId>,
+    policy: RolloutPolicy,
+    step_size: u32,
+    rationale: Vec<String>,
+    start: Timestamp,
+    clock: Timestamp,
+}
+
+impl Simulation {
+    fn new(
+        spec: SessionSpec,
+        policy: RolloutPolicy,
+        members: Vec<NodeId>,
+        observed: &[WorkloadNode],
+        now: Timestamp,
+        assumptions: &DryRunAssumptions,
+    ) -> Simulation {
+        let soak = policy
+            .health
+            .as_ref()
+            .map_or(Duration::ZERO, |health| health.soak);
+        let model = Model::new(observed, now, assumptions, soak);
+        let mut rationale = model.rationale(&policy);
+        // A dry run cannot wait for an operator: a canary that would pause is
+        // planned as if it were resumed at once.
+        let mut run_policy = policy.clone();
+        if let Some(canary) = run_policy.canary.as_mut()
+            && canary.pause_after
+        {
+            canary.pause_after = false;
+            rationale.push(
+                "The canary step pauses the session; the plan assumes it is resumed at once."
+                    .to_string(),
+            );
+        }
+        let step_size = spec.upgrade_step_size;
+        let rollout = Rollout::new(Uuid::nil(), spec, run_policy, now);
+        Simulation {
+            model,
+            rollout,
+            members,
+            policy,
+            step_size,
+            rationale,
+            start: now,
+            clock: now,
+        }
     }
+
+    /// Drives the engine until the session finishes or `budget` or `cancel`
+    /// stops it.
+    fn run(&mut self, budget: &DryRunBudget, cancel: &AtomicBool) -> Result<(), DryRunStopped> {
+        let mut passes: u64 = 0;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(DryRunStopped::Cancelled);
+            }
+            if passes >= budget.max_passes {
+                return Err(self.too_long(budget, Limit::Passes(passes)));
+            }
+            if self.clock.saturating_since(self.start) > budget.horizon {
+                return Err(self.too_long(budget, Limit::Horizon));
+            }
+            passes += 1;
+            let clock = self.clock;
+            self.rollout.handle_timeout(clock);
+            // Everything asked at one instant is answered at that instant.
+            loop {
+                let mut answers = Vec::new();
+                while let Some((id, action)) = self.rollout.poll_action() {
+                    answers.push((id, Ok(self.model.answer(&action, clock, &self.members))));
+                }
+                if answers.is_empty() {
+                    break;
+                }
+                self.rollout.handle_outcomes(clock, answers);
+            }
+            if self.rollout.is_finished() {
+                return Ok(());
+            }
+            // Until the model's next job end, boot end or soak end, every
+            // poll would read what was read already: skip to the first poll
+            // after it.
+            if let Some(change) = self.model.next_change_after(clock) {
+                self.rollout.defer_polls(change);
+            }
+            let next = self
+                .rollout
+                .poll_timeout()
+                .unwrap_or(clock + Duration::from_secs(1));
+            self.clock = next.max(clock + Duration::from_millis(1));
+        }
+    }
+
+    /// Why the session outgrew `budget`, naming the setting of the request
+    /// most likely to blame.
+    fn too_long(&self, budget: &DryRunBudget, limit: Limit) -> DryRunStopped {
+        let reached = match limit {
+            Limit::Horizon => format!(
+                "The session would take longer than the {} a dry run simulates",
+                humantime::format_duration(budget.horizon)
+            ),
+            Limit::Passes(passes) => format!(
+                "The session needs more than the {passes} engine passes a dry run may take (it reached {} of simulated time)",
+                humantime::format_duration(Duration::from_secs(
+                    self.clock.saturating_since(self.start).as_secs()
+                ))
+            ),
+        };
+        let steps = u64::try_from(self.members.len())
+            .unwrap_or(u64::MAX)
+            .div_ceil(u64::from(self.step_size.max(1)))
+            .max(1);
+        let soak = self
+            .policy
+            .health
+            .as_ref()
+            .map_or(Duration::ZERO, |health| health.soak);
+        let soaks = soak.saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
+        let latest_job_end = self
+            .model
+            .jobs_end
+            .values()
+            .max()
+            .map(|end| end.saturating_since(self.start));
+        let (field, cause) = if soaks >= budget.horizon / 2 || soak >= budget.horizon / 4 {
+            (
+                "policy.health.soak",
+                format!(
+                    "each of its {steps} step(s) soaks for {}; shorten policy.health.soak",
+                    humantime::format_duration(soak)
+                ),
+            )
+        } else if latest_job_end.is_some_and(|end| end >= budget.horizon / 2) {
+            (
+                "starting_label",
+                format!(
+                    "jobs on the starting group run for up to {} more; wait for them or choose a policy.drain_timeout",
+                    humantime::format_duration(latest_job_end.unwrap_or_default())
+                ),
+            )
+        } else if !self.policy.windows.is_empty() {
+            (
+                "policy.windows",
+                "its maintenance windows leave too little time to take nodes; widen policy.windows"
+                    .to_string(),
+            )
+        } else if matches!(limit, Limit::Passes(_))
+            && self.policy.poll_interval < Duration::from_secs(1)
+        {
+            (
+                "policy.poll_interval",
+                format!(
+                    "it polls every {}; poll less often",
+                    humantime::format_duration(self.policy.poll_interval)
+                ),
+            )
+        } else {
+            (
+                "upgrade_step_size",
+                format!(
+                    "its {steps} step(s) of {} node(s) add up; take more nodes per step",
+                    self.step_size
+                ),
+            )
+        };
+        DryRunStopped::TooLong {
+            field: field.to_string(),
+            message: format!("{reached}: {cause}."),
+        }
+    }
+
+    /// The plan, as far as the simulation went.
+    fn plan(self) -> DryRun {
+        let state = self.rollout.state();
+        let steps = state
+            .steps
+            .iter()
+            .map(|step| PlannedStep {
+                step: step.number,
+                nodes: step
+                    .nodes
+                    .iter()
+                    .map(|&node| state.nodes[node].id.clone())
+                    .collect(),
+                starts_at: step.started_at,
+                done_at: step
+                    .nodes
+                    .iter()
+                    .filter_map(|&node| state.nodes[node].finished_at)
+                    .max()
+                    .unwrap_or(step.started_at),
+            })
+            .collect();
+        let finished = state.finished_at.unwrap_or(self.clock);
+        DryRun {
+            steps,
+            nodes: state.nodes.len(),
+            step_size: self.step_size,
+            policy: self.policy,
+            estimated_duration: finished.saturating_since(self.start),
+            rationale: self.rationale,
+        }
+    }
+}
+
+/// Which bound of a [`DryRunBudget`] a simulation reached.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// Its simulated time passed the horizon.
+    Horizon,
+    /// It took this many passes.
+    Passes(u64),
 }
 
 /// The cluster as the dry run imagines it.
@@ -169,13 +412,22 @@ struct Model {
     back_at: HashMap<NodeId, Timestamp>,
     /// The nodes of each boot, by key.
     boots: HashMap<String, Vec<NodeId>>,
-    /// Every time something the rollout observes changes: a job end, a boot end.
+    /// Every time something the rollout observes changes: a job end, a boot
+    /// end, the end of a booted node's soak.
     changes: BTreeSet<Timestamp>,
     boot_time: Duration,
+    /// The policy's health soak: a node back at `t` is upgraded at the
+    /// first poll after `t + soak`, with nothing new to see in between.
+    soak: Duration,
 }
 
 impl Model {
-    fn new(observed: &[WorkloadNode], now: Timestamp, assumptions: &DryRunAssumptions) -> Model {
+    fn new(
+        observed: &[WorkloadNode],
+        now: Timestamp,
+        assumptions: &DryRunAssumptions,
+        soak: Duration,
+    ) -> Model {
         let mut jobs_end = HashMap::new();
         let mut unknown_ends = 0;
         for node in observed {
@@ -198,6 +450,7 @@ impl Model {
             boots: HashMap::new(),
             changes,
             boot_time: assumptions.boot_time,
+            soak,
         }
     }
 
@@ -277,6 +530,9 @@ impl Model {
                     self.back_at.insert(node.clone(), now + self.boot_time);
                 }
                 self.changes.insert(now + self.boot_time);
+                if !self.soak.is_zero() {
+                    self.changes.insert(now + self.boot_time + self.soak);
+                }
                 self.boots
                     .insert(request.key.clone(), request.nodes.clone());
                 ActionOutput::BootStarted(BootHandle {
@@ -426,5 +682,104 @@ mod tests {
                 &assumptions
             )
         );
+    }
+
+    fn soaking(soak_hours: u64) -> RolloutPolicy {
+        RolloutPolicy {
+            health: Some(crate::rollout::HealthGate {
+                command: None,
+                http: None,
+                soak: Duration::from_secs(soak_hours * 3600),
+            }),
+            ..RolloutPolicy::default()
+        }
+    }
+
+    fn input(policy: RolloutPolicy) -> DryRunInput {
+        DryRunInput {
+            spec: spec(2),
+            policy,
+            members: members(),
+            observed: vec![busy("n1", 120)],
+            now: Timestamp::from_secs(1_000_000),
+        }
+    }
+
+    #[test]
+    fn a_soak_longer_than_the_horizon_stops_the_plan_naming_the_soak() {
+        let stopped = dry_run_within(
+            input(soaking(9999)),
+            &DryRunAssumptions::default(),
+            &DryRunBudget::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        let DryRunStopped::TooLong { field, message } = stopped else {
+            panic!("{stopped:?}");
+        };
+        assert_eq!(field, "policy.health.soak");
+        assert!(message.contains("soaks for 1year 1month"), "{message}");
+        assert!(message.contains("a dry run simulates"), "{message}");
+    }
+
+    #[test]
+    fn a_soak_is_skipped_over_rather_than_polled_through() {
+        // 2 steps soaking 100 days each: polled every 10 s that is 1.7
+        // million passes; skipped over, a handful.
+        let budget = DryRunBudget {
+            horizon: Duration::MAX,
+            max_passes: 1_000,
+        };
+        let plan = dry_run_within(
+            input(soaking(2400)),
+            &DryRunAssumptions::default(),
+            &budget,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let days = plan.estimated_duration.as_secs() / 86_400;
+        assert!((200..=201).contains(&days), "{days} days");
+        // The same plan as the unbounded dry run.
+        let unbounded = dry_run(
+            spec(2),
+            soaking(2400),
+            members(),
+            &[busy("n1", 120)],
+            Timestamp::from_secs(1_000_000),
+            &DryRunAssumptions::default(),
+        );
+        assert_eq!(plan, unbounded);
+    }
+
+    #[test]
+    fn the_pass_budget_bounds_the_work_and_says_what_to_change() {
+        let budget = DryRunBudget {
+            horizon: Duration::MAX,
+            max_passes: 3,
+        };
+        let stopped = dry_run_within(
+            input(RolloutPolicy::default()),
+            &DryRunAssumptions::default(),
+            &budget,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        let DryRunStopped::TooLong { field, message } = stopped else {
+            panic!("{stopped:?}");
+        };
+        assert_eq!(field, "upgrade_step_size");
+        assert!(message.contains("3 engine passes"), "{message}");
+    }
+
+    #[test]
+    fn a_raised_cancellation_flag_stops_the_plan() {
+        let stopped = dry_run_within(
+            input(soaking(1)),
+            &DryRunAssumptions::default(),
+            &DryRunBudget::default(),
+            &AtomicBool::new(true),
+        )
+        .unwrap_err();
+        assert_eq!(stopped, DryRunStopped::Cancelled);
     }
 }

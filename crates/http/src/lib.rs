@@ -9,7 +9,9 @@
 //!   the root and under the API gateway prefix `/apis/crus`.
 //! - The web dashboard: static files at `/ui/` (public; the page signs in
 //!   with a bearer token), `/` redirects there.
-//! - [`serve`] runs it on a listener until a shutdown future completes.
+//! - [`serve`] runs it on a listener until a shutdown future completes,
+//!   within the [`ServerLimits`] of the state (connections, header and idle
+//!   timeouts, request timeout, dry runs).
 //! - [`Auth`] checks bearer tokens (static tokens or JWTs); [`Metrics`]
 //!   exposes Prometheus metrics, and [`instrument_ports`] counts backend calls.
 //!
@@ -28,10 +30,14 @@
 //! ```
 
 mod auth;
+mod connections;
+mod dry_run;
 mod json;
 mod leadership;
+mod limits;
 mod metrics;
 mod problem;
+mod request_id;
 mod routes;
 mod state;
 mod ui;
@@ -52,8 +58,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, Principal};
 pub use json::{JsonBody, SessionBody};
 pub use leadership::Leadership;
+pub use limits::ServerLimits;
 pub use metrics::{Instrumented, Metrics, OPENMETRICS_CONTENT_TYPE, instrument_ports};
 pub use problem::{AppError, NOT_FOUND_DETAIL, PROBLEM_JSON, Problem, VALIDATION_DETAIL};
+pub use request_id::MAX_REQUEST_ID_LEN;
 pub use routes::GATEWAY_PREFIX;
 pub use routes::openapi::document as openapi_document;
 pub use state::AppState;
@@ -61,21 +69,26 @@ pub use state::AppState;
 /// Largest request body accepted; a session is a few hundred bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Longest a request may take before it is answered 503.
+/// Longest a request may take before it is answered 503, unless the
+/// state's [`ServerLimits::request_timeout`] says otherwise.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Name of the request id header, read from the client or generated (UUID v4).
+/// Name of the request id header, read from the client (when it is 1 to
+/// [`MAX_REQUEST_ID_LEN`] visible ASCII characters) or generated (UUID v4).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The router of the whole API over `state`, every route at the root and
 /// under [`GATEWAY_PREFIX`].
 ///
-/// Every request gets an `x-request-id` (the client's, or a new UUID v4),
-/// echoed in the response and recorded in its tracing span; it is counted
-/// in [`Metrics`], limited to [`BODY_LIMIT`] bytes and [`REQUEST_TIMEOUT`].
+/// Every request gets an `x-request-id` (the client's if it is a
+/// reasonable id, or a new UUID v4), echoed in the response and recorded in
+/// its tracing span; it is counted in [`Metrics`], limited to [`BODY_LIMIT`]
+/// bytes and to the state's [`ServerLimits::request_timeout`].
 pub fn app(state: AppState) -> Router {
     let api = routes::api(&state);
+    let request_timeout = state.limits().request_timeout;
     let middleware = ServiceBuilder::new()
+        .layer(from_fn(request_id::drop_unacceptable_ids))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -103,7 +116,7 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            request_timeout,
         ));
     Router::new()
         .merge(api.clone())
@@ -117,6 +130,13 @@ pub fn app(state: AppState) -> Router {
 /// Serves [`app`]`(state)` on `listener` until `shutdown` completes, then
 /// stops accepting connections and waits for requests in flight to finish.
 ///
+/// Connections are held to the state's [`ServerLimits`]: at most
+/// `max_connections` (at the limit a new one displaces the connection idle
+/// the longest, or is answered 503 when none is idle), closed after
+/// `header_read_timeout` without a whole request head and after
+/// `idle_timeout` without a request; accept errors (too many open files)
+/// are retried with a back-off.
+///
 /// Sessions are run by the state's controller, not by the server: resume
 /// stored sessions ([`crus_core::controller::Controller::resume_all`]) before
 /// serving.
@@ -129,15 +149,14 @@ pub async fn serve(
         tracing::info!(%address, "serving the CRUS API");
     }
     let router = app(state.clone());
+    let limits = state.limits().clone();
     // Event streams would hold a graceful shutdown open for ever: end them
     // as soon as it begins.
     let shutdown = async move {
         shutdown.await;
         state.begin_shutdown();
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, router, &limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -142,6 +142,10 @@ pub enum AppError {
     /// 503: the server cannot serve requests now (readiness).
     #[error("not ready: {0}")]
     NotReady(crus_core::Error),
+    /// 503: the server is too busy for this request now (as many dry runs
+    /// as it plans at once); the message says what to do.
+    #[error("busy: {0}")]
+    Busy(String),
     /// 500: a bug or an impossible state; the message is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -164,7 +168,7 @@ impl AppError {
             AppError::Backend(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::NotReady(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -235,6 +239,10 @@ impl AppError {
                 tracing::warn!(%error, "not ready: the session store does not answer");
                 Problem::new(status, "The server cannot reach its session store.")
             }
+            AppError::Busy(detail) => {
+                tracing::warn!(%detail, "busy");
+                Problem::new(status, detail.clone())
+            }
             AppError::Internal(message) => {
                 tracing::error!(%message, "internal error");
                 Problem::new(status, INTERNAL_DETAIL)
@@ -260,6 +268,11 @@ impl IntoResponse for AppError {
                 );
             }
             AppError::Backend(error) | AppError::Store(error) if error.is_retryable() => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            AppError::Busy(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -7,6 +7,7 @@ use crus_core::controller::Controller;
 
 use crate::auth::Auth;
 use crate::leadership::Leadership;
+use crate::limits::ServerLimits;
 use crate::metrics::Metrics;
 
 /// The state the router hands to every handler. Cheap to clone.
@@ -30,6 +31,11 @@ pub struct AppState {
     /// Whether this replica leads (always, with one replica), for `/readyz`
     /// and `/metrics`.
     leadership: Arc<Leadership>,
+    /// What one client may take of the server.
+    limits: Arc<ServerLimits>,
+    /// One permit per dry run that may be planned at once; a plan holds its
+    /// permit until it stops, even after its request went away.
+    dry_runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -57,7 +63,32 @@ impl AppState {
             create_lock: Arc::new(tokio::sync::Mutex::new(())),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             leadership: Arc::new(Leadership::single()),
+            dry_runs: Arc::new(tokio::sync::Semaphore::new(
+                ServerLimits::default().dry_runs_at_once,
+            )),
+            limits: Arc::new(ServerLimits::default()),
         }
+    }
+
+    /// The same state, enforcing `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.dry_runs = Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .dry_runs_at_once
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
+    /// The permits of dry runs planned at once.
+    pub(crate) fn dry_runs(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.dry_runs
     }
 
     /// The same state, reporting the role `leadership` tells (one replica

@@ -29,6 +29,12 @@ pub struct HealthProbeConfig {
     /// How long one command or HTTP probe may take before it counts as
     /// failed (a command is killed).
     pub timeout: Duration,
+    /// The hosts an HTTP probe may GET: host names, `*.domain` for every
+    /// host of a domain, `{node}` for the nodes themselves (a template such
+    /// as `http://{node}:9100/healthy`), `*` for any host. Any API client
+    /// can name a probe URL, so only the nodes are allowed unless the site
+    /// says otherwise.
+    pub allowed_http_hosts: Vec<String>,
 }
 
 impl Default for HealthProbeConfig {
@@ -36,6 +42,7 @@ impl Default for HealthProbeConfig {
         HealthProbeConfig {
             allow_commands: false,
             timeout: Duration::from_secs(30),
+            allowed_http_hosts: vec![http::NODE_PLACEHOLDER.to_string()],
         }
     }
 }
@@ -44,6 +51,8 @@ impl Default for HealthProbeConfig {
 #[derive(Debug, Clone)]
 pub struct SiteHealthProbe {
     config: HealthProbeConfig,
+    /// `config.allowed_http_hosts`, ready to match.
+    allowed_hosts: http::AllowedHosts,
     client: reqwest::Client,
 }
 
@@ -51,15 +60,20 @@ impl SiteHealthProbe {
     /// A prober with `config`; fails only if no HTTP client can be built
     /// (no TLS roots on this system).
     pub fn new(config: HealthProbeConfig) -> Result<SiteHealthProbe> {
+        let allowed_hosts = http::AllowedHosts::new(&config.allowed_http_hosts);
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(http::redirect_policy(allowed_hosts.clone()))
             .build()
             .map_err(|error| Error::Other {
                 backend: BACKEND,
                 source: format!("cannot build the health probes' HTTP client: {error}").into(),
             })?;
-        Ok(SiteHealthProbe { config, client })
+        Ok(SiteHealthProbe {
+            config,
+            allowed_hosts,
+            client,
+        })
     }
 
     fn command_refusal() -> String {
@@ -82,7 +96,8 @@ impl HealthProbe for SiteHealthProbe {
             }
         }
         if let Some(template) = &check.http
-            && let Some(failure) = http::get(&self.client, template, node).await
+            && let Some(failure) =
+                http::get(&self.client, &self.allowed_hosts, template, node).await
         {
             return Ok(Some(failure));
         }
@@ -90,7 +105,13 @@ impl HealthProbe for SiteHealthProbe {
     }
 
     fn refuses(&self, check: &HealthCheck) -> Option<String> {
-        (check.command.is_some() && !self.config.allow_commands).then(Self::command_refusal)
+        if check.command.is_some() && !self.config.allow_commands {
+            return Some(Self::command_refusal());
+        }
+        check
+            .http
+            .as_deref()
+            .and_then(|template| self.allowed_hosts.refusal(template))
     }
 }
 

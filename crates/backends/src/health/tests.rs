@@ -11,6 +11,16 @@ fn prober(allow_commands: bool) -> SiteHealthProbe {
     SiteHealthProbe::new(HealthProbeConfig {
         allow_commands,
         timeout: Duration::from_secs(2),
+        // The probes below go to a local mock server.
+        allowed_http_hosts: vec!["127.0.0.1".to_string()],
+    })
+    .unwrap()
+}
+
+fn allowing(hosts: &[&str]) -> SiteHealthProbe {
+    SiteHealthProbe::new(HealthProbeConfig {
+        allowed_http_hosts: hosts.iter().map(|host| host.to_string()).collect(),
+        ..HealthProbeConfig::default()
     })
     .unwrap()
 }
@@ -125,4 +135,87 @@ async fn both_checks_must_pass() {
         failure.starts_with("`false` exited with status 1"),
         "{failure}"
     );
+}
+
+#[test]
+fn http_probes_go_only_to_the_hosts_the_site_allows() {
+    // By default, the nodes themselves only.
+    let default = SiteHealthProbe::new(HealthProbeConfig::default()).unwrap();
+    assert_eq!(
+        default.refuses(&http("http://{node}:9100/healthy".to_string())),
+        None
+    );
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://{node}.mgmt.example.org/healthy",
+        "http://{node}@metadata.internal/",
+    ] {
+        let refusal = default.refuses(&http(url.to_string())).unwrap();
+        assert!(refusal.contains("allowed_http_hosts"), "{url}: {refusal}");
+    }
+    for url in ["file:///etc/passwd", "not a url", "gopher://{node}/"] {
+        let refusal = default.refuses(&http(url.to_string())).unwrap();
+        assert!(
+            refusal.contains("http://{node}:9100/healthy"),
+            "{url}: {refusal}"
+        );
+    }
+    let site = allowing(&["{node}", "*.mgmt.example.org", "Monitor.example.org"]);
+    for url in [
+        "http://{node}.mgmt.example.org/healthy",
+        "https://monitor.EXAMPLE.org/check/{node}",
+        "http://{node}:9100/",
+    ] {
+        assert_eq!(site.refuses(&http(url.to_string())), None, "{url}");
+    }
+    for url in [
+        "http://mgmt.example.org/",
+        "http://monitor.example.org.evil.com/",
+    ] {
+        assert!(site.refuses(&http(url.to_string())).is_some(), "{url}");
+    }
+    assert_eq!(
+        allowing(&["*"]).refuses(&http("http://anything.example/".to_string())),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_probe_to_a_host_not_allowed_is_never_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let check = http(format!("{}/health/{{node}}", server.uri()));
+    let failure = allowing(&["{node}"])
+        .probe(&node(), &check)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(failure.contains("allowed_http_hosts"), "{failure}");
+    // A node name cannot move the probe to another host.
+    let check = http("http://{node}/healthy".to_string());
+    let failure = allowing(&["{node}"])
+        .probe(&NodeId::new("evil.example@127.0.0.1"), &check)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(failure.contains("was not sent"), "{failure}");
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_host_not_allowed_is_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health/x1000c0s0b0n0"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://localhost:1/elsewhere"),
+        )
+        .mount(&server)
+        .await;
+    let check = http(format!("{}/health/{{node}}", server.uri()));
+    let failure = prober(false).probe(&node(), &check).await.unwrap().unwrap();
+    assert!(failure.contains("not an allowed host"), "{failure}");
 }

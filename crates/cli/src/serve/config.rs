@@ -363,6 +363,10 @@ pub struct HealthSection {
     /// How long one check may take before it counts as failed.
     #[serde(with = "humantime_duration")]
     pub timeout: Duration,
+    /// The hosts a policy's `health.http` may name: host names,
+    /// `*.domain`, `{node}` (the nodes themselves, the default) or `*` (any
+    /// host: any token holder could make the server fetch any URL).
+    pub allowed_http_hosts: Vec<String>,
 }
 
 impl Default for HealthSection {
@@ -371,7 +375,39 @@ impl Default for HealthSection {
         HealthSection {
             allow_commands: defaults.allow_commands,
             timeout: defaults.timeout,
+            allowed_http_hosts: defaults.allowed_http_hosts,
         }
+    }
+}
+
+impl HealthSection {
+    /// Checks what the types alone do not.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "health.timeout".into(),
+                message: "must be longer than zero".into(),
+            });
+        }
+        for host in &self.allowed_http_hosts {
+            let wildcard_domain = host.strip_prefix("*.");
+            let name = wildcard_domain.unwrap_or(host);
+            let fits = host == "*"
+                || (!name.is_empty()
+                    && !name.contains('*')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._[]:{}".contains(c)));
+            if !fits {
+                return Err(ConfigError::Invalid {
+                    key: "health.allowed_http_hosts".into(),
+                    message: format!(
+                        "{host:?} is not a host: write a host name (\"monitor.example.org\"), \"*.example.org\", \"{{node}}\" or \"*\", without scheme, port or path"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -481,18 +517,89 @@ pub struct ServerConfig {
     /// A request taking longer than this is answered 503.
     #[serde(with = "humantime_duration")]
     pub request_timeout: Duration,
+    /// Connections held open at most; at the limit a new one closes the
+    /// connection idle the longest (or is answered 503 when none is idle).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, from their
+    /// first byte, before its connection is closed.
+    #[serde(with = "humantime_duration")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next (or first) request
+    /// before it is closed.
+    #[serde(with = "humantime_duration")]
+    pub idle_timeout: Duration,
+    /// Dry runs (`POST /session?dry_run=true`) planned at once at most; one
+    /// more is answered 503.
+    pub dry_runs_at_once: usize,
+    /// How long one dry run may plan (at most `request_timeout`) before it
+    /// is stopped and answered 503.
+    #[serde(with = "humantime_duration")]
+    pub dry_run_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let limits = crus_http::ServerLimits::default();
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db: PathBuf::from("crus.db"),
             log_format: LogFormat::Text,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: limits.request_timeout,
+            max_connections: limits.max_connections,
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            dry_runs_at_once: limits.dry_runs_at_once,
+            dry_run_timeout: limits.dry_run_timeout,
         }
     }
 }
+
+impl ServerConfig {
+    /// The limits the server enforces.
+    pub fn limits(&self) -> crus_http::ServerLimits {
+        crus_http::ServerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            dry_runs_at_once: self.dry_runs_at_once,
+            dry_run_timeout: self.dry_run_timeout,
+            ..crus_http::ServerLimits::default()
+        }
+    }
+
+    /// Checks what the types alone do not.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("server.{key}"),
+            message,
+        };
+        for (key, count) in [
+            ("max_connections", self.max_connections),
+            ("dry_runs_at_once", self.dry_runs_at_once),
+        ] {
+            if count == 0 || count > MAX_SERVER_COUNT {
+                return Err(invalid(
+                    key,
+                    format!("{count} is not between 1 and {MAX_SERVER_COUNT}"),
+                ));
+            }
+        }
+        check_positive(
+            "server",
+            &[
+                ("request_timeout", self.request_timeout),
+                ("header_read_timeout", self.header_read_timeout),
+                ("idle_timeout", self.idle_timeout),
+                ("dry_run_timeout", self.dry_run_timeout),
+            ],
+        )
+    }
+}
+
+/// The largest `server.max_connections` and `server.dry_runs_at_once`: far
+/// beyond what one process serves well, and within what its semaphores count.
+const MAX_SERVER_COUNT: usize = 1_000_000;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -957,9 +1064,8 @@ impl Config {
                 return Err(invalid(&format!("webhooks[{index}]"), message));
             }
         }
-        if self.health.timeout.is_zero() {
-            return Err(invalid("health.timeout", "must be longer than zero".into()));
-        }
+        self.health.check()?;
+        self.server.check()?;
         self.check_boot_timeouts()?;
         if self.rollout.poll_interval.is_zero() {
             return Err(invalid(
@@ -1180,6 +1286,54 @@ mod tests {
             error,
             "backends.boot: \"pxe\" is not one of sim, bos, bos-v1, slurm-reboot, kadeploy, cyclecloud"
         );
+    }
+
+    #[test]
+    fn server_limits_and_allowed_probe_hosts_are_read_and_checked() {
+        let defaults = Config::default();
+        assert_eq!(defaults.server.max_connections, 1024);
+        assert_eq!(defaults.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.server.idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.server.dry_runs_at_once, 2);
+        assert_eq!(defaults.health.allowed_http_hosts, ["{node}"]);
+        let config: Config = toml::from_str(
+            "[server]\nmax_connections = 50\nheader_read_timeout = \"2s\"\nidle_timeout = \"5s\"\n\
+             request_timeout = \"20s\"\ndry_runs_at_once = 4\ndry_run_timeout = \"3s\"\n\
+             [health]\nallowed_http_hosts = [\"{node}\", \"*.mgmt.example.org\", \"monitor.example.org\"]\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let limits = config.server.limits();
+        assert_eq!(limits.max_connections, 50);
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.request_timeout, Duration::from_secs(20));
+        assert_eq!(limits.dry_runs_at_once, 4);
+        assert_eq!(limits.dry_run_timeout, Duration::from_secs(3));
+        for (text, key) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\ndry_runs_at_once = 0\n",
+                "server.dry_runs_at_once",
+            ),
+            ("[server]\nidle_timeout = \"0s\"\n", "server.idle_timeout"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "server.header_read_timeout",
+            ),
+            (
+                "[health]\nallowed_http_hosts = [\"http://monitor.example.org/\"]\n",
+                "health.allowed_http_hosts",
+            ),
+            (
+                "[health]\nallowed_http_hosts = [\"mon*.example.org\"]\n",
+                "health.allowed_http_hosts",
+            ),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+        }
     }
 
     #[test]

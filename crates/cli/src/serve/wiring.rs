@@ -84,8 +84,9 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
         .map_err(|error| format!("cannot read the listening address: {error}"))?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
-    let state =
-        AppState::new(controller.clone(), Arc::new(auth), metrics).with_leadership(leadership);
+    let state = AppState::new(controller.clone(), Arc::new(auth), metrics)
+        .with_leadership(leadership)
+        .with_limits(settings.server.limits());
     crus_http::serve(listener, state, shutdown_signal())
         .await
         .map_err(|error| format!("the server failed: {error}"))?;
@@ -469,6 +470,7 @@ async fn build_backends(
         crus_backends::health::SiteHealthProbe::new(crus_backends::health::HealthProbeConfig {
             allow_commands: settings.health.allow_commands,
             timeout: settings.health.timeout,
+            allowed_http_hosts: settings.health.allowed_http_hosts.clone(),
         })
         .map_err(|error| format!("[health]: {error}"))?;
     if settings.health.allow_commands {

@@ -397,6 +397,26 @@ impl Controller {
         base: &RolloutPolicy,
         assumptions: &crate::dry_run::DryRunAssumptions,
     ) -> std::result::Result<crate::dry_run::DryRun, CreateError> {
+        let input = self.prepare_dry_run(spec, base).await?;
+        Ok(crate::dry_run::dry_run(
+            input.spec,
+            input.policy,
+            input.members,
+            &input.observed,
+            input.now,
+            assumptions,
+        ))
+    }
+
+    /// The IO half of a dry run: the same checks as a creation, the policy
+    /// applied, the starting group and the workload manager's current view of
+    /// it. Planning it ([`crate::dry_run::dry_run_within`]) is CPU only, so a
+    /// server can run it apart from the tasks that answer requests.
+    pub async fn prepare_dry_run(
+        &self,
+        spec: SessionSpec,
+        base: &RolloutPolicy,
+    ) -> std::result::Result<crate::dry_run::DryRunInput, CreateError> {
         self.check_new_session(&spec).await?;
         let (spec, policy) = self
             .resolve_policy(spec, base)
@@ -417,14 +437,13 @@ impl Controller {
             .node_states(&members)
             .await
             .map_err(CreateError::Backend)?;
-        Ok(crate::dry_run::dry_run(
+        Ok(crate::dry_run::DryRunInput {
             spec,
             policy,
             members,
-            &observed,
-            self.inner.clock.now(),
-            assumptions,
-        ))
+            observed,
+            now: self.inner.clock.now(),
+        })
     }
 
     /// Drives session `upgrade_id` in a background task, unless one runs

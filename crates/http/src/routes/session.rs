@@ -8,7 +8,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crus_core::dry_run::{DryRun, DryRunAssumptions};
+use crus_core::dry_run::DryRun;
 use crus_core::session::FieldErrors;
 use crus_core::store::Idempotency;
 use crus_core::{SessionSpec, SessionStatus};
@@ -66,8 +66,9 @@ pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 400, description = "The body is not JSON, or not sent as application/json; or the query or the Idempotency-Key is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nodes of the starting group belong to another unfinished session", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The session is not valid, or the Idempotency-Key was used with another request; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The session is not valid, or the Idempotency-Key was used with another request, or (dry run) the session would take longer than a plan can simulate; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "A backend failed while the session was checked", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A backend is unavailable; or, for a dry run, the server plans as many dry runs as it may at once, or the plan did not finish in time (retry after `Retry-After` seconds)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_session(
@@ -85,14 +86,7 @@ pub(crate) async fn create_session(
     let idempotency_key = idempotency_key(&headers)?;
     let spec = SessionSpec::from_json(&body).map_err(AppError::Invalid)?;
     if query.dry_run == Some(true) {
-        let controller = state.controller();
-        let plan = controller
-            .dry_run(
-                spec,
-                controller.default_policy(),
-                &DryRunAssumptions::default(),
-            )
-            .await?;
+        let plan = crate::dry_run::plan(&state, spec).await?;
         return Ok((StatusCode::OK, Json(plan)).into_response());
     }
     // Checked, stored and started in a task of its own: hyper drops this
