@@ -142,6 +142,9 @@ pub enum AppError {
     /// 503: the server cannot serve requests now (readiness).
     #[error("not ready: {0}")]
     NotReady(crus_core::Error),
+    /// 503: the session store refuses writes (readiness), for this reason.
+    #[error("the session store refuses writes: {0}")]
+    StoreRefusesWrites(String),
     /// 500: a bug or an impossible state; the message is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -164,7 +167,9 @@ impl AppError {
             AppError::Backend(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::NotReady(_) | AppError::StoreRefusesWrites(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -234,6 +239,16 @@ impl AppError {
             AppError::NotReady(error) => {
                 tracing::warn!(%error, "not ready: the session store does not answer");
                 Problem::new(status, "The server cannot reach its session store.")
+            }
+            AppError::StoreRefusesWrites(reason) => {
+                tracing::warn!(%reason, "not ready: the session store refuses writes");
+                Problem::new(
+                    status,
+                    format!(
+                        "The session store refuses writes: {reason}. Sessions do nothing more \
+                         until it takes writes again, then carry on by themselves."
+                    ),
+                )
             }
             AppError::Internal(message) => {
                 tracing::error!(%message, "internal error");

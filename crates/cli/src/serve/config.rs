@@ -720,6 +720,10 @@ pub struct SimSection {
     pub state: Option<PathBuf>,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Fraction of session store writes made to fail (`--sim-store-fault-rate`,
+    /// a hidden flag for fault-soak tests; not a configuration key).
+    #[serde(skip)]
+    pub store_fault_rate: f64,
 }
 
 impl Default for SimSection {
@@ -732,6 +736,7 @@ impl Default for SimSection {
             boot_time: Duration::from_secs(4 * 60),
             state: None,
             seed: 1,
+            store_fault_rate: 0.0,
         }
     }
 }
@@ -903,6 +908,12 @@ impl Config {
             return Err(invalid(
                 "sim.fail_rate",
                 format!("{} is not between 0 and 1", self.sim.fail_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sim.store_fault_rate) {
+            return Err(invalid(
+                "--sim-store-fault-rate",
+                format!("{} is not between 0 and 1", self.sim.store_fault_rate),
             ));
         }
         if self.sim.boot_time.is_zero() {
