@@ -562,7 +562,10 @@ async fn an_immutable_file_refuses_writes_until_made_writable_again() {
     let store = SqliteStore::open(&path).unwrap();
     let kept = test_record(Uuid::new_v4());
     let revision = store.create(&kept).await.unwrap();
-    let files: Vec<String> = ["", "-wal", "-shm"]
+    // The file and its WAL, not the `-shm` index: SQLite maps that into
+    // memory, and a page fault on an immutable mapping kills the process
+    // with SIGBUS, which no store can answer.
+    let files: Vec<String> = ["", "-wal"]
         .iter()
         .map(|suffix| format!("{}{suffix}", path.display()))
         .filter(|file| Path::new(file).exists())
