@@ -17,7 +17,7 @@ use crus_core::ports::{
     PowerOperation, PowerState, WorkloadManager, WorkloadNode,
 };
 use crus_core::rollout::{NodePhase, Stage};
-use crus_core::store::SessionStore;
+use crus_core::store::{SessionStore, StoreHealth};
 use crus_core::{Error, NodeFacts, NodeId, SessionState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -114,6 +114,12 @@ pub struct Metrics {
     /// `crus_leadership_changes_total`: times this replica became or stopped
     /// being the leader, brought up to date at each scrape.
     leadership_changes: Counter,
+    /// `crus_store_refusing_writes`: 1 while the session store's last write
+    /// failed (sessions wait), set at each scrape.
+    store_refusing_writes: Gauge,
+    /// `crus_store_refused_writes_total`: writes the session store refused,
+    /// brought up to date at each scrape.
+    store_refused_writes: Counter,
     /// One scrape at a time, so two concurrent scrapes do not interleave
     /// their gauge updates and one expose a mix of both.
     scrape: tokio::sync::Mutex<()>,
@@ -193,7 +199,21 @@ impl Metrics {
             "Times this replica became or stopped being the leader",
             leadership_changes.clone(),
         );
+        let store_refusing_writes = Gauge::default();
+        registry.register(
+            "crus_store_refusing_writes",
+            "1 while the session store refuses writes (sessions do nothing until it takes them again)",
+            store_refusing_writes.clone(),
+        );
+        let store_refused_writes = Counter::default();
+        registry.register(
+            "crus_store_refused_writes",
+            "Writes the session store refused",
+            store_refused_writes.clone(),
+        );
         Metrics {
+            store_refusing_writes,
+            store_refused_writes,
             webhook_events,
             leader,
             leadership_changes,
@@ -258,14 +278,23 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Reads the sessions from `store` and the role from `leadership` into
-    /// the gauges, then encodes every metric in the OpenMetrics text format.
+    /// Reads the sessions from `store`, the role from `leadership` and
+    /// whether the store takes writes from `health` into the gauges, then
+    /// encodes every metric in the OpenMetrics text format.
     pub async fn render(
         &self,
         store: &dyn SessionStore,
         leadership: &Leadership,
+        health: &StoreHealth,
     ) -> Result<String, AppError> {
         let _one_scrape_at_a_time = self.scrape.lock().await;
+        self.store_refusing_writes
+            .set(i64::from(health.failure().is_some()));
+        let refused = health.refused_writes();
+        let counted = self.store_refused_writes.get();
+        if refused > counted {
+            self.store_refused_writes.inc_by(refused - counted);
+        }
         self.leader.set(i64::from(leadership.is_leader()));
         // Counters only go up: add what changed since the last scrape.
         let changes = leadership.changes();
@@ -370,7 +399,11 @@ pub(crate) async fn track_requests(
 pub(crate) async fn get_metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let text = state
         .metrics()
-        .render(state.controller().store().as_ref(), state.leadership())
+        .render(
+            state.controller().store().as_ref(),
+            state.leadership(),
+            state.controller().store_health(),
+        )
         .await?;
     Ok((
         [(

@@ -146,6 +146,9 @@ pub enum AppError {
     /// as it plans at once); the message says what to do.
     #[error("busy: {0}")]
     Busy(String),
+    /// 503: the session store refuses writes (readiness), for this reason.
+    #[error("the session store refuses writes: {0}")]
+    StoreRefusesWrites(String),
     /// 500: a bug or an impossible state; the message is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -168,7 +171,9 @@ impl AppError {
             AppError::Backend(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            AppError::NotReady(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::NotReady(_) | AppError::Busy(_) | AppError::StoreRefusesWrites(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -242,6 +247,16 @@ impl AppError {
             AppError::Busy(detail) => {
                 tracing::warn!(%detail, "busy");
                 Problem::new(status, detail.clone())
+            }
+            AppError::StoreRefusesWrites(reason) => {
+                tracing::warn!(%reason, "not ready: the session store refuses writes");
+                Problem::new(
+                    status,
+                    format!(
+                        "The session store refuses writes: {reason}. Sessions do nothing more \
+                         until it takes writes again, then carry on by themselves."
+                    ),
+                )
             }
             AppError::Internal(message) => {
                 tracing::error!(%message, "internal error");

@@ -56,6 +56,61 @@ pub(super) enum SqliteError {
         source: rusqlite::Error,
     },
 
+    /// Another process (a second `crus serve`) holds the file's writer lock.
+    #[error(
+        "the session database {location} is in use by another crus server ({holder}, holding the \
+         lock {lock_file}); one server writes a database at a time: stop that one first, or give \
+         this one another database (server.db, --db)"
+    )]
+    InUse {
+        /// The database file.
+        location: Arc<str>,
+        /// The lock file beside it.
+        lock_file: String,
+        /// Who holds it, as its lock file says (`pid 1234`).
+        holder: String,
+    },
+
+    /// The lock file beside the database could not be created or locked.
+    #[error(
+        "cannot lock the session database {location} through {lock_file} ({source}); check that \
+         its directory exists and is writable"
+    )]
+    Lock {
+        /// The database file.
+        location: Arc<str>,
+        /// The lock file beside it.
+        lock_file: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// The file exists but is empty, which SQLite would take for a new,
+    /// empty database: sessions would silently be gone.
+    #[error(
+        "{location} is empty (0 bytes), so it is not a crus session database, or it lost its \
+         content; restore it from a backup, or remove it to start with no sessions"
+    )]
+    Empty {
+        /// The database file.
+        location: Arc<str>,
+    },
+
+    /// The file this store opened is no longer the one at its path (removed,
+    /// renamed, or replaced together with its directory): what is written to
+    /// it would be lost at the next start.
+    #[error(
+        "the session database {location} {problem}, so nothing written now would be kept; put \
+         the file back where it was, then the store takes writes again (or restart crus on the \
+         file that should be used)"
+    )]
+    Replaced {
+        /// The database file.
+        location: Arc<str>,
+        /// What became of it.
+        problem: String,
+    },
+
     /// The file is an SQLite database of some other program.
     #[error(
         "{location} is an SQLite database without crus's tables, so it belongs to something else; \

@@ -25,9 +25,11 @@
 //! the read, and WAL lets it read while the writer commits (and syncs).
 
 mod error;
+mod identity;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod writer_lock;
 
 use std::fmt;
 use std::path::Path;
@@ -41,6 +43,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use uuid::Uuid;
 
 use error::{At, SqliteError};
+use identity::FileIdentity;
+use writer_lock::WriterLock;
 
 /// How long a statement waits for another connection's write lock before
 /// failing with a retryable [`crus_core::Error::Unavailable`]. Writes are
@@ -79,6 +83,12 @@ pub struct SqliteStore {
     listing: Mutex<Option<(i64, Arc<str>)>>,
     /// Where the store lives, for error messages (`:memory:` in memory).
     location: Arc<str>,
+    /// The file opened, checked before every commit to still be the one at
+    /// its path; `None` in memory.
+    file: Option<Arc<FileIdentity>>,
+    /// The lock making this store the file's only writer
+    /// ([`SqliteStore::open_exclusive`]), released when the store is dropped.
+    _writer_lock: Option<WriterLock>,
 }
 
 impl SqliteStore {
@@ -93,15 +103,44 @@ impl SqliteStore {
     /// schema this build does not know.
     pub fn open(path: &Path) -> Result<Self> {
         let location: Arc<str> = Arc::from(path.display().to_string());
+        // SQLite takes an empty file for a new database and would serve it
+        // as one with no sessions: a truncated file must not pass for that.
+        if std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file() && metadata.len() == 0) {
+            return Err(SqliteError::Empty { location }.into());
+        }
         let mut connection = Connection::open(path).at(&location)?;
         schema::configure(&connection, &location, true)?;
         schema::prepare(&mut connection, &location)?;
         // Opened once the tables exist, so it never sees a file half-created.
         let reader = Connection::open(path).at(&location)?;
         schema::configure_reader(&reader, &location)?;
+        let file = FileIdentity::of(path, &location)?;
         let mut store = SqliteStore::from_connection(connection, location);
         store.reader = Some(Arc::new(Mutex::new(reader)));
+        store.file = Some(Arc::new(file));
         Ok(store)
+    }
+
+    /// [`SqliteStore::open`], as the file's only writer: first takes an
+    /// advisory lock on `<path>.lock` (created beside the file, holding this
+    /// process's id), kept until the store is dropped and released by the
+    /// operating system if the process dies. What `crus serve` opens, so a
+    /// second server on the same file refuses to start instead of driving
+    /// the same sessions.
+    ///
+    /// [`crus_core::Error::Other`] naming the holder's pid when another
+    /// process holds the lock, and as [`SqliteStore::open`].
+    pub fn open_exclusive(path: &Path) -> Result<Self> {
+        let location: Arc<str> = Arc::from(path.display().to_string());
+        let lock = WriterLock::acquire(path, &location)?;
+        let mut store = SqliteStore::open(path)?;
+        store._writer_lock = Some(lock);
+        Ok(store)
+    }
+
+    /// The lock file [`SqliteStore::open_exclusive`] takes for the database at `path`.
+    pub fn lock_file(path: &Path) -> std::path::PathBuf {
+        writer_lock::lock_file_of(path)
     }
 
     /// A store in memory, lost when dropped: for tests.
@@ -119,6 +158,8 @@ impl SqliteStore {
             reader: None,
             listing: Mutex::new(None),
             location,
+            file: None,
+            _writer_lock: None,
         }
     }
 
@@ -178,8 +219,11 @@ fn data_version(connection: &Connection, location: &Arc<str>) -> Result<i64, Sql
 /// `crus_core::store::listing_order` (a UUID's text sorts as its bytes do),
 /// built in one buffer rather than a string a row.
 fn read_listing(connection: &mut Connection, location: &Arc<str>) -> Result<String, SqliteError> {
+    let connection: &Connection = connection;
     let mut statement = connection
-        .prepare_cached("SELECT status FROM statuses ORDER BY created_at_ms DESC, upgrade_id")
+        .prepare_cached(
+            "SELECT upgrade_id, status FROM statuses ORDER BY created_at_ms DESC, upgrade_id",
+        )
         .at(location)?;
     let mut rows = statement.query([]).at(location)?;
     let mut listing = String::from("[");
@@ -187,11 +231,17 @@ fn read_listing(connection: &mut Connection, location: &Arc<str>) -> Result<Stri
         if listing.len() > 1 {
             listing.push(',');
         }
-        let status = row
-            .get_ref(0)
-            .and_then(|value| value.as_str().map_err(Into::into))
-            .at(location)?;
-        listing.push_str(status);
+        let text = |column| {
+            row.get_ref(column)
+                .and_then(|value| value.as_str().map_err(Into::into))
+                .at(location)
+        };
+        let (id, status) = (text(0)?, text(1)?);
+        if is_status_of(status, id) {
+            listing.push_str(status);
+        } else {
+            listing.push_str(&rebuilt_status(connection, location, id)?);
+        }
     }
     listing.push(']');
     Ok(listing)
@@ -352,18 +402,78 @@ impl Summary {
     }
 }
 
-/// The stored status of session `id`, if it exists.
+/// The stored status of session `id`, if it exists; rebuilt from its record
+/// when the stored one is damaged.
 fn read_status(
     connection: &Connection,
     location: &Arc<str>,
     id: &str,
 ) -> Result<Option<String>, SqliteError> {
-    connection
+    let stored: Option<String> = connection
         .prepare_cached("SELECT status FROM statuses WHERE upgrade_id = ?1")
         .at(location)?
         .query_row([id], |row| row.get(0))
         .optional()
-        .at(location)
+        .at(location)?;
+    match stored {
+        Some(status) if !is_status_of(&status, id) => {
+            rebuilt_status(connection, location, id).map(Some)
+        }
+        other => Ok(other),
+    }
+}
+
+/// Whether `status` looks like what [`SessionRecord::status_json`] writes for
+/// session `id`: a cheap check, without decoding, that catches a row
+/// damaged or written by something else (`{}`, another session's status).
+fn is_status_of(status: &str, id: &str) -> bool {
+    status.starts_with("{\"api_version\":")
+        && status.ends_with('}')
+        && status.contains(&format!("\"upgrade_id\":\"{id}\""))
+}
+
+/// Session `id`'s status made again from its record, for a status row found
+/// damaged: the record is what the controller acts on, so it is the truth.
+/// A damaged record (or none) is reported, never served as a status.
+fn rebuilt_status(
+    connection: &Connection,
+    location: &Arc<str>,
+    id: &str,
+) -> Result<String, SqliteError> {
+    let row: Option<(i64, String)> = connection
+        .prepare_cached("SELECT revision, record FROM sessions WHERE upgrade_id = ?1")
+        .at(location)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .at(location)?;
+    let Some((revision, json)) = row else {
+        return Err(SqliteError::DamagedRecord {
+            location: Arc::clone(location),
+            upgrade_id: id.to_string(),
+            problem: "it has a status but no record".to_string(),
+        });
+    };
+    let record = decode(location, id, revision, &json)?;
+    tracing::warn!(
+        database = %location,
+        upgrade_id = id,
+        "the stored status of this session is damaged; answering one rebuilt from its record \
+         (the next write of the session stores it again)"
+    );
+    record
+        .value
+        .status_json()
+        .map_err(|source| SqliteError::Encode {
+            upgrade_id: id.to_string(),
+            source,
+        })
+}
+
+/// `Ok` while the store's file is still the one at its path (always, in
+/// memory): checked inside each write transaction, just before it commits, so
+/// nothing is committed to a file crus would not find again.
+fn still_in_place(file: Option<&FileIdentity>, location: &Arc<str>) -> Result<(), SqliteError> {
+    file.map_or(Ok(()), |file| file.check(location))
 }
 
 fn changed_since(id: Uuid, expected: Revision, current: Revision) -> SqliteError {
@@ -380,6 +490,7 @@ impl SessionStore for SqliteStore {
         let json = encode(record)?;
         let summary = Summary::of(record)?;
         let created_at = Timestamp::now().to_string();
+        let file = self.file.clone();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
             if let Some(current) = current_revision(&transaction, location, id)? {
@@ -402,6 +513,7 @@ impl SessionStore for SqliteStore {
                 )
                 .at(location)?;
             summary.insert(&transaction, location, &id.to_string())?;
+            still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)?;
             Ok(revision)
         })
@@ -455,6 +567,7 @@ impl SessionStore for SqliteStore {
         let id = record.upgrade_id();
         let json = encode(record)?;
         let summary = Summary::of(record)?;
+        let file = self.file.clone();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
             match current_revision(&transaction, location, id)? {
@@ -472,6 +585,7 @@ impl SessionStore for SqliteStore {
                 )
                 .at(location)?;
             summary.insert(&transaction, location, &id.to_string())?;
+            still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)?;
             Ok(revision)
         })
@@ -479,6 +593,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        let file = self.file.clone();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
             match current_revision(&transaction, location, upgrade_id)? {
@@ -498,6 +613,7 @@ impl SessionStore for SqliteStore {
                     .execute(statement, [upgrade_id.to_string()])
                     .at(location)?;
             }
+            still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)
         })
         .await
@@ -532,11 +648,21 @@ impl SessionStore for SqliteStore {
         self.run(|connection, location| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT status FROM statuses ORDER BY created_at_ms DESC, upgrade_id",
+                    "SELECT upgrade_id, status FROM statuses ORDER BY created_at_ms DESC, upgrade_id",
                 )
                 .at(location)?;
-            let rows = statement.query_map([], |row| row.get(0)).at(location)?;
-            rows.map(|row| row.at(location)).collect()
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .at(location)?;
+            rows.map(|row| {
+                let (id, status): (String, String) = row.at(location)?;
+                if is_status_of(&status, &id) {
+                    Ok(status)
+                } else {
+                    rebuilt_status(connection, location, &id)
+                }
+            })
+            .collect()
         })
         .await
     }
@@ -564,6 +690,10 @@ impl SessionStore for SqliteStore {
         Ok(listing)
     }
 
+    async fn check_writable(&self) -> Result<()> {
+        self.probe_write().await
+    }
+
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
         let rows = self
             .stored_rows(
@@ -580,6 +710,22 @@ impl SessionStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Checks that the file takes a write and is still the one at its path:
+    /// what readiness asks while writes fail. The write skips one revision
+    /// number (SQLite writes nothing for an update that changes nothing, so
+    /// it must change something); no record changes, and revisions only
+    /// need to grow.
+    async fn probe_write(&self) -> Result<()> {
+        let file = self.file.clone();
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            next_revision(&transaction, location)?;
+            still_in_place(file.as_deref(), location)?;
+            transaction.commit().at(location)
+        })
+        .await
+    }
+
     /// The `(upgrade_id, revision, record)` rows `query` selects, undecoded.
     async fn stored_rows(&self, query: &'static str) -> Result<Vec<(String, i64, String)>> {
         self.run(move |connection, location| {

@@ -453,3 +453,149 @@ async fn the_kept_listing_follows_writes_of_another_store_on_the_file() {
     writing.delete(record.upgrade_id(), updated).await.unwrap();
     assert_eq!(&*reading.list_statuses_json().await.unwrap(), "[]");
 }
+
+#[tokio::test]
+async fn one_exclusive_store_per_file_naming_the_holder_and_free_once_dropped() {
+    let (_directory, path) = database();
+    let first = SqliteStore::open_exclusive(&path).unwrap();
+    let message = SqliteStore::open_exclusive(&path).unwrap_err().to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
+    assert!(
+        message.contains(&SqliteStore::lock_file(&path).display().to_string()),
+        "{message}"
+    );
+    drop(first);
+    let again = SqliteStore::open_exclusive(&path).unwrap();
+    again.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_file_is_refused_not_taken_for_a_new_database() {
+    let (_directory, path) = database();
+    std::fs::write(&path, b"").unwrap();
+    let message = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(message.contains("is empty (0 bytes)"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+}
+
+#[tokio::test]
+async fn a_damaged_status_row_is_answered_rebuilt_from_the_record() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let id = Uuid::new_v4();
+    let record = test_record(id);
+    store.create(&record).await.unwrap();
+    let expected = record.status_json().unwrap();
+    raw(&path)
+        .execute("UPDATE statuses SET status = '{}'", [])
+        .unwrap();
+    assert_eq!(store.get_status(id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(store.list_statuses().await.unwrap(), vec![expected.clone()]);
+    assert_eq!(
+        &*store.list_statuses_json().await.unwrap(),
+        format!("[{expected}]")
+    );
+
+    // Another session's status in the row is damage too.
+    let other = test_record(Uuid::new_v4()).status_json().unwrap();
+    raw(&path)
+        .execute("UPDATE statuses SET status = ?1", [&other])
+        .unwrap();
+    assert_eq!(store.get_status(id).await.unwrap(), Some(expected));
+
+    // With the record damaged as well, the session is reported, never served.
+    raw(&path)
+        .execute("UPDATE sessions SET record = '{}'", [])
+        .unwrap();
+    let message = store.get_status(id).await.unwrap_err().to_string();
+    assert!(message.contains(&id.to_string()), "{message}");
+    assert!(message.contains("cannot be read"), "{message}");
+}
+
+#[tokio::test]
+async fn writes_to_a_file_removed_or_replaced_under_the_store_fail_and_say_so() {
+    let (directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let kept = test_record(Uuid::new_v4());
+    let revision = store.create(&kept).await.unwrap();
+    store.check_writable().await.unwrap();
+
+    // Replaced: another file now at the path (a restore, a copy over it).
+    let copy = directory.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    let error = store.update(&kept, revision).await.unwrap_err();
+    assert!(matches!(error, Error::Other { .. }), "{error:?}");
+    assert!(error.to_string().contains("was replaced"), "{error}");
+    let error = store
+        .create(&test_record(Uuid::new_v4()))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("was replaced"), "{error}");
+    assert!(store.check_writable().await.is_err());
+
+    // Removed with its directory: nothing is taken as written.
+    let (directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let kept = test_record(Uuid::new_v4());
+    let revision = store.create(&kept).await.unwrap();
+    std::fs::remove_dir_all(directory.path()).unwrap();
+    let error = store
+        .create(&test_record(Uuid::new_v4()))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("is gone"), "{error}");
+    assert!(store.update(&kept, revision).await.is_err());
+    assert!(store.delete(kept.upgrade_id(), revision).await.is_err());
+    let error = store.check_writable().await.unwrap_err();
+    assert!(error.to_string().contains("is gone"), "{error}");
+}
+
+#[tokio::test]
+async fn an_immutable_file_refuses_writes_until_made_writable_again() {
+    let (_directory, path) = database();
+    let store = SqliteStore::open(&path).unwrap();
+    let kept = test_record(Uuid::new_v4());
+    let revision = store.create(&kept).await.unwrap();
+    // The file and its WAL, not the `-shm` index: SQLite maps that into
+    // memory, and a page fault on an immutable mapping kills the process
+    // with SIGBUS, which no store can answer.
+    let files: Vec<String> = ["", "-wal"]
+        .iter()
+        .map(|suffix| format!("{}{suffix}", path.display()))
+        .filter(|file| Path::new(file).exists())
+        .collect();
+    let immutable = std::process::Command::new("chattr")
+        .arg("+i")
+        .args(&files)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !immutable {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&files)
+            .status();
+        eprintln!("skipped: chattr +i is not supported here");
+        return;
+    }
+    let refused = store.update(&kept, revision).await;
+    let probe = store.check_writable().await;
+    let undone = std::process::Command::new("chattr")
+        .arg("-i")
+        .args(&files)
+        .status()
+        .unwrap();
+    assert!(undone.success());
+    let error = refused.unwrap_err();
+    assert!(matches!(error, Error::Other { .. }), "{error:?}");
+    assert!(probe.is_err());
+    store.check_writable().await.unwrap();
+    let current = store.get(kept.upgrade_id()).await.unwrap().unwrap();
+    assert_eq!(current.revision, revision, "the refused write left nothing");
+    store.update(&kept, revision).await.unwrap();
+}

@@ -857,6 +857,10 @@ pub struct SimSection {
     /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
     #[serde(with = "humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
+    /// Fraction of session store writes made to fail (`--sim-store-fault-rate`,
+    /// a hidden flag for fault-soak tests; not a configuration key).
+    #[serde(skip)]
+    pub store_fault_rate: f64,
 }
 
 impl Default for SimSection {
@@ -870,6 +874,7 @@ impl Default for SimSection {
             state: None,
             seed: 1,
             boot_timeout: None,
+            store_fault_rate: 0.0,
         }
     }
 }
@@ -1053,6 +1058,12 @@ impl Config {
             return Err(invalid(
                 "sim.fail_rate",
                 format!("{} is not between 0 and 1", self.sim.fail_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sim.store_fault_rate) {
+            return Err(invalid(
+                "--sim-store-fault-rate",
+                format!("{} is not between 0 and 1", self.sim.store_fault_rate),
             ));
         }
         if self.sim.boot_time.is_zero() {

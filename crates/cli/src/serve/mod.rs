@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Fraction of simulated boots that fail.
     #[arg(long)]
     pub sim_fail_rate: Option<f64>,
+    /// Fraction of session store writes that fail (fault injection for
+    /// soak tests: the store refuses that share of writes, as a failing disk would).
+    #[arg(long, hide = true, value_name = "0..1")]
+    pub sim_store_fault_rate: Option<f64>,
     /// Typical simulated boot time [default: 4m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub sim_boot_time: Option<Duration>,
@@ -190,6 +194,9 @@ impl ServeArgs {
         }
         if let Some(rate) = self.sim_fail_rate {
             sim.fail_rate = rate;
+        }
+        if let Some(rate) = self.sim_store_fault_rate {
+            sim.store_fault_rate = rate;
         }
         if let Some(boot_time) = self.sim_boot_time {
             sim.boot_time = boot_time;

@@ -11,7 +11,7 @@ use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig, EventLog};
 use crus_core::ports::Ports;
 use crus_core::rollout::RolloutPolicy;
-use crus_core::store::SessionStore;
+use crus_core::store::{FaultyStore, SessionStore};
 use crus_http::{AppState, Auth, AuthConfig, Leadership, Metrics, instrument_ports};
 use tracing_subscriber::EnvFilter;
 
@@ -126,13 +126,27 @@ async fn single_replica(
     clock: Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
 ) -> Result<Controller, String> {
-    let store = SqliteStore::open(&settings.server.db).map_err(|error| {
+    // Exclusive: a second server on the same file would drive the same
+    // sessions (boot the same nodes); it refuses to start, naming the holder.
+    let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|error| {
         format!(
             "cannot open the session database {}: {error}",
             settings.server.db.display()
         )
     })?;
-    let store: Arc<dyn SessionStore> = Arc::new(store);
+    let mut store: Arc<dyn SessionStore> = Arc::new(store);
+    let fault_rate = settings.sim.store_fault_rate;
+    if fault_rate > 0.0 {
+        tracing::warn!(
+            fault_rate,
+            "--sim-store-fault-rate: that share of session store writes fails on purpose"
+        );
+        store = Arc::new(FaultyStore::with_fault_rate(
+            store,
+            fault_rate,
+            settings.sim.seed,
+        ));
+    }
     let controller = Controller::new(ports, store, clock, controller_config(settings));
     // Subscribed before sessions resume, so their first events are sent too.
     spawn_webhooks(settings, controller.events(), metrics)?;

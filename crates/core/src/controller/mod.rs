@@ -37,8 +37,11 @@ use crate::ports::Ports;
 use crate::rollout::{
     Action, ActionError, ActionId, ActionOutput, FailureBudget, Rollout, RolloutPolicy, Stage,
 };
-use crate::session::{SessionSpec, SessionStatus};
-use crate::store::{Desired, Idempotency, OperatorCommand, Revision, SessionRecord, SessionStore};
+use crate::session::{SessionPhase, SessionSpec, SessionStatus};
+use crate::store::{
+    Desired, Idempotency, OperatorCommand, Revision, SessionRecord, SessionStore, StoreHealth,
+    WatchedStore,
+};
 use crate::time::Timestamp;
 
 /// Settings of a [`Controller`].
@@ -56,6 +59,10 @@ pub struct ControllerConfig {
     /// it stores sessions and operator requests, and [`Controller::start`]
     /// does nothing; the leader learns of them from the shared store.
     pub drive_sessions: bool,
+    /// Whether the store takes writes, as this controller's writes find it;
+    /// shared with whoever reports on it (readiness, metrics), and between
+    /// the controllers of one process that write to the same store.
+    pub store_health: Arc<StoreHealth>,
 }
 
 impl Default for ControllerConfig {
@@ -65,6 +72,7 @@ impl Default for ControllerConfig {
             command_poll_interval: Duration::from_secs(5),
             default_policy: RolloutPolicy::default(),
             drive_sessions: true,
+            store_health: Arc::new(StoreHealth::new()),
         }
     }
 }
@@ -82,7 +90,7 @@ pub struct Controller {
 struct Inner {
     /// The site's backends.
     ports: Ports,
-    /// Where sessions are persisted.
+    /// Where sessions are persisted, watched by `config.store_health`.
     store: Arc<dyn SessionStore>,
     /// Source of `now`.
     clock: Arc<dyn Clock>,
@@ -95,6 +103,10 @@ struct Inner {
     /// Recent events of every session; shared when several controllers (one
     /// per leadership term of a replica) feed one stream.
     events: Arc<EventLog>,
+    /// The status of each session whose state the store refused to save,
+    /// as it stands in memory (halted, saying why): what the API shows until
+    /// the store takes the session's state.
+    unsaved: Mutex<HashMap<Uuid, SessionStatus>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -129,6 +141,8 @@ impl Controller {
         config: ControllerConfig,
         events: Arc<EventLog>,
     ) -> Self {
+        let store: Arc<dyn SessionStore> =
+            Arc::new(WatchedStore::new(store, Arc::clone(&config.store_health)));
         Controller {
             inner: Arc::new(Inner {
                 ports,
@@ -138,6 +152,7 @@ impl Controller {
                 tasks: Mutex::new(JoinSet::new()),
                 wakers: Mutex::new(HashMap::new()),
                 events,
+                unsaved: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -145,6 +160,23 @@ impl Controller {
     /// The store sessions are kept in.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
+    }
+
+    /// Whether the store takes writes, as the last write found it.
+    pub fn store_health(&self) -> &Arc<StoreHealth> {
+        &self.inner.config.store_health
+    }
+
+    /// The status of session `upgrade_id` as it stands in memory, when the
+    /// store refused to save it: halted, its messages saying why. The
+    /// stored status is older, and the API shows this one instead.
+    pub fn unsaved_status(&self, upgrade_id: Uuid) -> Option<SessionStatus> {
+        lock(&self.inner.unsaved).get(&upgrade_id).cloned()
+    }
+
+    /// Every status [`Controller::unsaved_status`] holds now.
+    pub fn unsaved_statuses(&self) -> Vec<SessionStatus> {
+        lock(&self.inner.unsaved).values().cloned().collect()
     }
 
     /// The policy of sessions created without one.
@@ -492,6 +524,7 @@ impl Controller {
         lock(&self.inner.tasks).abort_all();
         // Aborted tasks do not unregister themselves.
         lock(&self.inner.wakers).clear();
+        lock(&self.inner.unsaved).clear();
     }
 
     /// How many session tasks run now.
@@ -604,6 +637,11 @@ impl Controller {
             {
                 Ok(_) => {
                     self.wake(upgrade_id);
+                    // A session whose task ended (a server of an older
+                    // build, an error) is taken up again.
+                    if !rollout.is_finished() {
+                        self.start(upgrade_id);
+                    }
                     return Ok(Some(Ok(rollout.status())));
                 }
                 Err(Error::Conflict { .. }) => continue,
@@ -629,6 +667,7 @@ impl Controller {
             .clone();
         let result = self.drive_loop(upgrade_id, &waker).await;
         lock(&self.inner.wakers).remove(&upgrade_id);
+        lock(&self.inner.unsaved).remove(&upgrade_id);
         result
     }
 
@@ -645,6 +684,11 @@ impl Controller {
         let mut rollout = Rollout::resume(record.value.rollout);
         let mut attempts: FuturesUnordered<Attempt> = FuturesUnordered::new();
         let mut next_command_check = clock.now() + self.inner.config.command_poll_interval;
+        // While the store refuses the session's state: how many tries failed
+        // in a row, and when to try again. Nothing is acted on meanwhile
+        // (persist before act), but answers to what is in flight are taken.
+        let mut refused_saves: u32 = 0;
+        let mut retry_save_at = tokio::time::Instant::now();
         // A new or resumed rollout has queued nothing yet: let it act now,
         // not after the first wait.
         rollout.handle_timeout(clock.now());
@@ -654,27 +698,46 @@ impl Controller {
                 rollout.cancel(clock.now());
             }
             rollout.apply_commands(clock.now(), &desired.commands);
-            if rollout.take_dirty() {
-                match self.persist(&rollout, revision, &mut desired).await? {
-                    Persisted::At(new_revision) => revision = new_revision,
-                    Persisted::Gone => return Ok(()),
-                    Persisted::DesiredChanged(new_revision) => {
+            let unsaved = refused_saves > 0;
+            let due = !unsaved || tokio::time::Instant::now() >= retry_save_at;
+            if (rollout.take_dirty() || unsaved) && due {
+                match self.persist(&rollout, revision, &mut desired).await {
+                    Ok(Persisted::At(new_revision)) => {
                         revision = new_revision;
+                        self.saved_again(upgrade_id, &mut refused_saves);
+                    }
+                    Ok(Persisted::Gone) => return Ok(()),
+                    Ok(Persisted::DesiredChanged(new_revision)) => {
+                        revision = new_revision;
+                        self.saved_again(upgrade_id, &mut refused_saves);
                         continue;
+                    }
+                    Err(error) => {
+                        refused_saves = refused_saves.saturating_add(1);
+                        let delay = self.inner.config.retry.delay(refused_saves);
+                        retry_save_at = tokio::time::Instant::now() + delay;
+                        tracing::error!(%upgrade_id, %error, attempt = refused_saves, "the session store refused to save the session; nothing is done until it does; retrying in {}", humantime::format_duration(delay));
+                        rollout.note_store_refusal(clock.now(), &error.to_string());
+                        let mut status = rollout.status();
+                        status.phase = Some(SessionPhase::Halted);
+                        lock(&self.inner.unsaved).insert(upgrade_id, status);
                     }
                 }
             }
-            // Told once persisted: a reader never hears of a transition the
-            // store could still lose.
-            self.inner.events.publish(rollout.take_events());
-            if rollout.is_finished() && !rollout.has_work_in_flight() && attempts.is_empty() {
-                if rollout.state().cancelled {
-                    self.remove_record(upgrade_id).await?;
+            let unsaved = refused_saves > 0;
+            if !unsaved {
+                // Told once persisted: a reader never hears of a transition the
+                // store could still lose.
+                self.inner.events.publish(rollout.take_events());
+                if rollout.is_finished() && !rollout.has_work_in_flight() && attempts.is_empty() {
+                    if rollout.state().cancelled {
+                        self.remove_record(upgrade_id).await?;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            while let Some((id, action)) = rollout.poll_action() {
-                attempts.push(self.attempt(id, action, 0, Duration::ZERO));
+                while let Some((id, action)) = rollout.poll_action() {
+                    attempts.push(self.attempt(id, action, 0, Duration::ZERO));
+                }
             }
 
             let now = clock.now();
@@ -683,6 +746,13 @@ impl Controller {
                 .map_or(next_command_check, |deadline| {
                     deadline.min(next_command_check)
                 });
+            let sleep = if unsaved {
+                // Only the next try matters: the rollout may have work queued
+                // that it cannot be given, and would ask to be woken at once.
+                tokio::time::sleep_until(retry_save_at)
+            } else {
+                tokio::time::sleep(clock.wall_duration(wake_at.saturating_since(now)))
+            };
             tokio::select! {
                 Some(first) = attempts.next() => {
                     // Answers already in are handled together: one pass over
@@ -712,19 +782,31 @@ impl Controller {
                         rollout.handle_outcomes(clock.now(), outcomes);
                     }
                 }
-                () = tokio::time::sleep(clock.wall_duration(wake_at.saturating_since(now))) => {
+                () = sleep => {
                     let now = clock.now();
                     if now >= next_command_check {
                         next_command_check = now + self.inner.config.command_poll_interval;
-                        self.read_desired(upgrade_id, &mut desired).await?;
+                        self.read_desired(upgrade_id, &mut desired).await;
                     }
                     rollout.handle_timeout(now);
                 }
                 () = waker.notified() => {
-                    self.read_desired(upgrade_id, &mut desired).await?;
+                    self.read_desired(upgrade_id, &mut desired).await;
                     rollout.handle_timeout(clock.now());
+                    // An operator's request (a resume) tries the store again now.
+                    retry_save_at = tokio::time::Instant::now();
                 }
             }
+        }
+    }
+
+    /// The store took the session's state: what was held back while it
+    /// refused may go ahead, and the API shows the stored status again.
+    fn saved_again(&self, upgrade_id: Uuid, refused_saves: &mut u32) {
+        if *refused_saves > 0 {
+            tracing::info!(%upgrade_id, "the session store took the session's state again; carrying on");
+            *refused_saves = 0;
+            lock(&self.inner.unsaved).remove(&upgrade_id);
         }
     }
 
@@ -754,10 +836,9 @@ impl Controller {
                 rollout: rollout.state().clone(),
                 desired: desired.clone(),
             };
-            match self
-                .with_store_retries(|| self.inner.store.update(&record, revision))
-                .await
-            {
+            // Not retried here: the caller holds the session back, and says
+            // why, until the store takes it.
+            match self.inner.store.update(&record, revision).await {
                 Ok(new_revision) if desired_changed => {
                     return Ok(Persisted::DesiredChanged(new_revision));
                 }
@@ -787,14 +868,17 @@ impl Controller {
         }
     }
 
-    async fn read_desired(&self, upgrade_id: Uuid, desired: &mut Desired) -> Result<()> {
-        if let Some(record) = self
-            .with_store_retries(|| self.inner.store.get(upgrade_id))
-            .await?
-        {
-            *desired = record.value.desired;
+    /// Takes the operator's requests from the stored record. A store that
+    /// cannot be read keeps the requests known already: the session goes on
+    /// (or waits for the store) rather than stopping for good.
+    async fn read_desired(&self, upgrade_id: Uuid, desired: &mut Desired) {
+        match self.inner.store.get(upgrade_id).await {
+            Ok(Some(record)) => *desired = record.value.desired,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%upgrade_id, %error, "cannot read the operator's requests from the session store; trying again later");
+            }
         }
-        Ok(())
     }
 
     async fn remove_record(&self, upgrade_id: Uuid) -> Result<()> {

@@ -495,3 +495,108 @@ async fn a_store_only_controller_stores_and_the_driving_one_takes_up_and_stops()
         "a stopped task writes nothing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_refusing_writes_halts_the_session_which_carries_on_once_it_takes_them() {
+    let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let faulty = Arc::new(crate::testkit::FaultyStore::new(memory.clone()));
+    // The store starts refusing writes as the nodes are drained: the step's
+    // boot is what must wait until the store took the drained state.
+    let mut wlm = MockWlm::new();
+    let switch = faulty.clone();
+    wlm.expect_drain().returning(move |_, _| {
+        switch.fail_writes();
+        Ok(())
+    });
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let boots = Arc::new(AtomicU32::new(0));
+    let counted = boots.clone();
+    let mut boot = MockBoot::new();
+    boot.expect_start_boot().returning(move |request| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        })
+    });
+    boot.expect_boot_status().returning(|_| {
+        Ok(["a", "b"]
+            .iter()
+            .map(|node| NodeBootStatus {
+                node: NodeId::from(*node),
+                state: NodeBootState::Ok,
+            })
+            .collect())
+    });
+    let ports = Ports {
+        inventory: Arc::new(friendly_inventory()),
+        workload_manager: Arc::new(wlm),
+        boot_orchestrator: Arc::new(boot),
+        power_control: None,
+        health_probe: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, faulty.clone(), clock, ControllerConfig::default());
+    // A boot's timeout counts from when it was asked for, outage included:
+    // long enough here that the outage does not fail the nodes.
+    let policy = RolloutPolicy {
+        boot_timeout: Duration::from_secs(2 * 3600),
+        ..RolloutPolicy::default()
+    };
+    let status = controller.create_session(spec(), policy).await.unwrap();
+    let upgrade_id = status.upgrade_id;
+    let driving = controller.clone();
+    let task = tokio::spawn(async move { driving.drive(upgrade_id).await });
+
+    // Ten minutes of refused writes: the session waits, halted, saying why,
+    // and the store's health says it refuses writes.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(!task.is_finished(), "the session must not stop for good");
+    assert_eq!(
+        boots.load(Ordering::SeqCst),
+        0,
+        "nothing unsaved is acted on"
+    );
+    let shown = controller
+        .unsaved_status(upgrade_id)
+        .expect("the session's status is served from memory");
+    assert_eq!(shown.phase, Some(crate::session::SessionPhase::Halted));
+    assert!(
+        shown
+            .messages
+            .iter()
+            .any(|message| message.contains("The session store refused to save this session")),
+        "{:?}",
+        shown.messages
+    );
+    let failure = controller.store_health().failure().expect("a failure");
+    assert!(failure.contains("injected write failure"), "{failure}");
+    assert!(faulty.refused_writes() > 3, "retried with backoff");
+    assert!(faulty.refused_writes() < 30, "with backoff, not in a loop");
+    // An operator's resume cannot be stored either, and says so.
+    assert!(controller.request_resume(upgrade_id, None).await.is_err());
+
+    // The store heals: the session carries on by itself, boots once, ends.
+    faulty.heal();
+    tokio::time::timeout(Duration::from_secs(3600), task)
+        .await
+        .expect("the session ends once the store takes writes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(boots.load(Ordering::SeqCst), 1, "the step booted once");
+    assert!(controller.unsaved_status(upgrade_id).is_none());
+    assert_eq!(controller.store_health().failure(), None);
+    let record = memory.get(upgrade_id).await.unwrap().unwrap().value;
+    assert_eq!(record.rollout.state, SessionState::Ready);
+    assert_eq!(record.rollout.count(NodePhase::Done), 2);
+    assert!(
+        record
+            .rollout
+            .messages
+            .iter()
+            .any(|message| message.contains("The session store refused to save this session")),
+        "the refusal is told in the stored messages once the store writes again"
+    );
+}

@@ -555,6 +555,19 @@ impl Rollout {
         );
     }
 
+    /// Tells that the session store refused to save the session, so nothing
+    /// more is done until it takes a write again (once per distinct error).
+    /// The message itself is saved with the first write that succeeds.
+    pub fn note_store_refusal(&mut self, now: Timestamp, error: &str) {
+        self.post_once(
+            now,
+            format!(
+                "The session store refused to save this session ({error}); nothing more is done \
+                 until it takes writes again (retried with backoff, and at once on resume)"
+            ),
+        );
+    }
+
     fn take_snapshot(&mut self, now: Timestamp, label: &str, members: Vec<NodeId>) {
         if self.state.stage != Stage::Snapshot {
             return;

@@ -1,7 +1,10 @@
 //! Where sessions live: a `SessionStore` with revision-checked writes, so the same
 //! controller runs on an embedded store or a distributed one.
 
+mod faulty;
+mod health;
 mod memory;
+mod watched;
 
 use std::sync::Arc;
 
@@ -9,7 +12,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use faulty::FaultyStore;
+pub use health::{StoreHealth, is_store_failure};
 pub use memory::MemoryStore;
+pub use watched::WatchedStore;
 
 use crate::error::Result;
 use crate::rollout::{FailureBudget, RolloutState, Stage, status_of};
@@ -233,5 +239,13 @@ pub trait SessionStore: Send + Sync {
         let mut records = self.list().await?;
         records.retain(|record| !record.value.is_finished());
         Ok(records)
+    }
+
+    /// Checks that the store would take a write now, changing no record:
+    /// what readiness asks while writes fail, to learn when they succeed
+    /// again without waiting for a session to write. The default answers
+    /// `Ok` (a store whose writes cannot fail apart from its reads).
+    async fn check_writable(&self) -> Result<()> {
+        Ok(())
     }
 }

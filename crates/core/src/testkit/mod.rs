@@ -40,6 +40,9 @@ pub use inventory::InventoryFixture;
 pub use power_control::PowerControlFixture;
 pub use workload_manager::WorkloadManagerFixture;
 
+/// A store that refuses writes on demand, for tests of store failures.
+pub use crate::store::FaultyStore;
+
 use crate::error::Error;
 use crate::node::NodeId;
 

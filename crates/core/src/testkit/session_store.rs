@@ -46,6 +46,7 @@ pub async fn run_all(
     status_follows_the_record(store, make_record).await?;
     statuses_list_newest_first(store, make_record).await?;
     unfinished_lists_only_unfinished(store, make_record).await?;
+    write_check_changes_nothing(store, make_record).await?;
     Ok(())
 }
 
@@ -752,6 +753,27 @@ pub async fn unfinished_lists_only_unfinished(
     .await;
     forget(store, running.upgrade_id()).await;
     forget(store, finished.upgrade_id()).await;
+    result
+}
+
+/// On a healthy store, `check_writable()` succeeds and changes no record
+/// (not even its revision): readiness probes call it while writes fail.
+pub async fn write_check_changes_nothing(
+    store: &dyn SessionStore,
+    make_record: MakeRecord<'_>,
+) -> Result<(), ConformanceError> {
+    const CHECK: &str = "session_store::write_check_changes_nothing";
+    let record = new_record(CHECK, make_record)?;
+    let revision = create(CHECK, store, &record).await?;
+    let result = async {
+        store
+            .check_writable()
+            .await
+            .or_fail(CHECK, "check_writable() on a healthy store")?;
+        expect_stored(CHECK, store, &record, revision, "after check_writable()").await
+    }
+    .await;
+    forget(store, record.upgrade_id()).await;
     result
 }
 

@@ -55,7 +55,9 @@ pub(crate) async fn healthz() -> Json<ProbeStatus> {
 }
 
 /// `GET /readyz`: 200 with the replica's role when the session store
-/// answers, 503 when it does not (with etcd: no quorum).
+/// answers, 503 when it does not (with etcd: no quorum), or when it refused
+/// the last write and still refuses one (a file made read-only, removed or
+/// replaced): reads alone would not tell.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -64,7 +66,7 @@ pub(crate) async fn healthz() -> Json<ProbeStatus> {
     summary = "Readiness probe",
     responses(
         (status = 200, description = "The server can reach its session store", body = ReadyStatus, content_type = "application/json"),
-        (status = 503, description = "The session store does not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session store does not answer, or refuses writes (the detail says why)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ReadyStatus>, AppError> {
@@ -79,6 +81,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ReadySt
                 "store",
                 format!("the session store did not answer within {STORE_CHECK_LIMIT:?}"),
             )));
+        }
+    }
+    // The last write failed: ask the store whether it would take one now
+    // (a write that changes no session), so readiness comes back as soon as
+    // the store does, even while no session writes.
+    if state.controller().store_health().failure().is_some() {
+        match tokio::time::timeout(STORE_CHECK_LIMIT, store.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(AppError::StoreRefusesWrites(error.to_string())),
+            Err(_) => {
+                return Err(AppError::StoreRefusesWrites(format!(
+                    "the session store did not take a write within {STORE_CHECK_LIMIT:?}"
+                )));
+            }
         }
     }
     Ok(Json(ReadyStatus {

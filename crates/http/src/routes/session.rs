@@ -172,9 +172,34 @@ pub(crate) async fn list_sessions(State(state): State<AppState>) -> Result<Respo
     // The statuses as the JSON array `Json(Vec<SessionStatus>)` would write,
     // shared with the store (no copy of a listing of thousands).
     let statuses = state.controller().store().list_statuses_json().await?;
+    let unsaved = state.controller().unsaved_statuses();
+    if !unsaved.is_empty() {
+        return Ok(json_response(Body::from(with_unsaved(&statuses, unsaved)?)));
+    }
     Ok(json_response(Body::from(Bytes::from_owner(SharedJson(
         statuses,
     )))))
+}
+
+/// The stored listing with the sessions the store refused to save shown as
+/// they stand in memory (halted, saying why): decoded only while the store
+/// refuses writes.
+fn with_unsaved(stored: &str, unsaved: Vec<SessionStatus>) -> Result<String, AppError> {
+    let mut listing: Vec<serde_json::Value> = serde_json::from_str(stored)
+        .map_err(|error| AppError::Internal(format!("the stored listing is not JSON: {error}")))?;
+    for status in unsaved {
+        let id = status.upgrade_id.to_string();
+        let value = serde_json::to_value(&status)
+            .map_err(|error| AppError::Internal(format!("cannot encode a status: {error}")))?;
+        if let Some(entry) = listing
+            .iter_mut()
+            .find(|entry| entry.get("upgrade_id").and_then(|id| id.as_str()) == Some(id.as_str()))
+        {
+            *entry = value;
+        }
+    }
+    serde_json::to_string(&listing)
+        .map_err(|error| AppError::Internal(format!("cannot encode the listing: {error}")))
 }
 
 /// JSON shared with the store, as a response body.
@@ -205,6 +230,9 @@ pub(crate) async fn get_session(
     upgrade_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AppError> {
     let upgrade_id = parse_upgrade_id(upgrade_id)?;
+    if let Some(status) = state.controller().unsaved_status(upgrade_id) {
+        return Ok(Json(status).into_response());
+    }
     let status = state
         .controller()
         .store()

@@ -324,3 +324,42 @@ async fn serve_answers_on_a_socket_and_shuts_down() {
     serving.await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(address).await.is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_refusing_writes_is_not_ready_with_the_reason_until_it_takes_them_again() {
+    let faulty = Arc::new(crus_core::store::FaultyStore::new(Arc::new(
+        crus_core::store::MemoryStore::new(),
+    )));
+    let server = TestServer::build(Setup {
+        store: Some(faulty.clone()),
+        ..Setup::default()
+    });
+    faulty.fail_writes();
+    // A session the store did not take is never answered 201.
+    let refused = server
+        .post_json("/session", &session_body("compute", 4))
+        .await;
+    assert!(refused.status.is_server_error(), "{:?}", refused.status);
+    let response = server.get("/readyz").await;
+    let problem = response.problem(StatusCode::SERVICE_UNAVAILABLE);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("refuses writes"), "{detail}");
+    assert!(detail.contains("injected write failure"), "{detail}");
+    let metrics = server.get("/metrics").await;
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    assert!(text.contains("crus_store_refusing_writes 1"), "{text}");
+    // The creation, and readiness's write check.
+    assert!(text.contains("crus_store_refused_writes_total 2"), "{text}");
+
+    // Healed: readiness finds out by itself, with no session writing.
+    faulty.heal();
+    let response = server.get("/readyz").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let metrics = server.get("/metrics").await;
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    assert!(text.contains("crus_store_refusing_writes 0"), "{text}");
+    let created = server
+        .post_json("/session", &session_body("compute", 4))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+}

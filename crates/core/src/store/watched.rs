@@ -1,0 +1,80 @@
+//! `WatchedStore`: a [`SessionStore`] decorator that tells a [`StoreHealth`]
+//! whether each write was taken, so the server reports a store that refuses
+//! writes (readiness, metrics) however it refuses them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::health::{StoreHealth, is_store_failure};
+use super::{Revision, SessionRecord, SessionStore, Versioned};
+use crate::error::Result;
+
+/// `inner`, with the outcome of every write (and write check) told to `health`.
+#[derive(Debug, Clone)]
+pub struct WatchedStore<S: ?Sized> {
+    inner: Arc<S>,
+    health: Arc<StoreHealth>,
+}
+
+impl<S: SessionStore + ?Sized> WatchedStore<S> {
+    /// `inner`, reporting to `health`.
+    pub fn new(inner: Arc<S>, health: Arc<StoreHealth>) -> Self {
+        WatchedStore { inner, health }
+    }
+
+    /// Tells `health` how a write ended, and hands the result back.
+    fn watch<T>(&self, result: Result<T>) -> Result<T> {
+        match &result {
+            Ok(_) => self.health.write_succeeded(),
+            Err(error) if is_store_failure(error) => self.health.write_failed(error.to_string()),
+            // The store answered: it works, the write lost a race or found nothing.
+            Err(_) => self.health.write_succeeded(),
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
+    async fn create(&self, record: &SessionRecord) -> Result<Revision> {
+        self.watch(self.inner.create(record).await)
+    }
+
+    async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        self.inner.get(upgrade_id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        self.inner.list().await
+    }
+
+    async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
+        self.watch(self.inner.update(record, expected).await)
+    }
+
+    async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
+        self.watch(self.inner.delete(upgrade_id, expected).await)
+    }
+
+    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
+        self.inner.get_status(upgrade_id).await
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>> {
+        self.inner.list_statuses().await
+    }
+
+    async fn list_statuses_json(&self) -> Result<Arc<str>> {
+        self.inner.list_statuses_json().await
+    }
+
+    async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        self.inner.list_unfinished().await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.watch(self.inner.check_writable().await)
+    }
+}
