@@ -2,10 +2,20 @@
 //! API, answering with the request and response shapes and the status codes
 //! the API documents: node listings (all nodes, or one operation's by
 //! `operation` or `request_id`), the cluster status with its node arrays,
-//! `start`/`shutdown`/`deallocate` answered 202 with a `Location` and a
-//! `NodeManagementResult`, 409 for a reused `requestId`, 404 for an unknown
+//! `start`/`shutdown`/`deallocate`/`terminate`/`remove` answered 202 with a
+//! `Location` and a `NodeManagementResult`, `create` answered 202 with a
+//! `NodeCreationResult`, 409 for a reused `requestId`, 404 for an unknown
 //! cluster or operation. Node records use CycleCloud's node attributes
-//! (`Name`, `Template`, `State`, `TargetState`, `Status`, `StatusMessage`).
+//! (`Name`, `Template`, `State`, `TargetState`, `Status`, `StatusMessage`,
+//! `Fixed`).
+//!
+//! The mock also models the VMs' OS disks, which the API documents through
+//! its operations: each node carries the image its OS disk came from.
+//! `deallocate` (and `start` of a deallocated node) keeps the disk;
+//! `terminate` discards it, and a node started after it, or created, gets a
+//! disk from its node array's current image. A terminated node that is not
+//! `Fixed` is removed from the cluster, and `remove` removes any node it
+//! terminates, so such a node comes back only by `create`.
 #![cfg(feature = "cyclecloud")]
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -46,6 +56,12 @@ struct MockNode {
     message: Option<String>,
     /// Listings still to answer before the node reaches `target`.
     pending: u32,
+    /// Kept in the cluster when terminated.
+    fixed: bool,
+    /// The image its OS disk came from; `None` while it has no disk.
+    image: Option<String>,
+    /// Taken out of the cluster once terminated, `Fixed` or not (`remove`).
+    removing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +97,7 @@ struct CycleCloudMock(Arc<Mutex<State>>);
 
 impl CycleCloudMock {
     fn new() -> Self {
-        let node = |name: &str, array: &str, on: bool| MockNode {
+        let node = |name: &str, array: &str, on: bool, fixed: bool| MockNode {
             name: name.into(),
             array: array.into(),
             state: if on { "Started" } else { "Deallocated" }.into(),
@@ -89,13 +105,18 @@ impl CycleCloudMock {
             status: if on { "Ready" } else { "Off" }.into(),
             message: None,
             pending: 0,
+            fixed,
+            image: Some(format!("{array}-image-before-the-test")),
+            removing: false,
         };
         CycleCloudMock(Arc::new(Mutex::new(State {
+            // hpc-1 and hpc-2 are kept in the cluster (`Fixed`); hpc-3 and
+            // htc-1 came from autoscaling and go when terminated.
             nodes: vec![
-                node("hpc-1", "hpc", true),
-                node("hpc-2", "hpc", true),
-                node("hpc-3", "hpc", true),
-                node("htc-1", "htc", false),
+                node("hpc-1", "hpc", true, true),
+                node("hpc-2", "hpc", true, true),
+                node("hpc-3", "hpc", true, false),
+                node("htc-1", "htc", false, false),
             ],
             arrays: vec![
                 ("hpc".into(), "almalinux-8-hpc-2025".into()),
@@ -112,6 +133,62 @@ impl CycleCloudMock {
 
     fn posts(&self) -> Vec<(String, String, u16)> {
         self.state().posts.clone()
+    }
+
+    /// The actions CycleCloud accepted (202), in order.
+    fn accepted(&self) -> Vec<String> {
+        self.posts()
+            .into_iter()
+            .filter(|(_, _, status)| *status == 202)
+            .map(|(action, _, _)| action)
+            .collect()
+    }
+
+    /// The nodes of each accepted operation `action`, in order.
+    fn operations(&self, action: &str) -> Vec<Vec<String>> {
+        let state = self.state();
+        state
+            .posts
+            .iter()
+            .filter(|(posted, _, status)| posted == action && *status == 202)
+            .map(|(_, request_id, _)| state.by_request[request_id].nodes.clone())
+            .collect()
+    }
+
+    /// The nodes of the accepted operation `action`, of which there is one.
+    fn operation_nodes(&self, action: &str) -> Vec<String> {
+        let operations = self.operations(action);
+        assert_eq!(operations.len(), 1, "one {action}: {operations:?}");
+        operations[0].clone()
+    }
+
+    /// The image each node's OS disk came from (`None`: no disk), by name.
+    fn images(&self) -> HashMap<String, Option<String>> {
+        self.state()
+            .nodes
+            .iter()
+            .map(|node| (node.name.clone(), node.image.clone()))
+            .collect()
+    }
+
+    /// Changes the image node array `array` boots, as an administrator does
+    /// in CycleCloud before a rollout.
+    fn set_array_image(&self, array: &str, image: &str) {
+        let mut state = self.state();
+        let entry = state
+            .arrays
+            .iter_mut()
+            .find(|(name, _)| name == array)
+            .unwrap();
+        entry.1 = image.into();
+    }
+
+    /// Lets every transition under way finish, as time passing would.
+    fn settle(&self) {
+        let mut state = self.state();
+        while state.nodes.iter().any(|node| node.pending > 0) {
+            state.advance();
+        }
     }
 
     async fn start() -> (MockServer, CycleCloudMock) {
@@ -137,6 +214,7 @@ fn record(node: &MockNode) -> Value {
         "State": node.state,
         "TargetState": node.target,
         "Status": node.status,
+        "Fixed": node.fixed,
         "Hostname": node.name,
         "MachineType": "Standard_HB120rs_v3",
     });
@@ -150,6 +228,7 @@ impl State {
     /// Every listing moves each node one step towards its target.
     fn advance(&mut self) {
         let fail_start = self.fail_start.clone();
+        let images: HashMap<String, String> = self.arrays.iter().cloned().collect();
         for node in &mut self.nodes {
             if node.pending == 0 {
                 continue;
@@ -167,13 +246,26 @@ impl State {
                 ("Started", None) => {
                     node.state = "Started".into();
                     node.status = "Ready".into();
+                    // A VM without a disk (terminated, or new) gets one
+                    // from its array's current image; a deallocated one
+                    // boots its old disk.
+                    if node.image.is_none() {
+                        node.image = images.get(&node.array).cloned();
+                    }
                 }
                 (target, _) => {
                     node.state = target.into();
                     node.status = "Off".into();
+                    if target == "Terminated" {
+                        node.image = None;
+                    }
                 }
             }
         }
+        self.nodes.retain(|node| {
+            let gone = node.state == "Terminated" && (node.removing || !node.fixed);
+            !gone
+        });
     }
 
     fn listing(&mut self, request: &Request) -> ResponseTemplate {
@@ -226,6 +318,8 @@ impl State {
         let (target, moving) = match action {
             "start" => ("Started", "Acquiring"),
             "deallocate" => ("Deallocated", "Deallocating"),
+            // shutdown (every node's ShutdownPolicy is the default,
+            // Terminate), terminate and remove.
             _ => ("Terminated", "Terminating"),
         };
         let id = uuid::Uuid::new_v4().to_string();
@@ -249,6 +343,7 @@ impl State {
                 _ => node.state == target,
             };
             node.target = target.into();
+            node.removing |= action == "remove";
             if !at_goal {
                 node.state = moving.into();
                 node.status = moving.into();
@@ -273,6 +368,73 @@ impl State {
         ResponseTemplate::new(202)
             .insert_header("Location", location.as_str())
             .set_body_json(json!({"operationId": id, "nodes": results}))
+    }
+
+    /// `POST .../nodes/create`: one node per set of count 1 named by its
+    /// `nameFormat`, started from its array's current image; a set whose
+    /// name is taken, whose array is unknown or that the test refuses adds
+    /// nothing and says why.
+    fn create(&mut self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let request_id = body["requestId"].as_str().unwrap_or_default().to_string();
+        let sets = body["sets"].as_array().cloned().unwrap_or_default();
+        if sets.is_empty() || self.by_request.contains_key(&request_id) {
+            self.posts.push(("create".into(), request_id, 409));
+            return ResponseTemplate::new(409);
+        }
+        let mut results = Vec::new();
+        let mut created = Vec::new();
+        for set in &sets {
+            let name = set["nameFormat"].as_str().unwrap().to_string();
+            let array = set["nodearray"].as_str().unwrap().to_string();
+            assert_eq!(set["count"], 1, "one node per set: {set}");
+            assert!(!name.contains('%'), "an exact name: {set}");
+            let refusal = if self.nodes.iter().any(|node| node.name == name) {
+                Some(format!("a node named {name} exists"))
+            } else if !self.arrays.iter().any(|(known, _)| *known == array) {
+                Some(format!("no node array {array}"))
+            } else {
+                self.refuse
+                    .get(&("create".to_string(), name.clone()))
+                    .cloned()
+            };
+            if let Some(message) = refusal {
+                results.push(json!({"added": 0, "message": message}));
+                continue;
+            }
+            results.push(json!({"added": 1}));
+            created.push(name.clone());
+            self.nodes.push(MockNode {
+                name,
+                array,
+                state: "Acquiring".into(),
+                target: "Started".into(),
+                status: "Acquiring".into(),
+                message: None,
+                pending: self.steps,
+                fixed: false,
+                image: None,
+                removing: false,
+            });
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.by_request.insert(
+            request_id.clone(),
+            MockOperation {
+                action: "create".into(),
+                nodes: created,
+            },
+        );
+        self.by_id.insert(id.clone(), request_id.clone());
+        self.posts.push(("create".into(), request_id, 202));
+        let location = format!(
+            "{}://{}/operations/{id}",
+            request.url.scheme(),
+            request.url.authority()
+        );
+        ResponseTemplate::new(202)
+            .insert_header("Location", location.as_str())
+            .set_body_json(json!({"operationId": id, "sets": results}))
     }
 
     fn status(&self) -> ResponseTemplate {
@@ -325,9 +487,10 @@ impl Respond for CycleCloudMock {
                     "clusters",
                     _,
                     "nodes",
-                    action @ ("start" | "shutdown" | "deallocate"),
+                    action @ ("start" | "shutdown" | "deallocate" | "terminate" | "remove"),
                 ],
             ) => state.manage(request, action),
+            ("POST", ["clusters", _, "nodes", "create"]) => state.create(request),
             _ => ResponseTemplate::new(400),
         }
     }
@@ -762,7 +925,7 @@ async fn templates_are_node_arrays_or_their_images() {
 }
 
 #[tokio::test]
-async fn a_reimage_deallocates_then_starts_and_is_idempotent_under_its_key() {
+async fn a_reimage_terminates_then_starts_fixed_nodes_and_is_idempotent_under_its_key() {
     let (server, mock) = CycleCloudMock::start().await;
     let dir = tempfile::tempdir().unwrap();
     let client = client_in(&server, &dir);
@@ -794,17 +957,188 @@ async fn a_reimage_deallocates_then_starts_and_is_idempotent_under_its_key() {
             .all(|status| status.state == NodeBootState::Ok)
     );
 
+    // hpc-1 and hpc-2 are `Fixed`: terminated (never deallocated, which
+    // would keep their old disks), then started.
     let posts = mock.posts();
-    let accepted: Vec<&str> = posts
+    assert_eq!(mock.accepted(), ["terminate", "start"], "{posts:?}");
+    assert_eq!(mock.operation_nodes("terminate"), ["hpc-1", "hpc-2"]);
+    assert_eq!(mock.operation_nodes("start"), ["hpc-1", "hpc-2"]);
+    // The later start_boot calls resubmitted the termination under its
+    // request id, which CycleCloud ignored (409).
+    let terminations: Vec<&(String, String, u16)> = posts
         .iter()
-        .filter(|(_, _, status)| *status == 202)
-        .map(|(action, _, _)| action.as_str())
+        .filter(|(action, _, _)| action == "terminate")
         .collect();
-    assert_eq!(accepted, ["deallocate", "start"], "{posts:?}");
-    assert_eq!(
-        posts[0].1, handle.id,
-        "the handle is the deallocation's request id"
+    assert_eq!(terminations.len(), 3, "{posts:?}");
+    assert!(
+        terminations
+            .iter()
+            .all(|(_, request_id, _)| *request_id == terminations[0].1)
     );
+    assert!(
+        terminations[1..]
+            .iter()
+            .all(|(_, _, status)| *status == 409)
+    );
+}
+
+#[tokio::test]
+async fn a_boot_puts_every_node_on_a_fresh_vm_from_its_arrays_current_image() {
+    let (server, mock) = CycleCloudMock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&server, &dir);
+    let old = Some("hpc-image-before-the-test".to_string());
+    mock.set_array_image("hpc", "almalinux-8-hpc-2026");
+
+    // The fake keeps disks as CycleCloud does: a power restart (deallocate,
+    // start) brings a node back on its old disk, whatever the array says.
+    let power = CycleCloudPowerControl::new(Arc::clone(&client));
+    power
+        .power(&ids(&["hpc-2"]), PowerOperation::ForceRestart)
+        .await
+        .unwrap();
+    assert_eq!(mock.images()["hpc-2"], old);
+
+    let boots = CycleCloudBootOrchestrator::new(client);
+    let request = BootRequest {
+        key: "upgrade-11-batch-0".into(),
+        template: "almalinux-8-hpc-2026".into(),
+        nodes: ids(&["hpc-3", "hpc-1", "hpc-2"]),
+    };
+    let handle = boots.start_boot(&request).await.unwrap();
+    let statuses = wait_for_boot(&boots, &handle).await;
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|status| status.state == NodeBootState::Ok),
+        "{statuses:?}"
+    );
+    let images = mock.images();
+    for node in ["hpc-1", "hpc-2", "hpc-3"] {
+        assert_eq!(
+            images[node].as_deref(),
+            Some("almalinux-8-hpc-2026"),
+            "{node} should boot the array's new image: {images:?}"
+        );
+    }
+    assert_eq!(
+        images["htc-1"].as_deref(),
+        Some("htc-image-before-the-test")
+    );
+    // The `Fixed` nodes were terminated and started; hpc-3, which a
+    // termination removes from the cluster, was removed and created again
+    // under its name in its array.
+    assert_eq!(mock.operation_nodes("terminate"), ["hpc-1", "hpc-2"]);
+    assert_eq!(
+        mock.operations("start"),
+        [vec!["hpc-2"], vec!["hpc-1", "hpc-2"]],
+        "the power restart's, then the boot's"
+    );
+    assert_eq!(mock.operation_nodes("remove"), ["hpc-3"]);
+    assert_eq!(mock.operation_nodes("create"), ["hpc-3"]);
+    let state = mock.state();
+    let recreated = state
+        .nodes
+        .iter()
+        .find(|node| node.name == "hpc-3")
+        .unwrap();
+    assert_eq!(recreated.array, "hpc");
+    let deallocations = state
+        .posts
+        .iter()
+        .filter(|(action, _, _)| action == "deallocate")
+        .count();
+    assert_eq!(deallocations, 1, "only the power restart deallocated");
+}
+
+#[tokio::test]
+async fn a_restarted_crus_resumes_a_reimage_without_terminating_or_removing_twice() {
+    let (server, mock) = CycleCloudMock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    mock.set_array_image("hpc", "almalinux-8-hpc-2026");
+    let request = BootRequest {
+        key: "upgrade-12-batch-0".into(),
+        template: "hpc".into(),
+        nodes: ids(&["hpc-1", "hpc-3"]),
+    };
+    let first = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    let handle = first.start_boot(&request).await.unwrap();
+    // crus stops here; meanwhile CycleCloud terminates hpc-1 and removes
+    // hpc-3, which is then no longer listed.
+    drop(first);
+    mock.settle();
+    assert!(!mock.images().contains_key("hpc-3"));
+
+    // A resumed controller that had not saved the handle starts the boot
+    // again under its key: the same handle, nothing new submitted.
+    let second = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    assert_eq!(second.start_boot(&request).await.unwrap(), handle);
+    drop(second);
+    assert_eq!(mock.accepted(), ["terminate", "remove"]);
+
+    // One that had saved it follows it from the handle alone, and creates
+    // hpc-3 again in its array.
+    let third = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    let statuses = wait_for_boot(&third, &handle).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|status| status.state == NodeBootState::Ok),
+        "{statuses:?}"
+    );
+    let fourth = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    assert_eq!(fourth.start_boot(&request).await.unwrap(), handle);
+    assert_eq!(fourth.boot_status(&handle).await.unwrap(), statuses);
+
+    assert_eq!(
+        mock.accepted(),
+        ["terminate", "remove", "start", "create"],
+        "{:?}",
+        mock.posts()
+    );
+    let images = mock.images();
+    assert_eq!(images["hpc-1"].as_deref(), Some("almalinux-8-hpc-2026"));
+    assert_eq!(images["hpc-3"].as_deref(), Some("almalinux-8-hpc-2026"));
+    assert_eq!(
+        images["hpc-2"].as_deref(),
+        Some("hpc-image-before-the-test"),
+        "not in the boot"
+    );
+}
+
+#[tokio::test]
+async fn a_creation_that_adds_nothing_fails_its_node_with_cyclecloud_s_message() {
+    let (server, mock) = CycleCloudMock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let boots = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    mock.state().refuse.insert(
+        ("create".into(), "hpc-3".into()),
+        "Out of quota for Standard_HB120rs_v3".into(),
+    );
+    let request = BootRequest {
+        key: "upgrade-13-batch-0".into(),
+        template: "hpc".into(),
+        nodes: ids(&["hpc-3"]),
+    };
+    let handle = boots.start_boot(&request).await.unwrap();
+    let statuses = wait_for_boot(&boots, &handle).await;
+    assert_eq!(
+        statuses[0].state,
+        NodeBootState::Failed {
+            reason: "Out of quota for Standard_HB120rs_v3".into()
+        }
+    );
+    // A restarted crus no longer knows CycleCloud's answer, and says so.
+    let restarted = CycleCloudBootOrchestrator::new(client_in(&server, &dir));
+    let statuses = restarted.boot_status(&handle).await.unwrap();
+    assert!(
+        matches!(&statuses[0].state, NodeBootState::Failed { reason } if reason.contains("did not create the node again in node array hpc")),
+        "{statuses:?}"
+    );
+    // CycleCloud accepted the creation, whose one set added nothing.
+    assert_eq!(mock.accepted(), ["remove", "create"]);
+    assert!(!mock.images().contains_key("hpc-3"));
 }
 
 #[tokio::test]
@@ -815,7 +1149,7 @@ async fn refused_and_failed_nodes_fail_their_boot_and_the_others_boot() {
     {
         let mut state = mock.state();
         state.refuse.insert(
-            ("deallocate".into(), "hpc-2".into()),
+            ("terminate".into(), "hpc-2".into()),
             "This node must be terminated before it can be removed".into(),
         );
         state
@@ -846,16 +1180,11 @@ async fn refused_and_failed_nodes_fail_their_boot_and_the_others_boot() {
             reason: "Cluster-init script failed".into()
         }
     );
-    // The refused node was not started.
+    // The refused node was not started; hpc-3 (not `Fixed`) was removed
+    // and created again, and its creation failed.
     assert_eq!(state_of(&mock, "hpc-2"), "Started");
-    let start = mock
-        .state()
-        .by_request
-        .values()
-        .find(|op| op.action == "start")
-        .cloned()
-        .unwrap();
-    assert_eq!(start.nodes, ["hpc-1", "hpc-3"]);
+    assert_eq!(mock.operation_nodes("start"), ["hpc-1"]);
+    assert_eq!(mock.operation_nodes("create"), ["hpc-3"]);
 }
 
 #[tokio::test]
@@ -894,7 +1223,7 @@ async fn a_cancelled_reimage_starts_nothing() {
     assert!(
         matches!(&statuses[0].state, NodeBootState::Failed { reason } if reason.contains("cancelled"))
     );
-    assert!(mock.posts().iter().all(|(action, _, _)| action != "start"));
+    assert_eq!(mock.accepted(), ["terminate"]);
 }
 
 #[tokio::test]

@@ -1,10 +1,14 @@
 //! `crus serve` with the inventory, power and boots all `cyclecloud`, as a
 //! real process, on a fake CycleCloud (wiremock keeping its nodes and node
 //! operations; each operation takes a couple of listings): the node array
-//! is the session's group, each step is a reimage (deallocate, then start,
-//! under request ids derived from the step) of the step's nodes only, the
-//! password comes from the environment variable the config names, and the
-//! groups crus creates are kept in the file beside the session database.
+//! is the session's group, each step is a reimage of the step's nodes only
+//! (under request ids derived from the step) that leaves every node on a
+//! fresh VM from the array's current image: the `Fixed` nodes terminated,
+//! then started, the others removed, then created again under their names,
+//! none deallocated (the fake keeps a deallocated node's old disk, as
+//! CycleCloud does); the password comes from the environment variable the
+//! config names, and the groups crus creates are kept in the file beside
+//! the session database.
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,6 +29,10 @@ use site_backends::{assert_no_members, session_body, start_failure, upgrade_all}
 const CLUSTER: &str = "hpc";
 const PASSWORD: &str = "cc-password";
 const IMAGE: &str = "almalinux-8-hpc-2025";
+/// The image every node's OS disk came from before the session.
+const OLD_IMAGE: &str = "almalinux-8-hpc-2024";
+/// The nodes of the array kept in the cluster when terminated.
+const FIXED_NODES: [&str; 2] = ["hpc-1", "hpc-2"];
 /// The node array upgraded, and one that must be left alone.
 const ARRAY_NODES: [&str; 3] = ["hpc-1", "hpc-2", "hpc-3"];
 const OTHER_NODE: &str = "htc-1";
@@ -37,6 +45,11 @@ struct FakeNode {
     state: String,
     target: String,
     pending: u32,
+    fixed: bool,
+    /// The image its OS disk came from; `None` once terminated.
+    image: Option<String>,
+    /// Leaves the cluster once terminated (`remove`, or not `Fixed`).
+    removing: bool,
 }
 
 impl FakeNode {
@@ -47,7 +60,7 @@ impl FakeNode {
             moving => moving,
         };
         json!({"Name": self.name, "Template": self.array, "State": self.state,
-               "TargetState": self.target, "Status": status})
+               "TargetState": self.target, "Status": status, "Fixed": self.fixed})
     }
 }
 
@@ -72,6 +85,9 @@ impl FakeCycleCloud {
             state: "Started".into(),
             target: "Started".into(),
             pending: 0,
+            fixed: FIXED_NODES.contains(&name),
+            image: Some(OLD_IMAGE.into()),
+            removing: false,
         };
         let mut nodes: Vec<FakeNode> = ARRAY_NODES.iter().map(|name| node(name, "hpc")).collect();
         nodes.push(node(OTHER_NODE, "htc"));
@@ -89,8 +105,18 @@ impl FakeState {
             node.pending -= 1;
             if node.pending == 0 {
                 node.state = node.target.clone();
+                match node.state.as_str() {
+                    // A terminated VM's disk is gone; the next VM's comes
+                    // from the array's image (all arrays here boot IMAGE or
+                    // are left alone).
+                    "Terminated" => node.image = None,
+                    "Started" if node.image.is_none() => node.image = Some(IMAGE.into()),
+                    _ => {}
+                }
             }
         }
+        self.nodes
+            .retain(|node| !(node.state == "Terminated" && (node.removing || !node.fixed)));
         let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
         let Some(request_id) = query.get("request_id").or(query.get("operation")) else {
             let nodes: Vec<Value> = self.nodes.iter().map(FakeNode::record).collect();
@@ -121,7 +147,8 @@ impl FakeState {
         }
         let (target, moving) = match action {
             "start" => ("Started", "Acquiring"),
-            _ => ("Deallocated", "Deallocating"),
+            "deallocate" => ("Deallocated", "Deallocating"),
+            _ => ("Terminated", "Terminating"),
         };
         for node in self
             .nodes
@@ -129,6 +156,7 @@ impl FakeState {
             .filter(|node| names.contains(&node.name))
         {
             node.target = target.into();
+            node.removing |= action == "remove";
             if node.state != target {
                 node.state = moving.into();
                 node.pending = LISTINGS_PER_OPERATION;
@@ -149,6 +177,43 @@ impl FakeState {
         ResponseTemplate::new(202)
             .insert_header("Location", location.as_str())
             .set_body_json(json!({"operationId": request_id, "nodes": results}))
+    }
+
+    /// `POST .../nodes/create`: one new node per set, named by its
+    /// `nameFormat`, started from its array's image.
+    fn create(&mut self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let request_id = body["requestId"].as_str().unwrap().to_string();
+        if self.operations.contains_key(&request_id) {
+            return ResponseTemplate::new(409);
+        }
+        let mut names = Vec::new();
+        let mut results = Vec::new();
+        for set in body["sets"].as_array().unwrap() {
+            let name = set["nameFormat"].as_str().unwrap().to_string();
+            assert_eq!(set["count"], 1, "{set}");
+            if self.nodes.iter().any(|node| node.name == name) {
+                results.push(json!({"added": 0, "message": "the name is taken"}));
+                continue;
+            }
+            results.push(json!({"added": 1}));
+            self.nodes.push(FakeNode {
+                name: name.clone(),
+                array: set["nodearray"].as_str().unwrap().into(),
+                state: "Acquiring".into(),
+                target: "Started".into(),
+                pending: LISTINGS_PER_OPERATION,
+                fixed: false,
+                image: None,
+                removing: false,
+            });
+            names.push(name);
+        }
+        self.operations
+            .insert(request_id.clone(), ("create".into(), names.clone()));
+        self.posts.push(("create".into(), names));
+        ResponseTemplate::new(202)
+            .set_body_json(json!({"operationId": request_id, "sets": results}))
     }
 }
 
@@ -173,9 +238,10 @@ impl Respond for FakeCycleCloud {
                     "clusters",
                     _,
                     "nodes",
-                    action @ ("start" | "deallocate" | "shutdown"),
+                    action @ ("start" | "deallocate" | "shutdown" | "terminate" | "remove"),
                 ],
             ) => state.manage(request, action),
+            ("POST", ["clusters", _, "nodes", "create"]) => state.create(request),
             _ => ResponseTemplate::new(400),
         }
     }
@@ -227,37 +293,44 @@ async fn a_session_reimages_each_step_of_the_node_array_through_cyclecloud() {
     let body = session_body("hpc", IMAGE, 2, escalating);
     upgrade_all(&server.url, &body, ARRAY_NODES.len()).await;
 
-    // Per step: its nodes deallocated, then the same nodes started; every
-    // node of the array reimaged once, the other array never touched.
+    // Each node of the array reimaged once: a `Fixed` one terminated, then
+    // started; the other removed, then created again; none deallocated,
+    // the other array never touched.
     let posts = fake.0.lock().unwrap().posts.clone();
-    assert_eq!(posts.len(), 4, "two steps, two operations each: {posts:?}");
-    let mut reimaged = Vec::new();
-    for step in posts.chunks(2) {
-        let [(first, deallocated), (second, started)] = step else {
-            unreachable!("chunks of two");
+    let touching = |node: &str| -> Vec<&str> {
+        posts
+            .iter()
+            .filter(|(_, nodes)| nodes.iter().any(|name| name == node))
+            .map(|(action, _)| action.as_str())
+            .collect()
+    };
+    for node in ARRAY_NODES {
+        let expected = if FIXED_NODES.contains(&node) {
+            ["terminate", "start"]
+        } else {
+            ["remove", "create"]
         };
-        assert_eq!(
-            (first.as_str(), second.as_str()),
-            ("deallocate", "start"),
-            "{posts:?}"
-        );
-        assert_eq!(deallocated, started, "{posts:?}");
-        reimaged.extend(started.iter().cloned());
+        assert_eq!(touching(node), expected, "{node}: {posts:?}");
     }
-    reimaged.sort();
-    assert_eq!(reimaged, ARRAY_NODES);
-    let states: Vec<(String, String)> = fake
+    assert!(touching(OTHER_NODE).is_empty(), "{posts:?}");
+    let nodes: Vec<(String, String, String, Option<String>)> = fake
         .0
         .lock()
         .unwrap()
         .nodes
         .iter()
-        .map(|node| (node.name.clone(), node.state.clone()))
+        .map(|node| {
+            let at = (node.name.clone(), node.array.clone());
+            (at.0, at.1, node.state.clone(), node.image.clone())
+        })
         .collect();
-    assert!(
-        states.iter().all(|(_, state)| state == "Started"),
-        "{states:?}"
-    );
+    assert_eq!(nodes.len(), ARRAY_NODES.len() + 1, "{nodes:?}");
+    for (name, array, state, image) in &nodes {
+        assert_eq!(state, "Started", "{nodes:?}");
+        let expected = if name == OTHER_NODE { OLD_IMAGE } else { IMAGE };
+        assert_eq!(image.as_deref(), Some(expected), "{name}: {nodes:?}");
+        assert_eq!(array, if name == OTHER_NODE { "htc" } else { "hpc" });
+    }
 
     // The groups crus created live in the default file beside the database.
     let groups: Value = serde_json::from_str(

@@ -4,8 +4,11 @@
 //!   node listing, and the groups crus creates kept in a state file;
 //! - [`CycleCloudPowerControl`]: node power as VM start, shutdown and
 //!   deallocation (the mapping is in its documentation);
-//! - [`CycleCloudBootOrchestrator`]: boots as reimages, deallocate then
-//!   start, so nodes come up from their node array's current image.
+//! - [`CycleCloudBootOrchestrator`]: boots as reimages, each node on a
+//!   fresh VM from its node array's current image: `Fixed` nodes are
+//!   terminated then started, the others removed then created again under
+//!   the same name (why, and how a template is checked, in its
+//!   documentation).
 //!
 //! All three share one [`CycleCloudClient`], made from a [`CycleCloudConfig`]:
 //!
@@ -38,11 +41,13 @@
 
 mod client;
 mod config;
+mod create;
 mod error;
 mod groups;
 mod inventory;
 mod nodes;
 mod operation;
+mod plan;
 mod power;
 mod reimage;
 

@@ -6,9 +6,10 @@
 //! node was created from), `State` (`Started`, `Deallocated`, `Terminated`,
 //! ... and the transitions between them), `TargetState` (where an operation
 //! is taking the node), `Status` (the summary the UI shows: `Off`,
-//! `Acquiring`, `Preparing`, `Ready`, `Failed`) and `StatusMessage`. All are
-//! optional so that a record missing one still parses; any other attribute
-//! is ignored.
+//! `Acquiring`, `Preparing`, `Ready`, `Failed`), `StatusMessage` and `Fixed`
+//! (whether the node stays in the cluster when terminated; CycleCloud
+//! removes a terminated node that is not `Fixed`). All are optional so that
+//! a record missing one still parses; any other attribute is ignored.
 
 use std::collections::HashMap;
 
@@ -35,6 +36,10 @@ pub(crate) struct NodeRecord {
     pub(crate) status: Option<String>,
     #[serde(rename = "StatusMessage", default)]
     pub(crate) status_message: Option<String>,
+    /// Read leniently (a boolean or its text) by [`NodeRecord::is_fixed`],
+    /// so that an unexpected form cannot make the whole listing unreadable.
+    #[serde(rename = "Fixed", default)]
+    pub(crate) fixed: Option<serde_json::Value>,
 }
 
 /// The `NodeList` answer.
@@ -96,6 +101,16 @@ impl NodeRecord {
             Some("Started") => PowerState::On,
             Some("Deallocated" | "Terminated" | "Off") => PowerState::Off,
             _ => self.power_state(),
+        }
+    }
+
+    /// Whether the node is `Fixed`: kept in the cluster when terminated.
+    /// A record without the attribute is not (CycleCloud's default).
+    pub(crate) fn is_fixed(&self) -> bool {
+        match &self.fixed {
+            Some(serde_json::Value::Bool(fixed)) => *fixed,
+            Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case("true"),
+            _ => false,
         }
     }
 

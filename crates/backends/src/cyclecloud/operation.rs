@@ -1,4 +1,4 @@
-//! Node operations (`POST /clusters/{cluster}/nodes/{start,shutdown,deallocate}`):
+//! Node operations (`POST /clusters/{cluster}/nodes/{start,shutdown,deallocate,terminate,remove}`):
 //! submitting one under a `requestId`, adopting one submitted before, and
 //! following it until its nodes settle.
 
@@ -20,6 +20,11 @@ pub(crate) enum Action {
     Shutdown,
     /// Stop and deallocate the VMs, keeping their disks and node records.
     Deallocate,
+    /// Delete the VMs and their OS disks; the records of nodes that are not
+    /// `Fixed` are removed too.
+    Terminate,
+    /// Terminate the nodes and remove their records, `Fixed` or not.
+    Remove,
 }
 
 impl Action {
@@ -29,6 +34,8 @@ impl Action {
             Action::Start => "start",
             Action::Shutdown => "shutdown",
             Action::Deallocate => "deallocate",
+            Action::Terminate => "terminate",
+            Action::Remove => "remove",
         }
     }
 
@@ -36,7 +43,9 @@ impl Action {
     pub(crate) fn goal(self) -> PowerState {
         match self {
             Action::Start => PowerState::On,
-            Action::Shutdown | Action::Deallocate => PowerState::Off,
+            Action::Shutdown | Action::Deallocate | Action::Terminate | Action::Remove => {
+                PowerState::Off
+            }
         }
     }
 }
@@ -196,8 +205,8 @@ pub(crate) async fn nodes_of(
 /// [`poll_timeout`](super::CycleCloudConfig::poll_timeout).
 ///
 /// A node missing from the operation's listing is unknown to the cluster,
-/// except after a shutdown: CycleCloud removes a terminated node unless it
-/// is `Fixed`, and a node that is gone is off.
+/// except after an operation that terminates: CycleCloud removes a
+/// terminated node unless it is `Fixed`, and a node that is gone is off.
 pub(crate) async fn wait_until_settled(
     client: &CycleCloudClient,
     tracking: &Tracking,
@@ -219,7 +228,11 @@ pub(crate) async fn wait_until_settled(
             .map(String::as_str)
             .filter(|name| !by_name.contains_key(name))
             .collect();
-        if !missing.is_empty() && action != Action::Shutdown {
+        let may_remove = matches!(
+            action,
+            Action::Shutdown | Action::Terminate | Action::Remove
+        );
+        if !missing.is_empty() && !may_remove {
             return Err(CycleCloudError::UnknownNodes {
                 cluster: config.cluster.clone(),
                 nodes: missing.join(", "),

@@ -16,8 +16,9 @@
 //! follows each node's `ShutdownPolicy`, which by default terminates the
 //! VM and discards its OS disk; `deallocate` always stops the VM and keeps
 //! its disk and node record, so `On` brings the same node back. For the same
-//! reason both restarts deallocate: the node comes back as it was, not
-//! reimaged (reimaging is what
+//! reason both restarts deallocate: the node comes back as it was, from its
+//! old disk and image, not reimaged (reimaging, which terminates or removes
+//! the VM so that a fresh one is built from the node array's image, is what
 //! [`CycleCloudBootOrchestrator`](super::CycleCloudBootOrchestrator) does).
 //! `GracefulShutdown` is `shutdown`: the administrator's policy decides (and
 //! a node it terminates may be removed from the cluster unless it is
