@@ -4,7 +4,7 @@
 //! A boot service takes as long as it takes: BOS waits up to its own
 //! `max_boot_wait_time` (20 minutes) for a node to boot, then configures it
 //! with CFS; a Kadeploy deployment reboots each node twice around an image
-//! copy; CycleCloud deallocates and starts a virtual machine. A single
+//! copy; CycleCloud terminates and starts a fresh virtual machine. A single
 //! server-wide default shorter than that fails nodes the service is still
 //! booting. So each boot backend's section has a `boot_timeout`, with a
 //! default chosen for that service, and a session's boot timeout is, first
@@ -33,7 +33,7 @@ pub const BOS_DEFAULT: Duration = Duration::from_secs(40 * 60);
 /// environments take minutes more.
 pub const KADEPLOY_DEFAULT: Duration = Duration::from_secs(30 * 60);
 
-/// CycleCloud: a reimage deallocates the virtual machine and starts it again;
+/// CycleCloud: a reimage terminates the virtual machine and starts a fresh one;
 /// the allocation, the boot and CycleCloud's node preparation (cluster-init)
 /// commonly take 10 to 20 minutes.
 pub const CYCLECLOUD_DEFAULT: Duration = Duration::from_secs(30 * 60);
