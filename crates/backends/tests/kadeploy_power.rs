@@ -89,12 +89,13 @@ fn kadeploy_error(text: &str, errno: u32) -> ResponseTemplate {
 }
 
 impl FakeState {
-    /// The hosts of an operation's body, or the 400 for unknown ones.
-    fn hosts(&self, hosts: &[String]) -> Result<Vec<String>, ResponseTemplate> {
+    /// The hosts of an operation, or `None` when one is unknown (or none
+    /// is given), which Kadeploy refuses.
+    fn hosts(&self, hosts: &[String]) -> Option<Vec<String>> {
         if hosts.is_empty() || hosts.iter().any(|host| !self.nodes.contains_key(host)) {
-            return Err(kadeploy_error("Invalid node list", 2));
+            return None;
         }
-        Ok(hosts.to_vec())
+        Some(hosts.to_vec())
     }
 
     fn operate(&mut self, request: &Request, kind: &str) -> ResponseTemplate {
@@ -106,8 +107,8 @@ impl FakeState {
         ));
         let hosts: Vec<String> = serde_json::from_value(body["nodes"].clone()).unwrap_or_default();
         let hosts = match self.hosts(&hosts) {
-            Ok(hosts) => hosts,
-            Err(refused) => return refused,
+            Some(hosts) => hosts,
+            None => return kadeploy_error("Invalid node list", 2),
         };
         let level = body["level"].as_str().unwrap_or("soft");
         if !["soft", "hard", "very_hard"].contains(&level) {
@@ -160,8 +161,8 @@ impl FakeState {
             .map(|(_, value)| value.to_string())
             .collect();
         let hosts = match self.hosts(&asked) {
-            Ok(hosts) => hosts,
-            Err(refused) => return refused,
+            Some(hosts) => hosts,
+            None => return kadeploy_error("Invalid node list", 2),
         };
         let mut outputs = BTreeMap::new();
         for host in hosts {

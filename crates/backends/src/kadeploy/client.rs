@@ -268,7 +268,12 @@ const MAX_MESSAGE_CHARS: usize = 500;
 fn first_meaningful_line(text: &str) -> Option<&str> {
     text.lines()
         .map(str::trim)
-        .find(|line| !line.is_empty() && !(line.starts_with("----") && line.ends_with("----")))
+        .find(|line| !line.is_empty() && !is_framing(line))
+}
+
+/// Whether `line` is one of the `---- … ----` lines around a Ruby exception.
+fn is_framing(line: &str) -> bool {
+    line.starts_with("----") && line.ends_with("----")
 }
 
 /// The certificates of the PEM bundle `ca_file`.
