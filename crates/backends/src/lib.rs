@@ -17,7 +17,8 @@
 //! - `redfish` (feature `redfish`): `RedfishPowerControl`, node power
 //!   through Redfish BMCs.
 //! - `kadeploy` (feature `kadeploy`): `KadeployBootOrchestrator`, boots
-//!   through Kadeploy3 deployments.
+//!   through Kadeploy3 deployments, and `KadeployPowerControl`, node power
+//!   and reboots through Kadeploy3's power and reboot operations.
 //! - `cyclecloud` (feature `cyclecloud`): Azure CycleCloud node arrays as the
 //!   inventory, node power, and reimaging boots.
 //!

@@ -1,6 +1,9 @@
 //! `KadeployBootOrchestrator` against wiremock answering with the shapes and
 //! status codes of the Kadeploy3 API (4.0, behind a Grid'5000 site path):
-//! the request it posts, per-node results with failure reasons, cancel,
+//! the request it posts (the authorized_keys location sent as it is),
+//! per-node results with failure reasons (a `ko` node's from `/state`, a run
+//! that failed as a whole failing every node at once with `/error`'s text,
+//! whatever shape its `nodes` has), cancel,
 //! unknown deployments, malformed templates, credentials, idempotent
 //! starts (twice, concurrently, after a restart, after a lost POST answer),
 //! configuration errors, retries of what is safe to retry, and the
@@ -233,18 +236,43 @@ async fn a_running_deployment_reports_its_processing_nodes_in_progress() {
     );
 }
 
-#[tokio::test]
-async fn ko_nodes_fail_with_the_reason_from_the_error_resource() {
-    let server = MockServer::start().await;
-    mount_deployment(&server, deployment(WID, true, &[HOST_8], &[HOST_9], &[])).await;
+/// `GET /deployment/{WID}/state` answering `answer`, which must be read once.
+async fn mount_state_once(server: &MockServer, answer: Value) {
+    Mock::given(method("GET"))
+        .and(path(site(&format!("/deployment/{WID}/state"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+/// `GET /deployment/{WID}/error` answering `{}`, as for a run that did not
+/// fail as a whole, which crus must not need.
+async fn mount_empty_error_unread(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path(site(&format!("/deployment/{WID}/error"))))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({HOST_9: "Cannot connect to the node after the reboot (reboot_classical)"}),
-        ))
-        .expect(1)
-        .mount(&server)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(0)
+        .mount(server)
         .await;
+}
+
+#[tokio::test]
+async fn a_ko_node_fails_with_the_error_and_step_kadeploy_recorded_in_its_state() {
+    let server = MockServer::start().await;
+    mount_deployment(&server, deployment(WID, true, &[HOST_8], &[HOST_9], &[])).await;
+    // What `NodeState#set` leaves: the ok node's steps unset (null), the ko
+    // node's error written by the logger as "<macro>-<micro>: <stderr>".
+    mount_state_once(
+        &server,
+        json!({
+            HOST_8: {"macro": null, "micro": null, "state": "ok"},
+            HOST_9: {"macro": "SetDeploymentEnvUntrusted", "micro": "wait_reboot", "state": "ko",
+                     "error": "SetDeploymentEnvUntrusted-wait_reboot: Unreachable after the reboot"}
+        }),
+    )
+    .await;
+    mount_empty_error_unread(&server).await;
     let reported = status_of(&server).await;
     assert_states(
         &reported,
@@ -253,11 +281,40 @@ async fn ko_nodes_fail_with_the_reason_from_the_error_resource() {
             (
                 "econome-9",
                 NodeBootState::Failed {
-                    reason: "Cannot connect to the node after the reboot (reboot_classical)"
+                    reason: "SetDeploymentEnvUntrusted-wait_reboot: Unreachable after the reboot"
                         .to_string(),
                 },
             ),
         ],
+    );
+}
+
+#[tokio::test]
+async fn a_ko_nodes_reason_names_its_step_and_falls_back_to_a_generic_one_only_without_error() {
+    let server = MockServer::start().await;
+    mount_deployment(&server, deployment(WID, true, &[], &[HOST_8, HOST_9], &[])).await;
+    mount_state_once(
+        &server,
+        json!({
+            HOST_8: {"macro": "BroadcastEnvKascade", "micro": "send_environment", "state": "ko",
+                     "error": "Cannot write the image"},
+            HOST_9: {"macro": "BootNewEnvKexec", "micro": "reboot", "state": "ko"}
+        }),
+    )
+    .await;
+    mount_empty_error_unread(&server).await;
+    let reported = status_of(&server).await;
+    assert_eq!(
+        reported[0].state,
+        NodeBootState::Failed {
+            reason: "BroadcastEnvKascade-send_environment: Cannot write the image".to_string()
+        }
+    );
+    assert!(
+        matches!(&reported[1].state, NodeBootState::Failed { reason }
+            if reason.contains("without saying why") && reason.contains("/logs")),
+        "{:?}",
+        reported[1]
     );
 }
 
@@ -292,11 +349,11 @@ async fn a_workflow_that_failed_as_a_whole_fails_its_unfinished_nodes_with_its_e
 }
 
 #[tokio::test]
-async fn an_unreadable_error_resource_still_reports_the_ko_nodes_failed() {
+async fn an_unreadable_state_resource_still_reports_the_ko_nodes_failed() {
     let server = MockServer::start().await;
     mount_deployment(&server, deployment(WID, true, &[], &[HOST_8, HOST_9], &[])).await;
     Mock::given(method("GET"))
-        .and(path(site(&format!("/deployment/{WID}/error"))))
+        .and(path(site(&format!("/deployment/{WID}/state"))))
         .respond_with(ResponseTemplate::new(403).set_body_string("Insufficient rights"))
         .mount(&server)
         .await;
@@ -311,12 +368,131 @@ async fn an_unreadable_error_resource_still_reports_the_ko_nodes_failed() {
     }
 }
 
+/// A run that failed as a whole, as `work_get` shows it to its owner: no
+/// `nodes` key at all (it adds them only when there is no error), and the
+/// environment with no id once the run was freed.
+fn failed_run(wid: &str) -> Value {
+    json!({
+        "wid": wid, "user": "crus", "done": true, "error": true, "start_time": 1467383724,
+        "environment": {"id": null, "user": "deploy", "name": "debian11-min", "version": 2023011315u64},
+        "time": 3.2
+    })
+}
+
+/// `/error` of a run that failed on a file Kadeploy could not fetch: its own
+/// error, so a 400 with `to_msg(errno) -- message` as text (`httpd.rb`).
+fn grab_error(file: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400)
+        .insert_header("X-Application-Error-Code", "5")
+        .set_body_string(format!("Invalid file -- Unable to grab the file {file}\n"))
+}
+
 #[tokio::test]
-async fn a_successful_deployment_does_not_read_the_error_resource() {
+async fn a_run_that_failed_as_a_whole_fails_every_node_at_once_with_the_text_of_its_error() {
     let server = MockServer::start().await;
-    mount_deployment(&server, deployment(WID, true, &[HOST_8, HOST_9], &[], &[])).await;
+    mount_environments(&server).await;
+    mount_listing(&server, json!([])).await;
+    mount_post_once(
+        &server,
+        ResponseTemplate::new(200).set_body_json(created(WID)),
+    )
+    .await;
+    mount_deployment(&server, failed_run(WID)).await;
     Mock::given(method("GET"))
         .and(path(site(&format!("/deployment/{WID}/error"))))
+        .respond_with(grab_error("/home/crus/.ssh/authorized_keys"))
+        .mount(&server)
+        .await;
+    let kadeploy = orchestrator(&config(&server));
+    let handle = kadeploy
+        .start_boot(&request("crus-s1-step-0"))
+        .await
+        .unwrap();
+    // The first read already fails both: nothing is left to wait for.
+    let reported = kadeploy.boot_status(&handle).await.unwrap();
+    let reason = "Invalid file -- Unable to grab the file /home/crus/.ssh/authorized_keys";
+    assert_states(
+        &reported,
+        &[
+            (
+                "econome-8",
+                NodeBootState::Failed {
+                    reason: reason.to_string(),
+                },
+            ),
+            (
+                "econome-9",
+                NodeBootState::Failed {
+                    reason: reason.to_string(),
+                },
+            ),
+        ],
+    );
+
+    // A process that did not start it (a restarted controller) cannot name
+    // the hosts, which Kadeploy does not show; it says why instead.
+    let error = orchestrator(&config(&server))
+        .boot_status(&handle)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains(reason) && error.to_string().contains("failed as a whole"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_shown_as_a_plain_list_of_hosts_fails_each_of_them() {
+    let server = MockServer::start().await;
+    // What other users than the owner see: `ret[:nodes] = info[:nodelist]`.
+    let mut failed = failed_run(WID);
+    failed["nodes"] = json!([HOST_8, HOST_9]);
+    failed["user"] = json!("alice");
+    mount_deployment(&server, failed).await;
+    Mock::given(method("GET"))
+        .and(path(site(&format!("/deployment/{WID}/error"))))
+        .respond_with(ResponseTemplate::new(500).set_body_string(
+            "---- RuntimeError ----\nThe cache is broken\n---- Stack trace ----\n  x.rb:1\n",
+        ))
+        .mount(&server)
+        .await;
+    let reported = status_of(&server).await;
+    assert_eq!(reported.len(), 2);
+    for status in &reported {
+        assert!(
+            matches!(&status.state, NodeBootState::Failed { reason }
+                if reason.contains("The cache is broken") && !reason.contains("----")),
+            "{status:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_whose_error_says_nothing_still_fails_its_nodes_with_a_generic_reason() {
+    let server = MockServer::start().await;
+    let mut failed = failed_run(WID);
+    failed["nodes"] = json!([HOST_8]);
+    mount_deployment(&server, failed).await;
+    Mock::given(method("GET"))
+        .and(path(site(&format!("/deployment/{WID}/error"))))
+        .respond_with(ResponseTemplate::new(200).set_body_string("\n"))
+        .mount(&server)
+        .await;
+    let reported = status_of(&server).await;
+    assert!(
+        matches!(&reported[0].state, NodeBootState::Failed { reason }
+            if reason.contains("failed as a whole")),
+        "{reported:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_successful_deployment_reads_neither_its_state_nor_its_error() {
+    let server = MockServer::start().await;
+    mount_deployment(&server, deployment(WID, true, &[HOST_8, HOST_9], &[], &[])).await;
+    mount_empty_error_unread(&server).await;
+    Mock::given(method("GET"))
+        .and(path(site(&format!("/deployment/{WID}/state"))))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
         .expect(0)
         .mount(&server)
@@ -377,18 +553,23 @@ async fn a_cancel_refused_for_another_reason_is_an_error() {
 }
 
 #[tokio::test]
-async fn status_of_an_unknown_deployment_is_not_found_for_404_and_405() {
+async fn status_of_an_unknown_deployment_is_not_found_for_404_405_and_invalid_workflow_id() {
     let server = MockServer::start().await;
-    for (wid, status) in [("D-unknown-404", 404), ("D-unknown-405", 405)] {
+    for (wid, status, body) in [
+        ("D-unknown-404", 404, "Not Found"),
+        ("D-unknown-405", 405, "Method Not Allowed"),
+        // kadeploy-server itself: `kaerror(INVALID_WORKFLOW_ID)` as a 400.
+        ("D-unknown-400", 400, "Invalid workflow ID\n"),
+    ] {
         Mock::given(method("GET"))
             .and(path(site(&format!("/deployment/{wid}"))))
-            .respond_with(ResponseTemplate::new(status).set_body_string("Not Found"))
+            .respond_with(ResponseTemplate::new(status).set_body_string(body))
             .expect(1)
             .mount(&server)
             .await;
     }
     let kadeploy = orchestrator(&config(&server));
-    for wid in ["D-unknown-404", "D-unknown-405"] {
+    for wid in ["D-unknown-404", "D-unknown-405", "D-unknown-400"] {
         let unknown = BootHandle {
             key: "k".to_string(),
             id: wid.to_string(),
@@ -780,8 +961,23 @@ async fn a_5xx_that_persists_is_unavailable_after_the_retries() {
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
 }
 
-/// A Kadeploy that keeps its environments and deployments; a deployment is
-/// done with every node ok after it was read `POLLS_TO_FINISH` times.
+/// A Kadeploy that keeps its environments and deployments, answering in the
+/// shapes of the Kadeploy 3 server (`lib/kadeploy3/server/kaworkflow.rb`):
+/// - a deployment is done after it was read `POLLS_TO_FINISH` times; its
+///   hosts in `failing` then end `ko` with the error Kadeploy's logger
+///   records in `/state` as `"<macro>-<micro>: <stderr>"` (`Debug::Logger#error`
+///   in `server/debug.rb`, `NodeState#set` in `common/nodes.rb`), the others
+///   `ok` with their steps unset (`Workflow#success!`, `server/workflow.rb`);
+///   its `/error` answers `{}` (`work_get_error` returns nothing unless the
+///   whole run failed; `{}` as the Grid'5000 API shows it, seed 003);
+/// - a deployment whose `ssh_authorized_keys` is not in `fetchable` fails as
+///   a whole at once, as when `GrabFile.grab_user_files` cannot fetch it
+///   (`server/grabfile.rb`, `common/fetchfile.rb`): `work_get` gives its
+///   owner no `nodes` (only added `if !error`) and other users a plain list
+///   of hosts (`ret[:nodes] = info[:nodelist]`); `/error` answers the
+///   `KadeployError` as text with a 400 (`do_METHOD` in `common/httpd.rb`:
+///   `to_msg(errno) -- message`); `/state` answers nothing (`work_get_state`
+///   breaks on error; nil is an empty text body).
 #[derive(Clone, Default)]
 struct FakeKadeploy {
     state: Arc<Mutex<FakeState>>,
@@ -792,29 +988,93 @@ struct FakeState {
     environments: Vec<Value>,
     deployments: Vec<FakeDeployment>,
     posts: usize,
+    /// Hosts whose deployment ends `ko`.
+    failing: Vec<String>,
+    /// The authorized_keys locations Kadeploy can fetch; any other fails the
+    /// run as a whole.
+    fetchable: Vec<String>,
 }
 
 struct FakeDeployment {
     wid: String,
+    user: String,
     hosts: Vec<String>,
+    failing: Vec<String>,
     environment: Value,
     reads: u32,
+    /// The error that ended the run as a whole, if one did.
+    run_error: Option<String>,
 }
 
 const POLLS_TO_FINISH: u32 = 2;
 
+/// The reason the fake's logger records for a failing host.
+const FAKE_KO_ERROR: &str = "SetDeploymentEnvUntrusted-wait_reboot: Unreachable after the reboot";
+
 impl FakeDeployment {
-    fn json(&self) -> Value {
-        let done = self.reads >= POLLS_TO_FINISH;
-        let mut answer = deployment(&self.wid, done, &[], &[], &[]);
-        let hosts = json!(self.hosts);
-        if done {
-            answer["nodes"]["ok"] = hosts;
-        } else {
-            answer["nodes"]["processing"] = hosts;
+    fn done(&self) -> bool {
+        self.run_error.is_some() || self.reads >= POLLS_TO_FINISH
+    }
+
+    /// `GET /deployment/{wid}` as `viewer` sees it.
+    fn json(&self, viewer: &str) -> Value {
+        let done = self.done();
+        let mut answer = json!({
+            "wid": self.wid, "user": self.user, "done": done,
+            "error": self.run_error.is_some(), "start_time": 1467383724,
+        });
+        if viewer != self.user {
+            answer["nodes"] = json!(self.hosts);
+            return answer;
         }
         answer["environment"] = self.environment.clone();
+        if self.run_error.is_none() {
+            let (ko, ok): (Vec<&String>, Vec<&String>) = self
+                .hosts
+                .iter()
+                .partition(|host| self.failing.contains(host));
+            answer["logs"] = json!(true);
+            answer["nodes"] = if done {
+                json!({"ok": ok, "ko": ko})
+            } else {
+                json!({"ok": [], "ko": [], "processing": self.hosts})
+            };
+            answer["time"] = json!(62.11);
+        }
         answer
+    }
+
+    /// `GET /deployment/{wid}/state`.
+    fn states(&self) -> ResponseTemplate {
+        if self.run_error.is_some() {
+            return ResponseTemplate::new(200).set_body_string("\n");
+        }
+        let states: serde_json::Map<String, Value> = self
+            .hosts
+            .iter()
+            .map(|host| {
+                let state = if !self.done() {
+                    json!({"macro": "SetDeploymentEnvUntrusted", "micro": "reboot", "state": "ok"})
+                } else if self.failing.contains(host) {
+                    json!({"macro": "SetDeploymentEnvUntrusted", "micro": "wait_reboot",
+                           "state": "ko", "error": FAKE_KO_ERROR})
+                } else {
+                    json!({"macro": null, "micro": null, "state": "ok"})
+                };
+                (host.clone(), state)
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(states)
+    }
+
+    /// `GET /deployment/{wid}/error`.
+    fn error(&self) -> ResponseTemplate {
+        match &self.run_error {
+            Some(error) => ResponseTemplate::new(400)
+                .insert_header("X-Application-Error-Code", "5")
+                .set_body_string(format!("{error}\n")),
+            None => ResponseTemplate::new(200).set_body_json(json!({})),
+        }
     }
 }
 
@@ -824,6 +1084,12 @@ impl Respond for FakeKadeploy {
         let Some(rest) = request.url.path().strip_prefix(SITE) else {
             return ResponseTemplate::new(404);
         };
+        let viewer = request
+            .headers
+            .get("X-Remote-Ident")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("crus")
+            .to_string();
         let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
         match (request.method.as_str(), segments.as_slice()) {
             ("GET", ["environments"]) => {
@@ -844,8 +1110,11 @@ impl Respond for FakeKadeploy {
                 ResponseTemplate::new(200).set_body_json(listed)
             }
             ("GET", ["deployment"]) => {
-                let listed: Vec<Value> =
-                    state.deployments.iter().map(FakeDeployment::json).collect();
+                let listed: Vec<Value> = state
+                    .deployments
+                    .iter()
+                    .map(|deployment| deployment.json(&viewer))
+                    .collect();
                 ResponseTemplate::new(200).set_body_json(listed)
             }
             ("POST", ["deployment"]) => {
@@ -862,28 +1131,44 @@ impl Respond for FakeKadeploy {
                         "---- NoMethodError ----\nprivate method `select' called",
                     );
                 };
+                // The keys file is fetched once the run started, so a file
+                // that cannot be fetched fails the run, not the POST.
+                let run_error = body["ssh_authorized_keys"].as_str().and_then(|keys| {
+                    (!state.fetchable.iter().any(|fetchable| fetchable == keys))
+                        .then(|| format!("Invalid file -- Unable to grab the file {keys}"))
+                });
                 let wid = format!("D-{}", uuid::Uuid::new_v4());
                 state.posts += 1;
+                let failing = state.failing.clone();
                 state.deployments.push(FakeDeployment {
                     wid: wid.clone(),
+                    user: viewer,
                     hosts: serde_json::from_value(body["nodes"].clone()).unwrap(),
+                    failing,
                     environment: json!({"id": 1, "name": environment["name"],
                         "version": environment["version"], "user": environment["user"]}),
                     reads: 0,
+                    run_error,
                 });
                 ResponseTemplate::new(200).set_body_json(created(&wid))
             }
-            ("GET", ["deployment", wid]) => {
-                match state.deployments.iter_mut().find(|found| found.wid == *wid) {
-                    Some(found) => {
+            ("GET", ["deployment", wid, rest @ ..]) => {
+                let Some(found) = state.deployments.iter_mut().find(|found| found.wid == *wid)
+                else {
+                    // `kaerror(INVALID_WORKFLOW_ID)` in `workflow_get`.
+                    return ResponseTemplate::new(400)
+                        .insert_header("X-Application-Error-Code", "1")
+                        .set_body_string("Invalid workflow ID\n");
+                };
+                match rest {
+                    [] => {
                         found.reads += 1;
-                        ResponseTemplate::new(200).set_body_json(found.json())
+                        ResponseTemplate::new(200).set_body_json(found.json(&viewer))
                     }
-                    None => ResponseTemplate::new(404).set_body_string("Not Found"),
+                    ["state"] => found.states(),
+                    ["error"] => found.error(),
+                    _ => ResponseTemplate::new(404),
                 }
-            }
-            ("GET", ["deployment", _, "error"]) => {
-                ResponseTemplate::new(200).set_body_json(json!({}))
             }
             ("DELETE", ["deployment", wid]) => {
                 let before = state.deployments.len();
@@ -899,10 +1184,9 @@ impl Respond for FakeKadeploy {
     }
 }
 
-#[tokio::test]
-async fn the_conformance_suite_passes_against_a_stateful_kadeploy() {
+/// A wiremock server answering with `fake`.
+async fn serve(fake: &FakeKadeploy) -> MockServer {
     let server = MockServer::start().await;
-    let fake = FakeKadeploy::default();
     fake.state.lock().unwrap().environments = vec![
         environment("debian11-min", 2023011315, "deploy"),
         environment("debian11-big", 2023011315, "deploy"),
@@ -911,6 +1195,144 @@ async fn the_conformance_suite_passes_against_a_stateful_kadeploy() {
         .respond_with(fake.clone())
         .mount(&server)
         .await;
+    server
+}
+
+/// `boot_status` of `handle` until no node is in progress (a few reads).
+async fn final_states(
+    kadeploy: &KadeployBootOrchestrator,
+    handle: &BootHandle,
+) -> Vec<NodeBootStatus> {
+    for _ in 0..10 {
+        let reported = kadeploy.boot_status(handle).await.unwrap();
+        if reported
+            .iter()
+            .all(|status| status.state != NodeBootState::InProgress)
+        {
+            return reported;
+        }
+    }
+    panic!("the deployment did not end");
+}
+
+#[tokio::test]
+async fn on_the_stateful_kadeploy_a_ko_node_fails_alone_with_the_reason_in_its_state() {
+    let fake = FakeKadeploy::default();
+    fake.state.lock().unwrap().failing = vec![HOST_9.to_string()];
+    let server = serve(&fake).await;
+    let kadeploy = orchestrator(&config(&server));
+    let handle = kadeploy
+        .start_boot(&request("crus-s1-step-0"))
+        .await
+        .unwrap();
+    let reported = final_states(&kadeploy, &handle).await;
+    assert_states(
+        &reported,
+        &[
+            ("econome-8", NodeBootState::Ok),
+            (
+                "econome-9",
+                NodeBootState::Failed {
+                    reason: FAKE_KO_ERROR.to_string(),
+                },
+            ),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn on_the_stateful_kadeploy_keys_it_cannot_fetch_fail_every_node_at_the_first_read() {
+    let fake = FakeKadeploy::default();
+    fake.state.lock().unwrap().fetchable = vec!["/home/crus/.ssh/authorized_keys".to_string()];
+    let server = serve(&fake).await;
+    let missing = "/home/crus/.ssh/no_such_keys";
+    let config = KadeployConfig {
+        ssh_authorized_keys: Some(missing.to_string()),
+        ..config(&server)
+    };
+    let kadeploy = orchestrator(&config);
+    let handle = kadeploy
+        .start_boot(&request("crus-s1-step-0"))
+        .await
+        .unwrap();
+    let reported = kadeploy.boot_status(&handle).await.unwrap();
+    let reason = format!("Invalid file -- Unable to grab the file {missing}");
+    assert_states(
+        &reported,
+        &[
+            (
+                "econome-8",
+                NodeBootState::Failed {
+                    reason: reason.clone(),
+                },
+            ),
+            ("econome-9", NodeBootState::Failed { reason }),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn the_authorized_keys_location_is_sent_as_it_is_and_keys_text_is_refused() {
+    for location in [
+        "/home/crus/.ssh/authorized_keys",
+        "server:///etc/kadeploy3/keys/crus",
+        "https://frontend.nantes.grid5000.fr/~crus/authorized_keys",
+    ] {
+        let fake = FakeKadeploy::default();
+        fake.state.lock().unwrap().fetchable = vec![location.to_string()];
+        let server = serve(&fake).await;
+        let config = KadeployConfig {
+            ssh_authorized_keys: Some(location.to_string()),
+            ..config(&server)
+        };
+        let kadeploy = orchestrator(&config);
+        let handle = kadeploy
+            .start_boot(&request("crus-s1-step-0"))
+            .await
+            .unwrap();
+        let posted: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|request| request.method.as_str() == "POST")
+            .map(|request| serde_json::from_slice(&request.body).unwrap())
+            .collect();
+        assert_eq!(posted.len(), 1);
+        assert_eq!(posted[0]["ssh_authorized_keys"], json!(location));
+        let reported = final_states(&kadeploy, &handle).await;
+        assert!(
+            reported
+                .iter()
+                .all(|status| status.state == NodeBootState::Ok),
+            "{location}: {reported:?}"
+        );
+    }
+    for (keys, says) in [
+        (
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake crus@frontend",
+            "white space",
+        ),
+        ("ftp://frontend/keys", "server://"),
+        ("", "empty"),
+    ] {
+        let config = KadeployConfig {
+            ssh_authorized_keys: Some(keys.to_string()),
+            ..KadeployConfig::new("https://api.grid5000.fr/4.0/sites/nantes")
+        };
+        let error = KadeployBootOrchestrator::new(&config).unwrap_err();
+        assert!(
+            matches!(&error, Error::Invalid { message }
+                if message.contains("kadeploy.ssh_authorized_keys") && message.contains(says)),
+            "{keys:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_conformance_suite_passes_against_a_stateful_kadeploy() {
+    let fake = FakeKadeploy::default();
+    let server = serve(&fake).await;
     let kadeploy = orchestrator(&config(&server));
     let fixture = BootOrchestratorFixture {
         template: TEMPLATE.to_string(),

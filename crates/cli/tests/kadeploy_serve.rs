@@ -3,7 +3,8 @@
 //! Kadeploy3 (wiremock keeping its deployments, each done with every node
 //! `ok` after a few reads). A session upgrades every node, one deployment
 //! per step with the step's hosts, the session's environment and the
-//! authorized keys read from their file; a `[kadeploy]` that cannot work
+//! authorized_keys location exactly as configured (Kadeploy fetches that
+//! file itself; no local file is needed); a `[kadeploy]` that cannot work
 //! stops the server at start, naming the key.
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,7 +28,9 @@ const SITE: &str = "/4.0/sites/nantes";
 const DOMAIN: &str = "nantes.grid5000.fr";
 const NODES: [&str; 4] = ["econome-1", "econome-2", "econome-3", "econome-4"];
 const ENVIRONMENT: &str = "debian12-nfs";
-const AUTHORIZED_KEYS: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake crus@frontend\n";
+/// Where Kadeploy finds the authorized_keys file: a path on the site, which
+/// does not exist on the machine crus runs on.
+const AUTHORIZED_KEYS: &str = "/home/crus/.ssh/authorized_keys";
 /// Reads of a deployment before it is done with every node ok.
 const READS_TO_FINISH: u32 = 2;
 
@@ -112,7 +115,8 @@ fn write_config(dir: &Path, kadeploy: &str) -> PathBuf {
     std::fs::write(&inventory_path, inventory.to_string()).unwrap();
     let config = format!(
         "[server]\ndb = \"{db}\"\n\n[rollout]\npoll_interval = \"200ms\"\n\n\
-         [backends]\ninventory = \"file\"\nworkload_manager = \"none\"\nboot = \"kadeploy\"\n\n\
+         [backends]\ninventory = \"file\"\nworkload_manager = \"none\"\nboot = \"kadeploy\"\n\
+         power = \"kadeploy\"\n\n\
          [file]\npath = \"{inventory}\"\n\n{kadeploy}",
         db = dir.join("crus.db").display(),
         inventory = inventory_path.display(),
@@ -122,11 +126,11 @@ fn write_config(dir: &Path, kadeploy: &str) -> PathBuf {
     path
 }
 
-fn kadeploy_section(base_url: &str, authorized_keys: &Path) -> String {
+fn kadeploy_section(base_url: &str, authorized_keys: &str) -> String {
     format!(
         "[kadeploy]\nbase_url = \"{base_url}{SITE}\"\nuser = \"crus\"\ntimeout = \"5s\"\nretries = 1\n\
-         ssh_authorized_keys_file = \"{keys}\"\nhost_domain = \"{DOMAIN}\"\n",
-        keys = authorized_keys.display(),
+         ssh_authorized_keys = \"{authorized_keys}\"\nhost_domain = \"{DOMAIN}\"\n\
+         power_base_url = \"{base_url}{SITE}/kadeploy\"\n",
     )
 }
 
@@ -139,9 +143,12 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
         .mount(&kadeploy)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("authorized_keys");
-    std::fs::write(&keys, AUTHORIZED_KEYS).unwrap();
-    let config = write_config(dir.path(), &kadeploy_section(&kadeploy.uri(), &keys));
+    // No local file is needed: crus only passes the location on.
+    assert!(!Path::new(AUTHORIZED_KEYS).exists());
+    let config = write_config(
+        dir.path(),
+        &kadeploy_section(&kadeploy.uri(), AUTHORIZED_KEYS),
+    );
     let server = Server::start(
         &["--config", &config.display().to_string(), "--no-auth"],
         &[],
@@ -151,7 +158,8 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
     upgrade_all(&server.url, &body, NODES.len()).await;
 
     // One deployment per step of two, together every node once, each with
-    // the session's environment, the authorized keys and crus's user.
+    // the session's environment, the authorized_keys location as it was
+    // configured, and crus's user.
     let posts: Vec<Request> = kadeploy
         .received_requests()
         .await
@@ -199,15 +207,17 @@ async fn a_session_deploys_each_step_with_kadeploy_and_upgrades_every_node() {
 #[test]
 fn a_kadeploy_configuration_that_cannot_work_stops_the_server_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("no-such-authorized_keys");
+    // The keys themselves where their location belongs.
     let config = write_config(
         dir.path(),
-        &kadeploy_section("http://127.0.0.1:9", &missing),
+        &kadeploy_section(
+            "http://127.0.0.1:9",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake crus@frontend",
+        ),
     );
     let stderr = start_failure(&config, &[]);
     assert!(
-        stderr.contains("kadeploy.ssh_authorized_keys_file")
-            && stderr.contains("no-such-authorized_keys"),
+        stderr.contains("kadeploy.ssh_authorized_keys") && stderr.contains("white space"),
         "{stderr}"
     );
 

@@ -116,6 +116,47 @@ impl KadeployClient {
         decode(Method::POST, segments, &answer)
     }
 
+    /// `PUT segments` with `body` as JSON, and the answer's JSON body; for
+    /// requests a second copy of which changes nothing more (power on, power
+    /// off), so sent again after no answer or a 5xx.
+    pub(crate) async fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, KadeployError> {
+        let json = serde_json::to_value(body).map_err(|error| KadeployError::Decode {
+            method: Method::PUT,
+            path: display_path(segments),
+            message: format!("cannot encode the request: {error}"),
+        })?;
+        let answer = self
+            .send(Method::PUT, segments, &[], Some(&json), Repeat::Safe)
+            .await?;
+        decode(Method::PUT, segments, &answer)
+    }
+
+    /// `GET segments` answered as text, whatever its status below 500: what
+    /// `/error` of a failed run answers (its error as plain text, with a 4xx
+    /// status). A 5xx or no answer is retried, then an error.
+    pub(crate) async fn get_text(&self, segments: &[&str]) -> Result<TextAnswer, KadeployError> {
+        match self
+            .send(Method::GET, segments, &[], None, Repeat::Safe)
+            .await
+        {
+            Ok(body) => Ok(TextAnswer {
+                status: 200,
+                text: String::from_utf8_lossy(&body).into_owned(),
+            }),
+            Err(KadeployError::Status {
+                status, message, ..
+            }) if status < 500 => Ok(TextAnswer {
+                status,
+                text: message,
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `DELETE segments`; the answer's body is ignored.
     pub(crate) async fn delete(&self, segments: &[&str]) -> Result<(), KadeployError> {
         self.send(Method::DELETE, segments, &[], None, Repeat::Safe)
@@ -194,11 +235,9 @@ impl KadeployClient {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        // Kadeploy's errors are plain text (or a Ruby backtrace behind a
-        // 500): its first line that says something is what happened.
         let text = String::from_utf8_lossy(&bytes);
-        let message = match text.lines().map(str::trim).find(|line| !line.is_empty()) {
-            Some(line) => line.chars().take(200).collect(),
+        let message = match first_meaningful_line(&text) {
+            Some(line) => line.chars().take(MAX_MESSAGE_CHARS).collect(),
             None => status.canonical_reason().unwrap_or("error").to_string(),
         };
         Err(KadeployError::Status {
@@ -208,6 +247,33 @@ impl KadeployClient {
             message,
         })
     }
+}
+
+/// An answer read as text: its status and body (for an error status, its
+/// first line that says something).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextAnswer {
+    pub(crate) status: u16,
+    pub(crate) text: String,
+}
+
+/// The longest part of an error body quoted in a message.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// What an error body says. Kadeploy answers its own errors as one line of
+/// text (`KadeployError.to_msg` and the message, `httpd.rb` `do_METHOD`),
+/// and any other exception as `---- Class ----`, the message, then a stack
+/// trace: the framing lines say nothing, the line after the first is the
+/// message.
+fn first_meaningful_line(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !is_framing(line))
+}
+
+/// Whether `line` is one of the `---- … ----` lines around a Ruby exception.
+fn is_framing(line: &str) -> bool {
+    line.starts_with("----") && line.ends_with("----")
 }
 
 /// The certificates of the PEM bundle `ca_file`.

@@ -53,9 +53,13 @@ pub struct KadeployConfig {
     /// The first pause before a retry; each further retry doubles it, with
     /// jitter.
     pub retry_base_delay: Duration,
-    /// The `ssh_authorized_keys` of every deployment: the authorized_keys
-    /// file (a path on the frontend) the deployed nodes get, so that health
-    /// checks can log in. `None`: Kadeploy's default.
+    /// The `ssh_authorized_keys` of every deployment: where the
+    /// authorized_keys file the deployed nodes get is, so that health checks
+    /// can log in. Kadeploy fetches it itself (`GrabFile`), so it is sent as
+    /// it is, never read by crus: a path (`/home/crus/.ssh/authorized_keys`,
+    /// fetched through the deployment's client export), a `server://` path
+    /// on the kadeploy-server, or an `http(s)://` URL. `None`: Kadeploy's
+    /// default. See [`check_authorized_keys_location`].
     pub ssh_authorized_keys: Option<String>,
     /// The DNS domain Kadeploy knows the nodes under: node `econome-8` is
     /// host `econome-8.nantes.grid5000.fr` with `nantes.grid5000.fr`.
@@ -67,6 +71,46 @@ pub struct KadeployConfig {
     /// The partition of `block_device` to deploy on (`deploy_partition`,
     /// e.g. `3`); `None`: the cluster's default.
     pub deploy_partition: Option<String>,
+    /// The API root to which `/power` and `/reboot` (Kadeploy's native power
+    /// and reboot operations, for [`KadeployPowerControl`]) are appended;
+    /// `None`: `base_url`. Through the Grid'5000 API these are under the
+    /// site's `/kadeploy` path (`https://api.grid5000.fr/4.0/sites/nantes/kadeploy`).
+    ///
+    /// [`KadeployPowerControl`]: super::KadeployPowerControl
+    pub power_base_url: Option<String>,
+}
+
+/// The schemes Kadeploy fetches a file from (`FetchFile.[]`): a path with no
+/// scheme is `local`.
+const FILE_SCHEMES: [&str; 4] = ["local", "server", "http", "https"];
+
+/// Checks that `location` is something Kadeploy can fetch an
+/// authorized_keys file from: a path, or a `local://`, `server://`,
+/// `http://` or `https://` location. The file itself is not read: it is on
+/// Kadeploy's side.
+pub fn check_authorized_keys_location(location: &str) -> Result<(), String> {
+    if location.trim().is_empty() {
+        return Err(
+            "is empty; give the path or URL of an authorized_keys file Kadeploy can \
+                    fetch, or leave it out"
+                .to_string(),
+        );
+    }
+    if location.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{location:?} contains white space: it is the location of an authorized_keys file \
+             (a path, server:// or http(s):// URL), not the keys themselves"
+        ));
+    }
+    if let Some((scheme, _)) = location.split_once("://")
+        && !FILE_SCHEMES.contains(&scheme)
+    {
+        return Err(format!(
+            "{location:?}: Kadeploy fetches files only from a path or from {}",
+            FILE_SCHEMES.map(|scheme| format!("{scheme}://")).join(", ")
+        ));
+    }
+    Ok(())
 }
 
 impl KadeployConfig {
@@ -86,6 +130,7 @@ impl KadeployConfig {
             host_domain: None,
             block_device: None,
             deploy_partition: None,
+            power_base_url: None,
         }
     }
 }

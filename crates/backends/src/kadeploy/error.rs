@@ -64,6 +64,24 @@ pub(crate) enum KadeployError {
          deployment is listed yet; start_boot with the same key again later looks again first"
     )]
     PostOutcomeUnknown { hosts: String, cause: String },
+    /// A deployment that failed as a whole, whose hosts neither Kadeploy
+    /// (it lists none to their owner) nor this process (started after it)
+    /// knows, so its nodes cannot be failed one by one.
+    #[error(
+        "Kadeploy deployment {wid} failed as a whole: {reason}; Kadeploy lists no hosts of a \
+         failed run to its owner and crus restarted since it started it, so its nodes fail when \
+         their boot timeout passes"
+    )]
+    RunFailedHostsUnknown { wid: String, reason: String },
+    /// A power-status run that was not done within the request timeout.
+    #[error(
+        "kadeploy power-status run {wid} was not done after {waited:?}; check the site's power \
+         status command, or raise kadeploy.timeout"
+    )]
+    PowerStatusTooSlow {
+        wid: String,
+        waited: std::time::Duration,
+    },
 }
 
 /// What an operator should look at for an error status.
@@ -89,11 +107,31 @@ impl KadeployError {
         }
     }
 
+    /// Whether Kadeploy does not know the workflow asked about: a 404, the
+    /// 405 the Grid'5000 4.0 API answers for an unknown id (seed 003), or
+    /// kadeploy-server's own 400 "Invalid workflow ID" (`workflow_get`
+    /// raises `INVALID_WORKFLOW_ID`, which `httpd.rb` answers with a 400).
+    pub(crate) fn is_unknown_workflow(&self) -> bool {
+        match self {
+            KadeployError::Status {
+                status: 404 | 405, ..
+            } => true,
+            KadeployError::Status {
+                status: 400,
+                message,
+                ..
+            } => message.starts_with("Invalid workflow ID"),
+            _ => false,
+        }
+    }
+
     /// Whether repeating the same call later may succeed: no answer, 5xx, 429.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             KadeployError::Status { status, .. } => *status >= 500 || *status == 429,
-            KadeployError::Transport { .. } | KadeployError::PostOutcomeUnknown { .. } => true,
+            KadeployError::Transport { .. }
+            | KadeployError::PostOutcomeUnknown { .. }
+            | KadeployError::PowerStatusTooSlow { .. } => true,
             _ => false,
         }
     }

@@ -51,6 +51,17 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
+    /// The hosts deployment `wid` was started for under `key`, if this
+    /// process started or adopted it: Kadeploy shows the owner of a run that
+    /// failed as a whole none of its hosts.
+    pub(crate) async fn hosts_of(&self, key: &str, wid: &str) -> Option<BTreeSet<String>> {
+        let entries = self.entries.lock().await;
+        entries
+            .get(key)
+            .filter(|entry| entry.wid == wid)
+            .map(|entry| entry.hosts.clone())
+    }
+
     /// The ledger, locked for one `start_boot`.
     pub(crate) async fn lock(&self) -> LockedLedger<'_> {
         LockedLedger {

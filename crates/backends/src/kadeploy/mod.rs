@@ -1,8 +1,12 @@
 //! Kadeploy3 (Grid'5000-style sites) as the [`BootOrchestrator`]: one
 //! deployment (`POST /deployment`) per boot, polled through
 //! `GET /deployment/{wid}` and its `ok` / `ko` / `processing` host lists,
-//! failure reasons from `GET /deployment/{wid}/error`, cancelled with
-//! `DELETE /deployment/{wid}`, templates checked in `GET /environments`.
+//! a `ko` node's reason from `GET /deployment/{wid}/state`, a run that failed
+//! as a whole failing all its nodes with `GET /deployment/{wid}/error`
+//! (see `deployment.rs`), cancelled with `DELETE /deployment/{wid}`,
+//! templates checked in `GET /environments`. Kadeploy's power and reboot
+//! operations are the [`PowerControl`](crus_core::ports::PowerControl)
+//! [`KadeployPowerControl`] (see `power.rs`).
 //!
 //! A template is a registered environment `name[:version][@user]`
 //! (`debian11-min`, `debian11-min:2023011315@deploy`) or an image location
@@ -27,6 +31,7 @@ mod environment;
 mod error;
 mod hosts;
 mod idempotency;
+mod power;
 
 use std::collections::BTreeSet;
 
@@ -42,7 +47,8 @@ use error::KadeployError;
 use hosts::HostNames;
 use idempotency::Ledger;
 
-pub use config::{KadeployBasicAuth, KadeployConfig};
+pub use config::{KadeployBasicAuth, KadeployConfig, check_authorized_keys_location};
+pub use power::KadeployPowerControl;
 
 /// Where deployments are created, listed and read.
 const DEPLOYMENT: &str = "deployment";
@@ -65,8 +71,14 @@ impl KadeployBootOrchestrator {
     /// An orchestrator over the Kadeploy API at `config.base_url`.
     ///
     /// [`Error::Invalid`] when the configuration cannot work (a base URL
-    /// that is not one, an unreadable CA file).
+    /// that is not one, an unreadable CA file, an `ssh_authorized_keys` that
+    /// is not a location Kadeploy fetches from).
     pub fn new(config: &KadeployConfig) -> Result<Self> {
+        if let Some(location) = &config.ssh_authorized_keys {
+            check_authorized_keys_location(location).map_err(|problem| KadeployError::Config {
+                message: format!("kadeploy.ssh_authorized_keys {problem}"),
+            })?;
+        }
         Ok(KadeployBootOrchestrator {
             client: KadeployClient::new(config)?,
             names: HostNames::new(config.host_domain.as_deref()),
@@ -127,29 +139,44 @@ impl KadeployBootOrchestrator {
             .find(|deployment| deployment.is_running(hosts, template, self.user.as_deref())))
     }
 
-    /// Why the failed nodes of `deployment` failed; an unreadable `/error`
-    /// does not hide the nodes' states, it only leaves the reason vague.
+    /// Why the failed nodes of `deployment` failed: the run's error when
+    /// it failed as a whole, each `ko` node's state otherwise. An unreadable
+    /// answer does not hide the nodes' states, it only leaves the reason vague.
     async fn failure_reasons(&self, deployment: &Deployment) -> FailureReasons {
-        if !deployment.has_failures() {
+        let wid = deployment.wid.as_str();
+        if deployment.error {
+            return match self.client.get_text(&[DEPLOYMENT, wid, "error"]).await {
+                Ok(answer) => FailureReasons::from_run_error(answer.status, &answer.text),
+                // An exception other than Kadeploy's own ends the run with a
+                // 500 and its message (`httpd.rb`): still the run's error.
+                Err(KadeployError::Status {
+                    status, message, ..
+                }) => FailureReasons::from_run_error(status, &message),
+                Err(error) => FailureReasons::unreadable("error", error.to_string()),
+            };
+        }
+        if !deployment.has_failed_nodes() {
             return FailureReasons::default();
         }
         match self
             .client
-            .get_json::<Value>(&[DEPLOYMENT, &deployment.wid, "error"], &[])
+            .get_json::<Value>(&[DEPLOYMENT, wid, "state"], &[])
             .await
         {
-            Ok(answer) => FailureReasons::from_answer(&answer),
-            Err(error) => FailureReasons::unreadable(error.to_string()),
+            Ok(answer) => FailureReasons::from_states(&answer),
+            Err(error) => FailureReasons::unreadable("state", error.to_string()),
         }
     }
 }
 
-/// The error for a call on deployment `wid`: 404, or the 405 the 4.0 API
-/// answers for a deployment id it does not know, means it does not exist.
+/// The error for a call on deployment `wid`: one that says Kadeploy does
+/// not know it (see [`KadeployError::is_unknown_workflow`]) means it does
+/// not exist.
 fn deployment_error(wid: &str, error: KadeployError) -> Error {
-    match error.status() {
-        Some(404 | 405) => Error::not_found(format!("Kadeploy deployment '{wid}' ({error})")),
-        _ => error.into(),
+    if error.is_unknown_workflow() {
+        Error::not_found(format!("Kadeploy deployment '{wid}' ({error})"))
+    } else {
+        error.into()
     }
 }
 
@@ -248,16 +275,28 @@ impl BootOrchestrator for KadeployBootOrchestrator {
             .await
             .map_err(|error| deployment_error(&handle.id, error))?;
         let reasons = self.failure_reasons(&deployment).await;
-        Ok(deployment.node_states(&self.names, &reasons))
+        let requested = if deployment.hides_its_hosts() {
+            self.ledger.hosts_of(&handle.key, &handle.id).await
+        } else {
+            None
+        };
+        if deployment.error && requested.is_none() && deployment.hides_its_hosts() {
+            return Err(KadeployError::RunFailedHostsUnknown {
+                wid: handle.id.clone(),
+                reason: reasons.of_run(),
+            }
+            .into());
+        }
+        Ok(deployment.node_states(&self.names, &reasons, requested.as_ref()))
     }
 
-    /// Idempotent: a deployment Kadeploy no longer knows (404, or the 405
-    /// the 4.0 API answers for an unknown id) is already gone, which is
-    /// what cancelling wants.
+    /// Idempotent: a deployment Kadeploy no longer knows (404, the 405 the
+    /// 4.0 API answers for an unknown id, or kadeploy-server's 400 "Invalid
+    /// workflow ID") is already gone, which is what cancelling wants.
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {
         match self.client.delete(&[DEPLOYMENT, &handle.id]).await {
             Ok(()) => Ok(()),
-            Err(error) if matches!(error.status(), Some(404 | 405)) => Ok(()),
+            Err(error) if error.is_unknown_workflow() => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

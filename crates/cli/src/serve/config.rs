@@ -43,7 +43,7 @@ pub struct Config {
     pub health: HealthSection,
     /// Redfish BMCs, when `backends.power = "redfish"`.
     pub redfish: Option<RedfishSection>,
-    /// Kadeploy3, when `backends.boot = "kadeploy"`.
+    /// Kadeploy3, when `backends.boot` or `backends.power` is `"kadeploy"`.
     pub kadeploy: Option<KadeploySection>,
     /// Azure CycleCloud, when the inventory, the power or the boots are `cyclecloud`.
     pub cyclecloud: Option<CycleCloudSection>,
@@ -165,7 +165,8 @@ impl Default for RedfishSection {
 }
 
 /// `[kadeploy]`: booting with Kadeploy3 deployments (see
-/// `crus_backends::kadeploy`), when `backends.boot = "kadeploy"`. A
+/// `crus_backends::kadeploy`), when `backends.boot = "kadeploy"`, and its
+/// power and reboot operations when `backends.power = "kadeploy"`. A
 /// session's template is a Kadeploy environment, `name[:version][@user]`,
 /// or an image location.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -188,9 +189,13 @@ pub struct KadeploySection {
     /// Retries of a request that may be repeated and met a 5xx or no answer.
     #[serde(default = "default_kadeploy_retries")]
     pub retries: u32,
-    /// An authorized_keys file, read at start, whose keys every deployed
-    /// node gets (so health checks can log in).
-    pub ssh_authorized_keys_file: Option<PathBuf>,
+    /// Where the authorized_keys file every deployed node gets is (so
+    /// health checks can log in), sent to Kadeploy as it is: a path, a
+    /// `server://` path or an http(s) URL that Kadeploy fetches itself; crus
+    /// reads no file. `ssh_authorized_keys_file`, its earlier name, means
+    /// the same.
+    #[serde(alias = "ssh_authorized_keys_file")]
+    pub ssh_authorized_keys: Option<String>,
     /// The DNS domain of Kadeploy's host names (`econome-8` is
     /// `econome-8.nantes.grid5000.fr`); absent: node ids are host names.
     pub host_domain: Option<String>,
@@ -202,6 +207,9 @@ pub struct KadeploySection {
     /// `rollout.boot_timeout` is set (see `boot_timeout.rs`).
     #[serde(default, with = "humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
+    /// The API root of Kadeploy's `/power` and `/reboot`, for
+    /// `backends.power = "kadeploy"`; absent: `base_url`.
+    pub power_base_url: Option<String>,
 }
 
 fn default_kadeploy_timeout() -> Duration {
@@ -817,8 +825,8 @@ pub struct BackendsSection {
     pub workload_manager: String,
     /// Booting: `sim`, `bos`, `bos-v1`, `slurm-reboot`, `kadeploy` or `cyclecloud`.
     pub boot: String,
-    /// Power control, for escalation: `none`, `sim`, `redfish` or
-    /// `cyclecloud`; absent:
+    /// Power control, for escalation: `none`, `sim`, `redfish`,
+    /// `cyclecloud` or `kadeploy`; absent:
     /// the simulator's when `boot` is `sim`, none otherwise.
     pub power: Option<String>,
 }
@@ -1008,19 +1016,28 @@ impl Config {
         }
         self.check_bos_keys()?;
         if let Some(power) = &backends.power
-            && !["none", "sim", "redfish", "cyclecloud"].contains(&power.as_str())
+            && !["none", "sim", "redfish", "cyclecloud", "kadeploy"].contains(&power.as_str())
         {
             return Err(invalid(
                 "backends.power",
-                format!("{power:?} is not one of none, sim, redfish, cyclecloud"),
+                format!("{power:?} is not one of none, sim, redfish, cyclecloud, kadeploy"),
             ));
         }
         match &self.kadeploy {
             Some(kadeploy) => kadeploy.check()?,
-            None if backends.boot == "kadeploy" => {
+            None if backends.boot == "kadeploy"
+                || backends.power.as_deref() == Some("kadeploy") =>
+            {
+                let port = if backends.boot == "kadeploy" {
+                    "backends.boot"
+                } else {
+                    "backends.power"
+                };
                 return Err(invalid(
                     "kadeploy",
-                    "the [kadeploy] section (base_url, and the user or credentials) is required by backends.boot = \"kadeploy\"".into(),
+                    format!(
+                        "the [kadeploy] section (base_url, and the user or credentials) is required by {port} = \"kadeploy\""
+                    ),
                 ));
             }
             None => {}
@@ -1127,7 +1144,7 @@ fn check_positive(section: &str, durations: &[(&str, Duration)]) -> Result<(), C
 }
 
 impl KadeploySection {
-    /// Checks what the types alone do not; the files are read at start.
+    /// Checks what the types alone do not; the password file is read at start.
     fn check(&self) -> Result<(), ConfigError> {
         check_base_url("kadeploy", &self.base_url)?;
         if self.username.is_some() != self.password_file.is_some() {
@@ -1136,6 +1153,22 @@ impl KadeploySection {
                 message:
                     "username and password_file (HTTP basic auth) go together; give both or neither"
                         .into(),
+            });
+        }
+        if let Some(location) = &self.ssh_authorized_keys {
+            crus_backends::kadeploy::check_authorized_keys_location(location).map_err(
+                |message| ConfigError::Invalid {
+                    key: "kadeploy.ssh_authorized_keys".into(),
+                    message,
+                },
+            )?;
+        }
+        if let Some(power_base_url) = &self.power_base_url
+            && !(power_base_url.starts_with("http://") || power_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "kadeploy.power_base_url".into(),
+                message: format!("{power_base_url:?} must start with http:// or https://"),
             });
         }
         check_positive("kadeploy", &[("timeout", self.timeout)])
@@ -1462,7 +1495,10 @@ mod tests {
         let config: Config = toml::from_str(&text).unwrap();
         config.check().unwrap();
         let kadeploy = config.kadeploy.unwrap();
-        assert!(kadeploy.ssh_authorized_keys_file.is_some());
+        assert_eq!(
+            kadeploy.ssh_authorized_keys.as_deref(),
+            Some("/home/crus/.ssh/authorized_keys")
+        );
         assert_eq!(kadeploy.block_device.as_deref(), Some("/dev/sda"));
         let cyclecloud = config.cyclecloud.unwrap();
         assert!(cyclecloud.password_file.is_some() && cyclecloud.password_env.is_none());
@@ -1495,14 +1531,60 @@ mod tests {
                 "[kadeploy]\nbase_url = \"http://k\"\ntimeout = \"0s\"\n",
                 "kadeploy.timeout",
             ),
+            // The keys themselves rather than where they are.
+            (
+                "[kadeploy]\nbase_url = \"http://k\"\nssh_authorized_keys = \"ssh-ed25519 AAAA crus@f\"\n",
+                "kadeploy.ssh_authorized_keys",
+            ),
+            (
+                "[kadeploy]\nbase_url = \"http://k\"\nssh_authorized_keys = \"ftp://f/keys\"\n",
+                "kadeploy.ssh_authorized_keys",
+            ),
+            (
+                "[kadeploy]\nbase_url = \"http://k\"\npower_base_url = \"k/kadeploy\"\n",
+                "kadeploy.power_base_url",
+            ),
+            ("[backends]\npower = \"kadeploy\"\n", "kadeploy"),
         ] {
             let config: Config = toml::from_str(text).unwrap();
             let error = config.check().unwrap_err().to_string();
             assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
             if key == "kadeploy" {
-                assert!(error.contains("backends.boot"), "{error}");
+                let port = if text.contains("power") {
+                    "backends.power"
+                } else {
+                    "backends.boot"
+                };
+                assert!(error.contains(port), "{error}");
             }
         }
+        // The authorized_keys location is kept as it is, under its name or
+        // its earlier one, and no file is read: Kadeploy fetches it.
+        for key in ["ssh_authorized_keys", "ssh_authorized_keys_file"] {
+            for location in [
+                "/home/crus/.ssh/authorized_keys",
+                "server:///etc/kadeploy3/keys/crus",
+                "https://frontend.nantes.grid5000.fr/~crus/authorized_keys",
+            ] {
+                let config: Config = toml::from_str(&format!(
+                    "[kadeploy]\nbase_url = \"http://k\"\n{key} = \"{location}\"\n"
+                ))
+                .unwrap();
+                config.check().unwrap();
+                assert_eq!(
+                    config.kadeploy.unwrap().ssh_authorized_keys.as_deref(),
+                    Some(location)
+                );
+            }
+        }
+        // Kadeploy's power for escalation, with the boots of another backend.
+        let config: Config = toml::from_str(
+            "[backends]\npower = \"kadeploy\"\n\
+             [kadeploy]\nbase_url = \"https://api.grid5000.fr/4.0/sites/nantes\"\n\
+             power_base_url = \"https://api.grid5000.fr/4.0/sites/nantes/kadeploy\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
         let unknown =
             toml::from_str::<Config>("[kadeploy]\nbase_url = \"http://k\"\npassword = \"x\"\n")
                 .unwrap_err()

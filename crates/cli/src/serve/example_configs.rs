@@ -63,7 +63,8 @@ fn grid5000_kadeploy_example_is_valid() {
     // No OAR backend: the nodes are reserved for the upgrade, nothing to drain.
     assert_eq!(config.backends.workload_manager, "none");
     assert_eq!(config.backends.boot, "kadeploy");
-    assert_eq!(config.backends.power, None);
+    // Restarts of nodes that do not come back go through Kadeploy too.
+    assert_eq!(config.backends.power.as_deref(), Some("kadeploy"));
     let Some(kadeploy) = &config.kadeploy else {
         panic!("the [kadeploy] section is needed");
     };
@@ -73,7 +74,15 @@ fn grid5000_kadeploy_example_is_valid() {
     );
     assert_eq!(kadeploy.user.as_deref(), Some("crus"));
     assert!(kadeploy.username.is_some() && kadeploy.password_file.is_some());
-    assert!(kadeploy.ssh_authorized_keys_file.is_some());
+    // A location Kadeploy fetches, sent as it is; not the keys themselves.
+    assert_eq!(
+        kadeploy.ssh_authorized_keys.as_deref(),
+        Some("/home/crus/.ssh/authorized_keys")
+    );
+    assert_eq!(
+        kadeploy.power_base_url.as_deref(),
+        Some("https://api.grid5000.fr/4.0/sites/nantes/kadeploy")
+    );
     assert_eq!(kadeploy.host_domain.as_deref(), Some("nantes.grid5000.fr"));
     // A deployment reboots each node twice and copies an image; the timeout
     // is [kadeploy]'s.

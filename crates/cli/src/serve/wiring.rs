@@ -22,7 +22,9 @@ use crus_backends::cyclecloud::{
     CycleCloudBootOrchestrator, CycleCloudClient, CycleCloudConfig, CycleCloudInventory,
     CycleCloudPowerControl, PasswordSource,
 };
-use crus_backends::kadeploy::{KadeployBasicAuth, KadeployBootOrchestrator, KadeployConfig};
+use crus_backends::kadeploy::{
+    KadeployBasicAuth, KadeployBootOrchestrator, KadeployConfig, KadeployPowerControl,
+};
 use crus_backends::redfish::RedfishPowerControl;
 
 #[cfg(not(feature = "etcd"))]
@@ -478,6 +480,15 @@ async fn build_backends(
         Some("cyclecloud") => Some(Arc::new(CycleCloudPowerControl::new(cyclecloud_client(
             "backends.power",
         )?)) as Arc<dyn crus_core::ports::PowerControl>),
+        Some("kadeploy") => {
+            let section = settings.kadeploy.as_ref().ok_or_else(|| {
+                "backends.power = \"kadeploy\" needs the [kadeploy] section".to_string()
+            })?;
+            Some(Arc::new(
+                KadeployPowerControl::new(&kadeploy_config(section)?)
+                    .map_err(|error| format!("[kadeploy]: {error}"))?,
+            ) as Arc<dyn crus_core::ports::PowerControl>)
+        }
         Some(other) => return Err(not_yet("backends.power", other)),
     };
     let health_probe =
@@ -605,8 +616,9 @@ fn read_secret(path: &Path, key: &str) -> Result<String, String> {
     Ok(secret.to_string())
 }
 
-/// The settings of `backends.boot = "kadeploy"`, with the password and the
-/// authorized keys read from their files.
+/// The settings of the `kadeploy` backends, with the password read from its
+/// file. The authorized_keys location is passed on as it is: Kadeploy
+/// fetches that file itself.
 fn kadeploy_config(section: &KadeploySection) -> Result<KadeployConfig, String> {
     let basic_auth = match (&section.username, &section.password_file) {
         (Some(username), Some(file)) => Some(KadeployBasicAuth {
@@ -621,18 +633,6 @@ fn kadeploy_config(section: &KadeploySection) -> Result<KadeployConfig, String> 
             );
         }
     };
-    // Read now rather than at each boot: a missing file should stop the
-    // start, not fail the first step's nodes.
-    let ssh_authorized_keys = match &section.ssh_authorized_keys_file {
-        Some(path) => Some(
-            read_setting_file(path, "kadeploy.ssh_authorized_keys_file").map_err(|error| {
-                format!(
-                    "{error}; give a file the crus user can read, holding the public keys the deployed nodes should accept"
-                )
-            })?,
-        ),
-        None => None,
-    };
     tracing::info!(
         base_url = %section.base_url,
         user = ?section.user,
@@ -646,10 +646,11 @@ fn kadeploy_config(section: &KadeploySection) -> Result<KadeployConfig, String> 
     config.ca_file = section.ca_file.clone();
     config.timeout = section.timeout;
     config.retries = section.retries;
-    config.ssh_authorized_keys = ssh_authorized_keys;
+    config.ssh_authorized_keys = section.ssh_authorized_keys.clone();
     config.host_domain = section.host_domain.clone();
     config.block_device = section.block_device.clone();
     config.deploy_partition = section.deploy_partition.clone();
+    config.power_base_url = section.power_base_url.clone();
     Ok(config)
 }
 
