@@ -8,9 +8,10 @@
 //! - the call reaches the wrapped port and takes effect, but its answer is
 //!   lost: the caller waits [`LOST_ANSWER_WAIT`] and gets a timeout, so its
 //!   retry repeats a call that was done (which only an idempotent caller
-//!   survives unharmed). Wraps the simulator and
-//! real backends alike (`Faulty<dyn BootOrchestrator>` wraps an
-//! `Arc<dyn BootOrchestrator>`; see [`faulty_ports`]).
+//!   survives unharmed).
+//!
+//! Wraps the simulator and real backends alike (`Faulty<dyn BootOrchestrator>`
+//! wraps an `Arc<dyn BootOrchestrator>`; see [`faulty_ports`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

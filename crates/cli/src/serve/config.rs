@@ -713,6 +713,10 @@ pub struct SimSection {
     pub trace: String,
     /// Fraction of boots that fail.
     pub fail_rate: f64,
+    /// Fraction of calls to the simulated backends (inventory, workload
+    /// manager, boots, power) that fail: half before reaching the cluster,
+    /// half as a timeout after taking effect.
+    pub port_fault_rate: f64,
     /// Typical time a node takes to boot (each boot varies by ±25%).
     #[serde(with = "humantime_duration")]
     pub boot_time: Duration,
@@ -729,6 +733,7 @@ impl Default for SimSection {
             speed: 600.0,
             trace: "synthetic".into(),
             fail_rate: 0.0,
+            port_fault_rate: 0.0,
             boot_time: Duration::from_secs(4 * 60),
             state: None,
             seed: 1,
@@ -903,6 +908,12 @@ impl Config {
             return Err(invalid(
                 "sim.fail_rate",
                 format!("{} is not between 0 and 1", self.sim.fail_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sim.port_fault_rate) {
+            return Err(invalid(
+                "sim.port_fault_rate",
+                format!("{} is not between 0 and 1", self.sim.port_fault_rate),
             ));
         }
         if self.sim.boot_time.is_zero() {
@@ -1139,6 +1150,16 @@ mod tests {
             error,
             "backends.boot: \"pxe\" is not one of sim, bos, slurm-reboot, kadeploy, cyclecloud"
         );
+    }
+
+    #[test]
+    fn the_simulated_port_fault_rate_is_read_and_checked() {
+        let config: Config = toml::from_str("[sim]\nport_fault_rate = 0.2\n").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.sim.port_fault_rate, 0.2);
+        let config: Config = toml::from_str("[sim]\nport_fault_rate = 1.5\n").unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert_eq!(error, "sim.port_fault_rate: 1.5 is not between 0 and 1");
     }
 
     #[test]
