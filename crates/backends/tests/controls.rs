@@ -646,3 +646,62 @@ async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
     }
     assert_eq!(sim.boot_count(&node(2)), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn nodes_failed_by_one_session_are_upgraded_by_the_next() {
+    // As `crus serve --sim --sim-fail-rate 0.3`: boots fail at random.
+    let faults = Faults {
+        boot_fail_rate: 0.3,
+        ..Faults::default()
+    };
+    let run = Run::new(idle_with(40, faults));
+    let first = run.create(spec(8)).await;
+    run.drive_watching(first, |_, _| {}).await;
+    let failed_first: Vec<NodeId> = run
+        .state(first)
+        .await
+        .nodes
+        .iter()
+        .filter(|node| node.phase == NodePhase::Failed)
+        .map(|node| node.id.clone())
+        .collect();
+    assert!(failed_first.len() >= 4, "{failed_first:?}");
+
+    let second = run.create(spec(8)).await;
+    run.drive_watching(second, |_, _| {}).await;
+    let state = run.state(second).await;
+    assert!(state.completed);
+    for node in &state.nodes {
+        let reason = node.reason.as_deref().unwrap_or_default();
+        assert!(
+            !reason.contains("did not come back"),
+            "node {} failed although it booted: {reason}",
+            node.id
+        );
+        if node.phase == NodePhase::Failed {
+            assert!(reason.starts_with("boot failed"), "{}: {reason}", node.id);
+        }
+    }
+    let upgraded_again: Vec<&NodeId> = failed_first
+        .iter()
+        .filter(|id| {
+            state
+                .nodes
+                .iter()
+                .any(|node| node.id == **id && node.phase == NodePhase::Done)
+        })
+        .collect();
+    assert!(
+        upgraded_again.len() * 2 >= failed_first.len(),
+        "only {upgraded_again:?} of {failed_first:?} upgraded by the second session"
+    );
+    // Upgraded nodes are back in service: neither drained nor marked failed.
+    let drained = run.sim.drained_nodes();
+    let marked = run.sim.failed_marked_nodes();
+    for id in upgraded_again {
+        assert!(
+            !drained.contains(id) && !marked.contains(id),
+            "{id} left out of service"
+        );
+    }
+}

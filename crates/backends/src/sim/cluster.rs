@@ -10,7 +10,7 @@ use crus_core::{Error, NodeId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::config::SimConfig;
-use super::faulty::faulty_ports;
+use super::faulty::faulty_ports_losing_answers;
 use super::model::Model;
 use super::report::SimReport;
 use super::state_file::StateFile;
@@ -229,12 +229,18 @@ impl SimCluster {
     }
 
     /// The four ports over this cluster (power control included). When
-    /// `faults.port_error_rate` is above 0, each is wrapped in a
-    /// [`Faulty`](super::Faulty) seeded from the cluster's seed.
+    /// `faults.port_error_rate` or `faults.port_timeout_rate` is above 0,
+    /// each is wrapped in a [`Faulty`](super::Faulty) seeded from the
+    /// cluster's seed.
     pub fn ports(&self) -> Ports {
-        let (error_rate, seed) = {
+        let (error_rate, timeout_rate, seed) = {
             let model = self.lock_unadvanced();
-            (model.settings.faults.port_error_rate, model.settings.seed)
+            let faults = &model.settings.faults;
+            (
+                faults.port_error_rate,
+                faults.port_timeout_rate,
+                model.settings.seed,
+            )
         };
         let cluster = Arc::new(self.clone());
         let ports = Ports {
@@ -244,8 +250,13 @@ impl SimCluster {
             power_control: Some(cluster),
             health_probe: None,
         };
-        if error_rate > 0.0 {
-            faulty_ports(&ports, error_rate, seed ^ PORT_ERROR_SEED_SALT)
+        if error_rate > 0.0 || timeout_rate > 0.0 {
+            faulty_ports_losing_answers(
+                &ports,
+                error_rate,
+                timeout_rate,
+                seed ^ PORT_ERROR_SEED_SALT,
+            )
         } else {
             ports
         }

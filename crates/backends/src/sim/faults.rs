@@ -36,6 +36,10 @@ pub struct Faults {
     /// the cluster (see [`Faulty`](super::Faulty)); applied to the ports of
     /// [`SimCluster::ports`](super::SimCluster::ports).
     pub port_error_rate: f64,
+    /// Chance that a port call reaches the cluster and takes effect, but its
+    /// answer is lost: the caller gets a retryable timeout instead (see
+    /// [`Faulty::losing_answers`](super::Faulty::losing_answers)).
+    pub port_timeout_rate: f64,
 }
 
 impl Faults {
@@ -51,10 +55,17 @@ impl Faults {
             ("boot_fail_rate", self.boot_fail_rate),
             ("never_return_rate", self.never_return_rate),
             ("port_error_rate", self.port_error_rate),
+            ("port_timeout_rate", self.port_timeout_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, not {rate}"));
             }
+        }
+        if self.port_error_rate + self.port_timeout_rate > 1.0 {
+            return Err(format!(
+                "port_error_rate + port_timeout_rate must be at most 1, not {}",
+                self.port_error_rate + self.port_timeout_rate
+            ));
         }
         if self.boot_fail_rate + self.never_return_rate > 1.0 {
             return Err(format!(

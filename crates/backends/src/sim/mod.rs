@@ -36,7 +36,7 @@ mod topology;
 pub use cluster::{SimCluster, SimState};
 pub use config::{SimConfig, Workload};
 pub use faults::{BOOT_FAILURE_REASON, Faults};
-pub use faulty::{Faulty, faulty_ports};
+pub use faulty::{Faulty, LOST_ANSWER_WAIT, faulty_ports, faulty_ports_losing_answers};
 pub use report::SimReport;
 pub use scaled_clock::ScaledClock;
 pub use swf::{NASA_IPSC_TRACE, SwfError, SwfTrace, TraceJob};

@@ -75,7 +75,14 @@ fn group_not_found(label: &str) -> Error {
 impl Model {
     fn drain(&mut self, nodes: &[NodeId], reason: &str) -> Result<()> {
         for index in self.indexes(nodes)? {
-            self.nodes[index].drain_reason = Some(reason.to_string());
+            let node = &mut self.nodes[index];
+            node.drain_reason = Some(reason.to_string());
+            // Slurm keeps one reason per node, the latest set, and a drain
+            // leaves a FAIL mark in place: the failed node now shows the
+            // drain's reason, and stays down until resumed.
+            if node.fail_reason.is_some() {
+                node.fail_reason = Some(reason.to_string());
+            }
         }
         self.after_change();
         Ok(())

@@ -854,6 +854,10 @@ pub struct SimSection {
     pub trace: String,
     /// Fraction of boots that fail.
     pub fail_rate: f64,
+    /// Fraction of calls to the simulated backends (inventory, workload
+    /// manager, boots, power) that fail: half before reaching the cluster,
+    /// half as a timeout after taking effect.
+    pub port_fault_rate: f64,
     /// Typical time a node takes to boot (each boot varies by ±25%).
     #[serde(with = "humantime_duration")]
     pub boot_time: Duration,
@@ -878,6 +882,7 @@ impl Default for SimSection {
             speed: 600.0,
             trace: "synthetic".into(),
             fail_rate: 0.0,
+            port_fault_rate: 0.0,
             boot_time: Duration::from_secs(4 * 60),
             state: None,
             seed: 1,
@@ -1081,6 +1086,12 @@ impl Config {
             return Err(invalid(
                 "--sim-store-fault-rate",
                 format!("{} is not between 0 and 1", self.sim.store_fault_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sim.port_fault_rate) {
+            return Err(invalid(
+                "sim.port_fault_rate",
+                format!("{} is not between 0 and 1", self.sim.port_fault_rate),
             ));
         }
         if self.sim.boot_time.is_zero() {
@@ -1378,6 +1389,16 @@ mod tests {
             let error = config.check().unwrap_err().to_string();
             assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_simulated_port_fault_rate_is_read_and_checked() {
+        let config: Config = toml::from_str("[sim]\nport_fault_rate = 0.2\n").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.sim.port_fault_rate, 0.2);
+        let config: Config = toml::from_str("[sim]\nport_fault_rate = 1.5\n").unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert_eq!(error, "sim.port_fault_rate: 1.5 is not between 0 and 1");
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// soak tests: the store refuses that share of writes, as a failing disk would).
     #[arg(long, hide = true, value_name = "0..1")]
     pub sim_store_fault_rate: Option<f64>,
+    /// Fraction of calls to the simulated backends that fail (half before
+    /// reaching the cluster, half as a timeout after taking effect).
+    #[arg(long)]
+    pub sim_port_fault_rate: Option<f64>,
     /// Typical simulated boot time [default: 4m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub sim_boot_time: Option<Duration>,
@@ -197,6 +201,9 @@ impl ServeArgs {
         }
         if let Some(rate) = self.sim_store_fault_rate {
             sim.store_fault_rate = rate;
+        }
+        if let Some(rate) = self.sim_port_fault_rate {
+            sim.port_fault_rate = rate;
         }
         if let Some(boot_time) = self.sim_boot_time {
             sim.boot_time = boot_time;

@@ -840,6 +840,8 @@ fn build_sim(section: &SimSection) -> Result<(Ports, Arc<dyn Clock>), String> {
         boot_time: section.boot_time,
         faults: Faults {
             boot_fail_rate: section.fail_rate,
+            port_error_rate: section.port_fault_rate / 2.0,
+            port_timeout_rate: section.port_fault_rate / 2.0,
             ..Faults::default()
         },
         ..SimConfig::default()

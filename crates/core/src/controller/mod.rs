@@ -614,20 +614,24 @@ impl Controller {
                 return Ok(Some(Err("the session is being deleted".to_string())));
             }
             // Tried on a copy first, so a command that would be refused is
-            // refused now, with its reason, instead of stored.
+            // refused now, with its reason, instead of stored. Only the
+            // commands are applied to the copy: its stored state may be
+            // older than what the driving task knows of the nodes, so no
+            // timeout is judged here (a node whose boot succeeded would be
+            // reported failed).
             let mut rollout = Rollout::resume(record.value.rollout.clone());
             let now = self.inner.clock.now();
-            let pending = record
-                .value
-                .desired
-                .commands
-                .get(record.value.rollout.commands_applied..)
-                .unwrap_or_default()
-                .to_vec();
-            rollout.apply_commands(now, &pending);
-            if let Err(reason) = rollout.apply_command(now, &command) {
+            let applied = record.value.rollout.commands_applied;
+            for pending in record.value.desired.pending_commands(applied) {
+                // A refused command changes nothing, as when it is applied.
+                let _refused = rollout.record_command(now, pending);
+            }
+            if let Err(reason) = rollout.record_command(now, &command) {
                 return Ok(Some(Err(reason)));
             }
+            // Commands already applied are dropped as a new one is added, so
+            // the record stays small however many an operator sends.
+            record.value.desired.compact_commands(applied);
             record.value.desired.commands.push(command.clone());
             match self
                 .inner
@@ -697,7 +701,8 @@ impl Controller {
             if desired.delete {
                 rollout.cancel(clock.now());
             }
-            rollout.apply_commands(clock.now(), &desired.commands);
+            let applied = rollout.state().commands_applied;
+            rollout.apply_commands(clock.now(), desired.pending_commands(applied));
             let unsaved = refused_saves > 0;
             let due = !unsaved || tokio::time::Instant::now() >= retry_save_at;
             if (rollout.take_dirty() || unsaved) && due {
@@ -832,6 +837,9 @@ impl Controller {
         let upgrade_id = rollout.state().upgrade_id;
         let mut desired_changed = false;
         loop {
+            // Applied commands are not written again: the record's size does
+            // not grow with the number of pauses and resumes.
+            desired.compact_commands(rollout.state().commands_applied);
             let record = SessionRecord {
                 rollout: rollout.state().clone(),
                 desired: desired.clone(),

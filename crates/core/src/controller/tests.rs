@@ -600,3 +600,168 @@ async fn a_store_refusing_writes_halts_the_session_which_carries_on_once_it_take
         "the refusal is told in the stored messages once the store writes again"
     );
 }
+
+/// A workload manager whose nodes never finish draining, so a session stays
+/// running for as long as a test sends it commands.
+fn never_drained() -> MockWlm {
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states().returning(|nodes| {
+        Ok(nodes
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: WorkloadState::Draining,
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect())
+    });
+    wlm
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_pauses_and_resumes_leave_a_record_of_bounded_size() {
+    let (controller, store) = controller(friendly_inventory(), never_drained(), booted_boot());
+    let id = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap()
+        .upgrade_id;
+    controller.start(id);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let size = |record: &SessionRecord| serde_json::to_vec(record).unwrap().len();
+    let before = size(&store.get(id).await.unwrap().unwrap().value);
+
+    for number in 0..1_000 {
+        if number % 2 == 0 {
+            controller
+                .request_pause(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        } else {
+            controller
+                .request_resume(id, None)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let record = store.get(id).await.unwrap().unwrap().value;
+    assert_eq!(
+        record.rollout.commands_applied, 1_000,
+        "every command applied"
+    );
+    assert!(!record.rollout.paused, "the last command was a resume");
+    assert!(
+        record.desired.commands.is_empty(),
+        "applied commands are not kept: {} left",
+        record.desired.commands.len()
+    );
+    let messages = &record.rollout.messages;
+    assert!(
+        messages.len()
+            <= crate::rollout::messages::KEPT_FIRST + 1 + crate::rollout::messages::KEPT_LAST,
+        "{} messages kept",
+        messages.len()
+    );
+    assert_eq!(messages.last().unwrap(), "Resumed: taking nodes again");
+    assert!(
+        messages
+            .iter()
+            .any(|message| message.contains("messages were folded")),
+        "{messages:?}"
+    );
+    // What does not depend on the number of commands: the messages kept and
+    // the nodes' records. 1,000 commands used to add about 100 KB.
+    let after = size(&record);
+    assert!(
+        after < before + 24_000,
+        "{before} bytes before, {after} after"
+    );
+    let status = serde_json::to_vec(&record.status()).unwrap().len();
+    assert!(status < 24_000, "the status is {status} bytes");
+}
+
+/// A boot orchestrator whose boots never finish.
+fn endless_boot() -> MockBoot {
+    let mut boot = MockBoot::new();
+    boot.expect_start_boot().returning(|request| {
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        })
+    });
+    boot.expect_boot_status().returning(|_| {
+        Ok(["a", "b"]
+            .iter()
+            .map(|node| NodeBootStatus {
+                node: NodeId::from(*node),
+                state: NodeBootState::InProgress,
+            })
+            .collect())
+    });
+    boot
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_request_judges_no_boot_timeout_on_the_stored_state() {
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    let (controller, store) = controller(friendly_inventory(), wlm, endless_boot());
+    let id = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap()
+        .upgrade_id;
+    controller.start(id);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        store
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .rollout
+            .count(NodePhase::Booting),
+        2
+    );
+    // The driving task is held up (a busy store, a storm of requests) past
+    // the boot timeout: nobody has looked at the boots since.
+    controller.stop_all();
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+
+    let paused = controller
+        .request_pause(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let resumed = controller
+        .request_resume(id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for status in [paused, resumed] {
+        let nodes = status.nodes.unwrap();
+        assert_eq!(nodes["booting"], 2, "{nodes:?}");
+        assert!(
+            !status.messages.iter().any(|m| m.contains("failed")),
+            "{:?}",
+            status.messages
+        );
+    }
+    let stored = store.get(id).await.unwrap().unwrap().value;
+    assert_eq!(stored.rollout.count(NodePhase::Booting), 2);
+}

@@ -27,6 +27,7 @@
 mod action;
 mod census;
 mod event;
+pub mod messages;
 mod policy;
 mod selection;
 mod state;
@@ -108,6 +109,17 @@ pub struct Rollout {
     requeued: BTreeSet<usize>,
     /// Whether the persisted state changed since [`Rollout::take_dirty`] last said so.
     dirty: bool,
+    /// When each observation queued or in flight was asked for: its answer
+    /// tells how the nodes were at that time or later.
+    asked_at: BTreeMap<ActionId, Timestamp>,
+    /// When the latest answered observation of the workload manager was
+    /// asked for. Not persisted: after a restart nothing has been seen yet.
+    workload_seen_at: Option<Timestamp>,
+    /// The same for each boot's progress, by (step, boot).
+    boot_seen_at: BTreeMap<(u32, u32), Timestamp>,
+    /// The time of the latest pass over the session: come-back deadlines up
+    /// to it have been judged (see [`Rollout::check_boot_timeouts`]).
+    judged_until: Timestamp,
 }
 
 impl Rollout {
@@ -121,6 +133,7 @@ impl Rollout {
             state: SessionState::Created,
             completed: false,
             messages: Vec::new(),
+            messages_folded: 0,
             stage: Stage::Snapshot,
             nodes: Vec::new(),
             steps: Vec::new(),
@@ -164,6 +177,10 @@ impl Rollout {
             events: Vec::new(),
             requeued: BTreeSet::new(),
             dirty: true,
+            asked_at: BTreeMap::new(),
+            workload_seen_at: None,
+            boot_seen_at: BTreeMap::new(),
+            judged_until: Timestamp::EPOCH,
         }
     }
 
@@ -234,11 +251,14 @@ impl Rollout {
                         self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
                     for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
                         let number = u32::try_from(number).unwrap_or(u32::MAX);
+                        // A deadline already judged waits for an observation
+                        // asked for since (its poll is due or in flight).
                         deadlines.extend(
                             nodes
                                 .iter()
                                 .filter(|&&node| self.state.nodes[node].healthy_since.is_none())
                                 .map(|&node| self.come_back_deadline(node, boot))
+                                .filter(|&deadline| deadline > self.judged_until)
                                 .min(),
                         );
                         let booting = nodes
@@ -315,6 +335,13 @@ impl Rollout {
     /// Operator request: take no new node until [`Rollout::resume_taking`];
     /// nodes in flight finish. Returns false when the session has finished.
     pub fn pause(&mut self, now: Timestamp, reason: &str) -> bool {
+        let paused = self.record_pause(now, reason);
+        self.advance(now);
+        paused
+    }
+
+    /// [`Rollout::pause`] without the pass over the session that follows.
+    fn record_pause(&mut self, now: Timestamp, reason: &str) -> bool {
         if self.state.completed || self.state.cancelled {
             return false;
         }
@@ -334,7 +361,6 @@ impl Rollout {
                 },
             );
         }
-        self.advance(now);
         true
     }
 
@@ -342,6 +368,17 @@ impl Rollout {
     /// failure budget when one is given. Refused (with the reason) when the
     /// session has finished or would halt again at once.
     pub fn resume_taking(
+        &mut self,
+        now: Timestamp,
+        max_failures: Option<FailureBudget>,
+    ) -> Result<(), String> {
+        self.record_resume(now, max_failures)?;
+        self.advance(now);
+        Ok(())
+    }
+
+    /// [`Rollout::resume_taking`] without the pass over the session that follows.
+    fn record_resume(
         &mut self,
         now: Timestamp,
         max_failures: Option<FailureBudget>,
@@ -368,14 +405,13 @@ impl Rollout {
             self.post(now, "Resumed: taking nodes again".to_string());
             self.emit(now, EventKind::Resumed);
         }
-        self.advance(now);
         Ok(())
     }
 
-    /// Applies the operator commands not applied yet: `commands` is the whole
-    /// list, of which the first `commands_applied` were applied before.
-    pub fn apply_commands(&mut self, now: Timestamp, commands: &[OperatorCommand]) {
-        while let Some(command) = commands.get(self.state.commands_applied) {
+    /// Applies `pending`, the operator commands not applied yet, oldest
+    /// first (see [`Desired::pending_commands`](crate::store::Desired::pending_commands)).
+    pub fn apply_commands(&mut self, now: Timestamp, pending: &[OperatorCommand]) {
+        for command in pending {
             if let Err(reason) = self.apply_command(now, command) {
                 self.post_once(now, format!("Operator request refused: {reason}"));
             }
@@ -390,15 +426,30 @@ impl Rollout {
         now: Timestamp,
         command: &OperatorCommand,
     ) -> Result<(), String> {
+        let result = self.record_command(now, command);
+        self.advance(now);
+        result
+    }
+
+    /// Applies one operator command to the session's state and nothing else:
+    /// no timeout is judged and no action is queued. For deciding, on a copy
+    /// of a stored state, whether a request is accepted: only the
+    /// controller driving the session, which observes the nodes, may judge
+    /// whether a node came back in time.
+    pub fn record_command(
+        &mut self,
+        now: Timestamp,
+        command: &OperatorCommand,
+    ) -> Result<(), String> {
         match command {
             OperatorCommand::Pause => {
-                if self.pause(now, "requested by an operator") {
+                if self.record_pause(now, "requested by an operator") {
                     Ok(())
                 } else {
                     Err("the session has finished or is being deleted".to_string())
                 }
             }
-            OperatorCommand::Resume { max_failures } => self.resume_taking(now, *max_failures),
+            OperatorCommand::Resume { max_failures } => self.record_resume(now, *max_failures),
         }
     }
 
@@ -435,6 +486,7 @@ impl Rollout {
         id: ActionId,
         outcome: Result<ActionOutput, ActionError>,
     ) {
+        let asked_at = self.asked_at.remove(&id);
         let Some(action) = self.in_flight.remove(&id) else {
             return;
         };
@@ -482,6 +534,7 @@ impl Rollout {
             }
             (Action::ObserveWorkload { .. }, Ok(ActionOutput::Workload(observed))) => {
                 self.next_workload_poll = now + self.state.policy.poll_interval;
+                self.workload_seen_at = self.workload_seen_at.max(asked_at);
                 self.observe_workload(now, &observed);
             }
             (
@@ -511,6 +564,10 @@ impl Rollout {
             (Action::ObserveBoot { step, boot, .. }, Ok(ActionOutput::BootStatus(statuses))) => {
                 self.next_boot_poll
                     .insert((step, boot), now + self.state.policy.poll_interval);
+                if let Some(at) = asked_at {
+                    let seen = self.boot_seen_at.entry((step, boot)).or_insert(at);
+                    *seen = (*seen).max(at);
+                }
                 self.observe_boot(now, step, boot, &statuses);
             }
             (Action::Resume { nodes, .. }, Ok(_)) => {
@@ -659,6 +716,16 @@ impl Rollout {
                     NodePhase::Verifying,
                     WorkloadState::Drained | WorkloadState::Idle | WorkloadState::Allocated,
                 ) if report.responding => self.healthy(node, now),
+                // Up, and down only by a mark carrying this session's drain
+                // reason: the failed mark an earlier session left (Slurm keeps
+                // FAIL through a drain and a boot, and shows the latest
+                // reason, the drain's). The resume that follows clears it.
+                (NodePhase::Verifying, WorkloadState::Down)
+                    if report.responding
+                        && report.reason.as_deref() == Some(self.drain_reason().as_str()) =>
+                {
+                    self.healthy(node, now);
+                }
                 // A break in health restarts the soak; a failed health check
                 // is kept as the node's reason, so a node that never passes
                 // fails saying why.
@@ -884,6 +951,7 @@ impl Rollout {
     /// Moves the session forward as far as it can go without an answer, and
     /// queues the actions now owed.
     fn advance(&mut self, now: Timestamp) {
+        self.judged_until = self.judged_until.max(now);
         // Refusals whose delay has passed are due now; forget them so they
         // are not reported as deadlines again.
         self.node_retry_at.retain(|_, at| *at > now);
@@ -1150,15 +1218,38 @@ impl Rollout {
             return;
         };
         let mut late = Vec::new();
+        let mut observe_workload = false;
+        let mut observe_boots = Vec::new();
         let awaited = self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
-        for (boot, nodes) in step.boots.iter().zip(awaited) {
-            late.extend(
-                nodes
-                    .into_iter()
-                    // A node soaking its health answered in time.
-                    .filter(|&node| self.state.nodes[node].healthy_since.is_none())
-                    .filter(|&node| now >= self.come_back_deadline(node, boot)),
-            );
+        for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
+            let number = u32::try_from(number).unwrap_or(u32::MAX);
+            for node in nodes {
+                // A node soaking its health answered in time.
+                if self.state.nodes[node].healthy_since.is_some() {
+                    continue;
+                }
+                let deadline = self.come_back_deadline(node, boot);
+                if now < deadline {
+                    continue;
+                }
+                // Late only if an observation asked for at or after the
+                // deadline still does not show it back: the deadline passing
+                // while this process was slow to look (a busy store, a
+                // storm of requests, a simulated clock running fast) says
+                // nothing about the node.
+                match self.seen_since(node, number, boot, deadline) {
+                    Seen::Yes => late.push(node),
+                    Seen::AskWorkload => observe_workload = true,
+                    Seen::AskBoot => observe_boots.push((step_number, number)),
+                }
+            }
+        }
+        if observe_workload {
+            self.next_workload_poll = self.next_workload_poll.min(now);
+        }
+        for boot in observe_boots {
+            let due = self.next_boot_poll.entry(boot).or_insert(now);
+            *due = (*due).min(now);
         }
         let mut graceful = Vec::new();
         let mut forced = Vec::new();
@@ -1198,6 +1289,24 @@ impl Rollout {
                     operation,
                 });
             }
+        }
+    }
+
+    /// Whether `node`, awaited after boot `number` of its step (`boot`), has
+    /// been observed since `deadline`, and if not, what to ask.
+    fn seen_since(&self, node: usize, number: u32, boot: &StepBoot, deadline: Timestamp) -> Seen {
+        let step = self.state.nodes[node].step.unwrap_or(u32::MAX);
+        let seen_at = match self.state.nodes[node].phase {
+            // Its boot was never acknowledged: there is nothing to ask about,
+            // and the deadline counts from when the boot was asked for.
+            NodePhase::Booting if boot.handle.is_none() => return Seen::Yes,
+            NodePhase::Booting => self.boot_seen_at.get(&(step, number)).copied(),
+            _ => self.workload_seen_at,
+        };
+        match seen_at {
+            Some(at) if at >= deadline => Seen::Yes,
+            _ if self.state.nodes[node].phase == NodePhase::Booting => Seen::AskBoot,
+            _ => Seen::AskWorkload,
         }
     }
 
@@ -1481,7 +1590,7 @@ impl Rollout {
             self.queue(Action::Drain {
                 upgrading_label: upgrading_label.clone(),
                 nodes: self.ids_of(&batch),
-                reason: format!("crus:{}", self.state.upgrade_id),
+                reason: self.drain_reason(),
             });
         }
 
@@ -1504,17 +1613,15 @@ impl Rollout {
                     .collect();
                 (check, self.ids_of(&verifying))
             });
-            self.queue(Action::ObserveWorkload {
-                nodes: self.ids_of(&watched),
-                probe,
-            });
+            let nodes = self.ids_of(&watched);
+            self.queue_observation(now, Action::ObserveWorkload { nodes, probe });
         }
 
         for action in self.boot_actions_due(now) {
             if matches!(action, Action::StartBoot { .. }) {
                 self.session_retry_at = None;
             }
-            self.queue(action);
+            self.queue_observation(now, action);
         }
 
         let mut to_resume: Vec<usize> = self
@@ -1758,7 +1865,11 @@ impl Rollout {
                 text: message.clone(),
             },
         );
-        self.state.messages.push(message);
+        messages::push(
+            &mut self.state.messages,
+            &mut self.state.messages_folded,
+            message,
+        );
         self.dirty = true;
     }
 
@@ -1770,10 +1881,17 @@ impl Rollout {
         }
     }
 
-    fn queue(&mut self, action: Action) {
+    fn queue(&mut self, action: Action) -> ActionId {
         let id = ActionId(self.next_action_id);
         self.next_action_id += 1;
         self.outbox.push_back((id, action));
+        id
+    }
+
+    /// Queues an observation, noting when it was asked for.
+    fn queue_observation(&mut self, now: Timestamp, action: Action) {
+        let id = self.queue(action);
+        self.asked_at.insert(id, now);
     }
 
     /// No session-level action queued or in flight, and any refusal has waited out its delay.
@@ -1852,6 +1970,11 @@ impl Rollout {
             .max(PENDING_COST_SPACING.saturating_mul(pending))
     }
 
+    /// The reason this session's drains give the workload manager.
+    fn drain_reason(&self) -> String {
+        format!("crus:{}", self.state.upgrade_id)
+    }
+
     fn step_size(&self) -> usize {
         usize::try_from(self.state.spec.upgrade_step_size.max(1)).unwrap_or(usize::MAX)
     }
@@ -1880,6 +2003,16 @@ impl Rollout {
             .map(|&node| self.state.nodes[node].id.clone())
             .collect()
     }
+}
+
+/// Whether a node past its come-back deadline has been observed since.
+enum Seen {
+    /// Yes: its state now is its verdict.
+    Yes,
+    /// No: the workload manager must be asked again first.
+    AskWorkload,
+    /// No: its boot's progress must be asked for again first.
+    AskBoot,
 }
 
 /// The CRUS view of a rollout state.

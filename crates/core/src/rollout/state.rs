@@ -245,8 +245,14 @@ pub struct RolloutState {
     pub state: SessionState,
     /// Whether the session has finished.
     pub completed: bool,
-    /// Progress in plain sentences.
+    /// Progress in plain sentences: the first few and the latest many, with
+    /// one message in between saying how many were folded (see
+    /// `messages_folded`).
     pub messages: Vec<String>,
+    /// How many messages were folded out of `messages` to keep the record's
+    /// size bounded; the full history is in the session's events.
+    #[serde(default, skip_serializing_if = "is_no_count")]
+    pub messages_folded: usize,
     /// Where the session as a whole stands.
     pub stage: Stage,
     /// The nodes to upgrade, in the order they are taken (the snapshot of the
@@ -265,7 +271,8 @@ pub struct RolloutState {
     /// is taken until an operator resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halted: Option<String>,
-    /// How many operator commands (pause, resume) were applied.
+    /// How many operator commands (pause, resume) were applied, in all: the
+    /// record keeps only those not yet applied (see `Desired::commands`).
     #[serde(default)]
     pub commands_applied: usize,
     /// When the session was created.
@@ -310,4 +317,9 @@ impl RolloutState {
             .filter(|node| matches!(node.phase, NodePhase::Failing | NodePhase::Failed))
             .count()
     }
+}
+
+/// For `skip_serializing_if`: a count of 0 is not written.
+fn is_no_count(count: &usize) -> bool {
+    *count == 0
 }

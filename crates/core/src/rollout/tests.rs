@@ -423,11 +423,11 @@ fn a_node_that_does_not_come_back_fails_alone_after_the_boot_timeout() {
         );
         now = next;
         rollout.handle_timeout(now);
-        if now >= deadline {
-            break;
-        }
+        // At the deadline too, the boot is looked at once more: only an
+        // answer asked for since the deadline can say the node is late.
         for (id, action) in take_actions(&mut rollout) {
             assert!(matches!(action, Action::ObserveBoot { .. }), "{action:?}");
+            assert_eq!(rollout.state().nodes[1].phase, NodePhase::Booting);
             rollout.handle_outcome(
                 now,
                 id,
@@ -437,7 +437,11 @@ fn a_node_that_does_not_come_back_fails_alone_after_the_boot_timeout() {
                 )])),
             );
         }
+        if now >= deadline {
+            break;
+        }
     }
+    assert_eq!(now, deadline);
     assert_eq!(rollout.state().nodes[1].phase, NodePhase::Failing);
     assert_eq!(
         rollout.state().nodes[1].reason.as_deref(),
@@ -902,4 +906,157 @@ fn a_power_restart_that_cannot_be_done_fails_the_node_at_once() {
         "{:?}",
         node.reason
     );
+}
+
+/// The pause/resume storm (16 clients at 600 simulated seconds a second):
+/// operators pause and resume every few seconds while the controller, held
+/// up by them, answers each observation 200 s after asking. The node's boot
+/// succeeds 6.4 minutes after it started; it must not be failed for missing
+/// the 10-minute boot timeout because nobody looked in time.
+#[test]
+fn a_pause_resume_storm_with_late_answers_fails_no_node_that_came_back() {
+    let booted_at = t(384);
+    // What the site answers to an observation asked for at `asked`.
+    let answer = |action: &Action, asked: Timestamp| match action {
+        Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+            nodes
+                .iter()
+                .map(|node| {
+                    if asked < t(1) {
+                        workload(node.as_str(), WorkloadState::Drained, true)
+                    } else if asked < booted_at {
+                        workload(node.as_str(), WorkloadState::Down, false)
+                    } else {
+                        workload(node.as_str(), WorkloadState::Drained, true)
+                    }
+                })
+                .collect(),
+        ),
+        Action::ObserveBoot { .. } => ActionOutput::BootStatus(vec![boot(
+            "a",
+            if asked < booted_at {
+                NodeBootState::InProgress
+            } else {
+                NodeBootState::Ok
+            },
+        )]),
+        Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        }),
+        _ => ActionOutput::Done,
+    };
+    // Drained and the boot started at once, at t(0): its deadline is t(600).
+    let (mut rollout, mut actions) = started(&["a"], 1);
+    while !actions.is_empty() {
+        for (id, action) in actions {
+            let output = answer(&action, t(0));
+            rollout.handle_outcome(t(0), id, Ok(output));
+        }
+        actions = take_actions(&mut rollout);
+    }
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Booting);
+    let mut waiting: Vec<(ActionId, Action, Timestamp)> = Vec::new();
+    let mut now = t(0);
+    let mut pause = true;
+    while !rollout.is_finished() && now < t(3_600) {
+        now = now + Duration::from_secs(5);
+        let command = if pause {
+            OperatorCommand::Pause
+        } else {
+            OperatorCommand::Resume { max_failures: None }
+        };
+        pause = !pause;
+        let _ = rollout.apply_command(now, &command);
+        rollout.handle_timeout(now);
+        waiting.extend(
+            take_actions(&mut rollout)
+                .into_iter()
+                .map(|(id, a)| (id, a, now)),
+        );
+        // Answers take 200 s to come back (until the storm ends at 15 min).
+        let delay = if now < t(900) { 200 } else { 0 };
+        let (due, later): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|(_, _, asked)| *asked + Duration::from_secs(delay) <= now);
+        waiting = later;
+        for (id, action, asked) in due {
+            let output = answer(&action, asked);
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+        waiting.extend(
+            take_actions(&mut rollout)
+                .into_iter()
+                .map(|(id, a)| (id, a, now)),
+        );
+        let node = &rollout.state().nodes[0];
+        assert!(
+            !matches!(node.phase, NodePhase::Failing | NodePhase::Failed),
+            "failed at {now}: {:?}",
+            node.reason
+        );
+    }
+    assert!(rollout.is_finished(), "{:?}", rollout.state().messages);
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Done);
+}
+
+/// The next session takes a node an earlier one failed: the workload manager
+/// still reports it down (the old failed mark), but with this session's drain
+/// reason and responding. That is the node up, not a node that did not come back.
+#[test]
+fn a_node_failed_by_an_earlier_session_is_upgraded_and_resumed() {
+    let (mut rollout, actions) = started(&["a"], 1);
+    let ours = format!("crus:{}", Uuid::nil());
+    let failed_mark = |responding: bool| WorkloadNode {
+        reason: Some(ours.clone()),
+        ..workload("a", WorkloadState::Down, responding)
+    };
+    let mut queue: Vec<(ActionId, Action)> = actions;
+    let mut now = t(0);
+    let mut resumed = false;
+    for _ in 0..1_000 {
+        for (id, action) in std::mem::take(&mut queue) {
+            let output = match &action {
+                // Down from the old mark all along; responding once booted.
+                Action::ObserveWorkload { .. } => {
+                    ActionOutput::Workload(vec![failed_mark(now >= t(100))])
+                }
+                Action::StartBoot { request, .. } => ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: "bos-1".into(),
+                }),
+                Action::ObserveBoot { .. } => ActionOutput::BootStatus(vec![boot(
+                    "a",
+                    if now >= t(100) {
+                        NodeBootState::Ok
+                    } else {
+                        NodeBootState::InProgress
+                    },
+                )]),
+                Action::Resume { nodes, .. } => {
+                    resumed = nodes == &ids(&["a"]);
+                    ActionOutput::Done
+                }
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+        queue = take_actions(&mut rollout);
+        if rollout.is_finished() {
+            break;
+        }
+        if queue.is_empty() {
+            now = rollout.poll_timeout().expect("a timer");
+            rollout.handle_timeout(now);
+            queue = take_actions(&mut rollout);
+        }
+    }
+    assert_eq!(
+        rollout.state().nodes[0].phase,
+        NodePhase::Done,
+        "{:?}",
+        rollout.state().messages
+    );
+    assert!(resumed, "its old mark is cleared by the resume");
+    assert!(now < t(200), "upgraded as soon as it was back, at {now}");
 }

@@ -32,14 +32,49 @@ pub struct Desired {
     /// Deletion was requested: stop safely, then remove the record.
     #[serde(default)]
     pub delete: bool,
-    /// Pause and resume requests, oldest first; the rollout records how many
-    /// it has applied (`RolloutState::commands_applied`), so each is applied
-    /// once even across a restart.
+    /// Pause and resume requests not yet dropped, oldest first; the rollout
+    /// records how many it has applied in all
+    /// (`RolloutState::commands_applied`), so each is applied once even
+    /// across a restart. Applied ones are dropped (see
+    /// [`Desired::compact_commands`]), so thousands of pauses and resumes do
+    /// not grow the record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<OperatorCommand>,
+    /// How many applied commands were dropped from the head of `commands`:
+    /// `commands[0]` is the session's command number `commands_compacted`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub commands_compacted: usize,
     /// The `Idempotency-Key` the session was created with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
+}
+
+impl Desired {
+    /// The commands a rollout that has applied `applied` commands in all has
+    /// yet to apply, oldest first.
+    pub fn pending_commands(&self, applied: usize) -> &[OperatorCommand] {
+        let start = applied.saturating_sub(self.commands_compacted);
+        self.commands.get(start..).unwrap_or_default()
+    }
+
+    /// Drops the commands a rollout that has applied `applied` in all no
+    /// longer needs. Idempotent, and safe with a stale `applied` (a count
+    /// read from the store is never above the controller's own): only
+    /// commands below both are dropped.
+    pub fn compact_commands(&mut self, applied: usize) {
+        let applied_here = applied
+            .saturating_sub(self.commands_compacted)
+            .min(self.commands.len());
+        if applied_here > 0 {
+            self.commands.drain(..applied_here);
+            self.commands_compacted += applied_here;
+        }
+    }
+}
+
+/// For `skip_serializing_if`: a count of 0 is not written.
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// A creation's `Idempotency-Key` and the request it came with, so a repeat
@@ -92,11 +127,7 @@ impl SessionRecord {
             status.state = SessionState::Deleting;
         }
         // Commands the controller has not applied yet already show.
-        let pending = self
-            .desired
-            .commands
-            .get(self.rollout.commands_applied..)
-            .unwrap_or_default();
+        let pending = self.desired.pending_commands(self.rollout.commands_applied);
         if !self.rollout.completed && !self.desired.delete {
             match pending.last() {
                 Some(OperatorCommand::Pause) => status.phase = Some(SessionPhase::Paused),
