@@ -45,6 +45,14 @@ fn cray_ex_example_is_valid() {
         assert!(section.ca_file.is_some());
         assert!(section.timeout >= Duration::from_secs(30));
     }
+    // Keycloak's keys from the realm's JWKS URL, so a rotation needs no edit.
+    assert_eq!(
+        config.auth.jwks_url.as_deref(),
+        Some(
+            "https://api-gw-service-nmn.local/keycloak/realms/shasta/protocol/openid-connect/certs"
+        )
+    );
+    assert!(config.auth.jwks_ca_file.is_some() && config.auth.jwks_file.is_none());
 }
 
 #[test]
