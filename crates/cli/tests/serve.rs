@@ -357,13 +357,7 @@ async fn a_config_file_chooses_a_file_inventory_and_no_workload_manager() {
         |s| s["completed"] == true,
     )
     .await;
-    assert!(
-        said(
-            &finished,
-            "Upgrade Session Completed: 3 of 3 nodes upgraded"
-        ),
-        "{finished:#}"
-    );
+    assert_completed_as_crus_said(&finished, "3 of 3 nodes upgraded");
     // The groups crus made live in the inventory file.
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&inventory).unwrap()).unwrap();
     assert_eq!(saved["groups"]["crus-upgrading"], serde_json::json!([]));

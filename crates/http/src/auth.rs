@@ -1,10 +1,12 @@
 //! Bearer authentication: static tokens and JWTs (HS256 secret, a PEM public
-//! key, or a JWKS document), checked by [`require_auth`] on every route but
-//! the health probes.
+//! key, a JWKS document, or the keys published at a JWKS URL), checked by
+//! [`require_auth`] on every route but the health probes.
 //!
 //! CRUS sat behind the Cray API gateway, which checked a Keycloak JWT before
 //! any request reached it; `crus serve` checks the token itself, so it is
 //! safe to expose without that gateway.
+
+mod jwks_url;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::problem::AppError;
+pub use jwks_url::JwksUrlConfig;
+use jwks_url::RemoteJwks;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;
@@ -47,6 +51,9 @@ pub struct AuthConfig {
     pub jwt_public_key_pem: Option<Vec<u8>>,
     /// A JWKS document (`--jwks-file`); a token's `kid` picks the key.
     pub jwks_json: Option<String>,
+    /// A JWKS URL (`--jwks-url`) whose keys are fetched at start and again
+    /// when a token names a `kid` they lack (see [`JwksUrlConfig`]).
+    pub jwks_url: Option<JwksUrlConfig>,
     /// When set, a JWT must carry this `aud`.
     pub audience: Option<String>,
     /// When set, a JWT must carry this `iss`.
@@ -65,6 +72,7 @@ impl fmt::Debug for AuthConfig {
             .field("jwt_hs256_secret", &self.jwt_hs256_secret.is_some())
             .field("jwt_public_key_pem", &self.jwt_public_key_pem.is_some())
             .field("jwks_json", &self.jwks_json.is_some())
+            .field("jwks_url", &self.jwks_url)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
             .field("no_auth", &self.no_auth)
@@ -78,7 +86,7 @@ impl fmt::Debug for AuthConfig {
 pub enum AuthError {
     /// No method configured, and `no_auth` not set.
     #[error(
-        "no authentication configured: give --token, --tokens-file, CRUS_TOKENS, --jwt-secret, --jwt-public-key or --jwks-file, or --no-auth to accept every request"
+        "no authentication configured: give --token, --tokens-file, CRUS_TOKENS, --jwt-secret, --jwt-public-key, --jwks-file or --jwks-url, or --no-auth to accept every request"
     )]
     NothingConfigured,
     /// `no_auth` set together with tokens or keys: which was meant is unclear.
@@ -101,6 +109,9 @@ pub enum AuthError {
     /// The JWKS document could not be used.
     #[error("the JWKS document is not usable: {0}")]
     Jwks(String),
+    /// The JWKS URL (or its CA file) could not be used.
+    #[error("the JWKS URL is not usable: {0}")]
+    JwksUrl(String),
 }
 
 /// Who made a request, as authentication found out; handlers find it in the
@@ -155,6 +166,8 @@ pub struct Auth {
     tokens: Vec<Vec<u8>>,
     /// JWT keys, tried in order.
     verifiers: Vec<JwtVerifier>,
+    /// Keys fetched from a JWKS URL, tried after `verifiers`.
+    remote: Option<Arc<RemoteJwks>>,
 }
 
 impl fmt::Debug for Auth {
@@ -171,6 +184,7 @@ impl fmt::Debug for Auth {
                     .map(|verifier| verifier.source.as_str())
                     .collect::<Vec<_>>(),
             )
+            .field("jwks_url", &self.remote.as_ref().map(|remote| remote.url()))
             .finish()
     }
 }
@@ -193,7 +207,8 @@ impl Auth {
         let has_credentials = !config.tokens.is_empty()
             || config.jwt_hs256_secret.is_some()
             || config.jwt_public_key_pem.is_some()
-            || config.jwks_json.is_some();
+            || config.jwks_json.is_some()
+            || config.jwks_url.is_some();
         if config.no_auth {
             if has_credentials {
                 return Err(AuthError::NoAuthWithCredentials);
@@ -249,11 +264,57 @@ impl Auth {
         if let Some(jwks) = &config.jwks_json {
             verifiers.extend(verifiers_from_jwks(jwks, &claims)?);
         }
+        let remote = match config.jwks_url {
+            Some(jwks_url) => {
+                let remote = Arc::new(RemoteJwks::new(
+                    jwks_url,
+                    config.audience.clone(),
+                    config.issuer.clone(),
+                )?);
+                // Fetched at start when there is a runtime to fetch on;
+                // without one, the first JWT makes them fetched.
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    remote.spawn_refresh();
+                }
+                Some(remote)
+            }
+            None => None,
+        };
         Ok(Auth {
             no_auth: false,
             tokens,
             verifiers,
+            remote,
         })
+    }
+
+    /// Whether the keys of the JWKS URL are known: `None` without a JWKS
+    /// URL, `Some(false)` until a first fetch succeeded (every JWT is then
+    /// refused).
+    pub fn jwks_url_keys_available(&self) -> Option<bool> {
+        self.remote.as_ref().map(|remote| remote.keys().is_some())
+    }
+
+    /// As [`Auth::authenticate`], fetching the keys of the JWKS URL again
+    /// first when the token is a JWT naming a `kid` they lack (a rotation at
+    /// the provider), at most once per its `min_refetch_interval`.
+    pub async fn authenticate_fetching_keys(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthFailure> {
+        let result = self.authenticate(headers);
+        let (Err(AuthFailure::Rejected), Some(remote)) = (&result, &self.remote) else {
+            return result;
+        };
+        let Some(header) =
+            bearer_token(headers).and_then(|token| jsonwebtoken::decode_header(token).ok())
+        else {
+            return result;
+        };
+        if remote.knows(header.kid.as_deref()) || !remote.refetch_for_unknown_key().await {
+            return result;
+        }
+        self.authenticate(headers)
     }
 
     /// Authentication that accepts every request (what `no_auth` gives).
@@ -262,6 +323,7 @@ impl Auth {
             no_auth: true,
             tokens: Vec::new(),
             verifiers: Vec::new(),
+            remote: None,
         }
     }
 
@@ -296,7 +358,8 @@ impl Auth {
     }
 
     fn verify_jwt(&self, token: &str) -> Result<Principal, AuthFailure> {
-        if self.verifiers.is_empty() {
+        let fetched = self.remote.as_ref().and_then(|remote| remote.keys());
+        if self.verifiers.is_empty() && fetched.as_ref().is_none_or(|keys| keys.is_empty()) {
             return Err(AuthFailure::Rejected);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|error| {
@@ -304,7 +367,8 @@ impl Auth {
             AuthFailure::Rejected
         })?;
         let mut tried = false;
-        for verifier in &self.verifiers {
+        let fetched = fetched.as_deref().map(Vec::as_slice).unwrap_or_default();
+        for verifier in self.verifiers.iter().chain(fetched) {
             if !verifier.validation.algorithms.contains(&header.alg) {
                 continue;
             }
@@ -490,7 +554,7 @@ pub async fn require_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match auth.authenticate(request.headers()) {
+    match auth.authenticate_fetching_keys(request.headers()).await {
         Ok(principal) => {
             if let Principal::Jwt {
                 subject: Some(subject),

@@ -55,7 +55,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, Principal};
+pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, JwksUrlConfig, Principal};
 pub use json::{JsonBody, SessionBody};
 pub use leadership::Leadership;
 pub use limits::ServerLimits;

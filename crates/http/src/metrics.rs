@@ -34,9 +34,9 @@ use crate::state::AppState;
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Every session state, so each has a `crus_sessions` series even at zero.
-const SESSION_STATES: [SessionState; 4] = [
-    SessionState::Created,
+/// Every session state served, so each has a `crus_sessions` series even
+/// at zero (`CREATED` is never served: see [`SessionState::served`]).
+const SESSION_STATES: [SessionState; 3] = [
     SessionState::Updating,
     SessionState::Ready,
     SessionState::Deleting,

@@ -132,7 +132,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .optional()
             .at(location)?;
         match version {
-            Some(SCHEMA_VERSION) => {}
+            Some(SCHEMA_VERSION) => restate_created(&transaction, location)?,
             Some(1) => migrate_to_2(&transaction, location)?,
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
@@ -171,6 +171,31 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
         migrate_to_2(&transaction, location)?;
     }
     transaction.commit().at(location)
+}
+
+/// Writes again, from their records, the statuses that say `CREATED`: crus
+/// 0.1 stored a session in that state until a controller took it up, and
+/// crus now serves it as `UPDATING`, as CRUS answered (see
+/// `SessionState::served`). Cheap when there are none, which is always
+/// after the first opening by this build: one scan of the small status rows.
+fn restate_created(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    let rows: Vec<(String, i64, String)> = {
+        let mut statement = transaction
+            .prepare(
+                "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                 (SELECT upgrade_id FROM statuses WHERE status LIKE '%\"state\":\"CREATED\"%')",
+            )
+            .at(location)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .at(location)?;
+        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
+    };
+    for (id, revision, json) in rows {
+        let record = super::decode(location, &id, revision, &json)?;
+        super::Summary::of(&record.value)?.insert(transaction, location, &id)?;
+    }
+    Ok(())
 }
 
 /// Adds the `statuses` table and fills it from every stored record, in the

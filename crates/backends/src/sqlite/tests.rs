@@ -599,3 +599,46 @@ async fn an_immutable_file_refuses_writes_until_made_writable_again() {
     assert_eq!(current.revision, revision, "the refused write left nothing");
     store.update(&kept, revision).await.unwrap();
 }
+
+/// A session crus 0.1 stored before a controller took it up: its record and
+/// its status say `CREATED`, a state CRUS never answered.
+#[tokio::test]
+async fn a_session_stored_as_created_is_served_as_updating() {
+    let (_directory, path) = database();
+    let id = Uuid::new_v4();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create(&test_record(id)).await.unwrap();
+    }
+    {
+        // Rewritten as crus 0.1 wrote it.
+        let connection = raw(&path);
+        for table in ["sessions SET record", "statuses SET status"] {
+            let column = table.rsplit(' ').next().unwrap();
+            connection
+                .execute(
+                    &format!(
+                        "UPDATE {table} = replace({column}, '\"state\":\"UPDATING\"', '\"state\":\"CREATED\"')"
+                    ),
+                    [],
+                )
+                .unwrap();
+        }
+        let status: String = connection
+            .query_row("SELECT status FROM statuses", [], |row| row.get(0))
+            .unwrap();
+        assert!(status.contains(r#""state":"CREATED""#), "{status}");
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let status = store.get_status(id).await.unwrap().unwrap();
+    assert!(status.contains(r#""state":"UPDATING""#), "{status}");
+    let listing = store.list_statuses_json().await.unwrap();
+    assert!(!listing.contains("CREATED"), "{listing}");
+    // The record still loads; the rollout runs it as UPDATING.
+    let record = store.get(id).await.unwrap().unwrap().value;
+    assert_eq!(record.status().state, crus_core::SessionState::Updating);
+    assert_eq!(
+        Rollout::resume(record.rollout).state().state,
+        crus_core::SessionState::Updating
+    );
+}

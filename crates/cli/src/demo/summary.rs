@@ -138,6 +138,13 @@ impl Summary {
             let names: Vec<&str> = self.failed_nodes.iter().map(NodeId::as_str).collect();
             println!("  {:<20} {}", "failed nodes", names.join(", "));
         }
+        // A finished session ends with CRUS's "Upgrade Session Completed";
+        // the summary before it says how it went.
+        if let [.., summary, last] = self.messages.as_slice()
+            && last == crus_core::rollout::COMPLETED_MESSAGE
+        {
+            println!("  {:<20} {summary}", "outcome");
+        }
         if let Some(last) = self.messages.last() {
             println!("  {:<20} {last}", "last message");
         }

@@ -783,12 +783,68 @@ pub struct AuthSection {
     pub jwt_public_key_file: Option<PathBuf>,
     /// A JWKS document with the keys of accepted JWTs (chosen by `kid`).
     pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL publishing the keys of accepted JWTs (Keycloak:
+    /// `…/realms/<realm>/protocol/openid-connect/certs`): fetched at start,
+    /// kept, and fetched again when a token names a `kid` they lack.
+    pub jwks_url: Option<String>,
+    /// PEM file of the CA that signed the JWKS URL's TLS certificate.
+    pub jwks_ca_file: Option<PathBuf>,
+    /// How long one fetch of the JWKS URL may take [default: 10s].
+    #[serde(default, with = "humantime_duration_option")]
+    pub jwks_timeout: Option<Duration>,
+    /// The shortest time between two fetches of the JWKS URL for tokens
+    /// naming an unknown `kid` [default: 1m].
+    #[serde(default, with = "humantime_duration_option")]
+    pub jwks_min_refetch_interval: Option<Duration>,
     /// Required `aud` of JWTs.
     pub audience: Option<String>,
     /// Required `iss` of JWTs.
     pub issuer: Option<String>,
     /// Accept every request without a token (a warning is logged at each start).
     pub no_auth: bool,
+}
+
+impl AuthSection {
+    /// Checks the JWKS URL settings; errors name the key.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("auth.{key}"),
+            message,
+        };
+        match &self.jwks_url {
+            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err(invalid(
+                    "jwks_url",
+                    format!("{url:?} is not an https:// (or http://) URL"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                for (key, given) in [
+                    ("jwks_ca_file", self.jwks_ca_file.is_some()),
+                    ("jwks_timeout", self.jwks_timeout.is_some()),
+                    (
+                        "jwks_min_refetch_interval",
+                        self.jwks_min_refetch_interval.is_some(),
+                    ),
+                ] {
+                    if given {
+                        return Err(invalid(
+                            key,
+                            "applies to auth.jwks_url, which is not given".to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        if self.jwks_timeout.is_some_and(|timeout| timeout.is_zero()) {
+            return Err(invalid(
+                "jwks_timeout",
+                "must be longer than 0s".to_string(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[rollout]`
@@ -942,6 +998,7 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        self.auth.check()?;
         if self.store.kind == StoreKind::Etcd {
             if !cfg!(feature = "etcd") {
                 return Err(invalid("store.kind", ETCD_NOT_BUILT.into()));
@@ -1383,6 +1440,40 @@ mod tests {
             (
                 "[health]\nallowed_http_hosts = [\"mon*.example.org\"]\n",
                 "health.allowed_http_hosts",
+            ),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let error = config.check().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn jwks_url_settings_are_read_and_checked() {
+        let config: Config = toml::from_str(
+            "[auth]\njwks_url = \"https://keycloak.local/realms/shasta/protocol/openid-connect/certs\"\n\
+             jwks_ca_file = \"/etc/crus/ca.pem\"\njwks_timeout = \"5s\"\n\
+             jwks_min_refetch_interval = \"2m\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        assert_eq!(config.auth.jwks_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(
+            config.auth.jwks_min_refetch_interval,
+            Some(Duration::from_secs(120))
+        );
+        for (text, key) in [
+            (
+                "[auth]\njwks_url = \"keycloak.local/certs\"\n",
+                "auth.jwks_url",
+            ),
+            (
+                "[auth]\njwks_ca_file = \"/etc/crus/ca.pem\"\n",
+                "auth.jwks_ca_file",
+            ),
+            (
+                "[auth]\njwks_url = \"https://k/certs\"\njwks_timeout = \"0s\"\n",
+                "auth.jwks_timeout",
             ),
         ] {
             let config: Config = toml::from_str(text).unwrap();

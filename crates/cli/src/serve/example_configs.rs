@@ -51,6 +51,14 @@ fn cray_ex_example_is_valid() {
     let bos = config.bos.as_ref().map(|bos| bos.boot_timeout);
     assert_eq!(bos, Some(Some(Duration::from_secs(45 * 60))));
     assert!(config.default_boot_timeout() > Duration::from_secs(30 * 60));
+    // Keycloak's keys from the realm's JWKS URL, so a rotation needs no edit.
+    assert_eq!(
+        config.auth.jwks_url.as_deref(),
+        Some(
+            "https://api-gw-service-nmn.local/keycloak/realms/shasta/protocol/openid-connect/certs"
+        )
+    );
+    assert!(config.auth.jwks_ca_file.is_some() && config.auth.jwks_file.is_none());
 }
 
 #[test]

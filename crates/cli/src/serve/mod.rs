@@ -68,6 +68,13 @@ pub struct ServeArgs {
     /// JWKS document with the keys of accepted JWTs.
     #[arg(long, value_name = "PATH")]
     pub jwks_file: Option<PathBuf>,
+    /// JWKS URL publishing the keys of accepted JWTs (Keycloak:
+    /// …/protocol/openid-connect/certs), fetched at start and on an unknown `kid`.
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// PEM file of the CA that signed the JWKS URL's TLS certificate.
+    #[arg(long, value_name = "PATH")]
+    pub jwks_ca_file: Option<PathBuf>,
     /// Required `aud` claim of JWTs.
     #[arg(long)]
     pub jwt_audience: Option<String>,
@@ -175,6 +182,12 @@ impl ServeArgs {
         }
         if self.jwks_file.is_some() {
             auth.jwks_file = self.jwks_file.clone();
+        }
+        if self.jwks_url.is_some() {
+            auth.jwks_url = self.jwks_url.clone();
+        }
+        if self.jwks_ca_file.is_some() {
+            auth.jwks_ca_file = self.jwks_ca_file.clone();
         }
         if self.jwt_audience.is_some() {
             auth.audience = self.jwt_audience.clone();

@@ -12,7 +12,7 @@ use crus_core::controller::{Controller, ControllerConfig, EventLog};
 use crus_core::ports::Ports;
 use crus_core::rollout::RolloutPolicy;
 use crus_core::store::{FaultyStore, SessionStore};
-use crus_http::{AppState, Auth, AuthConfig, Leadership, Metrics, instrument_ports};
+use crus_http::{AppState, Auth, AuthConfig, JwksUrlConfig, Leadership, Metrics, instrument_ports};
 use tracing_subscriber::EnvFilter;
 
 use crus_backends::service::{ServiceConfig, TokenSource};
@@ -309,6 +309,17 @@ fn build_auth(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth,
             Some(path) => Some(read_file(path, "JWKS file")?),
             None => None,
         },
+        jwks_url: section.jwks_url.as_ref().map(|url| {
+            let mut jwks_url = JwksUrlConfig::new(url.clone());
+            jwks_url.ca_file.clone_from(&section.jwks_ca_file);
+            if let Some(timeout) = section.jwks_timeout {
+                jwks_url.timeout = timeout;
+            }
+            if let Some(interval) = section.jwks_min_refetch_interval {
+                jwks_url.min_refetch_interval = interval;
+            }
+            jwks_url
+        }),
         audience: section.audience.clone(),
         issuer: section.issuer.clone(),
         no_auth: section.no_auth,

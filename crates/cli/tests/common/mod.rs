@@ -131,10 +131,20 @@ pub const SMALL_NASA_CLUSTER: [&str; 10] = [
 /// with every node upgraded.
 pub fn assert_all_eight_upgraded(finished: &Value) {
     assert_eq!(finished["state"], "READY");
-    assert!(
-        said(finished, "Upgrade Session Completed: 8 of 8 nodes upgraded"),
-        "{finished:#}"
-    );
+    assert_completed_as_crus_said(finished, "8 of 8 nodes upgraded");
+}
+
+/// Checks that `session`'s last message is CRUS's, word for word, and that
+/// the message before it is the summary `summary`.
+pub fn assert_completed_as_crus_said(session: &Value, summary: &str) {
+    let messages = session["messages"].as_array().cloned().unwrap_or_default();
+    let last: Vec<&str> = messages
+        .iter()
+        .rev()
+        .take(2)
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(last, ["Upgrade Session Completed", summary], "{session:#}");
 }
 
 /// The simulated cluster of [`SMALL_NASA_CLUSTER`] kept in `state`, as the

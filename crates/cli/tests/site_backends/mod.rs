@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{client, create_session, said, wait_for};
+use crate::common::{assert_completed_as_crus_said, client, create_session, wait_for};
 
 /// The body of a session upgrading group `starting_label` to `template`,
 /// `step` nodes at a time, plus the `extra` fields.
@@ -38,8 +38,7 @@ pub async fn upgrade_all(url: &str, body: &Value, nodes: usize) -> Value {
     })
     .await;
     assert_eq!(session["state"], "READY", "{session:#}");
-    let completed = format!("Upgrade Session Completed: {nodes} of {nodes} nodes upgraded");
-    assert!(said(&session, &completed), "{session:#}");
+    assert_completed_as_crus_said(&session, &format!("{nodes} of {nodes} nodes upgraded"));
     session
 }
 

@@ -90,9 +90,10 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
     for text in new_messages {
         kinds.push(EventKind::Message { text: text.clone() });
     }
-    let state_before = before.map_or(SessionState::Created, |state| state.state);
-    if after.state != state_before {
-        kinds.push(EventKind::State { state: after.state });
+    if let Some(state) = told_state(after)
+        && before.and_then(told_state) != Some(state)
+    {
+        kinds.push(EventKind::State { state });
     }
     kinds
         .into_iter()
@@ -102,6 +103,15 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
             kind,
         })
         .collect()
+}
+
+/// The state a session's stream has told once it is stored as `state`: a
+/// session is stored `UPDATING` from its creation (as CRUS answered), and
+/// told so when a controller takes it up (as the rollout tells it); `None`
+/// before then.
+fn told_state(state: &RolloutState) -> Option<SessionState> {
+    let served = state.state.served();
+    (state.started_at.is_some() || served != SessionState::Updating).then_some(served)
 }
 
 /// The latest time the state records: when the events between two writes
@@ -150,7 +160,8 @@ mod tests {
     fn a_step_through_to_the_end_is_told_in_the_rollouts_words() {
         let created = state();
         let mut running = created.clone();
-        running.state = SessionState::Updating;
+        // Taken up by a controller: told UPDATING.
+        running.started_at = Some(Timestamp::from_secs(2));
         running.nodes = ["n1", "n2"]
             .into_iter()
             .map(|id| NodeRecord::pending(id.into(), Timestamp::from_secs(2)))

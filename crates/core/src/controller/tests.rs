@@ -357,7 +357,9 @@ async fn deleting_a_finished_session_removes_it_at_once() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(answer.state, SessionState::Ready);
+    // As CRUS answered every DELETE: DELETING, then the session is gone.
+    assert_eq!(answer.state, SessionState::Deleting);
+    assert!(answer.completed);
     assert!(store.get(status.upgrade_id).await.unwrap().is_none());
     assert!(
         controller

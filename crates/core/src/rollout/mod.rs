@@ -58,6 +58,10 @@ use crate::time::Timestamp;
 use action::count_nodes;
 use census::Census;
 
+/// The last message of a session that finished (not deleted), exactly as
+/// CRUS posted it; the summary of how it went is the message before.
+pub const COMPLETED_MESSAGE: &str = "Upgrade Session Completed";
+
 /// The pending nodes' drain costs are observed again at most once per this
 /// much time per pending node (see [`Rollout::pending_costs_max_age`]).
 const PENDING_COST_SPACING: std::time::Duration = std::time::Duration::from_millis(5);
@@ -123,14 +127,15 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// A new session, in state `CREATED`, that will upgrade the nodes of `spec.starting_label`.
+    /// A new session, in state `UPDATING` (as CRUS answered a new session),
+    /// that will upgrade the nodes of `spec.starting_label`.
     pub fn new(upgrade_id: Uuid, spec: SessionSpec, policy: RolloutPolicy, now: Timestamp) -> Self {
         Self::resume(RolloutState {
             upgrade_id,
             spec,
             policy,
             api_version: API_VERSION.to_string(),
-            state: SessionState::Created,
+            state: SessionState::Updating,
             completed: false,
             messages: Vec::new(),
             messages_folded: 0,
@@ -149,7 +154,9 @@ impl Rollout {
 
     /// Carries on from a persisted state (after a restart, or on another host).
     /// Whatever was in flight is asked for again.
-    pub fn resume(state: RolloutState) -> Self {
+    pub fn resume(mut state: RolloutState) -> Self {
+        // Stored by crus 0.1 before a controller took it up.
+        state.state = state.state.served();
         let index = state
             .nodes
             .iter()
@@ -314,13 +321,15 @@ impl Rollout {
 
     /// Deletion requested: take no new node, return nodes not yet booted to
     /// service, let boots in flight finish, then empty the upgrading group.
+    /// The state is `DELETING` from now on, a finished session's too (as in
+    /// CRUS, whose DELETE answered every session so before removing it).
     pub fn cancel(&mut self, now: Timestamp) {
         if self.state.cancelled {
             return;
         }
         self.state.cancelled = true;
+        self.set_state(SessionState::Deleting, now);
         if !self.state.completed {
-            self.set_state(SessionState::Deleting, now);
             self.post(now, "Deletion requested: no new node will be taken; nodes not yet booted are returned to service".to_string());
         }
         match self.state.stage {
@@ -960,10 +969,17 @@ impl Rollout {
         }
         match self.state.stage {
             Stage::Snapshot => {
-                if self.state.state == SessionState::Created {
-                    self.set_state(SessionState::Updating, now);
+                if self.state.started_at.is_none() {
+                    // Stored UPDATING from its creation, as CRUS answered;
+                    // its stream tells so when a controller takes it up.
                     self.state.started_at = Some(now);
                     self.dirty = true;
+                    self.emit(
+                        now,
+                        EventKind::State {
+                            state: SessionState::Updating,
+                        },
+                    );
                 }
                 if self.idle_at_session_level(now) {
                     let label = self.state.spec.starting_label.clone();
@@ -1780,9 +1796,8 @@ impl Rollout {
                 ),
             );
         } else {
-            self.set_state(SessionState::Ready, now);
             let mut summary = format!(
-                "Upgrade Session Completed: {upgraded} of {} upgraded",
+                "{upgraded} of {} upgraded",
                 count_nodes(self.state.nodes.len())
             );
             if failed > 0 {
@@ -1792,6 +1807,9 @@ impl Rollout {
                 ));
             }
             self.post(now, summary);
+            // CRUS's last message, word for word: clients match it.
+            self.post(now, COMPLETED_MESSAGE.to_string());
+            self.set_state(SessionState::Ready, now);
         }
     }
 
@@ -2025,7 +2043,7 @@ pub fn status_of(state: &RolloutState) -> SessionStatus {
         kind: KIND.to_string(),
         messages: state.messages.clone(),
         starting_label: spec.starting_label.clone(),
-        state: state.state,
+        state: state.state.served(),
         upgrade_id: state.upgrade_id,
         upgrade_step_size: spec.upgrade_step_size,
         upgrade_template_id: spec.upgrade_template_id.clone(),

@@ -61,7 +61,8 @@ fn phases(rollout: &Rollout) -> Vec<(String, NodePhase)> {
 /// first step's drain was asked for. Returns the drain and observe actions.
 fn started(nodes: &[&str], step: u32) -> (Rollout, Vec<(ActionId, Action)>) {
     let mut rollout = Rollout::new(Uuid::nil(), spec(step), RolloutPolicy::default(), t(0));
-    assert_eq!(rollout.status().state, SessionState::Created);
+    // UPDATING from the start, as CRUS answered a new session.
+    assert_eq!(rollout.status().state, SessionState::Updating);
     rollout.handle_timeout(t(0));
     assert_eq!(rollout.status().state, SessionState::Updating);
     let actions = take_actions(&mut rollout);
@@ -356,13 +357,58 @@ fn completes_in_ready_with_a_crus_style_last_message() {
     let status = rollout_fresh.status();
     assert_eq!(status.state, SessionState::Ready);
     assert!(status.completed);
+    // CRUS's last message word for word, the summary just before it.
     assert_eq!(
         status.messages.last().map(String::as_str),
-        Some("Upgrade Session Completed: 2 of 2 nodes upgraded")
+        Some("Upgrade Session Completed")
+    );
+    assert_eq!(
+        status.messages[status.messages.len() - 2],
+        "2 of 2 nodes upgraded"
     );
     // The original (whose actions were never answered) is still running.
     assert!(!rollout.is_finished());
     assert!(rollout.take_dirty());
+}
+
+#[test]
+fn a_new_session_is_updating_and_told_so_when_taken_up() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    assert_eq!(rollout.status().state, SessionState::Updating);
+    assert_eq!(rollout.status().started_at, None);
+    rollout.handle_timeout(t(1));
+    assert_eq!(rollout.status().started_at, Some(t(1)));
+    let events = rollout.take_events();
+    assert!(events.iter().any(|event| event.kind
+        == EventKind::State {
+            state: SessionState::Updating
+        }));
+}
+
+#[test]
+fn a_session_stored_as_created_resumes_as_updating() {
+    let mut state = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0))
+        .state()
+        .clone();
+    state.state = SessionState::Created;
+    assert_eq!(status_of(&state).state, SessionState::Updating);
+    let rollout = Rollout::resume(state);
+    assert_eq!(rollout.state().state, SessionState::Updating);
+}
+
+#[test]
+fn deleting_a_finished_session_makes_it_deleting() {
+    let (rollout, _) = started(&["a", "b"], 2);
+    let mut rollout = Rollout::resume(rollout.state().clone());
+    finish_one_step(&mut rollout, t(5));
+    assert_eq!(rollout.status().state, SessionState::Ready);
+    let messages = rollout.status().messages;
+    rollout.cancel(t(6));
+    let status = rollout.status();
+    assert_eq!(status.state, SessionState::Deleting);
+    assert!(status.completed);
+    // Nothing more to tell: the session is removed.
+    assert_eq!(status.messages, messages);
 }
 
 #[test]

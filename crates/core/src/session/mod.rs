@@ -5,5 +5,5 @@ mod spec;
 mod status;
 
 pub use policy_request::PolicyRequest;
-pub use spec::{FieldErrors, SUPPORTED_WORKLOAD_MANAGERS, SessionSpec};
+pub use spec::{FieldErrors, SUPPORTED_WORKLOAD_MANAGERS, SessionSpec, label_rule_error};
 pub use status::{API_VERSION, KIND, SessionPhase, SessionState, SessionStatus};

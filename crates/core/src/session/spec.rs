@@ -64,6 +64,28 @@ pub struct SessionSpec {
 /// (the shape of the `errors` member of CRUS's 422 problem body).
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
+/// The three fields naming inventory groups.
+const LABEL_FIELDS: [&str; 3] = ["starting_label", "upgrading_label", "failed_label"];
+
+/// Why `label` is not a group label HSM would take, if it is not.
+///
+/// HSM lower-cases a label (`NormalizeGroupField`) and then refuses it unless
+/// it matches `^[-a-z0-9:._]+$` (`VerifyGroupField`). crus applies that rule
+/// to every inventory, so a session is valid or not whatever the backend;
+/// [`SessionSpec::from_json`] lower-cases first, as HSM did for CRUS, so
+/// only a label already lower-cased can fail here on case.
+pub fn label_rule_error(label: &str) -> Option<String> {
+    let allowed = |character: char| {
+        character.is_ascii_lowercase() || character.is_ascii_digit() || "-:._".contains(character)
+    };
+    if !label.is_empty() && label.chars().all(allowed) {
+        return None;
+    }
+    Some(format!(
+        "Not a valid group label: {label:?}. Labels are lower-cased (as HSM does: 'Compute' names the group 'compute') and may then hold only a-z, 0-9, '-', ':', '.' and '_' (HSM's rule ^[-a-z0-9:._]+$)."
+    ))
+}
+
 const STRING_FIELDS: [&str; 5] = [
     "failed_label",
     "starting_label",
@@ -105,6 +127,16 @@ impl SessionSpec {
                 }
                 Some(_) => {
                     errors.insert(field.to_string(), vec!["Not a valid string.".to_string()]);
+                }
+            }
+        }
+        // HSM lower-cases labels before checking them, so a CRUS client's
+        // "Compute" named the group "compute": crus keeps that meaning.
+        for field in LABEL_FIELDS {
+            if let Some(label) = strings.get_mut(field) {
+                *label = label.to_lowercase();
+                if let Some(error) = label_rule_error(label) {
+                    errors.insert(field.to_string(), vec![error]);
                 }
             }
         }
@@ -209,7 +241,9 @@ impl SessionSpec {
     }
 
     /// Problems CRUS did not check but that would make the session fail later:
-    /// the three labels must name three different groups.
+    /// each label must follow HSM's rule ([`label_rule_error`]; a spec built
+    /// in code is not lower-cased for it), and the three labels must name
+    /// three different groups.
     pub fn label_errors(&self) -> FieldErrors {
         let mut errors = FieldErrors::new();
         let labels = [
@@ -224,6 +258,11 @@ impl SessionSpec {
                         "Must differ from {other_field}: both name the group '{label}'."
                     ));
                 }
+            }
+        }
+        for (field, label) in &labels {
+            if let Some(error) = label_rule_error(label) {
+                errors.entry(field.to_string()).or_default().push(error);
             }
         }
         errors
@@ -295,6 +334,50 @@ mod tests {
             let errors = SessionSpec::from_json(&body).unwrap_err();
             assert!(errors.contains_key("upgrade_step_size"), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn labels_are_lower_cased_as_hsm_does() {
+        let mut body = seed_body();
+        body["starting_label"] = json!("Compute");
+        body["upgrading_label"] = json!("CRUS-Upgrading");
+        let spec = SessionSpec::from_json(&body).unwrap();
+        assert_eq!(spec.starting_label, "compute");
+        assert_eq!(spec.upgrading_label, "crus-upgrading");
+        assert!(spec.label_errors().is_empty());
+    }
+
+    #[test]
+    fn labels_hsm_would_refuse_are_refused_by_field() {
+        for bad in [
+            "compute nodes",
+            "grp/1",
+            "x\u{e9}",
+            "a,b",
+            " compute",
+            "nodes*",
+        ] {
+            for field in LABEL_FIELDS {
+                let mut body = seed_body();
+                body[field] = json!(bad);
+                let errors = SessionSpec::from_json(&body).unwrap_err();
+                assert_eq!(errors.keys().collect::<Vec<_>>(), [field], "{bad}");
+                assert!(errors[field][0].contains("^[-a-z0-9:._]+$"), "{errors:?}");
+            }
+        }
+        for good in ["a", "compute-1", "rack:1.2_b", "0"] {
+            let mut body = seed_body();
+            body["starting_label"] = json!(good);
+            assert!(SessionSpec::from_json(&body).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_spec_built_in_code_must_follow_the_label_rule() {
+        let mut spec = SessionSpec::from_json(&seed_body()).unwrap();
+        spec.failed_label = "Failed Nodes".to_string();
+        let errors = spec.label_errors();
+        assert!(errors["failed_label"][0].contains("Not a valid group label"));
     }
 
     #[test]

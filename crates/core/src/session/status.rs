@@ -17,12 +17,19 @@ pub const KIND: &str = "ComputeUpgradeSession";
 
 /// A session's state, in CRUS's vocabulary. More detail goes in additive
 /// fields, never in a new value here, so CRUS clients keep working.
+///
+/// CRUS answered a new session with `UPDATING` (its model's default state)
+/// and so does crus. `CREATED` is listed because CRUS's API document lists
+/// it and records stored by crus 0.1 may hold it; it is read, never written:
+/// [`SessionState::served`] shows it as `UPDATING`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = "UPDATING"))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionState {
-    /// Accepted, not yet picked up by a controller.
+    /// Listed by CRUS's API but never assigned, by CRUS or by crus. Only
+    /// records stored by crus 0.1 hold it (a session not yet picked up by a
+    /// controller); it is served as [`SessionState::Updating`].
     Created,
     /// A controller is upgrading the nodes.
     Updating,
@@ -33,6 +40,15 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// The state as the API answers it: `CREATED`, which only old records
+    /// hold, is `UPDATING`, what CRUS answered for a session not yet done.
+    pub fn served(self) -> Self {
+        match self {
+            SessionState::Created => SessionState::Updating,
+            other => other,
+        }
+    }
+
     /// The state as CRUS spells it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,7 +175,8 @@ pub struct SessionStatus {
 }
 
 impl SessionStatus {
-    /// The status of a session just created from `spec`.
+    /// The status of a session just created from `spec`: `UPDATING`, as
+    /// CRUS answered a `POST /session`.
     pub fn created(upgrade_id: Uuid, spec: &SessionSpec) -> Self {
         SessionStatus {
             api_version: API_VERSION.to_string(),
@@ -168,7 +185,7 @@ impl SessionStatus {
             kind: KIND.to_string(),
             messages: Vec::new(),
             starting_label: spec.starting_label.clone(),
-            state: SessionState::Created,
+            state: SessionState::Updating,
             upgrade_id,
             upgrade_step_size: spec.upgrade_step_size,
             upgrade_template_id: spec.upgrade_template_id.clone(),
@@ -245,6 +262,20 @@ mod tests {
     }
 
     #[test]
+    fn created_is_still_read_and_served_as_updating() {
+        let stored: SessionState = serde_json::from_str("\"CREATED\"").unwrap();
+        assert_eq!(stored, SessionState::Created);
+        assert_eq!(stored.served(), SessionState::Updating);
+        for state in [
+            SessionState::Updating,
+            SessionState::Ready,
+            SessionState::Deleting,
+        ] {
+            assert_eq!(state.served(), state);
+        }
+    }
+
+    #[test]
     fn created_status_carries_the_spec() {
         let spec = SessionSpec {
             failed_label: "f".into(),
@@ -258,7 +289,7 @@ mod tests {
         let status = SessionStatus::created(Uuid::new_v4(), &spec);
         assert_eq!(status.kind, KIND);
         assert_eq!(status.api_version, API_VERSION);
-        assert_eq!(status.state, SessionState::Created);
+        assert_eq!(status.state, SessionState::Updating);
         assert!(!status.completed);
         assert_eq!(status.spec(), spec);
     }

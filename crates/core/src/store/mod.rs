@@ -120,10 +120,11 @@ impl SessionRecord {
     }
 
     /// The session as the CRUS API shows it. A deletion that the controller
-    /// has not taken up yet already shows as `DELETING`.
+    /// has not taken up yet already shows as `DELETING` (a finished
+    /// session's too, until it is removed).
     pub fn status(&self) -> SessionStatus {
         let mut status = status_of(&self.rollout);
-        if self.desired.delete && !self.rollout.completed {
+        if self.desired.delete {
             status.state = SessionState::Deleting;
         }
         // Commands the controller has not applied yet already show.

@@ -33,6 +33,12 @@ pub struct ReadyStatus {
     /// `follower` (serves the API; another replica drives the sessions).
     #[schema(example = "leader")]
     pub role: &'static str,
+    /// With a JWKS URL (`--jwks-url`): `ok` once its keys were fetched,
+    /// `unavailable` before (every JWT is then refused; static tokens still
+    /// work). Absent without a JWKS URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ok")]
+    pub auth_keys: Option<&'static str>,
 }
 
 /// How long `/readyz` waits for the store: a store without quorum may take
@@ -101,5 +107,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ReadySt
         status: "ready",
         store: "ok",
         role: state.leadership().role(),
+        auth_keys: state
+            .auth()
+            .jwks_url_keys_available()
+            .map(|available| if available { "ok" } else { "unavailable" }),
     }))
 }

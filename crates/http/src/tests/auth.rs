@@ -109,7 +109,7 @@ fn nothing_configured_is_an_error_naming_every_option() {
     assert!(matches!(error, AuthError::NothingConfigured));
     assert_eq!(
         error.to_string(),
-        "no authentication configured: give --token, --tokens-file, CRUS_TOKENS, --jwt-secret, --jwt-public-key or --jwks-file, or --no-auth to accept every request"
+        "no authentication configured: give --token, --tokens-file, CRUS_TOKENS, --jwt-secret, --jwt-public-key, --jwks-file or --jwks-url, or --no-auth to accept every request"
     );
 }
 

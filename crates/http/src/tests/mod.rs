@@ -2,4 +2,5 @@
 
 mod auth;
 mod dry_run;
+mod jwks_url;
 mod metrics;

@@ -136,3 +136,74 @@ async fn no_auth_accepts_every_request() {
     let created = server.send(request("POST", "/session", None)).await;
     assert_eq!(created.status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn jwts_wait_for_the_keys_of_a_jwks_url_and_readyz_tells() {
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // The provider publishes one HS256 key; it is down at the first fetch.
+    let secret = b"secret-secret-secret-secret-secret";
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/certs"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/certs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": [
+            {"kty": "oct", "kid": "key-1", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}
+        ]})))
+        .mount(&provider)
+        .await;
+    let mut jwks_url = crus_http::JwksUrlConfig::new(format!("{}/certs", provider.uri()));
+    jwks_url.retry_interval = Duration::from_secs(2);
+    let server = TestServer::build(Setup {
+        auth: AuthConfig {
+            jwks_url: Some(jwks_url),
+            ..AuthConfig::default()
+        },
+        ..Setup::default()
+    });
+    let header = Header {
+        kid: Some("key-1".into()),
+        ..Header::default()
+    };
+    let token = jsonwebtoken::encode(
+        &header,
+        &json!({"sub": "admin", "exp": jsonwebtoken::get_current_timestamp() + 600}),
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    let authorization = format!("Bearer {token}");
+
+    let ready = server.send(request("GET", "/readyz", None)).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.json()["auth_keys"], "unavailable");
+    server
+        .send(request("GET", "/session", Some(&authorization)))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // Retried 2 s later, and then the keys are known.
+    let mut keys = String::new();
+    for _ in 0..100 {
+        let ready = server.send(request("GET", "/readyz", None)).await;
+        keys = ready.json()["auth_keys"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if keys == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(keys, "ok");
+    let response = server
+        .send(request("GET", "/session", Some(&authorization)))
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+}

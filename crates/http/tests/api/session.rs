@@ -38,10 +38,8 @@ async fn create_returns_201_with_the_crus_status() {
         ] {
             assert_eq!(status[field], body[field], "{field}");
         }
-        assert!(matches!(
-            status["state"].as_str(),
-            Some("UPDATING" | "CREATED")
-        ));
+        // As CRUS answered: never CREATED.
+        assert_eq!(status["state"], "UPDATING", "{status}");
         assert_eq!(status["kind"], "ComputeUpgradeSession");
         assert_eq!(status["completed"], false);
         assert_eq!(status["api_version"], env!("CARGO_PKG_VERSION"));
@@ -68,13 +66,10 @@ async fn a_session_runs_to_ready_and_completed() {
         let status = response.json();
         assert_eq!(status["state"], "READY", "{status}");
         assert_eq!(status["completed"], true);
-        let last = status["messages"].as_array().unwrap().last().unwrap();
-        assert!(
-            last.as_str()
-                .unwrap()
-                .starts_with("Upgrade Session Completed"),
-            "{last}"
-        );
+        // CRUS's last message word for word; the summary just before it.
+        let messages = status["messages"].as_array().unwrap();
+        assert_eq!(messages[messages.len() - 1], "Upgrade Session Completed");
+        assert_eq!(messages[messages.len() - 2], "8 of 8 nodes upgraded");
         for node in server.sim.node_ids() {
             assert_eq!(server.sim.boot_count(&node), 1, "{node}");
         }
@@ -368,7 +363,25 @@ async fn deleting_a_finished_session_removes_it_at_once() {
     let response = server.delete(&path).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.json()["completed"], true);
+    // As CRUS answered every DELETE, then removed the session.
+    assert_eq!(response.json()["state"], "DELETING");
     server.get(&path).await.problem(StatusCode::NOT_FOUND);
+    server.delete(&path).await.problem(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_created_session_is_updating_in_every_answer() {
+    let server = TestServer::new();
+    let created = server
+        .post_json("/session", &session_body("compute", 4))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["state"], "UPDATING");
+    let id = created.json()["upgrade_id"].as_str().unwrap().to_string();
+    let one = server.get(&format!("/session/{id}")).await.json();
+    assert_eq!(one["state"], "UPDATING");
+    let listed = server.get("/session").await.json();
+    assert_eq!(listed[0]["state"], "UPDATING");
 }
 
 #[tokio::test(start_paused = true)]
@@ -433,4 +446,52 @@ async fn a_failing_backend_is_502_without_its_details() {
         let problem = response.problem(StatusCode::BAD_GATEWAY);
         assert!(!problem.to_string().contains("secret"), "{problem}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn labels_hsm_would_refuse_are_422_by_field_before_any_backend_is_asked() {
+    // Any inventory: the rule is HSM's, checked before the inventory is
+    // asked (this one would answer 502).
+    let server = TestServer::build(Setup {
+        wrap_ports: Some(Box::new(|ports| Ports {
+            inventory: Arc::new(BrokenInventory),
+            ..ports
+        })),
+        ..Setup::default()
+    });
+    for path in [
+        "/session",
+        "/session?dry_run=true",
+        "/apis/crus/session?dry_run=true",
+    ] {
+        for field in ["starting_label", "upgrading_label", "failed_label"] {
+            for bad in ["compute nodes", "grp/1", "r\u{e9}seau", "a,b"] {
+                let mut body = session_body("compute", 2);
+                body[field] = json!(bad);
+                let response = server.post_json(path, &body).await;
+                let problem = response.problem(StatusCode::UNPROCESSABLE_ENTITY);
+                assert_eq!(problem["detail"], VALIDATION_DETAIL);
+                let errors = problem["errors"].as_object().unwrap();
+                assert_eq!(errors.keys().collect::<Vec<_>>(), [field], "{problem}");
+                let message = errors[field][0].as_str().unwrap();
+                assert!(message.contains("^[-a-z0-9:._]+$"), "{message}");
+                assert!(message.contains("lower-cased"), "{message}");
+            }
+        }
+    }
+    assert_eq!(server.get("/session").await.json(), json!([]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn upper_case_labels_name_the_group_hsm_would_name() {
+    let server = TestServer::new();
+    let mut body = session_body("Compute", 2);
+    body["upgrading_label"] = json!("CRUS-Upgrading");
+    let plan = server.post_json("/session?dry_run=true", &body).await;
+    assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+    let created = server.post_json("/session", &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let status = created.json();
+    assert_eq!(status["starting_label"], "compute");
+    assert_eq!(status["upgrading_label"], "crus-upgrading");
 }
