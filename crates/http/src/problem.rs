@@ -169,8 +169,12 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Backend(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Backend(_) => StatusCode::BAD_GATEWAY,
-            AppError::Store(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The store is a dependency: whatever it answered, the request
+            // may succeed once it takes reads and writes again (`/readyz`
+            // tells when), so the client is told to come back, not that
+            // the server is broken.
+            AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::NotReady(_) | AppError::Busy(_) | AppError::StoreRefusesWrites(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -237,7 +241,12 @@ impl AppError {
                         "The session store is unavailable. Retry the request later.",
                     )
                 } else {
-                    Problem::new(status, INTERNAL_DETAIL)
+                    Problem::new(
+                        status,
+                        "The session store failed; the server's log has the details under this \
+                         request's x-request-id. Retry the request later: GET /readyz tells \
+                         whether the store takes writes again.",
+                    )
                 }
             }
             AppError::NotReady(error) => {
@@ -282,7 +291,12 @@ impl IntoResponse for AppError {
                     HeaderValue::from_static(challenge),
                 );
             }
-            AppError::Backend(error) | AppError::Store(error) if error.is_retryable() => {
+            AppError::Store(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            AppError::Backend(error) if error.is_retryable() => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -74,6 +74,7 @@ impl ResumeRequest {
         (status = 200, description = "The status of the session, paused.", body = SessionStatus, content_type = "application/json"),
         (status = 404, description = "No session has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The session cannot be paused: it has finished or is being deleted; `detail` says why. Pausing a paused session is not an error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session store failed to read or save the command; nothing was changed. Retry after `Retry-After` seconds (`GET /readyz` tells when the store takes writes again)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn pause_session(
@@ -108,6 +109,7 @@ pub(crate) async fn pause_session(
         (status = 409, description = "The session cannot be resumed: it has finished or is being deleted, or more nodes failed than the failure budget (raise `max_failures`); `detail` says why. Resuming a running session is not an error", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is not valid; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session store failed to read or save the command; nothing was changed. Retry after `Retry-After` seconds (`GET /readyz` tells when the store takes writes again)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn resume_session(
