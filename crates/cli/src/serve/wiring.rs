@@ -60,13 +60,21 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
         );
     }
 
+    // The database is taken first: a second server on the same file
+    // refuses to start before it touches anything else (the simulated
+    // cluster's state file, a backend).
+    let sqlite = match settings.store.kind {
+        StoreKind::Sqlite => Some(open_sqlite(&settings)?),
+        StoreKind::Etcd => None,
+    };
     let (ports, clock, redfish) = build_backends(&settings).await?;
     let metrics = Arc::new(Metrics::new());
     let ports = instrument_ports(ports, &metrics);
     let (controller, leadership, background): (_, _, Option<Background>) = match settings.store.kind
     {
         StoreKind::Sqlite => {
-            let controller = single_replica(&settings, ports, clock, &metrics).await?;
+            let store = sqlite.ok_or("the session database was not opened")?;
+            let controller = single_replica(&settings, store, ports, clock, &metrics).await?;
             (controller, Arc::new(Leadership::single()), None)
         }
         #[cfg(feature = "etcd")]
@@ -120,14 +128,8 @@ pub(super) fn controller_config(settings: &Config) -> ControllerConfig {
     }
 }
 
-/// The one replica, on SQLite: its controller drives every session, from
-/// the stored unfinished ones on.
-async fn single_replica(
-    settings: &Config,
-    ports: Ports,
-    clock: Arc<dyn Clock>,
-    metrics: &Arc<Metrics>,
-) -> Result<Controller, String> {
+/// The session database, held for the process's life.
+fn open_sqlite(settings: &Config) -> Result<Arc<dyn SessionStore>, String> {
     // Exclusive: a second server on the same file would drive the same
     // sessions (boot the same nodes); it refuses to start, naming the holder.
     let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|error| {
@@ -149,6 +151,18 @@ async fn single_replica(
             settings.sim.seed,
         ));
     }
+    Ok(store)
+}
+
+/// The one replica, on SQLite: its controller drives every session, from
+/// the stored unfinished ones on.
+async fn single_replica(
+    settings: &Config,
+    store: Arc<dyn SessionStore>,
+    ports: Ports,
+    clock: Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<Controller, String> {
     let controller = Controller::new(ports, store, clock, controller_config(settings));
     // Subscribed before sessions resume, so their first events are sent too.
     spawn_webhooks(settings, controller.events(), metrics)?;

@@ -890,6 +890,10 @@ impl Controller {
     }
 
     async fn remove_record(&self, upgrade_id: Uuid) -> Result<()> {
+        // A refused removal is tried again with backoff, as a refused save
+        // is: this task is the only one that removes a deleted session, so
+        // giving up would leave it shown as being deleted until a restart.
+        let mut refused: u32 = 0;
         loop {
             let Some(record) = self
                 .with_store_retries(|| self.inner.store.get(upgrade_id))
@@ -901,9 +905,14 @@ impl Controller {
                 .with_store_retries(|| self.inner.store.delete(upgrade_id, record.revision))
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) | Err(Error::NotFound { .. }) => return Ok(()),
                 Err(Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error),
+                Err(error) => {
+                    refused = refused.saturating_add(1);
+                    let delay = self.inner.config.retry.delay(refused);
+                    tracing::error!(%upgrade_id, %error, attempt = refused, "the session store refused to remove the deleted session; retrying in {}", humantime::format_duration(delay));
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     }

@@ -767,3 +767,103 @@ async fn an_operator_request_judges_no_boot_timeout_on_the_stored_state() {
     let stored = store.get(id).await.unwrap().unwrap().value;
     assert_eq!(stored.rollout.count(NodePhase::Booting), 2);
 }
+
+/// A session store that refuses the first `refusals` removals of a record,
+/// as a disk that fails for a while would.
+struct RefusesRemovals {
+    inner: MemoryStore,
+    refusals: AtomicU32,
+}
+
+#[async_trait]
+impl SessionStore for RefusesRemovals {
+    async fn create(&self, record: &SessionRecord) -> Result<crate::store::Revision> {
+        self.inner.create(record).await
+    }
+
+    async fn get(
+        &self,
+        upgrade_id: Uuid,
+    ) -> Result<Option<crate::store::Versioned<SessionRecord>>> {
+        self.inner.get(upgrade_id).await
+    }
+
+    async fn list(&self) -> Result<Vec<crate::store::Versioned<SessionRecord>>> {
+        self.inner.list().await
+    }
+
+    async fn update(
+        &self,
+        record: &SessionRecord,
+        expected: crate::store::Revision,
+    ) -> Result<crate::store::Revision> {
+        self.inner.update(record, expected).await
+    }
+
+    async fn delete(&self, upgrade_id: Uuid, expected: crate::store::Revision) -> Result<()> {
+        if self.refusals.load(Ordering::SeqCst) > 0 {
+            self.refusals.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Other {
+                backend: "test",
+                source: "disk I/O error".into(),
+            });
+        }
+        self.inner.delete(upgrade_id, expected).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_session_whose_removal_the_store_refuses_is_removed_once_it_takes_it() {
+    let store = Arc::new(RefusesRemovals {
+        inner: MemoryStore::new(),
+        refusals: AtomicU32::new(3),
+    });
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states().returning(|nodes| {
+        Ok(nodes
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: WorkloadState::Draining,
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect())
+    });
+    wlm.expect_resume().returning(|_| Ok(()));
+    let ports = Ports {
+        inventory: Arc::new(friendly_inventory()),
+        workload_manager: Arc::new(wlm),
+        boot_orchestrator: Arc::new(booted_boot()),
+        power_control: None,
+        health_probe: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let upgrade_id = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap()
+        .upgrade_id;
+    let driving = controller.clone();
+    let task = tokio::spawn(async move { driving.drive(upgrade_id).await });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    controller.request_delete(upgrade_id).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(3600), task)
+        .await
+        .expect("the task ends once the store took the removal")
+        .unwrap()
+        .expect("a refused removal is retried, not the end of the task");
+    assert_eq!(
+        store.refusals.load(Ordering::SeqCst),
+        0,
+        "every refusal was met"
+    );
+    assert!(
+        store.inner.get(upgrade_id).await.unwrap().is_none(),
+        "the deleted session is removed once the store takes the write"
+    );
+}
