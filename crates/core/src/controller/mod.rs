@@ -774,7 +774,11 @@ impl Controller {
                                 let attempt = attempt + 1;
                                 let delay = self.inner.config.retry.delay(attempt);
                                 tracing::warn!(%upgrade_id, %error, attempt, "{}: retrying in {}", action.describe(), humantime::format_duration(delay));
-                                attempts.push(self.attempt(id, action, attempt, delay));
+                                // The wait is on the ports' clock: a simulated
+                                // cluster at 600x is asked again 600 times
+                                // sooner, as its own time runs (the identity
+                                // for real backends).
+                                attempts.push(self.attempt(id, action, attempt, clock.wall_duration(delay)));
                             }
                             Err(error) => {
                                 tracing::warn!(%upgrade_id, %error, "{} failed", action.describe());
