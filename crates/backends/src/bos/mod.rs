@@ -156,11 +156,7 @@ fn node_state(component: &Component) -> NodeBootState {
 impl BootOrchestrator for BosOrchestrator {
     async fn template_exists(&self, template: &str) -> Result<bool> {
         let path = format!("/v2/sessiontemplates/{}", path_segment(template));
-        match self.client.get_json::<serde_json::Value>(&path, &[]).await {
-            Ok(_) => Ok(true),
-            Err(error) if error.status() == Some(404) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        Ok(self.client.exists(&path).await?)
     }
 
     async fn start_boot(&self, request: &BootRequest) -> Result<BootHandle> {

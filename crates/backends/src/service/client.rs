@@ -90,6 +90,16 @@ impl ServiceClient {
     }
 
     /// `POST path` with `body` as JSON, and the answer's JSON body.
+    /// Whether the resource at `path` exists: 200 yes, 404 no, any other
+    /// answer an error (a template check must not take an outage for "no").
+    pub(crate) async fn exists(&self, path: &str) -> Result<bool, ServiceError> {
+        match self.get_json::<serde_json::Value>(path, &[]).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.status() == Some(404) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     pub(crate) async fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

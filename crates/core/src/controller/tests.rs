@@ -97,6 +97,11 @@ fn drained(nodes: &[NodeId]) -> Vec<WorkloadNode> {
 }
 
 fn booted_boot() -> MockBoot {
+    boot_ending(NodeBootState::Ok)
+}
+
+/// A boot orchestrator whose boots of nodes `a` and `b` stand at `state`.
+fn boot_ending(state: NodeBootState) -> MockBoot {
     let mut boot = MockBoot::new();
     boot.expect_start_boot().returning(|request| {
         Ok(BootHandle {
@@ -104,12 +109,12 @@ fn booted_boot() -> MockBoot {
             id: "bos-1".into(),
         })
     });
-    boot.expect_boot_status().returning(|_| {
+    boot.expect_boot_status().returning(move |_| {
         Ok(["a", "b"]
             .iter()
             .map(|node| NodeBootStatus {
                 node: NodeId::from(*node),
-                state: NodeBootState::Ok,
+                state: state.clone(),
             })
             .collect())
     });
@@ -694,23 +699,7 @@ async fn a_thousand_pauses_and_resumes_leave_a_record_of_bounded_size() {
 
 /// A boot orchestrator whose boots never finish.
 fn endless_boot() -> MockBoot {
-    let mut boot = MockBoot::new();
-    boot.expect_start_boot().returning(|request| {
-        Ok(BootHandle {
-            key: request.key.clone(),
-            id: "bos-1".into(),
-        })
-    });
-    boot.expect_boot_status().returning(|_| {
-        Ok(["a", "b"]
-            .iter()
-            .map(|node| NodeBootStatus {
-                node: NodeId::from(*node),
-                state: NodeBootState::InProgress,
-            })
-            .collect())
-    });
-    boot
+    boot_ending(NodeBootState::InProgress)
 }
 
 #[tokio::test(start_paused = true)]
