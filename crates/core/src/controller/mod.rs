@@ -103,10 +103,6 @@ struct Inner {
     /// Recent events of every session; shared when several controllers (one
     /// per leadership term of a replica) feed one stream.
     events: Arc<EventLog>,
-    /// The status of each session whose state the store refused to save,
-    /// as it stands in memory (halted, saying why): what the API shows until
-    /// the store takes the session's state.
-    unsaved: Mutex<HashMap<Uuid, SessionStatus>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -152,7 +148,6 @@ impl Controller {
                 tasks: Mutex::new(JoinSet::new()),
                 wakers: Mutex::new(HashMap::new()),
                 events,
-                unsaved: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -170,13 +165,17 @@ impl Controller {
     /// The status of session `upgrade_id` as it stands in memory, when the
     /// store refused to save it: halted, its messages saying why. The
     /// stored status is older, and the API shows this one instead.
+    ///
+    /// Held in the shared [`ControllerConfig::store_health`], so a
+    /// store-only controller (a replica's API) shows what the controller of
+    /// the same process driving the session holds.
     pub fn unsaved_status(&self, upgrade_id: Uuid) -> Option<SessionStatus> {
-        lock(&self.inner.unsaved).get(&upgrade_id).cloned()
+        self.inner.config.store_health.held(upgrade_id)
     }
 
     /// Every status [`Controller::unsaved_status`] holds now.
     pub fn unsaved_statuses(&self) -> Vec<SessionStatus> {
-        lock(&self.inner.unsaved).values().cloned().collect()
+        self.inner.config.store_health.held_all()
     }
 
     /// The policy of sessions created without one.
@@ -524,7 +523,7 @@ impl Controller {
         lock(&self.inner.tasks).abort_all();
         // Aborted tasks do not unregister themselves.
         lock(&self.inner.wakers).clear();
-        lock(&self.inner.unsaved).clear();
+        self.inner.config.store_health.release_all();
     }
 
     /// How many session tasks run now.
@@ -671,7 +670,7 @@ impl Controller {
             .clone();
         let result = self.drive_loop(upgrade_id, &waker).await;
         lock(&self.inner.wakers).remove(&upgrade_id);
-        lock(&self.inner.unsaved).remove(&upgrade_id);
+        self.inner.config.store_health.release(upgrade_id);
         result
     }
 
@@ -693,6 +692,10 @@ impl Controller {
         // (persist before act), but answers to what is in flight are taken.
         let mut refused_saves: u32 = 0;
         let mut retry_save_at = tokio::time::Instant::now();
+        // A write the store takes (another session's, a readiness probe's)
+        // ends the wait: the store works again, so there is no reason to
+        // hold the session until its backoff ends.
+        let mut writes_taken = self.inner.config.store_health.writes_taken();
         // A new or resumed rollout has queued nothing yet: let it act now,
         // not after the first wait.
         rollout.handle_timeout(clock.now());
@@ -722,10 +725,12 @@ impl Controller {
                         let delay = self.inner.config.retry.delay(refused_saves);
                         retry_save_at = tokio::time::Instant::now() + delay;
                         tracing::error!(%upgrade_id, %error, attempt = refused_saves, "the session store refused to save the session; nothing is done until it does; retrying in {}", humantime::format_duration(delay));
+                        // Only writes taken after this refusal end the wait.
+                        writes_taken.borrow_and_update();
                         rollout.note_store_refusal(clock.now(), &error.to_string());
                         let mut status = rollout.status();
                         status.phase = Some(SessionPhase::Halted);
-                        lock(&self.inner.unsaved).insert(upgrade_id, status);
+                        self.inner.config.store_health.hold(status);
                     }
                 }
             }
@@ -805,6 +810,9 @@ impl Controller {
                     // An operator's request (a resume) tries the store again now.
                     retry_save_at = tokio::time::Instant::now();
                 }
+                Ok(()) = writes_taken.changed(), if unsaved => {
+                    retry_save_at = tokio::time::Instant::now();
+                }
             }
         }
     }
@@ -815,7 +823,7 @@ impl Controller {
         if *refused_saves > 0 {
             tracing::info!(%upgrade_id, "the session store took the session's state again; carrying on");
             *refused_saves = 0;
-            lock(&self.inner.unsaved).remove(&upgrade_id);
+            self.inner.config.store_health.release(upgrade_id);
         }
     }
 

@@ -608,6 +608,105 @@ async fn a_store_refusing_writes_halts_the_session_which_carries_on_once_it_take
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_held_session_tries_again_as_soon_as_the_store_takes_another_write() {
+    let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let faulty = Arc::new(crate::testkit::FaultyStore::new(memory.clone()));
+    let (with_ports, _) = controller(friendly_inventory(), never_drained(), booted_boot());
+    let controller = Controller::new(
+        with_ports.ports().clone(),
+        faulty.clone(),
+        Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000))),
+        ControllerConfig::default(),
+    );
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    let upgrade_id = status.upgrade_id;
+    faulty.fail_writes();
+    controller.start(upgrade_id);
+    // Long enough for the backoff to reach its cap: the next try is half a
+    // minute away (tries at 1, 3, 7, 15, 31, 63, 123, ... 543, 603 s).
+    tokio::time::sleep(Duration::from_secs(570)).await;
+    assert!(controller.unsaved_status(upgrade_id).is_some(), "held");
+
+    // The store heals, and a readiness probe's write shows it.
+    faulty.heal();
+    controller.store().check_writable().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        controller.unsaved_status(upgrade_id).is_none(),
+        "the session is saved once the store takes a write, not half a minute later"
+    );
+    let stored = memory.get(upgrade_id).await.unwrap().unwrap().value;
+    assert!(
+        stored
+            .rollout
+            .messages
+            .iter()
+            .any(|message| message.contains("The session store refused to save this session")),
+        "the held state was saved"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_only_controller_sharing_the_store_health_shows_what_the_driver_holds() {
+    // As a replica: its API's controller drives nothing and reads the
+    // store; its leadership term's controller drives, through a store that
+    // refuses the driver's writes (a fenced etcd write refused, a full disk).
+    let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let faulty = Arc::new(crate::testkit::FaultyStore::new(memory.clone()));
+    let health = Arc::new(StoreHealth::new());
+    let (driver, _) = controller(friendly_inventory(), never_drained(), booted_boot());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let api = Controller::new(
+        driver.ports().clone(),
+        memory.clone(),
+        clock.clone(),
+        ControllerConfig {
+            drive_sessions: false,
+            store_health: health.clone(),
+            ..ControllerConfig::default()
+        },
+    );
+    let driver = Controller::new(
+        driver.ports().clone(),
+        faulty.clone(),
+        clock,
+        ControllerConfig {
+            store_health: health.clone(),
+            ..ControllerConfig::default()
+        },
+    );
+    let status = api
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    let upgrade_id = status.upgrade_id;
+    faulty.fail_writes();
+    driver.take_up(&memory.get(upgrade_id).await.unwrap().unwrap().value);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let shown = api
+        .unsaved_status(upgrade_id)
+        .expect("the API's controller shows the status the driver holds");
+    assert_eq!(shown.phase, Some(crate::session::SessionPhase::Halted));
+    assert!(
+        shown
+            .messages
+            .iter()
+            .any(|message| message.contains("The session store refused to save this session")),
+        "{:?}",
+        shown.messages
+    );
+    assert_eq!(api.unsaved_statuses().len(), 1);
+
+    // The driver's tasks stopped (leadership lost): nothing is held any more.
+    driver.stop_all();
+    assert!(api.unsaved_status(upgrade_id).is_none());
+}
+
 /// A workload manager whose nodes never finish draining, so a session stays
 /// running for as long as a test sends it commands.
 fn never_drained() -> MockWlm {

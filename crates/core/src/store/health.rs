@@ -1,19 +1,46 @@
 //! `StoreHealth`: whether the session store accepts writes, as the last
 //! write found it, so readiness probes, metrics and the API can say so while
 //! a session waits for the store (reads alone cannot tell: a file made
-//! read-only, or removed while open, still answers reads).
+//! read-only, or removed while open, still answers reads); and the statuses
+//! of the sessions held back meanwhile, as they stand in memory.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use uuid::Uuid;
+
+use crate::session::SessionStatus;
+
 /// Whether the store took its last write, shared by everyone who writes
 /// through a [`super::WatchedStore`] and everyone who reports on it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StoreHealth {
     /// Why the last write failed, while no write has succeeded since.
     failure: Mutex<Option<String>>,
     /// Writes the store refused since the process started.
     refused_writes: AtomicU64,
+    /// The status of each session whose state the store refused to save,
+    /// as the controller driving it holds it (halted, saying why). Kept
+    /// here, not in that controller, because the API may be served by
+    /// another controller of the process (a replica's store-only one,
+    /// while its leadership term's controller drives the sessions).
+    held: Mutex<HashMap<Uuid, SessionStatus>>,
+    /// Counts the writes the store took: a session held back tries again
+    /// as soon as the store takes any write (another session's, a readiness
+    /// probe's), not only when its own backoff ends.
+    writes_taken: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        StoreHealth {
+            failure: Mutex::default(),
+            refused_writes: AtomicU64::default(),
+            held: Mutex::default(),
+            writes_taken: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl StoreHealth {
@@ -28,6 +55,14 @@ impl StoreHealth {
         if let Some(reason) = failure.take() {
             tracing::info!(previous_failure = %reason, "the session store takes writes again");
         }
+        drop(failure);
+        self.writes_taken
+            .send_modify(|taken| *taken = taken.wrapping_add(1));
+    }
+
+    /// Told each time the store takes a write (see [`StoreHealth::write_succeeded`]).
+    pub fn writes_taken(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writes_taken.subscribe()
     }
 
     /// Notes that the store refused a write, and why.
@@ -48,6 +83,40 @@ impl StoreHealth {
     /// How many writes the store refused since the process started.
     pub fn refused_writes(&self) -> u64 {
         self.refused_writes.load(Ordering::Relaxed)
+    }
+
+    /// Notes that session `status.upgrade_id` is held back, unsaved, and
+    /// stands as `status` in memory; what the API shows until [`StoreHealth::release`].
+    pub fn hold(&self, status: SessionStatus) {
+        self.held_statuses().insert(status.upgrade_id, status);
+    }
+
+    /// The store took session `upgrade_id`'s state, or its driving task
+    /// ended: the API shows the stored status again.
+    pub fn release(&self, upgrade_id: Uuid) {
+        self.held_statuses().remove(&upgrade_id);
+    }
+
+    /// Forgets every held session (the tasks driving them were stopped).
+    pub fn release_all(&self) {
+        self.held_statuses().clear();
+    }
+
+    /// The in-memory status of session `upgrade_id`, while it is held back.
+    pub fn held(&self, upgrade_id: Uuid) -> Option<SessionStatus> {
+        self.held_statuses().get(&upgrade_id).cloned()
+    }
+
+    /// The in-memory statuses of every session held back now.
+    pub fn held_all(&self) -> Vec<SessionStatus> {
+        self.held_statuses().values().cloned().collect()
+    }
+
+    fn held_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, SessionStatus>> {
+        // Single inserts and removes: a panic elsewhere cannot leave it inconsistent.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
