@@ -537,3 +537,73 @@ fn the_slurm_cluster_example_is_valid() {
     );
     assert_eq!(config.default_boot_timeout(), Duration::from_secs(20 * 60));
 }
+
+#[test]
+fn each_backends_settings_become_its_configuration_naming_the_key_that_cannot() {
+    use crus_backends::redfish::RedfishAuth;
+    use crus_backends::service::TokenSource;
+
+    let hsm = |keys: &str| -> ServiceSettings {
+        let config: Config =
+            toml::from_str(&format!("[hsm]\nbase_url = \"https://h\"\n{keys}")).unwrap();
+        config.hsm.unwrap()
+    };
+    let file = hsm("token_file = \"/run/token\"\n")
+        .to_config("hsm")
+        .unwrap();
+    assert_eq!(file.token, TokenSource::File("/run/token".into()));
+    assert_eq!(file.timeout, Duration::from_secs(30));
+    let none = hsm("").to_config("hsm").unwrap();
+    assert_eq!(none.token, TokenSource::None);
+    for (keys, key) in [
+        ("token_file = \"/t\"\ntoken_env = \"T\"\n", "hsm"),
+        (
+            "oauth2_token_url = \"https://k/token\"\n",
+            "hsm.oauth2_client_id",
+        ),
+        (
+            "oauth2_token_url = \"https://k/token\"\noauth2_client_id = \"c\"\n",
+            "hsm.oauth2_client_secret_file",
+        ),
+        (
+            "oauth2_token_url = \"https://k/token\"\noauth2_client_id = \"c\"\n\
+             oauth2_client_secret_file = \"/nonexistent/secret\"\n",
+            "hsm.oauth2_client_secret_file",
+        ),
+    ] {
+        let error = hsm(keys).to_config("hsm").unwrap_err();
+        assert_eq!(error.key, key, "{keys}: {error}");
+    }
+
+    let redfish: Config =
+        toml::from_str("[redfish]\nauth = \"none\"\nbmc_url = \"https://{bmc}\"\n").unwrap();
+    let redfish = redfish.redfish.unwrap().to_config().unwrap();
+    assert_eq!(redfish.auth, RedfishAuth::None);
+    assert!(redfish.rule.is_some());
+    let missing: Config = toml::from_str(
+        "[redfish]\nauth = \"session\"\nbmc_url = \"https://{bmc}\"\nusername = \"root\"\n\
+         password_file = \"/nonexistent/bmc\"\n",
+    )
+    .unwrap();
+    let error = missing.redfish.unwrap().to_config().unwrap_err();
+    assert_eq!(error.key, "redfish.password_file");
+
+    let cyclecloud: Config = toml::from_str(
+        "[cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"hpc\"\nusername = \"crus\"\n\
+         password_env = \"CC_PASSWORD\"\n",
+    )
+    .unwrap();
+    let cyclecloud = cyclecloud
+        .cyclecloud
+        .unwrap()
+        .to_config(Path::new("/var/lib/crus/crus.db"))
+        .unwrap();
+    assert_eq!(
+        cyclecloud.state_file.as_deref(),
+        Some(Path::new("/var/lib/crus/cyclecloud-groups.json"))
+    );
+
+    let slurm: Config = toml::from_str("[slurm]\nnode_names = \"nid\"\n").unwrap();
+    let error = slurm.slurm.to_config(None).unwrap_err();
+    assert_eq!(error.key, "slurm.node_names");
+}
