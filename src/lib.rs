@@ -4,19 +4,25 @@
 //! workload manager, boot them into a new image, check they come back, return
 //! them to service — while the rest of the machine keeps running jobs. A
 //! faithful re-implementation of the Cray/HPE Compute Rolling Upgrade Service
-//! (CRUS) API, with a library, a CLI and (soon) a server.
+//! (CRUS) API, as a library, a server and a CLI.
 //!
-//! This facade re-exports the two library crates:
+//! This facade re-exports the library crates and assembles them:
 //! - [`core`] (`crus-core`): the session model, the four ports, the planner,
 //!   the rollout state machine, the controller and the session store.
 //! - [`backends`] (`crus-backends`): backends for the ports, starting with the
-//!   simulated cluster [`backends::sim`].
+//!   simulated cluster [`backends::sim`], each with its `crus.toml` settings.
+//! - `server` (feature `server`, on by default): a server built from a
+//!   `crus.toml` — ports, session store, leader election on etcd (feature
+//!   `etcd`), HTTP API — in one call; `crus serve` is that call.
 //!
 //! See `examples/embed.rs` for a rolling upgrade of a simulated cluster in a
-//! few dozen lines.
+//! few dozen lines, and `examples/serve.rs` for a server from a config file.
 
 pub use crus_backends as backends;
 pub use crus_core as core;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use crus_core::{Error, NodeId, Result, SessionSpec, SessionState, SessionStatus};
 

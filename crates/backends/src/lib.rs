@@ -46,6 +46,7 @@ pub mod redfish;
 mod root_cause;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod settings;
 pub mod sim;
 #[cfg(feature = "slurm")]
 pub mod slurm;

@@ -4,12 +4,12 @@
 //! wording is axum's. CRUS clients expect problem JSON, and CRUS sorted
 //! failures in two: a body that is not JSON at all is a 400, a JSON body that
 //! is not a valid session is a 422 listing the failures by field. These
-//! extractors keep that split.
+//! extractors answer the first; the handlers, reading the JSON they hand
+//! over, the second.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
-use crus_core::SessionSpec;
 use serde_json::Value;
 
 use crate::problem::AppError;
@@ -49,23 +49,6 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
         }
         check_content_type(&headers)?;
         parse_json(&bytes).map(|value| OptionalJsonBody(Some(value)))
-    }
-}
-
-/// A `POST /session` body: JSON that [`SessionSpec::from_json`] accepts.
-///
-/// Rejections: those of [`JsonBody`], then 422 with every schema failure by field.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionBody(pub SessionSpec);
-
-impl<S: Send + Sync> FromRequest<S> for SessionBody {
-    type Rejection = AppError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let JsonBody(value) = JsonBody::from_request(request, state).await?;
-        SessionSpec::from_json(&value)
-            .map(SessionBody)
-            .map_err(AppError::Invalid)
     }
 }
 

@@ -50,9 +50,11 @@ mod operation;
 mod plan;
 mod power;
 mod reimage;
+mod settings;
 
 pub use client::CycleCloudClient;
 pub use config::{CycleCloudConfig, PasswordSource};
 pub use inventory::CycleCloudInventory;
 pub use power::CycleCloudPowerControl;
 pub use reimage::CycleCloudBootOrchestrator;
+pub use settings::CycleCloudSettings;

@@ -69,8 +69,11 @@ use crate::atomic_file::replace_atomically;
 use async_trait::async_trait;
 use crus_core::ports::Inventory;
 use crus_core::{Error, NodeFacts, NodeId, Result};
+
+mod settings;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+pub use settings::FileInventorySettings;
 
 /// The backend name in errors.
 const BACKEND: &str = "file-inventory";

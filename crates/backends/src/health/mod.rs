@@ -8,6 +8,9 @@
 
 mod command;
 mod http;
+mod settings;
+
+pub use settings::HealthSettings;
 
 use std::time::Duration;
 

@@ -32,6 +32,7 @@ mod error;
 mod hosts;
 mod idempotency;
 mod power;
+mod settings;
 
 use std::collections::BTreeSet;
 
@@ -49,6 +50,7 @@ use idempotency::Ledger;
 
 pub use config::{KadeployBasicAuth, KadeployConfig, check_authorized_keys_location};
 pub use power::KadeployPowerControl;
+pub use settings::KadeploySettings;
 
 /// Where deployments are created, listed and read.
 const DEPLOYMENT: &str = "deployment";

@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod mapping;
 mod reset;
+mod settings;
 mod systems;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use reset::Step;
 use systems::{SystemInfo, member_paths};
 
 pub use config::{NamingRule, RedfishAuth, RedfishConfig, SystemLocation};
+pub use settings::{RedfishNodeSettings, RedfishSettings};
 
 /// The Redfish collection of a BMC's systems.
 const SYSTEMS_PATH: &str = "/redfish/v1/Systems";

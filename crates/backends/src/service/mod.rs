@@ -17,12 +17,14 @@
 mod client;
 mod config;
 mod error;
+mod settings;
 mod token;
 
 pub use client::ServiceClient;
 pub(crate) use client::path_segment;
 pub use config::{ServiceConfig, TokenSource};
 pub(crate) use error::ServiceError;
+pub use settings::ServiceSettings;
 
 #[cfg(test)]
 mod tests;

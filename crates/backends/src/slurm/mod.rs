@@ -33,6 +33,7 @@ mod json;
 mod names;
 mod parse;
 mod reboot;
+mod settings;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -47,6 +48,7 @@ use crus_core::time::Timestamp;
 
 pub use names::NodeNaming;
 pub use reboot::{SlurmRebootConfig, SlurmRebootOrchestrator};
+pub use settings::{SlurmRebootSettings, SlurmSettings};
 
 use command::{SlurmCommands, SlurmError};
 use json::JsonError;

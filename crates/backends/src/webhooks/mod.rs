@@ -8,6 +8,7 @@
 //! its own worker, so a slow receiver delays only itself.
 
 mod deliver;
+mod settings;
 mod signature;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crus_core::controller::NumberedEvent;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+pub use settings::WebhookSettings;
 pub use signature::{SIGNATURE_HEADER, sign};
 
 /// One subscriber (`[[webhooks]]` in `crus.toml`).

@@ -1,21 +1,14 @@
 //! `crus serve`: the CRUS-compatible REST API with its controller, sessions
 //! kept in SQLite (one replica) or etcd (several, one leading), on a
-//! simulated cluster or real backends.
-
-mod boot_timeout;
-mod config;
-#[cfg(test)]
-mod example_configs;
-#[cfg(feature = "etcd")]
-mod replica;
-mod wiring;
+//! simulated cluster or real backends. The flags are applied over the
+//! configuration file; the server itself is [`crus::server::Server`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-
-pub use config::{Config, ConfigError, LogFormat, StoreKind};
+use crus::server::{BackendsSection, Config, ConfigError, LogFormat, Server, StoreKind};
+use tracing_subscriber::EnvFilter;
 
 /// Options of `crus serve`. Flags override the configuration file.
 #[derive(Debug, Args)]
@@ -197,7 +190,7 @@ impl ServeArgs {
         }
         auth.no_auth |= self.no_auth;
         if self.sim {
-            config.backends = config::BackendsSection::default();
+            config.backends = BackendsSection::default();
         }
         let sim = &mut config.sim;
         if let Some(nodes) = self.sim_nodes {
@@ -241,10 +234,76 @@ impl ServeArgs {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let settings = args.settings().map_err(|error| error.to_string())?;
-    wiring::init_logging(settings.server.log_format);
+    init_logging(settings.server.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-    runtime.block_on(wiring::serve(settings, args.jwt_secret))
+    runtime.block_on(serve(settings, args.jwt_secret))
+}
+
+/// Starts the server (store, backends, sessions), then listens and serves
+/// until a signal asks to stop.
+async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), String> {
+    let listen = settings.server.listen;
+    let server = Server::from_config(settings)
+        .map_err(|error| error.to_string())?
+        .with_jwt_secret(jwt_secret)
+        .start()
+        .await
+        .map_err(|error| error.to_string())?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the listening address: {error}"))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("crus listening on http://{address}");
+    server
+        .run(listener, shutdown_signal())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(error) = result {
+        eprintln!("warning: logging not set up: {error}");
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown requested: no longer accepting requests");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::config::Config;
+use super::config::{BackendKind, Config};
 
 /// The example's text parsed and checked; a failure names the file.
 fn parsed(name: &str, text: &str) -> Config {
@@ -22,11 +22,11 @@ fn parsed(name: &str, text: &str) -> Config {
 fn cray_ex_example_is_valid() {
     let config = parsed(
         "cray-ex.toml",
-        include_str!("../../../../docs/examples/cray-ex.toml"),
+        include_str!("../../docs/examples/cray-ex.toml"),
     );
-    assert_eq!(config.backends.inventory, "hsm");
-    assert_eq!(config.backends.workload_manager, "slurm");
-    assert_eq!(config.backends.boot, "bos");
+    assert_eq!(config.backends.inventory.name(), "hsm");
+    assert_eq!(config.backends.workload_manager.name(), "slurm");
+    assert_eq!(config.backends.boot.name(), "bos");
     assert_eq!(config.slurm.node_names, "nid");
     let token_url =
         "https://api-gw-service-nmn.local/keycloak/realms/shasta/protocol/openid-connect/token";
@@ -65,14 +65,17 @@ fn cray_ex_example_is_valid() {
 fn grid5000_kadeploy_example_is_valid() {
     let config = parsed(
         "grid5000-kadeploy.toml",
-        include_str!("../../../../docs/examples/grid5000-kadeploy.toml"),
+        include_str!("../../docs/examples/grid5000-kadeploy.toml"),
     );
-    assert_eq!(config.backends.inventory, "file");
+    assert_eq!(config.backends.inventory.name(), "file");
     // No OAR backend: the nodes are reserved for the upgrade, nothing to drain.
-    assert_eq!(config.backends.workload_manager, "none");
-    assert_eq!(config.backends.boot, "kadeploy");
+    assert_eq!(config.backends.workload_manager.name(), "none");
+    assert_eq!(config.backends.boot.name(), "kadeploy");
     // Restarts of nodes that do not come back go through Kadeploy too.
-    assert_eq!(config.backends.power.as_deref(), Some("kadeploy"));
+    assert_eq!(
+        config.backends.power.map(BackendKind::name),
+        Some("kadeploy")
+    );
     let Some(kadeploy) = &config.kadeploy else {
         panic!("the [kadeploy] section is needed");
     };
@@ -105,13 +108,13 @@ fn grid5000_kadeploy_example_is_valid() {
 fn cyclecloud_example_is_valid() {
     let config = parsed(
         "cyclecloud.toml",
-        include_str!("../../../../docs/examples/cyclecloud.toml"),
+        include_str!("../../docs/examples/cyclecloud.toml"),
     );
     assert_eq!(
         config.cyclecloud_ports(),
         ["backends.inventory", "backends.power", "backends.boot"]
     );
-    assert_eq!(config.backends.workload_manager, "slurm");
+    assert_eq!(config.backends.workload_manager.name(), "slurm");
     assert_eq!(config.slurm.node_names, "identity");
     let Some(cyclecloud) = &config.cyclecloud else {
         panic!("the [cyclecloud] section is needed");

@@ -30,7 +30,8 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::config::{Config, EtcdSection};
-use super::wiring::{Background, controller_config, ports_for_term, spawn_webhooks};
+use super::webhooks::spawn as spawn_webhooks;
+use super::{Background, ServerError, controller_config, ports_for_term};
 
 /// How often a broken watch, a failed read of the sessions or a failed
 /// start of a term is tried again.
@@ -62,7 +63,7 @@ pub(super) async fn start(
     ports: Ports,
     clock: Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
-) -> Result<Replica, String> {
+) -> Result<Replica, ServerError> {
     let section = &settings.etcd;
     let store = EtcdStore::connect(&etcd_config(section)?)
         .await

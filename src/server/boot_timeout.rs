@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use super::config::{Config, ConfigError};
+use super::config::{BootBackend, Config, ConfigError};
 
 /// BOS (v2 and v1): its `max_boot_wait_time` of 20 minutes from power-on,
 /// after a graceful then forceful power-off of up to several minutes, and
@@ -57,25 +57,25 @@ impl Config {
         if let Some(timeout) = self.rollout.boot_timeout {
             return timeout;
         }
-        let (configured, default) = match self.backends.boot.as_str() {
-            "bos" | "bos-v1" => (
+        let (configured, default) = match self.backends.boot {
+            BootBackend::Bos | BootBackend::BosV1 => (
                 self.bos.as_ref().and_then(|bos| bos.boot_timeout),
                 BOS_DEFAULT,
             ),
-            "kadeploy" => (
+            BootBackend::Kadeploy => (
                 self.kadeploy
                     .as_ref()
                     .and_then(|kadeploy| kadeploy.boot_timeout),
                 KADEPLOY_DEFAULT,
             ),
-            "cyclecloud" => (
+            BootBackend::CycleCloud => (
                 self.cyclecloud
                     .as_ref()
                     .and_then(|cyclecloud| cyclecloud.boot_timeout),
                 CYCLECLOUD_DEFAULT,
             ),
-            "slurm-reboot" => (self.slurm_reboot.boot_timeout, SLURM_REBOOT_DEFAULT),
-            _ => (self.sim.boot_timeout, SIM_DEFAULT),
+            BootBackend::SlurmReboot => (self.slurm_reboot.boot_timeout, SLURM_REBOOT_DEFAULT),
+            BootBackend::Sim => (self.sim.boot_timeout, SIM_DEFAULT),
         };
         configured.unwrap_or(default)
     }
@@ -138,7 +138,9 @@ impl Config {
             }
         }
         let tenant = self.bos.as_ref().and_then(|bos| bos.tenant.as_deref());
-        if self.backends.boot == "bos-v1" && tenant.is_some_and(|tenant| !tenant.is_empty()) {
+        if self.backends.boot == BootBackend::BosV1
+            && tenant.is_some_and(|tenant| !tenant.is_empty())
+        {
             return Err(invalid(
                 "bos.tenant",
                 "BOS v1 rejects requests that name a tenant (multi-tenancy is BOS v2 only): remove bos.tenant, or use backends.boot = \"bos\"",

@@ -1,0 +1,304 @@
+//! A crus server as a library call: from a [`Config`] (a `crus.toml`), the
+//! ports, the session store, the leader election on etcd and the HTTP API,
+//! served on a listener until a shutdown future completes.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = crus::server::Config::load("crus.toml".as_ref())?;
+//! let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+//! crus::server::Server::from_config(config)?
+//!     .run(listener, async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `crus serve` is argument parsing plus this call.
+
+mod assemble;
+mod auth;
+mod boot_timeout;
+mod config;
+#[cfg(test)]
+mod example_configs;
+#[cfg(feature = "etcd")]
+mod replica;
+mod webhooks;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crus_backends::redfish::RedfishPowerControl;
+use crus_backends::settings::InvalidSetting;
+use crus_backends::sqlite::SqliteStore;
+use crus_core::clock::Clock;
+use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::ports::Ports;
+use crus_core::rollout::RolloutPolicy;
+use crus_core::store::{FaultyStore, SessionStore};
+use crus_http::{AppState, Auth, Leadership, Metrics, instrument_ports};
+use tokio::net::TcpListener;
+
+pub use assemble::{Assembled, ports};
+pub use boot_timeout::{
+    BOS_DEFAULT, CYCLECLOUD_DEFAULT, KADEPLOY_DEFAULT, SIM_DEFAULT, SLURM_REBOOT_DEFAULT,
+};
+pub use config::{
+    AuthSection, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
+    EtcdSection, InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
+    StoreKind, StoreSection, WorkloadManagerBackend,
+};
+
+/// Why a server could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A setting could not be used at start (an unreadable secret file, a
+    /// trace that does not parse), named by its key.
+    #[error(transparent)]
+    Setting(#[from] InvalidSetting),
+    /// The store, a backend or the listener could not be started, or the
+    /// server failed while serving.
+    #[error("{0}")]
+    Start(String),
+}
+
+impl From<String> for ServerError {
+    fn from(message: String) -> Self {
+        ServerError::Start(message)
+    }
+}
+
+/// A server to build from its configuration; see the [module docs](self).
+pub struct Server {
+    settings: Config,
+    jwt_secret: Option<String>,
+}
+
+impl Server {
+    /// A server for `config`, checked; nothing is opened yet.
+    pub fn from_config(config: Config) -> Result<Server, ServerError> {
+        config.check()?;
+        Ok(Server {
+            settings: config,
+            jwt_secret: None,
+        })
+    }
+
+    /// This server with the HS256 secret of accepted JWTs given outside the
+    /// configuration file (it wins over `auth.jwt_secret_file`).
+    pub fn with_jwt_secret(mut self, secret: Option<String>) -> Server {
+        self.jwt_secret = secret;
+        self
+    }
+
+    /// Opens the store, makes the ports, resumes the stored sessions (or
+    /// starts campaigning for leadership on etcd): everything but listening.
+    pub async fn start(self) -> Result<Started, ServerError> {
+        let settings = self.settings;
+        let auth = auth::build(&settings.auth, self.jwt_secret)?;
+        if settings.auth.no_auth {
+            tracing::warn!(
+                "authentication is off (--no-auth): every request is accepted; never expose this server"
+            );
+        }
+        // The database is taken first: a second server on the same file
+        // refuses to start before it touches anything else (the simulated
+        // cluster's state file, a backend).
+        let sqlite = match settings.store.kind {
+            StoreKind::Sqlite => Some(open_sqlite(&settings)?),
+            StoreKind::Etcd => None,
+        };
+        let assembled = assemble::ports(&settings).await?;
+        let metrics = Arc::new(Metrics::new());
+        let ports = instrument_ports(assembled.ports, &metrics);
+        let clock = assembled.clock;
+        let (controller, leadership, background) = match (settings.store.kind, sqlite) {
+            (StoreKind::Sqlite, Some(store)) => {
+                let controller = single_replica(&settings, store, ports, clock, &metrics).await?;
+                (controller, Arc::new(Leadership::single()), None)
+            }
+            #[cfg(feature = "etcd")]
+            (StoreKind::Etcd, _) => {
+                let replica = replica::start(&settings, ports, clock, &metrics).await?;
+                (replica.api, replica.leadership, Some(replica.background))
+            }
+            #[cfg(not(feature = "etcd"))]
+            (StoreKind::Etcd, _) => {
+                return Err(ServerError::Start(format!("store.kind: {ETCD_NOT_BUILT}")));
+            }
+            (StoreKind::Sqlite, None) => {
+                return Err(ServerError::Start(
+                    "the session database was not opened".into(),
+                ));
+            }
+        };
+        Ok(Started {
+            settings,
+            auth,
+            metrics,
+            controller,
+            leadership,
+            background,
+            redfish: assembled.redfish,
+        })
+    }
+
+    /// Starts the server and serves the API on `listener` until `shutdown`
+    /// completes.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        self.start().await?.run(listener, shutdown).await
+    }
+}
+
+/// A started server: its sessions run; [`run`](Started::run) serves the API.
+pub struct Started {
+    settings: Config,
+    auth: Auth,
+    metrics: Arc<Metrics>,
+    controller: Controller,
+    leadership: Arc<Leadership>,
+    background: Option<Background>,
+    redfish: Option<Arc<RedfishPowerControl>>,
+}
+
+impl Started {
+    /// Serves the API on `listener` until `shutdown` completes, then stops
+    /// the sessions' tasks (the next start, or leader, resumes them).
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let state = AppState::new(self.controller.clone(), Arc::new(self.auth), self.metrics)
+            .with_leadership(self.leadership)
+            .with_limits(self.settings.server.limits());
+        crus_http::serve(listener, state, shutdown)
+            .await
+            .map_err(|error| ServerError::Start(format!("the server failed: {error}")))?;
+        // Every transition was committed before it was acted on, so stopping the
+        // session tasks here loses nothing: the next start (or leader) resumes them.
+        self.controller.stop_all();
+        if let Some(background) = self.background {
+            background.stop().await;
+        }
+        // BMCs have few session slots: give back the ones crus holds.
+        if let Some(redfish) = self.redfish
+            && let Err(error) = redfish.logout().await
+        {
+            tracing::warn!(%error, "could not end every Redfish session");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The settings every controller of this server runs with.
+fn controller_config(settings: &Config) -> ControllerConfig {
+    ControllerConfig {
+        default_policy: RolloutPolicy {
+            boot_timeout: settings.default_boot_timeout(),
+            poll_interval: settings.rollout.poll_interval,
+            ..RolloutPolicy::default()
+        },
+        ..ControllerConfig::default()
+    }
+}
+
+/// The session database, held for the process's life.
+fn open_sqlite(settings: &Config) -> Result<Arc<dyn SessionStore>, ServerError> {
+    // Exclusive: a second server on the same file would drive the same
+    // sessions (boot the same nodes); it refuses to start, naming the holder.
+    let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|error| {
+        ServerError::Start(format!(
+            "cannot open the session database {}: {error}",
+            settings.server.db.display()
+        ))
+    })?;
+    let mut store: Arc<dyn SessionStore> = Arc::new(store);
+    let fault_rate = settings.sim.store_fault_rate;
+    if fault_rate > 0.0 {
+        tracing::warn!(
+            fault_rate,
+            "--sim-store-fault-rate: that share of session store writes fails on purpose"
+        );
+        store = Arc::new(FaultyStore::with_fault_rate(
+            store,
+            fault_rate,
+            settings.sim.seed,
+        ));
+    }
+    Ok(store)
+}
+
+/// The one replica, on SQLite: its controller drives every session, from
+/// the stored unfinished ones on.
+async fn single_replica(
+    settings: &Config,
+    store: Arc<dyn SessionStore>,
+    ports: Ports,
+    clock: Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<Controller, ServerError> {
+    let controller = Controller::new(ports, store, clock, controller_config(settings));
+    // Subscribed before sessions resume, so their first events are sent too.
+    webhooks::spawn(settings, controller.events(), metrics)?;
+    let resumed = controller
+        .resume_all()
+        .await
+        .map_err(|error| ServerError::Start(format!("cannot read the stored sessions: {error}")))?;
+    if resumed > 0 {
+        tracing::info!(sessions = resumed, "resumed unfinished sessions");
+    }
+    Ok(controller)
+}
+
+/// A task running beside the HTTP server (a replica's election loop), told
+/// to stop at shutdown.
+struct Background {
+    /// Set to `true` to ask the task to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The task.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Asks the task to stop and waits for it, at most a few seconds (it
+    /// gives leadership up, which needs etcd to answer).
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the replica did not stop within 5 s; leaving it");
+        }
+    }
+}
+
+/// The ports and clock a leadership term drives sessions with.
+///
+/// A simulated cluster kept in a state file is what several replicas share
+/// (it plays the real cluster): each term opens it again, to carry on from
+/// what the previous leader left in it. Every other backend is a client of a
+/// service outside this process, so the replica's own ports serve every term.
+#[cfg(feature = "etcd")]
+async fn ports_for_term(
+    settings: &Config,
+    metrics: &Arc<Metrics>,
+    ports: &Ports,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Ports, Arc<dyn Clock>), ServerError> {
+    if settings.sim.state.is_none() || !settings.backends.uses_sim() {
+        return Ok((ports.clone(), clock.clone()));
+    }
+    let assembled = assemble::ports(settings).await?;
+    Ok((instrument_ports(assembled.ports, metrics), assembled.clock))
+}
