@@ -170,6 +170,6 @@ impl Rollout {
         let id = self.state.nodes[node].id.clone();
         self.post(now, format!("Node {id} failed: {reason}"));
         self.state.nodes[node].reason = Some(reason);
-        self.set_phase(node, NodePhase::Failing, now);
+        self.move_node(node, NodeInput::Fail, now);
     }
 }

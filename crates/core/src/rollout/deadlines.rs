@@ -280,7 +280,7 @@ impl Rollout {
                         now,
                         format!("Node {id} did not drain within {waited}: skipped, returned to service without upgrade"),
                     );
-                    self.set_phase(node, NodePhase::Releasing, now);
+                    self.move_node(node, NodeInput::Release, now);
                 }
                 OnDrainTimeout::Force => {
                     self.state.nodes[node].forced = true;
@@ -288,7 +288,7 @@ impl Rollout {
                         now,
                         format!("WARNING: node {id} did not drain within {waited}: rebooting it with its jobs still running (on_drain_timeout: force)"),
                     );
-                    self.set_phase(node, NodePhase::Drained, now);
+                    self.move_node(node, NodeInput::Force, now);
                 }
                 OnDrainTimeout::Requeue => {
                     if self.requeued.insert(node) {

@@ -33,6 +33,7 @@ mod deadlines;
 mod event;
 mod lookup;
 pub mod messages;
+mod node_moves;
 mod observe;
 mod outcomes;
 mod owed;
@@ -51,6 +52,7 @@ use uuid::Uuid;
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
 pub use command::OperatorCommand;
 pub use event::{EventKind, RolloutEvent};
+pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
@@ -136,6 +138,9 @@ pub struct Rollout {
     /// The time of the latest pass over the session: come-back deadlines up
     /// to it have been judged (see [`Rollout::check_boot_timeouts`]).
     judged_until: Timestamp,
+    /// Node moves the phase table refused, oldest first: none, unless the
+    /// engine has a bug. Not persisted.
+    refused_moves: Vec<RefusedMove>,
 }
 
 impl Rollout {
@@ -200,6 +205,7 @@ impl Rollout {
             workload_seen_at: None,
             boot_seen_at: BTreeMap::new(),
             judged_until: Timestamp::EPOCH,
+            refused_moves: Vec::new(),
         }
     }
 
@@ -234,6 +240,12 @@ impl Rollout {
         let (id, action) = self.outbox.pop_front()?;
         self.in_flight.insert(id, action.clone());
         Some((id, action))
+    }
+
+    /// The node moves the phase table refused so far (see
+    /// [`NodePhase::after`]): empty unless the engine has a bug.
+    pub fn refused_moves(&self) -> &[RefusedMove] {
+        &self.refused_moves
     }
 
     /// Whether any action is queued or awaiting its answer.

@@ -85,7 +85,7 @@ impl Rollout {
                     );
                 }
                 (NodePhase::Draining, state) if state.is_quiet() => {
-                    self.set_phase(node, NodePhase::Drained, now);
+                    self.move_node(node, NodeInput::Quiet, now);
                 }
                 (NodePhase::Draining, WorkloadState::Idle | WorkloadState::Allocated) => {
                     // Someone returned it to service after we drained it: drain again.
@@ -158,7 +158,7 @@ impl Rollout {
         let since = *record.healthy_since.get_or_insert(now);
         self.dirty = true;
         if now.saturating_since(since) >= soak {
-            self.set_phase(node, NodePhase::Resuming, now);
+            self.move_node(node, NodeInput::Healthy, now);
         }
     }
 
@@ -182,7 +182,7 @@ impl Rollout {
             }
             match &status.state {
                 NodeBootState::InProgress => {}
-                NodeBootState::Ok => self.set_phase(node, NodePhase::Verifying, now),
+                NodeBootState::Ok => self.move_node(node, NodeInput::Booted, now),
                 NodeBootState::Failed { reason } => {
                     self.boot_failed(node, format!("boot failed: {reason}"), now);
                 }
@@ -205,7 +205,7 @@ impl Rollout {
                 ),
             );
             self.state.nodes[node].healthy_since = None;
-            self.set_phase(node, NodePhase::Drained, now);
+            self.move_node(node, NodeInput::Retry, now);
         } else {
             self.fail_node(node, reason, now);
         }

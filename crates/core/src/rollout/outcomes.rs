@@ -124,8 +124,8 @@ impl Rollout {
             (Action::Resume { nodes, .. }, Ok(_)) => {
                 for node in self.indexes_of(&nodes) {
                     match self.state.nodes[node].phase {
-                        NodePhase::Resuming => self.set_phase(node, NodePhase::Done, now),
-                        NodePhase::Releasing => self.set_phase(node, NodePhase::Skipped, now),
+                        NodePhase::Resuming => self.move_node(node, NodeInput::Returned, now),
+                        NodePhase::Releasing => self.move_node(node, NodeInput::Returned, now),
                         _ => {}
                     }
                 }
@@ -134,7 +134,7 @@ impl Rollout {
                 let ids: Vec<NodeId> = nodes.into_iter().map(|(node, _)| node).collect();
                 for node in self.indexes_of(&ids) {
                     if self.state.nodes[node].phase == NodePhase::Failing {
-                        self.set_phase(node, NodePhase::Failed, now);
+                        self.move_node(node, NodeInput::MarkedFailed, now);
                     }
                 }
             }

@@ -3,12 +3,24 @@
 use super::*;
 
 impl Rollout {
-    pub(super) fn set_phase(&mut self, node: usize, phase: NodePhase, now: Timestamp) {
+    /// Moves `node` by `input` through the node phase table
+    /// ([`NodePhase::after`]). A move the table does not allow leaves the
+    /// node as it is and is kept as a [`RefusedMove`] (see
+    /// [`Rollout::refused_moves`]): it is a bug in the engine, which tests
+    /// and property tests catch.
+    pub(super) fn move_node(&mut self, node: usize, input: NodeInput, now: Timestamp) {
         let record = &mut self.state.nodes[node];
-        if record.phase == phase {
-            return;
-        }
         let from = record.phase;
+        let Some(phase) = from.after(input) else {
+            let refused = RefusedMove {
+                node: record.id.clone(),
+                from,
+                input,
+            };
+            tracing::error!(upgrade_id = %self.state.upgrade_id, "{refused}: the node is left as it is");
+            self.refused_moves.push(refused);
+            return;
+        };
         record.phase = phase;
         record.since = now;
         self.census.phase_changed(node, record.step, from, phase);

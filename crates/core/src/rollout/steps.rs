@@ -110,7 +110,7 @@ impl Rollout {
         for &node in &taken {
             self.state.nodes[node].step = Some(number);
             self.state.nodes[node].taken_at = Some(now);
-            self.set_phase(node, NodePhase::Draining, now);
+            self.move_node(node, NodeInput::Take, now);
         }
         let ids = self.ids_of(&taken);
         let range = match ids.as_slice() {
@@ -158,7 +158,7 @@ impl Rollout {
         for node in unbooted {
             self.state.nodes[node].reason =
                 Some("session deleted before the node was booted".to_string());
-            self.set_phase(node, NodePhase::Releasing, now);
+            self.move_node(node, NodeInput::Release, now);
         }
     }
 
@@ -194,7 +194,7 @@ impl Rollout {
         for &node in &drained {
             self.state.nodes[node].attempts += 1;
             self.state.nodes[node].healthy_since = None;
-            self.set_phase(node, NodePhase::Booting, now);
+            self.move_node(node, NodeInput::Boot, now);
         }
         let nodes = self.ids_of(&drained);
         self.post(

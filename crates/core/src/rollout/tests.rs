@@ -1106,3 +1106,76 @@ fn a_node_failed_by_an_earlier_session_is_upgraded_and_resumed() {
     assert!(resumed, "its old mark is cleared by the resume");
     assert!(now < t(200), "upgraded as soon as it was back, at {now}");
 }
+
+/// Every move of the node phase table, and nothing else: any other
+/// (phase, input) pair is refused.
+#[test]
+fn the_node_phase_table_allows_exactly_its_moves() {
+    use NodeInput as In;
+    use NodePhase as P;
+    let allowed: BTreeMap<(NodePhase, NodeInput), NodePhase> = [
+        ((P::Pending, In::Take), P::Draining),
+        ((P::Draining, In::Quiet), P::Drained),
+        ((P::Draining, In::Force), P::Drained),
+        ((P::Draining, In::Release), P::Releasing),
+        ((P::Drained, In::Release), P::Releasing),
+        ((P::Drained, In::Boot), P::Booting),
+        ((P::Booting, In::Booted), P::Verifying),
+        ((P::Booting, In::Retry), P::Drained),
+        ((P::Verifying, In::Retry), P::Drained),
+        ((P::Verifying, In::Healthy), P::Resuming),
+        ((P::Draining, In::Fail), P::Failing),
+        ((P::Drained, In::Fail), P::Failing),
+        ((P::Booting, In::Fail), P::Failing),
+        ((P::Verifying, In::Fail), P::Failing),
+        ((P::Resuming, In::Returned), P::Done),
+        ((P::Releasing, In::Returned), P::Skipped),
+        ((P::Failing, In::MarkedFailed), P::Failed),
+    ]
+    .into_iter()
+    .collect();
+    for phase in NodePhase::ALL {
+        for input in NodeInput::ALL {
+            assert_eq!(
+                phase.after(input),
+                allowed.get(&(phase, input)).copied(),
+                "{phase:?} by {input:?}"
+            );
+        }
+    }
+    // Terminal phases have no move out; a node never goes back to pending.
+    for input in NodeInput::ALL {
+        for terminal in [P::Done, P::Failed, P::Skipped] {
+            assert_eq!(terminal.after(input), None);
+        }
+        for phase in NodePhase::ALL {
+            assert_ne!(phase.after(input), Some(P::Pending));
+        }
+    }
+}
+
+/// A move the table does not list leaves the node where it is, emits no
+/// event, and is kept as a typed refusal.
+#[test]
+fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
+    let (mut rollout, _) = started(&["a", "b"], 2);
+    rollout.take_events();
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Draining);
+    rollout.move_node(0, NodeInput::Boot, t(1));
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Draining);
+    assert_eq!(
+        rollout.refused_moves(),
+        [RefusedMove {
+            node: NodeId::from("a"),
+            from: NodePhase::Draining,
+            input: NodeInput::Boot,
+        }]
+    );
+    assert!(rollout.take_events().is_empty());
+    assert_eq!(
+        rollout.refused_moves()[0].to_string(),
+        "node a: Boot is not a move from phase draining"
+    );
+}
+
+mod properties;
