@@ -1178,4 +1178,5 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
     );
 }
 
+mod migration;
 mod properties;
