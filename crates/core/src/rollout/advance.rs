@@ -15,10 +15,9 @@ impl Rollout {
         self.judged_until = self.judged_until.max(now);
         // Refusals whose delay has passed are due now; forget them so they
         // are not reported as deadlines again.
-        self.node_retry_at.retain(|_, at| *at > now);
-        if self.session_retry_at.is_some_and(|at| at <= now) {
-            self.session_retry_at = None;
-        }
+        self.timers.clear_passed(now, |timer| {
+            matches!(timer, Timer::NodeRetry(_) | Timer::SessionRetry)
+        });
         match self.state.stage {
             Stage::Snapshot => {
                 if self.state.started_at.is_none() {
@@ -137,7 +136,7 @@ impl Rollout {
         self.state.completed = true;
         self.state.finished_at = Some(now);
         self.dirty = true;
-        self.window_opens_at = None;
+        self.timers.clear(Timer::WindowOpens);
         let upgraded = self.state.count(NodePhase::Done);
         let failed = self.state.count(NodePhase::Failed);
         if self.state.cancelled {

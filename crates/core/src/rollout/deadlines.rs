@@ -16,7 +16,7 @@ impl Rollout {
         match self.state.stage {
             Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
                 if nothing_in_flight {
-                    deadlines.extend(self.session_retry_at);
+                    deadlines.extend(self.timers.get(Timer::SessionRetry));
                 }
             }
             Stage::Running => {
@@ -26,9 +26,13 @@ impl Rollout {
                 let watching = self.census.count(NodePhase::Draining)
                     + self.census.count(NodePhase::Verifying)
                     > 0;
-                if (watching || self.want_pending_costs) && !observing_workload {
-                    deadlines.push(self.next_workload_poll);
-                }
+                let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
+                deadlines.extend(self.timers.earliest(|timer| match timer {
+                    Timer::WorkloadPoll => workload_armed,
+                    Timer::NodeRetry(_) | Timer::WindowOpens => true,
+                    // Armed boot by boot, below.
+                    Timer::SessionRetry | Timer::BootPoll { .. } => false,
+                }));
                 for step in self.active_steps() {
                     let awaited =
                         self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
@@ -51,14 +55,12 @@ impl Rollout {
                         if !boot_in_flight && booting {
                             match boot.handle {
                                 Some(_) => deadlines.push(self.boot_poll_due(step.number, number)),
-                                None => deadlines.extend(self.session_retry_at),
+                                None => deadlines.extend(self.timers.get(Timer::SessionRetry)),
                             }
                         }
                     }
                 }
                 deadlines.extend(self.drain_deadline());
-                deadlines.extend(self.window_opens_at);
-                deadlines.extend(self.node_retry_at.values().copied());
             }
             Stage::Finished => {}
         }
@@ -84,10 +86,10 @@ impl Rollout {
             let periods = (behind / interval.as_secs_f64()).ceil();
             due + interval.mul_f64(periods)
         };
-        self.next_workload_poll = first_at_or_after(self.next_workload_poll);
-        for due in self.next_boot_poll.values_mut() {
-            *due = first_at_or_after(*due);
-        }
+        self.timers.reschedule(
+            |timer| matches!(timer, Timer::WorkloadPoll | Timer::BootPoll { .. }),
+            first_at_or_after,
+        );
     }
 
     /// Deals with the nodes of a step that did not come back in time: power
@@ -125,11 +127,11 @@ impl Rollout {
             }
         }
         if observe_workload {
-            self.next_workload_poll = self.next_workload_poll.min(now);
+            self.timers.bring_forward(Timer::WorkloadPoll, now);
         }
-        for boot in observe_boots {
-            let due = self.next_boot_poll.entry(boot).or_insert(now);
-            *due = (*due).min(now);
+        for (step, boot) in observe_boots {
+            self.timers
+                .bring_forward(Timer::BootPoll { step, boot }, now);
         }
         let mut graceful = Vec::new();
         let mut forced = Vec::new();

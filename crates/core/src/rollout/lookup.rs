@@ -33,9 +33,15 @@ impl Rollout {
     }
 
     pub(super) fn boot_poll_due(&self, step: u32, boot: u32) -> Timestamp {
-        self.next_boot_poll
-            .get(&(step, boot))
-            .copied()
+        self.timers
+            .get(Timer::BootPoll { step, boot })
+            .unwrap_or(Timestamp::EPOCH)
+    }
+
+    /// When the workload manager is next asked about the watched nodes.
+    pub(super) fn workload_poll_due(&self) -> Timestamp {
+        self.timers
+            .get(Timer::WorkloadPoll)
             .unwrap_or(Timestamp::EPOCH)
     }
 

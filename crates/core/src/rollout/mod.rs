@@ -43,6 +43,7 @@ mod selection;
 mod state;
 mod status;
 mod steps;
+mod timers;
 pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -71,6 +72,7 @@ use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState,
 use crate::time::Timestamp;
 use action::count_nodes;
 use census::Census;
+use timers::{Timer, Timers};
 
 /// The last message of a session that finished (not deleted), exactly as
 /// CRUS posted it; the summary of how it went is the message before.
@@ -100,14 +102,8 @@ pub struct Rollout {
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.
     drain_singly: BTreeSet<usize>,
-    /// Nodes whose last resume or mark-failed was refused, and when to try again.
-    node_retry_at: BTreeMap<usize, Timestamp>,
-    /// When a refused session-level action (or step boot) may be tried again.
-    session_retry_at: Option<Timestamp>,
-    /// When to next ask the workload manager about draining and verifying nodes.
-    next_workload_poll: Timestamp,
-    /// When to next ask the boot orchestrator about each boot, by (step, boot).
-    next_boot_poll: BTreeMap<(u32, u32), Timestamp>,
+    /// Every due time: polls, refusals' delays, the windows' opening.
+    timers: Timers,
     /// Counts and indexes kept up to date at each change, so a pass never
     /// scans every node; it also holds the pending nodes' drain costs.
     census: Census,
@@ -116,9 +112,6 @@ pub struct Rollout {
     pending_costs_at: Option<Timestamp>,
     /// Whether the next workload observation should include the pending nodes.
     want_pending_costs: bool,
-    /// When the maintenance windows next open, while they are closed and
-    /// nodes wait to be taken.
-    window_opens_at: Option<Timestamp>,
     /// Transitions not yet taken by [`Rollout::take_events`].
     events: Vec<RolloutEvent>,
     /// Nodes whose jobs were requeued after their drain timed out, in this
@@ -182,6 +175,8 @@ impl Rollout {
             .collect();
         let census = Census::of(&state);
         let drain_owed = census.nodes_in(&[NodePhase::Draining]).collect();
+        let mut timers = Timers::default();
+        timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
         Rollout {
             census,
             state,
@@ -191,13 +186,10 @@ impl Rollout {
             next_action_id: 0,
             drain_owed,
             drain_singly: BTreeSet::new(),
-            node_retry_at: BTreeMap::new(),
-            session_retry_at: None,
-            next_workload_poll: Timestamp::EPOCH,
-            next_boot_poll: BTreeMap::new(),
+            // The first poll is due at once.
+            timers,
             pending_costs_at: None,
             want_pending_costs: false,
-            window_opens_at: None,
             events: Vec::new(),
             requeued: BTreeSet::new(),
             dirty: true,

@@ -84,7 +84,8 @@ impl Rollout {
                 }
             }
             (Action::ObserveWorkload { .. }, Ok(ActionOutput::Workload(observed))) => {
-                self.next_workload_poll = now + self.state.policy.poll_interval;
+                self.timers
+                    .set(Timer::WorkloadPoll, now + self.state.policy.poll_interval);
                 self.workload_seen_at = self.workload_seen_at.max(asked_at);
                 self.observe_workload(now, &observed);
             }
@@ -99,8 +100,10 @@ impl Rollout {
                 if let Some(record) = self.boot_mut(step, boot) {
                     record.handle = Some(handle.clone());
                     self.dirty = true;
-                    self.next_boot_poll
-                        .insert((step, boot), now + self.state.policy.poll_interval);
+                    self.timers.set(
+                        Timer::BootPoll { step, boot },
+                        now + self.state.policy.poll_interval,
+                    );
                     self.post(
                         now,
                         format!(
@@ -113,8 +116,10 @@ impl Rollout {
                 }
             }
             (Action::ObserveBoot { step, boot, .. }, Ok(ActionOutput::BootStatus(statuses))) => {
-                self.next_boot_poll
-                    .insert((step, boot), now + self.state.policy.poll_interval);
+                self.timers.set(
+                    Timer::BootPoll { step, boot },
+                    now + self.state.policy.poll_interval,
+                );
                 if let Some(at) = asked_at {
                     let seen = self.boot_seen_at.entry((step, boot)).or_insert(at);
                     *seen = (*seen).max(at);
@@ -257,11 +262,11 @@ impl Rollout {
                 }
             }
             Action::ObserveWorkload { .. } => {
-                self.next_workload_poll = retry_at;
+                self.timers.set(Timer::WorkloadPoll, retry_at);
                 self.post_once(now, format!("Could not read node states from the workload manager: {}; retrying every {retry_in}", error.message));
             }
             Action::ObserveBoot { step, boot, .. } => {
-                self.next_boot_poll.insert((step, boot), retry_at);
+                self.timers.set(Timer::BootPoll { step, boot }, retry_at);
                 self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
             }
             Action::Resume { .. } | Action::Drain { .. } | Action::MarkFailed { .. } => {
@@ -273,7 +278,7 @@ impl Rollout {
                     _ => Vec::new(),
                 };
                 for node in self.indexes_of(&ids) {
-                    self.node_retry_at.insert(node, retry_at);
+                    self.timers.set(Timer::NodeRetry(node), retry_at);
                 }
                 self.post_once(
                     now,
@@ -285,7 +290,7 @@ impl Rollout {
                 );
             }
             other => {
-                self.session_retry_at = Some(retry_at);
+                self.timers.set(Timer::SessionRetry, retry_at);
                 self.post_once(
                     now,
                     format!(

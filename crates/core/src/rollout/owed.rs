@@ -11,8 +11,7 @@ impl Rollout {
         let upgrading_label = self.state.spec.upgrading_label.clone();
         let in_flight_nodes = self.nodes_in_flight();
         let due = |rollout: &Self, node: usize| {
-            !in_flight_nodes.contains(&node)
-                && rollout.node_retry_at.get(&node).is_none_or(|&at| at <= now)
+            !in_flight_nodes.contains(&node) && rollout.timers.passed(Timer::NodeRetry(node), now)
         };
         let to_drain: Vec<usize> = self
             .drain_owed
@@ -36,7 +35,7 @@ impl Rollout {
 
         // Gathered only when a poll is due: most passes are not.
         let mut watched = Vec::new();
-        if self.next_workload_poll <= now
+        if self.workload_poll_due() <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
         {
             watched = self.watched_nodes();
@@ -59,7 +58,7 @@ impl Rollout {
 
         for action in self.boot_actions_due(now) {
             if matches!(action, Action::StartBoot { .. }) {
-                self.session_retry_at = None;
+                self.timers.clear(Timer::SessionRetry);
             }
             self.queue_observation(now, action);
         }
@@ -99,7 +98,7 @@ impl Rollout {
     /// action: starting (unless a refusal's delay runs), or observing once
     /// their poll is due.
     fn boot_actions_due(&self, now: Timestamp) -> Vec<Action> {
-        let may_start = self.session_retry_at.is_none_or(|at| at <= now);
+        let may_start = self.timers.passed(Timer::SessionRetry, now);
         let mut actions = Vec::new();
         for step in self.active_steps() {
             let booting = self.nodes_by_boot(step, &[NodePhase::Booting]);
@@ -160,7 +159,7 @@ impl Rollout {
     pub(super) fn idle_at_session_level(&self, now: Timestamp) -> bool {
         self.outbox.is_empty()
             && self.in_flight.is_empty()
-            && self.session_retry_at.is_none_or(|at| at <= now)
+            && self.timers.passed(Timer::SessionRetry, now)
     }
 
     pub(super) fn is_in_flight(&self, predicate: impl Fn(&Action) -> bool) -> bool {

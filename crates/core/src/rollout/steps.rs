@@ -31,7 +31,7 @@ impl Rollout {
     /// Takes the next pending nodes, as many as may be out of service, in the
     /// policy's order. Returns whether it took any.
     pub(super) fn start_next_step(&mut self, now: Timestamp) -> bool {
-        self.window_opens_at = None;
+        self.timers.clear(Timer::WindowOpens);
         if self.state.cancelled || self.state.paused || self.state.halted.is_some() {
             return false;
         }
@@ -50,8 +50,11 @@ impl Rollout {
             return false;
         }
         if !window::any_open(&self.state.policy.windows, now) {
-            self.window_opens_at = window::next_opening(&self.state.policy.windows, now);
-            let message = match self.window_opens_at {
+            let opens_at = window::next_opening(&self.state.policy.windows, now);
+            if let Some(at) = opens_at {
+                self.timers.set(Timer::WindowOpens, at);
+            }
+            let message = match opens_at {
                 Some(at) => format!(
                     "Outside the maintenance windows: the next nodes are taken when one opens ({at})"
                 ),
@@ -252,8 +255,8 @@ impl Rollout {
             step.finished = true;
         }
         self.census.step_finished(step_number);
-        for boot in boots {
-            self.next_boot_poll.remove(&boot);
+        for (step, boot) in boots {
+            self.timers.clear(Timer::BootPoll { step, boot });
         }
         self.post(now, summary);
         self.emit(
