@@ -89,8 +89,7 @@ impl Rollout {
             }
             let pending_left = self.census.any_pending();
             if !self.census.any_active_step() && (self.state.cancelled || !pending_left) {
-                self.state.stage = Stage::Cleanup;
-                self.dirty = true;
+                self.transition(now, SessionInput::Settled);
                 self.advance(now);
                 return;
             }
@@ -124,19 +123,14 @@ impl Rollout {
                 reason: reason.clone(),
             },
         );
-        self.state.halted = Some(reason);
-        self.dirty = true;
+        self.transition(now, SessionInput::Halt { reason });
     }
 
     pub(super) fn finish(&mut self, now: Timestamp) {
         if self.state.stage == Stage::Finished {
             return;
         }
-        self.state.stage = Stage::Finished;
-        self.state.completed = true;
-        self.state.finished_at = Some(now);
-        self.dirty = true;
-        self.timers.clear(Timer::WindowOpens);
+        self.transition(now, SessionInput::Finish);
         let upgraded = self.state.count(NodePhase::Done);
         let failed = self.state.count(NodePhase::Failed);
         if self.state.cancelled {

@@ -11,17 +11,15 @@ impl Rollout {
         if self.state.cancelled {
             return;
         }
-        self.state.cancelled = true;
+        let stage = self.state.stage;
+        self.transition(now, SessionInput::Cancel);
         self.set_state(SessionState::Deleting, now);
         if !self.state.completed {
             self.post(now, "Deletion requested: no new node will be taken; nodes not yet booted are returned to service".to_string());
         }
-        match self.state.stage {
-            Stage::Snapshot => self.finish(now),
-            Stage::PrepareGroups => self.state.stage = Stage::Cleanup,
-            Stage::Running | Stage::Cleanup | Stage::Finished => {}
+        if stage == Stage::Snapshot {
+            self.finish(now);
         }
-        self.dirty = true;
         self.advance(now);
     }
 
@@ -39,8 +37,7 @@ impl Rollout {
             return false;
         }
         if !self.state.paused {
-            self.state.paused = true;
-            self.dirty = true;
+            self.transition(now, SessionInput::Pause);
             self.post(
                 now,
                 format!(
@@ -92,9 +89,7 @@ impl Rollout {
             self.state.policy.max_failures = Some(budget);
         }
         if self.state.paused || self.state.halted.is_some() {
-            self.state.paused = false;
-            self.state.halted = None;
-            self.dirty = true;
+            self.transition(now, SessionInput::Resume);
             self.post(now, "Resumed: taking nodes again".to_string());
             self.emit(now, EventKind::Resumed);
         }

@@ -31,6 +31,7 @@ mod command;
 mod commands;
 mod deadlines;
 mod event;
+mod lifecycle;
 mod lookup;
 pub mod messages;
 mod node_moves;
@@ -53,6 +54,7 @@ use uuid::Uuid;
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
 pub use command::OperatorCommand;
 pub use event::{EventKind, RolloutEvent};
+pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
@@ -134,6 +136,9 @@ pub struct Rollout {
     /// Node moves the phase table refused, oldest first: none, unless the
     /// engine has a bug. Not persisted.
     refused_moves: Vec<RefusedMove>,
+    /// Session lifecycle moves refused: none, unless the engine has a bug.
+    /// Not persisted.
+    refused_session_moves: Vec<RefusedSessionMove>,
 }
 
 impl Rollout {
@@ -198,6 +203,7 @@ impl Rollout {
             boot_seen_at: BTreeMap::new(),
             judged_until: Timestamp::EPOCH,
             refused_moves: Vec::new(),
+            refused_session_moves: Vec::new(),
         }
     }
 

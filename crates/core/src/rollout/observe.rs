@@ -27,7 +27,7 @@ impl Rollout {
                 now,
                 format!("Group '{label}' has no members: nothing to upgrade"),
             );
-            self.state.stage = Stage::Cleanup;
+            self.transition(now, SessionInput::SnapshotTaken { empty: true });
         } else {
             let total = self.state.nodes.len();
             let mut text = match self.state.policy.strategy {
@@ -62,7 +62,7 @@ impl Rollout {
                 text.push_str(&format!("; halts if more than {allowed} fail"));
             }
             self.post(now, text);
-            self.state.stage = Stage::PrepareGroups;
+            self.transition(now, SessionInput::SnapshotTaken { empty: false });
         }
     }
 

@@ -74,8 +74,7 @@ impl Rollout {
                     );
                 }
                 if self.state.stage == Stage::PrepareGroups {
-                    self.state.stage = Stage::Running;
-                    self.dirty = true;
+                    self.transition(now, SessionInput::GroupsPrepared);
                 }
             }
             (Action::Drain { nodes, .. }, Ok(_)) => {

@@ -282,8 +282,7 @@ impl Rollout {
                     ),
                 );
             } else if canary.pause_after && pending_left && !self.state.paused {
-                self.state.paused = true;
-                self.dirty = true;
+                self.transition(now, SessionInput::Pause);
                 let reason = "canary step finished".to_string();
                 self.post(
                     now,

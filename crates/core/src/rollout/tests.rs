@@ -1180,3 +1180,100 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
 
 mod migration;
 mod properties;
+
+/// The session lifecycle table: which inputs move the session from where.
+#[test]
+fn the_lifecycle_table_allows_exactly_its_moves() {
+    use Lifecycle as L;
+    let running = L::Running { hold: None };
+    let held = [Hold::Paused, Hold::Halted, Hold::OutsideWindows]
+        .map(|hold| L::Running { hold: Some(hold) });
+    let finished = [Outcome::Upgraded, Outcome::SomeFailed, Outcome::Deleted]
+        .map(|outcome| L::Finished { outcome });
+    let inputs = [
+        SessionInput::SnapshotTaken { empty: false },
+        SessionInput::SnapshotTaken { empty: true },
+        SessionInput::GroupsPrepared,
+        SessionInput::Pause,
+        SessionInput::Resume,
+        SessionInput::Halt {
+            reason: "3 nodes failed".into(),
+        },
+        SessionInput::Cancel,
+        SessionInput::Settled,
+        SessionInput::Finish,
+    ];
+    let expected = |from: L, input: &SessionInput| -> bool {
+        match input {
+            SessionInput::SnapshotTaken { .. } => from == L::Snapshot,
+            SessionInput::GroupsPrepared => from == L::PreparingGroups,
+            SessionInput::Pause | SessionInput::Resume => matches!(
+                from,
+                L::Snapshot | L::PreparingGroups | L::Running { .. } | L::Cleanup
+            ),
+            SessionInput::Halt { .. } => matches!(from, L::Running { .. }),
+            SessionInput::Cancel => true,
+            SessionInput::Settled => matches!(from, L::Running { .. } | L::Cancelling),
+            SessionInput::Finish => !matches!(from, L::Finished { .. }),
+        }
+    };
+    let lifecycles = [
+        L::Snapshot,
+        L::PreparingGroups,
+        running,
+        L::Cancelling,
+        L::Cleanup,
+    ]
+    .into_iter()
+    .chain(held)
+    .chain(finished);
+    for from in lifecycles {
+        for input in &inputs {
+            assert_eq!(
+                from.allows(input),
+                expected(from, input),
+                "{from:?} by {input:?}"
+            );
+        }
+    }
+}
+
+/// The lifecycle as a session goes through it, read from the stored
+/// fields; a move the table refuses changes nothing and is kept.
+#[test]
+fn a_session_moves_through_its_lifecycle_and_refused_moves_are_kept() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    assert_eq!(rollout.lifecycle(), Lifecycle::Snapshot);
+    let (mut rollout_started, _) = started(&["a", "b"], 2);
+    assert_eq!(
+        rollout_started.lifecycle(),
+        Lifecycle::Running { hold: None }
+    );
+    rollout_started.pause(t(1), "requested by an operator");
+    assert_eq!(
+        rollout_started.lifecycle(),
+        Lifecycle::Running {
+            hold: Some(Hold::Paused)
+        }
+    );
+    rollout_started.cancel(t(2));
+    assert_eq!(rollout_started.lifecycle(), Lifecycle::Cancelling);
+    assert!(rollout_started.refused_session_moves().is_empty());
+
+    assert!(!rollout.transition(t(1), SessionInput::GroupsPrepared));
+    assert_eq!(rollout.lifecycle(), Lifecycle::Snapshot);
+    assert_eq!(
+        rollout.refused_session_moves(),
+        [RefusedSessionMove {
+            from: Lifecycle::Snapshot,
+            input: SessionInput::GroupsPrepared,
+        }]
+    );
+    rollout.cancel(t(3));
+    assert_eq!(
+        rollout.lifecycle(),
+        Lifecycle::Finished {
+            outcome: Outcome::Deleted
+        }
+    );
+}

@@ -11,7 +11,7 @@
 //! - crus returns to service only nodes it asked to take out of service;
 //! - at the end, every node is done, failed or skipped; the failed group
 //!   holds exactly the failed nodes; no node is left drained but a failed one;
-//! - the node phase table never refuses a move.
+//! - the node phase table and the session lifecycle table never refuse a move.
 //!
 //! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
 
@@ -498,6 +498,12 @@ impl Run {
     }
 
     fn check_invariants(&mut self) -> Result<(), String> {
+        if !self.rollout.refused_session_moves().is_empty() {
+            return Err(format!(
+                "refused session moves: {:?}",
+                self.rollout.refused_session_moves()
+            ));
+        }
         if !self.rollout.refused_moves().is_empty() || !self.refused.is_empty() {
             self.refused
                 .extend(self.rollout.refused_moves().iter().cloned());
