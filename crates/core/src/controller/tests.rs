@@ -955,3 +955,33 @@ async fn a_deleted_session_whose_removal_the_store_refuses_is_removed_once_it_ta
         "the deleted session is removed once the store takes the write"
     );
 }
+
+/// A new session takes its first step as soon as it is driven: no wait of a
+/// command poll interval (5 s in `crus serve`, 10 simulated minutes in
+/// `crus demo`) before its first action, nor between its first actions.
+#[tokio::test(start_paused = true)]
+async fn a_new_session_takes_its_first_step_at_once() {
+    let started = tokio::time::Instant::now();
+    let first_drain = Arc::new(std::sync::Mutex::new(None));
+    let seen = first_drain.clone();
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(move |_, _| {
+        seen.lock().unwrap().get_or_insert(started.elapsed());
+        Ok(())
+    });
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let (controller, _store) = controller(friendly_inventory(), wlm, booted_boot());
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+    let first_drain = first_drain.lock().unwrap().expect("the nodes were drained");
+    assert_eq!(
+        first_drain,
+        Duration::ZERO,
+        "first drain after {first_drain:?}"
+    );
+}

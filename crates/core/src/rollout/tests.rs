@@ -1106,3 +1106,174 @@ fn a_node_failed_by_an_earlier_session_is_upgraded_and_resumed() {
     assert!(resumed, "its old mark is cleared by the resume");
     assert!(now < t(200), "upgraded as soon as it was back, at {now}");
 }
+
+/// Every move of the node phase table, and nothing else: any other
+/// (phase, input) pair is refused.
+#[test]
+fn the_node_phase_table_allows_exactly_its_moves() {
+    use NodeInput as In;
+    use NodePhase as P;
+    let allowed: BTreeMap<(NodePhase, NodeInput), NodePhase> = [
+        ((P::Pending, In::Take), P::Draining),
+        ((P::Draining, In::Quiet), P::Drained),
+        ((P::Draining, In::Force), P::Drained),
+        ((P::Draining, In::Release), P::Releasing),
+        ((P::Drained, In::Release), P::Releasing),
+        ((P::Drained, In::Boot), P::Booting),
+        ((P::Booting, In::Booted), P::Verifying),
+        ((P::Booting, In::Retry), P::Drained),
+        ((P::Verifying, In::Retry), P::Drained),
+        ((P::Verifying, In::Healthy), P::Resuming),
+        ((P::Draining, In::Fail), P::Failing),
+        ((P::Drained, In::Fail), P::Failing),
+        ((P::Booting, In::Fail), P::Failing),
+        ((P::Verifying, In::Fail), P::Failing),
+        ((P::Resuming, In::Returned), P::Done),
+        ((P::Releasing, In::Returned), P::Skipped),
+        ((P::Failing, In::MarkedFailed), P::Failed),
+    ]
+    .into_iter()
+    .collect();
+    for phase in NodePhase::ALL {
+        for input in NodeInput::ALL {
+            assert_eq!(
+                phase.after(input),
+                allowed.get(&(phase, input)).copied(),
+                "{phase:?} by {input:?}"
+            );
+        }
+    }
+    // Terminal phases have no move out; a node never goes back to pending.
+    for input in NodeInput::ALL {
+        for terminal in [P::Done, P::Failed, P::Skipped] {
+            assert_eq!(terminal.after(input), None);
+        }
+        for phase in NodePhase::ALL {
+            assert_ne!(phase.after(input), Some(P::Pending));
+        }
+    }
+}
+
+/// A move the table does not list leaves the node where it is, emits no
+/// event, and is kept as a typed refusal.
+#[test]
+fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
+    let (mut rollout, _) = started(&["a", "b"], 2);
+    rollout.take_events();
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Draining);
+    rollout.move_node(0, NodeInput::Boot, t(1));
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Draining);
+    assert_eq!(
+        rollout.refused_moves(),
+        [RefusedMove {
+            node: NodeId::from("a"),
+            from: NodePhase::Draining,
+            input: NodeInput::Boot,
+        }]
+    );
+    assert!(rollout.take_events().is_empty());
+    assert_eq!(
+        rollout.refused_moves()[0].to_string(),
+        "node a: Boot is not a move from phase draining"
+    );
+}
+
+mod migration;
+mod properties;
+
+/// The session lifecycle table: which inputs move the session from where.
+#[test]
+fn the_lifecycle_table_allows_exactly_its_moves() {
+    use Lifecycle as L;
+    let running = L::Running { hold: None };
+    let held = [Hold::Paused, Hold::Halted, Hold::OutsideWindows]
+        .map(|hold| L::Running { hold: Some(hold) });
+    let finished = [Outcome::Upgraded, Outcome::SomeFailed, Outcome::Deleted]
+        .map(|outcome| L::Finished { outcome });
+    let inputs = [
+        SessionInput::SnapshotTaken { empty: false },
+        SessionInput::SnapshotTaken { empty: true },
+        SessionInput::GroupsPrepared,
+        SessionInput::Pause,
+        SessionInput::Resume,
+        SessionInput::Halt {
+            reason: "3 nodes failed".into(),
+        },
+        SessionInput::Cancel,
+        SessionInput::Settled,
+        SessionInput::Finish,
+    ];
+    let expected = |from: L, input: &SessionInput| -> bool {
+        match input {
+            SessionInput::SnapshotTaken { .. } => from == L::Snapshot,
+            SessionInput::GroupsPrepared => from == L::PreparingGroups,
+            SessionInput::Pause | SessionInput::Resume => matches!(
+                from,
+                L::Snapshot | L::PreparingGroups | L::Running { .. } | L::Cleanup
+            ),
+            SessionInput::Halt { .. } => matches!(from, L::Running { .. }),
+            SessionInput::Cancel => true,
+            SessionInput::Settled => matches!(from, L::Running { .. } | L::Cancelling),
+            SessionInput::Finish => !matches!(from, L::Finished { .. }),
+        }
+    };
+    let lifecycles = [
+        L::Snapshot,
+        L::PreparingGroups,
+        running,
+        L::Cancelling,
+        L::Cleanup,
+    ]
+    .into_iter()
+    .chain(held)
+    .chain(finished);
+    for from in lifecycles {
+        for input in &inputs {
+            assert_eq!(
+                from.allows(input),
+                expected(from, input),
+                "{from:?} by {input:?}"
+            );
+        }
+    }
+}
+
+/// The lifecycle as a session goes through it, read from the stored
+/// fields; a move the table refuses changes nothing and is kept.
+#[test]
+fn a_session_moves_through_its_lifecycle_and_refused_moves_are_kept() {
+    let mut rollout = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0));
+    assert_eq!(rollout.lifecycle(), Lifecycle::Snapshot);
+    let (mut rollout_started, _) = started(&["a", "b"], 2);
+    assert_eq!(
+        rollout_started.lifecycle(),
+        Lifecycle::Running { hold: None }
+    );
+    rollout_started.pause(t(1), "requested by an operator");
+    assert_eq!(
+        rollout_started.lifecycle(),
+        Lifecycle::Running {
+            hold: Some(Hold::Paused)
+        }
+    );
+    rollout_started.cancel(t(2));
+    assert_eq!(rollout_started.lifecycle(), Lifecycle::Cancelling);
+    assert!(rollout_started.refused_session_moves().is_empty());
+
+    assert!(!rollout.transition(t(1), SessionInput::GroupsPrepared));
+    assert_eq!(rollout.lifecycle(), Lifecycle::Snapshot);
+    assert_eq!(
+        rollout.refused_session_moves(),
+        [RefusedSessionMove {
+            from: Lifecycle::Snapshot,
+            input: SessionInput::GroupsPrepared,
+        }]
+    );
+    rollout.cancel(t(3));
+    assert_eq!(
+        rollout.lifecycle(),
+        Lifecycle::Finished {
+            outcome: Outcome::Deleted
+        }
+    );
+}

@@ -18,7 +18,9 @@ pub use memory::MemoryStore;
 pub use watched::WatchedStore;
 
 use crate::error::Result;
-use crate::rollout::{FailureBudget, RolloutState, Stage, status_of};
+// The operator's commands are the rollout's inputs; they are stored here.
+pub use crate::rollout::OperatorCommand;
+use crate::rollout::{RolloutState, Stage, status_of};
 use crate::session::{SessionPhase, SessionState, SessionStatus};
 
 /// A record's revision. Every successful write yields a new, larger one.
@@ -87,20 +89,6 @@ pub struct Idempotency {
     /// The request body, as JSON (compared as values: key order and spacing
     /// do not matter).
     pub request: serde_json::Value,
-}
-
-/// An operator's request to a running session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum OperatorCommand {
-    /// Take no new node until resumed.
-    Pause,
-    /// Take nodes again after a pause or a halt, with a new failure budget if given.
-    Resume {
-        /// The new `max_failures`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_failures: Option<FailureBudget>,
-    },
 }
 
 /// Everything stored about one session.

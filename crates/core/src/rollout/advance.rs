@@ -1,0 +1,168 @@
+//! One pass over the session: moves it forward as far as it can go
+//! without an answer, and ends it.
+
+use super::*;
+
+impl Rollout {
+    /// Lets time pass: checks timeouts and asks for whatever is due.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// Moves the session forward as far as it can go without an answer, and
+    /// queues the actions now owed.
+    pub(super) fn advance(&mut self, now: Timestamp) {
+        self.judged_until = self.judged_until.max(now);
+        // Refusals whose delay has passed are due now; forget them so they
+        // are not reported as deadlines again.
+        self.timers.clear_passed(now, |timer| {
+            matches!(timer, Timer::NodeRetry(_) | Timer::SessionRetry)
+        });
+        match self.state.stage {
+            Stage::Snapshot => {
+                if self.state.started_at.is_none() {
+                    // Stored UPDATING from its creation, as CRUS answered;
+                    // its stream tells so when a controller takes it up.
+                    self.state.started_at = Some(now);
+                    self.dirty = true;
+                    self.emit(
+                        now,
+                        EventKind::State {
+                            state: SessionState::Updating,
+                        },
+                    );
+                }
+                if self.idle_at_session_level(now) {
+                    let label = self.state.spec.starting_label.clone();
+                    self.queue(Action::ReadStartingGroup { label });
+                }
+            }
+            Stage::PrepareGroups => {
+                if self.idle_at_session_level(now) {
+                    self.queue(Action::PrepareGroups {
+                        upgrading_label: self.state.spec.upgrading_label.clone(),
+                        failed_label: self.state.spec.failed_label.clone(),
+                    });
+                }
+            }
+            Stage::Running => self.advance_running(now),
+            Stage::Cleanup => {
+                if self.idle_at_session_level(now) {
+                    let label = self.state.spec.upgrading_label.clone();
+                    self.queue(Action::ClearUpgradingGroup { label });
+                }
+            }
+            Stage::Finished => {}
+        }
+    }
+
+    fn advance_running(&mut self, now: Timestamp) {
+        // Several passes: finishing a step may start the next one at once.
+        loop {
+            let active = self.census.active_steps();
+            for &step in &active {
+                self.check_boot_timeouts(now, step);
+                self.check_drain_timeouts(now, step);
+                if self.state.cancelled {
+                    self.release_unbooted(now, step);
+                }
+                self.request_boots(now, step);
+            }
+            self.check_failure_budget(now);
+            let mut finished_any = false;
+            for &step in &active {
+                finished_any |= self.finish_step_when_done(now, step);
+            }
+            self.check_failure_budget(now);
+            if finished_any {
+                continue;
+            }
+            // Steps started now have only draining nodes: they need no pass
+            // over every active step, only their own drain-timeout check (a
+            // zero timeout is due at once). Finishing nothing, they cannot
+            // free room for more than `start_next_step` already took.
+            let first_new = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+            while self.start_next_step(now) {}
+            let started = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+            for step in first_new..started {
+                self.check_drain_timeouts(now, step);
+            }
+            let pending_left = self.census.any_pending();
+            if !self.census.any_active_step() && (self.state.cancelled || !pending_left) {
+                self.transition(now, SessionInput::Settled);
+                self.advance(now);
+                return;
+            }
+            break;
+        }
+        self.queue_running_actions(now);
+    }
+
+    /// Halts the session once more nodes failed than the budget allows.
+    fn check_failure_budget(&mut self, now: Timestamp) {
+        if self.state.halted.is_some() || self.state.cancelled {
+            return;
+        }
+        let Some(allowed) = self.state.policy.failure_budget(self.state.nodes.len()) else {
+            return;
+        };
+        let failures = self.census.failures();
+        if failures > allowed {
+            self.halt(
+                now,
+                format!("{failures} nodes failed, more than the failure budget of {allowed}"),
+            );
+        }
+    }
+
+    pub(super) fn halt(&mut self, now: Timestamp, reason: String) {
+        self.post(now, format!("Halted: {reason}; nodes in flight finish, no new node is taken. Resume the session (with a larger max_failures) or delete it"));
+        self.emit(
+            now,
+            EventKind::Halted {
+                reason: reason.clone(),
+            },
+        );
+        self.transition(now, SessionInput::Halt { reason });
+    }
+
+    pub(super) fn finish(&mut self, now: Timestamp) {
+        if self.state.stage == Stage::Finished {
+            return;
+        }
+        self.transition(now, SessionInput::Finish);
+        let upgraded = self.state.count(NodePhase::Done);
+        let failed = self.state.count(NodePhase::Failed);
+        if self.state.cancelled {
+            self.post(
+                now,
+                format!(
+                    "Upgrade session deleted: {} upgraded, {failed} failed before it stopped",
+                    count_nodes(upgraded)
+                ),
+            );
+        } else {
+            let mut summary = format!(
+                "{upgraded} of {} upgraded",
+                count_nodes(self.state.nodes.len())
+            );
+            if failed > 0 {
+                summary.push_str(&format!(
+                    ", {failed} failed (in group '{}')",
+                    self.state.spec.failed_label
+                ));
+            }
+            self.post(now, summary);
+            // CRUS's last message, word for word: clients match it.
+            self.post(now, COMPLETED_MESSAGE.to_string());
+            self.set_state(SessionState::Ready, now);
+        }
+    }
+
+    pub(super) fn fail_node(&mut self, node: usize, reason: String, now: Timestamp) {
+        let id = self.state.nodes[node].id.clone();
+        self.post(now, format!("Node {id} failed: {reason}"));
+        self.state.nodes[node].reason = Some(reason);
+        self.move_node(node, NodeInput::Fail, now);
+    }
+}

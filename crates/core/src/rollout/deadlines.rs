@@ -1,0 +1,338 @@
+//! When the rollout wants to be woken, and what is late when it is: boots
+//! that did not come back in time (with power escalation) and drains that
+//! outlast `drain_timeout`.
+
+use super::*;
+
+impl Rollout {
+    /// When the rollout next wants [`Rollout::handle_timeout`] called, if no
+    /// answer arrives first. `None` when it is only waiting for answers.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        // Invariant: after `advance(now)`, every deadline named here is later
+        // than `now` or belongs to something not yet asked for, so the
+        // controller never spins on a deadline that has passed.
+        let mut deadlines: Vec<Timestamp> = Vec::new();
+        let nothing_in_flight = self.outbox.is_empty() && self.in_flight.is_empty();
+        match self.state.stage {
+            Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
+                if nothing_in_flight {
+                    deadlines.extend(self.timers.get(Timer::SessionRetry));
+                }
+            }
+            Stage::Running => {
+                let observing_workload =
+                    self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }));
+                // Draining and verifying nodes are watched (all in active steps).
+                let watching = self.census.count(NodePhase::Draining)
+                    + self.census.count(NodePhase::Verifying)
+                    > 0;
+                let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
+                deadlines.extend(self.timers.earliest(|timer| match timer {
+                    Timer::WorkloadPoll => workload_armed,
+                    Timer::NodeRetry(_) | Timer::WindowOpens => true,
+                    // Armed boot by boot, below.
+                    Timer::SessionRetry | Timer::BootPoll { .. } => false,
+                }));
+                for step in self.active_steps() {
+                    let awaited =
+                        self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
+                    for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
+                        let number = u32::try_from(number).unwrap_or(u32::MAX);
+                        // A deadline already judged waits for an observation
+                        // asked for since (its poll is due or in flight).
+                        deadlines.extend(
+                            nodes
+                                .iter()
+                                .filter(|&&node| self.state.nodes[node].healthy_since.is_none())
+                                .map(|&node| self.come_back_deadline(node, boot))
+                                .filter(|&deadline| deadline > self.judged_until)
+                                .min(),
+                        );
+                        let booting = nodes
+                            .iter()
+                            .any(|&node| self.state.nodes[node].phase == NodePhase::Booting);
+                        let boot_in_flight = self.boot_in_flight(step.number, number);
+                        if !boot_in_flight && booting {
+                            match boot.handle {
+                                Some(_) => deadlines.push(self.boot_poll_due(step.number, number)),
+                                None => deadlines.extend(self.timers.get(Timer::SessionRetry)),
+                            }
+                        }
+                    }
+                }
+                deadlines.extend(self.drain_deadline());
+            }
+            Stage::Finished => {}
+        }
+        deadlines.into_iter().min()
+    }
+
+    /// Skips the workload and boot polls that would fall before `until`: the
+    /// next poll of each is the first one of its regular schedule at or after
+    /// `until`. For a simulation (the dry run) that knows nothing it observes
+    /// changes before then, so the skipped polls could only have seen what
+    /// was seen already; with 100,000 nodes each poll is costly.
+    pub fn defer_polls(&mut self, until: Timestamp) {
+        let interval = self
+            .state
+            .policy
+            .poll_interval
+            .max(std::time::Duration::from_millis(1));
+        let first_at_or_after = |due: Timestamp| {
+            if due >= until {
+                return due;
+            }
+            let behind = until.saturating_since(due).as_secs_f64();
+            let periods = (behind / interval.as_secs_f64()).ceil();
+            due + interval.mul_f64(periods)
+        };
+        self.timers.reschedule(
+            |timer| matches!(timer, Timer::WorkloadPoll | Timer::BootPoll { .. }),
+            first_at_or_after,
+        );
+    }
+
+    /// Deals with the nodes of a step that did not come back in time: power
+    /// restarts them when the policy escalates (gracefully, then by force),
+    /// and retries or fails them once that is exhausted too.
+    pub(super) fn check_boot_timeouts(&mut self, now: Timestamp, step_number: u32) {
+        let Some(step) = self.step(step_number) else {
+            return;
+        };
+        let mut late = Vec::new();
+        let mut observe_workload = false;
+        let mut observe_boots = Vec::new();
+        let awaited = self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
+        for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
+            let number = u32::try_from(number).unwrap_or(u32::MAX);
+            for node in nodes {
+                // A node soaking its health answered in time.
+                if self.state.nodes[node].healthy_since.is_some() {
+                    continue;
+                }
+                let deadline = self.come_back_deadline(node, boot);
+                if now < deadline {
+                    continue;
+                }
+                // Late only if an observation asked for at or after the
+                // deadline still does not show it back: the deadline passing
+                // while this process was slow to look (a busy store, a
+                // storm of requests, a simulated clock running fast) says
+                // nothing about the node.
+                match self.seen_since(node, number, boot, deadline) {
+                    Seen::Yes => late.push(node),
+                    Seen::AskWorkload => observe_workload = true,
+                    Seen::AskBoot => observe_boots.push((step_number, number)),
+                }
+            }
+        }
+        if observe_workload {
+            self.timers.bring_forward(Timer::WorkloadPoll, now);
+        }
+        for (step, boot) in observe_boots {
+            self.timers
+                .bring_forward(Timer::BootPoll { step, boot }, now);
+        }
+        let mut graceful = Vec::new();
+        let mut forced = Vec::new();
+        for node in late {
+            let next = match self.state.nodes[node].escalation {
+                None if self.state.policy.escalate_power_cycle => {
+                    Some(PowerOperation::GracefulRestart)
+                }
+                Some(Escalation {
+                    operation: PowerOperation::GracefulRestart,
+                    ..
+                }) => Some(PowerOperation::ForceRestart),
+                _ => None,
+            };
+            match next {
+                Some(operation) => {
+                    self.escalate(node, operation, now);
+                    match operation {
+                        PowerOperation::GracefulRestart => graceful.push(node),
+                        _ => forced.push(node),
+                    }
+                }
+                None => {
+                    let reason = self.not_back_reason(node);
+                    self.state.nodes[node].escalation = None;
+                    self.boot_failed(node, reason, now);
+                }
+            }
+        }
+        for (nodes, operation) in [
+            (graceful, PowerOperation::GracefulRestart),
+            (forced, PowerOperation::ForceRestart),
+        ] {
+            if !nodes.is_empty() {
+                self.queue(Action::PowerRestart {
+                    nodes: self.ids_of(&nodes),
+                    operation,
+                });
+            }
+        }
+    }
+
+    /// Whether `node`, awaited after boot `number` of its step (`boot`), has
+    /// been observed since `deadline`, and if not, what to ask.
+    fn seen_since(&self, node: usize, number: u32, boot: &StepBoot, deadline: Timestamp) -> Seen {
+        let step = self.state.nodes[node].step.unwrap_or(u32::MAX);
+        let seen_at = match self.state.nodes[node].phase {
+            // Its boot was never acknowledged: there is nothing to ask about,
+            // and the deadline counts from when the boot was asked for.
+            NodePhase::Booting if boot.handle.is_none() => return Seen::Yes,
+            NodePhase::Booting => self.boot_seen_at.get(&(step, number)).copied(),
+            _ => self.workload_seen_at,
+        };
+        match seen_at {
+            Some(at) if at >= deadline => Seen::Yes,
+            _ if self.state.nodes[node].phase == NodePhase::Booting => Seen::AskBoot,
+            _ => Seen::AskWorkload,
+        }
+    }
+
+    /// When `node`, awaited after `boot`, must be back: the boot timeout
+    /// after the boot started, or after the power restart that followed.
+    fn come_back_deadline(&self, node: usize, boot: &StepBoot) -> Timestamp {
+        let policy = &self.state.policy;
+        match self.state.nodes[node].escalation {
+            None => boot.requested_at + policy.boot_timeout,
+            Some(Escalation {
+                operation: PowerOperation::GracefulRestart,
+                at,
+            }) => at + policy.graceful_restart_grace(),
+            Some(Escalation { at, .. }) => at + policy.boot_timeout,
+        }
+    }
+
+    /// Records a power restart of `node` (the caller queues it) and tells why.
+    fn escalate(&mut self, node: usize, operation: PowerOperation, now: Timestamp) {
+        let record = &mut self.state.nodes[node];
+        let first = record.escalation.is_none();
+        record.escalation = Some(Escalation { operation, at: now });
+        record.power_restarts += 1;
+        let id = record.id.clone();
+        self.dirty = true;
+        let policy = &self.state.policy;
+        let text = if first {
+            format!(
+                "Node {id} did not come back within {} of its boot starting; restarting it gracefully through power control (by force if it is not back within {})",
+                humantime::format_duration(policy.boot_timeout),
+                humantime::format_duration(policy.graceful_restart_grace()),
+            )
+        } else {
+            format!(
+                "Node {id} did not come back within {} of a graceful restart; restarting it by force",
+                humantime::format_duration(policy.graceful_restart_grace()),
+            )
+        };
+        self.post(now, text);
+    }
+
+    /// Why a node that is still not back has failed its boot.
+    fn not_back_reason(&self, node: usize) -> String {
+        let policy = &self.state.policy;
+        let record = &self.state.nodes[node];
+        let mut reason = match record.escalation {
+            Some(_) => format!(
+                "did not come back after its boot, nor within {} of a graceful and a forced power restart",
+                humantime::format_duration(policy.boot_timeout)
+            ),
+            None => format!(
+                "did not come back within {} of its boot starting",
+                humantime::format_duration(policy.boot_timeout)
+            ),
+        };
+        // A node that booted but failed its health checks: say which.
+        if record.phase == NodePhase::Verifying
+            && let Some(last) = &record.reason
+        {
+            reason = format!("{reason} ({last})");
+        }
+        reason
+    }
+
+    /// Applies `on_drain_timeout` to nodes draining for longer than `drain_timeout`.
+    pub(super) fn check_drain_timeouts(&mut self, now: Timestamp, step_number: u32) {
+        let Some(timeout) = self.state.policy.drain_timeout else {
+            return;
+        };
+        let action = self.state.policy.on_drain_timeout;
+        if action == OnDrainTimeout::Wait {
+            return;
+        }
+        let Some(step) = self.step(step_number) else {
+            return;
+        };
+        let late: Vec<usize> = self
+            .unsettled_in(step.number, &[NodePhase::Draining])
+            .into_iter()
+            .filter(|&node| now >= self.state.nodes[node].since + timeout)
+            .collect();
+        let waited = humantime::format_duration(timeout);
+        for node in late {
+            let id = self.state.nodes[node].id.clone();
+            match action {
+                OnDrainTimeout::Skip => {
+                    self.state.nodes[node].reason = Some(format!(
+                        "did not drain within {waited}; returned to service without upgrade"
+                    ));
+                    self.post(
+                        now,
+                        format!("Node {id} did not drain within {waited}: skipped, returned to service without upgrade"),
+                    );
+                    self.move_node(node, NodeInput::Release, now);
+                }
+                OnDrainTimeout::Force => {
+                    self.state.nodes[node].forced = true;
+                    self.post(
+                        now,
+                        format!("WARNING: node {id} did not drain within {waited}: rebooting it with its jobs still running (on_drain_timeout: force)"),
+                    );
+                    self.move_node(node, NodeInput::Force, now);
+                }
+                OnDrainTimeout::Requeue => {
+                    if self.requeued.insert(node) {
+                        self.post(
+                            now,
+                            format!("Node {id} did not drain within {waited}: requeueing its jobs"),
+                        );
+                        self.queue(Action::RequeueJobs { nodes: vec![id] });
+                    }
+                }
+                OnDrainTimeout::Wait => {}
+            }
+        }
+    }
+
+    /// The earliest time a draining node reaches `drain_timeout`, when a
+    /// policy acts on it.
+    fn drain_deadline(&self) -> Option<Timestamp> {
+        let timeout = self.state.policy.drain_timeout?;
+        if self.state.policy.on_drain_timeout == OnDrainTimeout::Wait {
+            return None;
+        }
+        // Only nodes of active steps drain.
+        self.census
+            .active_steps()
+            .into_iter()
+            .flat_map(|step| self.census.unsettled(step))
+            .filter(|node| {
+                self.state.nodes[*node].phase == NodePhase::Draining
+                    && !self.requeued.contains(node)
+            })
+            .map(|node| self.state.nodes[node].since + timeout)
+            .min()
+    }
+}
+
+/// Whether a node past its come-back deadline has been observed since.
+enum Seen {
+    /// Yes: its state now is its verdict.
+    Yes,
+    /// No: the workload manager must be asked again first.
+    AskWorkload,
+    /// No: its boot's progress must be asked for again first.
+    AskBoot,
+}

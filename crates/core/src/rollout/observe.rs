@@ -1,0 +1,213 @@
+//! What the rollout learns from the world: the starting group's snapshot,
+//! the workload manager's view of the nodes and the boots' progress.
+
+use super::*;
+
+impl Rollout {
+    pub(super) fn take_snapshot(&mut self, now: Timestamp, label: &str, members: Vec<NodeId>) {
+        if self.state.stage != Stage::Snapshot {
+            return;
+        }
+        let ordered = plan::inventory_order(members);
+        self.state.nodes = ordered
+            .into_iter()
+            .map(|id| NodeRecord::pending(id, now))
+            .collect();
+        self.index = self
+            .state
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(position, node)| (node.id.clone(), position))
+            .collect();
+        self.census = Census::of(&self.state);
+        self.dirty = true;
+        if self.state.nodes.is_empty() {
+            self.post(
+                now,
+                format!("Group '{label}' has no members: nothing to upgrade"),
+            );
+            self.transition(now, SessionInput::SnapshotTaken { empty: true });
+        } else {
+            let total = self.state.nodes.len();
+            let mut text = match self.state.policy.strategy {
+                Strategy::Steps => {
+                    let steps = total.div_ceil(self.step_size());
+                    format!(
+                        "Upgrading {} of group '{label}' in {steps} step{} of at most {}",
+                        count_nodes(total),
+                        if steps == 1 { "" } else { "s" },
+                        self.step_size()
+                    )
+                }
+                Strategy::Continuous => format!(
+                    "Upgrading {} of group '{label}', at most {} out of service at once, each taken as soon as another is done",
+                    count_nodes(total),
+                    self.step_size()
+                ),
+            };
+            match self.state.policy.order {
+                Order::Inventory => {}
+                Order::DrainCost => text.push_str(", cheapest drains first"),
+                Order::Topology => {
+                    if let Some(domain) = self.state.policy.spread {
+                        text.push_str(&format!(", never two of one {} at once", domain.as_str()));
+                    }
+                    if let Some(domain) = self.state.policy.align {
+                        text.push_str(&format!(", a whole {} at a time", domain.as_str()));
+                    }
+                }
+            }
+            if let Some(allowed) = self.state.policy.failure_budget(total) {
+                text.push_str(&format!("; halts if more than {allowed} fail"));
+            }
+            self.post(now, text);
+            self.transition(now, SessionInput::SnapshotTaken { empty: false });
+        }
+    }
+
+    pub(super) fn observe_workload(&mut self, now: Timestamp, observed: &[WorkloadNode]) {
+        let mut saw_pending = false;
+        for report in observed {
+            let Some(&node) = self.index.get(&report.node) else {
+                continue;
+            };
+            match (self.state.nodes[node].phase, report.state) {
+                (NodePhase::Pending, _) => {
+                    saw_pending = true;
+                    self.census.cost_observed(node, DrainCost::of(report));
+                }
+                (NodePhase::Draining | NodePhase::Verifying, WorkloadState::Unknown) => {
+                    self.fail_node(
+                        node,
+                        "the workload manager does not know this node".to_string(),
+                        now,
+                    );
+                }
+                (NodePhase::Draining, state) if state.is_quiet() => {
+                    self.move_node(node, NodeInput::Quiet, now);
+                }
+                (NodePhase::Draining, WorkloadState::Idle | WorkloadState::Allocated) => {
+                    // Someone returned it to service after we drained it: drain again.
+                    self.drain_owed.insert(node);
+                }
+                (
+                    NodePhase::Verifying,
+                    WorkloadState::Drained | WorkloadState::Idle | WorkloadState::Allocated,
+                ) if report.responding => self.healthy(node, now),
+                // Up, and down only by a mark carrying this session's drain
+                // reason: the failed mark an earlier session left (Slurm keeps
+                // FAIL through a drain and a boot, and shows the latest
+                // reason, the drain's). The resume that follows clears it.
+                (NodePhase::Verifying, WorkloadState::Down)
+                    if report.responding
+                        && report.reason.as_deref() == Some(self.drain_reason().as_str()) =>
+                {
+                    self.healthy(node, now);
+                }
+                // A break in health restarts the soak; a failed health check
+                // is kept as the node's reason, so a node that never passes
+                // fails saying why.
+                (NodePhase::Verifying, _) => {
+                    let failed_check = report
+                        .reason
+                        .clone()
+                        .filter(|reason| reason.starts_with(HEALTH_CHECK_FAILED));
+                    let record = &mut self.state.nodes[node];
+                    if record.healthy_since.is_some()
+                        || (failed_check.is_some() && record.reason != failed_check)
+                    {
+                        record.healthy_since = None;
+                        if failed_check.is_some() {
+                            record.reason = failed_check;
+                        }
+                        self.dirty = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if saw_pending {
+            self.pending_costs_at = Some(now);
+            self.want_pending_costs = false;
+        }
+    }
+
+    /// The policy's health command and HTTP probe, if it has either.
+    pub(super) fn health_check(&self) -> Option<HealthCheck> {
+        self.state.policy.health.as_ref()?.check()
+    }
+
+    /// A verifying node was seen healthy: it is upgraded once it has stayed
+    /// so for the policy's soak time.
+    pub(super) fn healthy(&mut self, node: usize, now: Timestamp) {
+        let soak = self
+            .state
+            .policy
+            .health
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |health| health.soak);
+        let record = &mut self.state.nodes[node];
+        if record
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with(HEALTH_CHECK_FAILED))
+        {
+            record.reason = None;
+        }
+        let since = *record.healthy_since.get_or_insert(now);
+        self.dirty = true;
+        if now.saturating_since(since) >= soak {
+            self.move_node(node, NodeInput::Healthy, now);
+        }
+    }
+
+    pub(super) fn observe_boot(
+        &mut self,
+        now: Timestamp,
+        step: u32,
+        boot: u32,
+        statuses: &[NodeBootStatus],
+    ) {
+        for status in statuses {
+            let Some(&node) = self.index.get(&status.node) else {
+                continue;
+            };
+            // An answer about an earlier boot of a node being retried is stale.
+            if self.state.nodes[node].phase != NodePhase::Booting
+                || self.state.nodes[node].step != Some(step)
+                || self.census.latest_boot(node) != Some(boot)
+            {
+                continue;
+            }
+            match &status.state {
+                NodeBootState::InProgress => {}
+                NodeBootState::Ok => self.move_node(node, NodeInput::Booted, now),
+                NodeBootState::Failed { reason } => {
+                    self.boot_failed(node, format!("boot failed: {reason}"), now);
+                }
+            }
+        }
+    }
+
+    /// A node's boot failed or timed out: boot it again while retries are
+    /// left, fail it otherwise.
+    pub(super) fn boot_failed(&mut self, node: usize, reason: String, now: Timestamp) {
+        let attempts = self.state.nodes[node].attempts;
+        let allowed = self.state.policy.retries.saturating_add(1);
+        if attempts < allowed {
+            let id = self.state.nodes[node].id.clone();
+            self.post(
+                now,
+                format!(
+                    "Node {id}: {reason}; booting it again (attempt {} of {allowed})",
+                    attempts + 1
+                ),
+            );
+            self.state.nodes[node].healthy_since = None;
+            self.move_node(node, NodeInput::Retry, now);
+        } else {
+            self.fail_node(node, reason, now);
+        }
+    }
+}

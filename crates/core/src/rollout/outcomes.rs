@@ -1,0 +1,312 @@
+//! The answers to the actions the rollout asked for, and what a refused
+//! action means for the nodes and the session.
+
+use super::*;
+
+impl Rollout {
+    /// The answer to action `id`. Retryable errors never get here: the
+    /// controller retries them itself.
+    pub fn handle_outcome(
+        &mut self,
+        now: Timestamp,
+        id: ActionId,
+        outcome: Result<ActionOutput, ActionError>,
+    ) {
+        self.apply_outcome(now, id, outcome);
+        self.advance(now);
+    }
+
+    /// Answers that arrived together, applied in order, then one pass over
+    /// the session: the same as [`Rollout::handle_outcome`] for each, but
+    /// without a pass over every active step after each answer, which is
+    /// what a poll answering hundreds of boots at once would cost.
+    pub fn handle_outcomes(
+        &mut self,
+        now: Timestamp,
+        outcomes: impl IntoIterator<Item = (ActionId, Result<ActionOutput, ActionError>)>,
+    ) {
+        for (id, outcome) in outcomes {
+            self.apply_outcome(now, id, outcome);
+        }
+        self.advance(now);
+    }
+
+    fn apply_outcome(
+        &mut self,
+        now: Timestamp,
+        id: ActionId,
+        outcome: Result<ActionOutput, ActionError>,
+    ) {
+        let asked_at = self.asked_at.remove(&id);
+        let Some(action) = self.in_flight.remove(&id) else {
+            return;
+        };
+        match (action, outcome) {
+            (Action::ReadStartingGroup { label }, Ok(ActionOutput::Members(members))) => {
+                self.take_snapshot(now, &label, members);
+            }
+            (
+                Action::PrepareGroups {
+                    upgrading_label,
+                    failed_label,
+                },
+                Ok(ActionOutput::GroupsPrepared {
+                    cleared_failed,
+                    cleared_upgrading,
+                }),
+            ) => {
+                if !cleared_failed.is_empty() {
+                    self.post(
+                        now,
+                        format!(
+                            "Cleared node group '{failed_label}' ({} from an earlier session)",
+                            count_nodes(cleared_failed.len())
+                        ),
+                    );
+                }
+                if !cleared_upgrading.is_empty() {
+                    self.post(
+                        now,
+                        format!(
+                            "Cleared node group '{upgrading_label}' ({})",
+                            count_nodes(cleared_upgrading.len())
+                        ),
+                    );
+                }
+                if self.state.stage == Stage::PrepareGroups {
+                    self.transition(now, SessionInput::GroupsPrepared);
+                }
+            }
+            (Action::Drain { nodes, .. }, Ok(_)) => {
+                for node in self.indexes_of(&nodes) {
+                    self.drain_owed.remove(&node);
+                }
+            }
+            (Action::ObserveWorkload { .. }, Ok(ActionOutput::Workload(observed))) => {
+                self.timers
+                    .set(Timer::WorkloadPoll, now + self.state.policy.poll_interval);
+                self.workload_seen_at = self.workload_seen_at.max(asked_at);
+                self.observe_workload(now, &observed);
+            }
+            (
+                Action::StartBoot {
+                    step,
+                    boot,
+                    request,
+                },
+                Ok(ActionOutput::BootStarted(handle)),
+            ) => {
+                if let Some(record) = self.boot_mut(step, boot) {
+                    record.handle = Some(handle.clone());
+                    self.dirty = true;
+                    self.timers.set(
+                        Timer::BootPoll { step, boot },
+                        now + self.state.policy.poll_interval,
+                    );
+                    self.post(
+                        now,
+                        format!(
+                            "Step {step}: boot of {} started with template '{}' (boot {})",
+                            count_nodes(request.nodes.len()),
+                            request.template,
+                            handle.id
+                        ),
+                    );
+                }
+            }
+            (Action::ObserveBoot { step, boot, .. }, Ok(ActionOutput::BootStatus(statuses))) => {
+                self.timers.set(
+                    Timer::BootPoll { step, boot },
+                    now + self.state.policy.poll_interval,
+                );
+                if let Some(at) = asked_at {
+                    let seen = self.boot_seen_at.entry((step, boot)).or_insert(at);
+                    *seen = (*seen).max(at);
+                }
+                self.observe_boot(now, step, boot, &statuses);
+            }
+            (Action::Resume { nodes, .. }, Ok(_)) => {
+                for node in self.indexes_of(&nodes) {
+                    match self.state.nodes[node].phase {
+                        NodePhase::Resuming => self.move_node(node, NodeInput::Returned, now),
+                        NodePhase::Releasing => self.move_node(node, NodeInput::Returned, now),
+                        _ => {}
+                    }
+                }
+            }
+            (Action::MarkFailed { nodes, .. }, Ok(_)) => {
+                let ids: Vec<NodeId> = nodes.into_iter().map(|(node, _)| node).collect();
+                for node in self.indexes_of(&ids) {
+                    if self.state.nodes[node].phase == NodePhase::Failing {
+                        self.move_node(node, NodeInput::MarkedFailed, now);
+                    }
+                }
+            }
+            (Action::PowerRestart { .. }, Ok(_)) => {}
+            (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
+            (action, Ok(output)) => {
+                tracing::warn!(
+                    ?action,
+                    ?output,
+                    "answer does not match its action; asking again"
+                );
+            }
+            (action, Err(error)) => self.action_refused(now, action, &error),
+        }
+    }
+
+    /// Tells that an action hit a retryable error and will be tried again, so
+    /// the session's messages say why it is not moving (once per distinct error).
+    pub fn note_retry(&mut self, now: Timestamp, action: &Action, error: &str) {
+        self.post_once(
+            now,
+            format!(
+                "{} failed, retrying: {error}",
+                capitalise(&action.describe())
+            ),
+        );
+    }
+
+    /// Tells that the session store refused to save the session, so nothing
+    /// more is done until it takes a write again (once per distinct error).
+    /// The message itself is saved with the first write that succeeds.
+    pub fn note_store_refusal(&mut self, now: Timestamp, error: &str) {
+        self.post_once(
+            now,
+            format!(
+                "The session store refused to save this session ({error}); nothing more is done \
+                 until it takes writes again (retried with backoff, and at once on resume)"
+            ),
+        );
+    }
+
+    /// An action failed in a way retrying at once will not fix.
+    fn action_refused(&mut self, now: Timestamp, action: Action, error: &ActionError) {
+        let node_problem = matches!(
+            error.kind,
+            ActionErrorKind::NotFound | ActionErrorKind::Invalid
+        );
+        let retry_at = now + self.state.policy.error_retry_interval;
+        let retry_in = humantime::format_duration(self.state.policy.error_retry_interval);
+        match action {
+            Action::RequeueJobs { nodes } => {
+                // The node keeps draining; its jobs end when they end.
+                for id in &nodes {
+                    self.post_once(
+                        now,
+                        format!(
+                            "Could not requeue the jobs of node {id}: {}; waiting for them to end",
+                            error.message
+                        ),
+                    );
+                }
+            }
+            Action::Drain { nodes, .. } if node_problem && nodes.len() > 1 => {
+                let indexes = self.indexes_of(&nodes);
+                self.drain_singly.extend(indexes);
+            }
+            Action::Drain { nodes, .. } if node_problem => {
+                for node in self.indexes_of(&nodes) {
+                    if self.state.nodes[node].phase == NodePhase::Draining {
+                        self.fail_node(
+                            node,
+                            format!("could not be drained: {}", error.message),
+                            now,
+                        );
+                    }
+                }
+            }
+            Action::StartBoot { step, boot, .. } if node_problem => {
+                let nodes: Vec<usize> = self
+                    .boot_of(step, boot)
+                    .map(|record| self.indexes_of(&record.nodes))
+                    .unwrap_or_default();
+                for node in nodes {
+                    if self.state.nodes[node].phase == NodePhase::Booting {
+                        self.fail_node(
+                            node,
+                            format!("boot could not be started: {}", error.message),
+                            now,
+                        );
+                    }
+                }
+            }
+            Action::PowerRestart { nodes, operation } => {
+                // A restart that cannot be issued at all gives the node
+                // nothing more to wait for; a refused graceful restart is
+                // followed by a forced one at its deadline.
+                let hopeless = error.kind == ActionErrorKind::NotSupported
+                    || operation == PowerOperation::ForceRestart;
+                for node in self.indexes_of(&nodes) {
+                    let id = self.state.nodes[node].id.clone();
+                    self.post(
+                        now,
+                        format!("Node {id}: the power restart failed: {}", error.message),
+                    );
+                    let awaited = matches!(
+                        self.state.nodes[node].phase,
+                        NodePhase::Booting | NodePhase::Verifying
+                    );
+                    if hopeless && awaited {
+                        self.state.nodes[node].escalation = None;
+                        self.boot_failed(
+                            node,
+                            format!(
+                                "did not come back after its boot, and could not be power-restarted: {}",
+                                error.message
+                            ),
+                            now,
+                        );
+                    }
+                }
+            }
+            Action::ObserveWorkload { .. } => {
+                self.timers.set(Timer::WorkloadPoll, retry_at);
+                self.post_once(now, format!("Could not read node states from the workload manager: {}; retrying every {retry_in}", error.message));
+            }
+            Action::ObserveBoot { step, boot, .. } => {
+                self.timers.set(Timer::BootPoll { step, boot }, retry_at);
+                self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
+            }
+            Action::Resume { .. } | Action::Drain { .. } | Action::MarkFailed { .. } => {
+                let ids: Vec<NodeId> = match &action {
+                    Action::MarkFailed { nodes, .. } => {
+                        nodes.iter().map(|(node, _)| node.clone()).collect()
+                    }
+                    Action::Resume { nodes, .. } | Action::Drain { nodes, .. } => nodes.clone(),
+                    _ => Vec::new(),
+                };
+                for node in self.indexes_of(&ids) {
+                    self.timers.set(Timer::NodeRetry(node), retry_at);
+                }
+                self.post_once(
+                    now,
+                    format!(
+                        "{} failed: {}; retrying every {retry_in}",
+                        capitalise(&action.describe()),
+                        error.message
+                    ),
+                );
+            }
+            other => {
+                self.timers.set(Timer::SessionRetry, retry_at);
+                self.post_once(
+                    now,
+                    format!(
+                        "{} failed: {}; retrying every {retry_in}",
+                        capitalise(&other.describe()),
+                        error.message
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,203 @@
+//! The actions owed to the nodes and the session, queued for the controller.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+impl Rollout {
+    /// Queues what the running nodes are owed: drains, one observation of
+    /// the workload manager, boots and their observation, resumes, failures.
+    pub(super) fn queue_running_actions(&mut self, now: Timestamp) {
+        let upgrading_label = self.state.spec.upgrading_label.clone();
+        let in_flight_nodes = self.nodes_in_flight();
+        let due = |rollout: &Self, node: usize| {
+            !in_flight_nodes.contains(&node) && rollout.timers.passed(Timer::NodeRetry(node), now)
+        };
+        let to_drain: Vec<usize> = self
+            .drain_owed
+            .iter()
+            .copied()
+            .filter(|&node| due(self, node))
+            .collect();
+        let (singly, together): (Vec<usize>, Vec<usize>) = to_drain
+            .into_iter()
+            .partition(|node| self.drain_singly.contains(node));
+        let batches = std::iter::once(together)
+            .chain(singly.into_iter().map(|node| vec![node]))
+            .filter(|batch| !batch.is_empty());
+        for batch in batches.collect::<Vec<_>>() {
+            self.queue(Action::Drain {
+                upgrading_label: upgrading_label.clone(),
+                nodes: self.ids_of(&batch),
+                reason: self.drain_reason(),
+            });
+        }
+
+        // Gathered only when a poll is due: most passes are not.
+        let mut watched = Vec::new();
+        if self.workload_poll_due() <= now
+            && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
+        {
+            watched = self.watched_nodes();
+            if self.want_pending_costs {
+                watched.extend(self.census.pending());
+            }
+        }
+        if !watched.is_empty() {
+            let probe = self.health_check().map(|check| {
+                let verifying: Vec<usize> = watched
+                    .iter()
+                    .copied()
+                    .filter(|&node| self.state.nodes[node].phase == NodePhase::Verifying)
+                    .collect();
+                (check, self.ids_of(&verifying))
+            });
+            let nodes = self.ids_of(&watched);
+            self.queue_observation(now, Action::ObserveWorkload { nodes, probe });
+        }
+
+        for action in self.boot_actions_due(now) {
+            if matches!(action, Action::StartBoot { .. }) {
+                self.timers.clear(Timer::SessionRetry);
+            }
+            self.queue_observation(now, action);
+        }
+
+        let mut to_resume: Vec<usize> = self
+            .census
+            .nodes_in(&[NodePhase::Resuming, NodePhase::Releasing])
+            .filter(|&node| due(self, node))
+            .collect();
+        to_resume.sort_unstable();
+        if !to_resume.is_empty() {
+            self.queue(Action::Resume {
+                upgrading_label: upgrading_label.clone(),
+                nodes: self.ids_of(&to_resume),
+            });
+        }
+
+        let to_fail: Vec<(NodeId, String)> = self
+            .census
+            .nodes_in(&[NodePhase::Failing])
+            .filter(|&node| due(self, node))
+            .map(|node| {
+                let record = &self.state.nodes[node];
+                (record.id.clone(), record.reason.clone().unwrap_or_default())
+            })
+            .collect();
+        if !to_fail.is_empty() {
+            self.queue(Action::MarkFailed {
+                upgrading_label,
+                failed_label: self.state.spec.failed_label.clone(),
+                nodes: to_fail,
+            });
+        }
+    }
+
+    /// The boots of active steps with nodes still booting that are owed an
+    /// action: starting (unless a refusal's delay runs), or observing once
+    /// their poll is due.
+    fn boot_actions_due(&self, now: Timestamp) -> Vec<Action> {
+        let may_start = self.timers.passed(Timer::SessionRetry, now);
+        let mut actions = Vec::new();
+        for step in self.active_steps() {
+            let booting = self.nodes_by_boot(step, &[NodePhase::Booting]);
+            for (number, (boot, nodes)) in step.boots.iter().zip(booting).enumerate() {
+                let number = u32::try_from(number).unwrap_or(u32::MAX);
+                if nodes.is_empty() || self.boot_in_flight(step.number, number) {
+                    continue;
+                }
+                match &boot.handle {
+                    None if may_start => actions.push(Action::StartBoot {
+                        step: step.number,
+                        boot: number,
+                        request: BootRequest {
+                            key: boot.key.clone(),
+                            template: self.state.spec.upgrade_template_id.clone(),
+                            nodes: boot.nodes.clone(),
+                        },
+                    }),
+                    Some(handle) if self.boot_poll_due(step.number, number) <= now => {
+                        actions.push(Action::ObserveBoot {
+                            step: step.number,
+                            boot: number,
+                            handle: handle.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        actions
+    }
+
+    /// Nodes of active steps whose workload state is being waited for.
+    fn watched_nodes(&self) -> Vec<usize> {
+        let mut watched = Vec::new();
+        for step in self.active_steps() {
+            watched.extend(
+                self.unsettled_in(step.number, &[NodePhase::Draining, NodePhase::Verifying]),
+            );
+        }
+        watched
+    }
+
+    pub(super) fn queue(&mut self, action: Action) -> ActionId {
+        let id = ActionId(self.next_action_id);
+        self.next_action_id += 1;
+        self.outbox.push_back((id, action));
+        id
+    }
+
+    /// Queues an observation, noting when it was asked for.
+    fn queue_observation(&mut self, now: Timestamp, action: Action) {
+        let id = self.queue(action);
+        self.asked_at.insert(id, now);
+    }
+
+    /// No session-level action queued or in flight, and any refusal has waited out its delay.
+    pub(super) fn idle_at_session_level(&self, now: Timestamp) -> bool {
+        self.outbox.is_empty()
+            && self.in_flight.is_empty()
+            && self.timers.passed(Timer::SessionRetry, now)
+    }
+
+    pub(super) fn is_in_flight(&self, predicate: impl Fn(&Action) -> bool) -> bool {
+        self.in_flight
+            .values()
+            .chain(self.outbox.iter().map(|(_, action)| action))
+            .any(predicate)
+    }
+
+    /// Nodes named by a queued or in-flight drain, resume or mark-failed.
+    fn nodes_in_flight(&self) -> BTreeSet<usize> {
+        let mut nodes = BTreeSet::new();
+        for action in self
+            .in_flight
+            .values()
+            .chain(self.outbox.iter().map(|(_, action)| action))
+        {
+            let named: Vec<&NodeId> = match action {
+                Action::Drain { nodes, .. } | Action::Resume { nodes, .. } => {
+                    nodes.iter().collect()
+                }
+                Action::MarkFailed { nodes, .. } => nodes.iter().map(|(node, _)| node).collect(),
+                _ => continue,
+            };
+            nodes.extend(
+                named
+                    .into_iter()
+                    .filter_map(|id| self.index.get(id).copied()),
+            );
+        }
+        nodes
+    }
+
+    pub(super) fn boot_in_flight(&self, step: u32, boot: u32) -> bool {
+        self.is_in_flight(|action| {
+            matches!(action,
+                Action::StartBoot { step: s, boot: b, .. } | Action::ObserveBoot { step: s, boot: b, .. }
+                if *s == step && *b == boot)
+        })
+    }
+}

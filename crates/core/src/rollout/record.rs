@@ -1,0 +1,96 @@
+//! Writing down what happened: node phases, the CRUS state, events and messages.
+
+use super::*;
+
+impl Rollout {
+    /// Moves `node` by `input` through the node phase table
+    /// ([`NodePhase::after`]). A move the table does not allow leaves the
+    /// node as it is and is kept as a [`RefusedMove`] (see
+    /// [`Rollout::refused_moves`]): it is a bug in the engine, which tests
+    /// and property tests catch.
+    pub(super) fn move_node(&mut self, node: usize, input: NodeInput, now: Timestamp) {
+        let record = &mut self.state.nodes[node];
+        let from = record.phase;
+        let Some(phase) = from.after(input) else {
+            let refused = RefusedMove {
+                node: record.id.clone(),
+                from,
+                input,
+            };
+            tracing::error!(upgrade_id = %self.state.upgrade_id, "{refused}: the node is left as it is");
+            self.refused_moves.push(refused);
+            return;
+        };
+        record.phase = phase;
+        record.since = now;
+        self.census.phase_changed(node, record.step, from, phase);
+        if phase == NodePhase::Draining {
+            self.drain_owed.insert(node);
+        } else {
+            self.drain_owed.remove(&node);
+        }
+        if !matches!(phase, NodePhase::Booting | NodePhase::Verifying) {
+            record.escalation = None;
+        }
+        if phase.is_terminal() {
+            record.finished_at = Some(now);
+        }
+        let reason = matches!(
+            phase,
+            NodePhase::Failing | NodePhase::Failed | NodePhase::Releasing | NodePhase::Skipped
+        )
+        .then(|| record.reason.clone())
+        .flatten();
+        let id = record.id.clone();
+        self.dirty = true;
+        self.emit(
+            now,
+            EventKind::NodePhase {
+                node: id,
+                from,
+                to: phase,
+                reason,
+            },
+        );
+    }
+
+    pub(super) fn set_state(&mut self, state: SessionState, now: Timestamp) {
+        if self.state.state != state {
+            self.state.state = state;
+            self.dirty = true;
+            self.emit(now, EventKind::State { state });
+        }
+    }
+
+    pub(super) fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push(RolloutEvent {
+            upgrade_id: self.state.upgrade_id,
+            at,
+            kind,
+        });
+    }
+
+    pub(super) fn post(&mut self, now: Timestamp, message: String) {
+        tracing::info!(upgrade_id = %self.state.upgrade_id, "{message}");
+        self.emit(
+            now,
+            EventKind::Message {
+                text: message.clone(),
+            },
+        );
+        messages::push(
+            &mut self.state.messages,
+            &mut self.state.messages_folded,
+            message,
+        );
+        self.dirty = true;
+    }
+
+    /// Posts `message` unless the same message was posted already (repeated
+    /// errors would otherwise flood the list, as in CRUS).
+    pub(super) fn post_once(&mut self, now: Timestamp, message: String) {
+        if !self.state.messages.contains(&message) {
+            self.post(now, message);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Steps: taking pending nodes out of service, booting the drained ones,
+//! and closing a step when all its nodes are through.
+
+use super::*;
+
+impl Rollout {
+    /// How many more nodes may be taken now.
+    pub(super) fn capacity(&self) -> usize {
+        let step_size = self.step_size();
+        let mut capacity = match self.state.policy.strategy {
+            Strategy::Steps => {
+                if self.census.any_active_step() {
+                    0
+                } else {
+                    step_size
+                }
+            }
+            Strategy::Continuous => step_size.saturating_sub(self.census.out_of_service()),
+        };
+        if let Some(canary) = self.state.policy.canary {
+            match self.state.steps.first() {
+                // The canary is the first step, alone.
+                None => capacity = capacity.min(usize::try_from(canary.size).unwrap_or(usize::MAX)),
+                Some(first) if !first.finished => capacity = 0,
+                Some(_) => {}
+            }
+        }
+        capacity
+    }
+
+    /// Takes the next pending nodes, as many as may be out of service, in the
+    /// policy's order. Returns whether it took any.
+    pub(super) fn start_next_step(&mut self, now: Timestamp) -> bool {
+        self.timers.clear(Timer::WindowOpens);
+        if self.state.cancelled || self.state.paused || self.state.halted.is_some() {
+            return false;
+        }
+        let capacity = self.capacity();
+        if capacity == 0 {
+            return false;
+        }
+        if !self.census.any_pending() {
+            return false;
+        }
+        // Under `spread`, a node can only come from a domain with nothing out
+        // of service: when there is none, nothing can be taken whatever the
+        // drain costs, so they are not asked for either.
+        let spread = self.state.policy.spread.is_some();
+        if spread && self.census.free_domains() == 0 {
+            return false;
+        }
+        if !window::any_open(&self.state.policy.windows, now) {
+            let opens_at = window::next_opening(&self.state.policy.windows, now);
+            if let Some(at) = opens_at {
+                self.timers.set(Timer::WindowOpens, at);
+            }
+            let message = match opens_at {
+                Some(at) => format!(
+                    "Outside the maintenance windows: the next nodes are taken when one opens ({at})"
+                ),
+                None => "Outside the maintenance windows, which never open: no node is taken"
+                    .to_string(),
+            };
+            self.post_once(now, message);
+            return false;
+        }
+        let by_cost = match self.state.policy.order {
+            Order::Inventory => false,
+            Order::DrainCost | Order::Topology => {
+                let fresh = self
+                    .pending_costs_at
+                    .is_some_and(|at| now < at + self.pending_costs_max_age());
+                if !fresh {
+                    self.want_pending_costs = true;
+                    return false;
+                }
+                true
+            }
+        };
+        let census = &self.census;
+        // Unobserved nodes rank last, so without costs the ranking is the
+        // inventory order.
+        let ranked = || -> Box<dyn Iterator<Item = usize> + '_> {
+            if by_cost {
+                Box::new(census.ranked())
+            } else {
+                Box::new(census.pending())
+            }
+        };
+        let domain = |node: usize| census.domain_of(node);
+        let taken = match (self.state.policy.spread, self.state.policy.align) {
+            // The first node of each free domain in the ranking is that
+            // domain's best: walking only those skips the nodes of busy
+            // domains, which on a full machine are most of the ranking.
+            (Some(_), _) => selection::spread(
+                census.free_domains_best(),
+                capacity,
+                |&domain| census.domain_busy(domain),
+                domain,
+            ),
+            (None, Some(_)) => {
+                selection::align(ranked(), capacity, self.step_size(), domain, |&domain| {
+                    census.pending_in_domain(domain)
+                })
+            }
+            (None, None) => ranked().take(capacity).collect(),
+        };
+        if taken.is_empty() {
+            return false;
+        }
+        let number = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+        self.census.step_started(number);
+        for &node in &taken {
+            self.state.nodes[node].step = Some(number);
+            self.state.nodes[node].taken_at = Some(now);
+            self.move_node(node, NodeInput::Take, now);
+        }
+        let ids = self.ids_of(&taken);
+        let range = match ids.as_slice() {
+            [only] => only.to_string(),
+            _ if self.state.policy.order == Order::Inventory => {
+                format!("{} … {}", ids[0], ids[ids.len() - 1])
+            }
+            _ => ids
+                .iter()
+                .map(NodeId::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let canary = if number == 0 && self.state.policy.canary.is_some() {
+            " (canary)"
+        } else {
+            ""
+        };
+        self.post(
+            now,
+            format!(
+                "Step {number}{canary} started: draining {} ({range})",
+                count_nodes(taken.len())
+            ),
+        );
+        self.emit(
+            now,
+            EventKind::StepStarted {
+                step: number,
+                nodes: ids,
+            },
+        );
+        self.state.steps.push(Step {
+            number,
+            nodes: taken,
+            started_at: now,
+            boots: Vec::new(),
+            finished: false,
+        });
+        true
+    }
+
+    pub(super) fn release_unbooted(&mut self, now: Timestamp, step_number: u32) {
+        let unbooted = self.unsettled_in(step_number, &[NodePhase::Draining, NodePhase::Drained]);
+        for node in unbooted {
+            self.state.nodes[node].reason =
+                Some("session deleted before the node was booted".to_string());
+            self.move_node(node, NodeInput::Release, now);
+        }
+    }
+
+    /// Boots a step's drained nodes: under CRUS's barrier once none of the
+    /// step's nodes is still draining; in a sliding window as soon as they drain.
+    pub(super) fn request_boots(&mut self, now: Timestamp, step_number: u32) {
+        let Some(step) = self.step(step_number) else {
+            return;
+        };
+        if self.state.policy.strategy == Strategy::Steps
+            && self
+                .census
+                .unsettled_count(step_number, &[NodePhase::Draining])
+                > 0
+        {
+            return;
+        }
+        let drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
+        if drained.is_empty() {
+            return;
+        }
+        let number = step.boots.len();
+        let key = if number == 0 {
+            format!("crus-{}-step-{step_number}", self.state.upgrade_id)
+        } else {
+            format!(
+                "crus-{}-step-{step_number}-boot-{number}",
+                self.state.upgrade_id
+            )
+        };
+        self.census
+            .boot_requested(&drained, u32::try_from(number).unwrap_or(u32::MAX));
+        for &node in &drained {
+            self.state.nodes[node].attempts += 1;
+            self.state.nodes[node].healthy_since = None;
+            self.move_node(node, NodeInput::Boot, now);
+        }
+        let nodes = self.ids_of(&drained);
+        self.post(
+            now,
+            format!(
+                "Step {step_number}: {} drained; booting {} with template '{}'",
+                count_nodes(drained.len()),
+                if drained.len() == 1 { "it" } else { "them" },
+                self.state.spec.upgrade_template_id
+            ),
+        );
+        if let Some(step) = self.step_mut(step_number) {
+            step.boots.push(StepBoot {
+                key,
+                nodes,
+                handle: None,
+                requested_at: now,
+            });
+        }
+    }
+
+    /// Marks the step finished when every node of it has. Returns whether it did.
+    pub(super) fn finish_step_when_done(&mut self, now: Timestamp, step_number: u32) -> bool {
+        let Some(step) = self.step(step_number) else {
+            return false;
+        };
+        if step.finished || !self.census.settled(step_number) {
+            return false;
+        }
+        let count = |phase: NodePhase| {
+            step.nodes
+                .iter()
+                .filter(|&&node| self.state.nodes[node].phase == phase)
+                .count()
+        };
+        let (upgraded, failed, skipped) = (
+            count(NodePhase::Done),
+            count(NodePhase::Failed),
+            count(NodePhase::Skipped),
+        );
+        let boots: Vec<(u32, u32)> = (0..step.boots.len())
+            .map(|boot| (step_number, u32::try_from(boot).unwrap_or(u32::MAX)))
+            .collect();
+        let mut summary = format!(
+            "Step {step_number} finished: {} upgraded",
+            count_nodes(upgraded)
+        );
+        if failed > 0 {
+            summary.push_str(&format!(", {failed} failed"));
+        }
+        if skipped > 0 {
+            summary.push_str(&format!(", {skipped} returned to service without upgrade"));
+        }
+        if let Some(step) = self.step_mut(step_number) {
+            step.finished = true;
+        }
+        self.census.step_finished(step_number);
+        for (step, boot) in boots {
+            self.timers.clear(Timer::BootPoll { step, boot });
+        }
+        self.post(now, summary);
+        self.emit(
+            now,
+            EventKind::StepFinished {
+                step: step_number,
+                upgraded,
+                failed,
+                skipped,
+            },
+        );
+        if step_number == 0
+            && let Some(canary) = self.state.policy.canary
+            && !self.state.cancelled
+        {
+            let pending_left = self.census.any_pending();
+            if failed > 0 && self.state.halted.is_none() {
+                self.halt(
+                    now,
+                    format!(
+                        "{failed} of the canary's {} failed",
+                        count_nodes(step_nodes_len(&self.state, 0))
+                    ),
+                );
+            } else if canary.pause_after && pending_left && !self.state.paused {
+                self.transition(now, SessionInput::Pause);
+                let reason = "canary step finished".to_string();
+                self.post(
+                    now,
+                    format!("Paused: {reason}; resume the session to upgrade the rest"),
+                );
+                self.emit(now, EventKind::Paused { reason });
+            } else if pending_left {
+                self.post(now, "Canary step passed; continuing".to_string());
+            }
+        }
+        true
+    }
+}
+
+fn step_nodes_len(state: &RolloutState, step: usize) -> usize {
+    state.steps.get(step).map_or(0, |step| step.nodes.len())
+}

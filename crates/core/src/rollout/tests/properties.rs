@@ -1,0 +1,670 @@
+//! Property tests of the engine alone, with no runtime: a random policy, a
+//! small cluster whose scheduler keeps starting jobs, random answers (late,
+//! refused, boots that fail or hang), operator commands and restarts from
+//! the persisted state (serialised and read back, as a new controller
+//! would), and after every input the invariants of DESIGN.md:
+//!
+//! - never more nodes out of service than the step size;
+//! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
+//! - persist before act: every action handed out follows from the state last
+//!   persisted;
+//! - crus returns to service only nodes it asked to take out of service;
+//! - at the end, every node is done, failed or skipped; the failed group
+//!   holds exactly the failed nodes; no node is left drained but a failed one;
+//! - the node phase table and the session lifecycle table never refuse a move.
+//!
+//! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use proptest::strategy::Strategy;
+
+use super::*;
+
+/// A small deterministic generator (SplitMix64): the scenario's seed fixes
+/// every choice, so a failing case replays.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `rate`.
+    fn chance(&mut self, rate: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= rate
+    }
+
+    /// A number in `0..bound`.
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound.max(1)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    nodes: usize,
+    step: u32,
+    policy: RolloutPolicy,
+    seed: u64,
+    /// How often an answer is a refusal.
+    refusal_rate: f64,
+    /// How often a boot fails, and how often a node hangs after its boot.
+    boot_fail_rate: f64,
+    hang_rate: f64,
+    /// How often, per input, the controller restarts or an operator acts.
+    restart_rate: f64,
+    command_rate: f64,
+}
+
+fn policies() -> impl Strategy<Value = RolloutPolicy> {
+    (
+        prop_oneof![
+            Just(crate::rollout::Strategy::Steps),
+            Just(crate::rollout::Strategy::Continuous)
+        ],
+        prop_oneof![Just(Order::Inventory), Just(Order::DrainCost)],
+        0u32..=2,
+        prop_oneof![2 => Just(None), 1 => (0u32..3).prop_map(Some)],
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(OnDrainTimeout::Skip)),
+            1 => Just(Some(OnDrainTimeout::Force)),
+            1 => Just(Some(OnDrainTimeout::Requeue)),
+        ],
+    )
+        .prop_map(
+            |(strategy, order, retries, max_failures, canary, escalate, on_drain_timeout)| {
+                let mut policy = RolloutPolicy {
+                    strategy,
+                    order,
+                    retries,
+                    max_failures: max_failures.map(FailureBudget::Count),
+                    escalate_power_cycle: escalate,
+                    boot_timeout: Duration::from_secs(600),
+                    ..RolloutPolicy::default()
+                };
+                if canary {
+                    policy.canary = Some(Canary {
+                        size: 1,
+                        pause_after: true,
+                    });
+                }
+                if let Some(action) = on_drain_timeout {
+                    policy.drain_timeout = Some(Duration::from_secs(1800));
+                    policy.on_drain_timeout = action;
+                }
+                policy
+            },
+        )
+}
+
+fn scenarios() -> impl Strategy<Value = Scenario> {
+    (
+        0usize..=12,
+        1u32..=4,
+        policies(),
+        any::<u64>(),
+        prop_oneof![Just(0.0), 0.0..0.2],
+        prop_oneof![Just(0.0), 0.0..0.3],
+        prop_oneof![Just(0.0), 0.0..0.2],
+        prop_oneof![Just(0.0), 0.0..0.05],
+        prop_oneof![Just(0.0), 0.0..0.05],
+    )
+        .prop_map(
+            |(
+                nodes,
+                step,
+                policy,
+                seed,
+                refusal_rate,
+                boot_fail_rate,
+                hang_rate,
+                restart_rate,
+                command_rate,
+            )| Scenario {
+                nodes,
+                step,
+                policy,
+                seed,
+                refusal_rate,
+                boot_fail_rate,
+                hang_rate,
+                restart_rate,
+                command_rate,
+            },
+        )
+}
+
+/// How a node's latest boot goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BootFate {
+    Ok,
+    Fail,
+    Hang,
+}
+
+/// The cluster as the ports would show it.
+struct World {
+    names: Vec<NodeId>,
+    /// When each node's running job ends (in the past: idle).
+    job_until: BTreeMap<NodeId, Timestamp>,
+    /// Out of service by crus (drained or marked failed), with the reason.
+    out_by_crus: BTreeMap<NodeId, String>,
+    /// Nodes crus ever asked to take out of service.
+    ever_drained: BTreeSet<NodeId>,
+    upgrading: BTreeSet<NodeId>,
+    failed_group: BTreeSet<NodeId>,
+    /// Boots by key: when started, and each node's fate.
+    boots: BTreeMap<String, (Timestamp, BTreeMap<NodeId, BootFate>)>,
+    /// Nodes that came back on the new image.
+    upgraded: BTreeSet<NodeId>,
+}
+
+impl World {
+    fn new(nodes: usize, dice: &mut Dice) -> Self {
+        let names: Vec<NodeId> = (0..nodes)
+            .map(|n| NodeId::from(format!("n{n:02}").as_str()))
+            .collect();
+        let job_until = names
+            .iter()
+            .map(|name| (name.clone(), t(i64::try_from(dice.below(7200)).unwrap())))
+            .collect();
+        World {
+            names,
+            job_until,
+            out_by_crus: BTreeMap::new(),
+            ever_drained: BTreeSet::new(),
+            upgrading: BTreeSet::new(),
+            failed_group: BTreeSet::new(),
+            boots: BTreeMap::new(),
+            upgraded: BTreeSet::new(),
+        }
+    }
+
+    /// The scheduler starts new jobs on idle nodes in service.
+    fn schedule(&mut self, now: Timestamp, dice: &mut Dice) {
+        for name in &self.names {
+            let until = self.job_until.get_mut(name).unwrap();
+            if !self.out_by_crus.contains_key(name) && *until <= now && dice.chance(0.3) {
+                *until = now + Duration::from_secs(60 + dice.below(3600));
+            }
+        }
+    }
+
+    fn running_job(&self, node: &NodeId, now: Timestamp) -> bool {
+        self.job_until[node] > now
+    }
+
+    /// A boot's view of `node`, if it has one.
+    fn boot_state(&self, node: &NodeId, now: Timestamp) -> Option<NodeBootState> {
+        let (started, fates) = self
+            .boots
+            .values()
+            .filter(|(_, fates)| fates.contains_key(node))
+            .max_by_key(|(started, _)| *started)?;
+        let elapsed = now.saturating_since(*started);
+        Some(match fates[node] {
+            _ if elapsed < Duration::from_secs(300) => NodeBootState::InProgress,
+            BootFate::Ok => NodeBootState::Ok,
+            BootFate::Fail => NodeBootState::Failed {
+                reason: "no image".into(),
+            },
+            BootFate::Hang => NodeBootState::InProgress,
+        })
+    }
+
+    fn workload(&self, node: &NodeId, now: Timestamp) -> WorkloadNode {
+        let booting = matches!(
+            self.boot_state(node, now),
+            Some(NodeBootState::InProgress | NodeBootState::Failed { .. })
+        );
+        let state = match self.out_by_crus.get(node) {
+            Some(_) if self.running_job(node, now) => WorkloadState::Draining,
+            Some(_) => WorkloadState::Drained,
+            None if self.running_job(node, now) => WorkloadState::Allocated,
+            None => WorkloadState::Idle,
+        };
+        WorkloadNode {
+            node: node.clone(),
+            state,
+            responding: !booting,
+            jobs_end_by: Some(self.job_until[node]),
+            reason: self.out_by_crus.get(node).cloned(),
+        }
+    }
+}
+
+/// The engine driven as the controller drives it, with the world answering.
+struct Run {
+    scenario: Scenario,
+    dice: Dice,
+    world: World,
+    rollout: Rollout,
+    now: Timestamp,
+    /// The state last persisted, serialised as the store keeps it.
+    persisted: String,
+    /// Answers not delivered yet.
+    pending: Vec<(ActionId, Result<ActionOutput, ActionError>)>,
+    refused: Vec<RefusedMove>,
+    commands: Vec<OperatorCommand>,
+}
+
+impl Run {
+    fn new(scenario: Scenario) -> Self {
+        let mut dice = Dice(scenario.seed);
+        let world = World::new(scenario.nodes, &mut dice);
+        let now = t(0);
+        let rollout = Rollout::new(
+            Uuid::from_u128(7),
+            spec(scenario.step),
+            scenario.policy.clone(),
+            now,
+        );
+        Run {
+            scenario,
+            dice,
+            world,
+            rollout,
+            now,
+            persisted: String::new(),
+            pending: Vec::new(),
+            refused: Vec::new(),
+            commands: Vec::new(),
+        }
+    }
+
+    fn refusal(&mut self) -> Option<ActionError> {
+        if !self.dice.chance(self.scenario.refusal_rate) {
+            return None;
+        }
+        let kind = match self.dice.below(4) {
+            0 => ActionErrorKind::NotFound,
+            1 => ActionErrorKind::Invalid,
+            2 => ActionErrorKind::Unavailable,
+            _ => ActionErrorKind::Other,
+        };
+        Some(ActionError {
+            kind,
+            message: "refused by the test".into(),
+        })
+    }
+
+    /// Persist before act: the action follows from the state last persisted.
+    fn check_persisted_before(&self, action: &Action) -> Result<(), String> {
+        let stored: RolloutState = serde_json::from_str(&self.persisted).unwrap();
+        let phase_of = |id: &NodeId| {
+            stored
+                .nodes
+                .iter()
+                .find(|node| &node.id == id)
+                .map(|node| node.phase)
+        };
+        let expect = |ids: &[NodeId], allowed: &[NodePhase]| -> Result<(), String> {
+            for id in ids {
+                let phase = phase_of(id);
+                if !phase.is_some_and(|phase| allowed.contains(&phase)) {
+                    return Err(format!(
+                        "{action:?} handed out while node {id} is stored as {phase:?}"
+                    ));
+                }
+            }
+            Ok(())
+        };
+        match action {
+            Action::Drain { nodes, .. } => expect(nodes, &[NodePhase::Draining]),
+            Action::StartBoot {
+                step,
+                boot,
+                request,
+            } => {
+                let stored_boot = stored
+                    .steps
+                    .get(*step as usize)
+                    .and_then(|s| s.boots.get(*boot as usize));
+                if stored_boot.map(|b| &b.key) != Some(&request.key) {
+                    return Err(format!(
+                        "boot {} handed out before it was stored",
+                        request.key
+                    ));
+                }
+                Ok(())
+            }
+            Action::Resume { nodes, .. } => {
+                expect(nodes, &[NodePhase::Resuming, NodePhase::Releasing])
+            }
+            Action::MarkFailed { nodes, .. } => {
+                let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
+                expect(&ids, &[NodePhase::Failing])
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Carries out `action` in the world; returns its answer.
+    fn execute(&mut self, action: &Action) -> Result<Result<ActionOutput, ActionError>, String> {
+        self.check_persisted_before(action)?;
+        let now = self.now;
+        // A refused drain may still have been applied (an answer lost on
+        // the way back): crus may resume what it asked to drain. Telling
+        // those apart from an administrator's drains is issue 21's.
+        if let Action::Drain { nodes, .. } = action {
+            self.world.ever_drained.extend(nodes.iter().cloned());
+        }
+        if let Some(error) = self.refusal() {
+            return Ok(Err(error));
+        }
+        let world = &mut self.world;
+        let output = match action {
+            Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
+            Action::PrepareGroups { .. } => {
+                let cleared_failed = std::mem::take(&mut world.failed_group);
+                let cleared_upgrading = std::mem::take(&mut world.upgrading);
+                ActionOutput::GroupsPrepared {
+                    cleared_failed: cleared_failed.into_iter().collect(),
+                    cleared_upgrading: cleared_upgrading.into_iter().collect(),
+                }
+            }
+            Action::Drain { nodes, reason, .. } => {
+                for node in nodes {
+                    world.upgrading.insert(node.clone());
+                    world.out_by_crus.insert(node.clone(), reason.clone());
+                    world.ever_drained.insert(node.clone());
+                }
+                ActionOutput::Done
+            }
+            Action::RequeueJobs { nodes } => {
+                for node in nodes {
+                    world.job_until.insert(node.clone(), now);
+                }
+                ActionOutput::Done
+            }
+            Action::ObserveWorkload { nodes, .. } => {
+                ActionOutput::Workload(nodes.iter().map(|node| world.workload(node, now)).collect())
+            }
+            Action::StartBoot { request, .. } => {
+                if !world.boots.contains_key(&request.key) {
+                    let forced: BTreeSet<NodeId> = self
+                        .rollout
+                        .state()
+                        .nodes
+                        .iter()
+                        .filter(|node| node.forced)
+                        .map(|node| node.id.clone())
+                        .collect();
+                    let mut fates = BTreeMap::new();
+                    for node in &request.nodes {
+                        if world.running_job(node, now) && !forced.contains(node) {
+                            return Err(format!("node {node} booted while it runs a job"));
+                        }
+                        let fate = if self.dice.chance(self.scenario.boot_fail_rate) {
+                            BootFate::Fail
+                        } else if self.dice.chance(self.scenario.hang_rate) {
+                            BootFate::Hang
+                        } else {
+                            BootFate::Ok
+                        };
+                        // A forced boot ends the jobs it interrupts.
+                        world.job_until.insert(node.clone(), now);
+                        fates.insert(node.clone(), fate);
+                    }
+                    world.boots.insert(request.key.clone(), (now, fates));
+                }
+                ActionOutput::BootStarted(BootHandle {
+                    key: request.key.clone(),
+                    id: request.key.clone(),
+                })
+            }
+            Action::ObserveBoot { handle, .. } => {
+                let nodes: Vec<NodeId> = world
+                    .boots
+                    .get(&handle.key)
+                    .map(|(_, fates)| fates.keys().cloned().collect())
+                    .unwrap_or_default();
+                ActionOutput::BootStatus(
+                    nodes
+                        .iter()
+                        .filter_map(|node| {
+                            let state = world.boot_state(node, now)?;
+                            if state == NodeBootState::Ok {
+                                world.upgraded.insert(node.clone());
+                            }
+                            Some(NodeBootStatus {
+                                node: node.clone(),
+                                state,
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            Action::Resume { nodes, .. } => {
+                for node in nodes {
+                    if !world.ever_drained.contains(node) {
+                        return Err(format!(
+                            "node {node} resumed, but crus never asked to drain it"
+                        ));
+                    }
+                    world.out_by_crus.remove(node);
+                    world.upgrading.remove(node);
+                }
+                ActionOutput::Done
+            }
+            Action::MarkFailed { nodes, .. } => {
+                for (node, reason) in nodes {
+                    world.out_by_crus.insert(node.clone(), reason.clone());
+                    world.upgrading.remove(node);
+                    world.failed_group.insert(node.clone());
+                }
+                ActionOutput::Done
+            }
+            Action::PowerRestart { nodes, .. } => {
+                // A restart brings a hung node back.
+                for (_, fates) in world.boots.values_mut() {
+                    for node in nodes {
+                        if let Some(fate) = fates.get_mut(node)
+                            && *fate == BootFate::Hang
+                        {
+                            *fate = BootFate::Ok;
+                        }
+                    }
+                }
+                ActionOutput::Done
+            }
+            Action::ClearUpgradingGroup { .. } => {
+                world.upgrading.clear();
+                ActionOutput::Done
+            }
+        };
+        Ok(Ok(output))
+    }
+
+    /// Persists what changed, then hands out and carries out the actions.
+    fn act(&mut self) -> Result<(), String> {
+        if self.rollout.take_dirty() {
+            self.persisted = serde_json::to_string(self.rollout.state()).unwrap();
+        }
+        while let Some((id, action)) = self.rollout.poll_action() {
+            let answer = self.execute(&action)?;
+            self.pending.push((id, answer));
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&mut self) -> Result<(), String> {
+        if !self.rollout.refused_session_moves().is_empty() {
+            return Err(format!(
+                "refused session moves: {:?}",
+                self.rollout.refused_session_moves()
+            ));
+        }
+        if !self.rollout.refused_moves().is_empty() || !self.refused.is_empty() {
+            self.refused
+                .extend(self.rollout.refused_moves().iter().cloned());
+            return Err(format!("refused moves: {:?}", self.refused));
+        }
+        let state = self.rollout.state();
+        let out = state.out_of_service();
+        let step = usize::try_from(self.scenario.step).unwrap();
+        if out > step {
+            return Err(format!(
+                "{out} nodes out of service, more than the step of {step}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_end(&self) -> Result<(), String> {
+        let state = self.rollout.state();
+        let mut failed = BTreeSet::new();
+        for node in &state.nodes {
+            match node.phase {
+                NodePhase::Done => {
+                    if !self.world.upgraded.contains(&node.id) {
+                        return Err(format!("node {} done but never booted", node.id));
+                    }
+                }
+                NodePhase::Failed => {
+                    failed.insert(node.id.clone());
+                }
+                NodePhase::Skipped => {}
+                // A deleted session never took it: it was not touched.
+                NodePhase::Pending if state.cancelled => {
+                    if self.world.ever_drained.contains(&node.id) {
+                        return Err(format!("node {} drained, yet left pending", node.id));
+                    }
+                }
+                other => return Err(format!("node {} ended {other:?}", node.id)),
+            }
+        }
+        if failed != self.world.failed_group {
+            return Err(format!(
+                "failed group {:?}, failed nodes {failed:?}",
+                self.world.failed_group
+            ));
+        }
+        for node in self.world.out_by_crus.keys() {
+            if !failed.contains(node) {
+                return Err(format!("node {node} left out of service"));
+            }
+        }
+        if !self.world.upgrading.is_empty() {
+            return Err(format!("upgrading group left {:?}", self.world.upgrading));
+        }
+        Ok(())
+    }
+
+    /// A new controller takes the session up from the persisted state; the
+    /// answers in flight are lost.
+    fn restart(&mut self) {
+        let state: RolloutState = serde_json::from_str(&self.persisted).unwrap();
+        self.refused
+            .extend(self.rollout.refused_moves().iter().cloned());
+        self.rollout = Rollout::resume(state);
+        self.pending.clear();
+        self.rollout.handle_timeout(self.now);
+    }
+
+    fn operator(&mut self) {
+        let command = if self.dice.chance(0.5) {
+            OperatorCommand::Pause
+        } else {
+            OperatorCommand::Resume {
+                max_failures: Some(FailureBudget::Count(u32::MAX)),
+            }
+        };
+        self.commands.push(command);
+        let applied = self.rollout.state().commands_applied;
+        let pending = self.commands.get(applied..).unwrap_or_default().to_vec();
+        self.rollout.apply_commands(self.now, &pending);
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        self.rollout.handle_timeout(self.now);
+        let mut ending = false;
+        for input in 0..20_000 {
+            self.act()?;
+            self.check_invariants()?;
+            if self.rollout.is_finished() && !self.rollout.has_work_in_flight() {
+                return self.check_end();
+            }
+            // After a while, an operator resumes whatever waits for one and
+            // then deletes the session, so every case ends.
+            if input == 5_000 || input == 10_000 {
+                ending = true;
+                let applied = self.rollout.state().commands_applied;
+                self.commands.push(OperatorCommand::Resume {
+                    max_failures: Some(FailureBudget::Count(u32::MAX)),
+                });
+                let pending = self.commands.get(applied..).unwrap_or_default().to_vec();
+                self.rollout.apply_commands(self.now, &pending);
+                if input == 10_000 {
+                    self.rollout.cancel(self.now);
+                }
+                continue;
+            }
+            if self.dice.chance(self.scenario.restart_rate) {
+                self.restart();
+                continue;
+            }
+            if !ending && self.dice.chance(self.scenario.command_rate) {
+                self.operator();
+                continue;
+            }
+            if !ending && self.dice.chance(0.002) {
+                self.rollout.cancel(self.now);
+                ending = true;
+                continue;
+            }
+            if !self.pending.is_empty() && self.dice.chance(0.8) {
+                // Some answers arrive, in any order.
+                let count = 1 + self.dice.below(self.pending.len() as u64) as usize;
+                let mut answers = Vec::new();
+                for _ in 0..count {
+                    let at = self.dice.below(self.pending.len() as u64) as usize;
+                    answers.push(self.pending.swap_remove(at));
+                }
+                self.rollout.handle_outcomes(self.now, answers);
+                continue;
+            }
+            // Time passes: to the rollout's next deadline, or a while.
+            let step = Duration::from_secs(1 + self.dice.below(120));
+            let next = match self.rollout.poll_timeout() {
+                Some(deadline) if deadline > self.now => deadline.min(self.now + step),
+                Some(_) => self.now + Duration::from_secs(1),
+                None => self.now + step,
+            };
+            self.now = next;
+            self.world.schedule(self.now, &mut self.dice);
+            self.rollout.handle_timeout(self.now);
+        }
+        Err(format!(
+            "no end after 20,000 inputs: {:?}",
+            self.rollout.state().messages
+        ))
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("CRUS_ENGINE_PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(1_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn design_invariants_hold_for_the_engine_alone(scenario in scenarios()) {
+        let mut run = Run::new(scenario);
+        let result = run.run();
+        prop_assert!(result.is_ok(), "{}\nmessages: {:#?}", result.unwrap_err(), run.rollout.state().messages);
+    }
+}
