@@ -37,7 +37,9 @@ pub struct Problem {
     #[serde(rename = "type")]
     #[schema(example = "about:blank")]
     pub problem_type: String,
-    /// The status code's reason phrase, e.g. `Unprocessable Entity`.
+    /// The status code's reason phrase, e.g. `Unprocessable Entity`; for a
+    /// backend or the store failing, which one (`Inventory failed`,
+    /// `Session store unavailable`).
     #[schema(example = "Not Found")]
     pub title: String,
     /// The HTTP status code.

@@ -4,7 +4,9 @@
 //! Each session is one row holding its record as JSON, and one row of
 //! `statuses` beside it holding what the API reads without decoding the
 //! record (its CRUS status, creation time and whether it finished), written
-//! in the same transaction. Revisions come from a
+//! in the same transaction. The `claims` table names the session holding
+//! each node: written in the transaction that creates the session, emptied
+//! of its rows in the one that stores it finished or removes it. Revisions come from a
 //! store-wide counter in the one-row `meta` table, bumped in the same
 //! transaction as the write it numbers, so they strictly increase across all
 //! records and a deleted then re-created session never reuses one.

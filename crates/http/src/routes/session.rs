@@ -67,7 +67,7 @@ pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 409, description = "Nodes of the starting group belong to another unfinished session", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The session is not valid, or the Idempotency-Key was used with another request, or (dry run) the session would take longer than a plan can simulate; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "A backend failed while the session was checked", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "A backend failed while the session was checked; the title names it (`Inventory failed`, `Boot service failed`, `Workload manager failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "A backend or the session store is unavailable; or, for a dry run, the server plans as many dry runs as it may at once, or the plan did not finish in time (retry after `Retry-After` seconds)", body = Problem, content_type = "application/problem+json"),
     )
 )]
