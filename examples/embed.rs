@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crus::backends::sim::{SimCluster, SimConfig};
 use crus::core::clock::{Clock, TokioClock};
-use crus::core::controller::{Controller, ControllerConfig};
+use crus::core::controller::{AdmissionRequest, Controller, ControllerConfig};
 use crus::core::rollout::RolloutPolicy;
 use crus::core::store::{MemoryStore, SessionStore};
 use crus::{SessionSpec, SessionState};
@@ -51,7 +51,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         boot_timeout: Duration::from_secs(15 * 60),
         ..RolloutPolicy::default()
     };
-    let session = controller.create_session(spec, policy).await?;
+    // Checked against the site (groups, template, overlaps) and stored with
+    // a claim on each node, as `POST /session` does.
+    let session = controller
+        .admit(AdmissionRequest::new(spec).with_base_policy(policy))
+        .await?
+        .status;
     controller.drive(session.upgrade_id).await?;
 
     let record = store

@@ -581,7 +581,10 @@ async fn escalation_is_refused_at_creation_without_power_control() {
         crus_core::controller::ControllerConfig::default(),
     );
     let refused = controller
-        .check_new_session(&spec_with(2, json!({"escalate_power_cycle": true})))
+        .admit(crus_core::controller::AdmissionRequest::new(spec_with(
+            2,
+            json!({"escalate_power_cycle": true}),
+        )))
         .await
         .unwrap_err();
     let text = format!("{refused:?}");

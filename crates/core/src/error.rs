@@ -97,3 +97,63 @@ impl Error {
         }
     }
 }
+
+/// The part of the site (or of the server) a failure came from, so an
+/// answer can say which one failed rather than blame the store for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dependency {
+    /// The inventory (HSM, a file of groups): group members and node facts.
+    Inventory,
+    /// The workload manager (Slurm): node states, draining.
+    WorkloadManager,
+    /// The boot orchestrator (BOS, Kadeploy, CycleCloud): templates and boots.
+    BootService,
+    /// The power control (Redfish): power restarts.
+    PowerControl,
+    /// The session store (SQLite, etcd).
+    Store,
+}
+
+impl Dependency {
+    /// Its name in an answer's title, e.g. `Inventory` or `Session store`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Dependency::Inventory => "Inventory",
+            Dependency::WorkloadManager => "Workload manager",
+            Dependency::BootService => "Boot service",
+            Dependency::PowerControl => "Power control",
+            Dependency::Store => "Session store",
+        }
+    }
+
+    /// Whether it is one of the site's backends (as opposed to the store):
+    /// a backend's failure is the backend's (502), the store's is the
+    /// server's own dependency (503).
+    pub fn is_backend(self) -> bool {
+        self != Dependency::Store
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.title())
+    }
+}
+
+/// An [`Error`] together with the [`Dependency`] that returned it.
+#[derive(Debug, thiserror::Error)]
+#[error("{part} failed: {error}")]
+pub struct PartFailure {
+    /// Which part failed.
+    pub part: Dependency,
+    /// What it answered.
+    #[source]
+    pub error: Error,
+}
+
+impl PartFailure {
+    /// A failure of `part`.
+    pub fn new(part: Dependency, error: Error) -> Self {
+        PartFailure { part, error }
+    }
+}

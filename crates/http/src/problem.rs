@@ -8,7 +8,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crus_core::controller::CreateError;
+use crus_core::controller::AdmissionRefusal;
+use crus_core::error::PartFailure;
 use crus_core::session::FieldErrors;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -36,7 +37,9 @@ pub struct Problem {
     #[serde(rename = "type")]
     #[schema(example = "about:blank")]
     pub problem_type: String,
-    /// The status code's reason phrase, e.g. `Unprocessable Entity`.
+    /// The status code's reason phrase, e.g. `Unprocessable Entity`; for a
+    /// backend or the store failing, which one (`Inventory failed`,
+    /// `Session store unavailable`).
     #[schema(example = "Not Found")]
     pub title: String,
     /// The HTTP status code.
@@ -133,10 +136,11 @@ pub enum AppError {
     /// 422: the body is JSON but not a valid session; messages by field.
     #[error("invalid session: {0:?}")]
     Invalid(FieldErrors),
-    /// 502 or 503: a backend failed while checking a new session against the site.
-    #[error("backend failed: {0}")]
-    Backend(crus_core::Error),
-    /// 500 or 503: the session store (or the controller over it) failed.
+    /// 502 or 503: a backend (or the store) failed while a new session was
+    /// checked or stored; the answer's title names which one.
+    #[error("{0}")]
+    Failed(PartFailure),
+    /// 503: the session store (or the controller over it) failed.
     #[error("store failed: {0}")]
     Store(crus_core::Error),
     /// 503: the server cannot serve requests now (readiness).
@@ -167,8 +171,12 @@ impl AppError {
             AppError::Overlap { .. } | AppError::Refused(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Backend(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Backend(_) => StatusCode::BAD_GATEWAY,
+            AppError::Failed(failure)
+                if failure.error.is_retryable() || !failure.part.is_backend() =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::Failed(_) => StatusCode::BAD_GATEWAY,
             // The store is a dependency: whatever it answered, the request
             // may succeed once it takes reads and writes again (`/readyz`
             // tells when), so the client is told to come back, not that
@@ -219,36 +227,34 @@ impl AppError {
                 "The request body is larger than the server accepts.",
             ),
             AppError::Invalid(errors) => Problem::validation(errors.clone()),
-            AppError::Backend(error) => {
-                tracing::error!(%error, "backend failed while checking a new session");
-                if error.is_retryable() {
-                    Problem::new(
-                        status,
-                        "A backend the server depends on is unavailable. Retry the request later.",
+            AppError::Failed(failure) if !failure.part.is_backend() => {
+                store_problem(status, &failure.error)
+            }
+            AppError::Failed(PartFailure { part, error }) => {
+                tracing::error!(%error, %part, "a backend failed while a new session was checked");
+                let (title, detail) = if error.is_retryable() {
+                    (
+                        format!("{part} unavailable"),
+                        format!(
+                            "The {} is unavailable. Retry the request later.",
+                            lowercase(part.title())
+                        ),
                     )
                 } else {
-                    Problem::new(
-                        status,
-                        "A backend the server depends on failed. Its log has the details under this request's x-request-id.",
+                    (
+                        format!("{part} failed"),
+                        format!(
+                            "The {} failed. The server's log has the details under this request's x-request-id.",
+                            lowercase(part.title())
+                        ),
                     )
+                };
+                Problem {
+                    title,
+                    ..Problem::new(status, detail)
                 }
             }
-            AppError::Store(error) => {
-                tracing::error!(%error, "session store failed");
-                if error.is_retryable() {
-                    Problem::new(
-                        status,
-                        "The session store is unavailable. Retry the request later.",
-                    )
-                } else {
-                    Problem::new(
-                        status,
-                        "The session store failed; the server's log has the details under this \
-                         request's x-request-id. Retry the request later: GET /readyz tells \
-                         whether the store takes writes again.",
-                    )
-                }
-            }
+            AppError::Store(error) => store_problem(status, error),
             AppError::NotReady(error) => {
                 tracing::warn!(%error, "not ready: the session store does not answer");
                 Problem::new(status, "The server cannot reach its session store.")
@@ -296,7 +302,7 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            AppError::Backend(error) if error.is_retryable() => {
+            AppError::Failed(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -312,13 +318,50 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<CreateError> for AppError {
-    fn from(error: CreateError) -> Self {
-        match error {
-            CreateError::Invalid(errors) => AppError::Invalid(errors),
-            CreateError::Overlap { other, nodes } => AppError::Overlap { other, nodes },
-            CreateError::Backend(error) => AppError::Backend(error),
+impl From<AdmissionRefusal> for AppError {
+    fn from(refusal: AdmissionRefusal) -> Self {
+        match refusal {
+            AdmissionRefusal::Invalid(errors) => AppError::Invalid(errors),
+            AdmissionRefusal::Overlap { other, nodes } => AppError::Overlap { other, nodes },
+            AdmissionRefusal::KeyReused { key, other } => AppError::Invalid(FieldErrors::from([(
+                "Idempotency-Key".to_string(),
+                vec![format!(
+                    "Key {key:?} was used with another request (session {other}); use a new key for a new request."
+                )],
+            )])),
+            AdmissionRefusal::Failed(failure) => AppError::Failed(failure),
         }
+    }
+}
+
+/// The 503 of a failing session store, titled as such; what it said is logged only.
+fn store_problem(status: StatusCode, error: &crus_core::Error) -> Problem {
+    tracing::error!(%error, "session store failed");
+    let (title, detail) = if error.is_retryable() {
+        (
+            "Session store unavailable",
+            "The session store is unavailable. Retry the request later.",
+        )
+    } else {
+        (
+            "Session store failed",
+            "The session store failed; the server's log has the details under this \
+             request's x-request-id. Retry the request later: GET /readyz tells \
+             whether the store takes writes again.",
+        )
+    };
+    Problem {
+        title: title.to_string(),
+        ..Problem::new(status, detail)
+    }
+}
+
+/// `Workload manager` as `workload manager`, for the middle of a sentence.
+fn lowercase(title: &str) -> String {
+    let mut chars = title.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

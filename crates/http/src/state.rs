@@ -20,10 +20,6 @@ pub struct AppState {
     /// Counts requests and exposes `/metrics`. The same instance should count
     /// the port calls ([`crate::instrument_ports`]), so one scrape shows both.
     metrics: Arc<Metrics>,
-    /// Serialises the check-then-create of new sessions in this process, so
-    /// two concurrent requests for overlapping nodes cannot both pass the
-    /// overlap check before either is stored.
-    create_lock: Arc<tokio::sync::Mutex<()>>,
     /// Turns true when the server begins to shut down: event streams never
     /// end by themselves, and a graceful shutdown waits for every response,
     /// so they end when this changes.
@@ -60,7 +56,6 @@ impl AppState {
             controller,
             auth,
             metrics,
-            create_lock: Arc::new(tokio::sync::Mutex::new(())),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             leadership: Arc::new(Leadership::single()),
             dry_runs: Arc::new(tokio::sync::Semaphore::new(
@@ -127,11 +122,6 @@ impl AppState {
     /// Told when [`AppState::begin_shutdown`] is called.
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.closing.subscribe()
-    }
-
-    /// Held while a new session is checked and stored.
-    pub(crate) fn create_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.create_lock
     }
 }
 

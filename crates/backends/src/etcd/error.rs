@@ -16,6 +16,14 @@ pub(super) enum EtcdError {
         /// Why it does not parse.
         source: serde_json::Error,
     },
+    /// A claim key is not what crus writes there.
+    #[error("the node claim at {key} is damaged: {problem}; remove or repair the key")]
+    DamagedClaim {
+        /// The key read.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A record could not be turned into JSON.
     #[error("cannot encode a session record: {0}")]
     Encode(#[from] serde_json::Error),

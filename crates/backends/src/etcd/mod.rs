@@ -1,7 +1,12 @@
 //! `EtcdStore`: sessions in etcd, so several `crus serve` replicas share them.
 //!
 //! Each session is one key, `<prefix>sessions/<upgrade_id>`, holding the
-//! record as JSON. A record's [`Revision`] is the key's etcd mod revision, so
+//! record as JSON; the nodes a session claims are one key beside it,
+//! `<prefix>claims/<upgrade_id>`, a JSON array written in the transaction
+//! that creates the session (which fails if any claim key changed since the
+//! creation read them) and deleted in the one that stores it finished or
+//! removes it. One key per session rather than per node: a transaction of
+//! etcd holds at most 128 operations by default, fewer than a session's nodes. A record's [`Revision`] is the key's etcd mod revision, so
 //! every revision-checked write is one etcd transaction comparing it: two
 //! replicas racing on one session cannot both win. Writes may also be fenced
 //! ([`EtcdStore::fenced`]): the same transaction then also requires a leader
@@ -20,8 +25,10 @@ use etcd_client::{
 };
 use uuid::Uuid;
 
-use crus_core::Result;
-use crus_core::store::{Revision, SessionRecord, SessionStore, Versioned};
+use std::collections::{BTreeMap, HashSet};
+
+use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
+use crus_core::{NodeId, Result};
 
 pub use config::{EtcdConfig, EtcdTls};
 use error::{EtcdError, from_etcd};
@@ -172,18 +179,24 @@ impl EtcdStore {
         &self,
         key: &str,
         compare: Compare,
-        then: TxnOp,
+        then: Vec<TxnOp>,
     ) -> Result<std::result::Result<i64, Lost>> {
-        let mut compares = vec![compare];
+        self.checked_all(key, vec![compare], then).await
+    }
+
+    /// [`EtcdStore::checked`] with several compares besides the fence.
+    async fn checked_all(
+        &self,
+        key: &str,
+        mut compares: Vec<Compare>,
+        then: Vec<TxnOp>,
+    ) -> Result<std::result::Result<i64, Lost>> {
         compares.extend(self.fence_compares());
         let mut otherwise = vec![TxnOp::get(key, None)];
         if let Some(fence) = &self.fence {
             otherwise.push(TxnOp::get(fence.key.clone(), None));
         }
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(vec![then])
-            .or_else(otherwise);
+        let txn = Txn::new().when(compares).and_then(then).or_else(otherwise);
         let response = self.kv().txn(txn).await.map_err(from_etcd)?;
         let revision = response.header().map_or(0, |header| header.revision());
         if response.succeeded() {
@@ -209,6 +222,85 @@ impl EtcdStore {
         }
         Ok(Err(Lost { current: record }))
     }
+
+    /// The prefix of every claim key.
+    fn claims_prefix(&self) -> String {
+        format!("{}claims/", self.prefix)
+    }
+
+    /// The key of session `upgrade_id`'s claims: the nodes it holds, as a
+    /// JSON array.
+    fn claim_key(&self, upgrade_id: Uuid) -> String {
+        format!("{}{upgrade_id}", self.claims_prefix())
+    }
+
+    /// Every claim key with the session it names, the nodes it holds and its
+    /// mod revision, and the revision they were read at.
+    async fn read_claims(&self) -> Result<(i64, Vec<StoredClaim>)> {
+        let prefix = self.claims_prefix();
+        let response = self
+            .kv()
+            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(from_etcd)?;
+        let read_at = response.header().map_or(0, |header| header.revision());
+        let claims = response
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let damaged = |problem: String| EtcdError::DamagedClaim {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    problem,
+                };
+                let holder = kv
+                    .key()
+                    .strip_prefix(prefix.as_bytes())
+                    .and_then(|id| std::str::from_utf8(id).ok())
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| damaged("its key does not end in a session id".to_string()))?;
+                let nodes: Vec<NodeId> = serde_json::from_slice(kv.value()).map_err(|error| {
+                    damaged(format!("it is not a JSON array of node ids ({error})"))
+                })?;
+                Ok(StoredClaim { holder, nodes })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((read_at, claims))
+    }
+
+    /// Whether session `holder` exists and has not finished: only such a
+    /// session's claims count.
+    async fn holds(&self, holder: Uuid) -> Result<bool> {
+        Ok(self
+            .get(holder)
+            .await?
+            .is_some_and(|record| !record.value.is_finished()))
+    }
+}
+
+/// One session's claim key, read.
+struct StoredClaim {
+    /// The session holding the nodes.
+    holder: Uuid,
+    /// The nodes.
+    nodes: Vec<NodeId>,
+}
+
+/// How many times a creation re-reads the claims when other creations
+/// changed them between its read and its transaction.
+const CLAIM_ATTEMPTS: u32 = 32;
+
+/// The first key after every key starting with `prefix`: a compare over
+/// `prefix..prefix_end(prefix)` covers the keys under it.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only for a prefix of 0xff bytes, which crus never makes: every key after it.
+    vec![0]
 }
 
 /// A transaction whose record compare failed, with what the record is now.
@@ -246,7 +338,7 @@ impl SessionStore for EtcdStore {
         // A key that was never created (or was deleted) has create revision 0.
         let compare = Compare::create_revision(key.clone(), CompareOp::Equal, 0);
         match self
-            .checked(&key, compare, TxnOp::put(key.clone(), value, None))
+            .checked(&key, compare, vec![TxnOp::put(key.clone(), value, None)])
             .await?
         {
             Ok(written) => Ok(revision(written)),
@@ -297,10 +389,12 @@ impl SessionStore for EtcdStore {
         let key = self.key(record.upgrade_id());
         let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
         let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
-        match self
-            .checked(&key, compare, TxnOp::put(key.clone(), value, None))
-            .await?
-        {
+        let mut then = vec![TxnOp::put(key.clone(), value, None)];
+        if record.is_finished() {
+            // Its nodes are free again, as of this very write.
+            then.push(TxnOp::delete(self.claim_key(record.upgrade_id()), None));
+        }
+        match self.checked(&key, compare, then).await? {
             Ok(written) => Ok(revision(written)),
             Err(Lost { current: None }) => Err(crus_core::Error::not_found(format!(
                 "session {}",
@@ -317,15 +411,98 @@ impl SessionStore for EtcdStore {
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
         let key = self.key(upgrade_id);
         let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
-        match self
-            .checked(&key, compare, TxnOp::delete(key.clone(), None))
-            .await?
-        {
+        let then = vec![
+            TxnOp::delete(key.clone(), None),
+            TxnOp::delete(self.claim_key(upgrade_id), None),
+        ];
+        match self.checked(&key, compare, then).await? {
             Ok(_) | Err(Lost { current: None }) => Ok(()),
             Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
                 "session {upgrade_id} changed since revision {} (now {now}); re-read it and retry",
                 expected.0
             ))),
         }
+    }
+
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[NodeId],
+    ) -> Result<std::result::Result<Revision, NodesClaimed>> {
+        let id = record.upgrade_id();
+        let key = self.key(id);
+        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
+        let claim = serde_json::to_vec(nodes).map_err(EtcdError::Encode)?;
+        let wanted: HashSet<&NodeId> = nodes.iter().collect();
+        let claims_prefix = self.claims_prefix();
+        for _ in 0..CLAIM_ATTEMPTS {
+            let (read_at, claims) = self.read_claims().await?;
+            // Claims of finished or removed sessions (left by a writer that
+            // did not know claims) are dropped in the same transaction.
+            let mut stale = Vec::new();
+            for stored in &claims {
+                let held: Vec<NodeId> = stored
+                    .nodes
+                    .iter()
+                    .filter(|node| wanted.contains(node))
+                    .cloned()
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                if self.holds(stored.holder).await? {
+                    return Ok(Err(NodesClaimed {
+                        holder: stored.holder,
+                        nodes: nodes
+                            .iter()
+                            .filter(|node| held.contains(node))
+                            .cloned()
+                            .collect(),
+                    }));
+                }
+                stale.push(TxnOp::delete(self.claim_key(stored.holder), None));
+            }
+            // One transaction: the session is new, and no claim key was
+            // written since the claims were read (a compare over the whole
+            // range, so a key created meanwhile fails it too).
+            let compares = vec![
+                Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                Compare::mod_revision(claims_prefix.clone(), CompareOp::Less, read_at + 1)
+                    .with_range(prefix_end(&claims_prefix)),
+            ];
+            let mut then = vec![
+                TxnOp::put(key.clone(), value.clone(), None),
+                TxnOp::put(self.claim_key(id), claim.clone(), None),
+            ];
+            then.extend(stale);
+            match self.checked_all(&key, compares, then).await? {
+                Ok(written) => return Ok(Ok(revision(written))),
+                Err(Lost { current: Some(_) }) => {
+                    return Err(crus_core::Error::conflict(format!(
+                        "session {id} exists already"
+                    )));
+                }
+                // Another creation claimed nodes meanwhile: read again.
+                Err(Lost { current: None }) => {}
+            }
+        }
+        Err(crus_core::Error::unavailable(
+            "etcd",
+            format!(
+                "the node claims changed {CLAIM_ATTEMPTS} times while session {id} was being \
+                 stored (many creations at once); retry the creation"
+            ),
+        ))
+    }
+
+    async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {
+        let (_, claims) = self.read_claims().await?;
+        let mut held = BTreeMap::new();
+        for stored in claims {
+            if self.holds(stored.holder).await? {
+                held.extend(stored.nodes.into_iter().map(|node| (node, stored.holder)));
+            }
+        }
+        Ok(held)
     }
 }

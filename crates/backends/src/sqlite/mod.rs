@@ -4,7 +4,9 @@
 //! Each session is one row holding its record as JSON, and one row of
 //! `statuses` beside it holding what the API reads without decoding the
 //! record (its CRUS status, creation time and whether it finished), written
-//! in the same transaction. Revisions come from a
+//! in the same transaction. The `claims` table names the session holding
+//! each node: written in the transaction that creates the session, emptied
+//! of its rows in the one that stores it finished or removes it. Revisions come from a
 //! store-wide counter in the one-row `meta` table, bumped in the same
 //! transaction as the write it numbers, so they strictly increase across all
 //! records and a deleted then re-created session never reuses one.
@@ -31,14 +33,15 @@ mod schema;
 mod tests;
 mod writer_lock;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use crus_core::store::{Revision, SessionRecord, SessionStore, Versioned};
-use crus_core::{Result, Timestamp};
+use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
+use crus_core::{NodeId, Result, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 
@@ -483,6 +486,93 @@ fn changed_since(id: Uuid, expected: Revision, current: Revision) -> SqliteError
     ))
 }
 
+fn exists_already(id: Uuid, current: Revision) -> SqliteError {
+    SqliteError::Conflict(format!(
+        "session {id} exists already (at revision {})",
+        current.0
+    ))
+}
+
+/// Stores new session `id` (its record and status) in `transaction`; a
+/// conflict if it exists.
+fn insert_new(
+    transaction: &Transaction<'_>,
+    location: &Arc<str>,
+    id: Uuid,
+    json: &str,
+    summary: &Summary,
+    created_at: &str,
+) -> Result<Revision, SqliteError> {
+    if let Some(current) = current_revision(transaction, location, id)? {
+        return Err(exists_already(id, current));
+    }
+    let revision = next_revision(transaction, location)?;
+    transaction
+        .execute(
+            "INSERT INTO sessions (upgrade_id, revision, record, created_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.to_string(),
+                stored_revision(location, revision)?,
+                json,
+                created_at
+            ],
+        )
+        .at(location)?;
+    summary.insert(transaction, location, &id.to_string())?;
+    Ok(revision)
+}
+
+/// The first unfinished session claiming one of `nodes`, with the nodes of
+/// `nodes` it claims; `None` when they are all free. Claims of finished or
+/// removed sessions do not count.
+fn claimed_by_another(
+    transaction: &Transaction<'_>,
+    location: &Arc<str>,
+    nodes: &[NodeId],
+) -> Result<Option<NodesClaimed>, SqliteError> {
+    let mut holder_of = transaction
+        .prepare_cached(
+            "SELECT claims.upgrade_id FROM claims \
+             JOIN statuses ON statuses.upgrade_id = claims.upgrade_id \
+             WHERE claims.node = ?1 AND statuses.finished = 0",
+        )
+        .at(location)?;
+    let mut holder: Option<String> = None;
+    let mut held = Vec::new();
+    for node in nodes {
+        let found: Option<String> = holder_of
+            .query_row([node.as_str()], |row| row.get(0))
+            .optional()
+            .at(location)?;
+        match (&holder, found) {
+            (None, Some(found)) => {
+                holder = Some(found);
+                held.push(node.clone());
+            }
+            (Some(first), Some(found)) if *first == found => held.push(node.clone()),
+            _ => {}
+        }
+    }
+    holder
+        .map(|holder| {
+            Ok(NodesClaimed {
+                holder: holder_id(location, &holder)?,
+                nodes: held,
+            })
+        })
+        .transpose()
+}
+
+/// The session id a claim names, which a healthy file always has as a UUID.
+fn holder_id(location: &Arc<str>, holder: &str) -> Result<Uuid, SqliteError> {
+    Uuid::parse_str(holder).map_err(|error| SqliteError::DamagedRecord {
+        location: Arc::clone(location),
+        upgrade_id: holder.to_string(),
+        problem: format!("a node claim names it, which is not a session id ({error})"),
+    })
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, record: &SessionRecord) -> Result<Revision> {
@@ -493,29 +583,71 @@ impl SessionStore for SqliteStore {
         let file = self.file.clone();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
-            if let Some(current) = current_revision(&transaction, location, id)? {
-                return Err(SqliteError::Conflict(format!(
-                    "session {id} exists already (at revision {})",
-                    current.0
-                )));
-            }
-            let revision = next_revision(&transaction, location)?;
-            transaction
-                .execute(
-                    "INSERT INTO sessions (upgrade_id, revision, record, created_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        id.to_string(),
-                        stored_revision(location, revision)?,
-                        json,
-                        created_at
-                    ],
-                )
-                .at(location)?;
-            summary.insert(&transaction, location, &id.to_string())?;
+            let revision = insert_new(&transaction, location, id, &json, &summary, &created_at)?;
             still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)?;
             Ok(revision)
+        })
+        .await
+    }
+
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[NodeId],
+    ) -> Result<std::result::Result<Revision, NodesClaimed>> {
+        let id = record.upgrade_id();
+        let json = encode(record)?;
+        let summary = Summary::of(record)?;
+        let created_at = Timestamp::now().to_string();
+        let nodes = nodes.to_vec();
+        let file = self.file.clone();
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            if let Some(current) = current_revision(&transaction, location, id)? {
+                return Err(exists_already(id, current));
+            }
+            if let Some(claimed) = claimed_by_another(&transaction, location, &nodes)? {
+                return Ok(Err(claimed));
+            }
+            let revision = insert_new(&transaction, location, id, &json, &summary, &created_at)?;
+            {
+                let mut claim = transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO claims (node, upgrade_id) VALUES (?1, ?2)",
+                    )
+                    .at(location)?;
+                let holder = id.to_string();
+                for node in &nodes {
+                    claim.execute([node.as_str(), &holder]).at(location)?;
+                }
+            }
+            still_in_place(file.as_deref(), location)?;
+            transaction.commit().at(location)?;
+            Ok(Ok(revision))
+        })
+        .await
+    }
+
+    async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {
+        self.run(|connection, location| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT claims.node, claims.upgrade_id FROM claims \
+                     JOIN statuses ON statuses.upgrade_id = claims.upgrade_id \
+                     WHERE statuses.finished = 0",
+                )
+                .at(location)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .at(location)?;
+            rows.map(|row| {
+                let (node, holder) = row.at(location)?;
+                Ok((NodeId::new(node), holder_id(location, &holder)?))
+            })
+            .collect()
         })
         .await
     }
@@ -585,6 +717,12 @@ impl SessionStore for SqliteStore {
                 )
                 .at(location)?;
             summary.insert(&transaction, location, &id.to_string())?;
+            if summary.finished {
+                // Its nodes are free again, as of this very write.
+                transaction
+                    .execute("DELETE FROM claims WHERE upgrade_id = ?1", [id.to_string()])
+                    .at(location)?;
+            }
             still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)?;
             Ok(revision)
@@ -608,6 +746,7 @@ impl SessionStore for SqliteStore {
             for statement in [
                 "DELETE FROM sessions WHERE upgrade_id = ?1",
                 "DELETE FROM statuses WHERE upgrade_id = ?1",
+                "DELETE FROM claims WHERE upgrade_id = ?1",
             ] {
                 transaction
                     .execute(statement, [upgrade_id.to_string()])

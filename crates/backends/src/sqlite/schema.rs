@@ -12,8 +12,8 @@ use super::error::{At, SqliteError};
 /// to the tables, and teach [`prepare`] to migrate each older version: a file
 /// whose version is newer than this is refused, not guessed at.
 ///
-/// Version 2 added the `statuses` table.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added the `statuses` table, version 3 the `claims` table.
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The tables of version 1, which a new file starts from (then migrated).
 ///
@@ -54,6 +54,18 @@ const CREATE_STATUSES: &str = "
     );
     CREATE INDEX statuses_newest_first ON statuses (created_at_ms DESC, upgrade_id);
     CREATE INDEX statuses_unfinished ON statuses (finished, upgrade_id);
+";
+
+/// Version 3: the session claiming each node, written in the same
+/// transaction as the session's creation and removed in the one that
+/// stores it finished or removes it. A claim whose session is finished or
+/// gone does not count (see `SessionStore::create_claiming`).
+const CREATE_CLAIMS: &str = "
+    CREATE TABLE claims (
+        node TEXT PRIMARY KEY,
+        upgrade_id TEXT NOT NULL
+    );
+    CREATE INDEX claims_by_session ON claims (upgrade_id);
 ";
 
 /// Sets the pragmas every connection needs. `on_disk` is false for an
@@ -133,7 +145,14 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .at(location)?;
         match version {
             Some(SCHEMA_VERSION) => restate_created(&transaction, location)?,
-            Some(1) => migrate_to_2(&transaction, location)?,
+            Some(2) => {
+                restate_created(&transaction, location)?;
+                migrate_to_3(&transaction, location)?;
+            }
+            Some(1) => {
+                migrate_to_2(&transaction, location)?;
+                migrate_to_3(&transaction, location)?;
+            }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
                     location: Arc::clone(location),
@@ -169,6 +188,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
         }
         transaction.execute_batch(CREATE_TABLES).at(location)?;
         migrate_to_2(&transaction, location)?;
+        migrate_to_3(&transaction, location)?;
     }
     transaction.commit().at(location)
 }
@@ -222,6 +242,43 @@ fn migrate_to_2(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
     }
     transaction
         .execute("UPDATE meta SET schema_version = 2 WHERE id = 1", [])
+        .at(location)?;
+    Ok(())
+}
+
+/// Adds the `claims` table, in the opening's transaction, with a claim on
+/// each node of every unfinished session that has taken its snapshot: a
+/// session stored by a release before claims holds its nodes as one stored
+/// since does. (One that has not read its starting group yet claims
+/// nothing here; the creation checks count its group.) Where two such
+/// sessions share a node, the first keeps it.
+fn migrate_to_3(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    transaction.execute_batch(CREATE_CLAIMS).at(location)?;
+    let rows: Vec<(String, i64, String)> = {
+        let mut statement = transaction
+            .prepare(
+                "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                 (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id",
+            )
+            .at(location)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .at(location)?;
+        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
+    };
+    for (id, revision, json) in rows {
+        let record = super::decode(location, &id, revision, &json)?;
+        for node in &record.value.rollout.nodes {
+            transaction
+                .execute(
+                    "INSERT OR IGNORE INTO claims (node, upgrade_id) VALUES (?1, ?2)",
+                    [node.id.as_str(), id.as_str()],
+                )
+                .at(location)?;
+        }
+    }
+    transaction
+        .execute("UPDATE meta SET schema_version = 3 WHERE id = 1", [])
         .at(location)?;
     Ok(())
 }

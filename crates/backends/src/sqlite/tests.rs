@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crus_core::Error;
+use crus_core::NodeId;
 use crus_core::Timestamp;
 use crus_core::rollout::{Rollout, RolloutPolicy};
 use crus_core::session::SessionSpec;
@@ -380,6 +381,108 @@ async fn a_version_1_file_is_migrated_with_every_status() {
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.list_statuses().await.unwrap().len(), 4);
+}
+
+/// `record` as a session that read its starting group: `nodes` pending.
+fn snapshotted(mut record: SessionRecord, nodes: &[&str]) -> SessionRecord {
+    record.rollout.stage = crus_core::rollout::Stage::PrepareGroups;
+    record.rollout.nodes = nodes
+        .iter()
+        .map(|node| crus_core::rollout::NodeRecord::pending(NodeId::from(*node), Timestamp::EPOCH))
+        .collect();
+    record
+}
+
+#[tokio::test]
+async fn a_version_2_file_is_migrated_and_its_unfinished_sessions_hold_their_nodes() {
+    let (_directory, path) = database();
+    let running = snapshotted(test_record(Uuid::new_v4()), &["n1", "n2"]);
+    let mut finished = snapshotted(test_record(Uuid::new_v4()), &["n3"]);
+    finished.rollout.stage = crus_core::rollout::Stage::Finished;
+    finished.rollout.completed = true;
+    {
+        // What the release before claims wrote: this schema without them.
+        let store = SqliteStore::open(&path).unwrap();
+        store.create(&running).await.unwrap();
+        store.create(&finished).await.unwrap();
+    }
+    raw(&path)
+        .execute_batch("DROP TABLE claims; UPDATE meta SET schema_version = 2;")
+        .unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 = raw(&path)
+        .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    // The sessions load as they were, and the unfinished one resumes holding its nodes.
+    assert_eq!(
+        store
+            .get(running.upgrade_id())
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        running
+    );
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    let claims = store.claims().await.unwrap();
+    assert_eq!(
+        claims.into_iter().collect::<Vec<_>>(),
+        vec![
+            (NodeId::from("n1"), running.upgrade_id()),
+            (NodeId::from("n2"), running.upgrade_id()),
+        ]
+    );
+    let refused = store
+        .create_claiming(
+            &test_record(Uuid::new_v4()),
+            &[NodeId::from("n2"), NodeId::from("n3")],
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.holder, running.upgrade_id());
+    assert_eq!(refused.nodes, vec![NodeId::from("n2")]);
+    // The finished session's node is free.
+    store
+        .create_claiming(&test_record(Uuid::new_v4()), &[NodeId::from("n3")])
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_claiming_creation_is_one_transaction_a_refused_one_stores_nothing() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let first = test_record(Uuid::new_v4());
+    store
+        .create_claiming(&first, &[NodeId::from("a"), NodeId::from("b")])
+        .await
+        .unwrap()
+        .unwrap();
+    let second = test_record(Uuid::new_v4());
+    let refused = store
+        .create_claiming(&second, &[NodeId::from("c"), NodeId::from("b")])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.holder, first.upgrade_id());
+    assert!(store.get(second.upgrade_id()).await.unwrap().is_none());
+    assert!(
+        store
+            .get_status(second.upgrade_id())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .claims()
+            .await
+            .unwrap()
+            .contains_key(&NodeId::from("c"))
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! backoff, forever, and told once in the session's messages; other errors go
 //! back to the rollout, which decides (fail the node, or report and retry later).
 
+mod admission;
 mod events;
 mod executor;
 mod retry;
@@ -26,21 +27,21 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+pub use admission::{AdmissionRefusal, AdmissionRequest, Admitted, CreateError};
 pub use events::{EventLog, Missed, NumberedEvent};
 pub use executor::execute;
 pub use retry::RetryPolicy;
 pub use stored_events::events_between;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Dependency, Error, PartFailure, Result};
 use crate::ports::Ports;
 use crate::rollout::{
     Action, ActionError, ActionId, ActionOutput, FailureBudget, Rollout, RolloutPolicy, Stage,
 };
 use crate::session::{SessionPhase, SessionSpec, SessionStatus};
 use crate::store::{
-    Desired, Idempotency, OperatorCommand, Revision, SessionRecord, SessionStore, StoreHealth,
-    WatchedStore,
+    Desired, OperatorCommand, Revision, SessionRecord, SessionStore, StoreHealth, WatchedStore,
 };
 use crate::time::Timestamp;
 
@@ -193,137 +194,6 @@ impl Controller {
         &self.inner.events
     }
 
-    /// Checks `spec` against the site before anything is created: what CRUS
-    /// accepted and then retried forever is refused here with a reason per field.
-    ///
-    /// - the three labels name three different groups;
-    /// - the starting group exists and has members;
-    /// - the boot orchestrator knows the template;
-    /// - this server can run the policy's health command or HTTP probe;
-    /// - a policy that escalates to power restarts has power control to do it;
-    /// - no node of the starting group belongs to another unfinished session.
-    pub async fn check_new_session(
-        &self,
-        spec: &SessionSpec,
-    ) -> std::result::Result<(), CreateError> {
-        let mut errors = spec.label_errors();
-        let members = match self
-            .inner
-            .ports
-            .inventory
-            .group_members(&spec.starting_label)
-            .await
-        {
-            Ok(members) => members,
-            Err(Error::NotFound { .. }) => {
-                errors
-                    .entry("starting_label".to_string())
-                    .or_default()
-                    .push(format!(
-                        "Group '{}' does not exist in the inventory.",
-                        spec.starting_label
-                    ));
-                Vec::new()
-            }
-            Err(error) => return Err(CreateError::Backend(error)),
-        };
-        if members.is_empty() && !errors.contains_key("starting_label") {
-            errors
-                .entry("starting_label".to_string())
-                .or_default()
-                .push(format!(
-                    "Group '{}' has no members: there is nothing to upgrade.",
-                    spec.starting_label
-                ));
-        }
-        match self
-            .inner
-            .ports
-            .boot_orchestrator
-            .template_exists(&spec.upgrade_template_id)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => errors
-                .entry("upgrade_template_id".to_string())
-                .or_default()
-                .push(format!(
-                    "The boot orchestrator has no template '{}'.",
-                    spec.upgrade_template_id
-                )),
-            Err(error) => return Err(CreateError::Backend(error)),
-        }
-        if let Some(refusal) = self.health_refusal(spec) {
-            errors
-                .entry("policy.health".to_string())
-                .or_default()
-                .push(refusal);
-        }
-        let escalates = spec
-            .policy
-            .as_ref()
-            .is_some_and(|policy| policy.escalate_power_cycle == Some(true));
-        if escalates && self.inner.ports.power_control.is_none() {
-            errors
-                .entry("policy.escalate_power_cycle".to_string())
-                .or_default()
-                .push(
-                    "This server has no power control backend, so it cannot power-restart a node \
-                     that does not come back; configure one (backends.power) or leave this out."
-                        .to_string(),
-                );
-        }
-        if !errors.is_empty() {
-            return Err(CreateError::Invalid(errors));
-        }
-        let members: std::collections::HashSet<&crate::node::NodeId> = members.iter().collect();
-        // Only unfinished sessions hold nodes; a server keeps many finished
-        // ones, which the store need not even decode.
-        for record in self
-            .inner
-            .store
-            .list_unfinished()
-            .await
-            .map_err(CreateError::Backend)?
-        {
-            let other = &record.value.rollout;
-            // A session that has not taken its snapshot yet holds its whole starting group.
-            let overlapping = if other.nodes.is_empty() {
-                if other
-                    .spec
-                    .starting_label
-                    .eq_ignore_ascii_case(&spec.starting_label)
-                {
-                    members.len()
-                } else {
-                    match self
-                        .inner
-                        .ports
-                        .inventory
-                        .group_members(&other.spec.starting_label)
-                        .await
-                    {
-                        Ok(nodes) => nodes.iter().filter(|node| members.contains(node)).count(),
-                        Err(_) => 0,
-                    }
-                }
-            } else {
-                other
-                    .nodes
-                    .iter()
-                    .filter(|node| members.contains(&node.id))
-                    .count()
-            };
-            if overlapping > 0 {
-                return Err(CreateError::Overlap {
-                    other: other.upgrade_id,
-                    nodes: overlapping,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Why this server cannot run the health command or HTTP probe that
     /// `spec`'s policy asks for, if it cannot.
     fn health_refusal(&self, spec: &SessionSpec) -> Option<String> {
@@ -339,57 +209,22 @@ impl Controller {
     }
 
     /// Stores a new session in state `CREATED` (it starts when [`Controller::start`]
-    /// or [`Controller::drive`] takes it up).
+    /// or [`Controller::drive`] takes it up), without the checks of
+    /// [`Controller::admit`] and claiming no node: for tests and benches
+    /// that set up sessions directly. Servers and embedders admit sessions.
     pub async fn create_session(
         &self,
         spec: SessionSpec,
         policy: RolloutPolicy,
     ) -> Result<SessionStatus> {
-        self.create_session_with_key(spec, policy, None).await
-    }
-
-    /// As [`Controller::create_session`], remembering the client's
-    /// `Idempotency-Key` with the session (see [`Controller::find_by_idempotency_key`]).
-    pub async fn create_session_with_key(
-        &self,
-        spec: SessionSpec,
-        policy: RolloutPolicy,
-        idempotency: Option<Idempotency>,
-    ) -> Result<SessionStatus> {
         let (spec, policy) = self.resolve_policy(spec, &policy).await?;
         let rollout = Rollout::new(Uuid::new_v4(), spec, policy, self.inner.clock.now());
         let record = SessionRecord {
             rollout: rollout.state().clone(),
-            desired: Desired {
-                idempotency,
-                ..Desired::default()
-            },
+            desired: Desired::default(),
         };
         self.inner.store.create(&record).await?;
         Ok(rollout.status())
-    }
-
-    /// The stored session created with idempotency key `key`, if any.
-    ///
-    /// A scan of every record: creations are rare and the store has no
-    /// secondary index; callers serialise creations, so no other creation
-    /// with the same key can slip in between this lookup and their own.
-    pub async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<SessionRecord>> {
-        Ok(self
-            .inner
-            .store
-            .list()
-            .await?
-            .into_iter()
-            .find_map(|record| {
-                let matches = record
-                    .value
-                    .desired
-                    .idempotency
-                    .as_ref()
-                    .is_some_and(|idempotency| idempotency.key == key);
-                matches.then_some(record.value)
-            }))
     }
 
     /// The policy a session runs with: `base` (the server's defaults) with the
@@ -397,26 +232,20 @@ impl Controller {
     /// share of the starting group as it is now.
     pub async fn resolve_policy(
         &self,
-        mut spec: SessionSpec,
+        spec: SessionSpec,
         base: &RolloutPolicy,
     ) -> Result<(SessionSpec, RolloutPolicy)> {
-        let policy = match &spec.policy {
-            Some(request) => request.apply(base),
-            None => base.clone(),
-        };
-        if spec.upgrade_step_size == 0 {
-            let members = self
-                .inner
+        let members = if spec.upgrade_step_size == 0 {
+            self.inner
                 .ports
                 .inventory
                 .group_members(&spec.starting_label)
                 .await?
-                .len();
-            let percent = policy.step_percent.unwrap_or(100.0);
-            let size = ((members as f64) * percent / 100.0).ceil().max(1.0);
-            spec.upgrade_step_size = u32::try_from(size as u64).unwrap_or(u32::MAX);
-        }
-        Ok((spec, policy))
+                .len()
+        } else {
+            0
+        };
+        Ok(admission::resolve_policy(spec, base, members))
     }
 
     /// What session `spec` would do, and for how long, touching nothing: the
@@ -427,7 +256,7 @@ impl Controller {
         spec: SessionSpec,
         base: &RolloutPolicy,
         assumptions: &crate::dry_run::DryRunAssumptions,
-    ) -> std::result::Result<crate::dry_run::DryRun, CreateError> {
+    ) -> std::result::Result<crate::dry_run::DryRun, AdmissionRefusal> {
         let input = self.prepare_dry_run(spec, base).await?;
         Ok(crate::dry_run::dry_run(
             input.spec,
@@ -447,31 +276,21 @@ impl Controller {
         &self,
         spec: SessionSpec,
         base: &RolloutPolicy,
-    ) -> std::result::Result<crate::dry_run::DryRunInput, CreateError> {
-        self.check_new_session(&spec).await?;
-        let (spec, policy) = self
-            .resolve_policy(spec, base)
-            .await
-            .map_err(CreateError::Backend)?;
-        let members = crate::plan::inventory_order(
-            self.inner
-                .ports
-                .inventory
-                .group_members(&spec.starting_label)
-                .await
-                .map_err(CreateError::Backend)?,
-        );
+    ) -> std::result::Result<crate::dry_run::DryRunInput, AdmissionRefusal> {
+        let examined = self.examine(spec, base).await?;
         let observed = self
             .inner
             .ports
             .workload_manager
-            .node_states(&members)
+            .node_states(&examined.members)
             .await
-            .map_err(CreateError::Backend)?;
+            .map_err(|error| {
+                AdmissionRefusal::Failed(PartFailure::new(Dependency::WorkloadManager, error))
+            })?;
         Ok(crate::dry_run::DryRunInput {
-            spec,
-            policy,
-            members,
+            spec: examined.spec,
+            policy: examined.policy,
+            members: examined.members,
             observed,
             now: self.inner.clock.now(),
         })
@@ -954,25 +773,6 @@ impl Controller {
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
-}
-
-/// Why a session was not created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// The request names things the site does not have; messages by field.
-    #[error("invalid session: {0:?}")]
-    Invalid(crate::session::FieldErrors),
-    /// Nodes of the starting group belong to another unfinished session.
-    #[error("{nodes} node(s) of the starting group belong to unfinished session {other}")]
-    Overlap {
-        /// The other session.
-        other: Uuid,
-        /// How many nodes are shared.
-        nodes: usize,
-    },
-    /// A backend or the store failed while checking.
-    #[error(transparent)]
-    Backend(Error),
 }
 
 /// How a persist ended.

@@ -20,6 +20,8 @@ use crate::rollout::NodePhase;
 use crate::session::SessionState;
 use crate::store::MemoryStore;
 
+mod admission;
+
 mock! {
     Inv {}
     #[async_trait]
@@ -389,16 +391,17 @@ async fn new_sessions_are_checked_against_the_site() {
     let mut boot = MockBoot::new();
     boot.expect_template_exists()
         .returning(|template| Ok(template == "compute-image"));
-    let (controller, _store) = controller(inventory, MockWlm::new(), boot);
+    let (controller, store) = controller(inventory, MockWlm::new(), boot);
 
-    let invalid = |result: std::result::Result<(), CreateError>| match result {
-        Err(CreateError::Invalid(errors)) => errors,
+    let invalid = |result: std::result::Result<Admitted, AdmissionRefusal>| match result {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
         other => panic!("expected invalid, got {other:?}"),
     };
+    let admit = |spec: SessionSpec| controller.admit(AdmissionRequest::new(spec));
     let mut missing = spec();
     missing.starting_label = "nope".into();
     missing.upgrade_template_id = "old-image".into();
-    let errors = invalid(controller.check_new_session(&missing).await);
+    let errors = invalid(admit(missing).await);
     assert_eq!(
         errors["starting_label"],
         ["Group 'nope' does not exist in the inventory."]
@@ -410,24 +413,22 @@ async fn new_sessions_are_checked_against_the_site() {
 
     let mut empty = spec();
     empty.starting_label = "empty".into();
-    let errors = invalid(controller.check_new_session(&empty).await);
+    let errors = invalid(admit(empty).await);
     assert!(errors["starting_label"][0].contains("no members"));
 
     let mut same_labels = spec();
     same_labels.failed_label = "upgrading".into();
-    let errors = invalid(controller.check_new_session(&same_labels).await);
+    let errors = invalid(admit(same_labels).await);
     assert!(errors["failed_label"][0].contains("upgrading_label"));
+    assert!(store.list().await.unwrap().is_empty());
 
-    controller.check_new_session(&spec()).await.unwrap();
-    let first = controller
-        .create_session(spec(), RolloutPolicy::default())
-        .await
-        .unwrap();
+    let first = admit(spec()).await.unwrap();
+    assert!(first.created);
     let mut overlapping = spec();
     overlapping.starting_label = "half".into();
-    match controller.check_new_session(&overlapping).await {
-        Err(CreateError::Overlap { other, nodes }) => {
-            assert_eq!(other, first.upgrade_id);
+    match admit(overlapping).await {
+        Err(AdmissionRefusal::Overlap { other, nodes }) => {
+            assert_eq!(other, first.status.upgrade_id);
             assert_eq!(nodes, 1);
         }
         other => panic!("expected an overlap, got {other:?}"),

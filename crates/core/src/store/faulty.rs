@@ -172,6 +172,19 @@ impl SessionStore for FaultyStore {
         self.admit()?;
         self.inner.check_writable().await
     }
+
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[crate::node::NodeId],
+    ) -> Result<std::result::Result<Revision, super::NodesClaimed>> {
+        self.admit()?;
+        self.inner.create_claiming(record, nodes).await
+    }
+
+    async fn claims(&self) -> Result<std::collections::BTreeMap<crate::node::NodeId, Uuid>> {
+        self.inner.claims().await
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! An in-memory `SessionStore`, for tests, the demo and embedding.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Revision, SessionRecord, SessionStore, Versioned};
+use super::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
 use crate::error::{Error, Result};
+use crate::node::NodeId;
 
 /// Sessions kept in memory; lost when the process ends.
 #[derive(Debug, Default)]
@@ -22,6 +23,9 @@ struct MemoryInner {
     last_revision: u64,
     /// Records by id, with the revision of their last write.
     records: HashMap<Uuid, (SessionRecord, Revision)>,
+    /// The session claiming each node, taken with the session's creation
+    /// and dropped when it finishes or is removed.
+    claims: HashMap<NodeId, Uuid>,
 }
 
 impl MemoryStore {
@@ -43,6 +47,19 @@ impl MemoryInner {
     fn next_revision(&mut self) -> Revision {
         self.last_revision += 1;
         Revision(self.last_revision)
+    }
+
+    /// Whether session `holder` exists and has not finished: only such a
+    /// session's claims count.
+    fn holds(&self, holder: Uuid) -> bool {
+        self.records
+            .get(&holder)
+            .is_some_and(|(record, _)| !record.is_finished())
+    }
+
+    /// Drops every claim of session `holder`.
+    fn release(&mut self, holder: Uuid) {
+        self.claims.retain(|_, claimant| *claimant != holder);
     }
 }
 
@@ -94,6 +111,9 @@ impl SessionStore for MemoryStore {
             Some(_) => {
                 let revision = inner.next_revision();
                 inner.records.insert(id, (record.clone(), revision));
+                if record.is_finished() {
+                    inner.release(id);
+                }
                 Ok(revision)
             }
         }
@@ -109,8 +129,52 @@ impl SessionStore for MemoryStore {
             ))),
             Some(_) => {
                 inner.records.remove(&upgrade_id);
+                inner.release(upgrade_id);
                 Ok(())
             }
         }
+    }
+
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[NodeId],
+    ) -> Result<std::result::Result<Revision, NodesClaimed>> {
+        let mut inner = self.lock();
+        let id = record.upgrade_id();
+        if inner.records.contains_key(&id) {
+            return Err(Error::conflict(format!("session {id} exists already")));
+        }
+        let holder = nodes
+            .iter()
+            .filter_map(|node| inner.claims.get(node).copied())
+            .find(|holder| inner.holds(*holder));
+        if let Some(holder) = holder {
+            let held = nodes
+                .iter()
+                .filter(|node| inner.claims.get(*node) == Some(&holder))
+                .cloned()
+                .collect();
+            return Ok(Err(NodesClaimed {
+                holder,
+                nodes: held,
+            }));
+        }
+        let revision = inner.next_revision();
+        inner.records.insert(id, (record.clone(), revision));
+        for node in nodes {
+            inner.claims.insert(node.clone(), id);
+        }
+        Ok(Ok(revision))
+    }
+
+    async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {
+        let inner = self.lock();
+        Ok(inner
+            .claims
+            .iter()
+            .filter(|(_, holder)| inner.holds(**holder))
+            .map(|(node, holder)| (node.clone(), *holder))
+            .collect())
     }
 }

@@ -6,6 +6,7 @@ mod health;
 mod memory;
 mod watched;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ pub use watched::WatchedStore;
 use crate::error::Result;
 // The operator's commands are the rollout's inputs; they are stored here.
 pub use crate::rollout::OperatorCommand;
+use crate::node::NodeId;
 use crate::rollout::{RolloutState, Stage, status_of};
 use crate::session::{SessionPhase, SessionState, SessionStatus};
 
@@ -192,6 +194,25 @@ pub struct Versioned<T> {
     pub revision: Revision,
 }
 
+/// Why [`SessionStore::create_claiming`] stored nothing: nodes it would
+/// claim are held by an unfinished session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesClaimed {
+    /// The unfinished session that holds them.
+    pub holder: Uuid,
+    /// The nodes asked for that it holds (at least one).
+    pub nodes: Vec<NodeId>,
+}
+
+/// What [`SessionStore::create_claiming`] and [`SessionStore::claims`] answer
+/// on a store that keeps no claims.
+fn claims_not_supported() -> crate::Error {
+    crate::Error::NotSupported {
+        backend: "session store",
+        operation: "claiming nodes for a session",
+    }
+}
+
 /// Durable storage of sessions with compare-and-swap writes.
 ///
 /// Implementations must make a write visible to every later read once it returns.
@@ -259,6 +280,37 @@ pub trait SessionStore: Send + Sync {
         let mut records = self.list().await?;
         records.retain(|record| !record.value.is_finished());
         Ok(records)
+    }
+
+    /// Stores a new record together with a claim on each of `nodes`, in one
+    /// transaction: either the record and every claim are stored, or
+    /// nothing is. `Ok(Err(NodesClaimed))` when a node is claimed by an
+    /// unfinished session (naming it, with the nodes of `nodes` it holds);
+    /// [`crate::Error::Conflict`] if the record's id exists.
+    ///
+    /// A session's claims are released by the write that stores it finished
+    /// ([`SessionStore::update`] with a [`SessionRecord::is_finished`]
+    /// record) or removes it ([`SessionStore::delete`]), in the same
+    /// transaction. A claim whose holder is finished or gone (left by a
+    /// writer that did not know claims) does not count, and is replaced.
+    ///
+    /// Two creations racing for one node on any number of processes: one
+    /// is stored, the other is told who holds the node. The default refuses
+    /// ([`crate::Error::NotSupported`]): a store that cannot do this in one
+    /// transaction must not pretend to.
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[NodeId],
+    ) -> Result<std::result::Result<Revision, NodesClaimed>> {
+        let _ = (record, nodes);
+        Err(claims_not_supported())
+    }
+
+    /// Every node claimed by an unfinished session, with that session: the
+    /// claims [`SessionStore::create_claiming`] would refuse to take.
+    async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {
+        Err(claims_not_supported())
     }
 
     /// Checks that the store would take a write now, changing no record:

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::health::{StoreHealth, is_store_failure};
-use super::{Revision, SessionRecord, SessionStore, Versioned};
+use super::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
 use crate::error::Result;
+use crate::node::NodeId;
 
 /// `inner`, with the outcome of every write (and write check) told to `health`.
 #[derive(Debug, Clone)]
@@ -76,5 +77,17 @@ impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
 
     async fn check_writable(&self) -> Result<()> {
         self.watch(self.inner.check_writable().await)
+    }
+
+    async fn create_claiming(
+        &self,
+        record: &SessionRecord,
+        nodes: &[NodeId],
+    ) -> Result<std::result::Result<Revision, NodesClaimed>> {
+        self.watch(self.inner.create_claiming(record, nodes).await)
+    }
+
+    async fn claims(&self) -> Result<std::collections::BTreeMap<NodeId, Uuid>> {
+        self.inner.claims().await
     }
 }

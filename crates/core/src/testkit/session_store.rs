@@ -47,6 +47,7 @@ pub async fn run_all(
     statuses_list_newest_first(store, make_record).await?;
     unfinished_lists_only_unfinished(store, make_record).await?;
     write_check_changes_nothing(store, make_record).await?;
+    super::session_claims::run_all(store, make_record).await?;
     Ok(())
 }
 
@@ -779,7 +780,7 @@ pub async fn write_check_changes_nothing(
 
 /// `record` with its rollout finished, as the controller leaves a session
 /// that is done.
-fn finish(mut record: SessionRecord) -> SessionRecord {
+pub(super) fn finish(mut record: SessionRecord) -> SessionRecord {
     record.rollout.stage = Stage::Finished;
     record.rollout.completed = true;
     record.rollout.state = SessionState::Ready;
@@ -833,7 +834,7 @@ fn describe_all(records: &[Versioned<SessionRecord>]) -> String {
 }
 
 /// A record built by `make_record` for a fresh id, checked to carry that id.
-fn new_record(
+pub(super) fn new_record(
     check: &'static str,
     make_record: MakeRecord<'_>,
 ) -> Result<SessionRecord, ConformanceError> {
@@ -990,7 +991,7 @@ fn expect_conflict<T: std::fmt::Debug>(
 }
 
 /// Best effort: removes a record a check created, whatever its revision.
-async fn forget(store: &dyn SessionStore, id: Uuid) {
+pub(super) async fn forget(store: &dyn SessionStore, id: Uuid) {
     let outcome = match store.get(id).await {
         Ok(Some(found)) => store.delete(id, found.revision).await,
         Ok(None) => Ok(()),

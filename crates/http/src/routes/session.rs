@@ -8,8 +8,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use crus_core::controller::AdmissionRequest;
 use crus_core::dry_run::DryRun;
-use crus_core::session::FieldErrors;
 use crus_core::store::Idempotency;
 use crus_core::{SessionSpec, SessionStatus};
 use tracing::Instrument;
@@ -67,7 +67,7 @@ pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 409, description = "Nodes of the starting group belong to another unfinished session", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The session is not valid, or the Idempotency-Key was used with another request, or (dry run) the session would take longer than a plan can simulate; `errors` lists the problems by field", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "A backend failed while the session was checked", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "A backend failed while the session was checked; the title names it (`Inventory failed`, `Boot service failed`, `Workload manager failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "A backend or the session store is unavailable; or, for a dry run, the server plans as many dry runs as it may at once, or the plan did not finish in time (retry after `Retry-After` seconds)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -96,38 +96,13 @@ pub(crate) async fn create_session(
     let creation = tokio::spawn(
         async move {
             let controller = state.controller();
-            let status = {
-                let _no_concurrent_create = state.create_lock().lock().await;
-                if let Some(key) = &idempotency_key
-                    && let Some(earlier) = controller.find_by_idempotency_key(key).await?
-                {
-                    let same = earlier
-                        .desired
-                        .idempotency
-                        .as_ref()
-                        .is_some_and(|idempotency| idempotency.request == body);
-                    if !same {
-                        return Err(AppError::Invalid(FieldErrors::from([(
-                            "Idempotency-Key".to_string(),
-                            vec![format!(
-                                "Key {key:?} was used with another request (session {}); use a new key for a new request.",
-                                earlier.upgrade_id()
-                            )],
-                        )])));
-                    }
-                    return Ok::<_, AppError>((earlier.status(), false));
-                }
-                controller.check_new_session(&spec).await?;
-                controller
-                    .create_session_with_key(
-                        spec,
-                        controller.default_policy().clone(),
-                        idempotency_key.map(|key| Idempotency { key, request: body }),
-                    )
-                    .await?
-            };
-            controller.start(status.upgrade_id);
-            Ok((status, true))
+            let request = AdmissionRequest::new(spec)
+                .with_idempotency(idempotency_key.map(|key| Idempotency { key, request: body }));
+            let admitted = controller.admit(request).await?;
+            if admitted.created {
+                controller.start(admitted.status.upgrade_id);
+            }
+            Ok::<_, AppError>((admitted.status, admitted.created))
         }
         .instrument(tracing::Span::current()),
     );

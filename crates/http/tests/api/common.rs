@@ -186,7 +186,17 @@ impl TestResponse {
         let problem = self.json();
         assert_eq!(problem["type"], "about:blank");
         assert_eq!(problem["status"], status.as_u16());
-        assert_eq!(problem["title"], status.canonical_reason().unwrap());
+        let title = problem["title"].as_str().unwrap_or_default();
+        // A failing part's 502 or 503 is titled by the part (`Inventory
+        // failed`); every other problem by its status.
+        let part_title = matches!(status.as_u16(), 502 | 503)
+            && PART_TITLES.iter().any(|part| {
+                title == format!("{part} failed") || title == format!("{part} unavailable")
+            });
+        assert!(
+            title == status.canonical_reason().unwrap() || part_title,
+            "title {title:?} of a {status}"
+        );
         assert!(
             problem["detail"]
                 .as_str()
@@ -194,7 +204,25 @@ impl TestResponse {
         );
         problem
     }
+
+    /// Asserts this is a problem response of `status` titled `title` (a
+    /// failing part's) and returns its body.
+    #[track_caller]
+    pub fn part_problem(&self, status: StatusCode, title: &str) -> Value {
+        let problem = self.problem(status);
+        assert_eq!(problem["title"], title, "{problem}");
+        problem
+    }
 }
+
+/// The parts a 502 or 503 may name in its title.
+const PART_TITLES: [&str; 5] = [
+    "Inventory",
+    "Workload manager",
+    "Boot service",
+    "Power control",
+    "Session store",
+];
 
 /// A valid session body upgrading group `starting` of the sim.
 pub fn session_body(starting: &str, step: u32) -> Value {

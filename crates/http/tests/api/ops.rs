@@ -62,7 +62,13 @@ async fn healthz_and_readyz() {
         // A store outage is a 503 on the session routes too.
         down.get(&format!("{prefix}/session"))
             .await
-            .problem(StatusCode::SERVICE_UNAVAILABLE);
+            .part_problem(StatusCode::SERVICE_UNAVAILABLE, "Session store unavailable");
+        // And on a creation, titled by the store, not by a backend.
+        let refused = down
+            .post_json(&format!("{prefix}/session"), &session_body("compute", 2))
+            .await;
+        refused.part_problem(StatusCode::SERVICE_UNAVAILABLE, "Session store unavailable");
+        assert!(refused.headers.contains_key(header::RETRY_AFTER));
     }
 }
 

@@ -394,7 +394,7 @@ async fn an_unavailable_backend_is_503_with_retry_after() {
         let response = server
             .post_json(&session_path(prefix), &session_body("compute", 2))
             .await;
-        response.problem(StatusCode::SERVICE_UNAVAILABLE);
+        response.part_problem(StatusCode::SERVICE_UNAVAILABLE, "Inventory unavailable");
         assert!(response.headers.contains_key(header::RETRY_AFTER));
     }
     let metrics = server.get("/metrics").await;
@@ -443,7 +443,7 @@ async fn a_failing_backend_is_502_without_its_details() {
         let response = server
             .post_json(&session_path(prefix), &session_body("compute", 2))
             .await;
-        let problem = response.problem(StatusCode::BAD_GATEWAY);
+        let problem = response.part_problem(StatusCode::BAD_GATEWAY, "Inventory failed");
         assert!(!problem.to_string().contains("secret"), "{problem}");
     }
 }
