@@ -116,7 +116,9 @@ async fn fenced_writes_fail_once_the_lease_is_gone_and_change_nothing() {
         .unwrap();
     let fenced = plain.fenced(leader_key, lease);
 
-    // While the lease holds the key, fenced writes go through.
+    // While the lease holds the key, fenced writes go through, and so does
+    // the readiness probe's write.
+    fenced.check_writable().await.unwrap();
     let mut record = test_record(Uuid::new_v4());
     let created = fenced.create(&record).await.unwrap();
     record.desired.delete = true;
@@ -143,6 +145,12 @@ async fn fenced_writes_fail_once_the_lease_is_gone_and_change_nothing() {
     );
     assert!(fenced.delete(record.upgrade_id(), updated).await.is_err());
     assert!(fenced.create(&test_record(Uuid::new_v4())).await.is_err());
+    // Readiness asks etcd itself, not a default that answers yes.
+    let probe = fenced.check_writable().await.unwrap_err();
+    assert!(
+        probe.to_string().contains("no longer the leader"),
+        "{probe}"
+    );
     let stored = plain.get(record.upgrade_id()).await.unwrap().unwrap();
     assert_eq!(
         stored.revision, updated,

@@ -495,6 +495,20 @@ impl SessionStore for EtcdStore {
         ))
     }
 
+    /// Readiness asks this while writes fail: a small fenced write of one
+    /// key outside the sessions and claims, so a deposed leader or a cluster
+    /// that refuses writes answers an error and readiness stays 503 until
+    /// etcd takes a write again. (The trait's default answers `Ok`, which
+    /// would clear a store failure at the first probe without asking etcd.)
+    async fn check_writable(&self) -> Result<()> {
+        let key = format!("{}probe", self.prefix);
+        let put = TxnOp::put(key.as_str(), "readiness probe", None);
+        // Only the fence is compared; a refused fence is an error of its own.
+        self.checked_all(&key, Vec::new(), vec![put])
+            .await
+            .map(|_written| ())
+    }
+
     async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {
         let (_, claims) = self.read_claims().await?;
         let mut held = BTreeMap::new();

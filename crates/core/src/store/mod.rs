@@ -20,8 +20,8 @@ pub use watched::WatchedStore;
 
 use crate::error::Result;
 // The operator's commands are the rollout's inputs; they are stored here.
-pub use crate::rollout::OperatorCommand;
 use crate::node::NodeId;
+pub use crate::rollout::OperatorCommand;
 use crate::rollout::{RolloutState, Stage, status_of};
 use crate::session::{SessionPhase, SessionState, SessionStatus};
 
