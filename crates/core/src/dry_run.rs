@@ -522,6 +522,7 @@ impl Simulation {
             self.passes += 1;
             let clock = self.clock;
             self.machine.advance_to(clock);
+            let before = self.progress();
             self.rollout.handle_timeout(clock);
             // Everything asked at one instant is answered at that instant.
             loop {
@@ -539,8 +540,13 @@ impl Simulation {
             }
             // Until the machine's next job end, arrival, boot end or soak
             // end, every poll would read what was read already: skip to the
-            // first poll after it.
-            if let Some(change) = self.machine.next_change_after(clock) {
+            // first poll after it. Only once the engine made no progress in
+            // this pass, though: a node that just moved on (booted, now
+            // verifying; a step just finished) is looked at again at the
+            // next poll whatever the machine does.
+            if self.progress() == before
+                && let Some(change) = self.machine.next_change_after(clock)
+            {
                 self.rollout.defer_polls(change);
             }
             let next = self
@@ -549,6 +555,19 @@ impl Simulation {
                 .unwrap_or(clock + Duration::from_secs(1));
             self.clock = next.max(clock + Duration::from_millis(1));
         }
+    }
+
+    /// How far the engine has come: its nodes per phase and its steps. The
+    /// same before and after a pass when the pass changed nothing.
+    fn progress(&self) -> (Vec<usize>, usize) {
+        let state = self.rollout.state();
+        (
+            crate::rollout::NodePhase::ALL
+                .iter()
+                .map(|&phase| state.count(phase))
+                .collect(),
+            state.steps.len(),
+        )
     }
 
     /// Why the session outgrew `budget`, naming the setting of the request
@@ -1023,5 +1042,84 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(stopped, DryRunStopped::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod arrival_tests {
+    //! Arrivals keep the machine changing; the engine must still move on at its own pace.
+    use super::*;
+    use crate::ports::{PastJob, PendingJob};
+    use crate::rollout::{Order, Strategy};
+
+    #[test]
+    fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
+        // 16 idle nodes, steps of 4, 10-minute boots, and a light load of
+        // 2-node jobs every 30 minutes: four boot rounds, about 41 minutes.
+        // (Polls deferred to the next arrival once made each step wait for
+        // it: 1 h 48 min.)
+        let now = Timestamp::from_secs(1_000_000);
+        let members: Vec<NodeId> = (0..16)
+            .map(|i| NodeId::from(format!("n{i:02}").as_str()))
+            .collect();
+        let observed: Vec<WorkloadNode> = members
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: WorkloadState::Idle,
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect();
+        let recent = (0..48)
+            .map(|i| PastJob {
+                submitted: now - Duration::from_secs(1800 * (i + 1)),
+                nodes: 2,
+                time_limit: Some(Duration::from_secs(1200)),
+                run_time: Some(Duration::from_secs(1200)),
+            })
+            .collect();
+        let input = DryRunInput {
+            spec: SessionSpec {
+                failed_label: "f".into(),
+                starting_label: "c".into(),
+                upgrade_step_size: 4,
+                upgrade_template_id: "i".into(),
+                upgrading_label: "u".into(),
+                workload_manager_type: "slurm".into(),
+                policy: None,
+            },
+            policy: RolloutPolicy {
+                order: Order::DrainCost,
+                strategy: Strategy::Continuous,
+                ..RolloutPolicy::default()
+            },
+            members,
+            observed,
+            now,
+            queue: Some(WorkloadQueue {
+                recent,
+                recent_since: Some(now - Duration::from_secs(24 * 3600)),
+                pending: Vec::<PendingJob>::new(),
+                ..WorkloadQueue::default()
+            }),
+            queue_note: None,
+        };
+        let plan = forecast(
+            input,
+            &DryRunAssumptions {
+                boot_time: Duration::from_secs(600),
+                boot_time_spread: 0.0,
+                ..DryRunAssumptions::default()
+            },
+        );
+        let minutes = plan.estimated_duration.as_secs() / 60;
+        assert!((40..=45).contains(&minutes), "{minutes} min: {plan:#?}");
+        assert!(
+            plan.dominated_by.starts_with("boot rounds"),
+            "{}",
+            plan.dominated_by
+        );
     }
 }
