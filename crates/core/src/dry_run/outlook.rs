@@ -17,7 +17,7 @@ pub(super) struct Draws(u64);
 impl Draws {
     /// The generator of sampled run `run`.
     pub fn for_run(run: u32) -> Draws {
-        Draws(0x5EED_F0CA_57u64.wrapping_add(u64::from(run).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        Draws(0x005E_EDF0_CA57_u64.wrapping_add(u64::from(run).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
     fn next_u64(&mut self) -> u64 {
