@@ -280,3 +280,77 @@ async fn requeue_puts_a_running_job_back_in_the_queue() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_lists_running_and_pending_jobs_with_their_limits() {
+    let mut cluster = SlurmCluster::start(2);
+    let busy = cluster.nodes[0].clone();
+    cluster.submit_running_job(&busy, "sleep 300");
+    // Waits for the busy node: it needs both nodes, for at most 90 minutes.
+    cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "-N",
+            "2",
+            "--exclusive",
+            "-t",
+            "1:30:00",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 1",
+        ],
+    );
+    // Held: pending whatever is free, one node for 2 days.
+    cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "-H",
+            "-N",
+            "1",
+            "-t",
+            "2-00:00:00",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 1",
+        ],
+    );
+    let slurm = manager(&cluster);
+    let queue = slurm.queue().await.unwrap();
+
+    assert_eq!(queue.running.len(), 1, "{queue:?}");
+    assert_eq!(queue.running[0].nodes, [NodeId::from(busy.as_str())]);
+    assert_eq!(
+        queue.running[0].time_limit,
+        Some(Duration::from_secs(5 * 60))
+    );
+    let started = queue.running[0].started;
+    assert!(
+        Timestamp::now().saturating_since(started) < Duration::from_secs(120),
+        "started {started}"
+    );
+    let mut pending: Vec<(u32, Option<Duration>)> = queue
+        .pending
+        .iter()
+        .map(|job| (job.nodes, job.time_limit))
+        .collect();
+    pending.sort();
+    assert_eq!(
+        pending,
+        [
+            (1, Some(Duration::from_secs(2 * 24 * 3600))),
+            (2, Some(Duration::from_secs(90 * 60))),
+        ]
+    );
+    for job in &queue.pending {
+        assert!(
+            Timestamp::now().saturating_since(job.submitted) < Duration::from_secs(120),
+            "{job:?}"
+        );
+    }
+    // The harness keeps no accounting: no history, so no arrivals are learned.
+    assert_eq!(queue.recent_since, None);
+}

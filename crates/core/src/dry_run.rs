@@ -1,19 +1,29 @@
 //! Dry runs: what a session would do, and for how long, touching nothing.
 //!
 //! The real [`Rollout`] state machine is driven in virtual time against a
-//! model of the cluster built from one observation of the workload manager:
-//! a node drains when its running jobs are expected to end, and boots in the
-//! expected boot time. Every policy rule (order, failure domains, canary,
-//! windows, strategy) is therefore applied exactly as a real session applies
-//! it, and the plan is deterministic: same observation, same plan.
+//! model of the machine built from one reading of the workload manager: the
+//! group's nodes and the jobs on them, the jobs queued, and the jobs expected
+//! to arrive (learned from the recent past the workload manager reports).
+//! Every policy rule (order, failure domains, canary, windows, strategy) is
+//! therefore applied exactly as a real session applies it.
+//!
+//! The answer is a forecast: what is uncertain (when jobs end within their
+//! limits, which jobs arrive, how long boots take) is drawn in a bounded
+//! number of seeded runs, and the plan reports the median duration with its
+//! 10th and 90th percentiles and the part that dominates. The same input
+//! always gives the same forecast.
 //!
 //! A dry run is asked for by API clients, so what it may cost is bounded:
 //! [`dry_run_within`] stops with [`DryRunStopped`] when the simulated session
-//! outgrows the [`DryRunBudget`] (simulated time, passes of the engine) or
-//! when the caller raises its cancellation flag (its deadline passed, its
-//! request went away).
+//! outgrows the [`DryRunBudget`] (simulated time, passes of the engine over
+//! all sampled runs) or when the caller raises its cancellation flag (its
+//! deadline passed, its request went away).
 
-use std::collections::{BTreeSet, HashMap};
+mod attribution;
+mod machine;
+mod outlook;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,25 +31,36 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::node::NodeId;
-use crate::ports::{BootHandle, NodeBootState, NodeBootStatus, WorkloadNode, WorkloadState};
-use crate::rollout::{Action, ActionOutput, Rollout, RolloutPolicy};
+use crate::ports::{WorkloadNode, WorkloadQueue, WorkloadState};
+use crate::rollout::{Rollout, RolloutPolicy};
 use crate::session::SessionSpec;
 use crate::time::Timestamp;
+use attribution::Split;
+use machine::{Machine, MachineSettings, NodeTrace};
+use outlook::Outlook;
 
 /// What the model assumes where the cluster does not say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DryRunAssumptions {
-    /// How long one boot takes.
+    /// How long one boot takes, on average.
     pub boot_time: Duration,
+    /// Boots vary uniformly by this share of `boot_time` either way (0.1:
+    /// ±10%).
+    pub boot_time_spread: f64,
     /// When jobs with no known end are taken to end, counted from the start.
     pub unknown_job_end: Duration,
+    /// How many seeded runs a forecast samples when something is uncertain
+    /// (one when nothing is).
+    pub samples: u32,
 }
 
 impl Default for DryRunAssumptions {
     fn default() -> Self {
         DryRunAssumptions {
             boot_time: Duration::from_secs(5 * 60),
+            boot_time_spread: 0.1,
             unknown_job_end: Duration::from_secs(24 * 3600),
+            samples: 15,
         }
     }
 }
@@ -50,9 +71,11 @@ pub struct DryRunBudget {
     /// The longest simulated span a plan covers, from its start: a session
     /// expected to take longer is not planned.
     pub horizon: Duration,
-    /// The most passes of the engine loop (each is one instant at which the
-    /// engine is woken: a poll, a job end, a boot end). Bounds the CPU time
-    /// of a plan whatever its simulated length.
+    /// The most passes of the engine loop over all sampled runs (each is
+    /// one instant at which the engine is woken: a poll, a job end or
+    /// arrival, a boot end). Bounds the CPU time of a plan whatever its
+    /// simulated length; when it runs out after some sampled runs are
+    /// complete, the forecast is made from those.
     pub max_passes: u64,
 }
 
@@ -91,22 +114,34 @@ pub enum DryRunStopped {
 pub struct PlannedStep {
     /// Step number, from 0.
     pub step: u32,
-    /// Its nodes, in the order they were taken.
+    /// Its nodes, in the order they were taken (in the median sampled run).
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub nodes: Vec<NodeId>,
     /// When it is expected to start.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub starts_at: Timestamp,
-    /// When its last node is expected to be back in service.
+    /// When its last node is expected to be back in service (median run).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub done_at: Timestamp,
+    /// The 10th percentile of when this step is done, over the sampled runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub done_at_p10: Option<Timestamp>,
+    /// The 90th percentile of when this step is done, over the sampled runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub done_at_p90: Option<Timestamp>,
+    /// What this step's time goes to: its boot, or waiting for its jobs
+    /// ("waiting for jobs that end by 2026-12-06 14:20 UTC").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominated_by: Option<String>,
 }
 
-/// The outcome of a dry run.
+/// The outcome of a dry run: a forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRun {
-    /// The steps in the order they would start.
+    /// The steps in the order they would start (in the median sampled run).
     pub steps: Vec<PlannedStep>,
     /// Nodes the session would upgrade.
     pub nodes: usize,
@@ -114,17 +149,33 @@ pub struct DryRun {
     pub step_size: u32,
     /// The policy as it would be applied.
     pub policy: RolloutPolicy,
-    /// How long the session is expected to take.
+    /// How long the session is expected to take: the median of the sampled runs.
     #[serde(with = "humantime_text")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "3h 12m"))]
     pub estimated_duration: Duration,
+    /// The 10th percentile of the duration over the sampled runs: one run in
+    /// ten is faster.
+    #[serde(default, with = "humantime_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2h 50m"))]
+    pub p10: Duration,
+    /// The 90th percentile of the duration: one run in ten is slower.
+    #[serde(default, with = "humantime_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "3h 40m"))]
+    pub p90: Duration,
+    /// How many seeded runs the forecast sampled (one when nothing is uncertain).
+    #[serde(default)]
+    pub samples: u32,
+    /// The part of the session that dominates its duration, e.g. "waiting
+    /// for jobs that end by 2026-12-06 14:20 UTC" or "boot rounds".
+    #[serde(default)]
+    pub dominated_by: String,
     /// Why the nodes come in this order, and what the estimate assumes.
     pub rationale: Vec<String>,
 }
 
 /// Plans `spec` under `policy` for nodes `members`, whose workload state is
-/// `observed` at `now`, with no bound but a cap of five million passes (a
-/// plan that reaches it shows how far it got).
+/// `observed` at `now` (the queue unknown), with no bound but a cap of five
+/// million passes (a plan that reaches it shows how far it got).
 pub fn dry_run(
     spec: SessionSpec,
     policy: RolloutPolicy,
@@ -133,18 +184,42 @@ pub fn dry_run(
     now: Timestamp,
     assumptions: &DryRunAssumptions,
 ) -> DryRun {
+    forecast(
+        DryRunInput {
+            spec,
+            policy,
+            members,
+            observed: observed.to_vec(),
+            now,
+            queue: None,
+            queue_note: None,
+        },
+        assumptions,
+    )
+}
+
+/// As [`dry_run`] from everything `input` holds (its queue too), with no
+/// bound but a cap of five million passes.
+pub fn forecast(input: DryRunInput, assumptions: &DryRunAssumptions) -> DryRun {
     let budget = DryRunBudget {
         horizon: Duration::MAX,
         max_passes: 5_000_000,
     };
     let never = AtomicBool::new(false);
-    let mut simulation = Simulation::new(spec, policy, members, observed, now, assumptions);
-    // Only the pass cap can stop it: the partial plan is the answer.
-    let _ = simulation.run(&budget, &never);
-    simulation.plan()
+    match sample(&input, assumptions, &budget, &never) {
+        Ok(plan) => plan,
+        // Only the pass cap can stop it: the first run's partial plan is the answer.
+        Err(_) => {
+            let outlook = Outlook::learn(input.queue.as_ref(), input.now, input.members.len());
+            let mut simulation = Simulation::new(&input, &outlook, assumptions, 0);
+            let _ = simulation.run(&budget, &never);
+            let outcome = simulation.outcome();
+            combine(&input, &outlook, vec![outcome], 1, simulation.rationale)
+        }
+    }
 }
 
-/// As [`dry_run`], within `budget`; stops early, with what to change, when
+/// As [`forecast`], within `budget`; stops early, with what to change, when
 /// the session outgrows it, and as soon as `cancel` is raised (checked at
 /// every pass of the engine, so a caller's deadline holds to a pass).
 pub fn dry_run_within(
@@ -153,22 +228,13 @@ pub fn dry_run_within(
     budget: &DryRunBudget,
     cancel: &AtomicBool,
 ) -> Result<DryRun, DryRunStopped> {
-    let DryRunInput {
-        spec,
-        policy,
-        members,
-        observed,
-        now,
-    } = input;
-    let mut simulation = Simulation::new(spec, policy, members, &observed, now, assumptions);
-    simulation.run(budget, cancel)?;
-    Ok(simulation.plan())
+    sample(&input, assumptions, budget, cancel)
 }
 
 /// What a dry run plans from: the session, its policy as applied, the
 /// starting group's members in inventory order, and the workload manager's
-/// view of them at `now`. Gathered by the controller (IO), planned by
-/// [`dry_run_within`] (CPU only), so the planning can run apart.
+/// view of them and of its jobs at `now`. Gathered by the controller (IO),
+/// planned by [`dry_run_within`] (CPU only), so the planning can run apart.
 #[derive(Debug, Clone)]
 pub struct DryRunInput {
     /// The session, its step size resolved.
@@ -181,11 +247,181 @@ pub struct DryRunInput {
     pub observed: Vec<WorkloadNode>,
     /// When the plan starts.
     pub now: Timestamp,
+    /// The workload manager's jobs (running, queued, recent), when it can
+    /// tell; without them the forecast knows only the nodes' job ends.
+    pub queue: Option<WorkloadQueue>,
+    /// Why the queue is missing, when reading it failed, for the rationale.
+    pub queue_note: Option<String>,
 }
 
-/// The engine driven against the model in virtual time.
+/// Runs the sampled runs of a forecast and combines them.
+fn sample(
+    input: &DryRunInput,
+    assumptions: &DryRunAssumptions,
+    budget: &DryRunBudget,
+    cancel: &AtomicBool,
+) -> Result<DryRun, DryRunStopped> {
+    let outlook = Outlook::learn(input.queue.as_ref(), input.now, input.members.len());
+    let uncertain =
+        outlook.has_arrivals() || !outlook.knows_run_times() || assumptions.boot_time_spread > 0.0;
+    let runs = if uncertain {
+        assumptions.samples.max(1)
+    } else {
+        1
+    };
+    let mut spent: u64 = 0;
+    let mut outcomes = Vec::new();
+    let mut rationale = Vec::new();
+    for run in 0..runs {
+        let mut simulation = Simulation::new(input, &outlook, assumptions, run);
+        let left = DryRunBudget {
+            horizon: budget.horizon,
+            max_passes: budget.max_passes.saturating_sub(spent),
+        };
+        let outcome = simulation.run(&left, cancel);
+        spent += simulation.passes;
+        match outcome {
+            Ok(()) => {
+                outcomes.push(simulation.outcome());
+                rationale = simulation.rationale;
+            }
+            // Out of budget after some complete runs: forecast from those.
+            Err(DryRunStopped::TooLong { .. }) if !outcomes.is_empty() => break,
+            Err(stopped) => return Err(stopped),
+        }
+    }
+    Ok(combine(input, &outlook, outcomes, runs, rationale))
+}
+
+/// What one sampled run gave.
+struct Outcome {
+    duration: Duration,
+    steps: Vec<PlannedStep>,
+    traces: HashMap<NodeId, NodeTrace>,
+    split: Split,
+}
+
+/// The value at quantile `q` of `sorted` (nearest rank).
+fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get(((last as f64) * q).round() as usize).copied()
+}
+
+/// The forecast from the sampled runs' `outcomes` (at least one) of `planned` runs.
+fn combine(
+    input: &DryRunInput,
+    outlook: &Outlook,
+    mut outcomes: Vec<Outcome>,
+    planned: u32,
+    mut rationale: Vec<String>,
+) -> DryRun {
+    outcomes.sort_by_key(|outcome| outcome.duration);
+    let durations: Vec<Duration> = outcomes.iter().map(|outcome| outcome.duration).collect();
+    let median_index = outcomes.len() / 2;
+    let p10 = quantile(&durations, 0.1).unwrap_or_default();
+    let p90 = quantile(&durations, 0.9).unwrap_or_default();
+    let samples = u32::try_from(outcomes.len()).unwrap_or(u32::MAX);
+    // Per step number, when it is done in each run.
+    let mut done: HashMap<u32, Vec<Timestamp>> = HashMap::new();
+    for outcome in &outcomes {
+        for step in &outcome.steps {
+            done.entry(step.step).or_default().push(step.done_at);
+        }
+    }
+    for times in done.values_mut() {
+        times.sort_unstable();
+    }
+    let Some(median) = outcomes.get_mut(median_index) else {
+        // Never: every caller passes at least one outcome.
+        return DryRun {
+            steps: Vec::new(),
+            nodes: input.members.len(),
+            step_size: input.spec.upgrade_step_size,
+            policy: input.policy.clone(),
+            estimated_duration: Duration::ZERO,
+            p10,
+            p90,
+            samples,
+            dominated_by: String::new(),
+            rationale,
+        };
+    };
+    let estimated_duration = median.duration;
+    let dominated_by = median.split.dominant();
+    let mut steps = std::mem::take(&mut median.steps);
+    for step in &mut steps {
+        let times = done.get(&step.step).map_or(&[][..], |times| &times[..]);
+        if samples > 1 {
+            step.done_at_p10 = quantile(times, 0.1);
+            step.done_at_p90 = quantile(times, 0.9);
+        }
+        step.dominated_by = Some(step_dominance(&step.nodes, &median.traces));
+    }
+    rationale
+        .extend(outlook.rationale(input.queue.as_ref().map_or(0, |queue| queue.pending.len())));
+    if let Some(note) = &input.queue_note {
+        rationale.push(note.clone());
+    }
+    let text =
+        |duration: Duration| humantime::format_duration(Duration::from_secs(duration.as_secs()));
+    rationale.push(if samples > 1 {
+        format!(
+            "Forecast from {samples} sampled runs{}: median {}, 10% of runs under {}, 10% over {}; dominated by {dominated_by}.",
+            if samples < planned {
+                format!(" (of {planned}; the dry run's budget allowed no more)")
+            } else {
+                String::new()
+            },
+            text(estimated_duration),
+            text(p10),
+            text(p90)
+        )
+    } else {
+        format!("Nothing in the forecast is uncertain: one run, dominated by {dominated_by}.")
+    });
+    DryRun {
+        steps,
+        nodes: input.members.len(),
+        step_size: input.spec.upgrade_step_size,
+        policy: input.policy.clone(),
+        estimated_duration,
+        p10,
+        p90,
+        samples,
+        dominated_by,
+        rationale,
+    }
+}
+
+/// What a step's time goes to, from its nodes' traces: waiting for its
+/// slowest job when that took longer than its longest boot, else the boot.
+fn step_dominance(nodes: &[NodeId], traces: &HashMap<NodeId, NodeTrace>) -> String {
+    let mut wait = Duration::ZERO;
+    let mut last_end = None;
+    let mut boot = Duration::ZERO;
+    for trace in nodes.iter().filter_map(|node| traces.get(node)) {
+        if let (Some(from), Some(to)) = (trace.drained_at, trace.quiet_at)
+            && to.saturating_since(from) > wait
+        {
+            wait = to.saturating_since(from);
+            last_end = Some(to);
+        }
+        if let (Some(from), Some(to)) = (trace.boot_at, trace.back_at) {
+            boot = boot.max(to.saturating_since(from));
+        }
+    }
+    match last_end {
+        Some(end) if wait > boot => format!(
+            "waiting for jobs that end by {}",
+            attribution::clock_time(end)
+        ),
+        _ => "boot".to_string(),
+    }
+}
+
+/// The engine driven against one sampled run's machine in virtual time.
 struct Simulation {
-    model: Model,
+    machine: Machine,
     rollout: Rollout,
     members: Vec<NodeId>,
     policy: RolloutPolicy,
@@ -193,23 +429,56 @@ struct Simulation {
     rationale: Vec<String>,
     start: Timestamp,
     clock: Timestamp,
+    passes: u64,
 }
 
 impl Simulation {
     fn new(
-        spec: SessionSpec,
-        policy: RolloutPolicy,
-        members: Vec<NodeId>,
-        observed: &[WorkloadNode],
-        now: Timestamp,
+        input: &DryRunInput,
+        outlook: &Outlook,
         assumptions: &DryRunAssumptions,
+        run: u32,
     ) -> Simulation {
+        let policy = input.policy.clone();
         let soak = policy
             .health
             .as_ref()
             .map_or(Duration::ZERO, |health| health.soak);
-        let model = Model::new(observed, now, assumptions, soak);
-        let mut rationale = model.rationale(&policy);
+        let machine = Machine::new(
+            &input.members,
+            &input.observed,
+            input.queue.as_ref(),
+            outlook,
+            input.now,
+            MachineSettings {
+                boot_time: assumptions.boot_time,
+                boot_spread: assumptions.boot_time_spread,
+                unknown_job_end: assumptions.unknown_job_end,
+                soak,
+            },
+            run,
+        );
+        let mut rationale = policy_rationale(&policy);
+        let busy = input
+            .observed
+            .iter()
+            .filter(|node| {
+                matches!(
+                    node.state,
+                    WorkloadState::Allocated | WorkloadState::Draining
+                )
+            })
+            .count();
+        rationale.push(format!(
+            "Estimate: {busy} busy node(s) drain when their jobs end (by their time limits unless recent jobs show otherwise); a boot takes {}.",
+            humantime::format_duration(assumptions.boot_time)
+        ));
+        if machine.unknown_ends > 0 {
+            rationale.push(format!(
+                "{} node(s) run jobs with no known end; the estimate assumes they end within a day.",
+                machine.unknown_ends
+            ));
+        }
         // A dry run cannot wait for an operator: a canary that would pause is
         // planned as if it were resumed at once.
         let mut run_policy = policy.clone();
@@ -222,42 +491,44 @@ impl Simulation {
                     .to_string(),
             );
         }
-        let step_size = spec.upgrade_step_size;
-        let rollout = Rollout::new(Uuid::nil(), spec, run_policy, now);
+        let step_size = input.spec.upgrade_step_size;
+        let rollout = Rollout::new(Uuid::nil(), input.spec.clone(), run_policy, input.now);
         Simulation {
-            model,
+            machine,
             rollout,
-            members,
+            members: input.members.clone(),
             policy,
             step_size,
             rationale,
-            start: now,
-            clock: now,
+            start: input.now,
+            clock: input.now,
+            passes: 0,
         }
     }
 
     /// Drives the engine until the session finishes or `budget` or `cancel`
     /// stops it.
     fn run(&mut self, budget: &DryRunBudget, cancel: &AtomicBool) -> Result<(), DryRunStopped> {
-        let mut passes: u64 = 0;
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return Err(DryRunStopped::Cancelled);
             }
-            if passes >= budget.max_passes {
-                return Err(self.too_long(budget, Limit::Passes(passes)));
+            if self.passes >= budget.max_passes {
+                return Err(self.too_long(budget, Limit::Passes(budget.max_passes)));
             }
             if self.clock.saturating_since(self.start) > budget.horizon {
                 return Err(self.too_long(budget, Limit::Horizon));
             }
-            passes += 1;
+            self.passes += 1;
             let clock = self.clock;
+            self.machine.advance_to(clock);
+            let before = self.progress();
             self.rollout.handle_timeout(clock);
             // Everything asked at one instant is answered at that instant.
             loop {
                 let mut answers = Vec::new();
                 while let Some((id, action)) = self.rollout.poll_action() {
-                    answers.push((id, Ok(self.model.answer(&action, clock, &self.members))));
+                    answers.push((id, Ok(self.machine.answer(&action, clock))));
                 }
                 if answers.is_empty() {
                     break;
@@ -267,10 +538,15 @@ impl Simulation {
             if self.rollout.is_finished() {
                 return Ok(());
             }
-            // Until the model's next job end, boot end or soak end, every
-            // poll would read what was read already: skip to the first poll
-            // after it.
-            if let Some(change) = self.model.next_change_after(clock) {
+            // Until the machine's next job end, arrival, boot end or soak
+            // end, every poll would read what was read already: skip to the
+            // first poll after it. Only once the engine made no progress in
+            // this pass, though: a node that just moved on (booted, now
+            // verifying; a step just finished) is looked at again at the
+            // next poll whatever the machine does.
+            if self.progress() == before
+                && let Some(change) = self.machine.next_change_after(clock)
+            {
                 self.rollout.defer_polls(change);
             }
             let next = self
@@ -279,6 +555,19 @@ impl Simulation {
                 .unwrap_or(clock + Duration::from_secs(1));
             self.clock = next.max(clock + Duration::from_millis(1));
         }
+    }
+
+    /// How far the engine has come: its nodes per phase and its steps. The
+    /// same before and after a pass when the pass changed nothing.
+    fn progress(&self) -> (Vec<usize>, usize) {
+        let state = self.rollout.state();
+        (
+            crate::rollout::NodePhase::ALL
+                .iter()
+                .map(|&phase| state.count(phase))
+                .collect(),
+            state.steps.len(),
+        )
     }
 
     /// Why the session outgrew `budget`, naming the setting of the request
@@ -307,10 +596,8 @@ impl Simulation {
             .map_or(Duration::ZERO, |health| health.soak);
         let soaks = soak.saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
         let latest_job_end = self
-            .model
-            .jobs_end
-            .values()
-            .max()
+            .machine
+            .latest_initial_job_end()
             .map(|end| end.saturating_since(self.start));
         let (field, cause) = if soaks >= budget.horizon / 2 || soak >= budget.horizon / 4 {
             (
@@ -359,8 +646,8 @@ impl Simulation {
         }
     }
 
-    /// The plan, as far as the simulation went.
-    fn plan(self) -> DryRun {
+    /// The run's outcome, as far as it went.
+    fn outcome(&self) -> Outcome {
         let state = self.rollout.state();
         let steps = state
             .steps
@@ -379,16 +666,23 @@ impl Simulation {
                     .filter_map(|&node| state.nodes[node].finished_at)
                     .max()
                     .unwrap_or(step.started_at),
+                done_at_p10: None,
+                done_at_p90: None,
+                dominated_by: None,
             })
             .collect();
         let finished = state.finished_at.unwrap_or(self.clock);
-        DryRun {
+        let traces: Vec<(NodeId, NodeTrace)> = self
+            .machine
+            .traces()
+            .map(|(id, trace)| (id.clone(), trace))
+            .collect();
+        let only: Vec<NodeTrace> = traces.iter().map(|(_, trace)| *trace).collect();
+        Outcome {
+            duration: finished.saturating_since(self.start),
             steps,
-            nodes: state.nodes.len(),
-            step_size: self.step_size,
-            policy: self.policy,
-            estimated_duration: finished.saturating_since(self.start),
-            rationale: self.rationale,
+            split: attribution::split(&only, self.start, finished),
+            traces: traces.into_iter().collect(),
         }
     }
 }
@@ -402,172 +696,28 @@ enum Limit {
     Passes(u64),
 }
 
-/// The cluster as the dry run imagines it.
-struct Model {
-    /// When each node's current jobs end; absent = idle.
-    jobs_end: HashMap<NodeId, Timestamp>,
-    /// Nodes with jobs of unknown end.
-    unknown_ends: usize,
-    /// When each booting node comes back.
-    back_at: HashMap<NodeId, Timestamp>,
-    /// The nodes of each boot, by key.
-    boots: HashMap<String, Vec<NodeId>>,
-    /// Every time something the rollout observes changes: a job end, a boot
-    /// end, the end of a booted node's soak.
-    changes: BTreeSet<Timestamp>,
-    boot_time: Duration,
-    /// The policy's health soak: a node back at `t` is upgraded at the
-    /// first poll after `t + soak`, with nothing new to see in between.
-    soak: Duration,
-}
-
-impl Model {
-    fn new(
-        observed: &[WorkloadNode],
-        now: Timestamp,
-        assumptions: &DryRunAssumptions,
-        soak: Duration,
-    ) -> Model {
-        let mut jobs_end = HashMap::new();
-        let mut unknown_ends = 0;
-        for node in observed {
-            if matches!(
-                node.state,
-                WorkloadState::Allocated | WorkloadState::Draining
-            ) {
-                let end = node.jobs_end_by.unwrap_or_else(|| {
-                    unknown_ends += 1;
-                    now + assumptions.unknown_job_end
-                });
-                jobs_end.insert(node.node.clone(), end);
-            }
+/// Why the nodes come in the order they do, as the policy says.
+fn policy_rationale(policy: &RolloutPolicy) -> Vec<String> {
+    use crate::rollout::{Order, Strategy};
+    let mut lines = vec![match policy.order {
+        Order::Inventory => {
+            "Nodes in inventory order (cabinet, chassis, slot, node), as CRUS.".to_string()
         }
-        let changes = jobs_end.values().copied().collect();
-        Model {
-            jobs_end,
-            unknown_ends,
-            back_at: HashMap::new(),
-            boots: HashMap::new(),
-            changes,
-            boot_time: assumptions.boot_time,
-            soak,
-        }
-    }
-
-    /// The first time after `now` at which an observation would differ.
-    fn next_change_after(&self, now: Timestamp) -> Option<Timestamp> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        self.changes
-            .range((Excluded(now), Unbounded))
-            .next()
-            .copied()
-    }
-
-    fn rationale(&self, policy: &RolloutPolicy) -> Vec<String> {
-        use crate::rollout::{Order, Strategy};
-        let mut lines = vec![match policy.order {
-            Order::Inventory => {
-                "Nodes in inventory order (cabinet, chassis, slot, node), as CRUS.".to_string()
+        Order::DrainCost => "Idle nodes first, then nodes whose jobs end soonest.".to_string(),
+        Order::Topology => format!(
+            "Idle nodes first, then nodes whose jobs end soonest, {}.",
+            match (policy.spread, policy.align) {
+                (Some(domain), _) => format!("never two of one {} out at once", domain.as_str()),
+                (None, Some(domain)) => format!("a whole {} at a time", domain.as_str()),
+                (None, None) => "by location".to_string(),
             }
-            Order::DrainCost => "Idle nodes first, then nodes whose jobs end soonest.".to_string(),
-            Order::Topology => format!(
-                "Idle nodes first, then nodes whose jobs end soonest, {}.",
-                match (policy.spread, policy.align) {
-                    (Some(domain), _) =>
-                        format!("never two of one {} out at once", domain.as_str()),
-                    (None, Some(domain)) => format!("a whole {} at a time", domain.as_str()),
-                    (None, None) => "by location".to_string(),
-                }
-            ),
-        }];
-        lines.push(match policy.strategy {
-            Strategy::Steps => "Each step waits for its slowest drain, then boots, before the next starts (CRUS's barrier).".to_string(),
-            Strategy::Continuous => "A node is taken as soon as another is back; each boots as soon as it is drained.".to_string(),
-        });
-        lines.push(format!(
-            "Estimate: {} busy node(s) drain when their jobs' time limits end; a boot takes {}.",
-            self.jobs_end.len(),
-            humantime::format_duration(self.boot_time)
-        ));
-        if self.unknown_ends > 0 {
-            lines.push(format!(
-                "{} node(s) run jobs with no known end; the estimate assumes they end within a day.",
-                self.unknown_ends
-            ));
-        }
-        lines
-    }
-
-    fn answer(&mut self, action: &Action, now: Timestamp, members: &[NodeId]) -> ActionOutput {
-        match action {
-            Action::ReadStartingGroup { .. } => ActionOutput::Members(members.to_vec()),
-            Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
-                cleared_failed: Vec::new(),
-                cleared_upgrading: Vec::new(),
-            },
-            Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
-                nodes
-                    .iter()
-                    .map(|node| {
-                        let end = self.jobs_end.get(node).copied().filter(|end| *end > now);
-                        let booted = self.back_at.get(node).is_some_and(|at| *at <= now);
-                        WorkloadNode {
-                            node: node.clone(),
-                            state: match (end, booted) {
-                                (_, true) => WorkloadState::Idle,
-                                (Some(_), false) => WorkloadState::Draining,
-                                (None, false) => WorkloadState::Drained,
-                            },
-                            responding: true,
-                            jobs_end_by: end,
-                            reason: None,
-                        }
-                    })
-                    .collect(),
-            ),
-            Action::StartBoot { request, .. } => {
-                for node in &request.nodes {
-                    self.back_at.insert(node.clone(), now + self.boot_time);
-                }
-                self.changes.insert(now + self.boot_time);
-                if !self.soak.is_zero() {
-                    self.changes.insert(now + self.boot_time + self.soak);
-                }
-                self.boots
-                    .insert(request.key.clone(), request.nodes.clone());
-                ActionOutput::BootStarted(BootHandle {
-                    key: request.key.clone(),
-                    id: request.key.clone(),
-                })
-            }
-            Action::ObserveBoot { handle, .. } => ActionOutput::BootStatus(
-                self.boots
-                    .get(&handle.key)
-                    .into_iter()
-                    .flatten()
-                    .map(|node| NodeBootStatus {
-                        node: node.clone(),
-                        state: if self.back_at.get(node).is_some_and(|at| *at <= now) {
-                            NodeBootState::Ok
-                        } else {
-                            NodeBootState::InProgress
-                        },
-                    })
-                    .collect(),
-            ),
-            Action::RequeueJobs { nodes } => {
-                for node in nodes {
-                    self.jobs_end.remove(node);
-                }
-                ActionOutput::Done
-            }
-            Action::Drain { .. }
-            | Action::Resume { .. }
-            | Action::MarkFailed { .. }
-            | Action::PowerRestart { .. }
-            | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
-        }
-    }
+        ),
+    }];
+    lines.push(match policy.strategy {
+        Strategy::Steps => "Each step waits for its slowest drain, then boots, before the next starts (CRUS's barrier).".to_string(),
+        Strategy::Continuous => "A node is taken as soon as another is back; each boots as soon as it is drained.".to_string(),
+    });
+    lines
 }
 
 /// Whether any node of the plan would still be out of service at the end (never, by construction).
@@ -702,6 +852,8 @@ mod tests {
             members: members(),
             observed: vec![busy("n1", 120)],
             now: Timestamp::from_secs(1_000_000),
+            queue: None,
+            queue_note: None,
         }
     }
 
@@ -771,6 +923,115 @@ mod tests {
         assert!(message.contains("3 engine passes"), "{message}");
     }
 
+    fn queue_of(pending: Vec<crate::ports::PendingJob>) -> WorkloadQueue {
+        WorkloadQueue {
+            pending,
+            ..WorkloadQueue::default()
+        }
+    }
+
+    #[test]
+    fn a_queued_job_as_wide_as_the_group_delays_the_second_step() {
+        let now = Timestamp::from_secs(1_000_000);
+        let mut with_queue = input(RolloutPolicy::default());
+        let without = dry_run_within(
+            with_queue.clone(),
+            &DryRunAssumptions::default(),
+            &DryRunBudget::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        // Waiting for all 4 nodes, 3 hours: it starts once step 0 gives n1
+        // and n2 back, and step 1 waits for it.
+        with_queue.queue = Some(queue_of(vec![crate::ports::PendingJob {
+            nodes: 4,
+            time_limit: Some(Duration::from_secs(3 * 3600)),
+            submitted: now,
+        }]));
+        let queued = dry_run_within(
+            with_queue,
+            &DryRunAssumptions::default(),
+            &DryRunBudget::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let minutes = |plan: &DryRun| plan.estimated_duration.as_secs() / 60;
+        assert!(
+            (125..=140).contains(&minutes(&without)),
+            "{}",
+            minutes(&without)
+        );
+        assert!(
+            (305..=325).contains(&minutes(&queued)),
+            "{}",
+            minutes(&queued)
+        );
+        assert!(
+            queued
+                .dominated_by
+                .starts_with("waiting for jobs that end by"),
+            "{}",
+            queued.dominated_by
+        );
+        assert!(
+            queued.steps[1]
+                .dominated_by
+                .as_deref()
+                .is_some_and(|text| text.starts_with("waiting for jobs")),
+            "{:?}",
+            queued.steps[1]
+        );
+        assert!(
+            queued
+                .rationale
+                .iter()
+                .any(|line| line.contains("1 queued job(s)"))
+        );
+    }
+
+    #[test]
+    fn uncertain_job_ends_give_a_range_and_the_same_input_the_same_forecast() {
+        let now = Timestamp::from_secs(1_000_000);
+        let mut uncertain = input(RolloutPolicy::default());
+        // n1's job started an hour ago with a 3-hour limit; recent jobs ran
+        // 40% to 100% of their limits.
+        uncertain.observed = vec![busy("n1", 120)];
+        let mut queue = queue_of(Vec::new());
+        queue.running = vec![crate::ports::RunningJob {
+            nodes: vec![NodeId::from("n1")],
+            started: Timestamp::from_secs(1_000_000 - 3600),
+            time_limit: Some(Duration::from_secs(3 * 3600)),
+        }];
+        queue.recent = (4..=10)
+            .map(|tenths| crate::ports::PastJob {
+                submitted: now - Duration::from_secs(7200),
+                nodes: 8,
+                time_limit: Some(Duration::from_secs(1000)),
+                run_time: Some(Duration::from_secs(100 * tenths)),
+            })
+            .collect();
+        uncertain.queue = Some(queue);
+        let assumptions = DryRunAssumptions {
+            boot_time_spread: 0.0,
+            ..DryRunAssumptions::default()
+        };
+        let plan = forecast(uncertain.clone(), &assumptions);
+        assert_eq!(plan.samples, 15);
+        assert!(
+            plan.p10 < plan.estimated_duration && plan.estimated_duration < plan.p90,
+            "{plan:#?}"
+        );
+        // The job ends between 1.2 h and 3 h from its start: the upgrade
+        // takes between about 20 minutes and 2 hours.
+        assert!(plan.p10 >= Duration::from_secs(15 * 60), "{plan:#?}");
+        assert!(plan.p90 <= Duration::from_secs(135 * 60), "{plan:#?}");
+        assert!(
+            plan.steps[0].done_at_p10 < plan.steps[0].done_at_p90,
+            "{plan:#?}"
+        );
+        assert_eq!(plan, forecast(uncertain, &assumptions));
+    }
+
     #[test]
     fn a_raised_cancellation_flag_stops_the_plan() {
         let stopped = dry_run_within(
@@ -781,5 +1042,84 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(stopped, DryRunStopped::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod arrival_tests {
+    //! Arrivals keep the machine changing; the engine must still move on at its own pace.
+    use super::*;
+    use crate::ports::{PastJob, PendingJob};
+    use crate::rollout::{Order, Strategy};
+
+    #[test]
+    fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
+        // 16 idle nodes, steps of 4, 10-minute boots, and a light load of
+        // 2-node jobs every 30 minutes: four boot rounds, about 41 minutes.
+        // (Polls deferred to the next arrival once made each step wait for
+        // it: 1 h 48 min.)
+        let now = Timestamp::from_secs(1_000_000);
+        let members: Vec<NodeId> = (0..16)
+            .map(|i| NodeId::from(format!("n{i:02}").as_str()))
+            .collect();
+        let observed: Vec<WorkloadNode> = members
+            .iter()
+            .map(|node| WorkloadNode {
+                node: node.clone(),
+                state: WorkloadState::Idle,
+                responding: true,
+                jobs_end_by: None,
+                reason: None,
+            })
+            .collect();
+        let recent = (0..48)
+            .map(|i| PastJob {
+                submitted: now - Duration::from_secs(1800 * (i + 1)),
+                nodes: 2,
+                time_limit: Some(Duration::from_secs(1200)),
+                run_time: Some(Duration::from_secs(1200)),
+            })
+            .collect();
+        let input = DryRunInput {
+            spec: SessionSpec {
+                failed_label: "f".into(),
+                starting_label: "c".into(),
+                upgrade_step_size: 4,
+                upgrade_template_id: "i".into(),
+                upgrading_label: "u".into(),
+                workload_manager_type: "slurm".into(),
+                policy: None,
+            },
+            policy: RolloutPolicy {
+                order: Order::DrainCost,
+                strategy: Strategy::Continuous,
+                ..RolloutPolicy::default()
+            },
+            members,
+            observed,
+            now,
+            queue: Some(WorkloadQueue {
+                recent,
+                recent_since: Some(now - Duration::from_secs(24 * 3600)),
+                pending: Vec::<PendingJob>::new(),
+                ..WorkloadQueue::default()
+            }),
+            queue_note: None,
+        };
+        let plan = forecast(
+            input,
+            &DryRunAssumptions {
+                boot_time: Duration::from_secs(600),
+                boot_time_spread: 0.0,
+                ..DryRunAssumptions::default()
+            },
+        );
+        let minutes = plan.estimated_duration.as_secs() / 60;
+        assert!((40..=45).contains(&minutes), "{minutes} min: {plan:#?}");
+        assert!(
+            plan.dominated_by.starts_with("boot rounds"),
+            "{}",
+            plan.dominated_by
+        );
     }
 }

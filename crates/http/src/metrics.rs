@@ -564,6 +564,11 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         )
         .await
     }
+
+    async fn queue(&self) -> crus_core::Result<crus_core::ports::WorkloadQueue> {
+        self.observe(WORKLOAD_MANAGER, "queue", self.inner.queue())
+            .await
+    }
 }
 
 #[async_trait]

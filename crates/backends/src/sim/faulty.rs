@@ -251,6 +251,10 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
         self.call("requeueing jobs", self.inner.requeue_jobs(nodes))
             .await
     }
+
+    async fn queue(&self) -> Result<crus_core::ports::WorkloadQueue> {
+        self.call("reading the job queue", self.inner.queue()).await
+    }
 }
 
 #[async_trait]

@@ -46,4 +46,6 @@ pub use synthetic::SyntheticWorkload;
 pub use topology::{MAX_NODES, slurm_name, xname_of};
 
 #[cfg(test)]
+mod forecast_tests;
+#[cfg(test)]
 mod tests;

@@ -8,15 +8,20 @@
 
 use async_trait::async_trait;
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus,
-    PowerControl, PowerOperation, PowerState, WorkloadManager, WorkloadNode, WorkloadState,
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus, PastJob,
+    PendingJob, PowerControl, PowerOperation, PowerState, RunningJob, WorkloadManager,
+    WorkloadNode, WorkloadQueue, WorkloadState,
 };
-use crus_core::{Error, NodeFacts, NodeId, Result};
+use crus_core::{Error, NodeFacts, NodeId, Result, Timestamp};
 
 use super::boots::BootRecord;
 use super::cluster::SimCluster;
 use super::model::Model;
 use super::node::Condition;
+
+/// How far back the simulated workload manager's accounting reports jobs
+/// (as `sacct` would be asked for the last day).
+pub(super) const QUEUE_HISTORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Inventory.
 impl Model {
@@ -116,6 +121,68 @@ impl Model {
         }
         self.after_change();
         Ok(())
+    }
+
+    /// The jobs running and queued, and those submitted in the last
+    /// [`QUEUE_HISTORY`] (since the cluster was made, if later), as a
+    /// workload manager's accounting reports them: a job's run time only
+    /// once it has ended. Jobs still to be submitted are never shown.
+    fn queue(&self) -> WorkloadQueue {
+        let running = self
+            .running
+            .values()
+            .map(|running| RunningJob {
+                nodes: running
+                    .nodes
+                    .iter()
+                    .map(|&index| self.nodes[index].id.clone())
+                    .collect(),
+                started: running.started,
+                time_limit: running.job.requested_time,
+            })
+            .collect();
+        let pending = self
+            .queue
+            .iter()
+            .map(|job| PendingJob {
+                nodes: u32::try_from(job.nodes).unwrap_or(u32::MAX),
+                time_limit: job.requested_time,
+                submitted: job.submitted,
+            })
+            .collect();
+        let since = (self.now - QUEUE_HISTORY).max(self.started);
+        // Submitted jobs that still wait or run have no run time yet.
+        let unfinished: std::collections::HashSet<(Option<u64>, Timestamp, usize)> = self
+            .queue
+            .iter()
+            .chain(self.running.values().map(|running| &running.job))
+            .map(|job| (job.trace_id, job.submitted, job.nodes))
+            .collect();
+        let submitted = &self.arrivals[..self.next_arrival.min(self.arrivals.len())];
+        let recent = submitted
+            .iter()
+            .rev()
+            .take_while(|job| job.submitted >= since)
+            .map(|job| PastJob {
+                submitted: job.submitted,
+                nodes: u32::try_from(job.nodes).unwrap_or(u32::MAX),
+                time_limit: job.requested_time,
+                run_time: if unfinished.contains(&(job.trace_id, job.submitted, job.nodes)) {
+                    None
+                } else {
+                    job.run_time
+                },
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        WorkloadQueue {
+            running,
+            pending,
+            recent,
+            recent_since: Some(since),
+        }
     }
 
     fn node_states(&self, nodes: &[NodeId]) -> Vec<WorkloadNode> {
@@ -340,6 +407,10 @@ impl WorkloadManager for SimCluster {
 
     async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
         self.change(|model| model.requeue_jobs(nodes)).await
+    }
+
+    async fn queue(&self) -> Result<WorkloadQueue> {
+        Ok(self.lock().queue())
     }
 }
 

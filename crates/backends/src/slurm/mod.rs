@@ -32,6 +32,7 @@ mod hostlist;
 mod json;
 mod names;
 mod parse;
+mod queue;
 mod reboot;
 mod settings;
 
@@ -43,7 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
-use crus_core::ports::{WorkloadManager, WorkloadNode, WorkloadState};
+use crus_core::ports::{WorkloadManager, WorkloadNode, WorkloadQueue, WorkloadState};
 use crus_core::time::Timestamp;
 
 pub use names::NodeNaming;
@@ -458,6 +459,59 @@ impl WorkloadManager for SlurmWorkloadManager {
 
     async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()> {
         self.take_out(nodes, reason, Update::Fail).await
+    }
+
+    /// Running and pending jobs from `squeue`, the last day's jobs from
+    /// `sacct` (none, and no history, where the site keeps no accounting).
+    async fn queue(&self) -> Result<WorkloadQueue> {
+        let output = self
+            .commands
+            .run(
+                "squeue",
+                &arguments(&[
+                    "-h",
+                    "-a",
+                    "-t",
+                    queue::SQUEUE_STATES,
+                    "-o",
+                    queue::SQUEUE_FORMAT,
+                ]),
+            )
+            .await?;
+        let (running, pending) = queue::parse_squeue(&output, |name| self.names.node_id(name));
+        let history = format!("now-{}hours", queue::HISTORY_HOURS);
+        let recent = self
+            .commands
+            .run(
+                "sacct",
+                &arguments(&[
+                    "-a",
+                    "-X",
+                    "-n",
+                    "-P",
+                    "-S",
+                    &history,
+                    "-o",
+                    queue::SACCT_FIELDS,
+                ]),
+            )
+            .await;
+        let (recent, recent_since) = match recent {
+            Ok(output) => (
+                queue::parse_sacct(&output),
+                Some(Timestamp::now() - Duration::from_secs(queue::HISTORY_HOURS * 3600)),
+            ),
+            Err(error) => {
+                tracing::debug!(%error, "no job accounting: the forecast learns no arrivals");
+                (Vec::new(), None)
+            }
+        };
+        Ok(WorkloadQueue {
+            running,
+            pending,
+            recent,
+            recent_since,
+        })
     }
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {

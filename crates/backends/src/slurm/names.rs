@@ -20,8 +20,7 @@ pub enum NodeNaming {
     NidFromInventory(HashMap<NodeId, u32>),
 }
 
-/// Node id → Slurm node name. (Only this direction is needed: every call
-/// starts from the node ids asked about.)
+/// Node id → Slurm node name, and back for the node lists of jobs.
 #[derive(Debug, Clone)]
 pub(crate) enum Names {
     Identity,
@@ -37,6 +36,17 @@ impl Names {
                     .map(|(node, nid)| (node.clone(), format!("nid{nid:06}")))
                     .collect(),
             ),
+        }
+    }
+
+    /// The node id of Slurm node `name`, if it is one of crus's nodes.
+    pub(crate) fn node_id(&self, name: &str) -> Option<NodeId> {
+        match self {
+            Names::Identity => Some(NodeId::from(name)),
+            Names::Mapped(to_slurm) => to_slurm
+                .iter()
+                .find(|(_, slurm)| slurm.as_str() == name)
+                .map(|(node, _)| node.clone()),
         }
     }
 

@@ -76,14 +76,37 @@ pub fn plan_table(plan: &Value) -> String {
             text(&step["starts_at"]),
             text(&step["done_at"]),
         ));
+        // The forecast's range and what the step waits for, when the
+        // server gives them (servers before issue 27 do not).
+        let mut detail = Vec::new();
+        if let (Some(p10), Some(p90)) = (step["done_at_p10"].as_str(), step["done_at_p90"].as_str())
+        {
+            detail.push(format!("done between {p10} and {p90}"));
+        }
+        if let Some(dominated_by) = step["dominated_by"].as_str() {
+            detail.push(dominated_by.to_string());
+        }
+        if !detail.is_empty() {
+            out.push_str(&format!("{:<5} {}\n", "", detail.join("; ")));
+        }
     }
     out.push_str(&format!(
-        "\n{} nodes, {} step(s) of at most {}; estimated duration {}\n",
+        "\n{} nodes, {} step(s) of at most {}; estimated duration {}",
         text(&plan["nodes"]),
         steps.len(),
         text(&plan["step_size"]),
         text(&plan["estimated_duration"]),
     ));
+    if let (Some(p10), Some(p90)) = (plan["p10"].as_str(), plan["p90"].as_str()) {
+        out.push_str(&format!(" (p10 {p10}, p90 {p90})"));
+    }
+    out.push('\n');
+    if let Some(dominated_by) = plan["dominated_by"]
+        .as_str()
+        .filter(|text| !text.is_empty())
+    {
+        out.push_str(&format!("dominated by {dominated_by}\n"));
+    }
     for line in plan["rationale"].as_array().unwrap_or(&empty) {
         out.push_str(&format!("  - {}\n", text(line)));
     }
@@ -299,6 +322,33 @@ mod tests {
         assert!(list.starts_with("UPGRADE_ID"), "{list}");
         assert!(list.contains("UPDATING"), "{list}");
         assert_eq!(sessions_table(&json!([])), "no sessions\n");
+    }
+
+    #[test]
+    fn plans_show_the_forecast_range_and_what_dominates() {
+        let plan = json!({
+            "steps": [{"step": 0, "nodes": ["n1", "n2"], "starts_at": "t0", "done_at": "t1",
+                       "done_at_p10": "t1a", "done_at_p90": "t1b",
+                       "dominated_by": "waiting for jobs that end by 2026-12-06 14:20 UTC"}],
+            "nodes": 2, "step_size": 2, "estimated_duration": "2h 30m", "p10": "2h",
+            "p90": "3h 10m", "samples": 15, "dominated_by": "boot rounds (2 boot(s), 10m of it)",
+            "rationale": ["Idle nodes first."]
+        });
+        let table = plan_table(&plan);
+        assert!(
+            table.contains("estimated duration 2h 30m (p10 2h, p90 3h 10m)\n"),
+            "{table}"
+        );
+        assert!(table.contains("dominated by boot rounds"), "{table}");
+        assert!(
+            table.contains(
+                "done between t1a and t1b; waiting for jobs that end by 2026-12-06 14:20 UTC"
+            ),
+            "{table}"
+        );
+        // An answer without a forecast (an older server) still prints.
+        let older = json!({"steps": [], "nodes": 0, "step_size": 1, "estimated_duration": "0s"});
+        assert!(plan_table(&older).contains("estimated duration 0s\n"));
     }
 
     #[test]

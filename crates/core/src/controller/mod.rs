@@ -258,14 +258,7 @@ impl Controller {
         assumptions: &crate::dry_run::DryRunAssumptions,
     ) -> std::result::Result<crate::dry_run::DryRun, AdmissionRefusal> {
         let input = self.prepare_dry_run(spec, base).await?;
-        Ok(crate::dry_run::dry_run(
-            input.spec,
-            input.policy,
-            input.members,
-            &input.observed,
-            input.now,
-            assumptions,
-        ))
+        Ok(crate::dry_run::forecast(input, assumptions))
     }
 
     /// The IO half of a dry run: the same checks as a creation, the policy
@@ -287,12 +280,32 @@ impl Controller {
             .map_err(|error| {
                 AdmissionRefusal::Failed(PartFailure::new(Dependency::WorkloadManager, error))
             })?;
+        // The queue only sharpens the forecast: without it the plan is made
+        // from the nodes' job ends, and says so.
+        let (queue, queue_note) = match self.inner.ports.workload_manager.queue().await {
+            Ok(queue) => (Some(queue), None),
+            Err(crate::Error::NotSupported { .. }) => (
+                None,
+                Some(
+                    "The workload manager does not report its queue: the forecast leaves out queued and arriving jobs."
+                        .to_string(),
+                ),
+            ),
+            Err(error) => (
+                None,
+                Some(format!(
+                    "The workload manager's queue could not be read ({error}): the forecast leaves out queued and arriving jobs."
+                )),
+            ),
+        };
         Ok(crate::dry_run::DryRunInput {
             spec: examined.spec,
             policy: examined.policy,
             members: examined.members,
             observed,
             now: self.inner.clock.now(),
+            queue,
+            queue_note,
         })
     }
 

@@ -9,6 +9,7 @@ mod health_probe;
 mod inventory;
 mod power_control;
 mod workload_manager;
+mod workload_queue;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub use health_probe::{HEALTH_CHECK_FAILED, HealthCheck, HealthProbe};
 pub use inventory::Inventory;
 pub use power_control::{PowerControl, PowerOperation, PowerState};
 pub use workload_manager::{WorkloadManager, WorkloadNode, WorkloadState};
+pub use workload_queue::{PastJob, PendingJob, RunningJob, WorkloadQueue};
 
 /// The set of backends a controller acts through.
 #[derive(Clone)]

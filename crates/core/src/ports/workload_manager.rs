@@ -74,4 +74,15 @@ pub trait WorkloadManager: Send + Sync {
             operation: "requeueing jobs",
         })
     }
+
+    /// The jobs running and waiting now and those submitted recently, for
+    /// forecasts (dry runs). Read only. Backends that cannot tell answer
+    /// [`crate::error::Error::NotSupported`], and a dry run then forecasts
+    /// from node states alone.
+    async fn queue(&self) -> Result<super::WorkloadQueue> {
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reading the job queue",
+        })
+    }
 }

@@ -155,7 +155,10 @@ function renderPlan(plan) {
   const section = document.getElementById("plan");
   section.replaceChildren();
   const title = document.createElement("h3");
-  title.textContent = `Plan: ${plan.nodes} nodes in ${plan.steps.length} steps of at most ${plan.step_size}, about ${plan.estimated_duration}`;
+  const range = plan.p10 && plan.p90 ? ` (p10 ${plan.p10}, p90 ${plan.p90})` : "";
+  title.textContent = `Plan: ${plan.nodes} nodes in ${plan.steps.length} steps of at most ${plan.step_size}, about ${plan.estimated_duration}${range}`;
+  const dominated = document.createElement("p");
+  dominated.textContent = plan.dominated_by ? `Dominated by ${plan.dominated_by}.` : "";
   const list = document.createElement("ol");
   list.start = 0;
   for (const step of plan.steps) {
@@ -163,7 +166,11 @@ function renderPlan(plan) {
     const nodes = step.nodes.length > 6
       ? `${step.nodes.slice(0, 3).join(", ")} … ${step.nodes[step.nodes.length - 1]}`
       : step.nodes.join(", ");
-    item.textContent = `Step ${step.step}: ${step.nodes.length} nodes (${nodes})`;
+    const done = step.done_at_p10 && step.done_at_p90
+      ? `, done between ${step.done_at_p10} and ${step.done_at_p90}`
+      : "";
+    const waits = step.dominated_by ? `; ${step.dominated_by}` : "";
+    item.textContent = `Step ${step.step}: ${step.nodes.length} nodes (${nodes})${done}${waits}`;
     list.append(item);
   }
   const rationale = document.createElement("ul");
@@ -172,7 +179,7 @@ function renderPlan(plan) {
     item.textContent = line;
     rationale.append(item);
   }
-  section.append(title, list, rationale);
+  section.append(title, dominated, list, rationale);
   section.hidden = false;
 }
 

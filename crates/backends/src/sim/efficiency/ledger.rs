@@ -209,6 +209,10 @@ impl WorkloadManager for ObservedPorts {
         let result = WorkloadManager::requeue_jobs(self.cluster(), nodes).await;
         self.observed(result)
     }
+
+    async fn queue(&self) -> Result<crus_core::ports::WorkloadQueue> {
+        WorkloadManager::queue(self.cluster()).await
+    }
 }
 
 #[async_trait]

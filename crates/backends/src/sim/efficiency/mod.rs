@@ -24,6 +24,7 @@
 //! .start_paused(true).build()`).
 
 mod baseline;
+mod forecast;
 mod ledger;
 mod lower_bound;
 mod policies;
@@ -39,6 +40,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub use forecast::{
+    FORECAST_COVERAGE_TARGET, FORECAST_ERROR_TARGET, ForecastCheck, ForecastFigures,
+};
 pub use lower_bound::{DERIVATION as LOWER_BOUND_DERIVATION, LowerBound, makespan_lower_bound};
 pub use policies::Policy;
 pub use results::{
@@ -448,6 +452,7 @@ fn assemble(
                     boots: run.at_finish.boots,
                     reboots_with_running_jobs: run.at_finish.reboots_with_running_jobs,
                     jobs_killed: run.at_finish.jobs_killed,
+                    forecast: Some(run.forecast.clone()),
                 };
                 if !report.step_respected {
                     violations.push(format!(
@@ -495,6 +500,7 @@ fn assemble(
             aggregates: Vec::new(),
             lower_bounds: Vec::new(),
             targets: Vec::new(),
+            forecasts: Vec::new(),
         };
         trace_report.summarise(&settings.policies, &settings.steps);
         trace_reports.push(trace_report);
@@ -592,6 +598,16 @@ fn definitions(settings: &EfficiencySettings) -> Definitions {
              {MAKESPAN_RATIO_TARGET} x, mean drained-idle node-hours <= {IDLE_RATIO_TARGET} x \
              (means over the start points), and the mean over start points of its makespan over \
              the lower bound <= {LOWER_BOUND_RATIO_TARGET}."
+        ),
+        forecast: format!(
+            "Before each upgrade run the dry run forecasts it from the same state (nodes, \
+             running jobs, queue and the last 24 h of submissions the simulated workload manager \
+             reports; the trace's future jobs hidden), with the bench's boot time and jitter as \
+             its boot assumption. Targets, for every trace, policy and step: median over the \
+             start points of |forecast median - actual makespan| / actual <= {:.0}%, and the \
+             actual inside the forecast's p10-p90 at >= {:.0}% of the start points.",
+            FORECAST_ERROR_TARGET * 100.0,
+            FORECAST_COVERAGE_TARGET * 100.0
         ),
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::forecast::{ForecastCheck, ForecastFigures};
 use super::lower_bound::LowerBound;
 use super::policies::Policy;
 use super::simulation::JobFigures;
@@ -94,6 +95,9 @@ pub struct Definitions {
     pub lower_bound: String,
     /// The targets.
     pub targets: String,
+    /// How forecasts are measured, and their targets.
+    #[serde(default)]
+    pub forecast: String,
 }
 
 /// Every figure of one trace.
@@ -113,6 +117,9 @@ pub struct TraceReport {
     pub lower_bounds: Vec<BoundAggregate>,
     /// Per step, the targets.
     pub targets: Vec<TargetCheck>,
+    /// Forecast quality per policy and step.
+    #[serde(default)]
+    pub forecasts: Vec<ForecastCheck>,
 }
 
 /// Raw figures of one start point.
@@ -194,6 +201,9 @@ pub struct RunReport {
     pub reboots_with_running_jobs: u64,
     /// Jobs killed; 0 in a good run.
     pub jobs_killed: u64,
+    /// The dry run's forecast from the start point and how it compared.
+    #[serde(default)]
+    pub forecast: Option<ForecastFigures>,
 }
 
 /// A figure's mean and worst (largest) over the start points.
@@ -447,5 +457,16 @@ impl TraceReport {
             })
             .collect();
         self.aggregates = aggregates;
+        self.forecasts = steps
+            .iter()
+            .flat_map(|&step| policies.iter().map(move |&policy| (policy, step)))
+            .map(|(policy, step)| {
+                let figures: Vec<&ForecastFigures> = runs(policy, step)
+                    .into_iter()
+                    .filter_map(|run| run.forecast.as_ref())
+                    .collect();
+                super::forecast::check(policy.name(), step, &figures)
+            })
+            .collect();
     }
 }

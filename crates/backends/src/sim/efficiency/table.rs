@@ -82,6 +82,7 @@ impl EfficiencyReport {
             ("Max out", &definitions.max_out_of_service),
             ("Lower bound", &definitions.lower_bound),
             ("Targets", &definitions.targets),
+            ("Forecasts", &definitions.forecast),
         ] {
             let _ = writeln!(out, "- {name}: {text}");
         }
@@ -191,6 +192,7 @@ fn write_trace(out: &mut String, trace: &TraceReport) {
         "no-upgrade baseline over the window: {:.0} jobs, wait {:.0} node-h (worst {:.0}), mean BSLD {:.2} (worst {:.2})",
         jobs.mean, baseline.mean, baseline.worst, slowdown.mean, slowdown.worst
     );
+    write_forecasts(out, trace);
     if trace.targets.is_empty() {
         let _ = writeln!(
             out,
@@ -219,6 +221,32 @@ fn write_trace(out: &mut String, trace: &TraceReport) {
                 trace.starts.len()
             );
         }
+    }
+}
+
+/// Forecast quality per policy and step, each against its targets.
+fn write_forecasts(out: &mut String, trace: &TraceReport) {
+    if trace.forecasts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "forecasts (dry run before each run; median |error| over the start points, target <= {:.0}%; actual inside p10-p90, target >= {:.0}%):",
+        super::FORECAST_ERROR_TARGET * 100.0,
+        super::FORECAST_COVERAGE_TARGET * 100.0
+    );
+    for check in &trace.forecasts {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<36} |error| {:>5.1}% (worst {:>6.1}%) {:<7}  inside {:>5.1}% {}",
+            check.step,
+            check.policy,
+            check.median_abs_error_pct,
+            check.worst_abs_error_pct,
+            if check.error_met { "met" } else { "NOT MET" },
+            check.inside_p10_p90_pct,
+            if check.coverage_met { "met" } else { "NOT MET" }
+        );
     }
 }
 

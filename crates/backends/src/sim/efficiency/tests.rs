@@ -62,6 +62,7 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
         [
             "added_wait",
             "drained_idle",
+            "forecast",
             "lower_bound",
             "makespan",
             "max_out_of_service",
@@ -99,6 +100,7 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
                     "draining_for_new_jobs_node_h",
                     "draining_for_prior_jobs_node_h",
                     "draining_node_h",
+                    "forecast",
                     "jobs",
                     "jobs_killed",
                     "makespan_over_lower_bound",
@@ -119,6 +121,16 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
             assert_eq!(run["step_respected"], true);
             // No upgrade finishes faster than its lower bound.
             assert!(run["makespan_over_lower_bound"].as_f64().unwrap() >= 1.0);
+            // Every run was forecast first, with a range around the median.
+            let forecast = &run["forecast"];
+            assert!(forecast["samples"].as_u64().unwrap() >= 1);
+            let (p10, median, p90) = (
+                forecast["p10_s"].as_f64().unwrap(),
+                forecast["median_s"].as_f64().unwrap(),
+                forecast["p90_s"].as_f64().unwrap(),
+            );
+            assert!(p10 <= median && median <= p90 && median > 0.0, "{forecast}");
+            assert!(forecast["inside"].is_boolean());
         }
     }
     let aggregates = trace["aggregates"].as_array().unwrap();
@@ -141,6 +153,13 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
             assert!(target[check]["met"].is_boolean(), "{check}");
         }
     }
+    let forecasts = trace["forecasts"].as_array().unwrap();
+    assert_eq!(forecasts.len(), 3 * Policy::ALL.len());
+    for check in forecasts {
+        assert_eq!(check["starts"], settings.start_points);
+        assert!(check["error_met"].is_boolean() && check["coverage_met"].is_boolean());
+    }
     let table = report.table();
+    assert!(table.contains("forecasts (dry run before each run"));
     assert!(table.contains("crus-strict") && table.contains("lower bound"));
 }

@@ -14,6 +14,7 @@ use crus_core::{NodeId, SessionSpec, Timestamp};
 
 use super::super::SimReport;
 use super::EfficiencyError;
+use super::forecast::{self, ForecastFigures};
 use super::ledger::JobRecord;
 use super::policies::Policy;
 use super::simulation::{JobFigures, RunSetup, Simulation, StartSnapshot};
@@ -40,6 +41,8 @@ pub(super) struct UpgradeRun {
     /// the upgrade started, while they were not yet taken (the lower bound
     /// cannot see these).
     pub drain_wait_new_node_s: f64,
+    /// The dry run's forecast from the start point, against the makespan.
+    pub forecast: ForecastFigures,
 }
 
 /// Runs `policy` at `step` on `setup`. Must run on a runtime with a paused clock.
@@ -73,6 +76,16 @@ pub(super) async fn run_upgrade(
     let fail = |doing: &str, error: crus_core::Error| {
         EfficiencyError::simulation(&format!("{} at step {step}: {doing}", policy.name()), error)
     };
+    // Asked first, from the very state the session then starts from; it
+    // touches nothing and takes no simulated time.
+    let (plan, wall_ms) = forecast::ask(
+        &controller,
+        &spec,
+        &policy.rollout_policy(boot_timeout),
+        setup.boot_time,
+        setup.boot_jitter,
+    )
+    .await?;
     let status = controller
         .create_session(spec, policy.rollout_policy(boot_timeout))
         .await
@@ -103,8 +116,10 @@ pub(super) async fn run_upgrade(
         snapshot.at,
     );
     let (jobs, _) = simulation.finish().await?;
+    let makespan = finished.saturating_since(snapshot.at);
     Ok(UpgradeRun {
-        makespan: finished.saturating_since(snapshot.at),
+        forecast: forecast::compare(&plan, makespan, wall_ms),
+        makespan,
         snapshot,
         at_finish,
         jobs,
