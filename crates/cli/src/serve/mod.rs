@@ -6,6 +6,7 @@ mod boot_timeout;
 mod config;
 #[cfg(test)]
 mod example_configs;
+pub mod logging;
 #[cfg(feature = "etcd")]
 mod replica;
 mod wiring;
@@ -29,7 +30,7 @@ pub struct ServeArgs {
     /// SQLite file keeping the sessions [default: ./crus.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Log format [default: text].
+    /// Log format [default: text; journald under systemd].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
 

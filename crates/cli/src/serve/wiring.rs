@@ -13,7 +13,6 @@ use crus_core::ports::Ports;
 use crus_core::rollout::RolloutPolicy;
 use crus_core::store::{FaultyStore, SessionStore};
 use crus_http::{AppState, Auth, AuthConfig, JwksUrlConfig, Leadership, Metrics, instrument_ports};
-use tracing_subscriber::EnvFilter;
 
 use crus_backends::service::{ServiceConfig, TokenSource};
 use crus_backends::slurm::{NodeNaming, SlurmConfig, SlurmRebootConfig, SlurmRebootOrchestrator};
@@ -34,21 +33,9 @@ use super::config::{
     ServiceSection, SimSection, SlurmRebootSection, SlurmSection, StoreKind,
 };
 
-/// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
+/// Logs to standard error, as text or JSON, or to the journal (see `logging.rs`).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colours)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    if let Err(error) = result {
-        eprintln!("warning: logging not set up: {error}");
-    }
+    super::logging::init(format);
 }
 
 /// Starts everything and serves until a signal asks to stop.
@@ -94,6 +81,7 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
         .map_err(|error| format!("cannot read the listening address: {error}"))?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
+    super::logging::log_events(controller.events());
     let state = AppState::new(controller.clone(), Arc::new(auth), metrics)
         .with_leadership(leadership)
         .with_limits(settings.server.limits());
