@@ -268,9 +268,10 @@ fn sections_in_use(config: &Config) -> BTreeSet<&'static str> {
     sections
 }
 
-/// Keys whose value is a path crus does not read itself (a Kadeploy
-/// `authorized_keys` location is sent to Kadeploy as it is).
-const NOT_READ_BY_CRUS: &[&str] = &["ssh_authorized_keys_file"];
+/// `*_file` keys that are not secrets to read: a Kadeploy
+/// `authorized_keys` location is sent to Kadeploy as it is, and the
+/// CycleCloud state file is crus's own, made at its first write.
+const NOT_READ_BY_CRUS: &[&str] = &["ssh_authorized_keys_file", "state_file"];
 
 /// Every `*_file` key of the sections in use, with its value, as
 /// `(key, path)` (`auth.tokens_file`, `webhooks[1].secret_file`, ...).
@@ -602,7 +603,8 @@ mod tests {
              [backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"sim\"\n\
              [hsm]\nbase_url = \"https://hsm\"\noauth2_client_secret_file = \"/s\"\nca_file = \"/ca\"\n\
              [bos]\nbase_url = \"https://bos\"\ntoken_file = \"/unused\"\n\
-             [[webhooks]]\nurl = \"https://hook\"\nsecret_file = \"/w\"\n",
+             [[webhooks]]\nurl = \"https://hook\"\nsecret_file = \"/w\"\n\
+             [cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"c\"\nusername = \"u\"\npassword_env = \"P\"\nstate_file = \"/s\"\n",
         );
         let files = secret_files(&config, &raw);
         let keys: Vec<&str> = files.iter().map(|(key, _)| key.as_str()).collect();
@@ -646,6 +648,20 @@ mod tests {
         assert_eq!(
             files,
             [("kadeploy.password_file".to_string(), PathBuf::from("/p"))]
+        );
+    }
+
+    #[test]
+    fn the_cyclecloud_state_file_is_crus_own_not_a_secret() {
+        let (config, raw) = config(
+            "[backends]\ninventory = \"cyclecloud\"\nworkload_manager = \"none\"\nboot = \"cyclecloud\"\n\
+             [cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"c\"\nusername = \"u\"\n\
+             password_file = \"/p\"\nstate_file = \"/var/lib/crus/groups.json\"\n",
+        );
+        let files = secret_files(&config, &raw);
+        assert_eq!(
+            files,
+            [("cyclecloud.password_file".to_string(), PathBuf::from("/p"))]
         );
     }
 }

@@ -1,25 +1,19 @@
 //! Where `crus serve` logs: standard error as text or JSON lines, or the
 //! systemd journal with each field its own (`CRUS_SESSION`, `CRUS_NODE`,
 //! `CRUS_STEP`, ...) so `journalctl -u crus CRUS_SESSION=<id>` finds one
-//! session. The level (`RUST_LOG`, default `info`) can be changed while the
-//! server runs, by the `log_level` runtime option.
-
-use std::sync::OnceLock;
+//! session. `RUST_LOG` sets the level (default `info`).
 
 use crus_core::controller::EventLog;
 use crus_core::rollout::EventKind;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use super::config::LogFormat;
 
 /// The prefix of crus's own fields in the journal (`CRUS_SESSION`): it
 /// keeps them apart from the journal's (`MESSAGE`, `PRIORITY`, ...).
 const JOURNAL_FIELD_PREFIX: &str = "CRUS";
-
-/// Changes the level of the running server's logging.
-static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// The format to log in: `journald` when asked, or when the default text
 /// format would go to the journal anyway (systemd sets `JOURNAL_STREAM` for
@@ -35,7 +29,6 @@ pub fn effective_format(format: LogFormat, journal_stream: Option<&str>) -> LogF
 /// to write to, logs text to standard error and says why.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (filter, handle) = reload::Layer::new(filter);
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     let mut fallback = None;
     let output: Output = match effective_format(format, journal_stream.as_deref()) {
@@ -59,19 +52,16 @@ pub fn init(format: LogFormat) {
     };
     // The filter applies to every output.
     let result = Registry::default().with(filter).with(output).try_init();
-    match result {
-        Ok(()) => {
-            let _ = LEVEL.set(handle);
-        }
-        Err(error) => eprintln!("warning: logging not set up: {error}"),
+    if let Err(error) = result {
+        eprintln!("warning: logging not set up: {error}");
     }
     if let Some(error) = fallback {
         tracing::warn!(%error, "cannot write to the systemd journal; logging text to standard error instead");
     }
 }
 
-/// The subscriber under the output: the registry and its reloadable filter.
-type Filtered = tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+/// The subscriber under the output: the registry and its filter.
+type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
 
 /// Where log lines go.
 type Output = Box<dyn Layer<Filtered> + Send + Sync>;
@@ -83,26 +73,6 @@ fn text_layer() -> Output {
             .with_ansi(colours)
             .with_writer(std::io::stderr),
     )
-}
-
-/// Whether `level` is a level or filter `RUST_LOG` accepts (`info`,
-/// `warn,crus_backends=debug`).
-pub fn check_level(level: &str) -> Result<(), String> {
-    EnvFilter::try_new(level)
-        .map(|_| ())
-        .map_err(|error| format!("{level:?} is not a log level or filter (e.g. info, debug, warn,crus_backends=debug): {error}"))
-}
-
-/// Logs at `level` from now on (what `RUST_LOG` would say); a server whose
-/// logging was not set up here ignores it.
-pub fn set_level(level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level).map_err(|error| format!("{level:?}: {error}"))?;
-    if let Some(handle) = LEVEL.get() {
-        handle
-            .reload(filter)
-            .map_err(|error| format!("cannot change the log level: {error}"))?;
-    }
-    Ok(())
 }
 
 /// Logs every rollout event of `events` with its session, node and step as
@@ -166,13 +136,5 @@ mod tests {
             effective_format(LogFormat::Journald, None),
             LogFormat::Journald
         );
-    }
-
-    #[test]
-    fn log_levels_are_checked_like_rust_log() {
-        assert!(check_level("info").is_ok());
-        assert!(check_level("warn,crus_backends=debug").is_ok());
-        let error = check_level("loud[").unwrap_err();
-        assert!(error.contains("not a log level"), "{error}");
     }
 }
