@@ -3,6 +3,9 @@
 //! packages install), broken files fail with exit 1 naming each key at
 //! fault, and the online check reaches (wiremock) backends once each.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -7,6 +7,9 @@
 //! on it itself for the test's length, and removes it after; where a real
 //! journald runs, the field test is skipped (its entries would go there).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
