@@ -79,13 +79,14 @@ pub async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), S
     let address = listener
         .local_addr()
         .map_err(|error| format!("cannot read the listening address: {error}"))?;
+    let shutdown = shutdown_signal();
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
     super::logging::log_events(controller.events());
     let state = AppState::new(controller.clone(), Arc::new(auth), metrics)
         .with_leadership(leadership)
         .with_limits(settings.server.limits());
-    crus_http::serve(listener, state, shutdown_signal())
+    crus_http::serve(listener, state, shutdown)
         .await
         .map_err(|error| format!("the server failed: {error}"))?;
     // Every transition was committed before it was acted on, so stopping the
@@ -249,28 +250,35 @@ impl crus_backends::webhooks::DeliveryObserver for WebhookMetrics {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves at SIGINT or SIGTERM. SIGTERM is watched from this call on, not
+/// from the first poll: the service manager may stop the server as soon as
+/// it says it listens, and that stop must be graceful too.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match terminate {
+                Ok(mut terminate) => {
+                    tokio::select! {
+                        _ = interrupt => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+                    let _ = interrupt.await;
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-                let _ = interrupt.await;
-            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+        }
+        tracing::info!("shutdown requested: no longer accepting requests");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown requested: no longer accepting requests");
 }
 
 fn read_file(path: &Path, what: &str) -> Result<String, String> {
