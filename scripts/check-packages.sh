@@ -39,10 +39,12 @@ echo "==> the DEB: $deb"
 [[ -f $deb ]] || fail "no DEB at $deb"
 contents=$(dpkg-deb --contents "$deb")
 for file in "${FILES[@]}"; do
-    # cargo-deb puts units under /lib or /usr/lib depending on its version.
+    # cargo-deb puts units under /lib or /usr/lib depending on its version,
+    # and compresses the man pages it names one by one.
     pattern=".$file"
     [[ $file == /lib/systemd/* ]] && pattern="lib/systemd/system/crus.service"
-    grep -qF -- "$pattern" <<<"$contents" || fail "the DEB lacks $file"
+    [[ $file == /usr/share/man/* ]] && pattern=".$file"
+    grep -qE -- "${pattern//./\\.}(\\.gz)?\$" <<<"$contents" || fail "the DEB lacks $file"
 done
 dpkg-deb --field "$deb" Package | grep -qx crus || fail "the DEB's package is not named crus"
 
@@ -79,7 +81,7 @@ verify=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $u
 grep -i "crus.service" <<<"$verify" && fail "systemd-analyze verify complains about the unit: $verify"
 # The installed configuration is the one the unit checks before each start.
 as_root crus config check --offline --config /etc/crus/crus.toml >/dev/null || fail "the installed /etc/crus/crus.toml fails crus config check"
-for page in $(dpkg -L crus | grep '/usr/share/man/man[15]/'); do
+for page in $(dpkg -L crus | grep '/usr/share/man/man[15]/.'); do
     [[ -f $page ]] || continue
     out=$(MANWIDTH=80 man -l "$page" 2>&1 >/dev/null) || fail "man -l $page: $out"
     [[ -z $out ]] || fail "man -l $page warns: $out"

@@ -4,8 +4,11 @@
 # /etc/crus/crus.toml, man pages and shell completions. Prints the paths of
 # the two packages on its last two lines.
 #
-#   scripts/package.sh                    # the release profile: what sites install
-#   scripts/package.sh --profile ci-package # a cheaper build with the same contents (CI)
+#   scripts/package.sh                      # the release profile: what sites install
+#   scripts/package.sh --profile ci-package # a cheaper optimised build, same contents
+#   scripts/package.sh --profile ci-package --binary target/debug/crus
+#                                           # package a crus already built with
+#                                           # --features etcd (CI: the test build's)
 #
 # cargo-deb and cargo-generate-rpm are built once into target/tools (or
 # $CRUS_PACKAGE_TOOLS) and reused. The etcd feature needs protoc at build
@@ -16,11 +19,13 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 profile=release
+binary=""
 while (($#)); do
     case $1 in
+        --binary) binary=${2:?--binary needs the path of a crus built with --features etcd}; shift 2 ;;
         --profile) profile=${2:?--profile needs a profile name}; shift 2 ;;
         --profile=*) profile=${1#--profile=}; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 2 ;;
     esac
 done
@@ -45,13 +50,21 @@ install_tool cargo-deb "$CARGO_DEB_VERSION"
 install_tool cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
 export PATH="$tools/bin:$PATH"
 
-if ! command -v protoc >/dev/null; then
-    echo "error: protoc is missing; the etcd store needs it to build (apt-get install protobuf-compiler)" >&2
-    exit 1
+if [[ -n $binary ]]; then
+    # cargo-deb and cargo-generate-rpm take the binary from the profile's
+    # directory; the given one is put there.
+    "$binary" --version >/dev/null || { echo "error: $binary does not run" >&2; exit 1; }
+    echo "==> packaging $binary as the $profile build"
+    mkdir -p "$out"
+    cp "$binary" "$out/crus"
+else
+    if ! command -v protoc >/dev/null; then
+        echo "error: protoc is missing; the etcd store needs it to build (apt-get install protobuf-compiler)" >&2
+        exit 1
+    fi
+    echo "==> cargo build --profile $profile -p crus-cli --features etcd"
+    cargo build --locked --profile "$profile" -p crus-cli --features etcd
 fi
-
-echo "==> cargo build --profile $profile -p crus-cli --features etcd"
-cargo build --locked --profile "$profile" -p crus-cli --features etcd
 
 echo "==> man pages, completions and the default configuration"
 rm -rf "$out/package"
