@@ -84,13 +84,14 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo test --workspace --all-features"
 cargo test --workspace --all-features
 
-# The packages: built with the cheaper ci-package profile (same contents as
-# the release build sites install; see README "Install"), then installed,
-# checked and purged (DEB) and listed (RPM). cargo-deb and
+# The packages, of the crus the tests above built (with every feature, etcd
+# included): the same files as the release packages sites install (see
+# README "Install"), without a second build of the workspace. Then the DEB
+# is installed, checked and purged, and the RPM listed. cargo-deb and
 # cargo-generate-rpm are built once into target/tools.
-echo "==> scripts/package.sh --profile ci-package"
+echo "==> scripts/package.sh --profile ci-package --binary (the test build's crus)"
 package_output=$(mktemp)
-scripts/package.sh --profile ci-package | tee "$package_output"
+scripts/package.sh --profile ci-package --binary "${CARGO_TARGET_DIR:-$root/target}/debug/crus" | tee "$package_output"
 deb=$(tail -n 2 "$package_output" | head -n 1)
 rpm=$(tail -n 1 "$package_output")
 rm -f "$package_output"
