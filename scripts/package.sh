@@ -68,6 +68,10 @@ fi
 
 echo "==> man pages, completions and the default configuration"
 rm -rf "$out/package"
+mkdir -p "$out/package"
+# The packaged binary without debug information (symbols stay, so a
+# backtrace still names functions): a tenth of the size, and fast to compress.
+strip --strip-debug -o "$out/package/crus" "$out/crus"
 "$out/crus" generate man "$out/package/man"
 "$out/crus" generate completions "$out/package/completions"
 sh packaging/default-config.sh docs/crus.example.toml > "$out/package/crus.toml"
