@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # Debian packages the tests need.
-SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge openssl etcd-server etcd-client protobuf-compiler chromium chromium-driver)
+SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge openssl etcd-server etcd-client protobuf-compiler chromium chromium-driver
+    rpm man-db systemd dpkg-dev)
 # Python tools the tests need, installed in a virtualenv under the build directory.
 PYTHON_PACKAGES=("schemathesis==4.32.5" "sushy-tools==2.2.0")
 VENV="$root/target/py"
@@ -82,3 +83,17 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 echo "==> cargo test --workspace --all-features"
 cargo test --workspace --all-features
+
+# The packages, of the crus the tests above built (with every feature, etcd
+# included): the same files as the release packages sites install (see
+# README "Install"), without a second build of the workspace. Then the DEB
+# is installed, checked and purged, and the RPM listed. cargo-deb and
+# cargo-generate-rpm are built once into target/tools.
+echo "==> scripts/package.sh --profile ci-package --binary (the test build's crus)"
+package_output=$(mktemp)
+scripts/package.sh --profile ci-package --binary "${CARGO_TARGET_DIR:-$root/target}/debug/crus" | tee "$package_output"
+deb=$(tail -n 2 "$package_output" | head -n 1)
+rpm=$(tail -n 1 "$package_output")
+rm -f "$package_output"
+echo "==> scripts/check-packages.sh"
+scripts/check-packages.sh "$deb" "$rpm"

@@ -170,6 +170,12 @@ pub struct Started {
 }
 
 impl Started {
+    /// The controller driving this server's sessions (its event log feeds
+    /// logs and webhooks).
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
     /// Serves the API on `listener` until `shutdown` completes, then stops
     /// the sessions' tasks (the next start, or leader, resumes them).
     pub async fn run(

@@ -5,7 +5,9 @@
 
 mod bench;
 mod client;
+mod config_check;
 mod demo;
+mod generate;
 mod serve;
 
 use std::process::ExitCode;
@@ -49,6 +51,11 @@ enum Command {
         #[command(flatten)]
         connection: client::ConnectionArgs,
     },
+    /// Check a configuration file (`crus config check`) before serving with it.
+    Config(config_check::ConfigArgs),
+    /// Write the man pages or the completion scripts into a directory (packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// Print a shell completion script (e.g. `crus completions bash > /etc/bash_completion.d/crus`).
     Completions {
         /// The shell.
@@ -79,6 +86,8 @@ fn main() -> ExitCode {
         Command::Plan { args, connection } => {
             client::plan(&args, connection).map_err(|error| error.to_string())
         }
+        Command::Config(args) => config_check::run(args),
+        Command::Generate(args) => generate::run(args, <Cli as clap::CommandFactory>::command()),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -16,7 +16,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// SQLite file holding the sessions.
     pub db: PathBuf,
-    /// Log lines as `text` or `json`.
+    /// Log lines as `text` or `json`, or to the systemd journal (`journald`).
     pub log_format: LogFormat,
     /// A request taking longer than this is answered 503.
     #[serde(with = "humantime_duration")]
@@ -112,4 +112,7 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// The systemd journal, each field its own (`CRUS_SESSION`, `CRUS_NODE`,
+    /// `CRUS_STEP`); `text` under systemd (`JOURNAL_STREAM` set) means this.
+    Journald,
 }

@@ -3,12 +3,13 @@
 //! simulated cluster or real backends. The flags are applied over the
 //! configuration file; the server itself is [`crus::server::Server`].
 
+pub mod logging;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use crus::server::{BackendsSection, Config, ConfigError, LogFormat, Server, StoreKind};
-use tracing_subscriber::EnvFilter;
 
 /// Options of `crus serve`. Flags override the configuration file.
 #[derive(Debug, Args)]
@@ -22,7 +23,7 @@ pub struct ServeArgs {
     /// SQLite file keeping the sessions [default: ./crus.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Log format [default: text].
+    /// Log format [default: text; journald under systemd].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
 
@@ -234,7 +235,7 @@ impl ServeArgs {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let settings = args.settings().map_err(|error| error.to_string())?;
-    init_logging(settings.server.log_format);
+    logging::init(settings.server.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -258,52 +259,43 @@ async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), Strin
     let address = listener
         .local_addr()
         .map_err(|error| format!("cannot read the listening address: {error}"))?;
+    let shutdown = shutdown_signal();
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
+    logging::log_events(server.controller().events());
     server
-        .run(listener, shutdown_signal())
+        .run(listener, shutdown)
         .await
         .map_err(|error| error.to_string())
 }
 
-/// Logs to standard error, as text or JSON; `RUST_LOG` refines the level (default `info`).
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colours)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    if let Err(error) = result {
-        eprintln!("warning: logging not set up: {error}");
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves at SIGINT or SIGTERM. SIGTERM is watched from this call on, not
+/// from the first poll: the service manager may stop the server as soon as
+/// it says it listens, and that stop must be graceful too.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match terminate {
+                Ok(mut terminate) => {
+                    tokio::select! {
+                        _ = interrupt => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+                    let _ = interrupt.await;
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-                let _ = interrupt.await;
-            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+        }
+        tracing::info!("shutdown requested: no longer accepting requests");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown requested: no longer accepting requests");
 }

@@ -1,0 +1,670 @@
+//! `crus config check [--config FILE] [--offline]`: tells whether `crus
+//! serve` would start on a configuration file, before it is put in service
+//! (and before every start of the packaged unit, as its `ExecStartPre`).
+//!
+//! It loads and validates the file as `crus serve` does, reads every secret
+//! file the chosen backends and auth name, reaches each configured backend
+//! once (unless `--offline`), and prints what would run, or every problem
+//! found, each naming its key. Problems are collected rather than stopping
+//! at the first, so one run lists everything to fix.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crus::server::{BackendKind, Config, StoreKind};
+
+/// `crus config ...`
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `crus config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and the secret files it names, reach
+    /// each configured backend once, and print what `crus serve` would run
+    /// (exit 0), or every problem with its key (exit 1).
+    Check {
+        /// The configuration file.
+        #[arg(long, value_name = "PATH", default_value = "/etc/crus/crus.toml")]
+        config: PathBuf,
+        /// Do not reach the backends: check the file and its secret files only.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+/// One thing wrong, at its key (`auth.tokens_file`, `bos.base_url`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key at fault.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Runs `crus config ...`; an error means the file is not usable (exit 1).
+pub fn run(args: ConfigArgs) -> Result<(), String> {
+    match args.command {
+        ConfigCommand::Check { config, offline } => check(&config, offline),
+    }
+}
+
+fn check(path: &Path, offline: bool) -> Result<(), String> {
+    // The same loading and validation as `crus serve --config`.
+    let config = Config::load(path).map_err(|error| {
+        format!(
+            "{error}\n{} is not usable; crus serve would not start",
+            path.display()
+        )
+    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let raw: toml::Value =
+        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+
+    let mut problems = check_secrets(&config, &raw);
+    problems.extend(check_auth(&config));
+    let mut reached = Vec::new();
+    if !offline {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        for (target, result) in runtime.block_on(reach_backends(&config)) {
+            match result {
+                Ok(answer) => reached.push(format!("{} ({}): {answer}", target.key, target.what)),
+                Err(message) => problems.push(Problem {
+                    key: target.key,
+                    message,
+                }),
+            }
+        }
+    }
+
+    let mut report = summary(path, &config);
+    if offline {
+        report.push_str("backends: not reached (--offline)\n");
+    } else if reached.is_empty() {
+        report.push_str("backends: none to reach (simulated or local)\n");
+    } else {
+        for line in &reached {
+            report.push_str(&format!("reached {line}\n"));
+        }
+    }
+    crate::write_stdout(report.as_bytes())?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    Err(format!(
+        "{} has {} problem(s); crus serve would not start (or not work) with it",
+        path.display(),
+        problems.len()
+    ))
+}
+
+/// What `crus serve` would run with `config`, one line per part.
+pub fn summary(path: &Path, config: &Config) -> String {
+    let mut lines = vec![format!("configuration: {} (valid)", path.display())];
+    let server = &config.server;
+    lines.push(format!(
+        "server: listen {}, log format {:?}",
+        server.listen, server.log_format
+    ));
+    lines.push(match config.store.kind {
+        StoreKind::Sqlite => format!("store: sqlite {}", server.db.display()),
+        StoreKind::Etcd => format!(
+            "store: etcd {} (prefix {})",
+            config.etcd.endpoints.join(","),
+            config.etcd.prefix
+        ),
+    });
+    let backends = &config.backends;
+    let power = backends.power.map_or_else(
+        || {
+            if backends.boot.name() == "sim" {
+                "sim"
+            } else {
+                "none"
+            }
+        },
+        BackendKind::name,
+    );
+    let (inventory, workload_manager, boot) = (
+        backends.inventory.name(),
+        backends.workload_manager.name(),
+        backends.boot.name(),
+    );
+    lines.push(format!(
+        "backends: inventory {inventory}, workload manager {workload_manager}, boot {boot}, power {power}"
+    ));
+    if [inventory, workload_manager, boot, power]
+        .iter()
+        .any(|backend| *backend == "sim")
+    {
+        lines.push(format!(
+            "simulated cluster: {} nodes at {}x",
+            config.sim.nodes, config.sim.speed
+        ));
+    }
+    lines.push(format!(
+        "rollout: default boot timeout {}, poll interval {}",
+        humantime::format_duration(config.default_boot_timeout()),
+        humantime::format_duration(config.rollout.poll_interval)
+    ));
+    let kinds = auth_kinds(config);
+    lines.push(if kinds.is_empty() {
+        "auth: none configured".to_string()
+    } else {
+        format!("auth: {}", kinds.join(", "))
+    });
+    lines.push(if config.webhooks.is_empty() {
+        "webhooks: none".to_string()
+    } else {
+        format!(
+            "webhooks: {}",
+            config
+                .webhooks
+                .iter()
+                .map(|webhook| webhook.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    lines.push(format!(
+        "health checks: commands {}, HTTP hosts {}",
+        if config.health.allow_commands {
+            "allowed"
+        } else {
+            "refused"
+        },
+        config.health.allowed_http_hosts.join(", ")
+    ));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// The kinds of credential the API accepts with `config` (and the
+/// environment `crus serve` reads: `CRUS_TOKENS`, `CRUS_JWT_SECRET`).
+fn auth_kinds(config: &Config) -> Vec<String> {
+    let auth = &config.auth;
+    let mut kinds = Vec::new();
+    if !auth.tokens.is_empty() {
+        kinds.push(format!("{} static token(s)", auth.tokens.len()));
+    }
+    if let Some(path) = &auth.tokens_file {
+        kinds.push(format!("tokens file {}", path.display()));
+    }
+    if std::env::var_os("CRUS_TOKENS").is_some() {
+        kinds.push("tokens from CRUS_TOKENS".to_string());
+    }
+    if auth.jwt_secret_file.is_some() || std::env::var_os("CRUS_JWT_SECRET").is_some() {
+        kinds.push("HS256 JWTs".to_string());
+    }
+    if auth.jwt_public_key_file.is_some() {
+        kinds.push("JWTs signed by a public key".to_string());
+    }
+    if auth.jwks_file.is_some() {
+        kinds.push("JWTs of a JWKS file".to_string());
+    }
+    if let Some(url) = &auth.jwks_url {
+        kinds.push(format!("JWTs of the JWKS URL {url}"));
+    }
+    if auth.no_auth {
+        kinds.push("no authentication (no_auth: every request accepted)".to_string());
+    }
+    kinds
+}
+
+fn check_auth(config: &Config) -> Option<Problem> {
+    auth_kinds(config).is_empty().then(|| Problem {
+        key: "auth".to_string(),
+        message: "nothing would accept a request: set auth.tokens_file, \
+                  auth.jwt_public_key_file, auth.jwks_file or auth.jwks_url \
+                  (or auth.no_auth = true on a laptop)"
+            .to_string(),
+    })
+}
+
+/// The sections `crus serve` reads with `config`: the others, present or
+/// not, are ignored, so their files are not required.
+fn sections_in_use(config: &Config) -> BTreeSet<&'static str> {
+    let backends = &config.backends;
+    let power = backends.power.map_or("none", BackendKind::name);
+    let mut sections = BTreeSet::from(["auth", "webhooks"]);
+    if config.store.kind == StoreKind::Etcd {
+        sections.insert("etcd");
+    }
+    if backends.inventory.name() == "hsm" {
+        sections.insert("hsm");
+    }
+    if matches!(backends.boot.name(), "bos" | "bos-v1") {
+        sections.insert("bos");
+    }
+    if power == "redfish" {
+        sections.insert("redfish");
+    }
+    if backends.boot.name() == "kadeploy" || power == "kadeploy" {
+        sections.insert("kadeploy");
+    }
+    if !config.cyclecloud_ports().is_empty() {
+        sections.insert("cyclecloud");
+    }
+    sections
+}
+
+/// `*_file` keys that are not secrets to read: a Kadeploy
+/// `authorized_keys` location is sent to Kadeploy as it is, and the
+/// CycleCloud state file is crus's own, made at its first write.
+const NOT_READ_BY_CRUS: &[&str] = &["ssh_authorized_keys_file", "state_file"];
+
+/// Every `*_file` key of the sections in use, with its value, as
+/// `(key, path)` (`auth.tokens_file`, `webhooks[1].secret_file`, ...).
+pub fn secret_files(config: &Config, raw: &toml::Value) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    let Some(table) = raw.as_table() else {
+        return files;
+    };
+    for section in sections_in_use(config) {
+        if let Some(value) = table.get(section) {
+            collect_files(section, value, &mut files);
+        }
+    }
+    files
+}
+
+fn collect_files(key: &str, value: &toml::Value, files: &mut Vec<(String, PathBuf)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (name, value) in table {
+                let child = format!("{key}.{name}");
+                match value {
+                    toml::Value::String(path)
+                        if name.ends_with("_file")
+                            && !NOT_READ_BY_CRUS.contains(&name.as_str()) =>
+                    {
+                        files.push((child, PathBuf::from(path)));
+                    }
+                    _ => collect_files(&child, value, files),
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_files(&format!("{key}[{index}]"), item, files);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Each secret file read as `crus serve` (or a backend, at its first call)
+/// would; an environment variable named by `*_env` must be set.
+fn check_secrets(config: &Config, raw: &toml::Value) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (key, path) in secret_files(config, raw) {
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => problems.push(Problem {
+                key,
+                message: format!("{} is empty; put the secret in it", path.display()),
+            }),
+            Ok(_) => {}
+            Err(error) => problems.push(Problem {
+                key,
+                message: format!(
+                    "cannot read {}: {error} (the server reads it as its own user; check the path and its permissions)",
+                    path.display()
+                ),
+            }),
+        }
+    }
+    let mut variables = Vec::new();
+    for (section, name) in [
+        (
+            "hsm",
+            config.hsm.as_ref().and_then(|hsm| hsm.token_env.clone()),
+        ),
+        (
+            "bos",
+            config.bos.as_ref().and_then(|bos| bos.token_env.clone()),
+        ),
+    ] {
+        if let Some(name) = name {
+            variables.push((format!("{section}.token_env"), section, name));
+        }
+    }
+    if let Some(name) = config
+        .cyclecloud
+        .as_ref()
+        .and_then(|section| section.password_env.clone())
+    {
+        variables.push(("cyclecloud.password_env".to_string(), "cyclecloud", name));
+    }
+    let in_use = sections_in_use(config);
+    for (key, section, name) in variables {
+        if in_use.contains(section) && std::env::var_os(&name).is_none() {
+            problems.push(Problem {
+                key,
+                message: format!("the environment variable {name} is not set"),
+            });
+        }
+    }
+    problems
+}
+
+/// One backend to reach: the key naming it and what it is.
+#[derive(Debug, Clone)]
+struct Target {
+    key: String,
+    what: &'static str,
+    how: Reach,
+}
+
+#[derive(Debug, Clone)]
+enum Reach {
+    /// An HTTP GET: any answer means it is there.
+    Http {
+        url: String,
+        ca_file: Option<PathBuf>,
+        insecure: bool,
+    },
+    /// A TCP connection (etcd's gRPC port).
+    Tcp { address: String },
+    /// `scontrol ping` (Slurm's controller).
+    Slurm {
+        bin_dir: Option<PathBuf>,
+        conf: Option<PathBuf>,
+    },
+}
+
+/// How long one backend may take to answer the check.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn targets(config: &Config) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let in_use = sections_in_use(config);
+    let http = |key: &str, what: &'static str, url: &str, ca_file: Option<PathBuf>| Target {
+        key: key.to_string(),
+        what,
+        how: Reach::Http {
+            url: url.to_string(),
+            ca_file,
+            insecure: false,
+        },
+    };
+    if in_use.contains("hsm")
+        && let Some(hsm) = &config.hsm
+    {
+        targets.push(http(
+            "hsm.base_url",
+            "HSM",
+            &hsm.base_url,
+            hsm.ca_file.clone(),
+        ));
+    }
+    if in_use.contains("bos")
+        && let Some(bos) = &config.bos
+    {
+        targets.push(http(
+            "bos.base_url",
+            "BOS",
+            &bos.base_url,
+            bos.ca_file.clone(),
+        ));
+    }
+    if in_use.contains("kadeploy")
+        && let Some(kadeploy) = &config.kadeploy
+    {
+        targets.push(http(
+            "kadeploy.base_url",
+            "Kadeploy3",
+            &kadeploy.base_url,
+            kadeploy.ca_file.clone(),
+        ));
+    }
+    if in_use.contains("cyclecloud")
+        && let Some(cyclecloud) = &config.cyclecloud
+    {
+        targets.push(http(
+            "cyclecloud.base_url",
+            "CycleCloud",
+            &cyclecloud.base_url,
+            cyclecloud.ca_file.clone(),
+        ));
+    }
+    if in_use.contains("redfish")
+        && let Some(redfish) = &config.redfish
+    {
+        // The BMCs placed by name; template-placed ones are known only
+        // once the inventory names the nodes.
+        let mut seen = BTreeSet::new();
+        for (node, placed) in &redfish.nodes {
+            if seen.insert(placed.bmc_url.clone()) {
+                targets.push(Target {
+                    key: format!("redfish.nodes.{node}.bmc_url"),
+                    what: "Redfish BMC",
+                    how: Reach::Http {
+                        url: format!("{}/redfish/v1/", placed.bmc_url.trim_end_matches('/')),
+                        ca_file: redfish.ca_file.clone(),
+                        insecure: redfish.insecure,
+                    },
+                });
+            }
+        }
+    }
+    if let Some(url) = &config.auth.jwks_url {
+        targets.push(http(
+            "auth.jwks_url",
+            "JWKS",
+            url,
+            config.auth.jwks_ca_file.clone(),
+        ));
+    }
+    if config.store.kind == StoreKind::Etcd {
+        for (index, endpoint) in config.etcd.endpoints.iter().enumerate() {
+            let address = endpoint
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_string();
+            targets.push(Target {
+                key: format!("etcd.endpoints[{index}]"),
+                what: "etcd",
+                how: Reach::Tcp { address },
+            });
+        }
+    }
+    if config.backends.workload_manager.name() == "slurm"
+        || config.backends.boot.name() == "slurm-reboot"
+    {
+        targets.push(Target {
+            key: "slurm".to_string(),
+            what: "Slurm controller",
+            how: Reach::Slurm {
+                bin_dir: config.slurm.bin_dir.clone(),
+                conf: config.slurm.conf.clone(),
+            },
+        });
+    }
+    targets
+}
+
+/// Reaches each backend once, one after another; each result says what answered.
+async fn reach_backends(config: &Config) -> Vec<(Target, Result<String, String>)> {
+    let targets = targets(config);
+    let results = futures_join(targets.iter().map(reach)).await;
+    targets.into_iter().zip(results).collect()
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for future in handles {
+        results.push(future.await);
+    }
+    results
+}
+
+async fn reach(target: &Target) -> Result<String, String> {
+    match &target.how {
+        Reach::Http {
+            url,
+            ca_file,
+            insecure,
+        } => {
+            let mut builder = reqwest::Client::builder()
+                .timeout(REACH_TIMEOUT)
+                .danger_accept_invalid_certs(*insecure);
+            if let Some(path) = ca_file {
+                let pem = std::fs::read(path).map_err(|error| {
+                    format!("cannot read the CA file {}: {error}", path.display())
+                })?;
+                let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
+                    format!("the CA file {} is not PEM: {error}", path.display())
+                })?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            let client = builder
+                .build()
+                .map_err(|error| format!("cannot make an HTTP client: {error}"))?;
+            let response = client.get(url).send().await.map_err(|error| {
+                format!("cannot reach {url}: {error} (check the URL, DNS, the route and the CA)")
+            })?;
+            Ok(format!("{url} answered {}", response.status()))
+        }
+        Reach::Tcp { address } => {
+            match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(address)).await
+            {
+                Ok(Ok(_)) => Ok(format!("{address} accepts connections")),
+                Ok(Err(error)) => Err(format!("cannot connect to {address}: {error}")),
+                Err(_) => Err(format!(
+                    "no connection to {address} within {}",
+                    humantime::format_duration(REACH_TIMEOUT)
+                )),
+            }
+        }
+        Reach::Slurm { bin_dir, conf } => {
+            let program = bin_dir
+                .as_ref()
+                .map_or_else(|| PathBuf::from("scontrol"), |dir| dir.join("scontrol"));
+            let mut command = tokio::process::Command::new(&program);
+            command.arg("ping").kill_on_drop(true);
+            if let Some(conf) = conf {
+                command.env("SLURM_CONF", conf);
+            }
+            let output = tokio::time::timeout(REACH_TIMEOUT, command.output())
+                .await
+                .map_err(|_| format!("{} ping did not finish in time", program.display()))?
+                .map_err(|error| {
+                    format!(
+                        "cannot run {}: {error} (set slurm.bin_dir to where scontrol is)",
+                        program.display()
+                    )
+                })?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            if output.status.success() && text.contains("UP") {
+                Ok(text.trim().to_string())
+            } else {
+                Err(format!(
+                    "scontrol ping: the Slurm controller is not up: {}{}",
+                    text.trim(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> (Config, toml::Value) {
+        (toml::from_str(text).unwrap(), toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn secret_files_are_those_of_the_sections_in_use() {
+        let (config, raw) = config(
+            "[auth]\ntokens_file = \"/t\"\n\
+             [backends]\ninventory = \"hsm\"\nworkload_manager = \"none\"\nboot = \"sim\"\n\
+             [hsm]\nbase_url = \"https://hsm\"\noauth2_client_secret_file = \"/s\"\nca_file = \"/ca\"\n\
+             [bos]\nbase_url = \"https://bos\"\ntoken_file = \"/unused\"\n\
+             [[webhooks]]\nurl = \"https://hook\"\nsecret_file = \"/w\"\n\
+             [cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"c\"\nusername = \"u\"\npassword_env = \"P\"\nstate_file = \"/s\"\n",
+        );
+        let files = secret_files(&config, &raw);
+        let keys: Vec<&str> = files.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "auth.tokens_file",
+                "hsm.ca_file",
+                "hsm.oauth2_client_secret_file",
+                "webhooks[0].secret_file"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_credential_at_all_is_a_problem_of_auth() {
+        let (config, _) = config("");
+        if std::env::var_os("CRUS_TOKENS").is_none()
+            && std::env::var_os("CRUS_JWT_SECRET").is_none()
+        {
+            assert_eq!(
+                check_auth(&config).map(|problem| problem.key),
+                Some("auth".into())
+            );
+        }
+        let (open, _) = config_with_no_auth();
+        assert_eq!(check_auth(&open), None);
+    }
+
+    fn config_with_no_auth() -> (Config, toml::Value) {
+        config("[auth]\nno_auth = true\n")
+    }
+
+    #[test]
+    fn a_kadeploy_authorized_keys_location_is_not_read() {
+        let (config, raw) = config(
+            "[backends]\ninventory = \"file\"\nworkload_manager = \"none\"\nboot = \"kadeploy\"\n\
+             [kadeploy]\nbase_url = \"https://k\"\nssh_authorized_keys_file = \"server:///k\"\npassword_file = \"/p\"\n",
+        );
+        let files = secret_files(&config, &raw);
+        assert_eq!(
+            files,
+            [("kadeploy.password_file".to_string(), PathBuf::from("/p"))]
+        );
+    }
+
+    #[test]
+    fn the_cyclecloud_state_file_is_crus_own_not_a_secret() {
+        let (config, raw) = config(
+            "[backends]\ninventory = \"cyclecloud\"\nworkload_manager = \"none\"\nboot = \"cyclecloud\"\n\
+             [cyclecloud]\nbase_url = \"https://cc\"\ncluster = \"c\"\nusername = \"u\"\n\
+             password_file = \"/p\"\nstate_file = \"/var/lib/crus/groups.json\"\n",
+        );
+        let files = secret_files(&config, &raw);
+        assert_eq!(
+            files,
+            [("cyclecloud.password_file".to_string(), PathBuf::from("/p"))]
+        );
+    }
+}
