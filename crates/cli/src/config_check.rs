@@ -153,10 +153,7 @@ pub fn summary(path: &Path, config: &Config) -> String {
     lines.push(format!(
         "backends: inventory {inventory}, workload manager {workload_manager}, boot {boot}, power {power}"
     ));
-    if [inventory, workload_manager, boot, power]
-        .iter()
-        .any(|backend| *backend == "sim")
-    {
+    if [inventory, workload_manager, boot, power].contains(&"sim") {
         lines.push(format!(
             "simulated cluster: {} nodes at {}x",
             config.sim.nodes, config.sim.speed
