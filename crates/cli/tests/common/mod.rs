@@ -21,16 +21,21 @@ pub struct Server {
 impl Server {
     /// Starts `crus serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
-        Server::start_with_stderr(args, envs, Stdio::inherit())
+        Server::start_with_stderr(args, envs, Stdio::inherit(), None)
     }
 
     /// As [`Server::start`], its log (standard error) written to `log`.
     pub fn start_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Server {
         let file = std::fs::File::create(log).expect("the server's log file");
-        Server::start_with_stderr(args, envs, Stdio::from(file))
+        Server::start_with_stderr(args, envs, Stdio::from(file), Some(log))
     }
 
-    fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Server {
+    fn start_with_stderr(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+        log: Option<&Path>,
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_crus"));
         command
             .arg("serve")
@@ -66,8 +71,12 @@ impl Server {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
+                    // A server that stopped says why in its log.
+                    let said = log
+                        .and_then(|log| std::fs::read_to_string(log).ok())
+                        .unwrap_or_default();
                     panic!(
-                        "crus serve {args:?} did not start listening within 30 s (exit: {status:?})"
+                        "crus serve {args:?} did not start listening within 30 s (exit: {status:?}); its log:\n{said}"
                     );
                 }
             }
