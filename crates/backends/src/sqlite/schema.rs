@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crus_core::store::{SessionRecord, Versioned};
+
 use super::BUSY_TIMEOUT;
 use super::error::{At, SqliteError};
 
@@ -199,20 +201,9 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
 /// `SessionState::served`). Cheap when there are none, which is always
 /// after the first opening by this build: one scan of the small status rows.
 fn restate_created(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
-    let rows: Vec<(String, i64, String)> = {
-        let mut statement = transaction
-            .prepare(
-                "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
-                 (SELECT upgrade_id FROM statuses WHERE status LIKE '%\"state\":\"CREATED\"%')",
-            )
-            .at(location)?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .at(location)?;
-        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
-    };
-    for (id, revision, json) in rows {
-        let record = super::decode(location, &id, revision, &json)?;
+    let query = "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                 (SELECT upgrade_id FROM statuses WHERE status LIKE '%\"state\":\"CREATED\"%')";
+    for (id, record) in stored_records(transaction, location, query)? {
         super::Summary::of(&record.value)?.insert(transaction, location, &id)?;
     }
     Ok(())
@@ -226,17 +217,8 @@ fn restate_created(transaction: &Transaction<'_>, location: &Arc<str>) -> Result
 /// from the listing, and with it the nodes it holds.
 fn migrate_to_2(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
     transaction.execute_batch(CREATE_STATUSES).at(location)?;
-    let rows: Vec<(String, i64, String)> = {
-        let mut statement = transaction
-            .prepare("SELECT upgrade_id, revision, record FROM sessions")
-            .at(location)?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .at(location)?;
-        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
-    };
-    for (id, revision, json) in rows {
-        let record = super::decode(location, &id, revision, &json)?;
+    let query = "SELECT upgrade_id, revision, record FROM sessions";
+    for (id, record) in stored_records(transaction, location, query)? {
         let summary = super::Summary::of(&record.value)?;
         summary.insert(transaction, location, &id)?;
     }
@@ -254,20 +236,9 @@ fn migrate_to_2(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
 /// sessions share a node, the first keeps it.
 fn migrate_to_3(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
     transaction.execute_batch(CREATE_CLAIMS).at(location)?;
-    let rows: Vec<(String, i64, String)> = {
-        let mut statement = transaction
-            .prepare(
-                "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
-                 (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id",
-            )
-            .at(location)?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .at(location)?;
-        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
-    };
-    for (id, revision, json) in rows {
-        let record = super::decode(location, &id, revision, &json)?;
+    let query = "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
+                 (SELECT upgrade_id FROM statuses WHERE finished = 0) ORDER BY upgrade_id";
+    for (id, record) in stored_records(transaction, location, query)? {
         for node in &record.value.rollout.nodes {
             transaction
                 .execute(
@@ -281,4 +252,27 @@ fn migrate_to_3(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
         .execute("UPDATE meta SET schema_version = 3 WHERE id = 1", [])
         .at(location)?;
     Ok(())
+}
+
+/// The records `query` selects (`upgrade_id, revision, record`), decoded,
+/// with their ids: what each migration step reads before it writes. A record
+/// that does not decode stops the step, naming the session.
+fn stored_records(
+    transaction: &Transaction<'_>,
+    location: &Arc<str>,
+    query: &str,
+) -> Result<Vec<(String, Versioned<SessionRecord>)>, SqliteError> {
+    let rows: Vec<(String, i64, String)> = {
+        let mut statement = transaction.prepare(query).at(location)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .at(location)?;
+        rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
+    };
+    rows.into_iter()
+        .map(|(id, revision, json)| {
+            let record = super::decode(location, &id, revision, &json)?;
+            Ok((id, record))
+        })
+        .collect()
 }
