@@ -1,8 +1,9 @@
 //! The fault soak: session after session on the real `crus serve --sim`
 //! binary with a fifth of every call to the simulated backends failing
-//! (inventory, workload manager, boots, and power, which only a boot
-//! timeout's escalation calls; half before reaching the cluster, half as a
-//! timeout after taking effect) and a fifth of the
+//! (inventory, workload manager, boots, and power; half before reaching the
+//! cluster, half as a timeout after taking effect), a tenth of boots hanging
+//! until the session's power-cycle escalation restarts the node (so the power
+//! port is called, and its faults met), and a fifth of the
 //! session store's writes refused as a failing disk would
 //! (`CRUS_SOAK_STORE_FAULT_RATE`, 0.2 by default), boots failing at random,
 //! operators pausing and resuming in bursts, and a readiness probe. After
@@ -152,6 +153,9 @@ struct Figures {
     nodes_failed: u64,
     /// Boots the simulated cluster counted.
     nodes_booted: u64,
+    /// Power operations (graceful or forced restarts) the simulated cluster
+    /// took, one per node: escalations of hung boots. Never counted as boots.
+    power_restarts: u64,
     /// Nodes booted twice by one session: always 0, or the soak fails.
     nodes_booted_twice: u32,
     /// Nodes left out of service after a session: always 0, or the soak fails.
@@ -267,6 +271,8 @@ async fn sessions_under_faults_finish_or_halt_leave_no_node_out_and_boot_none_tw
             "600",
             "--sim-fail-rate",
             "0.1",
+            "--sim-never-return-rate",
+            "0.1",
             "--sim-port-fault-rate",
             "0.2",
             "--sim-store-fault-rate",
@@ -306,9 +312,16 @@ async fn sessions_under_faults_finish_or_halt_leave_no_node_out_and_boot_none_tw
         let before = boots(&state);
         let mut body = session_body(6);
         // Retries of refused store writes wait in wall time, ten simulated
-        // minutes a second at 600x: a boot timeout of simulated hours keeps
-        // such waits from failing nodes that booted.
-        body["policy"] = json!({"max_failures": 4, "boot_timeout": "4h"});
+        // minutes a second at 600x: a boot timeout of a simulated hour keeps
+        // such waits from failing nodes that booted (a node is late only if
+        // an observation after its deadline still misses it), and a hung
+        // node is power-restarted (gracefully, then by force) after it.
+        body["policy"] = json!({
+            "max_failures": 4,
+            "boot_timeout": "1h",
+            "escalate_power_cycle": true,
+            "power_cycle_grace": "30m",
+        });
         let id = create(&client, &server, &body).await;
 
         // A burst of pauses and resumes from several clients while nodes boot.
@@ -424,9 +437,13 @@ async fn sessions_under_faults_finish_or_halt_leave_no_node_out_and_boot_none_tw
         );
     }
     probe.abort();
+    figures.power_restarts = SimCluster::inspect_state_file(&state)
+        .unwrap()
+        .report()
+        .power_operations;
     (figures.port_faults, figures.store_writes_refused) = faults_counted(&client, &server).await;
     println!(
-        "fault soak: {:?} of sessions on {NODES} nodes at 600x, 20% port faults, {} store write faults, 10% boot failures: {figures:#?}",
+        "fault soak: {:?} of sessions on {NODES} nodes at 600x, 20% port faults, {} store write faults, 10% boot failures, 10% hung boots: {figures:#?}",
         started.elapsed(),
         store_fault_rate()
     );
@@ -435,4 +452,8 @@ async fn sessions_under_faults_finish_or_halt_leave_no_node_out_and_boot_none_tw
         assert!(figures.store_writes_refused > 0, "{figures:?}");
     }
     assert!(figures.port_faults.values().sum::<u64>() > 0, "{figures:?}");
+    assert!(
+        figures.power_restarts > 0,
+        "no hung boot was power-restarted, so the power port went untested: {figures:?}"
+    );
 }

@@ -173,6 +173,20 @@ fn the_simulated_port_fault_rate_is_read_and_checked() {
 }
 
 #[test]
+fn the_simulated_hang_rate_is_read_and_checked_with_the_failure_rate() {
+    let config: Config = toml::from_str("[sim]\nnever_return_rate = 0.1\n").unwrap();
+    config.check().unwrap();
+    assert_eq!(config.sim.never_return_rate, 0.1);
+    let config: Config =
+        toml::from_str("[sim]\nfail_rate = 0.6\nnever_return_rate = 0.5\n").unwrap();
+    let error = config.check().unwrap_err().to_string();
+    assert!(
+        error.starts_with("sim.never_return_rate: sim.fail_rate + sim.never_return_rate is 1.1"),
+        "{error}"
+    );
+}
+
+#[test]
 fn slurm_reboot_settings_are_read_and_checked() {
     let config: Config = toml::from_str(
         "[backends]\nboot = \"slurm-reboot\"\n\

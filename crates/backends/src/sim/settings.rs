@@ -24,6 +24,9 @@ pub struct SimSettings {
     pub trace: String,
     /// Fraction of boots that fail.
     pub fail_rate: f64,
+    /// Fraction of boots that never finish: the node hangs until it is
+    /// power-restarted (a session's `escalate_power_cycle` does that).
+    pub never_return_rate: f64,
     /// Fraction of calls to the simulated backends (inventory, workload
     /// manager, boots, power) that fail: half before reaching the cluster,
     /// half as a timeout after taking effect.
@@ -52,6 +55,7 @@ impl Default for SimSettings {
             speed: 600.0,
             trace: "synthetic".into(),
             fail_rate: 0.0,
+            never_return_rate: 0.0,
             port_fault_rate: 0.0,
             boot_time: Duration::from_secs(4 * 60),
             state: None,
@@ -76,6 +80,7 @@ impl SimSettings {
         }
         for (key, rate) in [
             ("sim.fail_rate", self.fail_rate),
+            ("sim.never_return_rate", self.never_return_rate),
             ("--sim-store-fault-rate", self.store_fault_rate),
             ("sim.port_fault_rate", self.port_fault_rate),
         ] {
@@ -85,6 +90,16 @@ impl SimSettings {
                     format!("{rate} is not between 0 and 1"),
                 ));
             }
+        }
+        if self.fail_rate + self.never_return_rate > 1.0 {
+            return Err(InvalidSetting::new(
+                "sim.never_return_rate",
+                format!(
+                    "sim.fail_rate + sim.never_return_rate is {}, more than 1: a boot \
+                     cannot both fail and hang",
+                    self.fail_rate + self.never_return_rate
+                ),
+            ));
         }
         if self.boot_time.is_zero() {
             return Err(InvalidSetting::new(
@@ -119,6 +134,7 @@ impl SimSettings {
             boot_time: self.boot_time,
             faults: Faults {
                 boot_fail_rate: self.fail_rate,
+                never_return_rate: self.never_return_rate,
                 port_error_rate: self.port_fault_rate / 2.0,
                 port_timeout_rate: self.port_fault_rate / 2.0,
                 ..Faults::default()

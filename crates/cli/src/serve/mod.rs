@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// Fraction of simulated boots that fail.
     #[arg(long)]
     pub sim_fail_rate: Option<f64>,
+    /// Fraction of simulated boots that never finish (the node hangs until
+    /// power-restarted).
+    #[arg(long, value_name = "0..1")]
+    pub sim_never_return_rate: Option<f64>,
     /// Fraction of session store writes that fail (fault injection for
     /// soak tests: the store refuses that share of writes, as a failing disk would).
     #[arg(long, hide = true, value_name = "0..1")]
@@ -205,6 +209,9 @@ impl ServeArgs {
         }
         if let Some(rate) = self.sim_fail_rate {
             sim.fail_rate = rate;
+        }
+        if let Some(rate) = self.sim_never_return_rate {
+            sim.never_return_rate = rate;
         }
         if let Some(rate) = self.sim_store_fault_rate {
             sim.store_fault_rate = rate;
