@@ -12,11 +12,13 @@
 //! ([`EtcdStore::fenced`]): the same transaction then also requires a leader
 //! key to still be held by a given lease, so a replica that lost leadership
 //! while it was paused changes nothing when it wakes up. The server-wide
-//! options are one key, `<prefix>options` (see `options.rs`).
+//! options are one key, `<prefix>options` (see `options.rs`); the leader's
+//! store holds are published for followers in `<prefix>held` (see `held.rs`).
 
 mod config;
 mod error;
 mod feed;
+mod held;
 mod leader;
 mod options;
 
