@@ -11,6 +11,8 @@
 //! that applies:
 //!
 //! 1. the session's own `policy.boot_timeout`;
+//! 1b. the runtime options (`PATCH /options`): `default_policy.boot_timeout`,
+//!    then `boot_timeouts.<backend>` (changed live, so they win over the file);
 //! 2. `rollout.boot_timeout` (or `--boot-timeout`), when set: an explicit
 //!    server-wide choice wins over the backends' defaults;
 //! 3. the boot backend's section's `boot_timeout`;
@@ -78,6 +80,18 @@ impl Config {
             BootBackend::Sim => (self.sim.boot_timeout, SIM_DEFAULT),
         };
         configured.unwrap_or(default)
+    }
+
+    /// The name the server options (`boot_timeouts` of `PATCH /options`)
+    /// give the boot backend in use: its section's name (BOS v1 shares `bos`).
+    pub fn boot_backend_option_name(&self) -> &'static str {
+        match self.backends.boot {
+            BootBackend::Bos | BootBackend::BosV1 => "bos",
+            BootBackend::Kadeploy => "kadeploy",
+            BootBackend::CycleCloud => "cyclecloud",
+            BootBackend::SlurmReboot => "slurm_reboot",
+            BootBackend::Sim => "sim",
+        }
     }
 
     /// Every boot timeout key that is set is longer than zero.

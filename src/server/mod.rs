@@ -49,6 +49,8 @@ pub use config::{
     EtcdSection, InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
     StoreKind, StoreSection, WorkloadManagerBackend,
 };
+/// How a server changes the process's log level (the `log_level` option).
+pub use crus_http::LogLevelControl;
 
 /// Why a server could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,7 @@ impl From<String> for ServerError {
 pub struct Server {
     settings: Config,
     jwt_secret: Option<String>,
+    log_level: Option<LogLevelControl>,
 }
 
 impl Server {
@@ -85,7 +88,16 @@ impl Server {
         Ok(Server {
             settings: config,
             jwt_secret: None,
+            log_level: None,
         })
+    }
+
+    /// This server changing the process's log level with `control` when the
+    /// `log_level` option is set (at start, from the stored options, and by
+    /// `PATCH /options`); without it the option is stored only.
+    pub fn with_log_level_control(mut self, control: LogLevelControl) -> Server {
+        self.log_level = Some(control);
+        self
     }
 
     /// This server with the HS256 secret of accepted JWTs given outside the
@@ -136,6 +148,9 @@ impl Server {
                 ));
             }
         };
+        if let Some(control) = &self.log_level {
+            apply_stored_log_level(&controller, control).await;
+        }
         Ok(Started {
             settings,
             auth,
@@ -144,6 +159,7 @@ impl Server {
             leadership,
             background,
             redfish: assembled.redfish,
+            log_level: self.log_level,
         })
     }
 
@@ -167,6 +183,7 @@ pub struct Started {
     leadership: Arc<Leadership>,
     background: Option<Background>,
     redfish: Option<Arc<RedfishPowerControl>>,
+    log_level: Option<LogLevelControl>,
 }
 
 impl Started {
@@ -183,9 +200,12 @@ impl Started {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let state = AppState::new(self.controller.clone(), Arc::new(self.auth), self.metrics)
+        let mut state = AppState::new(self.controller.clone(), Arc::new(self.auth), self.metrics)
             .with_leadership(self.leadership)
             .with_limits(self.settings.server.limits());
+        if let Some(control) = self.log_level {
+            state = state.with_log_level_control(control);
+        }
         crus_http::serve(listener, state, shutdown)
             .await
             .map_err(|error| ServerError::Start(format!("the server failed: {error}")))?;
@@ -214,7 +234,26 @@ fn controller_config(settings: &Config) -> ControllerConfig {
             poll_interval: settings.rollout.poll_interval,
             ..RolloutPolicy::default()
         },
+        boot_backend: Some(settings.boot_backend_option_name().to_string()),
         ..ControllerConfig::default()
+    }
+}
+
+/// Sets the log level the stored options ask for, if any: an option set
+/// by `PATCH /options` outlives a restart. Unreadable options (the store
+/// not answering yet) leave the level as started, said in the log.
+async fn apply_stored_log_level(controller: &Controller, control: &LogLevelControl) {
+    match controller.options().await {
+        Ok(options) => {
+            if let Some(directives) = options.log_level.as_deref()
+                && let Err(error) = control(Some(directives))
+            {
+                tracing::warn!(%error, "the stored log_level option could not be applied");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the stored options; the log level is as started")
+        }
     }
 }
 

@@ -13,6 +13,11 @@
 //! writes would be refused by the fence and retried forever — and campaigns
 //! again. A replica stopped by a signal gives its lease up, so another takes
 //! over without waiting for the TTL.
+//!
+//! A session the leader's store refuses to save is halted in the leader's
+//! memory only; the leader publishes such holds (`<prefix>held`, on its
+//! lease) and every follower shows them in place of the stored statuses, so
+//! no replica shows a held session as running.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,7 +29,7 @@ use crus_backends::etcd::{
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig, EventLog, events_between};
 use crus_core::ports::Ports;
-use crus_core::store::{SessionRecord, Versioned};
+use crus_core::store::{FaultyStore, SessionRecord, SessionStore, StoreHealth, Versioned};
 use crus_http::{Leadership, Metrics};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -102,6 +107,11 @@ pub(super) async fn start(
     let driver: Driver = Arc::default();
     let (feed, changes) = SessionFeed::start(store.clone(), RETRY);
     let relay = tokio::spawn(relay(feed, changes, api.clone(), driver.clone()));
+    let holds = tokio::spawn(relay_holds(
+        store.clone(),
+        leadership.clone(),
+        config.store_health.clone(),
+    ));
     let election = Election::new(
         store,
         replica.clone(),
@@ -123,6 +133,7 @@ pub(super) async fn start(
     let task = tokio::spawn(async move {
         elect_and_lead(election, term, role, stopped).await;
         relay.abort();
+        holds.abort();
     });
     Ok(Replica {
         api,
@@ -188,13 +199,34 @@ async fn lead(leader: &mut Leader, term: &Term, stop: &mut watch::Receiver<bool>
                 return false;
             }
         };
+    let mut store: Arc<dyn SessionStore> = Arc::new(leader.store().clone());
+    let fault_rate = term.settings.sim.store_fault_rate;
+    if fault_rate > 0.0 {
+        // The hidden test hook: the leader's session writes fail (its
+        // published holds and the API's writes do not), as when etcd refuses
+        // one session's record.
+        tracing::warn!(
+            fault_rate,
+            "--sim-store-fault-rate: that share of the leader's session writes fails on purpose"
+        );
+        store = Arc::new(FaultyStore::with_fault_rate(
+            store,
+            fault_rate,
+            term.settings.sim.seed,
+        ));
+    }
     let driver = Controller::with_events(
         ports,
-        Arc::new(leader.store().clone()),
+        store,
         clock,
         term.config.clone(),
         term.events.clone(),
     );
+    let publisher = tokio::spawn(publish_holds(
+        leader.store().clone(),
+        leader.lease(),
+        term.config.store_health.clone(),
+    ));
     // Set before the stored sessions are read, so a session created
     // meanwhile is handed over by the relay if the read misses it.
     *lock(&term.driver) = Some(driver.clone());
@@ -225,8 +257,56 @@ async fn lead(leader: &mut Leader, term: &Term, stop: &mut watch::Receiver<bool>
         () = resume => false,
     };
     *lock(&term.driver) = None;
+    publisher.abort();
     driver.stop_all();
     stopping
+}
+
+/// While this replica leads: publishes the sessions its store refuses to
+/// save (their statuses, halted, saying why) for the followers to show,
+/// each time they change, on the term's lease.
+async fn publish_holds(store: EtcdStore, lease: i64, health: Arc<StoreHealth>) {
+    let mut changes = health.held_changes();
+    let mut failing = false;
+    loop {
+        changes.borrow_and_update();
+        let held = health.held_here();
+        match store.publish_held(&held, lease).await {
+            Ok(()) => {
+                failing = false;
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "cannot publish the held sessions for the followers; retrying");
+                }
+                failing = true;
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// While this replica follows: shows the sessions the leader's store
+/// refuses to save as the leader holds them (see [`publish_holds`]),
+/// read from etcd every [`RETRY`]; nothing while it leads (its own holds are
+/// its own controller's).
+async fn relay_holds(store: EtcdStore, leadership: Arc<Leadership>, health: Arc<StoreHealth>) {
+    loop {
+        if leadership.is_leader() {
+            health.set_relayed(Vec::new());
+        } else {
+            match store.read_held().await {
+                Ok(held) => health.set_relayed(held),
+                // Kept as last read: a follower that cannot read etcd
+                // answers no session anyway.
+                Err(error) => tracing::debug!(%error, "cannot read the leader's held sessions"),
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
 }
 
 /// Hands the stored changes on: events to this replica's event stream

@@ -40,6 +40,17 @@ enum Command {
         #[command(flatten)]
         connection: client::ConnectionArgs,
     },
+    /// Show or change the server-wide options of a crus server (GET and
+    /// PATCH /options): default policy of new sessions, log level, boot
+    /// rate, default boot timeouts.
+    Options {
+        /// What to do.
+        #[command(subcommand)]
+        command: client::OptionsCommand,
+        /// The server.
+        #[command(flatten)]
+        connection: client::ConnectionArgs,
+    },
     /// Ask a CRUS API server what `crus session create` with these flags
     /// would do (POST /session?dry_run=true): steps, nodes, expected times
     /// and why, nothing created.
@@ -83,6 +94,10 @@ fn main() -> ExitCode {
             command,
             connection,
         } => client::run(command, connection).map_err(|error| error.to_string()),
+        Command::Options {
+            command,
+            connection,
+        } => client::run_options(command, connection).map_err(|error| error.to_string()),
         Command::Plan { args, connection } => {
             client::plan(&args, connection).map_err(|error| error.to_string())
         }

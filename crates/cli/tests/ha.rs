@@ -482,3 +482,119 @@ async fn session_history(cluster: &EtcdCluster, id: &str) -> Vec<SessionRecord> 
     }
     versions
 }
+
+/// Starts replica `name` with `extra` options besides [`replica_args`].
+fn start_replica_with(
+    cluster: &EtcdCluster,
+    dir: &Path,
+    state: &str,
+    name: &str,
+    extra: &[&str],
+) -> Server {
+    let mut args = replica_args(cluster, state, name);
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_logged(&args, &[], &dir.join(format!("{name}.log")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_changed_on_a_follower_apply_to_sessions_the_leader_creates() {
+    let http = client();
+    let replicas = TwoReplicas::start(&http).await;
+    let (leader, follower) = (&replicas.first.url, &replicas.second.url);
+    let patch = serde_json::json!({"default_policy": {"retries": 2}, "max_boots_per_minute": 40});
+    let answer = http
+        .patch(format!("{follower}/options"))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let changed: Value = answer.json().await.unwrap();
+    let on_leader: Value = http
+        .get(format!("{leader}/options"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(on_leader, changed["options"]);
+    assert_eq!(on_leader["max_boots_per_minute"], 40);
+    // Refused on the leader: nothing changes on either.
+    let refused = http
+        .patch(format!("{leader}/options"))
+        .json(&serde_json::json!({"default_policy": {"canary": {"size": 0}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let on_follower: Value = http
+        .get(format!("{follower}/options"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(on_follower, on_leader);
+    // Created on the leader, the follower's change applies.
+    let id = create_session(&http, leader, None, &session_body(4)).await;
+    let session = wait_for(&http, follower, None, &id, Duration::from_secs(10), |s| {
+        s["policy"].is_object()
+    })
+    .await;
+    assert_eq!(session["policy"]["retries"], 2, "{session:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_shows_the_session_the_leader_store_refuses_to_save_as_halted() {
+    let cluster = EtcdCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = path_in(dir.path(), "sim.json");
+    let http = client();
+    // Every session write of the leader fails (the test hook); the API's
+    // writes (creations) and the published holds do not.
+    let faulty = ["--sim-store-fault-rate", "1"];
+    let first = start_replica_with(&cluster, dir.path(), &state, "first", &faulty);
+    wait_for_role(&http, &first.url, "leader", Duration::from_secs(10)).await;
+    let second = start_replica_with(&cluster, dir.path(), &state, "second", &faulty);
+    wait_for_role(&http, &second.url, "follower", Duration::from_secs(10)).await;
+
+    let id = create_session(&http, &second.url, None, &session_body(4)).await;
+    let on_leader = wait_for(&http, &first.url, None, &id, Duration::from_secs(30), |s| {
+        s["phase"] == "halted"
+    })
+    .await;
+    assert!(
+        said(&on_leader, "The session store refused to save this session"),
+        "{on_leader:#}"
+    );
+    // The follower reads etcd, where the session is stored as created: it
+    // shows the leader's hold instead, in the session and in the listing.
+    let on_follower = wait_for(
+        &http,
+        &second.url,
+        None,
+        &id,
+        Duration::from_secs(10),
+        |s| s["phase"] == "halted",
+    )
+    .await;
+    assert!(
+        said(
+            &on_follower,
+            "The session store refused to save this session"
+        ),
+        "{on_follower:#}"
+    );
+    let listed: Value = http
+        .get(format!("{}/session", second.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["phase"], "halted", "{listed:#}");
+}

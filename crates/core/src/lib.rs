@@ -7,6 +7,7 @@
 //! - [`rollout`]: the sans-IO state machine of one session.
 //! - [`controller`]: the async shell that runs rollouts against the ports.
 //! - [`store`]: durable sessions with revision-checked writes.
+//! - [`options`]: the server-wide options an operator changes live (`/options`).
 //!
 //! The state machine is deterministic: it never reads a clock or does IO, so
 //! the same inputs always give the same actions.
@@ -16,6 +17,7 @@ pub mod controller;
 pub mod dry_run;
 pub mod error;
 pub mod node;
+pub mod options;
 pub mod plan;
 pub mod ports;
 pub mod rollout;

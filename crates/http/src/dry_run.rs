@@ -39,9 +39,9 @@ pub(crate) async fn plan(state: &AppState, spec: SessionSpec) -> Result<DryRun, 
         )));
     };
     let controller = state.controller();
-    let input = controller
-        .prepare_dry_run(spec, controller.default_policy())
-        .await?;
+    // As a creation now would: the configured policy with the stored options over it.
+    let base = controller.current_default_policy().await?;
+    let input = controller.prepare_dry_run(spec, &base).await?;
     let cancel = Arc::new(AtomicBool::new(false));
     let _cancel_when_dropped = CancelOnDrop(cancel.clone());
     let budget = limits.dry_run_budget.clone();

@@ -5,7 +5,8 @@
 //!   additions (`POST /session/{upgrade_id}/pause` and `/resume`,
 //!   `GET /session/{upgrade_id}/nodes`, and the server-sent event streams
 //!   `GET /session/{upgrade_id}/events` and `GET /events`), probes
-//!   (`/healthz`, `/readyz`), `/openapi.json` and `/metrics`, each served at
+//!   (`/healthz`, `/readyz`), the server-wide options (`GET`/`PATCH /options`),
+//!   `/openapi.json` and `/metrics`, each served at
 //!   the root and under the API gateway prefix `/apis/crus`.
 //! - The web dashboard: static files at `/ui/` (public; the page signs in
 //!   with a bearer token), `/` redirects there.
@@ -64,7 +65,7 @@ pub use problem::{AppError, NOT_FOUND_DETAIL, PROBLEM_JSON, Problem, VALIDATION_
 pub use request_id::MAX_REQUEST_ID_LEN;
 pub use routes::GATEWAY_PREFIX;
 pub use routes::openapi::document as openapi_document;
-pub use state::AppState;
+pub use state::{AppState, LogLevelControl};
 
 /// Largest request body accepted; a session is a few hundred bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;

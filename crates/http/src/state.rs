@@ -32,7 +32,15 @@ pub struct AppState {
     /// One permit per dry run that may be planned at once; a plan holds its
     /// permit until it stops, even after its request went away.
     dry_runs: Arc<tokio::sync::Semaphore>,
+    /// Changes the log level at once (`PATCH /options`); `None` when the
+    /// embedder gave no way to (the option is then stored only).
+    log_level: Option<LogLevelControl>,
 }
+
+/// Sets the process's log level: `Some(directives)` as `RUST_LOG` takes
+/// them, `None` back to the level the process started with; an error says
+/// why the directives were not applied.
+pub type LogLevelControl = Arc<dyn Fn(Option<&str>) -> Result<(), String> + Send + Sync>;
 
 impl AppState {
     /// State for a server whose sessions `controller` runs.
@@ -62,6 +70,29 @@ impl AppState {
                 ServerLimits::default().dry_runs_at_once,
             )),
             limits: Arc::new(ServerLimits::default()),
+            log_level: None,
+        }
+    }
+
+    /// The same state, changing the log level with `control` when the
+    /// `log_level` option changes.
+    pub fn with_log_level_control(mut self, control: LogLevelControl) -> Self {
+        self.log_level = Some(control);
+        self
+    }
+
+    /// Applies the `log_level` option (`None`: the level the process started
+    /// with), if this server can change its level; a failure is logged.
+    pub(crate) fn apply_log_level(&self, directives: Option<&str>) {
+        let Some(control) = &self.log_level else {
+            return;
+        };
+        match control(directives) {
+            Ok(()) => tracing::info!(
+                log_level = directives.unwrap_or("(as started)"),
+                "log level changed"
+            ),
+            Err(error) => tracing::warn!(%error, "the log level option could not be applied"),
         }
     }
 

@@ -11,12 +11,16 @@
 //! replicas racing on one session cannot both win. Writes may also be fenced
 //! ([`EtcdStore::fenced`]): the same transaction then also requires a leader
 //! key to still be held by a given lease, so a replica that lost leadership
-//! while it was paused changes nothing when it wakes up.
+//! while it was paused changes nothing when it wakes up. The server-wide
+//! options are one key, `<prefix>options` (see `options.rs`); the leader's
+//! store holds are published for followers in `<prefix>held` (see `held.rs`).
 
 mod config;
 mod error;
 mod feed;
+mod held;
 mod leader;
+mod options;
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -27,6 +31,7 @@ use uuid::Uuid;
 
 use std::collections::{BTreeMap, HashSet};
 
+use crus_core::options::ServerOptions;
 use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
 use crus_core::{NodeId, Result};
 
@@ -507,6 +512,18 @@ impl SessionStore for EtcdStore {
         self.checked_all(&key, Vec::new(), vec![put])
             .await
             .map(|_written| ())
+    }
+
+    async fn get_options(&self) -> Result<Option<Versioned<ServerOptions>>> {
+        self.read_options().await
+    }
+
+    async fn put_options(
+        &self,
+        options: &ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        self.write_options(options, expected).await
     }
 
     async fn claims(&self) -> Result<BTreeMap<NodeId, Uuid>> {

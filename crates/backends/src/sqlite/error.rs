@@ -162,6 +162,19 @@ pub(super) enum SqliteError {
         problem: String,
     },
 
+    /// The stored server options cannot be read back.
+    #[error(
+        "the server options in {location} cannot be read: {problem}. Store them again with \
+         `crus options set` (PATCH /options), or remove them with \
+         `sqlite3 {location} \"DELETE FROM options\"`"
+    )]
+    DamagedOptions {
+        /// The database file.
+        location: Arc<str>,
+        /// What is wrong with the row.
+        problem: String,
+    },
+
     /// A record could not be turned into JSON (a bug, not a storage problem).
     #[error("session {upgrade_id} cannot be stored as JSON: {source}")]
     Encode {

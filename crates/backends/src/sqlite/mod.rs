@@ -28,6 +28,7 @@
 
 mod error;
 mod identity;
+mod options;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use crus_core::options::ServerOptions;
 use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
 use crus_core::{NodeId, Result, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -831,6 +833,27 @@ impl SessionStore for SqliteStore {
 
     async fn check_writable(&self) -> Result<()> {
         self.probe_write().await
+    }
+
+    async fn get_options(&self) -> Result<Option<Versioned<ServerOptions>>> {
+        self.run(|connection, location| options::read(connection, location))
+            .await
+    }
+
+    async fn put_options(
+        &self,
+        options: &ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        let json = serde_json::to_string(options).map_err(|source| SqliteError::Encode {
+            upgrade_id: "(the server options)".to_string(),
+            source,
+        })?;
+        let file = self.file.clone();
+        self.run(move |connection, location| {
+            options::write(connection, location, file.as_deref(), &json, expected)
+        })
+        .await
     }
 
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {

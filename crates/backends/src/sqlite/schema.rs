@@ -14,8 +14,9 @@ use super::error::{At, SqliteError};
 /// to the tables, and teach [`prepare`] to migrate each older version: a file
 /// whose version is newer than this is refused, not guessed at.
 ///
-/// Version 2 added the `statuses` table, version 3 the `claims` table.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// Version 2 added the `statuses` table, version 3 the `claims` table,
+/// version 4 the `options` table.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The tables of version 1, which a new file starts from (then migrated).
 ///
@@ -68,6 +69,17 @@ const CREATE_CLAIMS: &str = "
         upgrade_id TEXT NOT NULL
     );
     CREATE INDEX claims_by_session ON claims (upgrade_id);
+";
+
+/// Version 4: the server-wide options (`GET`/`PATCH /options`), one row
+/// (`id = 1`) once they are first changed, its revision from the store-wide
+/// counter like a session's.
+const CREATE_OPTIONS: &str = "
+    CREATE TABLE options (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL,
+        options TEXT NOT NULL
+    );
 ";
 
 /// Sets the pragmas every connection needs. `on_disk` is false for an
@@ -147,13 +159,19 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .at(location)?;
         match version {
             Some(SCHEMA_VERSION) => restate_created(&transaction, location)?,
+            Some(3) => {
+                restate_created(&transaction, location)?;
+                migrate_to_4(&transaction, location)?;
+            }
             Some(2) => {
                 restate_created(&transaction, location)?;
                 migrate_to_3(&transaction, location)?;
+                migrate_to_4(&transaction, location)?;
             }
             Some(1) => {
                 migrate_to_2(&transaction, location)?;
                 migrate_to_3(&transaction, location)?;
+                migrate_to_4(&transaction, location)?;
             }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
@@ -191,6 +209,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
         transaction.execute_batch(CREATE_TABLES).at(location)?;
         migrate_to_2(&transaction, location)?;
         migrate_to_3(&transaction, location)?;
+        migrate_to_4(&transaction, location)?;
     }
     transaction.commit().at(location)
 }
@@ -250,6 +269,16 @@ fn migrate_to_3(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
     }
     transaction
         .execute("UPDATE meta SET schema_version = 3 WHERE id = 1", [])
+        .at(location)?;
+    Ok(())
+}
+
+/// Adds the `options` table, empty (no option changed yet), in the
+/// opening's transaction.
+fn migrate_to_4(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    transaction.execute_batch(CREATE_OPTIONS).at(location)?;
+    transaction
+        .execute("UPDATE meta SET schema_version = 4 WHERE id = 1", [])
         .at(location)?;
     Ok(())
 }

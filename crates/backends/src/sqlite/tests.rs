@@ -394,6 +394,59 @@ fn snapshotted(mut record: SessionRecord, nodes: &[&str]) -> SessionRecord {
 }
 
 #[tokio::test]
+async fn a_version_3_file_opens_with_no_options_and_keeps_the_ones_set_since() {
+    let (_directory, path) = database();
+    let running = snapshotted(test_record(Uuid::new_v4()), &["n1"]);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create(&running).await.unwrap();
+    }
+    // What the release before options wrote: this schema without them.
+    raw(&path)
+        .execute_batch("DROP TABLE options; UPDATE meta SET schema_version = 3;")
+        .unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 = raw(&path)
+        .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let stored = store.get(running.upgrade_id()).await.unwrap().unwrap();
+    assert_eq!(stored.value, running);
+    assert_eq!(store.get_options().await.unwrap(), None);
+    let options = crus_core::options::ServerOptions {
+        log_level: Some("debug".to_string()),
+        ..Default::default()
+    };
+    let written = store.put_options(&options, None).await.unwrap();
+    assert!(written > stored.revision);
+    drop(store);
+    // Kept across a restart.
+    let store = SqliteStore::open(&path).unwrap();
+    let read = store.get_options().await.unwrap().unwrap();
+    assert_eq!((read.value, read.revision), (options, written));
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn damaged_options_are_reported_naming_the_table() {
+    let (_directory, path) = database();
+    drop(SqliteStore::open(&path).unwrap());
+    raw(&path)
+        .execute(
+            "INSERT INTO options (id, revision, options) VALUES (1, 1, '{')",
+            [],
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let error = store.get_options().await.unwrap_err().to_string();
+    assert!(
+        error.contains("server options") && error.contains("DELETE FROM options"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_version_2_file_is_migrated_and_its_unfinished_sessions_hold_their_nodes() {
     let (_directory, path) = database();
     let running = snapshotted(test_record(Uuid::new_v4()), &["n1", "n2"]);
@@ -407,7 +460,7 @@ async fn a_version_2_file_is_migrated_and_its_unfinished_sessions_hold_their_nod
         store.create(&finished).await.unwrap();
     }
     raw(&path)
-        .execute_batch("DROP TABLE claims; UPDATE meta SET schema_version = 2;")
+        .execute_batch("DROP TABLE claims; DROP TABLE options; UPDATE meta SET schema_version = 2;")
         .unwrap();
 
     let store = SqliteStore::open(&path).unwrap();

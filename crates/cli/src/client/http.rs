@@ -233,6 +233,16 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /options`: the server-wide options.
+    pub async fn options(&self) -> Result<Answer, ClientError> {
+        self.request(Method::GET, "/options", None).await
+    }
+
+    /// `PATCH /options` with `patch` (a merge patch of the options).
+    pub async fn patch_options(&self, patch: &Value) -> Result<Answer, ClientError> {
+        self.request(Method::PATCH, "/options", Some(patch)).await
+    }
+
     async fn request(
         &self,
         method: Method,

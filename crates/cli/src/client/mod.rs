@@ -2,6 +2,7 @@
 //! `cray crus session ...`, for any server that speaks it (crus or CRUS).
 
 mod http;
+mod options;
 mod output;
 mod policy;
 mod sse;
@@ -13,6 +14,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 pub use http::{Answer, ApiClient, ClientError};
+pub use options::{OptionsCommand, run as run_options};
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Clone, Args)]

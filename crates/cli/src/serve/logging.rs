@@ -1,15 +1,18 @@
 //! Where `crus serve` logs: standard error as text or JSON lines, or the
 //! systemd journal with each field its own (`CRUS_SESSION`, `CRUS_NODE`,
 //! `CRUS_STEP`, ...) so `journalctl -u crus CRUS_SESSION=<id>` finds one
-//! session. `RUST_LOG` sets the level (default `info`).
+//! session. `RUST_LOG` sets the level (default `info`); the `log_level`
+//! option (`PATCH /options`) changes it while the server runs.
 
 use crus_core::controller::EventLog;
 use crus_core::rollout::EventKind;
+use std::sync::Arc;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crus::server::LogFormat;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+use crus::server::{LogFormat, LogLevelControl};
 
 /// The prefix of crus's own fields in the journal (`CRUS_SESSION`): it
 /// keeps them apart from the journal's (`MESSAGE`, `PRIORITY`, ...).
@@ -25,10 +28,17 @@ pub fn effective_format(format: LogFormat, journal_stream: Option<&str>) -> LogF
     }
 }
 
+/// The filter of the level the process starts with: `RUST_LOG`, or `info`.
+fn starting_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 /// Sets up logging in `format` (see [`effective_format`]); with no journal
-/// to write to, logs text to standard error and says why.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// to write to, logs text to standard error and says why. Answers how to
+/// change the level while the process runs (the `log_level` option), unless
+/// logging could not be set up.
+pub fn init(format: LogFormat) -> Option<LogLevelControl> {
+    let (filter, handle) = reload::Layer::new(starting_filter());
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     let mut fallback = None;
     let output: Output = match effective_format(format, journal_stream.as_deref()) {
@@ -54,14 +64,26 @@ pub fn init(format: LogFormat) {
     let result = Registry::default().with(filter).with(output).try_init();
     if let Err(error) = result {
         eprintln!("warning: logging not set up: {error}");
+        return None;
     }
     if let Some(error) = fallback {
         tracing::warn!(%error, "cannot write to the systemd journal; logging text to standard error instead");
     }
+    Some(Arc::new(move |directives: Option<&str>| {
+        let filter = match directives {
+            Some(directives) => EnvFilter::try_new(directives)
+                .map_err(|error| format!("{directives:?} is not a log level: {error}"))?,
+            None => starting_filter(),
+        };
+        handle
+            .reload(filter)
+            .map_err(|error| format!("cannot change the log level: {error}"))
+    }))
 }
 
-/// The subscriber under the output: the registry and its filter.
-type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+/// The subscriber under the output: the registry and its filter, which the
+/// `log_level` option replaces while the process runs.
+type Filtered = tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
 
 /// Where log lines go.
 type Output = Box<dyn Layer<Filtered> + Send + Sync>;

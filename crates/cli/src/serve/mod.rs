@@ -242,24 +242,29 @@ impl ServeArgs {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let settings = args.settings().map_err(|error| error.to_string())?;
-    logging::init(settings.server.log_format);
+    let log_level = logging::init(settings.server.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-    runtime.block_on(serve(settings, args.jwt_secret))
+    runtime.block_on(serve(settings, args.jwt_secret, log_level))
 }
 
 /// Starts the server (store, backends, sessions), then listens and serves
 /// until a signal asks to stop.
-async fn serve(settings: Config, jwt_secret: Option<String>) -> Result<(), String> {
+async fn serve(
+    settings: Config,
+    jwt_secret: Option<String>,
+    log_level: Option<crus::server::LogLevelControl>,
+) -> Result<(), String> {
     let listen = settings.server.listen;
-    let server = Server::from_config(settings)
+    let mut server = Server::from_config(settings)
         .map_err(|error| error.to_string())?
-        .with_jwt_secret(jwt_secret)
-        .start()
-        .await
-        .map_err(|error| error.to_string())?;
+        .with_jwt_secret(jwt_secret);
+    if let Some(control) = log_level {
+        server = server.with_log_level_control(control);
+    }
+    let server = server.start().await.map_err(|error| error.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;

@@ -29,7 +29,8 @@ pub struct AdmissionRequest {
     /// request is refused.
     pub idempotency: Option<Idempotency>,
     /// The policy the request's own is laid over; `None` for the server's
-    /// default ([`super::ControllerConfig::default_policy`]).
+    /// default ([`super::ControllerConfig::default_policy`] with the stored
+    /// options over it: [`Controller::current_default_policy`]).
     pub base_policy: Option<RolloutPolicy>,
 }
 
@@ -139,7 +140,13 @@ impl Controller {
         {
             return Ok(earlier);
         }
-        let base = base_policy.unwrap_or_else(|| self.default_policy().clone());
+        let base = match base_policy {
+            Some(policy) => policy,
+            None => self
+                .current_default_policy()
+                .await
+                .map_err(AdmissionRefusal::failed(Dependency::Store))?,
+        };
         let examined = self.examine(spec, &base).await?;
         let rollout = Rollout::new(
             Uuid::new_v4(),

@@ -13,6 +13,7 @@
 mod admission;
 mod events;
 mod executor;
+mod options;
 mod retry;
 mod stored_events;
 
@@ -30,6 +31,7 @@ use uuid::Uuid;
 pub use admission::{AdmissionRefusal, AdmissionRequest, Admitted, CreateError};
 pub use events::{EventLog, Missed, NumberedEvent};
 pub use executor::execute;
+pub use options::OptionsRefusal;
 pub use retry::RetryPolicy;
 pub use stored_events::events_between;
 
@@ -64,6 +66,10 @@ pub struct ControllerConfig {
     /// shared with whoever reports on it (readiness, metrics), and between
     /// the controllers of one process that write to the same store.
     pub store_health: Arc<StoreHealth>,
+    /// The boot backend sessions boot through, as the server options name
+    /// it (`bos`, `kadeploy`, `cyclecloud`, `slurm_reboot`, `sim`): whose
+    /// default boot timeout of the options applies. `None`: none does.
+    pub boot_backend: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -74,6 +80,7 @@ impl Default for ControllerConfig {
             default_policy: RolloutPolicy::default(),
             drive_sessions: true,
             store_health: Arc::new(StoreHealth::new()),
+            boot_backend: None,
         }
     }
 }
@@ -179,7 +186,8 @@ impl Controller {
         self.inner.config.store_health.held_all()
     }
 
-    /// The policy of sessions created without one.
+    /// The policy of sessions created without one, as configured (the
+    /// stored options may change it: see [`Controller::current_default_policy`]).
     pub fn default_policy(&self) -> &RolloutPolicy {
         &self.inner.config.default_policy
     }

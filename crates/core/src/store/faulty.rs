@@ -185,6 +185,19 @@ impl SessionStore for FaultyStore {
     async fn claims(&self) -> Result<std::collections::BTreeMap<crate::node::NodeId, Uuid>> {
         self.inner.claims().await
     }
+
+    async fn get_options(&self) -> Result<Option<Versioned<crate::options::ServerOptions>>> {
+        self.inner.get_options().await
+    }
+
+    async fn put_options(
+        &self,
+        options: &crate::options::ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        self.admit()?;
+        self.inner.put_options(options, expected).await
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,13 @@ pub struct StoreHealth {
     /// as soon as the store takes any write (another session's, a readiness
     /// probe's), not only when its own backoff ends.
     writes_taken: tokio::sync::watch::Sender<u64>,
+    /// The statuses another process holds back (the leader of several
+    /// replicas, as it publishes them): what a follower shows of a session
+    /// the leader's store refuses to save. Never set on the leader itself.
+    relayed: Mutex<HashMap<Uuid, SessionStatus>>,
+    /// Counts the changes of `held`, so the holds can be published to
+    /// other processes as they change.
+    held_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for StoreHealth {
@@ -39,6 +46,8 @@ impl Default for StoreHealth {
             refused_writes: AtomicU64::default(),
             held: Mutex::default(),
             writes_taken: tokio::sync::watch::Sender::new(0),
+            relayed: Mutex::default(),
+            held_changes: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -88,28 +97,84 @@ impl StoreHealth {
     /// Notes that session `status.upgrade_id` is held back, unsaved, and
     /// stands as `status` in memory; what the API shows until [`StoreHealth::release`].
     pub fn hold(&self, status: SessionStatus) {
-        self.held_statuses().insert(status.upgrade_id, status);
+        let changed = self
+            .held_statuses()
+            .insert(status.upgrade_id, status.clone())
+            != Some(status);
+        if changed {
+            self.told_held_changed();
+        }
     }
 
     /// The store took session `upgrade_id`'s state, or its driving task
     /// ended: the API shows the stored status again.
     pub fn release(&self, upgrade_id: Uuid) {
-        self.held_statuses().remove(&upgrade_id);
+        if self.held_statuses().remove(&upgrade_id).is_some() {
+            self.told_held_changed();
+        }
     }
 
     /// Forgets every held session (the tasks driving them were stopped).
     pub fn release_all(&self) {
-        self.held_statuses().clear();
+        let mut held = self.held_statuses();
+        let changed = !held.is_empty();
+        held.clear();
+        drop(held);
+        if changed {
+            self.told_held_changed();
+        }
     }
 
-    /// The in-memory status of session `upgrade_id`, while it is held back.
+    /// The status of session `upgrade_id`, while it is held back: by this
+    /// process, or by the leader that relays its holds here.
     pub fn held(&self, upgrade_id: Uuid) -> Option<SessionStatus> {
-        self.held_statuses().get(&upgrade_id).cloned()
+        self.held_statuses()
+            .get(&upgrade_id)
+            .cloned()
+            .or_else(|| self.relayed_statuses().get(&upgrade_id).cloned())
     }
 
-    /// The in-memory statuses of every session held back now.
+    /// The statuses of every session held back now, by this process or by
+    /// the leader that relays its holds here.
     pub fn held_all(&self) -> Vec<SessionStatus> {
+        let mut all: HashMap<Uuid, SessionStatus> = self.relayed_statuses().clone();
+        all.extend(
+            self.held_statuses()
+                .iter()
+                .map(|(id, status)| (*id, status.clone())),
+        );
+        all.into_values().collect()
+    }
+
+    /// The statuses this process holds back itself: what a leader publishes.
+    pub fn held_here(&self) -> Vec<SessionStatus> {
         self.held_statuses().values().cloned().collect()
+    }
+
+    /// Told each time the statuses this process holds back change.
+    pub fn held_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.held_changes.subscribe()
+    }
+
+    /// Replaces the statuses another process (the leader) holds back, as it
+    /// published them; empty when it holds none, or when this process leads.
+    pub fn set_relayed(&self, statuses: Vec<SessionStatus>) {
+        *self.relayed_statuses() = statuses
+            .into_iter()
+            .map(|status| (status.upgrade_id, status))
+            .collect();
+    }
+
+    fn told_held_changed(&self) {
+        self.held_changes
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
+    }
+
+    fn relayed_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, SessionStatus>> {
+        // Replaced whole: a panic elsewhere cannot leave it half-set.
+        self.relayed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn held_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, SessionStatus>> {
@@ -154,6 +219,35 @@ mod tests {
         health.write_succeeded();
         assert_eq!(health.failure(), None);
         assert_eq!(health.refused_writes(), 2);
+    }
+
+    #[test]
+    fn relayed_holds_show_beside_this_process_own_and_are_not_published_again() {
+        let health = StoreHealth::new();
+        let changes = health.held_changes();
+        let spec = crate::session::SessionSpec {
+            failed_label: "failed".into(),
+            starting_label: "compute".into(),
+            upgrade_step_size: 2,
+            upgrade_template_id: "image".into(),
+            upgrading_label: "upgrading".into(),
+            workload_manager_type: "slurm".into(),
+            policy: None,
+        };
+        let status = |id| SessionStatus::created(id, &spec);
+        let mine = status(Uuid::new_v4());
+        let leaders = status(Uuid::new_v4());
+        health.set_relayed(vec![leaders.clone()]);
+        assert!(!changes.has_changed().unwrap());
+        assert_eq!(health.held(leaders.upgrade_id), Some(leaders.clone()));
+        health.hold(mine.clone());
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(health.held_all().len(), 2);
+        assert_eq!(health.held_here(), vec![mine.clone()]);
+        health.set_relayed(Vec::new());
+        assert_eq!(health.held(leaders.upgrade_id), None);
+        health.release(mine.upgrade_id);
+        assert!(health.held_all().is_empty());
     }
 
     #[test]

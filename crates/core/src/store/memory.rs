@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
 use crate::error::{Error, Result};
 use crate::node::NodeId;
+use crate::options::ServerOptions;
 
 /// Sessions kept in memory; lost when the process ends.
 #[derive(Debug, Default)]
@@ -26,6 +27,8 @@ struct MemoryInner {
     /// The session claiming each node, taken with the session's creation
     /// and dropped when it finishes or is removed.
     claims: HashMap<NodeId, Uuid>,
+    /// The server-wide options, with the revision of their last write.
+    options: Option<(ServerOptions, Revision)>,
 }
 
 impl MemoryStore {
@@ -176,5 +179,36 @@ impl SessionStore for MemoryStore {
             .filter(|(_, holder)| inner.holds(**holder))
             .map(|(node, holder)| (node.clone(), *holder))
             .collect())
+    }
+
+    async fn get_options(&self) -> Result<Option<Versioned<ServerOptions>>> {
+        Ok(self
+            .lock()
+            .options
+            .as_ref()
+            .map(|(value, revision)| Versioned {
+                value: value.clone(),
+                revision: *revision,
+            }))
+    }
+
+    async fn put_options(
+        &self,
+        options: &ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        let mut inner = self.lock();
+        let current = inner.options.as_ref().map(|(_, revision)| *revision);
+        if current != expected {
+            return Err(Error::conflict(format!(
+                "the server options changed since they were read (revision {:?}, now {:?}); \
+                 re-read them and retry",
+                expected.map(|revision| revision.0),
+                current.map(|revision| revision.0)
+            )));
+        }
+        let revision = inner.next_revision();
+        inner.options = Some((options.clone(), revision));
+        Ok(revision)
     }
 }

@@ -21,6 +21,7 @@ pub use watched::WatchedStore;
 use crate::error::Result;
 // The operator's commands are the rollout's inputs; they are stored here.
 use crate::node::NodeId;
+use crate::options::ServerOptions;
 pub use crate::rollout::OperatorCommand;
 use crate::rollout::{RolloutState, Stage, status_of};
 use crate::session::{SessionPhase, SessionState, SessionStatus};
@@ -319,5 +320,31 @@ pub trait SessionStore: Send + Sync {
     /// `Ok` (a store whose writes cannot fail apart from its reads).
     async fn check_writable(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The server-wide options ([`ServerOptions`]) stored with
+    /// [`SessionStore::put_options`], at the revision they were written;
+    /// `None` while none were ever stored. The default answers `None`: a
+    /// store that keeps no options has none.
+    async fn get_options(&self) -> Result<Option<Versioned<ServerOptions>>> {
+        Ok(None)
+    }
+
+    /// Stores the server-wide options if they are still at `expected`
+    /// (`None`: none stored yet), returning their new revision, larger than
+    /// any the store handed out before.
+    ///
+    /// [`crate::Error::Conflict`] when they changed since (re-read, merge
+    /// and retry). The default refuses ([`crate::Error::NotSupported`]).
+    async fn put_options(
+        &self,
+        options: &ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        let _ = (options, expected);
+        Err(crate::Error::NotSupported {
+            backend: "session store",
+            operation: "storing the server options",
+        })
     }
 }

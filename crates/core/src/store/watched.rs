@@ -90,4 +90,16 @@ impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
     async fn claims(&self) -> Result<std::collections::BTreeMap<NodeId, Uuid>> {
         self.inner.claims().await
     }
+
+    async fn get_options(&self) -> Result<Option<Versioned<crate::options::ServerOptions>>> {
+        self.inner.get_options().await
+    }
+
+    async fn put_options(
+        &self,
+        options: &crate::options::ServerOptions,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        self.watch(self.inner.put_options(options, expected).await)
+    }
 }

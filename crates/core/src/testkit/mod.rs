@@ -30,6 +30,7 @@ pub mod inventory;
 pub mod power_control;
 pub mod session_claims;
 pub mod session_store;
+pub mod store_options;
 pub mod workload_manager;
 
 use std::fmt::{self, Debug, Display};

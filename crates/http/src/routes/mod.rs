@@ -5,6 +5,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod nodes;
 pub(crate) mod openapi;
+pub(crate) mod options;
 pub(crate) mod session;
 
 use axum::Router;
@@ -46,6 +47,10 @@ pub(crate) fn api(state: &AppState) -> Router<AppState> {
             get(events::stream_session_events),
         )
         .route("/events", get(events::stream_events))
+        .route(
+            "/options",
+            get(options::get_options).patch(options::patch_options),
+        )
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(crate::metrics::get_metrics))
         // route_layer: only matched routes ask for a token, so an unknown

@@ -21,7 +21,9 @@ use crate::problem::{PROBLEM_JSON, Problem};
 use crate::routes::controls::ResumeRequest;
 use crate::routes::health::{ProbeStatus, ReadyStatus};
 use crate::routes::nodes::NodeStatus;
+use crate::routes::options::{OptionsChanged, OptionsPatch};
 use crate::routes::{GATEWAY_PREFIX, PUBLIC_PATHS};
+use crus_core::options::ServerOptions;
 
 /// Name of the bearer security scheme, as CRUS's document named it.
 const BEARER_AUTH: &str = "bearerAuth";
@@ -42,6 +44,8 @@ const BEARER_AUTH: &str = "bearerAuth";
         crate::routes::nodes::list_session_nodes,
         crate::routes::events::stream_session_events,
         crate::routes::events::stream_events,
+        crate::routes::options::get_options,
+        crate::routes::options::patch_options,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         openapi_json,
@@ -57,10 +61,14 @@ const BEARER_AUTH: &str = "bearerAuth";
         ResumeRequest,
         NodeStatus,
         RolloutEvent,
+        ServerOptions,
+        OptionsPatch,
+        OptionsChanged,
     )),
     tags(
         (name = "session", description = "CRUS sessions: rolling upgrades of the nodes of a group"),
         (name = "controls", description = "crus additions: pause and resume a session, its nodes, live events"),
+        (name = "options", description = "crus additions: server-wide options changed while the server runs"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
