@@ -63,6 +63,7 @@ impl Rollout {
             for &step in &active {
                 self.check_boot_timeouts(now, step);
                 self.check_drain_timeouts(now, step);
+                self.check_foreign_waits(now, step);
                 if self.state.cancelled {
                     self.release_unbooted(now, step);
                 }

@@ -31,6 +31,7 @@ mod command;
 mod commands;
 mod deadlines;
 mod event;
+mod foreign;
 mod lifecycle;
 mod lookup;
 pub mod messages;
@@ -54,6 +55,10 @@ use uuid::Uuid;
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
 pub use command::OperatorCommand;
 pub use event::{EventKind, RolloutEvent};
+pub use foreign::{
+    CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
+    is_crus_reason,
+};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
@@ -179,7 +184,12 @@ impl Rollout {
             .map(|(position, node)| (node.id.clone(), position))
             .collect();
         let census = Census::of(&state);
-        let drain_owed = census.nodes_in(&[NodePhase::Draining]).collect();
+        // A node someone else holds is never drained by crus: that would
+        // overwrite its owner's reason.
+        let drain_owed = census
+            .nodes_in(&[NodePhase::Draining])
+            .filter(|&node| state.nodes[node].foreign.is_none())
+            .collect();
         let mut timers = Timers::default();
         timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
         Rollout {

@@ -72,6 +72,9 @@ impl Rollout {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;
             };
+            if self.observe_foreign(node, report, now) {
+                continue;
+            }
             match (self.state.nodes[node].phase, report.state) {
                 (NodePhase::Pending, _) => {
                     saw_pending = true;
@@ -102,6 +105,16 @@ impl Rollout {
                 (NodePhase::Verifying, WorkloadState::Down)
                     if report.responding
                         && report.reason.as_deref() == Some(self.drain_reason().as_str()) =>
+                {
+                    self.healthy(node, now);
+                }
+                // Down as its owner had it: the reboot keeps an
+                // administrator's down mark, which crus puts back anyway.
+                (NodePhase::Verifying, WorkloadState::Down)
+                    if report.responding
+                        && self.state.nodes[node].foreign.as_ref().is_some_and(|mark| {
+                            report.reason.as_deref() == Some(mark.reason.as_str())
+                        }) =>
                 {
                     self.healthy(node, now);
                 }

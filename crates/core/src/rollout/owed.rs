@@ -69,6 +69,18 @@ impl Rollout {
             .filter(|&node| due(self, node))
             .collect();
         to_resume.sort_unstable();
+        // Nodes someone else had out of service go back as they were: never resumed.
+        let to_restore: Vec<(NodeId, WorkloadState, String)> = to_resume
+            .iter()
+            .filter_map(|&node| self.restore_of(node))
+            .collect();
+        to_resume.retain(|&node| self.state.nodes[node].foreign.is_none());
+        if !to_restore.is_empty() {
+            self.queue(Action::Restore {
+                upgrading_label: upgrading_label.clone(),
+                nodes: to_restore,
+            });
+        }
         if !to_resume.is_empty() {
             self.queue(Action::Resume {
                 upgrading_label: upgrading_label.clone(),
@@ -82,7 +94,13 @@ impl Rollout {
             .filter(|&node| due(self, node))
             .map(|node| {
                 let record = &self.state.nodes[node];
-                (record.id.clone(), record.reason.clone().unwrap_or_default())
+                // A node someone else had out of service keeps its owner's
+                // reason, byte for byte; the record says why it failed.
+                let reason = match &record.foreign {
+                    Some(mark) => mark.reason.clone(),
+                    None => record.reason.clone().unwrap_or_default(),
+                };
+                (record.id.clone(), reason)
             })
             .collect();
         if !to_fail.is_empty() {
@@ -181,6 +199,7 @@ impl Rollout {
                 Action::Drain { nodes, .. } | Action::Resume { nodes, .. } => {
                     nodes.iter().collect()
                 }
+                Action::Restore { nodes, .. } => nodes.iter().map(|(node, _, _)| node).collect(),
                 Action::MarkFailed { nodes, .. } => nodes.iter().map(|(node, _)| node).collect(),
                 _ => continue,
             };

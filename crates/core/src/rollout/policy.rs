@@ -54,6 +54,14 @@ pub struct RolloutPolicy {
     /// What happens to a node still draining after `drain_timeout`.
     #[serde(default)]
     pub on_drain_timeout: OnDrainTimeout,
+    /// What happens to a node someone else took out of service (drained,
+    /// draining or down with a reason crus did not write): it is never
+    /// resumed by crus.
+    #[serde(
+        default,
+        skip_serializing_if = "super::ForeignOutOfService::is_default"
+    )]
+    pub foreign_out_of_service: super::ForeignOutOfService,
     /// A node must be booted and answering the workload manager within this
     /// time of its boot starting, or it fails (alone, unlike CRUS, which failed
     /// the whole step). CRUS waited 10 minutes for the workload manager.
@@ -109,6 +117,7 @@ impl Default for RolloutPolicy {
             canary: None,
             drain_timeout: None,
             on_drain_timeout: OnDrainTimeout::Wait,
+            foreign_out_of_service: super::ForeignOutOfService::UpgradeAndRestore,
             boot_timeout: Duration::from_secs(10 * 60),
             retries: 0,
             escalate_power_cycle: false,

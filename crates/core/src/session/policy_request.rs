@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::FieldErrors;
 use crate::rollout::{
-    Canary, Domain, FailureBudget, HealthGate, MaintenanceWindow, OnDrainTimeout, Order,
-    RolloutPolicy, Strategy,
+    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
+    OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
 
 /// What a client asked of the rollout; applied over the server's defaults
@@ -48,6 +48,10 @@ pub struct PolicyRequest {
     /// `wait` (default), `skip`, `requeue` or `force`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_drain_timeout: Option<OnDrainTimeout>,
+    /// `upgrade_and_restore` (default), `skip` or `wait`: what happens to a
+    /// node someone else took out of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_out_of_service: Option<ForeignOutOfService>,
     /// e.g. `"15m"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(example = "15m"))]
@@ -130,6 +134,7 @@ impl PolicyRequest {
             "canary" => self.canary = parse(value)?,
             "drain_timeout" => self.drain_timeout = parse_duration(value)?,
             "on_drain_timeout" => self.on_drain_timeout = parse(value)?,
+            "foreign_out_of_service" => self.foreign_out_of_service = parse(value)?,
             "boot_timeout" => self.boot_timeout = parse_duration(value)?,
             "retries" => self.retries = parse(value)?,
             "escalate_power_cycle" => self.escalate_power_cycle = parse(value)?,
@@ -260,6 +265,9 @@ impl PolicyRequest {
             canary: self.canary.or(defaults.canary),
             drain_timeout: duration(&self.drain_timeout).or(defaults.drain_timeout),
             on_drain_timeout: self.on_drain_timeout.unwrap_or(defaults.on_drain_timeout),
+            foreign_out_of_service: self
+                .foreign_out_of_service
+                .unwrap_or(defaults.foreign_out_of_service),
             boot_timeout: duration(&self.boot_timeout).unwrap_or(defaults.boot_timeout),
             retries: self.retries.unwrap_or(defaults.retries),
             escalate_power_cycle: self
