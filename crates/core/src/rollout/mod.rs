@@ -31,6 +31,7 @@ mod command;
 mod commands;
 mod deadlines;
 mod event;
+mod floor;
 mod foreign;
 mod lifecycle;
 mod lookup;
@@ -144,6 +145,10 @@ pub struct Rollout {
     /// Session lifecycle moves refused: none, unless the engine has a bug.
     /// Not persisted.
     refused_session_moves: Vec<RefusedSessionMove>,
+    /// Nodes out of service that this session does not hold (drained or
+    /// down by someone else), with why, as last observed: they count
+    /// against `min_available`. Not persisted: observed again after a restart.
+    held_elsewhere: BTreeMap<usize, String>,
 }
 
 impl Rollout {
@@ -214,6 +219,7 @@ impl Rollout {
             judged_until: Timestamp::EPOCH,
             refused_moves: Vec::new(),
             refused_session_moves: Vec::new(),
+            held_elsewhere: BTreeMap::new(),
         }
     }
 

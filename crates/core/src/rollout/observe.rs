@@ -61,6 +61,11 @@ impl Rollout {
             if let Some(allowed) = self.state.policy.failure_budget(total) {
                 text.push_str(&format!("; halts if more than {allowed} fail"));
             }
+            if let Some(floor) = self.describe_floor() {
+                text.push_str(&format!(
+                    "; keeps at least {floor} in service (min_available)"
+                ));
+            }
             self.post(now, text);
             self.transition(now, SessionInput::SnapshotTaken { empty: false });
         }
@@ -73,8 +78,10 @@ impl Rollout {
                 continue;
             };
             if self.observe_foreign(node, report, now) {
+                self.note_availability(node, report);
                 continue;
             }
+            self.note_availability(node, report);
             match (self.state.nodes[node].phase, report.state) {
                 (NodePhase::Pending, _) => {
                     saw_pending = true;

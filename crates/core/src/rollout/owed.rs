@@ -40,7 +40,16 @@ impl Rollout {
         {
             watched = self.watched_nodes();
             if self.want_pending_costs {
-                watched.extend(self.census.pending());
+                if self.state.policy.min_available.is_some() {
+                    // Every node this session does not hold out of service:
+                    // the floor counts those someone else took out too.
+                    let held: std::collections::BTreeSet<usize> = watched.iter().copied().collect();
+                    watched.extend((0..self.state.nodes.len()).filter(|node| {
+                        !held.contains(node) && !self.state.nodes[*node].phase.is_out_of_service()
+                    }));
+                } else {
+                    watched.extend(self.census.pending());
+                }
             }
         }
         if !watched.is_empty() {

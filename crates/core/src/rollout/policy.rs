@@ -36,6 +36,11 @@ pub struct RolloutPolicy {
     /// one; the effective number is the session's `upgrade_step_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_percent: Option<f64>,
+    /// The capacity floor: how many nodes of the starting group (a count,
+    /// or a percentage rounded down) must stay in service, counting every
+    /// node out of service for any reason. `None`: no floor, as CRUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<FailureBudget>,
     /// How many failed nodes the session tolerates before it halts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -114,6 +119,7 @@ impl Default for RolloutPolicy {
             align: None,
             step_percent: None,
             max_failures: None,
+            min_available: None,
             canary: None,
             drain_timeout: None,
             on_drain_timeout: OnDrainTimeout::Wait,

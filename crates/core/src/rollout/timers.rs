@@ -29,6 +29,9 @@ pub(super) enum Timer {
     NodeRetry(usize),
     /// The maintenance windows open, while nodes wait to be taken.
     WindowOpens,
+    /// The nodes are looked at again while the session holds at its
+    /// capacity floor (`min_available`).
+    FloorCheck,
 }
 
 /// The due times, by timer.

@@ -35,6 +35,10 @@ pub struct PolicyRequest {
     /// `upgrade_step_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_percent: Option<f64>,
+    /// A count (`90`) or a percentage (`"90%"`, rounded down) of the
+    /// starting group that must stay in service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<FailureBudget>,
     /// A count (`3`) or a percentage (`"10%"`) of failed nodes tolerated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -131,6 +135,7 @@ impl PolicyRequest {
             "align" => self.align = parse(value)?,
             "step_percent" => self.step_percent = parse(value)?,
             "max_failures" => self.max_failures = parse(value)?,
+            "min_available" => self.min_available = parse(value)?,
             "canary" => self.canary = parse(value)?,
             "drain_timeout" => self.drain_timeout = parse_duration(value)?,
             "on_drain_timeout" => self.on_drain_timeout = parse(value)?,
@@ -262,6 +267,7 @@ impl PolicyRequest {
             align: self.align.or(defaults.align),
             step_percent: self.step_percent.or(defaults.step_percent),
             max_failures: self.max_failures.or(defaults.max_failures),
+            min_available: self.min_available.or(defaults.min_available),
             canary: self.canary.or(defaults.canary),
             drain_timeout: duration(&self.drain_timeout).or(defaults.drain_timeout),
             on_drain_timeout: self.on_drain_timeout.unwrap_or(defaults.on_drain_timeout),

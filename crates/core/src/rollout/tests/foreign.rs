@@ -7,17 +7,17 @@ use super::*;
 
 /// What the fake workload manager knows of one node.
 #[derive(Debug, Clone, PartialEq)]
-struct Mark {
-    state: WorkloadState,
-    reason: Option<String>,
+pub(super) struct Mark {
+    pub(super) state: WorkloadState,
+    pub(super) reason: Option<String>,
 }
 
 /// A workload manager and a boot service that always succeed, recording
 /// what crus asked of them.
 #[derive(Default)]
-struct Site {
+pub(super) struct Site {
     members: Vec<NodeId>,
-    nodes: BTreeMap<NodeId, Mark>,
+    pub(super) nodes: BTreeMap<NodeId, Mark>,
     boots: BTreeMap<String, Vec<NodeId>>,
     booted: Vec<NodeId>,
     resumed: Vec<NodeId>,
@@ -25,7 +25,7 @@ struct Site {
 }
 
 impl Site {
-    fn new(names: &[&str]) -> Self {
+    pub(super) fn new(names: &[&str]) -> Self {
         let members = ids(names);
         let nodes = members
             .iter()
@@ -45,7 +45,7 @@ impl Site {
     }
 
     /// An administrator takes `node` out of service with `reason`.
-    fn admin(&mut self, node: &str, state: WorkloadState, reason: &str) {
+    pub(super) fn admin(&mut self, node: &str, state: WorkloadState, reason: &str) {
         self.nodes.insert(
             NodeId::from(node),
             Mark {
@@ -148,7 +148,7 @@ impl Site {
 
 /// Answers every action until `stop` holds or the session finishes;
 /// returns the time reached.
-fn drive(
+pub(super) fn drive(
     rollout: &mut Rollout,
     site: &mut Site,
     mut now: Timestamp,
@@ -176,11 +176,11 @@ fn drive(
     panic!("no end: {:?}", rollout.state().messages);
 }
 
-fn session(policy: RolloutPolicy, step: u32) -> Rollout {
+pub(super) fn session(policy: RolloutPolicy, step: u32) -> Rollout {
     Rollout::new(Uuid::nil(), spec(step), policy, t(0))
 }
 
-fn record<'a>(rollout: &'a Rollout, node: &str) -> &'a NodeRecord {
+pub(super) fn record<'a>(rollout: &'a Rollout, node: &str) -> &'a NodeRecord {
     rollout
         .state()
         .nodes
@@ -199,7 +199,7 @@ fn foreign_seen(rollout: &Rollout, node: &str) -> bool {
 }
 
 /// Slurm shows reasons with spaces and brackets: kept byte for byte.
-const DIMM: &str = "bad DIMM  slot 3 [ticket 42]";
+pub(super) const DIMM: &str = "bad DIMM  slot 3 [ticket 42]";
 
 #[test]
 fn a_node_drained_by_an_administrator_is_upgraded_and_put_back_with_its_reason() {

@@ -5,6 +5,8 @@
 //! would), and after every input the invariants of DESIGN.md:
 //!
 //! - never more nodes out of service than the step size;
+//! - crus never crosses the capacity floor (`min_available`): it drains no
+//!   node when that leaves fewer nodes in service than the floor;
 //! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
 //! - persist before act: every action handed out follows from the state last
 //!   persisted;
@@ -88,6 +90,11 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
             Just(ForeignOutOfService::Skip),
             Just(ForeignOutOfService::Wait),
         ],
+        prop_oneof![
+            3 => Just(None),
+            1 => (0u32..6).prop_map(|count| Some(FailureBudget::Count(count))),
+            1 => (0u32..=100).prop_map(|percent| Some(FailureBudget::Percent(f64::from(percent)))),
+        ],
     )
         .prop_map(
             |(
@@ -99,6 +106,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 escalate,
                 on_drain_timeout,
                 foreign_out_of_service,
+                min_available,
             )| {
                 let mut policy = RolloutPolicy {
                     strategy,
@@ -108,6 +116,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     escalate_power_cycle: escalate,
                     boot_timeout: Duration::from_secs(600),
                     foreign_out_of_service,
+                    min_available,
                     ..RolloutPolicy::default()
                 };
                 if canary {
@@ -453,6 +462,9 @@ impl Run {
                 }
             }
             Action::Drain { nodes, reason, .. } => {
+                let newly_out = nodes.iter().any(|node| {
+                    !world.out_by_crus.contains_key(node) && !world.by_admin.contains_key(node)
+                });
                 for node in nodes {
                     world.upgrading.insert(node.clone());
                     // The controller reads the nodes first and never drains
@@ -462,6 +474,26 @@ impl Run {
                     }
                     world.out_by_crus.insert(node.clone(), reason.clone());
                     world.ever_drained.insert(node.clone());
+                }
+                if let Some(floor) = self.scenario.policy.min_available
+                    && newly_out
+                {
+                    let total = world.names.len();
+                    let out = world
+                        .names
+                        .iter()
+                        .filter(|node| {
+                            world.out_by_crus.contains_key(*node)
+                                || world.by_admin.contains_key(*node)
+                        })
+                        .count();
+                    let keep = floor.allowed(total).min(total);
+                    if total - out < keep {
+                        return Err(format!(
+                            "drained {nodes:?}: {} of {total} in service, below the floor of {keep}",
+                            total - out
+                        ));
+                    }
                 }
                 ActionOutput::Done
             }
@@ -753,7 +785,7 @@ impl Run {
                 ending = true;
                 continue;
             }
-            if !ending && self.dice.chance(0.001) {
+            if !ending && self.scenario.policy.min_available.is_none() && self.dice.chance(0.001) {
                 let held: BTreeSet<NodeId> = self
                     .rollout
                     .state()
