@@ -29,7 +29,10 @@ impl Rollout {
                 let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
                 deadlines.extend(self.timers.earliest(|timer| match timer {
                     Timer::WorkloadPoll => workload_armed,
-                    Timer::NodeRetry(_) | Timer::WindowOpens | Timer::FloorCheck => true,
+                    Timer::NodeRetry(_)
+                    | Timer::WindowOpens
+                    | Timer::FloorCheck
+                    | Timer::BootRate => true,
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,
                 }));

@@ -220,6 +220,7 @@ impl Rollout {
         self.post(now, format!("Node {id}: {reason}"));
         self.state.nodes[node].reason = Some(reason);
         self.move_node(node, NodeInput::LeaveAlone, now);
+        self.still_out_of_service(node);
     }
 
     /// Foreign nodes that waited for their owner longer than `drain_timeout`
@@ -296,6 +297,16 @@ impl Rollout {
                 .unwrap_or(text);
             record.reason = Some(kept);
             self.dirty = true;
+        }
+        self.still_out_of_service(node);
+    }
+
+    /// A foreign node whose part ended is still out of service (as its
+    /// owner had it): it counts against `min_available` until seen back.
+    fn still_out_of_service(&mut self, node: usize) {
+        if let Some(mark) = &self.state.nodes[node].foreign {
+            let why = mark.describe();
+            self.held_elsewhere.insert(node, why);
         }
     }
 }

@@ -26,6 +26,7 @@
 
 mod action;
 mod advance;
+mod boot_rate;
 mod census;
 mod command;
 mod commands;
@@ -149,6 +150,9 @@ pub struct Rollout {
     /// down by someone else), with why, as last observed: they count
     /// against `min_available`. Not persisted: observed again after a restart.
     held_elsewhere: BTreeMap<usize, String>,
+    /// Boots requested in about the last minute, oldest first, and how many
+    /// nodes each named: `max_boots_per_minute` counts them.
+    recent_boots: VecDeque<(Timestamp, usize)>,
 }
 
 impl Rollout {
@@ -189,6 +193,7 @@ impl Rollout {
             .map(|(position, node)| (node.id.clone(), position))
             .collect();
         let census = Census::of(&state);
+        let recent_boots = Rollout::recent_boots_of(&state);
         // A node someone else holds is never drained by crus: that would
         // overwrite its owner's reason.
         let drain_owed = census
@@ -220,6 +225,7 @@ impl Rollout {
             refused_moves: Vec::new(),
             refused_session_moves: Vec::new(),
             held_elsewhere: BTreeMap::new(),
+            recent_boots,
         }
     }
 

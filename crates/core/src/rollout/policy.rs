@@ -41,6 +41,11 @@ pub struct RolloutPolicy {
     /// node out of service for any reason. `None`: no floor, as CRUS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_available: Option<FailureBudget>,
+    /// At most this many nodes' boots are requested in any minute, so a
+    /// large step does not overload the boot service or a power feed.
+    /// `None`: no limit, as CRUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_boots_per_minute: Option<u32>,
     /// How many failed nodes the session tolerates before it halts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -120,6 +125,7 @@ impl Default for RolloutPolicy {
             step_percent: None,
             max_failures: None,
             min_available: None,
+            max_boots_per_minute: None,
             canary: None,
             drain_timeout: None,
             on_drain_timeout: OnDrainTimeout::Wait,

@@ -192,9 +192,9 @@ impl Rollout {
     /// Boots a step's drained nodes: under CRUS's barrier once none of the
     /// step's nodes is still draining; in a sliding window as soon as they drain.
     pub(super) fn request_boots(&mut self, now: Timestamp, step_number: u32) {
-        let Some(step) = self.step(step_number) else {
+        if self.step(step_number).is_none() {
             return;
-        };
+        }
         if self.state.policy.strategy == Strategy::Steps
             && self
                 .census
@@ -203,11 +203,17 @@ impl Rollout {
         {
             return;
         }
-        let drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
+        let mut drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
         if drained.is_empty() {
             return;
         }
-        let number = step.boots.len();
+        let allowed = self.boots_allowed_now(now);
+        if allowed == 0 {
+            return;
+        }
+        drained.truncate(allowed);
+        self.boots_requested(now, drained.len());
+        let number = self.step(step_number).map_or(0, |step| step.boots.len());
         let key = if number == 0 {
             format!("crus-{}-step-{step_number}", self.state.upgrade_id)
         } else {

@@ -1181,6 +1181,7 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
     );
 }
 
+mod boot_rate;
 mod floor;
 mod foreign;
 mod migration;

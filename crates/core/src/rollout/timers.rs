@@ -32,6 +32,8 @@ pub(super) enum Timer {
     /// The nodes are looked at again while the session holds at its
     /// capacity floor (`min_available`).
     FloorCheck,
+    /// Drained nodes waiting for the boot rate limit may be booted.
+    BootRate,
 }
 
 /// The due times, by timer.

@@ -39,6 +39,9 @@ pub struct PolicyRequest {
     /// starting group that must stay in service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_available: Option<FailureBudget>,
+    /// At most this many nodes' boots requested in any minute (1 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_boots_per_minute: Option<u32>,
     /// A count (`3`) or a percentage (`"10%"`) of failed nodes tolerated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -136,6 +139,7 @@ impl PolicyRequest {
             "step_percent" => self.step_percent = parse(value)?,
             "max_failures" => self.max_failures = parse(value)?,
             "min_available" => self.min_available = parse(value)?,
+            "max_boots_per_minute" => self.max_boots_per_minute = parse(value)?,
             "canary" => self.canary = parse(value)?,
             "drain_timeout" => self.drain_timeout = parse_duration(value)?,
             "on_drain_timeout" => self.on_drain_timeout = parse(value)?,
@@ -200,6 +204,12 @@ impl PolicyRequest {
             && canary.size == 0
         {
             errors.push(("canary", "size must be at least 1.".to_string()));
+        }
+        if self.max_boots_per_minute == Some(0) {
+            errors.push((
+                "max_boots_per_minute",
+                "Must be at least 1 (leave it out for no limit).".to_string(),
+            ));
         }
         if let Some(retries) = self.retries
             && retries > MAX_RETRIES
@@ -268,6 +278,7 @@ impl PolicyRequest {
             step_percent: self.step_percent.or(defaults.step_percent),
             max_failures: self.max_failures.or(defaults.max_failures),
             min_available: self.min_available.or(defaults.min_available),
+            max_boots_per_minute: self.max_boots_per_minute.or(defaults.max_boots_per_minute),
             canary: self.canary.or(defaults.canary),
             drain_timeout: duration(&self.drain_timeout).or(defaults.drain_timeout),
             on_drain_timeout: self.on_drain_timeout.unwrap_or(defaults.on_drain_timeout),

@@ -7,6 +7,7 @@
 //! - never more nodes out of service than the step size;
 //! - crus never crosses the capacity floor (`min_available`): it drains no
 //!   node when that leaves fewer nodes in service than the floor;
+//! - no more boots are requested in any minute than `max_boots_per_minute`;
 //! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
 //! - persist before act: every action handed out follows from the state last
 //!   persisted;
@@ -95,6 +96,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
             1 => (0u32..6).prop_map(|count| Some(FailureBudget::Count(count))),
             1 => (0u32..=100).prop_map(|percent| Some(FailureBudget::Percent(f64::from(percent)))),
         ],
+        prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
     )
         .prop_map(
             |(
@@ -107,6 +109,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 on_drain_timeout,
                 foreign_out_of_service,
                 min_available,
+                max_boots_per_minute,
             )| {
                 let mut policy = RolloutPolicy {
                     strategy,
@@ -117,6 +120,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     boot_timeout: Duration::from_secs(600),
                     foreign_out_of_service,
                     min_available,
+                    max_boots_per_minute,
                     ..RolloutPolicy::default()
                 };
                 if canary {
@@ -533,6 +537,19 @@ impl Run {
                         fates.insert(node.clone(), fate);
                     }
                     world.boots.insert(request.key.clone(), (now, fates));
+                    if let Some(limit) = self.scenario.policy.max_boots_per_minute {
+                        let in_minute: usize = world
+                            .boots
+                            .values()
+                            .filter(|(at, _)| now.saturating_since(*at) < Duration::from_secs(60))
+                            .map(|(_, fates)| fates.len())
+                            .sum();
+                        if in_minute > limit as usize {
+                            return Err(format!(
+                                "{in_minute} boots within a minute, more than max_boots_per_minute = {limit}"
+                            ));
+                        }
+                    }
                 }
                 ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
