@@ -93,6 +93,9 @@ pub struct RolloutSection {
     /// How often the workload manager and boot orchestrator are polled.
     #[serde(with = "humantime_duration")]
     pub poll_interval: Duration,
+    /// Every session's default `max_boots_per_minute` (a session's policy
+    /// comes first); absent, boots are not paced.
+    pub max_boots_per_minute: Option<u32>,
 }
 
 impl Default for RolloutSection {
@@ -101,6 +104,7 @@ impl Default for RolloutSection {
         RolloutSection {
             boot_timeout: None,
             poll_interval: policy.poll_interval,
+            max_boots_per_minute: None,
         }
     }
 }
@@ -247,6 +251,12 @@ impl Config {
         self.health.check()?;
         self.server.check()?;
         self.check_boot_timeouts()?;
+        if self.rollout.max_boots_per_minute == Some(0) {
+            return Err(invalid(
+                "rollout.max_boots_per_minute",
+                "must be at least 1 (leave it out for no limit)".into(),
+            ));
+        }
         if self.rollout.poll_interval.is_zero() {
             return Err(invalid(
                 "rollout.poll_interval",

@@ -232,6 +232,7 @@ fn controller_config(settings: &Config) -> ControllerConfig {
         default_policy: RolloutPolicy {
             boot_timeout: settings.default_boot_timeout(),
             poll_interval: settings.rollout.poll_interval,
+            max_boots_per_minute: settings.rollout.max_boots_per_minute,
             ..RolloutPolicy::default()
         },
         boot_backend: Some(settings.boot_backend_option_name().to_string()),

@@ -16,6 +16,7 @@
 //! first served with EASY backfilling, and draining a node has the real cost
 //! of the capacity it holds idle while its job finishes.
 
+mod admin;
 mod boots;
 mod cluster;
 mod config;

@@ -49,6 +49,18 @@ pub enum OnDrainTimeoutArg {
     Force,
 }
 
+/// What happens to a node someone else took out of service (drained,
+/// draining or down with a reason crus did not write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForeignArg {
+    /// Upgrade it once quiet, then put it back as it was (same state and reason).
+    UpgradeAndRestore,
+    /// Leave it alone; report it skipped with its reason.
+    Skip,
+    /// Wait (within --drain-timeout) for it to be returned to service.
+    Wait,
+}
+
 /// Flags that fill the `policy` object; each is left out of it unless given.
 #[derive(Debug, Default, Args)]
 pub struct PolicyArgs {
@@ -70,6 +82,16 @@ pub struct PolicyArgs {
     /// Failed nodes tolerated before the session halts: a count (3) or a percentage (10%).
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget, help_heading = "Rollout policy")]
     pub max_failures: Option<Value>,
+    /// Nodes of the starting group that must stay in service, counting every
+    /// node out for any reason: a count (90) or a percentage (90%, rounded down).
+    #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget, help_heading = "Rollout policy")]
+    pub min_available: Option<Value>,
+    /// At most this many nodes' boots requested in any minute.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollout policy")]
+    pub max_boots_per_minute: Option<u32>,
+    /// What happens to a node someone else took out of service; crus never resumes it.
+    #[arg(long, value_enum, help_heading = "Rollout policy")]
+    pub foreign_out_of_service: Option<ForeignArg>,
     /// Upgrade this many nodes first, then pause until resumed.
     #[arg(long, value_name = "N", help_heading = "Rollout policy")]
     pub canary: Option<u32>,
@@ -151,6 +173,21 @@ impl PolicyArgs {
             self.step_percent.map(|percent| json!(percent)),
         );
         set("max_failures", self.max_failures.clone());
+        set("min_available", self.min_available.clone());
+        set(
+            "max_boots_per_minute",
+            self.max_boots_per_minute.map(Value::from),
+        );
+        set(
+            "foreign_out_of_service",
+            self.foreign_out_of_service.map(|action| {
+                json!(match action {
+                    ForeignArg::UpgradeAndRestore => "upgrade_and_restore",
+                    ForeignArg::Skip => "skip",
+                    ForeignArg::Wait => "wait",
+                })
+            }),
+        );
         set(
             "canary",
             self.canary
@@ -292,6 +329,24 @@ mod tests {
         assert_eq!(parse_failure_budget("10%"), Ok(json!("10%")));
         assert!(parse_failure_budget("101%").is_err());
         assert!(parse_failure_budget("lots").is_err());
+    }
+
+    #[test]
+    fn the_floor_and_foreign_flags_fill_the_policy() {
+        let args = PolicyArgs {
+            min_available: Some(json!("90%")),
+            foreign_out_of_service: Some(ForeignArg::UpgradeAndRestore),
+            max_boots_per_minute: Some(50),
+            ..PolicyArgs::default()
+        };
+        assert_eq!(
+            args.to_json(),
+            Some(json!({
+                "min_available": "90%",
+                "foreign_out_of_service": "upgrade_and_restore",
+                "max_boots_per_minute": 50
+            }))
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::node::NodeId;
-use crate::ports::{HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode};
-use crate::rollout::{Action, ActionOutput};
+use crate::ports::{HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode, WorkloadState};
+use crate::rollout::{Action, ActionOutput, held_by_someone_else};
 
 /// Executes `action` through `ports`.
 pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
@@ -37,7 +37,10 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             reason,
         } => {
             add_creating_group(ports, upgrading_label, nodes).await?;
-            ports.workload_manager.drain(nodes, reason).await?;
+            let to_drain = not_held_by_others(ports, nodes).await?;
+            if !to_drain.is_empty() {
+                ports.workload_manager.drain(&to_drain, reason).await?;
+            }
             Ok(ActionOutput::Done)
         }
         Action::RequeueJobs { nodes } => {
@@ -61,8 +64,38 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             upgrading_label,
             nodes,
         } => {
-            ports.workload_manager.resume(nodes).await?;
+            // A node someone else took out of service since crus last saw
+            // it (or before crus saw it at all: a session deleted before
+            // its first observation) is never returned to service by crus.
+            let to_resume = not_held_by_others(ports, nodes).await?;
+            if !to_resume.is_empty() {
+                ports.workload_manager.resume(&to_resume).await?;
+            }
             remove_if_group_exists(ports, upgrading_label, nodes).await?;
+            Ok(ActionOutput::Done)
+        }
+        Action::Restore {
+            upgrading_label,
+            nodes,
+        } => {
+            // One state and reason per call: group nodes by both.
+            let mut by_mark: BTreeMap<(String, &str), (WorkloadState, Vec<NodeId>)> =
+                BTreeMap::new();
+            for (node, state, reason) in nodes {
+                by_mark
+                    .entry((format!("{state:?}"), reason))
+                    .or_insert_with(|| (*state, Vec::new()))
+                    .1
+                    .push(node.clone());
+            }
+            for ((_, reason), (state, group)) in &by_mark {
+                ports
+                    .workload_manager
+                    .restore(group, *state, reason)
+                    .await?;
+            }
+            let ids: Vec<NodeId> = nodes.iter().map(|(node, _, _)| node.clone()).collect();
+            remove_if_group_exists(ports, upgrading_label, &ids).await?;
             Ok(ActionOutput::Done)
         }
         Action::MarkFailed {
@@ -76,7 +109,12 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
                 by_reason.entry(reason).or_default().push(node.clone());
             }
             for (reason, group) in &by_reason {
-                ports.workload_manager.fail(group, reason).await?;
+                // A node someone else holds keeps their reason: it stays out
+                // of service either way.
+                let group = not_held_by_others(ports, group).await?;
+                if !group.is_empty() {
+                    ports.workload_manager.fail(&group, reason).await?;
+                }
             }
             let ids: Vec<NodeId> = nodes.iter().map(|(node, _)| node.clone()).collect();
             add_creating_group(ports, failed_label, &ids).await?;
@@ -110,6 +148,27 @@ async fn add_creating_group(ports: &Ports, label: &str, nodes: &[NodeId]) -> Res
         }
         other => other,
     }
+}
+
+/// The nodes of `nodes` crus may drain, mark failed or resume: a node already out
+/// of service (draining, drained or down) with a reason crus did not write
+/// is held by someone else: a drain or a failed mark would overwrite that
+/// reason, which must survive the session byte for byte, and a resume would
+/// undo them. The rollout
+/// learns of such a node at its next observation. Read just before the
+/// change, so an administrator's drain is lost only if it lands in between.
+async fn not_held_by_others(ports: &Ports, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+    let states = ports.workload_manager.node_states(nodes).await?;
+    let held: std::collections::HashSet<&NodeId> = states
+        .iter()
+        .filter(|report| held_by_someone_else(report))
+        .map(|report| &report.node)
+        .collect();
+    Ok(nodes
+        .iter()
+        .filter(|node| !held.contains(node))
+        .cloned()
+        .collect())
 }
 
 /// Taking nodes out of a group that an operator deleted meanwhile is done already.

@@ -501,6 +501,7 @@ impl Machine {
                 ActionOutput::Done
             }
             Action::MarkFailed { .. }
+            | Action::Restore { .. }
             | Action::PowerRestart { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
         }

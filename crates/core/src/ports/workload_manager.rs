@@ -60,6 +60,21 @@ pub trait WorkloadManager: Send + Sync {
     /// Keeps `nodes` out of service as failed, with `reason`. Idempotent.
     async fn fail(&self, nodes: &[NodeId], reason: &str) -> Result<()>;
 
+    /// Puts `nodes` back out of service exactly as someone else had them
+    /// before crus upgraded them: drained (when `state` is draining or
+    /// drained) or down (when it is down), with `reason` byte for byte. Never
+    /// returns them to service. Idempotent.
+    ///
+    /// The default drains for drained and draining nodes and marks down
+    /// nodes failed ([`WorkloadManager::fail`]); a backend with a real
+    /// "down" state (Slurm's `State=DOWN`) overrides it.
+    async fn restore(&self, nodes: &[NodeId], state: WorkloadState, reason: &str) -> Result<()> {
+        match state {
+            WorkloadState::Down => self.fail(nodes, reason).await,
+            _ => self.drain(nodes, reason).await,
+        }
+    }
+
     /// The state of each of `nodes`, one entry per node in the same order;
     /// a node the workload manager does not know is [`WorkloadState::Unknown`].
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>>;

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::node::NodeId;
 use crate::ports::{
     BootHandle, BootRequest, HealthCheck, NodeBootStatus, PowerOperation, WorkloadNode,
+    WorkloadState,
 };
 
 /// Identifies an action while it is in flight (not persisted: a resumed
@@ -82,6 +83,15 @@ pub enum Action {
         /// Nodes to resume.
         nodes: Vec<NodeId>,
     },
+    /// Put `nodes` back out of service exactly as someone else had them
+    /// (drained or down, with their reason byte for byte) and take them out
+    /// of the upgrading group; never resume them. Answer: [`ActionOutput::Done`].
+    Restore {
+        /// The upgrading group.
+        upgrading_label: String,
+        /// Each node, the state it was in (draining, drained or down) and its reason.
+        nodes: Vec<(NodeId, WorkloadState, String)>,
+    },
     /// Keep `nodes` out of service as failed, put them in the failed group and
     /// take them out of the upgrading group.
     MarkFailed {
@@ -139,6 +149,10 @@ impl Action {
             ),
             Action::ObserveBoot { step, .. } => format!("reading the boot progress of step {step}"),
             Action::Resume { nodes, .. } => format!("resuming {}", count_nodes(nodes.len())),
+            Action::Restore { nodes, .. } => format!(
+                "putting {} back out of service as found",
+                count_nodes(nodes.len())
+            ),
             Action::MarkFailed { nodes, .. } => {
                 format!("marking {} failed", count_nodes(nodes.len()))
             }

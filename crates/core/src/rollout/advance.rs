@@ -16,7 +16,10 @@ impl Rollout {
         // Refusals whose delay has passed are due now; forget them so they
         // are not reported as deadlines again.
         self.timers.clear_passed(now, |timer| {
-            matches!(timer, Timer::NodeRetry(_) | Timer::SessionRetry)
+            matches!(
+                timer,
+                Timer::NodeRetry(_) | Timer::SessionRetry | Timer::BootRate | Timer::FloorCheck
+            )
         });
         match self.state.stage {
             Stage::Snapshot => {
@@ -63,6 +66,7 @@ impl Rollout {
             for &step in &active {
                 self.check_boot_timeouts(now, step);
                 self.check_drain_timeouts(now, step);
+                self.check_foreign_waits(now, step);
                 if self.state.cancelled {
                     self.release_unbooted(now, step);
                 }

@@ -29,7 +29,10 @@ impl Rollout {
                 let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
                 deadlines.extend(self.timers.earliest(|timer| match timer {
                     Timer::WorkloadPoll => workload_armed,
-                    Timer::NodeRetry(_) | Timer::WindowOpens => true,
+                    Timer::NodeRetry(_)
+                    | Timer::WindowOpens
+                    | Timer::FloorCheck
+                    | Timer::BootRate => true,
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,
                 }));
@@ -61,6 +64,7 @@ impl Rollout {
                     }
                 }
                 deadlines.extend(self.drain_deadline());
+                deadlines.extend(self.next_foreign_wait_deadline());
             }
             Stage::Finished => {}
         }
@@ -269,6 +273,9 @@ impl Rollout {
             .unsettled_in(step.number, &[NodePhase::Draining])
             .into_iter()
             .filter(|&node| now >= self.state.nodes[node].since + timeout)
+            // A node its owner holds under `foreign_out_of_service: wait`
+            // has its own deadline (see `check_foreign_waits`).
+            .filter(|&node| !self.waits_for_owner(node))
             .collect();
         let waited = humantime::format_duration(timeout);
         for node in late {
@@ -321,6 +328,7 @@ impl Rollout {
             .filter(|node| {
                 self.state.nodes[*node].phase == NodePhase::Draining
                     && !self.requeued.contains(node)
+                    && !self.waits_for_owner(*node)
             })
             .map(|node| self.state.nodes[node].since + timeout)
             .min()

@@ -78,7 +78,7 @@ impl Rollout {
 
     /// The reason this session's drains give the workload manager.
     pub(super) fn drain_reason(&self) -> String {
-        format!("crus:{}", self.state.upgrade_id)
+        format!("{}{}", foreign::CRUS_REASON_PREFIX, self.state.upgrade_id)
     }
 
     pub(super) fn step_size(&self) -> usize {

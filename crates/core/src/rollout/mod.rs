@@ -26,11 +26,14 @@
 
 mod action;
 mod advance;
+mod boot_rate;
 mod census;
 mod command;
 mod commands;
 mod deadlines;
 mod event;
+mod floor;
+mod foreign;
 mod lifecycle;
 mod lookup;
 pub mod messages;
@@ -54,6 +57,10 @@ use uuid::Uuid;
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
 pub use command::OperatorCommand;
 pub use event::{EventKind, RolloutEvent};
+pub use foreign::{
+    CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
+    is_crus_reason,
+};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
@@ -139,6 +146,13 @@ pub struct Rollout {
     /// Session lifecycle moves refused: none, unless the engine has a bug.
     /// Not persisted.
     refused_session_moves: Vec<RefusedSessionMove>,
+    /// Nodes out of service that this session does not hold (drained or
+    /// down by someone else), with why, as last observed: they count
+    /// against `min_available`. Not persisted: observed again after a restart.
+    held_elsewhere: BTreeMap<usize, String>,
+    /// Boots requested in about the last minute, oldest first, and how many
+    /// nodes each named: `max_boots_per_minute` counts them.
+    recent_boots: VecDeque<(Timestamp, usize)>,
 }
 
 impl Rollout {
@@ -179,7 +193,13 @@ impl Rollout {
             .map(|(position, node)| (node.id.clone(), position))
             .collect();
         let census = Census::of(&state);
-        let drain_owed = census.nodes_in(&[NodePhase::Draining]).collect();
+        let recent_boots = Rollout::recent_boots_of(&state);
+        // A node someone else holds is never drained by crus: that would
+        // overwrite its owner's reason.
+        let drain_owed = census
+            .nodes_in(&[NodePhase::Draining])
+            .filter(|&node| state.nodes[node].foreign.is_none())
+            .collect();
         let mut timers = Timers::default();
         timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
         Rollout {
@@ -204,6 +224,8 @@ impl Rollout {
             judged_until: Timestamp::EPOCH,
             refused_moves: Vec::new(),
             refused_session_moves: Vec::new(),
+            held_elsewhere: BTreeMap::new(),
+            recent_boots,
         }
     }
 

@@ -36,11 +36,15 @@ pub enum NodeInput {
     Returned,
     /// The workload manager acknowledged its mark as failed.
     MarkedFailed,
+    /// Someone else holds it out of service and the policy leaves it so
+    /// (`foreign_out_of_service: skip`, or `wait` past `drain_timeout`):
+    /// skipped, never returned to service by crus.
+    LeaveAlone,
 }
 
 impl NodeInput {
     /// Every input, for tables that walk them all.
-    pub const ALL: [NodeInput; 11] = [
+    pub const ALL: [NodeInput; 12] = [
         NodeInput::Take,
         NodeInput::Quiet,
         NodeInput::Force,
@@ -52,6 +56,7 @@ impl NodeInput {
         NodeInput::Fail,
         NodeInput::Returned,
         NodeInput::MarkedFailed,
+        NodeInput::LeaveAlone,
     ];
 }
 
@@ -86,6 +91,7 @@ impl NodePhase {
             (P::Resuming, In::Returned) => P::Done,
             (P::Releasing, In::Returned) => P::Skipped,
             (P::Failing, In::MarkedFailed) => P::Failed,
+            (P::Pending | P::Draining | P::Drained, In::LeaveAlone) => P::Skipped,
             _ => return None,
         };
         Some(next)

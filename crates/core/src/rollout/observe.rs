@@ -61,6 +61,11 @@ impl Rollout {
             if let Some(allowed) = self.state.policy.failure_budget(total) {
                 text.push_str(&format!("; halts if more than {allowed} fail"));
             }
+            if let Some(floor) = self.describe_floor() {
+                text.push_str(&format!(
+                    "; keeps at least {floor} in service (min_available)"
+                ));
+            }
             self.post(now, text);
             self.transition(now, SessionInput::SnapshotTaken { empty: false });
         }
@@ -72,6 +77,11 @@ impl Rollout {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;
             };
+            if self.observe_foreign(node, report, now) {
+                self.note_availability(node, report);
+                continue;
+            }
+            self.note_availability(node, report);
             match (self.state.nodes[node].phase, report.state) {
                 (NodePhase::Pending, _) => {
                     saw_pending = true;
@@ -102,6 +112,16 @@ impl Rollout {
                 (NodePhase::Verifying, WorkloadState::Down)
                     if report.responding
                         && report.reason.as_deref() == Some(self.drain_reason().as_str()) =>
+                {
+                    self.healthy(node, now);
+                }
+                // Down as its owner had it: the reboot keeps an
+                // administrator's down mark, which crus puts back anyway.
+                (NodePhase::Verifying, WorkloadState::Down)
+                    if report.responding
+                        && self.state.nodes[node].foreign.as_ref().is_some_and(|mark| {
+                            report.reason.as_deref() == Some(mark.reason.as_str())
+                        }) =>
                 {
                     self.healthy(node, now);
                 }

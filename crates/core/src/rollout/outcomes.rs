@@ -134,6 +134,18 @@ impl Rollout {
                     }
                 }
             }
+            (Action::Restore { nodes, .. }, Ok(_)) => {
+                let ids: Vec<NodeId> = nodes.into_iter().map(|(node, _, _)| node).collect();
+                for node in self.indexes_of(&ids) {
+                    if matches!(
+                        self.state.nodes[node].phase,
+                        NodePhase::Resuming | NodePhase::Releasing
+                    ) {
+                        self.move_node(node, NodeInput::Returned, now);
+                        self.note_restored(node);
+                    }
+                }
+            }
             (Action::MarkFailed { nodes, .. }, Ok(_)) => {
                 let ids: Vec<NodeId> = nodes.into_iter().map(|(node, _)| node).collect();
                 for node in self.indexes_of(&ids) {
@@ -268,8 +280,14 @@ impl Rollout {
                 self.timers.set(Timer::BootPoll { step, boot }, retry_at);
                 self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
             }
-            Action::Resume { .. } | Action::Drain { .. } | Action::MarkFailed { .. } => {
+            Action::Resume { .. }
+            | Action::Restore { .. }
+            | Action::Drain { .. }
+            | Action::MarkFailed { .. } => {
                 let ids: Vec<NodeId> = match &action {
+                    Action::Restore { nodes, .. } => {
+                        nodes.iter().map(|(node, _, _)| node.clone()).collect()
+                    }
                     Action::MarkFailed { nodes, .. } => {
                         nodes.iter().map(|(node, _)| node.clone()).collect()
                     }

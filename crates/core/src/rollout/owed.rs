@@ -40,7 +40,16 @@ impl Rollout {
         {
             watched = self.watched_nodes();
             if self.want_pending_costs {
-                watched.extend(self.census.pending());
+                if self.state.policy.min_available.is_some() {
+                    // Every node this session does not hold out of service:
+                    // the floor counts those someone else took out too.
+                    let held: std::collections::BTreeSet<usize> = watched.iter().copied().collect();
+                    watched.extend((0..self.state.nodes.len()).filter(|node| {
+                        !held.contains(node) && !self.state.nodes[*node].phase.is_out_of_service()
+                    }));
+                } else {
+                    watched.extend(self.census.pending());
+                }
             }
         }
         if !watched.is_empty() {
@@ -69,6 +78,18 @@ impl Rollout {
             .filter(|&node| due(self, node))
             .collect();
         to_resume.sort_unstable();
+        // Nodes someone else had out of service go back as they were: never resumed.
+        let to_restore: Vec<(NodeId, WorkloadState, String)> = to_resume
+            .iter()
+            .filter_map(|&node| self.restore_of(node))
+            .collect();
+        to_resume.retain(|&node| self.state.nodes[node].foreign.is_none());
+        if !to_restore.is_empty() {
+            self.queue(Action::Restore {
+                upgrading_label: upgrading_label.clone(),
+                nodes: to_restore,
+            });
+        }
         if !to_resume.is_empty() {
             self.queue(Action::Resume {
                 upgrading_label: upgrading_label.clone(),
@@ -82,7 +103,13 @@ impl Rollout {
             .filter(|&node| due(self, node))
             .map(|node| {
                 let record = &self.state.nodes[node];
-                (record.id.clone(), record.reason.clone().unwrap_or_default())
+                // A node someone else had out of service keeps its owner's
+                // reason, byte for byte; the record says why it failed.
+                let reason = match &record.foreign {
+                    Some(mark) => mark.reason.clone(),
+                    None => record.reason.clone().unwrap_or_default(),
+                };
+                (record.id.clone(), reason)
             })
             .collect();
         if !to_fail.is_empty() {
@@ -181,6 +208,7 @@ impl Rollout {
                 Action::Drain { nodes, .. } | Action::Resume { nodes, .. } => {
                     nodes.iter().collect()
                 }
+                Action::Restore { nodes, .. } => nodes.iter().map(|(node, _, _)| node).collect(),
                 Action::MarkFailed { nodes, .. } => nodes.iter().map(|(node, _)| node).collect(),
                 _ => continue,
             };

@@ -36,6 +36,16 @@ pub struct RolloutPolicy {
     /// one; the effective number is the session's `upgrade_step_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_percent: Option<f64>,
+    /// The capacity floor: how many nodes of the starting group (a count,
+    /// or a percentage rounded down) must stay in service, counting every
+    /// node out of service for any reason. `None`: no floor, as CRUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<FailureBudget>,
+    /// At most this many nodes' boots are requested in any minute, so a
+    /// large step does not overload the boot service or a power feed.
+    /// `None`: no limit, as CRUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_boots_per_minute: Option<u32>,
     /// How many failed nodes the session tolerates before it halts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -54,6 +64,14 @@ pub struct RolloutPolicy {
     /// What happens to a node still draining after `drain_timeout`.
     #[serde(default)]
     pub on_drain_timeout: OnDrainTimeout,
+    /// What happens to a node someone else took out of service (drained,
+    /// draining or down with a reason crus did not write): it is never
+    /// resumed by crus.
+    #[serde(
+        default,
+        skip_serializing_if = "super::ForeignOutOfService::is_default"
+    )]
+    pub foreign_out_of_service: super::ForeignOutOfService,
     /// A node must be booted and answering the workload manager within this
     /// time of its boot starting, or it fails (alone, unlike CRUS, which failed
     /// the whole step). CRUS waited 10 minutes for the workload manager.
@@ -106,9 +124,12 @@ impl Default for RolloutPolicy {
             align: None,
             step_percent: None,
             max_failures: None,
+            min_available: None,
+            max_boots_per_minute: None,
             canary: None,
             drain_timeout: None,
             on_drain_timeout: OnDrainTimeout::Wait,
+            foreign_out_of_service: super::ForeignOutOfService::UpgradeAndRestore,
             boot_timeout: Duration::from_secs(10 * 60),
             retries: 0,
             escalate_power_cycle: false,

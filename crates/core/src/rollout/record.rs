@@ -24,7 +24,7 @@ impl Rollout {
         record.phase = phase;
         record.since = now;
         self.census.phase_changed(node, record.step, from, phase);
-        if phase == NodePhase::Draining {
+        if phase == NodePhase::Draining && record.foreign.is_none() {
             self.drain_owed.insert(node);
         } else {
             self.drain_owed.remove(&node);

@@ -154,6 +154,10 @@ pub struct NodeRecord {
     /// How many power restarts were issued for it in all.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub power_restarts: u32,
+    /// Someone else had it out of service (drained, draining or down with a
+    /// reason crus did not write), as last seen: crus never resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<super::ForeignMark>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -185,6 +189,7 @@ impl NodeRecord {
             forced: false,
             escalation: None,
             power_restarts: 0,
+            foreign: None,
         }
     }
 }

@@ -42,6 +42,30 @@ impl Rollout {
         if !self.census.any_pending() {
             return false;
         }
+        // The floor counts nodes out of service for any reason: it needs
+        // the nodes seen recently, as the drain-cost orders do.
+        let mut capacity = capacity;
+        if self.state.policy.min_available.is_some() {
+            self.timers.clear(Timer::FloorCheck);
+            let fresh = self
+                .pending_costs_at
+                .is_some_and(|at| now < at + self.pending_costs_max_age());
+            if !fresh {
+                self.want_pending_costs = true;
+                return false;
+            }
+            let room = self.room_above_floor();
+            if room == 0 {
+                if !self.census.any_active_step() {
+                    self.hold_at_floor(now);
+                } else {
+                    let again = now + self.state.policy.poll_interval;
+                    self.timers.set(Timer::FloorCheck, again);
+                }
+                return false;
+            }
+            capacity = capacity.min(room);
+        }
         // Under `spread`, a node can only come from a domain with nothing out
         // of service: when there is none, nothing can be taken whatever the
         // drain costs, so they are not asked for either.
@@ -168,9 +192,9 @@ impl Rollout {
     /// Boots a step's drained nodes: under CRUS's barrier once none of the
     /// step's nodes is still draining; in a sliding window as soon as they drain.
     pub(super) fn request_boots(&mut self, now: Timestamp, step_number: u32) {
-        let Some(step) = self.step(step_number) else {
+        if self.step(step_number).is_none() {
             return;
-        };
+        }
         if self.state.policy.strategy == Strategy::Steps
             && self
                 .census
@@ -179,11 +203,17 @@ impl Rollout {
         {
             return;
         }
-        let drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
+        let mut drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
         if drained.is_empty() {
             return;
         }
-        let number = step.boots.len();
+        let allowed = self.boots_allowed_now(now);
+        if allowed == 0 {
+            return;
+        }
+        drained.truncate(allowed);
+        self.boots_requested(now, drained.len());
+        let number = self.step(step_number).map_or(0, |step| step.boots.len());
         let key = if number == 0 {
             format!("crus-{}-step-{step_number}", self.state.upgrade_id)
         } else {

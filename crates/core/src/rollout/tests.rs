@@ -1131,6 +1131,9 @@ fn the_node_phase_table_allows_exactly_its_moves() {
         ((P::Resuming, In::Returned), P::Done),
         ((P::Releasing, In::Returned), P::Skipped),
         ((P::Failing, In::MarkedFailed), P::Failed),
+        ((P::Pending, In::LeaveAlone), P::Skipped),
+        ((P::Draining, In::LeaveAlone), P::Skipped),
+        ((P::Drained, In::LeaveAlone), P::Skipped),
     ]
     .into_iter()
     .collect();
@@ -1178,6 +1181,9 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
     );
 }
 
+mod boot_rate;
+mod floor;
+mod foreign;
 mod migration;
 mod properties;
 

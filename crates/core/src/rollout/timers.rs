@@ -29,6 +29,11 @@ pub(super) enum Timer {
     NodeRetry(usize),
     /// The maintenance windows open, while nodes wait to be taken.
     WindowOpens,
+    /// The nodes are looked at again while the session holds at its
+    /// capacity floor (`min_available`).
+    FloorCheck,
+    /// Drained nodes waiting for the boot rate limit may be booted.
+    BootRate,
 }
 
 /// The due times, by timer.

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::FieldErrors;
 use crate::rollout::{
-    Canary, Domain, FailureBudget, HealthGate, MaintenanceWindow, OnDrainTimeout, Order,
-    RolloutPolicy, Strategy,
+    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
+    OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
 
 /// What a client asked of the rollout; applied over the server's defaults
@@ -35,6 +35,13 @@ pub struct PolicyRequest {
     /// `upgrade_step_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_percent: Option<f64>,
+    /// A count (`90`) or a percentage (`"90%"`, rounded down) of the
+    /// starting group that must stay in service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<FailureBudget>,
+    /// At most this many nodes' boots requested in any minute (1 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_boots_per_minute: Option<u32>,
     /// A count (`3`) or a percentage (`"10%"`) of failed nodes tolerated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<FailureBudget>,
@@ -48,6 +55,10 @@ pub struct PolicyRequest {
     /// `wait` (default), `skip`, `requeue` or `force`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_drain_timeout: Option<OnDrainTimeout>,
+    /// `upgrade_and_restore` (default), `skip` or `wait`: what happens to a
+    /// node someone else took out of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_out_of_service: Option<ForeignOutOfService>,
     /// e.g. `"15m"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(example = "15m"))]
@@ -127,9 +138,12 @@ impl PolicyRequest {
             "align" => self.align = parse(value)?,
             "step_percent" => self.step_percent = parse(value)?,
             "max_failures" => self.max_failures = parse(value)?,
+            "min_available" => self.min_available = parse(value)?,
+            "max_boots_per_minute" => self.max_boots_per_minute = parse(value)?,
             "canary" => self.canary = parse(value)?,
             "drain_timeout" => self.drain_timeout = parse_duration(value)?,
             "on_drain_timeout" => self.on_drain_timeout = parse(value)?,
+            "foreign_out_of_service" => self.foreign_out_of_service = parse(value)?,
             "boot_timeout" => self.boot_timeout = parse_duration(value)?,
             "retries" => self.retries = parse(value)?,
             "escalate_power_cycle" => self.escalate_power_cycle = parse(value)?,
@@ -190,6 +204,12 @@ impl PolicyRequest {
             && canary.size == 0
         {
             errors.push(("canary", "size must be at least 1.".to_string()));
+        }
+        if self.max_boots_per_minute == Some(0) {
+            errors.push((
+                "max_boots_per_minute",
+                "Must be at least 1 (leave it out for no limit).".to_string(),
+            ));
         }
         if let Some(retries) = self.retries
             && retries > MAX_RETRIES
@@ -257,9 +277,14 @@ impl PolicyRequest {
             align: self.align.or(defaults.align),
             step_percent: self.step_percent.or(defaults.step_percent),
             max_failures: self.max_failures.or(defaults.max_failures),
+            min_available: self.min_available.or(defaults.min_available),
+            max_boots_per_minute: self.max_boots_per_minute.or(defaults.max_boots_per_minute),
             canary: self.canary.or(defaults.canary),
             drain_timeout: duration(&self.drain_timeout).or(defaults.drain_timeout),
             on_drain_timeout: self.on_drain_timeout.unwrap_or(defaults.on_drain_timeout),
+            foreign_out_of_service: self
+                .foreign_out_of_service
+                .unwrap_or(defaults.foreign_out_of_service),
             boot_timeout: duration(&self.boot_timeout).unwrap_or(defaults.boot_timeout),
             retries: self.retries.unwrap_or(defaults.retries),
             escalate_power_cycle: self

@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[schema(example = json!({
     "id": "x1000c0s0b0n0", "phase": "booting", "since": "2026-11-23T18:40:00.000Z",
     "step": 0, "attempts": 1, "taken_at": "2026-11-23T18:31:12.000Z",
-    "finished_at": null, "reason": null, "forced": false
+    "finished_at": null, "reason": null, "forced": false, "foreign_reason": null
 }))]
 pub struct NodeStatus {
     /// The node (its xname on a Cray system).
@@ -44,6 +44,11 @@ pub struct NodeStatus {
     pub reason: Option<String>,
     /// Whether it was rebooted with jobs still running (`on_drain_timeout: force`).
     pub forced: bool,
+    /// The reason someone else had it out of service with (drained,
+    /// draining or down), byte for byte, when they had: crus never resumes
+    /// such a node (`reason` says what crus did with it).
+    #[serde(default)]
+    pub foreign_reason: Option<String>,
 }
 
 impl From<&NodeRecord> for NodeStatus {
@@ -58,6 +63,7 @@ impl From<&NodeRecord> for NodeStatus {
             finished_at: node.finished_at,
             reason: node.reason.clone(),
             forced: node.forced,
+            foreign_reason: node.foreign.as_ref().map(|mark| mark.reason.clone()),
         }
     }
 }

@@ -5,10 +5,17 @@
 //! would), and after every input the invariants of DESIGN.md:
 //!
 //! - never more nodes out of service than the step size;
+//! - crus never crosses the capacity floor (`min_available`): it drains no
+//!   node when that leaves fewer nodes in service than the floor;
+//! - no more boots are requested in any minute than `max_boots_per_minute`;
 //! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
 //! - persist before act: every action handed out follows from the state last
 //!   persisted;
-//! - crus returns to service only nodes it asked to take out of service;
+//! - crus returns to service only nodes it asked to take out of service, and
+//!   never a node an administrator holds out of service (drained or down
+//!   before the session or during it, with a reason crus did not write),
+//!   whatever happens (deletes, halts, restarts, refusals); such a node ends
+//!   the session with its state and its reason exactly as its owner set them;
 //! - at the end, every node is done, failed or skipped; the failed group
 //!   holds exactly the failed nodes; no node is left drained but a failed one;
 //! - the node phase table and the session lifecycle table never refuse a move.
@@ -79,9 +86,31 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
             1 => Just(Some(OnDrainTimeout::Force)),
             1 => Just(Some(OnDrainTimeout::Requeue)),
         ],
+        prop_oneof![
+            Just(ForeignOutOfService::UpgradeAndRestore),
+            Just(ForeignOutOfService::Skip),
+            Just(ForeignOutOfService::Wait),
+        ],
+        prop_oneof![
+            3 => Just(None),
+            1 => (0u32..6).prop_map(|count| Some(FailureBudget::Count(count))),
+            1 => (0u32..=100).prop_map(|percent| Some(FailureBudget::Percent(f64::from(percent)))),
+        ],
+        prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
     )
         .prop_map(
-            |(strategy, order, retries, max_failures, canary, escalate, on_drain_timeout)| {
+            |(
+                strategy,
+                order,
+                retries,
+                max_failures,
+                canary,
+                escalate,
+                on_drain_timeout,
+                foreign_out_of_service,
+                min_available,
+                max_boots_per_minute,
+            )| {
                 let mut policy = RolloutPolicy {
                     strategy,
                     order,
@@ -89,6 +118,9 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     max_failures: max_failures.map(FailureBudget::Count),
                     escalate_power_cycle: escalate,
                     boot_timeout: Duration::from_secs(600),
+                    foreign_out_of_service,
+                    min_available,
+                    max_boots_per_minute,
                     ..RolloutPolicy::default()
                 };
                 if canary {
@@ -160,6 +192,10 @@ struct World {
     out_by_crus: BTreeMap<NodeId, String>,
     /// Nodes crus ever asked to take out of service.
     ever_drained: BTreeSet<NodeId>,
+    /// Out of service by an administrator: down (true) or drained, and
+    /// the reason, which is the one the workload manager shows (the latest
+    /// set, as Slurm keeps one).
+    by_admin: BTreeMap<NodeId, (bool, String)>,
     upgrading: BTreeSet<NodeId>,
     failed_group: BTreeSet<NodeId>,
     /// Boots by key: when started, and each node's fate.
@@ -182,6 +218,7 @@ impl World {
             job_until,
             out_by_crus: BTreeMap::new(),
             ever_drained: BTreeSet::new(),
+            by_admin: BTreeMap::new(),
             upgrading: BTreeSet::new(),
             failed_group: BTreeSet::new(),
             boots: BTreeMap::new(),
@@ -193,7 +230,11 @@ impl World {
     fn schedule(&mut self, now: Timestamp, dice: &mut Dice) {
         for name in &self.names {
             let until = self.job_until.get_mut(name).unwrap();
-            if !self.out_by_crus.contains_key(name) && *until <= now && dice.chance(0.3) {
+            if !self.out_by_crus.contains_key(name)
+                && !self.by_admin.contains_key(name)
+                && *until <= now
+                && dice.chance(0.3)
+            {
                 *until = now + Duration::from_secs(60 + dice.below(3600));
             }
         }
@@ -201,6 +242,33 @@ impl World {
 
     fn running_job(&self, node: &NodeId, now: Timestamp) -> bool {
         self.job_until[node] > now
+    }
+
+    /// An administrator takes a node in service out of it, drained or down:
+    /// never one crus holds (`held`, the nodes out of service on the
+    /// session's behalf: one being resumed is crus's until it is back).
+    fn admin_takes_out(&mut self, dice: &mut Dice, held: &BTreeSet<NodeId>, now: Timestamp) {
+        let in_service: Vec<NodeId> = self
+            .names
+            .iter()
+            .filter(|name| {
+                !self.out_by_crus.contains_key(*name)
+                    && !self.by_admin.contains_key(*name)
+                    && !held.contains(*name)
+            })
+            .cloned()
+            .collect();
+        if in_service.is_empty() {
+            return;
+        }
+        let node = in_service[dice.below(in_service.len() as u64) as usize].clone();
+        let down = dice.chance(0.3);
+        let reason = format!("bad DIMM  on {node} [admin]");
+        if down {
+            // Slurm kills the jobs of a node set down.
+            self.job_until.insert(node.clone(), now);
+        }
+        self.by_admin.insert(node, (down, reason));
     }
 
     /// A boot's view of `node`, if it has one.
@@ -226,6 +294,20 @@ impl World {
             self.boot_state(node, now),
             Some(NodeBootState::InProgress | NodeBootState::Failed { .. })
         );
+        if let Some((down, reason)) = self.by_admin.get(node) {
+            let state = match (down, self.running_job(node, now)) {
+                (true, _) => WorkloadState::Down,
+                (false, true) => WorkloadState::Draining,
+                (false, false) => WorkloadState::Drained,
+            };
+            return WorkloadNode {
+                node: node.clone(),
+                state,
+                responding: !booting,
+                jobs_end_by: Some(self.job_until[node]),
+                reason: Some(reason.clone()),
+            };
+        }
         let state = match self.out_by_crus.get(node) {
             Some(_) if self.running_job(node, now) => WorkloadState::Draining,
             Some(_) => WorkloadState::Drained,
@@ -260,7 +342,12 @@ struct Run {
 impl Run {
     fn new(scenario: Scenario) -> Self {
         let mut dice = Dice(scenario.seed);
-        let world = World::new(scenario.nodes, &mut dice);
+        let mut world = World::new(scenario.nodes, &mut dice);
+        for _ in 0..scenario.nodes {
+            if dice.chance(0.15) {
+                world.admin_takes_out(&mut dice, &BTreeSet::new(), t(0));
+            }
+        }
         let now = t(0);
         let rollout = Rollout::new(
             Uuid::from_u128(7),
@@ -356,7 +443,13 @@ impl Run {
         // the way back): crus may resume what it asked to drain. Telling
         // those apart from an administrator's drains is issue 21's.
         if let Action::Drain { nodes, .. } = action {
-            self.world.ever_drained.extend(nodes.iter().cloned());
+            let by_admin = &self.world.by_admin;
+            let drained: Vec<NodeId> = nodes
+                .iter()
+                .filter(|node| !by_admin.contains_key(*node))
+                .cloned()
+                .collect();
+            self.world.ever_drained.extend(drained);
         }
         if let Some(error) = self.refusal() {
             return Ok(Err(error));
@@ -373,10 +466,38 @@ impl Run {
                 }
             }
             Action::Drain { nodes, reason, .. } => {
+                let newly_out = nodes.iter().any(|node| {
+                    !world.out_by_crus.contains_key(node) && !world.by_admin.contains_key(node)
+                });
                 for node in nodes {
                     world.upgrading.insert(node.clone());
+                    // The controller reads the nodes first and never drains
+                    // one held with another reason (`not_held_by_others`).
+                    if world.by_admin.contains_key(node) {
+                        continue;
+                    }
                     world.out_by_crus.insert(node.clone(), reason.clone());
                     world.ever_drained.insert(node.clone());
+                }
+                if let Some(floor) = self.scenario.policy.min_available
+                    && newly_out
+                {
+                    let total = world.names.len();
+                    let out = world
+                        .names
+                        .iter()
+                        .filter(|node| {
+                            world.out_by_crus.contains_key(*node)
+                                || world.by_admin.contains_key(*node)
+                        })
+                        .count();
+                    let keep = floor.allowed(total).min(total);
+                    if total - out < keep {
+                        return Err(format!(
+                            "drained {nodes:?}: {} of {total} in service, below the floor of {keep}",
+                            total - out
+                        ));
+                    }
                 }
                 ActionOutput::Done
             }
@@ -416,6 +537,19 @@ impl Run {
                         fates.insert(node.clone(), fate);
                     }
                     world.boots.insert(request.key.clone(), (now, fates));
+                    if let Some(limit) = self.scenario.policy.max_boots_per_minute {
+                        let in_minute: usize = world
+                            .boots
+                            .values()
+                            .filter(|(at, _)| now.saturating_since(*at) < Duration::from_secs(60))
+                            .map(|(_, fates)| fates.len())
+                            .sum();
+                        if in_minute > limit as usize {
+                            return Err(format!(
+                                "{in_minute} boots within a minute, more than max_boots_per_minute = {limit}"
+                            ));
+                        }
+                    }
                 }
                 ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
@@ -446,6 +580,24 @@ impl Run {
             }
             Action::Resume { nodes, .. } => {
                 for node in nodes {
+                    if let Some((_, reason)) = world.by_admin.get(node) {
+                        // The engine knew: a bug. Otherwise (taken and
+                        // released before any observation) the controller
+                        // reads the node first and leaves it (`not_held_by_others`).
+                        let known = self
+                            .rollout
+                            .state()
+                            .nodes
+                            .iter()
+                            .any(|record| &record.id == node && record.foreign.is_some());
+                        if known {
+                            return Err(format!(
+                                "node {node} resumed, but an administrator holds it out of service ({reason:?}) and the session knew"
+                            ));
+                        }
+                        world.upgrading.remove(node);
+                        continue;
+                    }
                     if !world.ever_drained.contains(node) {
                         return Err(format!(
                             "node {node} resumed, but crus never asked to drain it"
@@ -456,8 +608,36 @@ impl Run {
                 }
                 ActionOutput::Done
             }
+            Action::Restore { nodes, .. } => {
+                for (node, state, reason) in nodes {
+                    match world.by_admin.get(node) {
+                        Some((down, held))
+                            if held == reason && *down == (*state == WorkloadState::Down) => {}
+                        Some(held) => {
+                            return Err(format!(
+                                "node {node} restored as {state:?} {reason:?}, but its administrator set {held:?}"
+                            ));
+                        }
+                        None => {
+                            return Err(format!(
+                                "node {node} restored as {state:?} {reason:?}, but no administrator holds it"
+                            ));
+                        }
+                    }
+                    world.out_by_crus.remove(node);
+                    world.upgrading.remove(node);
+                }
+                ActionOutput::Done
+            }
             Action::MarkFailed { nodes, .. } => {
                 for (node, reason) in nodes {
+                    // The controller never overwrites a reason someone else
+                    // set (`not_held_by_others`): the node stays theirs.
+                    if world.by_admin.contains_key(node) {
+                        world.upgrading.remove(node);
+                        world.failed_group.insert(node.clone());
+                        continue;
+                    }
                     world.out_by_crus.insert(node.clone(), reason.clone());
                     world.upgrading.remove(node);
                     world.failed_group.insert(node.clone());
@@ -550,7 +730,7 @@ impl Run {
             ));
         }
         for node in self.world.out_by_crus.keys() {
-            if !failed.contains(node) {
+            if !failed.contains(node) && !self.world.by_admin.contains_key(node) {
                 return Err(format!("node {node} left out of service"));
             }
         }
@@ -620,6 +800,18 @@ impl Run {
             if !ending && self.dice.chance(0.002) {
                 self.rollout.cancel(self.now);
                 ending = true;
+                continue;
+            }
+            if !ending && self.scenario.policy.min_available.is_none() && self.dice.chance(0.001) {
+                let held: BTreeSet<NodeId> = self
+                    .rollout
+                    .state()
+                    .nodes
+                    .iter()
+                    .filter(|node| node.phase.is_out_of_service())
+                    .map(|node| node.id.clone())
+                    .collect();
+                self.world.admin_takes_out(&mut self.dice, &held, self.now);
                 continue;
             }
             if !self.pending.is_empty() && self.dice.chance(0.8) {

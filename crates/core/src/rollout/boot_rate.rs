@@ -1,0 +1,68 @@
+//! The boot rate limit, `max_boots_per_minute`: at most that many nodes'
+//! boots are requested in any 60 seconds, so a large step does not overload
+//! the boot service or a power feed. Drained nodes beyond it wait for the
+//! engine's timer and are booted in a later boot of their step.
+
+use std::time::Duration;
+
+use super::*;
+
+/// The window the rate counts over.
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl Rollout {
+    /// How many more nodes may have their boot requested now (all of them
+    /// without a limit), forgetting boots older than a minute.
+    pub(super) fn boots_allowed_now(&mut self, now: Timestamp) -> usize {
+        let Some(limit) = self.state.policy.max_boots_per_minute else {
+            return usize::MAX;
+        };
+        while self
+            .recent_boots
+            .front()
+            .is_some_and(|&(at, _)| at + MINUTE <= now)
+        {
+            self.recent_boots.pop_front();
+        }
+        let used: usize = self.recent_boots.iter().map(|&(_, count)| count).sum();
+        let allowed = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(used);
+        if allowed == 0
+            && let Some(&(oldest, _)) = self.recent_boots.front()
+        {
+            self.timers.set(Timer::BootRate, oldest + MINUTE);
+            self.post_once(
+                now,
+                format!(
+                    "Boots paced at max_boots_per_minute = {limit}: drained nodes wait their turn"
+                ),
+            );
+        }
+        allowed
+    }
+
+    /// `count` nodes' boots were requested at `now`.
+    pub(super) fn boots_requested(&mut self, now: Timestamp, count: usize) {
+        if self.state.policy.max_boots_per_minute.is_some() {
+            self.recent_boots.push_back((now, count));
+        }
+    }
+
+    /// The boots of the active steps, to count against the rate after a
+    /// restart (older ones are forgotten at the first use).
+    pub(super) fn recent_boots_of(
+        state: &RolloutState,
+    ) -> std::collections::VecDeque<(Timestamp, usize)> {
+        let mut boots: Vec<(Timestamp, usize)> = state
+            .active_steps()
+            .flat_map(|step| {
+                step.boots
+                    .iter()
+                    .map(|boot| (boot.requested_at, boot.nodes.len()))
+            })
+            .collect();
+        boots.sort();
+        boots.into_iter().collect()
+    }
+}

@@ -1,0 +1,147 @@
+//! The capacity floor, `min_available`: a count or a percentage of the
+//! starting group that must stay in service, counting every node out of
+//! service for any reason (crus's own, failed ones, and those someone else
+//! drained or downed). No node is taken when that would cross the floor;
+//! the session holds, says which nodes are out and why, and goes on by
+//! itself when they return.
+
+use super::*;
+
+/// How many names a hold message lists before it says how many more.
+const LISTED: usize = 10;
+
+impl Rollout {
+    /// How many nodes must stay in service, if the policy has a floor.
+    /// A percentage is rounded down, so a small group still upgrades: "90%"
+    /// of 5 nodes keeps 4, one upgraded at a time.
+    pub(super) fn floor(&self) -> Option<usize> {
+        let total = self.state.nodes.len();
+        self.state
+            .policy
+            .min_available
+            .map(|floor| floor.allowed(total).min(total))
+    }
+
+    /// What the floor reads as in messages: `4 of 5 nodes (90%)`.
+    pub(super) fn describe_floor(&self) -> Option<String> {
+        let floor = self.floor()?;
+        let total = self.state.nodes.len();
+        let given = match self.state.policy.min_available? {
+            FailureBudget::Count(_) => String::new(),
+            FailureBudget::Percent(percent) => format!(" ({percent}%)"),
+        };
+        Some(format!("{floor} of {}{given}", count_nodes(total)))
+    }
+
+    /// Notes what the workload manager said of a node crus does not hold
+    /// out of service: whether it is out of service all the same, and why.
+    pub(super) fn note_availability(&mut self, node: usize, report: &WorkloadNode) {
+        if self.state.policy.min_available.is_none() {
+            return;
+        }
+        let phase = self.state.nodes[node].phase;
+        let out = matches!(
+            report.state,
+            WorkloadState::Draining | WorkloadState::Drained | WorkloadState::Down
+        );
+        if phase.is_out_of_service() || phase == NodePhase::Failed || !out {
+            self.held_elsewhere.remove(&node);
+            return;
+        }
+        let state = match report.state {
+            WorkloadState::Down => "down",
+            WorkloadState::Draining => "draining",
+            _ => "drained",
+        };
+        let why = match &report.reason {
+            Some(reason) => format!("{state}: {reason:?}"),
+            None => state.to_string(),
+        };
+        self.held_elsewhere.insert(node, why);
+    }
+
+    /// How many nodes are out of service now, for any reason known.
+    fn out_for_any_reason(&self) -> usize {
+        // A node noted before this session took it is counted by its phase.
+        let elsewhere = self
+            .held_elsewhere
+            .keys()
+            .filter(|&&node| {
+                let phase = self.state.nodes[node].phase;
+                !phase.is_out_of_service() && phase != NodePhase::Failed
+            })
+            .count();
+        self.census.out_of_service() + self.census.count(NodePhase::Failed) + elsewhere
+    }
+
+    /// How many more nodes may be taken without crossing the floor (all of
+    /// them without a floor).
+    pub(super) fn room_above_floor(&self) -> usize {
+        let Some(floor) = self.floor() else {
+            return usize::MAX;
+        };
+        let may_be_out = self.state.nodes.len().saturating_sub(floor);
+        may_be_out.saturating_sub(self.out_for_any_reason())
+    }
+
+    /// The session holds at the floor: says so, naming the nodes out and
+    /// why, with the effective numbers, and checks again at the next
+    /// observation of the nodes.
+    pub(super) fn hold_at_floor(&mut self, now: Timestamp) {
+        let Some(floor) = self.describe_floor() else {
+            return;
+        };
+        let out_phases: Vec<NodePhase> = NodePhase::ALL
+            .into_iter()
+            .filter(|phase| phase.is_out_of_service())
+            .collect();
+        let mut out: Vec<(usize, String)> = self
+            .census
+            .nodes_in(&out_phases)
+            .map(|node| {
+                (
+                    node,
+                    format!("{} by this session", self.state.nodes[node].phase.as_str()),
+                )
+            })
+            .collect();
+        out.extend(
+            self.held_elsewhere
+                .iter()
+                .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
+                .map(|(&node, why)| (node, why.clone())),
+        );
+        out.extend(
+            self.state
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, record)| record.phase == NodePhase::Failed)
+                .map(|(node, _)| (node, "failed".to_string())),
+        );
+        out.sort();
+        let mut listed: Vec<String> = out
+            .iter()
+            .take(LISTED)
+            .map(|(node, why)| format!("{} ({why})", self.state.nodes[*node].id))
+            .collect();
+        if out.len() > LISTED {
+            listed.push(format!("and {} more", out.len() - LISTED));
+        }
+        let total = self.state.nodes.len();
+        let in_service = total.saturating_sub(out.len());
+        self.post_once(
+            now,
+            format!(
+                "Holding at the capacity floor: min_available keeps {floor} in service, {in_service} are; out of service: {}. The next node is taken when one returns",
+                listed.join(", ")
+            ),
+        );
+        // Look again once the last observation is stale.
+        let again = self.pending_costs_at.unwrap_or(now) + self.pending_costs_max_age();
+        self.timers.set(
+            Timer::FloorCheck,
+            again.max(now + self.state.policy.poll_interval),
+        );
+    }
+}
