@@ -17,6 +17,7 @@ impl Rollout {
             Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
                 if nothing_in_flight {
                     deadlines.extend(self.timers.get(Timer::SessionRetry));
+                    deadlines.extend(self.timers.get(Timer::WeightRetry));
                 }
             }
             Stage::Running => {
@@ -29,7 +30,8 @@ impl Rollout {
                 let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
                 deadlines.extend(self.timers.earliest(|timer| match timer {
                     Timer::WorkloadPoll => workload_armed,
-                    Timer::NodeRetry(_) | Timer::WindowOpens => true,
+                    Timer::NodeRetry(_) | Timer::WindowOpens | Timer::WeightRetry => true,
+                    Timer::WeightCheck => self.weight_check_armed(),
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,
                 }));

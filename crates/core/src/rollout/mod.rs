@@ -43,6 +43,7 @@ mod record;
 mod selection;
 mod state;
 mod status;
+mod steering;
 mod steps;
 mod timers;
 pub mod window;
@@ -62,6 +63,7 @@ pub use policy::{
 pub use selection::DrainCost;
 pub use state::{Escalation, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use status::{phase_of, status_of};
+pub use steering::{WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
 use crate::node::NodeId;
@@ -139,6 +141,12 @@ pub struct Rollout {
     /// Session lifecycle moves refused: none, unless the engine has a bug.
     /// Not persisted.
     refused_session_moves: Vec<RefusedSessionMove>,
+    /// The scheduling weight this process set on each node (`steer_jobs`).
+    /// Not persisted: after a restart every weight is set again.
+    weights_set: BTreeMap<usize, u32>,
+    /// Whether the workload manager answered that it has no weights, so
+    /// `steer_jobs` does nothing in this process's lifetime.
+    steering_unsupported: bool,
 }
 
 impl Rollout {
@@ -204,6 +212,8 @@ impl Rollout {
             judged_until: Timestamp::EPOCH,
             refused_moves: Vec::new(),
             refused_session_moves: Vec::new(),
+            weights_set: BTreeMap::new(),
+            steering_unsupported: false,
         }
     }
 

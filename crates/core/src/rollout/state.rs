@@ -154,6 +154,11 @@ pub struct NodeRecord {
     /// How many power restarts were issued for it in all.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub power_restarts: u32,
+    /// Its own scheduling weight in the workload manager, read before the
+    /// session raised it (`steer_jobs`), so it is restored exactly, even by
+    /// a controller that resumes the session after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_weight: Option<u32>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -185,6 +190,7 @@ impl NodeRecord {
             forced: false,
             escalation: None,
             power_restarts: 0,
+            own_weight: None,
         }
     }
 }

@@ -29,6 +29,11 @@ pub(super) enum Timer {
     NodeRetry(usize),
     /// The maintenance windows open, while nodes wait to be taken.
     WindowOpens,
+    /// A refused weight read or setting (`steer_jobs`) may be tried again.
+    WeightRetry,
+    /// The raised weights are read back (`steer_jobs`), to set again any
+    /// the workload manager lost.
+    WeightCheck,
 }
 
 /// The due times, by timer.
