@@ -116,7 +116,10 @@ pub struct PolicyArgs {
     pub soak: Option<String>,
     /// Steer new jobs to upgraded nodes: the nodes still to upgrade get a
     /// higher scheduling weight (Slurm `Weight`) until each returns, then
-    /// their own back. Shortens the upgrade on a busy machine.
+    /// their own back. For the shortest upgrade and the least disturbance
+    /// to jobs use `--strategy continuous --order drain-cost --steer-jobs`
+    /// (efficiency bench: 0.50-0.70x of CRUS's upgrade time, 0.23-0.96x of
+    /// the job waiting it added).
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
 }
