@@ -44,9 +44,12 @@ fn policies() -> impl Strategy<Value = (serde_json::Value, u32)> {
         prop_oneof![Just("steps"), Just("continuous")],
         0usize..4,
         0u32..=2,
+        any::<bool>(),
     )
-        .prop_map(|(strategy, order, retries)| {
-            let mut policy = serde_json::json!({"strategy": strategy, "retries": retries});
+        .prop_map(|(strategy, order, retries, steer_jobs)| {
+            let mut policy = serde_json::json!({
+                "strategy": strategy, "retries": retries, "steer_jobs": steer_jobs
+            });
             match order {
                 0 => policy["order"] = "inventory".into(),
                 1 => policy["order"] = "drain_cost".into(),
@@ -174,6 +177,15 @@ fn run(scenario: &Scenario) -> Result<(), String> {
         }
         if report.reboots_with_running_jobs != 0 {
             return Err("a node was rebooted while running jobs".into());
+        }
+        // `steer_jobs`: every node has its own weight back, however it ended.
+        for node in sim.node_ids() {
+            if sim.weight_of(&node) != Some(1) {
+                return Err(format!(
+                    "node {node} left with weight {:?}",
+                    sim.weight_of(&node)
+                ));
+            }
         }
         match store.get(id).await.map_err(|e| e.to_string())? {
             Some(record) => {

@@ -354,3 +354,74 @@ async fn the_queue_lists_running_and_pending_jobs_with_their_limits() {
     // The harness keeps no accounting: no history, so no arrivals are learned.
     assert_eq!(queue.recent_since, None);
 }
+
+/// `steer_jobs` on real Slurm: weights are read per node, set per node
+/// (several weights in one call), steer a new job to the lowest weight, and
+/// what `scontrol reconfigure` does to weights set at run time is pinned
+/// (Slurm puts back `slurm.conf`'s, which is why the rollout reads the raised
+/// weights back and sets them again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_are_read_set_steer_jobs_and_reconfigure_resets_them() {
+    let cluster = SlurmCluster::start(3);
+    let slurm = manager(&cluster);
+    let ids: Vec<NodeId> = cluster
+        .nodes
+        .iter()
+        .map(|node| NodeId::from(node.as_str()))
+        .collect();
+    // slurm.conf gives no Weight=: Slurm's default is 1.
+    assert_eq!(slurm.node_weights(&ids).await.unwrap(), vec![1, 1, 1]);
+    slurm
+        .set_weights(&[
+            (ids[0].clone(), 1_000_001),
+            (ids[1].clone(), 1_000_001),
+            (ids[2].clone(), 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        slurm.node_weights(&ids).await.unwrap(),
+        vec![1_000_001, 1_000_001, 1]
+    );
+    // A one-node job anywhere lands on the lowest weight: the last node.
+    let job = cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "-N",
+            "1",
+            "-t",
+            "5",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 30",
+        ],
+    );
+    let job = job.trim().split(';').next().unwrap_or_default().to_string();
+    cluster.wait_running(std::slice::from_ref(&job));
+    let on = cluster.command("squeue", &["-h", "-j", &job, "-o", "%N"]);
+    assert_eq!(on.trim(), cluster.nodes[2], "job {job} ran on {on}");
+    // An unknown node is refused, and nothing is half-read.
+    let error = slurm
+        .node_weights(&[ids[0].clone(), NodeId::from("node999")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+
+    cluster.command("scontrol", &["reconfigure"]);
+    let mut after = Vec::new();
+    for _ in 0..50 {
+        after = slurm.node_weights(&ids).await.unwrap();
+        if after == vec![1, 1, 1] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        after,
+        vec![1, 1, 1],
+        "scontrol reconfigure puts back slurm.conf's weights"
+    );
+    cluster.command("scancel", &[&job]);
+}

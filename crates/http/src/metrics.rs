@@ -569,6 +569,24 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         self.observe(WORKLOAD_MANAGER, "queue", self.inner.queue())
             .await
     }
+
+    async fn node_weights(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<u32>> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "node_weights",
+            self.inner.node_weights(nodes),
+        )
+        .await
+    }
+
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> crus_core::Result<()> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "set_weights",
+            self.inner.set_weights(weights),
+        )
+        .await
+    }
 }
 
 #[async_trait]

@@ -255,6 +255,16 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
     async fn queue(&self) -> Result<crus_core::ports::WorkloadQueue> {
         self.call("reading the job queue", self.inner.queue()).await
     }
+
+    async fn node_weights(&self, nodes: &[NodeId]) -> Result<Vec<u32>> {
+        self.call("reading node weights", self.inner.node_weights(nodes))
+            .await
+    }
+
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
+        self.call("setting node weights", self.inner.set_weights(weights))
+            .await
+    }
 }
 
 #[async_trait]

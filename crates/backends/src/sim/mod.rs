@@ -34,6 +34,7 @@ mod state_file;
 pub mod swf;
 mod synthetic;
 mod topology;
+mod weights;
 
 pub use cluster::{SimCluster, SimState};
 pub use config::{SimConfig, Workload};

@@ -434,14 +434,18 @@ impl Model {
         self.next_sequence += 1;
     }
 
-    /// Starts what the scheduler says can start now, on the lowest-numbered free nodes.
+    /// Starts what the scheduler says can start now, on the free nodes of
+    /// lowest weight, lowest-numbered first among equal weights (Slurm gives
+    /// a job the lowest-weight nodes that satisfy it).
     fn schedule(&mut self) {
         if self.queue.is_empty() {
             return;
         }
-        let free: Vec<usize> = (0..self.nodes.len())
+        let mut free: Vec<usize> = (0..self.nodes.len())
             .filter(|&index| self.nodes[index].is_free())
             .collect();
+        // Stable: equal weights keep the index order.
+        free.sort_by_key(|&index| self.nodes[index].weight);
         if free.is_empty() {
             return;
         }

@@ -30,6 +30,17 @@ pub(super) struct SimNode {
     pub boot_generation: u64,
     /// Boots started through the boot orchestrator.
     pub boots: u32,
+    /// Its scheduling weight: new jobs go to the lowest weights first, as in
+    /// Slurm (whose default weight is 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// Slurm's default node weight.
+pub(super) const DEFAULT_WEIGHT: u32 = 1;
+
+fn default_weight() -> u32 {
+    DEFAULT_WEIGHT
 }
 
 /// The machine's own condition, whatever the workload manager has marked.
@@ -68,6 +79,7 @@ impl SimNode {
             condition: Condition::Up,
             boot_generation: 0,
             boots: 0,
+            weight: DEFAULT_WEIGHT,
         }
     }
 

@@ -412,6 +412,14 @@ impl WorkloadManager for SimCluster {
     async fn queue(&self) -> Result<WorkloadQueue> {
         Ok(self.lock().queue())
     }
+
+    async fn node_weights(&self, nodes: &[NodeId]) -> Result<Vec<u32>> {
+        self.lock().node_weights(nodes)
+    }
+
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
+        self.change(|model| model.set_weights(weights)).await
+    }
 }
 
 #[async_trait]

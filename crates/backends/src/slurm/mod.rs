@@ -35,6 +35,7 @@ mod parse;
 mod queue;
 mod reboot;
 mod settings;
+mod weights;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -512,6 +513,14 @@ impl WorkloadManager for SlurmWorkloadManager {
             recent,
             recent_since,
         })
+    }
+
+    async fn node_weights(&self, nodes: &[NodeId]) -> Result<Vec<u32>> {
+        self.read_weights(nodes).await
+    }
+
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
+        self.write_weights(weights).await
     }
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {

@@ -131,6 +131,26 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
                 operation: "power restarts: no power control backend is configured",
             }),
         },
+        Action::ReadWeights { nodes } => {
+            let weights = ports.workload_manager.node_weights(nodes).await?;
+            if weights.len() != nodes.len() {
+                return Err(Error::Unavailable {
+                    backend: "workload manager",
+                    message: format!(
+                        "answered {} weights for {} nodes; asking again",
+                        weights.len(),
+                        nodes.len()
+                    ),
+                });
+            }
+            Ok(ActionOutput::Weights(
+                nodes.iter().cloned().zip(weights).collect(),
+            ))
+        }
+        Action::SetWeights { weights } => {
+            ports.workload_manager.set_weights(weights).await?;
+            Ok(ActionOutput::Done)
+        }
         Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),
             Err(error) => Err(error),

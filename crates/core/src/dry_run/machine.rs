@@ -500,9 +500,15 @@ impl Machine {
                 self.schedule();
                 ActionOutput::Done
             }
+            // The forecast does not model scheduling weights: every node
+            // reads as Slurm's default weight and settings change nothing.
+            Action::ReadWeights { nodes } => {
+                ActionOutput::Weights(nodes.iter().map(|node| (node.clone(), 1)).collect())
+            }
             Action::MarkFailed { .. }
             | Action::Restore { .. }
             | Action::PowerRestart { .. }
+            | Action::SetWeights { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
         }
     }

@@ -100,4 +100,27 @@ pub trait WorkloadManager: Send + Sync {
             operation: "reading the job queue",
         })
     }
+
+    /// The scheduling weight of each of `nodes`, in the same order (Slurm's
+    /// `Weight`: the scheduler gives new jobs the lowest-weight nodes first).
+    /// Read only. Backends without weights answer
+    /// [`crate::error::Error::NotSupported`]; `steer_jobs` then does nothing.
+    async fn node_weights(&self, nodes: &[NodeId]) -> Result<Vec<u32>> {
+        let _ = nodes;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reading node weights",
+        })
+    }
+
+    /// Sets each node's scheduling weight. Idempotent. Need not outlive a
+    /// restart of the workload manager (Slurm's do not): the rollout checks
+    /// the weights it set and sets them again when they changed.
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
+        let _ = weights;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "setting node weights",
+        })
+    }
 }

@@ -116,6 +116,18 @@ pub enum Action {
         /// `GracefulRestart` first, `ForceRestart` after the grace period.
         operation: PowerOperation,
     },
+    /// Read the scheduling weights of `nodes` (`steer_jobs`). Answer:
+    /// [`ActionOutput::Weights`].
+    ReadWeights {
+        /// Nodes to ask about.
+        nodes: Vec<NodeId>,
+    },
+    /// Set each node's scheduling weight (`steer_jobs`): raised on the nodes
+    /// still to upgrade, their own on the others. Answer: [`ActionOutput::Done`].
+    SetWeights {
+        /// Each node with the weight it gets.
+        weights: Vec<(NodeId, u32)>,
+    },
     /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
     ClearUpgradingGroup {
         /// The upgrading group.
@@ -163,6 +175,18 @@ impl Action {
                 };
                 format!("{how} {}", count_nodes(nodes.len()))
             }
+            Action::ReadWeights { nodes } => {
+                format!(
+                    "reading the scheduling weights of {}",
+                    count_nodes(nodes.len())
+                )
+            }
+            Action::SetWeights { weights } => {
+                format!(
+                    "setting the scheduling weights of {}",
+                    count_nodes(weights.len())
+                )
+            }
             Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
         }
     }
@@ -195,6 +219,8 @@ pub enum ActionOutput {
     BootStarted(BootHandle),
     /// Per-node boot progress.
     BootStatus(Vec<NodeBootStatus>),
+    /// Scheduling weights, by node.
+    Weights(Vec<(NodeId, u32)>),
     /// Done, nothing to report.
     Done,
 }

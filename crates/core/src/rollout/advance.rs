@@ -49,6 +49,7 @@ impl Rollout {
                 }
             }
             Stage::Running => self.advance_running(now),
+            Stage::Cleanup if self.weights_owed() => self.queue_weight_actions(now),
             Stage::Cleanup => {
                 if self.idle_at_session_level(now) {
                     let label = self.state.spec.upgrading_label.clone();
@@ -100,6 +101,7 @@ impl Rollout {
             break;
         }
         self.queue_running_actions(now);
+        self.queue_weight_actions(now);
     }
 
     /// Halts the session once more nodes failed than the budget allows.

@@ -17,6 +17,7 @@ impl Rollout {
             Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
                 if nothing_in_flight {
                     deadlines.extend(self.timers.get(Timer::SessionRetry));
+                    deadlines.extend(self.timers.get(Timer::WeightRetry));
                 }
             }
             Stage::Running => {
@@ -32,7 +33,9 @@ impl Rollout {
                     Timer::NodeRetry(_)
                     | Timer::WindowOpens
                     | Timer::FloorCheck
-                    | Timer::BootRate => true,
+                    | Timer::BootRate
+                    | Timer::WeightRetry => true,
+                    Timer::WeightCheck => self.weight_check_armed(),
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,
                 }));

@@ -46,6 +46,7 @@ mod record;
 mod selection;
 mod state;
 mod status;
+mod steering;
 mod steps;
 mod timers;
 pub mod window;
@@ -69,6 +70,7 @@ pub use policy::{
 pub use selection::DrainCost;
 pub use state::{Escalation, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use status::{phase_of, status_of};
+pub use steering::{WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
 use crate::node::NodeId;
@@ -153,6 +155,12 @@ pub struct Rollout {
     /// Boots requested in about the last minute, oldest first, and how many
     /// nodes each named: `max_boots_per_minute` counts them.
     recent_boots: VecDeque<(Timestamp, usize)>,
+    /// The scheduling weight this process set on each node (`steer_jobs`).
+    /// Not persisted: after a restart every weight is set again.
+    weights_set: BTreeMap<usize, u32>,
+    /// Whether the workload manager answered that it has no weights, so
+    /// `steer_jobs` does nothing in this process's lifetime.
+    steering_unsupported: bool,
 }
 
 impl Rollout {
@@ -226,6 +234,8 @@ impl Rollout {
             refused_session_moves: Vec::new(),
             held_elsewhere: BTreeMap::new(),
             recent_boots,
+            weights_set: BTreeMap::new(),
+            steering_unsupported: false,
         }
     }
 

@@ -155,6 +155,10 @@ impl Rollout {
                 }
             }
             (Action::PowerRestart { .. }, Ok(_)) => {}
+            (Action::ReadWeights { .. }, Ok(ActionOutput::Weights(weights))) => {
+                self.weights_read(now, &weights);
+            }
+            (Action::SetWeights { weights }, Ok(_)) => self.weights_applied(&weights),
             (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
             (action, Ok(output)) => {
                 tracing::warn!(
@@ -271,6 +275,9 @@ impl Rollout {
                         );
                     }
                 }
+            }
+            Action::ReadWeights { .. } | Action::SetWeights { .. } => {
+                self.weights_refused(now, &action, error);
             }
             Action::ObserveWorkload { .. } => {
                 self.timers.set(Timer::WorkloadPoll, retry_at);

@@ -113,6 +113,13 @@ pub struct RolloutPolicy {
     #[serde(with = "humantime_serde_duration")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "30s"))]
     pub error_retry_interval: Duration,
+    /// Steer new jobs away from the nodes still to upgrade: their scheduling
+    /// weight in the workload manager is raised while the session runs (the
+    /// scheduler fills the lowest weights first, so upgraded nodes), and each
+    /// node's own weight is restored when it returns to service, fails, or
+    /// the session ends, halts or is deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub steer_jobs: bool,
 }
 
 impl Default for RolloutPolicy {
@@ -138,6 +145,7 @@ impl Default for RolloutPolicy {
             windows: Vec::new(),
             poll_interval: Duration::from_secs(10),
             error_retry_interval: Duration::from_secs(30),
+            steer_jobs: false,
         }
     }
 }

@@ -158,6 +158,11 @@ pub struct NodeRecord {
     /// reason crus did not write), as last seen: crus never resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreign: Option<super::ForeignMark>,
+    /// Its own scheduling weight in the workload manager, read before the
+    /// session raised it (`steer_jobs`), so it is restored exactly, even by
+    /// a controller that resumes the session after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_weight: Option<u32>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -190,6 +195,7 @@ impl NodeRecord {
             escalation: None,
             power_restarts: 0,
             foreign: None,
+            own_weight: None,
         }
     }
 }

@@ -34,6 +34,11 @@ pub(super) enum Timer {
     FloorCheck,
     /// Drained nodes waiting for the boot rate limit may be booted.
     BootRate,
+    /// A refused weight read or setting (`steer_jobs`) may be tried again.
+    WeightRetry,
+    /// The raised weights are read back (`steer_jobs`), to set again any
+    /// the workload manager lost.
+    WeightCheck,
 }
 
 /// The due times, by timer.

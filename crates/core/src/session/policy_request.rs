@@ -80,6 +80,10 @@ pub struct PolicyRequest {
     /// When new nodes may be taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<Vec<MaintenanceWindow>>,
+    /// Raise the scheduling weight of the nodes still to upgrade, so new
+    /// jobs go to upgraded nodes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steer_jobs: Option<bool>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -150,6 +154,7 @@ impl PolicyRequest {
             "power_cycle_grace" => self.power_cycle_grace = parse_duration(value)?,
             "health" => self.health = parse(value)?,
             "windows" => self.windows = parse(value)?,
+            "steer_jobs" => self.steer_jobs = parse(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -298,6 +303,7 @@ impl PolicyRequest {
                 .unwrap_or_else(|| defaults.windows.clone()),
             poll_interval: defaults.poll_interval,
             error_retry_interval: defaults.error_retry_interval,
+            steer_jobs: self.steer_jobs.unwrap_or(defaults.steer_jobs),
         }
     }
 }

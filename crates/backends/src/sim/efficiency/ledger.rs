@@ -213,6 +213,15 @@ impl WorkloadManager for ObservedPorts {
     async fn queue(&self) -> Result<crus_core::ports::WorkloadQueue> {
         WorkloadManager::queue(self.cluster()).await
     }
+
+    async fn node_weights(&self, nodes: &[NodeId]) -> Result<Vec<u32>> {
+        WorkloadManager::node_weights(self.cluster(), nodes).await
+    }
+
+    async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
+        let result = WorkloadManager::set_weights(self.cluster(), weights).await;
+        self.observed(result)
+    }
 }
 
 #[async_trait]

@@ -35,15 +35,19 @@ pub enum Policy {
     /// A sliding window in drain-cost order, never two nodes of one chassis
     /// out at once.
     ContinuousTopologySpread,
+    /// `continuous+drain_cost` with `steer_jobs`: the nodes still to upgrade
+    /// get a higher scheduling weight, so new jobs go to upgraded nodes.
+    ContinuousDrainCostSteer,
 }
 
 impl Policy {
     /// Every policy, in the order they are reported.
-    pub const ALL: [Policy; 4] = [
+    pub const ALL: [Policy; 5] = [
         Policy::CrusStrict,
         Policy::StepsDrainCost,
         Policy::ContinuousDrainCost,
         Policy::ContinuousTopologySpread,
+        Policy::ContinuousDrainCostSteer,
     ];
 
     /// Its name in the table and the JSON file.
@@ -53,6 +57,7 @@ impl Policy {
             Policy::StepsDrainCost => "steps+drain_cost",
             Policy::ContinuousDrainCost => "continuous+drain_cost",
             Policy::ContinuousTopologySpread => "continuous+topology(spread=chassis)",
+            Policy::ContinuousDrainCostSteer => "continuous+drain_cost+steer_jobs",
         }
     }
 
@@ -65,12 +70,14 @@ impl Policy {
             Policy::ContinuousTopologySpread => {
                 (Strategy::Continuous, Order::Topology, Some(Domain::Chassis))
             }
+            Policy::ContinuousDrainCostSteer => (Strategy::Continuous, Order::DrainCost, None),
         };
         RolloutPolicy {
             strategy,
             order,
             spread,
             boot_timeout,
+            steer_jobs: self == Policy::ContinuousDrainCostSteer,
             ..RolloutPolicy::default()
         }
     }

@@ -18,7 +18,11 @@
 //!   the session with its state and its reason exactly as its owner set them;
 //! - at the end, every node is done, failed or skipped; the failed group
 //!   holds exactly the failed nodes; no node is left drained but a failed one;
-//! - the node phase table and the session lifecycle table never refuse a move.
+//! - the node phase table and the session lifecycle table never refuse a move;
+//! - `steer_jobs`: a weight is raised only once the node's own weight is
+//!   persisted, and at the end every node has its own weight back (the
+//!   workload manager also forgets raised weights now and then, as
+//!   `slurmctld` does on a restart).
 //!
 //! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
 
@@ -97,6 +101,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
             1 => (0u32..=100).prop_map(|percent| Some(FailureBudget::Percent(f64::from(percent)))),
         ],
         prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -110,6 +115,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 foreign_out_of_service,
                 min_available,
                 max_boots_per_minute,
+                steer_jobs,
             )| {
                 let mut policy = RolloutPolicy {
                     strategy,
@@ -121,6 +127,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     foreign_out_of_service,
                     min_available,
                     max_boots_per_minute,
+                    steer_jobs,
                     ..RolloutPolicy::default()
                 };
                 if canary {
@@ -202,6 +209,10 @@ struct World {
     boots: BTreeMap<String, (Timestamp, BTreeMap<NodeId, BootFate>)>,
     /// Nodes that came back on the new image.
     upgraded: BTreeSet<NodeId>,
+    /// Each node's own scheduling weight, as the site configured it.
+    own_weights: BTreeMap<NodeId, u32>,
+    /// Each node's scheduling weight now.
+    weights: BTreeMap<NodeId, u32>,
 }
 
 impl World {
@@ -213,7 +224,13 @@ impl World {
             .iter()
             .map(|name| (name.clone(), t(i64::try_from(dice.below(7200)).unwrap())))
             .collect();
+        let own_weights: BTreeMap<NodeId, u32> = names
+            .iter()
+            .map(|name| (name.clone(), 1 + u32::try_from(dice.below(100)).unwrap()))
+            .collect();
         World {
+            weights: own_weights.clone(),
+            own_weights,
             names,
             job_until,
             out_by_crus: BTreeMap::new(),
@@ -226,8 +243,12 @@ impl World {
         }
     }
 
-    /// The scheduler starts new jobs on idle nodes in service.
+    /// The scheduler starts new jobs on idle nodes in service; now and then
+    /// the workload manager restarts and forgets the weights set at run time.
     fn schedule(&mut self, now: Timestamp, dice: &mut Dice) {
+        if dice.chance(0.002) {
+            self.weights = self.own_weights.clone();
+        }
         for name in &self.names {
             let until = self.job_until.get_mut(name).unwrap();
             if !self.out_by_crus.contains_key(name)
@@ -430,6 +451,21 @@ impl Run {
             Action::MarkFailed { nodes, .. } => {
                 let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
                 expect(&ids, &[NodePhase::Failing])
+            }
+            Action::SetWeights { weights } => {
+                for (id, weight) in weights {
+                    let own = self.world.own_weights[id];
+                    let stored = stored.nodes.iter().find(|node| &node.id == id);
+                    if stored.and_then(|node| node.own_weight) != Some(own) {
+                        return Err(format!(
+                            "weight of node {id} set to {weight} before its own weight {own} was persisted"
+                        ));
+                    }
+                    if *weight != own && *weight != own + WEIGHT_RAISE {
+                        return Err(format!("node {id} given weight {weight}, own {own}"));
+                    }
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -661,6 +697,18 @@ impl Run {
                 world.upgrading.clear();
                 ActionOutput::Done
             }
+            Action::ReadWeights { nodes } => ActionOutput::Weights(
+                nodes
+                    .iter()
+                    .map(|node| (node.clone(), world.weights[node]))
+                    .collect(),
+            ),
+            Action::SetWeights { weights } => {
+                for (node, weight) in weights {
+                    world.weights.insert(node.clone(), *weight);
+                }
+                ActionOutput::Done
+            }
         };
         Ok(Ok(output))
     }
@@ -736,6 +784,12 @@ impl Run {
         }
         if !self.world.upgrading.is_empty() {
             return Err(format!("upgrading group left {:?}", self.world.upgrading));
+        }
+        if self.world.weights != self.world.own_weights {
+            return Err(format!(
+                "weights left {:?}, own {:?}",
+                self.world.weights, self.world.own_weights
+            ));
         }
         Ok(())
     }
