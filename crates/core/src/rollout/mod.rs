@@ -31,6 +31,7 @@ mod command;
 mod commands;
 mod deadlines;
 mod event;
+mod header;
 mod lifecycle;
 mod lookup;
 pub mod messages;

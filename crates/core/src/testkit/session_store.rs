@@ -48,6 +48,7 @@ pub async fn run_all(
     unfinished_lists_only_unfinished(store, make_record).await?;
     write_check_changes_nothing(store, make_record).await?;
     super::session_claims::run_all(store, make_record).await?;
+    super::session_nodes::run_all(store, make_record).await?;
     Ok(())
 }
 
