@@ -29,6 +29,15 @@
 //!   writes those groups again from its own state, so they match the
 //!   record again once that write is complete.
 //!
+//! Another writer of the session key between two transactions of a split
+//! write (the API storing an operator's request) makes the node keys
+//! written so far part of its revision; the split write then fails its next
+//! compare, and the controller writes its state again at once (re-reading
+//! the request), so the record is whole again a moment later. Only writes
+//! of more than [`MAX_OPS_PER_TXN`] node keys or [`MAX_TXN_BYTES`] are
+//! split: the snapshot of a machine of over 6,400 nodes, a step of
+//! thousands of scattered nodes.
+//!
 //! One case is not covered: if the cut-short write was followed by no other
 //! write of the session until etcd compacted the revision the session key
 //! was written at (a session idle for longer than the cluster's compaction

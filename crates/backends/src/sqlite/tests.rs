@@ -406,9 +406,23 @@ async fn a_version_2_file_is_migrated_and_its_unfinished_sessions_hold_their_nod
         store.create(&running).await.unwrap();
         store.create(&finished).await.unwrap();
     }
-    raw(&path)
-        .execute_batch("DROP TABLE claims; UPDATE meta SET schema_version = 2;")
+    // Version 2 kept each record whole and had no node rows either.
+    let file = raw(&path);
+    file.execute_batch(
+        "DROP TABLE claims; DROP TABLE session_nodes; UPDATE meta SET schema_version = 2;",
+    )
+    .unwrap();
+    for record in [&running, &finished] {
+        file.execute(
+            "UPDATE sessions SET record = ?2 WHERE upgrade_id = ?1",
+            [
+                record.upgrade_id().to_string(),
+                serde_json::to_string(record).unwrap(),
+            ],
+        )
         .unwrap();
+    }
+    drop(file);
 
     let store = SqliteStore::open(&path).unwrap();
     let version: i64 = raw(&path)
