@@ -474,7 +474,26 @@ async fn session_history(cluster: &EtcdCluster, id: &str) -> Vec<SessionRecord> 
     {
         for event in response.events() {
             let kv = event.kv().unwrap();
-            versions.push(serde_json::from_slice(kv.value()).unwrap());
+            let mut version: SessionRecord = serde_json::from_slice(kv.value()).unwrap();
+            // The session key holds the record without its nodes; they are
+            // the node keys as of the same revision.
+            let nodes = client
+                .get(
+                    format!("{key}/nodes/"),
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_revision(kv.mod_revision()),
+                    ),
+                )
+                .await
+                .unwrap();
+            for group in nodes.kvs() {
+                let group: Vec<crus_core::rollout::NodeRecord> =
+                    serde_json::from_slice(group.value()).unwrap();
+                version.rollout.nodes.extend(group);
+            }
+            versions.push(version);
             if kv.mod_revision() >= newest {
                 break 'read;
             }

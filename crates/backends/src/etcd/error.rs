@@ -24,6 +24,17 @@ pub(super) enum EtcdError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A session's node key is not what crus writes there.
+    #[error(
+        "the session nodes at {key} are damaged: {problem}; restore the session from a backup \
+         or remove its keys"
+    )]
+    DamagedNodes {
+        /// The key read.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A record could not be turned into JSON.
     #[error("cannot encode a session record: {0}")]
     Encode(#[from] serde_json::Error),

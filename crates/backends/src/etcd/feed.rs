@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crus_core::store::{SessionRecord, SessionStore, Versioned};
 
-use super::{EtcdStore, decode, revision};
+use super::EtcdStore;
 
 /// One change to the stored sessions.
 #[derive(Debug, Clone)]
@@ -127,11 +127,11 @@ async fn follow(store: EtcdStore, retry: Duration, sender: mpsc::Sender<SessionC
                 };
                 let change = match event.event_type() {
                     EventType::Delete => SessionChange::Deleted(upgrade_id),
-                    EventType::Put => match decode(kv.key(), kv.value()) {
-                        Ok(value) => SessionChange::Put(Box::new(Versioned {
-                            value,
-                            revision: revision(kv.mod_revision()),
-                        })),
+                    // The session key holds the record without its nodes:
+                    // the record is read whole, as `get` assembles it.
+                    EventType::Put => match store.get(upgrade_id).await {
+                        Ok(Some(record)) => SessionChange::Put(Box::new(record)),
+                        Ok(None) => SessionChange::Deleted(upgrade_id),
                         Err(error) => {
                             tracing::warn!(%error, "a stored session cannot be read; skipped");
                             continue;

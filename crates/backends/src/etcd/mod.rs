@@ -1,7 +1,10 @@
 //! `EtcdStore`: sessions in etcd, so several `crus serve` replicas share them.
 //!
 //! Each session is one key, `<prefix>sessions/<upgrade_id>`, holding the
-//! record as JSON; the nodes a session claims are one key beside it,
+//! record without its nodes as JSON, and its nodes in keys of a few dozen
+//! nodes each under `<prefix>sessions/<upgrade_id>/nodes/` (see `nodes.rs`:
+//! how a write too large for one transaction is split, and why a reader
+//! never sees half of it); the nodes a session claims are one key beside it,
 //! `<prefix>claims/<upgrade_id>`, a JSON array written in the transaction
 //! that creates the session (which fails if any claim key changed since the
 //! creation read them) and deleted in the one that stores it finished or
@@ -21,6 +24,7 @@ mod feed;
 mod held;
 mod leader;
 mod options;
+mod nodes;
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -32,7 +36,11 @@ use uuid::Uuid;
 use std::collections::{BTreeMap, HashSet};
 
 use crus_core::options::ServerOptions;
-use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
+use crus_core::rollout::NodeRecord;
+use crus_core::store::{
+    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
+    header_of,
+};
 use crus_core::{NodeId, Result};
 
 pub use config::{EtcdConfig, EtcdTls};
@@ -41,6 +49,7 @@ use error::{EtcdError, from_etcd};
 pub use etcd_client;
 pub use feed::{SessionChange, SessionFeed};
 pub use leader::{Election, Leader};
+use nodes::{group_count, groups_of, split};
 
 /// The default key prefix under which crus keeps its data in etcd.
 pub const DEFAULT_PREFIX: &str = "/crus/";
@@ -228,6 +237,92 @@ impl EtcdStore {
         Ok(Err(Lost { current: record }))
     }
 
+    /// Writes session `upgrade_id`'s `header` (a record without its nodes)
+    /// with the node keys of `nodes` that `changed` names (`None`: all of
+    /// them), in as few fenced transactions as etcd's limits allow, each
+    /// requiring `compare` of the session key; only the last writes the
+    /// session key (see `nodes.rs`). `expected`: the session key's mod
+    /// revision the write expects, 0 for a creation.
+    async fn write_session(
+        &self,
+        header: &SessionRecord,
+        nodes: &[NodeRecord],
+        changed: Option<&[usize]>,
+        compare: Compare,
+        expected: i64,
+    ) -> Result<std::result::Result<i64, Lost>> {
+        let id = header.upgrade_id();
+        let key = self.key(id);
+        let total = group_count(nodes.len());
+        let stored = self.stored_groups(id, expected).await?;
+        let groups = match changed {
+            // Only the groups changed, and those a write cut short left
+            // newer than the record: the others are the record's already.
+            Some(positions) if stored.count == total => {
+                let mut groups = groups_of(positions.iter().copied());
+                groups.extend(stored.newer.iter().copied().filter(|group| *group < total));
+                groups
+            }
+            // Every group: the node list is new, or the keys are not the
+            // record's (a record written whole by an earlier release).
+            _ => (0..total).collect(),
+        };
+        let mut ops = self.group_puts(id, nodes, &groups)?;
+        if stored.count > total {
+            ops.push((self.groups_delete_from(id, total), key.len() + 16));
+        }
+        let value = serde_json::to_vec(header).map_err(EtcdError::Encode)?;
+        let header_bytes = key.len() + value.len();
+        let transactions = split(ops, 2, header_bytes);
+        let last = transactions.len().saturating_sub(1);
+        let mut header_put = Some(TxnOp::put(key.clone(), value, None));
+        for (index, mut then) in transactions.into_iter().enumerate() {
+            if index == last {
+                then.extend(header_put.take());
+                if header.is_finished() {
+                    // Its nodes are free again, as of this very write.
+                    then.push(TxnOp::delete(self.claim_key(id), None));
+                }
+            }
+            match self.checked(&key, compare.clone(), then).await? {
+                Ok(written) if index == last => return Ok(Ok(written)),
+                Ok(_) => {}
+                Err(lost) => return Ok(Err(lost)),
+            }
+        }
+        // `split` always yields a last transaction, which returned above.
+        Err(crus_core::Error::invalid(format!(
+            "session {id}: a write was split into no transaction"
+        )))
+    }
+
+    /// An update of session `header`'s record expecting `expected`, with
+    /// the core errors a lost compare means.
+    async fn update_session(
+        &self,
+        header: &SessionRecord,
+        nodes: &[NodeRecord],
+        changed: Option<&[usize]>,
+        expected: Revision,
+    ) -> Result<Revision> {
+        let id = header.upgrade_id();
+        let key = self.key(id);
+        let compare = Compare::mod_revision(key, CompareOp::Equal, etcd_revision(expected));
+        match self
+            .write_session(header, nodes, changed, compare, etcd_revision(expected))
+            .await?
+        {
+            Ok(written) => Ok(revision(written)),
+            Err(Lost { current: None }) => {
+                Err(crus_core::Error::not_found(format!("session {id}")))
+            }
+            Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
+                "session {id} changed since revision {} (now {now}); re-read it and retry",
+                expected.0
+            ))),
+        }
+    }
+
     /// The prefix of every claim key.
     fn claims_prefix(&self) -> String {
         format!("{}claims/", self.prefix)
@@ -339,11 +434,11 @@ fn etcd_revision(revision: Revision) -> i64 {
 impl SessionStore for EtcdStore {
     async fn create(&self, record: &SessionRecord) -> Result<Revision> {
         let key = self.key(record.upgrade_id());
-        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
         // A key that was never created (or was deleted) has create revision 0.
         let compare = Compare::create_revision(key.clone(), CompareOp::Equal, 0);
+        let header = header_of(record);
         match self
-            .checked(&key, compare, vec![TxnOp::put(key.clone(), value, None)])
+            .write_session(&header, &record.rollout.nodes, None, compare, 0)
             .await?
         {
             Ok(written) => Ok(revision(written)),
@@ -360,9 +455,32 @@ impl SessionStore for EtcdStore {
             .get(self.key(upgrade_id), None)
             .await
             .map_err(from_etcd)?;
+        let Some(kv) = response.kvs().first() else {
+            return Ok(None);
+        };
+        let mut value = decode(kv.key(), kv.value())?;
+        let nodes = self.read_nodes(upgrade_id, kv.mod_revision()).await?;
+        // No node key: a record without nodes, or one written whole by an
+        // earlier release, whose nodes are in it.
+        if !nodes.is_empty() {
+            value.rollout.nodes = nodes;
+        }
+        Ok(Some(Versioned {
+            value,
+            revision: revision(kv.mod_revision()),
+        }))
+    }
+
+    async fn get_desired(&self, upgrade_id: Uuid) -> Result<Option<Versioned<Desired>>> {
+        // The session key alone: no node key is read.
+        let response = self
+            .kv()
+            .get(self.key(upgrade_id), None)
+            .await
+            .map_err(from_etcd)?;
         match response.kvs().first() {
             Some(kv) => Ok(Some(Versioned {
-                value: decode(kv.key(), kv.value())?,
+                value: decode(kv.key(), kv.value())?.desired,
                 revision: revision(kv.mod_revision()),
             })),
             None => Ok(None),
@@ -370,47 +488,45 @@ impl SessionStore for EtcdStore {
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
+        // The session keys' names first (node keys are under them), then
+        // each session read as `get` reads it.
+        let prefix = self.sessions_prefix();
         let response = self
             .kv()
             .get(
-                self.sessions_prefix(),
-                Some(GetOptions::new().with_prefix()),
+                prefix.as_str(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
             )
             .await
             .map_err(from_etcd)?;
-        response
+        let ids: Vec<Uuid> = response
             .kvs()
             .iter()
-            .map(|kv| {
-                Ok(Versioned {
-                    value: decode(kv.key(), kv.value())?,
-                    revision: revision(kv.mod_revision()),
-                })
+            .filter_map(|kv| {
+                let name = kv.key().strip_prefix(prefix.as_bytes())?;
+                Uuid::parse_str(std::str::from_utf8(name).ok()?).ok()
             })
-            .collect()
+            .collect();
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Removed since the names were read: not listed.
+            if let Some(record) = self.get(id).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
     }
 
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
-        let key = self.key(record.upgrade_id());
-        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
-        let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
-        let mut then = vec![TxnOp::put(key.clone(), value, None)];
-        if record.is_finished() {
-            // Its nodes are free again, as of this very write.
-            then.push(TxnOp::delete(self.claim_key(record.upgrade_id()), None));
-        }
-        match self.checked(&key, compare, then).await? {
-            Ok(written) => Ok(revision(written)),
-            Err(Lost { current: None }) => Err(crus_core::Error::not_found(format!(
-                "session {}",
-                record.upgrade_id()
-            ))),
-            Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
-                "session {} changed since revision {} (now {now}); re-read it and retry",
-                record.upgrade_id(),
-                expected.0
-            ))),
-        }
+        let header = header_of(record);
+        self.update_session(&header, &record.rollout.nodes, None, expected)
+            .await
+    }
+
+    async fn update_delta(&self, delta: &SessionDelta<'_>, expected: Revision) -> Result<Revision> {
+        let positions = (!delta.replaces_all()).then(|| delta.changed_positions());
+        self.update_session(delta.header, delta.nodes(), positions.as_deref(), expected)
+            .await
     }
 
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
@@ -419,6 +535,7 @@ impl SessionStore for EtcdStore {
         let then = vec![
             TxnOp::delete(key.clone(), None),
             TxnOp::delete(self.claim_key(upgrade_id), None),
+            self.groups_delete_from(upgrade_id, 0),
         ];
         match self.checked(&key, compare, then).await? {
             Ok(_) | Err(Lost { current: None }) => Ok(()),
@@ -436,8 +553,22 @@ impl SessionStore for EtcdStore {
     ) -> Result<std::result::Result<Revision, NodesClaimed>> {
         let id = record.upgrade_id();
         let key = self.key(id);
-        let value = serde_json::to_vec(record).map_err(EtcdError::Encode)?;
+        let value = serde_json::to_vec(&header_of(record)).map_err(EtcdError::Encode)?;
         let claim = serde_json::to_vec(nodes).map_err(EtcdError::Encode)?;
+        // A new session has not read its nodes yet (its record holds none):
+        // any it holds go in the creation's one transaction, which must be
+        // within etcd's limits.
+        let all_groups = (0..group_count(record.rollout.nodes.len())).collect();
+        let group_puts = self.group_puts(id, &record.rollout.nodes, &all_groups)?;
+        let group_bytes: usize = group_puts.iter().map(|(_, size)| size).sum();
+        if group_puts.len() > nodes::MAX_OPS_PER_TXN / 2 || group_bytes > nodes::MAX_TXN_BYTES / 2 {
+            return Err(crus_core::Error::invalid(format!(
+                "session {id} holds too many nodes ({}) to be created with its claims in one \
+                 etcd transaction; create it before its snapshot is taken",
+                record.rollout.nodes.len()
+            )));
+        }
+        let group_puts: Vec<TxnOp> = group_puts.into_iter().map(|(op, _)| op).collect();
         let wanted: HashSet<&NodeId> = nodes.iter().collect();
         let claims_prefix = self.claims_prefix();
         for _ in 0..CLAIM_ATTEMPTS {
@@ -479,6 +610,7 @@ impl SessionStore for EtcdStore {
                 TxnOp::put(key.clone(), value.clone(), None),
                 TxnOp::put(self.claim_key(id), claim.clone(), None),
             ];
+            then.extend(group_puts.iter().cloned());
             then.extend(stale);
             match self.checked_all(&key, compares, then).await? {
                 Ok(written) => return Ok(Ok(revision(written))),

@@ -1,7 +1,10 @@
 //! `SqliteStore`: sessions in one SQLite file, the embedded default
 //! [`SessionStore`] of `crus serve`.
 //!
-//! Each session is one row holding its record as JSON, and one row of
+//! Each session is one row holding its record without its nodes as JSON
+//! (the header), one row per node in `session_nodes` (see `nodes.rs`: a
+//! write of the controller stores the header and the nodes that changed,
+//! not the whole record), and one row of
 //! `statuses` beside it holding what the API reads without decoding the
 //! record (its CRUS status, creation time and whether it finished), written
 //! in the same transaction. The `claims` table names the session holding
@@ -29,6 +32,7 @@
 mod error;
 mod identity;
 mod options;
+mod nodes;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -42,13 +46,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crus_core::options::ServerOptions;
-use crus_core::store::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
+use crus_core::store::{
+    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
+    header_of,
+};
 use crus_core::{NodeId, Result, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 
 use error::{At, SqliteError};
 use identity::FileIdentity;
+use nodes::{EncodedNodes, assemble, encode_nodes, read_node_rows, remove_nodes_from, write_nodes};
 use writer_lock::WriterLock;
 
 /// How long a statement waits for another connection's write lock before
@@ -355,11 +363,66 @@ fn decode(
     })
 }
 
-fn encode(record: &SessionRecord) -> Result<String, SqliteError> {
-    serde_json::to_string(record).map_err(|source| SqliteError::Encode {
-        upgrade_id: record.upgrade_id().to_string(),
+/// `record` as its header's JSON and its node rows: what a write of the
+/// whole record stores.
+fn encode(record: &SessionRecord) -> Result<(String, EncodedNodes), SqliteError> {
+    let id = record.upgrade_id().to_string();
+    let nodes = &record.rollout.nodes;
+    Ok((
+        encode_header(&header_of(record))?,
+        encode_nodes(&id, nodes, 0..nodes.len())?,
+    ))
+}
+
+/// A record without its nodes as JSON.
+fn encode_header(header: &SessionRecord) -> Result<String, SqliteError> {
+    serde_json::to_string(header).map_err(|source| SqliteError::Encode {
+        upgrade_id: header.upgrade_id().to_string(),
         source,
     })
+}
+
+/// The record of session `id` (its header and node rows), if it exists,
+/// undecoded; read in one transaction, so the header and rows are of one
+/// write.
+fn read_stored(
+    connection: &mut Connection,
+    location: &Arc<str>,
+    id: &str,
+) -> Result<Option<StoredRow>, SqliteError> {
+    let transaction = connection.transaction().at(location)?;
+    let row: Option<(i64, String)> = transaction
+        .prepare_cached("SELECT revision, record FROM sessions WHERE upgrade_id = ?1")
+        .at(location)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .at(location)?;
+    let Some((revision, json)) = row else {
+        return Ok(None);
+    };
+    let nodes = read_node_rows(&transaction, location, id)?;
+    Ok(Some(StoredRow {
+        id: id.to_string(),
+        revision,
+        json,
+        nodes,
+    }))
+}
+
+/// A session's rows as stored: its id, revision, header JSON and node rows.
+struct StoredRow {
+    id: String,
+    revision: i64,
+    json: String,
+    nodes: Vec<(i64, String)>,
+}
+
+impl StoredRow {
+    /// The record, assembled and checked.
+    fn decode(&self, location: &Arc<str>) -> Result<Versioned<SessionRecord>, SqliteError> {
+        let header = decode(location, &self.id, self.revision, &self.json)?;
+        assemble(location, &self.id, header, &self.nodes)
+    }
 }
 
 /// A record's row of `statuses`: what reads need without decoding the record.
@@ -458,7 +521,8 @@ fn rebuilt_status(
             problem: "it has a status but no record".to_string(),
         });
     };
-    let record = decode(location, id, revision, &json)?;
+    let rows = read_node_rows(connection, location, id)?;
+    let record = assemble(location, id, decode(location, id, revision, &json)?, &rows)?;
     tracing::warn!(
         database = %location,
         upgrade_id = id,
@@ -501,7 +565,7 @@ fn insert_new(
     transaction: &Transaction<'_>,
     location: &Arc<str>,
     id: Uuid,
-    json: &str,
+    (json, nodes): &(String, EncodedNodes),
     summary: &Summary,
     created_at: &str,
 ) -> Result<Revision, SqliteError> {
@@ -522,6 +586,9 @@ fn insert_new(
         )
         .at(location)?;
     summary.insert(transaction, location, &id.to_string())?;
+    // Rows a removal left behind (none in a healthy file) are not its nodes.
+    remove_nodes_from(transaction, location, &id.to_string(), 0)?;
+    write_nodes(transaction, location, &id.to_string(), nodes)?;
     Ok(revision)
 }
 
@@ -579,13 +646,13 @@ fn holder_id(location: &Arc<str>, holder: &str) -> Result<Uuid, SqliteError> {
 impl SessionStore for SqliteStore {
     async fn create(&self, record: &SessionRecord) -> Result<Revision> {
         let id = record.upgrade_id();
-        let json = encode(record)?;
+        let encoded = encode(record)?;
         let summary = Summary::of(record)?;
         let created_at = Timestamp::now().to_string();
         let file = self.file.clone();
         self.run(move |connection, location| {
             let transaction = write_transaction(connection, location)?;
-            let revision = insert_new(&transaction, location, id, &json, &summary, &created_at)?;
+            let revision = insert_new(&transaction, location, id, &encoded, &summary, &created_at)?;
             still_in_place(file.as_deref(), location)?;
             transaction.commit().at(location)?;
             Ok(revision)
@@ -599,7 +666,7 @@ impl SessionStore for SqliteStore {
         nodes: &[NodeId],
     ) -> Result<std::result::Result<Revision, NodesClaimed>> {
         let id = record.upgrade_id();
-        let json = encode(record)?;
+        let encoded = encode(record)?;
         let summary = Summary::of(record)?;
         let created_at = Timestamp::now().to_string();
         let nodes = nodes.to_vec();
@@ -612,7 +679,7 @@ impl SessionStore for SqliteStore {
             if let Some(claimed) = claimed_by_another(&transaction, location, &nodes)? {
                 return Ok(Err(claimed));
             }
-            let revision = insert_new(&transaction, location, id, &json, &summary, &created_at)?;
+            let revision = insert_new(&transaction, location, id, &encoded, &summary, &created_at)?;
             {
                 let mut claim = transaction
                     .prepare_cached(
@@ -656,6 +723,17 @@ impl SessionStore for SqliteStore {
 
     async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
         let id = upgrade_id.to_string();
+        let row = self
+            .run(move |connection, location| read_stored(connection, location, &id))
+            .await?;
+        // Decoded after the connection is let go, so concurrent reads decode
+        // in parallel instead of one after another behind its lock.
+        Ok(row.map(|row| row.decode(&self.location)).transpose()?)
+    }
+
+    async fn get_desired(&self, upgrade_id: Uuid) -> Result<Option<Versioned<Desired>>> {
+        // The header alone: no node row is read.
+        let id = upgrade_id.to_string();
         let query_id = id.clone();
         let row: Option<(i64, String)> = self
             .run(move |connection, location| {
@@ -667,10 +745,13 @@ impl SessionStore for SqliteStore {
                     .at(location)
             })
             .await?;
-        // Decoded after the connection is let go, so concurrent reads decode
-        // in parallel instead of one after another behind its lock.
         Ok(row
-            .map(|(revision, json)| decode(&self.location, &id, revision, &json))
+            .map(|(revision, json)| {
+                decode(&self.location, &id, revision, &json).map(|record| Versioned {
+                    value: record.value.desired,
+                    revision: record.revision,
+                })
+            })
             .transpose()?)
     }
 
@@ -687,7 +768,7 @@ impl SessionStore for SqliteStore {
         let worker_location = Arc::clone(&self.location);
         let decoded = tokio::task::spawn_blocking(move || {
             rows.iter()
-                .map(|(id, revision, json)| decode(&worker_location, id, *revision, json))
+                .map(|row| row.decode(&worker_location))
                 .collect::<Result<Vec<_>, SqliteError>>()
         })
         .await;
@@ -699,37 +780,33 @@ impl SessionStore for SqliteStore {
 
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
         let id = record.upgrade_id();
-        let json = encode(record)?;
+        let (json, nodes) = encode(record)?;
         let summary = Summary::of(record)?;
-        let file = self.file.clone();
-        self.run(move |connection, location| {
-            let transaction = write_transaction(connection, location)?;
-            match current_revision(&transaction, location, id)? {
-                None => return Err(SqliteError::NotFound(format!("session {id}"))),
-                Some(current) if current != expected => {
-                    return Err(changed_since(id, expected, current));
-                }
-                Some(_) => {}
-            }
-            let revision = next_revision(&transaction, location)?;
-            transaction
-                .execute(
-                    "UPDATE sessions SET revision = ?2, record = ?3 WHERE upgrade_id = ?1",
-                    params![id.to_string(), stored_revision(location, revision)?, json],
-                )
-                .at(location)?;
-            summary.insert(&transaction, location, &id.to_string())?;
-            if summary.finished {
-                // Its nodes are free again, as of this very write.
-                transaction
-                    .execute("DELETE FROM claims WHERE upgrade_id = ?1", [id.to_string()])
-                    .at(location)?;
-            }
-            still_in_place(file.as_deref(), location)?;
-            transaction.commit().at(location)?;
-            Ok(revision)
-        })
-        .await
+        self.write_header_and_nodes(id, expected, json, summary, nodes, Some(0))
+            .await
+    }
+
+    async fn update_delta(&self, delta: &SessionDelta<'_>, expected: Revision) -> Result<Revision> {
+        let id = delta.header.upgrade_id();
+        let text_id = id.to_string();
+        let json = encode_header(delta.header)?;
+        let status = delta.status_json()?;
+        let summary = Summary {
+            status,
+            created_at_ms: delta.rollout.created_at.as_millis(),
+            finished: delta.header.is_finished(),
+        };
+        let positions = delta.changed_positions();
+        let nodes = encode_nodes(&text_id, delta.nodes(), positions.into_iter())?;
+        // Replaced whole: every row goes; otherwise only rows past the end
+        // (none unless the node list shrank, which crus never does).
+        let remove_from = if delta.replaces_all() {
+            0
+        } else {
+            i64::try_from(delta.nodes().len()).unwrap_or(i64::MAX)
+        };
+        self.write_header_and_nodes(id, expected, json, summary, nodes, Some(remove_from))
+            .await
     }
 
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
@@ -749,6 +826,7 @@ impl SessionStore for SqliteStore {
                 "DELETE FROM sessions WHERE upgrade_id = ?1",
                 "DELETE FROM statuses WHERE upgrade_id = ?1",
                 "DELETE FROM claims WHERE upgrade_id = ?1",
+                "DELETE FROM session_nodes WHERE upgrade_id = ?1",
             ] {
                 transaction
                     .execute(statement, [upgrade_id.to_string()])
@@ -866,7 +944,7 @@ impl SessionStore for SqliteStore {
         // Few sessions run at once, so these decode on the caller's task.
         Ok(rows
             .iter()
-            .map(|(id, revision, json)| decode(&self.location, id, *revision, json))
+            .map(|row| row.decode(&self.location))
             .collect::<Result<Vec<_>, SqliteError>>()?)
     }
 }
@@ -888,14 +966,78 @@ impl SqliteStore {
         .await
     }
 
-    /// The `(upgrade_id, revision, record)` rows `query` selects, undecoded.
-    async fn stored_rows(&self, query: &'static str) -> Result<Vec<(String, i64, String)>> {
+    /// The `(upgrade_id, revision, record)` rows `query` selects with their
+    /// node rows, undecoded, read in one transaction.
+    async fn stored_rows(&self, query: &'static str) -> Result<Vec<StoredRow>> {
         self.run(move |connection, location| {
-            let mut statement = connection.prepare_cached(query).at(location)?;
-            let rows = statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            let transaction = connection.transaction().at(location)?;
+            let headers: Vec<(String, i64, String)> = {
+                let mut statement = transaction.prepare_cached(query).at(location)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .at(location)?;
+                rows.map(|row| row.at(location)).collect::<Result<_, _>>()?
+            };
+            headers
+                .into_iter()
+                .map(|(id, revision, json)| {
+                    let nodes = read_node_rows(&transaction, location, &id)?;
+                    Ok(StoredRow {
+                        id,
+                        revision,
+                        json,
+                        nodes,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Stores session `id`'s header `json`, its status `summary` and the
+    /// node rows `nodes` if it is still at `expected`, in one transaction,
+    /// after removing its node rows from position `remove_from` on.
+    async fn write_header_and_nodes(
+        &self,
+        id: Uuid,
+        expected: Revision,
+        json: String,
+        summary: Summary,
+        nodes: EncodedNodes,
+        remove_from: Option<i64>,
+    ) -> Result<Revision> {
+        let file = self.file.clone();
+        self.run(move |connection, location| {
+            let transaction = write_transaction(connection, location)?;
+            match current_revision(&transaction, location, id)? {
+                None => return Err(SqliteError::NotFound(format!("session {id}"))),
+                Some(current) if current != expected => {
+                    return Err(changed_since(id, expected, current));
+                }
+                Some(_) => {}
+            }
+            let revision = next_revision(&transaction, location)?;
+            let text_id = id.to_string();
+            transaction
+                .execute(
+                    "UPDATE sessions SET revision = ?2, record = ?3 WHERE upgrade_id = ?1",
+                    params![text_id, stored_revision(location, revision)?, json],
+                )
                 .at(location)?;
-            rows.map(|row| row.at(location)).collect()
+            if let Some(from) = remove_from {
+                remove_nodes_from(&transaction, location, &text_id, from)?;
+            }
+            write_nodes(&transaction, location, &text_id, &nodes)?;
+            summary.insert(&transaction, location, &text_id)?;
+            if summary.finished {
+                // Its nodes are free again, as of this very write.
+                transaction
+                    .execute("DELETE FROM claims WHERE upgrade_id = ?1", [&text_id])
+                    .at(location)?;
+            }
+            still_in_place(file.as_deref(), location)?;
+            transaction.commit().at(location)?;
+            Ok(revision)
         })
         .await
     }

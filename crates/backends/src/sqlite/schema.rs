@@ -9,14 +9,16 @@ use crus_core::store::{SessionRecord, Versioned};
 
 use super::BUSY_TIMEOUT;
 use super::error::{At, SqliteError};
+use super::nodes::{CREATE_SESSION_NODES, encode_nodes, read_node_rows, write_nodes};
 
 /// The schema version this build reads and writes. Bump it with every change
 /// to the tables, and teach [`prepare`] to migrate each older version: a file
 /// whose version is newer than this is refused, not guessed at.
 ///
 /// Version 2 added the `statuses` table, version 3 the `claims` table,
-/// version 4 the `options` table.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// version 4 the `session_nodes` table (a record's nodes moved out of it),
+/// version 5 the `options` table.
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The tables of version 1, which a new file starts from (then migrated).
 ///
@@ -71,17 +73,6 @@ const CREATE_CLAIMS: &str = "
     CREATE INDEX claims_by_session ON claims (upgrade_id);
 ";
 
-/// Version 4: the server-wide options (`GET`/`PATCH /options`), one row
-/// (`id = 1`) once they are first changed, its revision from the store-wide
-/// counter like a session's.
-const CREATE_OPTIONS: &str = "
-    CREATE TABLE options (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        revision INTEGER NOT NULL,
-        options TEXT NOT NULL
-    );
-";
-
 /// Sets the pragmas every connection needs. `on_disk` is false for an
 /// in-memory database, which has no journal to configure.
 pub(super) fn configure(
@@ -134,6 +125,17 @@ pub(super) fn configure_reader(
     Ok(())
 }
 
+/// Version 5: the server-wide options (`GET`/`PATCH /options`), one row
+/// (`id = 1`) once they are first changed, its revision from the store-wide
+/// counter like a session's.
+const CREATE_OPTIONS: &str = "
+    CREATE TABLE options (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL,
+        options TEXT NOT NULL
+    );
+";
+
 /// Creates the tables in an empty database, or checks that an existing one
 /// has a schema this build knows.
 ///
@@ -158,20 +160,27 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .optional()
             .at(location)?;
         match version {
-            Some(SCHEMA_VERSION) => restate_created(&transaction, location)?,
+            Some(SCHEMA_VERSION) => restate_created(&transaction, location, true)?,
+            Some(4) => {
+                restate_created(&transaction, location, true)?;
+                migrate_to_5(&transaction, location)?;
+            }
             Some(3) => {
-                restate_created(&transaction, location)?;
+                restate_created(&transaction, location, false)?;
                 migrate_to_4(&transaction, location)?;
+                migrate_to_5(&transaction, location)?;
             }
             Some(2) => {
-                restate_created(&transaction, location)?;
+                restate_created(&transaction, location, false)?;
                 migrate_to_3(&transaction, location)?;
                 migrate_to_4(&transaction, location)?;
+                migrate_to_5(&transaction, location)?;
             }
             Some(1) => {
                 migrate_to_2(&transaction, location)?;
                 migrate_to_3(&transaction, location)?;
                 migrate_to_4(&transaction, location)?;
+                migrate_to_5(&transaction, location)?;
             }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
@@ -210,6 +219,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
         migrate_to_2(&transaction, location)?;
         migrate_to_3(&transaction, location)?;
         migrate_to_4(&transaction, location)?;
+        migrate_to_5(&transaction, location)?;
     }
     transaction.commit().at(location)
 }
@@ -219,10 +229,19 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
 /// crus now serves it as `UPDATING`, as CRUS answered (see
 /// `SessionState::served`). Cheap when there are none, which is always
 /// after the first opening by this build: one scan of the small status rows.
-fn restate_created(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+/// `nodes_apart`: the file is at version 4, records' nodes are rows.
+fn restate_created(
+    transaction: &Transaction<'_>,
+    location: &Arc<str>,
+    nodes_apart: bool,
+) -> Result<(), SqliteError> {
     let query = "SELECT upgrade_id, revision, record FROM sessions WHERE upgrade_id IN \
                  (SELECT upgrade_id FROM statuses WHERE status LIKE '%\"state\":\"CREATED\"%')";
-    for (id, record) in stored_records(transaction, location, query)? {
+    for (id, mut record) in stored_records(transaction, location, query)? {
+        if nodes_apart {
+            let rows = read_node_rows(transaction, location, &id)?;
+            record = super::nodes::assemble(location, &id, record, &rows)?;
+        }
         super::Summary::of(&record.value)?.insert(transaction, location, &id)?;
     }
     Ok(())
@@ -273,12 +292,39 @@ fn migrate_to_3(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
     Ok(())
 }
 
-/// Adds the `options` table, empty (no option changed yet), in the
-/// opening's transaction.
+/// Adds the `session_nodes` table and moves every record's nodes into it,
+/// in the opening's transaction: each record is written again without its
+/// nodes (its header), and its nodes as rows. Its revision and status do
+/// not change: the record reads back the same.
 fn migrate_to_4(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
-    transaction.execute_batch(CREATE_OPTIONS).at(location)?;
+    transaction
+        .execute_batch(CREATE_SESSION_NODES)
+        .at(location)?;
+    let query = "SELECT upgrade_id, revision, record FROM sessions";
+    for (id, record) in stored_records(transaction, location, query)? {
+        let nodes = &record.value.rollout.nodes;
+        let rows = encode_nodes(&id, nodes, 0..nodes.len())?;
+        let header = super::encode_header(&crus_core::store::header_of(&record.value))?;
+        transaction
+            .execute(
+                "UPDATE sessions SET record = ?2 WHERE upgrade_id = ?1",
+                [id.as_str(), header.as_str()],
+            )
+            .at(location)?;
+        write_nodes(transaction, location, &id, &rows)?;
+    }
     transaction
         .execute("UPDATE meta SET schema_version = 4 WHERE id = 1", [])
+        .at(location)?;
+    Ok(())
+}
+
+/// Adds the `options` table, empty (no option changed yet), in the
+/// opening's transaction.
+fn migrate_to_5(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    transaction.execute_batch(CREATE_OPTIONS).at(location)?;
+    transaction
+        .execute("UPDATE meta SET schema_version = 5 WHERE id = 1", [])
         .at(location)?;
     Ok(())
 }

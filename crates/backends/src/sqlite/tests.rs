@@ -394,7 +394,7 @@ fn snapshotted(mut record: SessionRecord, nodes: &[&str]) -> SessionRecord {
 }
 
 #[tokio::test]
-async fn a_version_3_file_opens_with_no_options_and_keeps_the_ones_set_since() {
+async fn a_version_4_file_opens_with_no_options_and_keeps_the_ones_set_since() {
     let (_directory, path) = database();
     let running = snapshotted(test_record(Uuid::new_v4()), &["n1"]);
     {
@@ -403,7 +403,7 @@ async fn a_version_3_file_opens_with_no_options_and_keeps_the_ones_set_since() {
     }
     // What the release before options wrote: this schema without them.
     raw(&path)
-        .execute_batch("DROP TABLE options; UPDATE meta SET schema_version = 3;")
+        .execute_batch("DROP TABLE options; UPDATE meta SET schema_version = 4;")
         .unwrap();
 
     let store = SqliteStore::open(&path).unwrap();
@@ -459,9 +459,24 @@ async fn a_version_2_file_is_migrated_and_its_unfinished_sessions_hold_their_nod
         store.create(&running).await.unwrap();
         store.create(&finished).await.unwrap();
     }
-    raw(&path)
-        .execute_batch("DROP TABLE claims; DROP TABLE options; UPDATE meta SET schema_version = 2;")
+    // Version 2 kept each record whole and had no node rows either.
+    let file = raw(&path);
+    file.execute_batch(
+        "DROP TABLE claims; DROP TABLE session_nodes; DROP TABLE options; \
+         UPDATE meta SET schema_version = 2;",
+    )
+    .unwrap();
+    for record in [&running, &finished] {
+        file.execute(
+            "UPDATE sessions SET record = ?2 WHERE upgrade_id = ?1",
+            [
+                record.upgrade_id().to_string(),
+                serde_json::to_string(record).unwrap(),
+            ],
+        )
         .unwrap();
+    }
+    drop(file);
 
     let store = SqliteStore::open(&path).unwrap();
     let version: i64 = raw(&path)

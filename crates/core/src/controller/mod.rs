@@ -14,6 +14,7 @@ mod admission;
 mod events;
 mod executor;
 mod options;
+mod persisted_nodes;
 mod retry;
 mod stored_events;
 
@@ -43,9 +44,11 @@ use crate::rollout::{
 };
 use crate::session::{SessionPhase, SessionSpec, SessionStatus};
 use crate::store::{
-    Desired, OperatorCommand, Revision, SessionRecord, SessionStore, StoreHealth, WatchedStore,
+    ChangedNodes, Desired, OperatorCommand, Revision, SessionDelta, SessionRecord, SessionStore,
+    StoreHealth, WatchedStore,
 };
 use crate::time::Timestamp;
+use persisted_nodes::PersistedNodes;
 
 /// Settings of a [`Controller`].
 #[derive(Debug, Clone)]
@@ -524,6 +527,7 @@ impl Controller {
         };
         let mut revision = record.revision;
         let mut desired = record.value.desired;
+        let mut persisted = PersistedNodes::of(&record.value.rollout);
         let mut rollout = Rollout::resume(record.value.rollout);
         let mut attempts: FuturesUnordered<Attempt> = FuturesUnordered::new();
         let mut next_command_check = clock.now() + self.inner.config.command_poll_interval;
@@ -549,7 +553,10 @@ impl Controller {
             let unsaved = refused_saves > 0;
             let due = !unsaved || tokio::time::Instant::now() >= retry_save_at;
             if (rollout.take_dirty() || unsaved) && due {
-                match self.persist(&rollout, revision, &mut desired).await {
+                match self
+                    .persist(&mut rollout, revision, &mut desired, &mut persisted)
+                    .await
+                {
                     Ok(Persisted::At(new_revision)) => {
                         revision = new_revision;
                         self.saved_again(upgrade_id, &mut refused_saves);
@@ -679,12 +686,15 @@ impl Controller {
         })
     }
 
-    /// Writes the rollout's state, keeping operator requests written meanwhile.
+    /// Writes the rollout's state, keeping operator requests written
+    /// meanwhile: the header and the nodes that changed since the last write
+    /// (`persisted`), which the store writes alone when it keeps nodes apart.
     async fn persist(
         &self,
-        rollout: &Rollout,
+        rollout: &mut Rollout,
         mut revision: Revision,
         desired: &mut Desired,
+        persisted: &mut PersistedNodes,
     ) -> Result<Persisted> {
         let upgrade_id = rollout.state().upgrade_id;
         let mut desired_changed = false;
@@ -692,13 +702,25 @@ impl Controller {
             // Applied commands are not written again: the record's size does
             // not grow with the number of pauses and resumes.
             desired.compact_commands(rollout.state().commands_applied);
-            let record = SessionRecord {
-                rollout: rollout.state().clone(),
+            let header = SessionRecord {
+                rollout: rollout.header_state(),
                 desired: desired.clone(),
+            };
+            let changed = persisted.changes(rollout.state());
+            let delta = SessionDelta {
+                header: &header,
+                rollout: rollout.state(),
+                changed: changed
+                    .as_deref()
+                    .map_or(ChangedNodes::All, ChangedNodes::Only),
             };
             // Not retried here: the caller holds the session back, and says
             // why, until the store takes it.
-            match self.inner.store.update(&record, revision).await {
+            let written = self.inner.store.update_delta(&delta, revision).await;
+            if written.is_ok() {
+                persisted.written(rollout.state(), changed.as_deref());
+            }
+            match written {
                 Ok(new_revision) if desired_changed => {
                     return Ok(Persisted::DesiredChanged(new_revision));
                 }
@@ -712,14 +734,14 @@ impl Controller {
                     // its request and write our state over the rest. The caller
                     // hands the request to the rollout before acting on anything.
                     let Some(current) = self
-                        .with_store_retries(|| self.inner.store.get(upgrade_id))
+                        .with_store_retries(|| self.inner.store.get_desired(upgrade_id))
                         .await?
                     else {
                         return Ok(Persisted::Gone);
                     };
                     revision = current.revision;
-                    if current.value.desired != *desired {
-                        *desired = current.value.desired;
+                    if current.value != *desired {
+                        *desired = current.value;
                         desired_changed = true;
                     }
                 }
@@ -732,8 +754,8 @@ impl Controller {
     /// cannot be read keeps the requests known already: the session goes on
     /// (or waits for the store) rather than stopping for good.
     async fn read_desired(&self, upgrade_id: Uuid, desired: &mut Desired) {
-        match self.inner.store.get(upgrade_id).await {
-            Ok(Some(record)) => *desired = record.value.desired,
+        match self.inner.store.get_desired(upgrade_id).await {
+            Ok(Some(record)) => *desired = record.value,
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%upgrade_id, %error, "cannot read the operator's requests from the session store; trying again later");

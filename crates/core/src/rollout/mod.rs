@@ -34,6 +34,7 @@ mod deadlines;
 mod event;
 mod floor;
 mod foreign;
+mod header;
 mod lifecycle;
 mod lookup;
 pub mod messages;

@@ -1,4 +1,10 @@
 //! An in-memory `SessionStore`, for tests, the demo and embedding.
+//!
+//! Each record is kept as its header (the record without its nodes) beside
+//! its nodes, so a delta write ([`SessionStore::update_delta`]) replaces the
+//! header and the changed nodes only, and the operator's requests are read
+//! without copying the nodes: what the controller does at each persist and
+//! command poll, which copied the whole record before.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -6,10 +12,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{NodesClaimed, Revision, SessionRecord, SessionStore, Versioned};
+use super::{
+    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
+    header_of,
+};
 use crate::error::{Error, Result};
 use crate::node::NodeId;
 use crate::options::ServerOptions;
+use crate::rollout::NodeRecord;
 
 /// Sessions kept in memory; lost when the process ends.
 #[derive(Debug, Default)]
@@ -18,12 +28,43 @@ pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
 }
 
+/// One record as kept: its header, its nodes apart, and its revision.
+#[derive(Debug)]
+struct Stored {
+    /// The record without its nodes (`rollout.nodes` empty).
+    header: SessionRecord,
+    /// The record's nodes, in order.
+    nodes: Vec<NodeRecord>,
+    /// The revision of the record's last write.
+    revision: Revision,
+}
+
+impl Stored {
+    fn of(record: &SessionRecord, revision: Revision) -> Self {
+        Stored {
+            header: header_of(record),
+            nodes: record.rollout.nodes.clone(),
+            revision,
+        }
+    }
+
+    /// The whole record, assembled.
+    fn versioned(&self) -> Versioned<SessionRecord> {
+        let mut value = self.header.clone();
+        value.rollout.nodes = self.nodes.clone();
+        Versioned {
+            value,
+            revision: self.revision,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct MemoryInner {
     /// The last revision handed out.
     last_revision: u64,
     /// Records by id, with the revision of their last write.
-    records: HashMap<Uuid, (SessionRecord, Revision)>,
+    records: HashMap<Uuid, Stored>,
     /// The session claiming each node, taken with the session's creation
     /// and dropped when it finishes or is removed.
     claims: HashMap<NodeId, Uuid>,
@@ -57,7 +98,20 @@ impl MemoryInner {
     fn holds(&self, holder: Uuid) -> bool {
         self.records
             .get(&holder)
-            .is_some_and(|(record, _)| !record.is_finished())
+            .is_some_and(|stored| !stored.header.is_finished())
+    }
+
+    /// `Ok` when session `id` exists at `expected`: what every
+    /// revision-checked write checks first.
+    fn check_current(&self, id: Uuid, expected: Revision) -> Result<()> {
+        match self.records.get(&id) {
+            None => Err(Error::not_found(format!("session {id}"))),
+            Some(stored) if stored.revision != expected => Err(Error::conflict(format!(
+                "session {id} changed since revision {} (now {})",
+                expected.0, stored.revision.0
+            ))),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Drops every claim of session `holder`.
@@ -75,18 +129,22 @@ impl SessionStore for MemoryStore {
             return Err(Error::conflict(format!("session {id} exists already")));
         }
         let revision = inner.next_revision();
-        inner.records.insert(id, (record.clone(), revision));
+        inner.records.insert(id, Stored::of(record, revision));
         Ok(revision)
     }
 
     async fn get(&self, upgrade_id: Uuid) -> Result<Option<Versioned<SessionRecord>>> {
+        Ok(self.lock().records.get(&upgrade_id).map(Stored::versioned))
+    }
+
+    async fn get_desired(&self, upgrade_id: Uuid) -> Result<Option<Versioned<Desired>>> {
         Ok(self
             .lock()
             .records
             .get(&upgrade_id)
-            .map(|(value, revision)| Versioned {
-                value: value.clone(),
-                revision: *revision,
+            .map(|stored| Versioned {
+                value: stored.header.desired.clone(),
+                revision: stored.revision,
             }))
     }
 
@@ -95,38 +153,53 @@ impl SessionStore for MemoryStore {
             .lock()
             .records
             .values()
-            .map(|(value, revision)| Versioned {
-                value: value.clone(),
-                revision: *revision,
-            })
+            .map(Stored::versioned)
             .collect())
     }
 
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision> {
         let mut inner = self.lock();
         let id = record.upgrade_id();
-        match inner.records.get(&id) {
-            None => Err(Error::not_found(format!("session {id}"))),
-            Some((_, current)) if *current != expected => Err(Error::conflict(format!(
-                "session {id} changed since revision {} (now {})",
-                expected.0, current.0
-            ))),
-            Some(_) => {
-                let revision = inner.next_revision();
-                inner.records.insert(id, (record.clone(), revision));
-                if record.is_finished() {
-                    inner.release(id);
-                }
-                Ok(revision)
-            }
+        inner.check_current(id, expected)?;
+        let revision = inner.next_revision();
+        inner.records.insert(id, Stored::of(record, revision));
+        if record.is_finished() {
+            inner.release(id);
         }
+        Ok(revision)
+    }
+
+    async fn update_delta(&self, delta: &SessionDelta<'_>, expected: Revision) -> Result<Revision> {
+        let mut inner = self.lock();
+        let id = delta.header.upgrade_id();
+        inner.check_current(id, expected)?;
+        let revision = inner.next_revision();
+        if let Some(stored) = inner.records.get_mut(&id) {
+            stored.header = delta.header.clone();
+            stored.header.rollout.nodes = Vec::new();
+            let nodes = delta.nodes();
+            if delta.replaces_all() || stored.nodes.len() != nodes.len() {
+                stored.nodes = nodes.to_vec();
+            } else {
+                for position in delta.changed_positions() {
+                    stored.nodes[position].clone_from(&nodes[position]);
+                }
+            }
+            stored.revision = revision;
+        }
+        if delta.header.is_finished() {
+            inner.release(id);
+        }
+        Ok(revision)
     }
 
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
         let mut inner = self.lock();
         match inner.records.get(&upgrade_id) {
             None => Ok(()),
-            Some((_, current)) if *current != expected => Err(Error::conflict(format!(
+            Some(Stored {
+                revision: current, ..
+            }) if *current != expected => Err(Error::conflict(format!(
                 "session {upgrade_id} changed since revision {} (now {})",
                 expected.0, current.0
             ))),
@@ -164,7 +237,7 @@ impl SessionStore for MemoryStore {
             }));
         }
         let revision = inner.next_revision();
-        inner.records.insert(id, (record.clone(), revision));
+        inner.records.insert(id, Stored::of(record, revision));
         for node in nodes {
             inner.claims.insert(node.clone(), id);
         }

@@ -1,6 +1,7 @@
 //! Where sessions live: a `SessionStore` with revision-checked writes, so the same
 //! controller runs on an embedded store or a distributed one.
 
+mod delta;
 mod faulty;
 mod health;
 mod memory;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use delta::{ChangedNodes, SessionDelta, header_of};
 pub use faulty::FaultyStore;
 pub use health::{StoreHealth, is_store_failure};
 pub use memory::MemoryStore;
@@ -114,20 +116,7 @@ impl SessionRecord {
     /// has not taken up yet already shows as `DELETING` (a finished
     /// session's too, until it is removed).
     pub fn status(&self) -> SessionStatus {
-        let mut status = status_of(&self.rollout);
-        if self.desired.delete {
-            status.state = SessionState::Deleting;
-        }
-        // Commands the controller has not applied yet already show.
-        let pending = self.desired.pending_commands(self.rollout.commands_applied);
-        if !self.rollout.completed && !self.desired.delete {
-            match pending.last() {
-                Some(OperatorCommand::Pause) => status.phase = Some(SessionPhase::Paused),
-                Some(OperatorCommand::Resume { .. }) => status.phase = Some(SessionPhase::Running),
-                None => {}
-            }
-        }
-        status
+        status_of_parts(&self.rollout, &self.desired)
     }
 
     /// [`SessionRecord::status`] as the API answers it (compact JSON), so a
@@ -147,15 +136,35 @@ impl SessionRecord {
     }
 }
 
+/// [`SessionRecord::status`] of the record made of `rollout` and `desired`,
+/// without assembling it.
+fn status_of_parts(rollout: &RolloutState, desired: &Desired) -> SessionStatus {
+    let mut status = status_of(rollout);
+    if desired.delete {
+        status.state = SessionState::Deleting;
+    }
+    // Commands the controller has not applied yet already show.
+    let pending = desired.pending_commands(rollout.commands_applied);
+    if !rollout.completed && !desired.delete {
+        match pending.last() {
+            Some(OperatorCommand::Pause) => status.phase = Some(SessionPhase::Paused),
+            Some(OperatorCommand::Resume { .. }) => status.phase = Some(SessionPhase::Running),
+            None => {}
+        }
+    }
+    status
+}
+
 /// [`SessionRecord::status_json`], its failure as a core error.
-fn encoded_status(record: &SessionRecord) -> Result<String> {
-    record.status_json().map_err(|source| crate::Error::Other {
+fn encoded_status_of(record: &SessionRecord) -> Result<String> {
+    encoded_status(record.upgrade_id(), &record.status())
+}
+
+/// A status as JSON, its failure as a core error naming the session.
+fn encoded_status(upgrade_id: Uuid, status: &SessionStatus) -> Result<String> {
+    serde_json::to_string(status).map_err(|source| crate::Error::Other {
         backend: "crus",
-        source: format!(
-            "cannot encode the status of session {}: {source}",
-            record.upgrade_id()
-        )
-        .into(),
+        source: format!("cannot encode the status of session {upgrade_id}: {source}").into(),
     })
 }
 
@@ -241,17 +250,39 @@ pub trait SessionStore: Send + Sync {
     /// [`crate::Error::NotFound`] when it is gone.
     async fn update(&self, record: &SessionRecord, expected: Revision) -> Result<Revision>;
 
+    /// Writes `delta` if the record is still at `expected`, as
+    /// [`SessionStore::update`] would write [`SessionDelta::to_record`]: the
+    /// same compare-and-swap, errors, claim release and fencing. A store
+    /// that keeps nodes apart writes the header and the changed nodes only,
+    /// in one transaction (or, where one is too small for them, in several
+    /// whose last moves the revision, so a reader never sees half a write);
+    /// the default writes the whole record.
+    async fn update_delta(&self, delta: &SessionDelta<'_>, expected: Revision) -> Result<Revision> {
+        self.update(&delta.to_record(), expected).await
+    }
+
     /// Removes the record if it is still at `expected`.
     ///
     /// [`crate::Error::Conflict`] when it changed since; removing a record that
     /// is already gone succeeds.
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()>;
 
+    /// The operator's requests of session `upgrade_id` with the record's
+    /// revision, if it exists: what the controller re-reads at each command
+    /// poll, which a store that keeps nodes apart answers without reading
+    /// them. The default reads the whole record.
+    async fn get_desired(&self, upgrade_id: Uuid) -> Result<Option<Versioned<Desired>>> {
+        Ok(self.get(upgrade_id).await?.map(|record| Versioned {
+            value: record.value.desired,
+            revision: record.revision,
+        }))
+    }
+
     /// The status of session `upgrade_id`, exactly
     /// [`SessionRecord::status_json`] of its current record, if it exists.
     async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
         match self.get(upgrade_id).await? {
-            Some(record) => encoded_status(&record.value).map(Some),
+            Some(record) => encoded_status_of(&record.value).map(Some),
             None => Ok(None),
         }
     }
@@ -263,7 +294,7 @@ pub trait SessionStore: Send + Sync {
         records.sort_by(|left, right| listing_order(&left.value, &right.value));
         records
             .iter()
-            .map(|record| encoded_status(&record.value))
+            .map(|record| encoded_status_of(&record.value))
             .collect()
     }
 

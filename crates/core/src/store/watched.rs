@@ -55,6 +55,18 @@ impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
         self.watch(self.inner.update(record, expected).await)
     }
 
+    async fn update_delta(
+        &self,
+        delta: &super::SessionDelta<'_>,
+        expected: Revision,
+    ) -> Result<Revision> {
+        self.watch(self.inner.update_delta(delta, expected).await)
+    }
+
+    async fn get_desired(&self, upgrade_id: Uuid) -> Result<Option<Versioned<super::Desired>>> {
+        self.inner.get_desired(upgrade_id).await
+    }
+
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
         self.watch(self.inner.delete(upgrade_id, expected).await)
     }

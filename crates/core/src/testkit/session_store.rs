@@ -49,6 +49,7 @@ pub async fn run_all(
     write_check_changes_nothing(store, make_record).await?;
     super::session_claims::run_all(store, make_record).await?;
     super::store_options::run_all(store, make_record).await?;
+    super::session_nodes::run_all(store, make_record).await?;
     Ok(())
 }
 

@@ -1,9 +1,13 @@
 //! `GET /session/{upgrade_id}/nodes` (a crus addition): where each node of a
-//! session stands, for operators following a rollout node by node.
+//! session stands, for operators following a rollout node by node. Pages of
+//! it with `?limit=&after=` (a 100,000-node session is tens of MB of JSON at
+//! once); without `limit`, every node, as before.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header::LINK;
+use axum::response::{IntoResponse, Response};
 use crus_core::Timestamp;
 use crus_core::rollout::{NodePhase, NodeRecord};
 use serde::{Deserialize, Serialize};
@@ -68,39 +72,112 @@ impl From<&NodeRecord> for NodeStatus {
     }
 }
 
+/// The most nodes one page holds.
+pub(crate) const MAX_PAGE: usize = 10_000;
+
+/// `?limit=&after=` of `GET /session/{upgrade_id}/nodes`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct NodesPage {
+    /// At most this many nodes (1 to 10,000); without it, every node.
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<usize>,
+    /// Start after this node (the last id of the previous page); without
+    /// it, at the first node.
+    after: Option<String>,
+}
+
 /// `GET /session/{upgrade_id}/nodes`: every node of the session, in the order
-/// they are taken.
+/// they are taken, or a page of them.
 #[utoipa::path(
     get,
     path = "/session/{upgrade_id}/nodes",
     tag = "controls",
     operation_id = "list_session_nodes",
     summary = "List the nodes of a session",
-    description = "Every node of the session with its phase, step, boot attempts and times, in the order the session takes them. Empty until the session has read its starting group.",
-    params(("upgrade_id" = Uuid, Path, description = "Upgrade ID")),
+    description = "Every node of the session with its phase, step, boot attempts and times, in the order the session takes them. Empty until the session has read its starting group. With `limit`, a page of at most that many nodes, starting after the node `after` names; while nodes remain, the answer has a `Link` header (`rel=\"next\"`) with the next page's query.",
+    params(("upgrade_id" = Uuid, Path, description = "Upgrade ID"), NodesPage),
     responses(
-        (status = 200, description = "The session's nodes", body = Vec<NodeStatus>, content_type = "application/json"),
+        (status = 200, description = "The session's nodes, or a page of them", body = Vec<NodeStatus>, content_type = "application/json",
+            headers(("Link" = String, description = "The next page, `<...?limit=N&after=ID>; rel=\"next\"`, while nodes remain"))),
+        (status = 400, description = "`limit` is not 1 to 10,000, or `after` is not a node of the session", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session has this id", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list_session_nodes(
     State(state): State<AppState>,
     upgrade_id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Vec<NodeStatus>>, AppError> {
+    page: Result<Query<NodesPage>, QueryRejection>,
+) -> Result<Response, AppError> {
     let upgrade_id = parse_upgrade_id(upgrade_id)?;
+    let Query(page) = page.map_err(|rejection| {
+        AppError::BadRequest(format!(
+            "the query is not `limit` (1 to {MAX_PAGE}) and `after` (a node id): {rejection}"
+        ))
+    })?;
+    if page
+        .limit
+        .is_some_and(|limit| limit == 0 || limit > MAX_PAGE)
+    {
+        return Err(AppError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
     let record = state
         .controller()
         .store()
         .get(upgrade_id)
         .await?
         .ok_or(AppError::SessionNotFound)?;
-    Ok(Json(
-        record
-            .value
-            .rollout
-            .nodes
-            .iter()
-            .map(NodeStatus::from)
-            .collect(),
-    ))
+    let nodes = &record.value.rollout.nodes;
+    let start = match &page.after {
+        None => 0,
+        Some(after) => {
+            nodes
+                .iter()
+                .position(|node| node.id.as_str() == after)
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "after: {after} is not a node of session {upgrade_id}"
+                    ))
+                })?
+                + 1
+        }
+    };
+    let end = page.limit.map_or(nodes.len(), |limit| {
+        start.saturating_add(limit).min(nodes.len())
+    });
+    let listed: Vec<NodeStatus> = nodes
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(NodeStatus::from)
+        .collect();
+    let mut response = Json(listed).into_response();
+    if let (Some(limit), Some(last)) = (page.limit, nodes.get(end.wrapping_sub(1)))
+        && end < nodes.len()
+        && end > start
+    {
+        let next = format!(
+            "<?limit={limit}&after={}>; rel=\"next\"",
+            utf8_percent_encode(last.id.as_str())
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&next) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `text` with every byte outside unreserved URL characters percent-encoded.
+fn utf8_percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
 }

@@ -243,6 +243,69 @@ async fn nodes_list_each_node_with_its_phase_step_and_times() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn nodes_come_in_pages_that_link_to_the_next_and_add_up_to_every_node() {
+    let server = TestServer::new();
+    let id = create(&server, "", &session_body("compute", 3)).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let every = server.get(&format!("/session/{id}/nodes")).await.json();
+    let every: Vec<String> = every
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(every.len(), 8);
+
+    // Pages of 3 follow their Link headers: 3, 3, then the last 2 without a link.
+    let mut paged = Vec::new();
+    let mut query = "?limit=3".to_string();
+    let mut pages = 0;
+    loop {
+        let response = server.get(&format!("/session/{id}/nodes{query}")).await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        pages += 1;
+        let page = response.json();
+        let page = page.as_array().unwrap();
+        assert!(page.len() <= 3);
+        paged.extend(
+            page.iter()
+                .map(|node| node["id"].as_str().unwrap().to_string()),
+        );
+        let Some(link) = response.headers.get("link") else {
+            break;
+        };
+        let link = link.to_str().unwrap();
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        query = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_string();
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, every, "the pages add up to every node, in order");
+
+    // Bad pages say why and change nothing.
+    for query in [
+        "?limit=0",
+        "?limit=10001",
+        "?limit=many",
+        "?limit=2&after=no-such-node",
+    ] {
+        let response = server.get(&format!("/session/{id}/nodes{query}")).await;
+        response.problem(StatusCode::BAD_REQUEST);
+    }
+    // Past the last node: an empty page.
+    let last = every.last().unwrap();
+    let response = server
+        .get(&format!("/session/{id}/nodes?limit=5&after={last}"))
+        .await;
+    assert_eq!(response.json(), serde_json::json!([]));
+    assert!(response.headers.get("link").is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_session_stream_sends_its_events_and_ends_when_it_is_ready() {
     let server = TestServer::new();
     let id = create(&server, "", &session_body("compute", 3)).await;
