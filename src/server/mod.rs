@@ -212,6 +212,8 @@ fn controller_config(settings: &Config) -> ControllerConfig {
         default_policy: RolloutPolicy {
             boot_timeout: settings.default_boot_timeout(),
             poll_interval: settings.rollout.poll_interval,
+            // Every session gets the server's gates, before its own.
+            gates: settings.gates.clone(),
             ..RolloutPolicy::default()
         },
         ..ControllerConfig::default()

@@ -500,6 +500,17 @@ impl Machine {
                 self.schedule();
                 ActionOutput::Done
             }
+            // A forecast assumes the site's alerts stay quiet.
+            Action::CheckGates { gates } => ActionOutput::Gates(
+                gates
+                    .iter()
+                    .map(|gate| crate::ports::GateVerdict {
+                        gate: gate.describe(),
+                        blocking: Vec::new(),
+                        unreachable: None,
+                    })
+                    .collect(),
+            ),
             Action::MarkFailed { .. }
             | Action::PowerRestart { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::node::NodeId;
 use crate::ports::{
-    BootHandle, BootRequest, HealthCheck, NodeBootStatus, PowerOperation, WorkloadNode,
+    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, NodeBootStatus, PowerOperation,
+    WorkloadNode,
 };
 
 /// Identifies an action while it is in flight (not persisted: a resumed
@@ -106,6 +107,13 @@ pub enum Action {
         /// `GracefulRestart` first, `ForceRestart` after the grace period.
         operation: PowerOperation,
     },
+    /// Ask the site's monitoring whether the policy's alert gates block.
+    /// Answer: [`ActionOutput::Gates`], one verdict per gate, in order (a
+    /// gate that cannot be asked answers so, and blocks).
+    CheckGates {
+        /// The gates.
+        gates: Vec<GateCheck>,
+    },
     /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
     ClearUpgradingGroup {
         /// The upgrading group.
@@ -149,6 +157,11 @@ impl Action {
                 };
                 format!("{how} {}", count_nodes(nodes.len()))
             }
+            Action::CheckGates { gates } => format!(
+                "asking {} alert gate{}",
+                gates.len(),
+                if gates.len() == 1 { "" } else { "s" }
+            ),
             Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
         }
     }
@@ -181,6 +194,8 @@ pub enum ActionOutput {
     BootStarted(BootHandle),
     /// Per-node boot progress.
     BootStatus(Vec<NodeBootStatus>),
+    /// What each alert gate answered.
+    Gates(Vec<GateVerdict>),
     /// Done, nothing to report.
     Done,
 }

@@ -69,6 +69,7 @@ impl Rollout {
                 self.request_boots(now, step);
             }
             self.check_failure_budget(now);
+            self.check_max_hold(now);
             let mut finished_any = false;
             for &step in &active {
                 finished_any |= self.finish_step_when_done(now, step);
@@ -96,6 +97,7 @@ impl Rollout {
             break;
         }
         self.queue_running_actions(now);
+        self.queue_gate_check(now);
     }
 
     /// Halts the session once more nodes failed than the budget allows.

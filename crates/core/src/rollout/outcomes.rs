@@ -142,6 +142,9 @@ impl Rollout {
                     }
                 }
             }
+            (Action::CheckGates { .. }, Ok(ActionOutput::Gates(verdicts))) => {
+                self.observe_gates(now, asked_at, &verdicts);
+            }
             (Action::PowerRestart { .. }, Ok(_)) => {}
             (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
             (action, Ok(output)) => {
@@ -259,6 +262,18 @@ impl Rollout {
                         );
                     }
                 }
+            }
+            Action::CheckGates { gates } => {
+                // Gates fail closed: one that could not be asked blocks.
+                let verdicts: Vec<GateVerdict> = gates
+                    .iter()
+                    .map(|gate| GateVerdict {
+                        gate: gate.describe(),
+                        blocking: Vec::new(),
+                        unreachable: Some(error.message.clone()),
+                    })
+                    .collect();
+                self.observe_gates(now, None, &verdicts);
             }
             Action::ObserveWorkload { .. } => {
                 self.timers.set(Timer::WorkloadPoll, retry_at);

@@ -29,6 +29,8 @@ pub(super) enum Timer {
     NodeRetry(usize),
     /// The maintenance windows open, while nodes wait to be taken.
     WindowOpens,
+    /// The alert gates are asked again.
+    GatePoll,
 }
 
 /// The due times, by timer.
