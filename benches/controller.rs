@@ -254,6 +254,7 @@ fn run_session(count: usize) -> SessionRun {
             boot_orchestrator: Arc::new(InstantBoot::default()),
             power_control: None,
             health_probe: None,
+            alert_gate: None,
         };
         drop(nodes);
         let store = Arc::new(MemoryStore::new());

@@ -11,6 +11,7 @@ root=$(pwd)
 
 # Debian packages the tests need.
 SYSTEM_PACKAGES=(python3-venv slurmctld slurmd slurm-client munge openssl etcd-server etcd-client protobuf-compiler chromium chromium-driver
+    prometheus prometheus-alertmanager
     rpm man-db systemd dpkg-dev)
 # Python tools the tests need, installed in a virtualenv under the build directory.
 PYTHON_PACKAGES=("schemathesis==4.32.5" "sushy-tools==2.2.0")

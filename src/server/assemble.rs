@@ -179,6 +179,11 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
     };
     let health_probe = crus_backends::health::SiteHealthProbe::new(settings.health.to_config())
         .map_err(|error| ServerError::Start(format!("[health]: {error}")))?;
+    let alert_gate = crus_backends::alert_gate::SiteAlertGate::new(
+        settings.alert_gates.to_config(),
+        &settings.gates,
+    )
+    .map_err(|error| ServerError::Start(format!("[alert_gates]: {error}")))?;
     Ok(Assembled {
         ports: Ports {
             inventory,
@@ -186,6 +191,7 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
             boot_orchestrator,
             power_control,
             health_probe: Some(Arc::new(health_probe)),
+            alert_gate: Some(Arc::new(alert_gate)),
         },
         clock,
         redfish,

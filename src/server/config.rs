@@ -20,6 +20,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crus_backends::alert_gate::AlertGateSettings;
 use crus_backends::cyclecloud::CycleCloudSettings;
 use crus_backends::file_inventory::FileInventorySettings;
 use crus_backends::health::HealthSettings;
@@ -30,6 +31,7 @@ use crus_backends::settings::{InvalidSetting, humantime_duration, humantime_dura
 use crus_backends::sim::SimSettings;
 use crus_backends::slurm::{SlurmRebootSettings, SlurmSettings};
 use crus_backends::webhooks::WebhookSettings;
+use crus_core::ports::GateCheck;
 use serde::Deserialize;
 
 pub use auth::AuthSection;
@@ -71,6 +73,10 @@ pub struct Config {
     pub slurm_reboot: SlurmRebootSettings,
     /// How policies' health commands and HTTP probes are run.
     pub health: HealthSettings,
+    /// How alert gates are asked, and which hosts sessions' gates may name.
+    pub alert_gates: AlertGateSettings,
+    /// `[[gates]]`: alert gates every session gets, before its own.
+    pub gates: Vec<GateCheck>,
     /// Redfish BMCs, when `backends.power = "redfish"`.
     pub redfish: Option<RedfishSettings>,
     /// Kadeploy3, when `backends.boot` or `backends.power` is `"kadeploy"`.
@@ -249,6 +255,7 @@ impl Config {
             hook.check(index)?;
         }
         self.health.check()?;
+        self.alert_gates.check()?;
         self.server.check()?;
         self.check_boot_timeouts()?;
         if self.rollout.max_boots_per_minute == Some(0) {

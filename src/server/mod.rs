@@ -233,6 +233,8 @@ fn controller_config(settings: &Config) -> ControllerConfig {
             boot_timeout: settings.default_boot_timeout(),
             poll_interval: settings.rollout.poll_interval,
             max_boots_per_minute: settings.rollout.max_boots_per_minute,
+            // Every session gets the server's gates, before its own.
+            gates: settings.gates.clone(),
             ..RolloutPolicy::default()
         },
         boot_backend: Some(settings.boot_backend_option_name().to_string()),

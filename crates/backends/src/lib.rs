@@ -9,6 +9,8 @@
 //! - `file_inventory` (feature `file-inventory`): `FileInventory`, node groups
 //!   and node facts in a JSON file crus owns, for sites without HSM.
 //!
+//! - `alert_gate` (feature `alert-gate`): `SiteAlertGate`, which asks
+//!   Prometheus and Alertmanager whether a session's alert gates block.
 //! - `health` (feature `health`): `SiteHealthProbe`, which runs a policy's
 //!   health command or HTTP probe on booted nodes.
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
@@ -24,6 +26,8 @@
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
+#[cfg(feature = "alert-gate")]
+pub mod alert_gate;
 mod atomic_file;
 #[cfg(feature = "bos")]
 pub mod bos;

@@ -612,6 +612,7 @@ async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
     let sim = sim(idle_cluster(4), &clock);
     let ports = crus_core::ports::Ports {
         health_probe: Some(Arc::new(FailsOne(node(2)))),
+        alert_gate: None,
         ..sim.ports()
     };
     let store = memory_store();

@@ -107,6 +107,9 @@ pub struct Metrics {
     sessions: Family<SessionStateLabels, Gauge>,
     /// `crus_nodes{phase}` over unfinished sessions, set at each scrape.
     nodes: Family<NodePhaseLabels, Gauge>,
+    /// `crus_sessions_gated`: unfinished sessions its alert gates hold now,
+    /// set at each scrape.
+    sessions_gated: Gauge,
     /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
     webhook_events: Family<WebhookLabels, Counter>,
     /// `crus_leader`: 1 while this replica leads, set at each scrape.
@@ -181,6 +184,12 @@ impl Metrics {
             "Nodes of unfinished sessions, by phase of their upgrade",
             nodes.clone(),
         );
+        let sessions_gated = Gauge::default();
+        registry.register(
+            "crus_sessions_gated",
+            "Unfinished sessions held by their alert gates (no new node is taken)",
+            sessions_gated.clone(),
+        );
         let webhook_events = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "crus_webhook_events",
@@ -214,6 +223,7 @@ impl Metrics {
         Metrics {
             store_refusing_writes,
             store_refused_writes,
+            sessions_gated,
             webhook_events,
             leader,
             leadership_changes,
@@ -309,17 +319,20 @@ impl Metrics {
             .collect();
         let mut nodes: BTreeMap<NodePhase, i64> =
             NodePhase::ALL.iter().map(|phase| (*phase, 0)).collect();
+        let mut gated = 0;
         for record in &records {
             *sessions
                 .entry(record.value.status().state.as_str())
                 .or_default() += 1;
             let rollout = &record.value.rollout;
             if rollout.stage != Stage::Finished {
+                gated += i64::from(rollout.gated.is_some() && !rollout.cancelled);
                 for node in &rollout.nodes {
                     *nodes.entry(node.phase).or_default() += 1;
                 }
             }
         }
+        self.sessions_gated.set(gated);
         for (state, count) in sessions {
             self.sessions
                 .get_or_create(&SessionStateLabels { state })
@@ -476,6 +489,7 @@ pub fn instrument_ports(ports: Ports, metrics: &Arc<Metrics>) -> Ports {
             Arc::new(Instrumented::new(power_control, metrics.clone())) as Arc<dyn PowerControl>
         }),
         health_probe: ports.health_probe,
+        alert_gate: ports.alert_gate,
     }
 }
 

@@ -621,3 +621,41 @@ fn each_backends_settings_become_its_configuration_naming_the_key_that_cannot() 
     let error = slurm.slurm.to_config(None).unwrap_err();
     assert_eq!(error.key, "slurm.node_names");
 }
+
+#[test]
+fn server_wide_gates_are_read_and_a_bad_one_names_its_mistake() {
+    let config: Config = toml::from_str(
+        r#"
+[alert_gates]
+timeout = "5s"
+allowed_hosts = ["*.example.org"]
+
+[[gates]]
+alertmanager = "http://am.example.org:9093"
+filter = ["severity=critical"]
+
+[[gates]]
+prometheus = "http://prom.example.org:9090"
+query = "up == 0"
+"#,
+    )
+    .unwrap();
+    config.check().unwrap();
+    assert_eq!(config.gates.len(), 2);
+    assert_eq!(config.alert_gates.timeout, Duration::from_secs(5));
+    let policy = super::super::controller_config(&config).default_policy;
+    assert_eq!(policy.gates, config.gates);
+
+    let both = toml::from_str::<Config>(
+        "[[gates]]\nalertmanager = \"http://a\"\nprometheus = \"http://p\"\nquery = \"x\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        both.contains("not both") && both.contains("gates"),
+        "{both}"
+    );
+    let zero: Config = toml::from_str("[alert_gates]\ntimeout = \"0s\"\n").unwrap();
+    let error = zero.check().unwrap_err().to_string();
+    assert!(error.contains("alert_gates.timeout"), "{error}");
+}

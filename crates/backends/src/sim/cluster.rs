@@ -249,6 +249,7 @@ impl SimCluster {
             boot_orchestrator: cluster.clone(),
             power_control: Some(cluster),
             health_probe: None,
+            alert_gate: None,
         };
         if error_rate > 0.0 || timeout_rate > 0.0 {
             faulty_ports_losing_answers(

@@ -172,6 +172,7 @@ pub fn faulty_ports_losing_answers(
             .map(|power| Arc::new(faulty(power, rates, seeds.u64(..))) as Arc<dyn PowerControl>),
         // Probes only read, and their failures are answers: nothing to inject.
         health_probe: ports.health_probe.clone(),
+        alert_gate: ports.alert_gate.clone(),
     }
 }
 

@@ -88,13 +88,15 @@ impl WebhookConfig {
 }
 
 /// The event names a hook may subscribe to (`EventKind::name`).
-pub const EVENT_NAMES: [&str; 8] = [
+pub const EVENT_NAMES: [&str; 10] = [
     "node_phase",
     "step_started",
     "step_finished",
     "paused",
     "halted",
     "resumed",
+    "gated",
+    "gates_cleared",
     "state",
     "message",
 ];

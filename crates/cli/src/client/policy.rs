@@ -144,6 +144,27 @@ pub struct PolicyArgs {
     /// the job waiting it added).
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
+    /// Hold the session while Alertmanager at URL has a firing alert
+    /// matching every --gate-filter; repeat for several.
+    #[arg(long, value_name = "URL", help_heading = "Alert gates")]
+    pub gate_alertmanager: Vec<String>,
+    /// A label matcher of the --gate-alertmanager gates, e.g.
+    /// 'severity=critical'; repeat for several.
+    #[arg(
+        long,
+        value_name = "MATCHER",
+        requires = "gate_alertmanager",
+        help_heading = "Alert gates"
+    )]
+    pub gate_filter: Vec<String>,
+    /// Hold the session while a Prometheus instant query returns a series:
+    /// 'URL QUERY', e.g. 'http://prom:9090 ALERTS{severity="critical"}';
+    /// repeat for several.
+    #[arg(long, value_name = "URL QUERY", value_parser = parse_prometheus_gate, help_heading = "Alert gates")]
+    pub gate_prometheus: Vec<Value>,
+    /// How long the gates may hold the session before it halts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text, help_heading = "Alert gates")]
+    pub max_hold: Option<String>,
 }
 
 impl PolicyArgs {
@@ -241,8 +262,28 @@ impl PolicyArgs {
             }
             set("health", Some(Value::Object(health)));
         }
+        let gates: Vec<Value> = self
+            .gate_alertmanager
+            .iter()
+            .map(|url| json!({"alertmanager": url, "filter": self.gate_filter}))
+            .chain(self.gate_prometheus.iter().cloned())
+            .collect();
+        set("gates", (!gates.is_empty()).then_some(Value::Array(gates)));
+        set("max_hold", self.max_hold.clone().map(Value::from));
         (!policy.is_empty()).then_some(Value::Object(policy))
     }
+}
+
+/// `URL QUERY` as a Prometheus gate of the `policy` object.
+pub fn parse_prometheus_gate(text: &str) -> Result<Value, String> {
+    let (url, query) = text
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or("write the Prometheus URL, a space, then the query: 'http://prom:9090 up == 0'")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    }
+    Ok(json!({"prometheus": url, "query": query.trim(), "block_when": "nonempty"}))
 }
 
 fn domain(domain: DomainArg) -> Value {
@@ -356,6 +397,29 @@ mod tests {
                 "max_boots_per_minute": 50
             }))
         );
+    }
+
+    #[test]
+    fn gate_flags_become_the_policy_s_gates() {
+        let args = PolicyArgs {
+            gate_alertmanager: vec!["http://am:9093".into()],
+            gate_filter: vec!["severity=critical".into()],
+            gate_prometheus: vec![parse_prometheus_gate("http://prom:9090 up == 0").unwrap()],
+            max_hold: Some("2h".into()),
+            ..PolicyArgs::default()
+        };
+        assert_eq!(
+            args.to_json(),
+            Some(json!({
+                "gates": [
+                    {"alertmanager": "http://am:9093", "filter": ["severity=critical"]},
+                    {"prometheus": "http://prom:9090", "query": "up == 0", "block_when": "nonempty"}
+                ],
+                "max_hold": "2h"
+            }))
+        );
+        assert!(parse_prometheus_gate("http://prom:9090").is_err());
+        assert!(parse_prometheus_gate("prom:9090 up").is_err());
     }
 
     #[test]

@@ -227,7 +227,15 @@ impl Progress {
                     event["reason"].as_str().unwrap_or_default()
                 ));
             }
-            "resumed" => self.bar.set_message("running".to_string()),
+            "gated" => {
+                let reasons: Vec<&str> = event["reasons"]
+                    .as_array()
+                    .map(|reasons| reasons.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                self.bar
+                    .set_message(format!("held by alert gates: {}", reasons.join("; ")));
+            }
+            "resumed" | "gates_cleared" => self.bar.set_message("running".to_string()),
             "state" => self
                 .bar
                 .set_message(event["state"].as_str().unwrap_or("?").to_string()),

@@ -299,6 +299,12 @@ impl Controller {
                 .or_default()
                 .push(refusal);
         }
+        for refusal in self.gate_refusals(&spec) {
+            errors
+                .entry("policy.gates".to_string())
+                .or_default()
+                .push(refusal);
+        }
         let escalates = spec
             .policy
             .as_ref()

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::node::NodeId;
-use crate::ports::{HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode, WorkloadState};
+use crate::ports::{
+    GateCheck, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode, WorkloadState,
+};
 use crate::rollout::{Action, ActionOutput, held_by_someone_else};
 
 /// Executes `action` through `ports`.
@@ -151,6 +153,7 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             ports.workload_manager.set_weights(weights).await?;
             Ok(ActionOutput::Done)
         }
+        Action::CheckGates { gates } => Ok(ActionOutput::Gates(check_gates(ports, gates).await)),
         Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),
             Err(error) => Err(error),
@@ -248,4 +251,31 @@ async fn probe_health(
         }
     }
     Ok(())
+}
+
+/// Asks every gate, all at once. A gate that cannot be asked is an answer
+/// (it blocks), not an error to retry: the session must hold at once.
+async fn check_gates<'a>(ports: &'a Ports, gates: &'a [GateCheck]) -> Vec<GateVerdict> {
+    let ask = |gate: &'a GateCheck| async move {
+        let answer = match &ports.alert_gate {
+            None => Err(
+                "this server asks no alert gate (a server built without one); the session holds"
+                    .to_string(),
+            ),
+            Some(alert_gate) => alert_gate
+                .blocking(gate)
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        let (blocking, unreachable) = match answer {
+            Ok(blocking) => (blocking, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
+        GateVerdict {
+            gate: gate.describe(),
+            blocking,
+            unreachable,
+        }
+    };
+    futures::future::join_all(gates.iter().map(ask)).await
 }

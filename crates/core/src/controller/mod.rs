@@ -219,6 +219,37 @@ impl Controller {
         }
     }
 
+    /// Why this server will not ask the alert gates `spec`'s policy names,
+    /// one sentence per gate it refuses.
+    fn gate_refusals(&self, spec: &SessionSpec) -> Vec<String> {
+        let Some(gates) = spec
+            .policy
+            .as_ref()
+            .and_then(|policy| policy.gates.as_ref())
+        else {
+            return Vec::new();
+        };
+        if gates.is_empty() {
+            return Vec::new();
+        }
+        match &self.inner.ports.alert_gate {
+            None => vec![
+                "This server asks no alert gates, so the session would hold for ever (gates \
+                 fail closed); leave the gates out."
+                    .to_string(),
+            ],
+            Some(alert_gate) => gates
+                .iter()
+                .enumerate()
+                .filter_map(|(position, gate)| {
+                    alert_gate
+                        .refuses(gate)
+                        .map(|why| format!("Gate {position}: {why}"))
+                })
+                .collect(),
+        }
+    }
+
     /// Stores a new session in state `CREATED` (it starts when [`Controller::start`]
     /// or [`Controller::drive`] takes it up), without the checks of
     /// [`Controller::admit`] and claiming no node: for tests and benches

@@ -87,6 +87,16 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
     if (was_paused && !after.paused) || (was_halted && after.halted.is_none()) {
         kinds.push(EventKind::Resumed);
     }
+    let gated_before = before.and_then(|state| state.gated.as_ref());
+    match (&after.gated, gated_before) {
+        (Some(hold), before) if before.map(|hold| &hold.reasons) != Some(&hold.reasons) => {
+            kinds.push(EventKind::Gated {
+                reasons: hold.reasons.clone(),
+            });
+        }
+        (None, Some(_)) => kinds.push(EventKind::GatesCleared),
+        _ => {}
+    }
     for text in new_messages {
         kinds.push(EventKind::Message { text: text.clone() });
     }

@@ -131,6 +131,7 @@ fn controller(inventory: MockInv, wlm: MockWlm, boot: MockBoot) -> (Controller, 
         boot_orchestrator: Arc::new(boot),
         power_control: None,
         health_probe: None,
+        alert_gate: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     (
@@ -332,6 +333,7 @@ async fn every_transition_is_persisted_before_it_is_acted_on() {
         boot_orchestrator: Arc::new(booted_boot()),
         power_control: None,
         health_probe: None,
+        alert_gate: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
@@ -544,6 +546,7 @@ async fn a_store_refusing_writes_halts_the_session_which_carries_on_once_it_take
         boot_orchestrator: Arc::new(boot),
         power_control: None,
         health_probe: None,
+        alert_gate: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, faulty.clone(), clock, ControllerConfig::default());
@@ -928,6 +931,7 @@ async fn a_deleted_session_whose_removal_the_store_refuses_is_removed_once_it_ta
         boot_orchestrator: Arc::new(booted_boot()),
         power_control: None,
         health_probe: None,
+        alert_gate: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());

@@ -505,6 +505,17 @@ impl Machine {
             Action::ReadWeights { nodes } => {
                 ActionOutput::Weights(nodes.iter().map(|node| (node.clone(), 1)).collect())
             }
+            // A forecast assumes the site's alerts stay quiet.
+            Action::CheckGates { gates } => ActionOutput::Gates(
+                gates
+                    .iter()
+                    .map(|gate| crate::ports::GateVerdict {
+                        gate: gate.describe(),
+                        blocking: Vec::new(),
+                        unreachable: None,
+                    })
+                    .collect(),
+            ),
             Action::MarkFailed { .. }
             | Action::Restore { .. }
             | Action::PowerRestart { .. }

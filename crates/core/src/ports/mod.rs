@@ -4,6 +4,7 @@
 //! Every method documents its idempotency: the controller may call it again
 //! after a restart, and a second call must not do the work twice.
 
+mod alert_gate;
 mod boot_orchestrator;
 mod health_probe;
 mod inventory;
@@ -13,6 +14,7 @@ mod workload_queue;
 
 use std::sync::Arc;
 
+pub use alert_gate::{AlertGate, BlockWhen, GateCheck, GateFields, GateVerdict};
 pub use boot_orchestrator::{
     BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus,
 };
@@ -37,6 +39,10 @@ pub struct Ports {
     /// server runs none (a session whose policy asks for one then never
     /// finds its nodes healthy, and says why).
     pub health_probe: Option<Arc<dyn HealthProbe>>,
+    /// Asks the site's monitoring whether a session with `gates` may take
+    /// more nodes; `None` when the server asks none (a session with gates
+    /// then holds, and says why: gates fail closed).
+    pub alert_gate: Option<Arc<dyn AlertGate>>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -44,6 +50,7 @@ impl std::fmt::Debug for Ports {
         formatter
             .debug_struct("Ports")
             .field("power_control", &self.power_control.is_some())
+            .field("alert_gate", &self.alert_gate.is_some())
             .finish_non_exhaustive()
     }
 }

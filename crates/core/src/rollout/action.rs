@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::node::NodeId;
 use crate::ports::{
-    BootHandle, BootRequest, HealthCheck, NodeBootStatus, PowerOperation, WorkloadNode,
-    WorkloadState,
+    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, NodeBootStatus, PowerOperation,
+    WorkloadNode, WorkloadState,
 };
 
 /// Identifies an action while it is in flight (not persisted: a resumed
@@ -128,6 +128,13 @@ pub enum Action {
         /// Each node with the weight it gets.
         weights: Vec<(NodeId, u32)>,
     },
+    /// Ask the site's monitoring whether the policy's alert gates block.
+    /// Answer: [`ActionOutput::Gates`], one verdict per gate, in order (a
+    /// gate that cannot be asked answers so, and blocks).
+    CheckGates {
+        /// The gates.
+        gates: Vec<GateCheck>,
+    },
     /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
     ClearUpgradingGroup {
         /// The upgrading group.
@@ -187,6 +194,11 @@ impl Action {
                     count_nodes(weights.len())
                 )
             }
+            Action::CheckGates { gates } => format!(
+                "asking {} alert gate{}",
+                gates.len(),
+                if gates.len() == 1 { "" } else { "s" }
+            ),
             Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
         }
     }
@@ -221,6 +233,8 @@ pub enum ActionOutput {
     BootStatus(Vec<NodeBootStatus>),
     /// Scheduling weights, by node.
     Weights(Vec<(NodeId, u32)>),
+    /// What each alert gate answered.
+    Gates(Vec<GateVerdict>),
     /// Done, nothing to report.
     Done,
 }

@@ -74,6 +74,7 @@ impl Rollout {
                 self.request_boots(now, step);
             }
             self.check_failure_budget(now);
+            self.check_max_hold(now);
             let mut finished_any = false;
             for &step in &active {
                 finished_any |= self.finish_step_when_done(now, step);
@@ -102,6 +103,7 @@ impl Rollout {
         }
         self.queue_running_actions(now);
         self.queue_weight_actions(now);
+        self.queue_gate_check(now);
     }
 
     /// Halts the session once more nodes failed than the budget allows.

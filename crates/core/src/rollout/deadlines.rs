@@ -28,6 +28,8 @@ impl Rollout {
                     + self.census.count(NodePhase::Verifying)
                     > 0;
                 let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
+                let gates_armed = self.gate_check_wanted();
+                deadlines.extend(self.hold_expires_at());
                 deadlines.extend(self.timers.earliest(|timer| match timer {
                     Timer::WorkloadPoll => workload_armed,
                     Timer::NodeRetry(_)
@@ -36,6 +38,7 @@ impl Rollout {
                     | Timer::BootRate
                     | Timer::WeightRetry => true,
                     Timer::WeightCheck => self.weight_check_armed(),
+                    Timer::GatePoll => gates_armed,
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,
                 }));

@@ -73,6 +73,14 @@ pub enum EventKind {
     },
     /// The session takes new nodes again.
     Resumed,
+    /// The policy's alert gates hold the session (no new node is taken,
+    /// nodes in flight finish), or what blocks changed.
+    Gated {
+        /// What blocks, one sentence per gate.
+        reasons: Vec<String>,
+    },
+    /// The alert gates are clear again: the session takes new nodes.
+    GatesCleared,
     /// The CRUS state changed.
     State {
         /// The new state.
@@ -95,6 +103,8 @@ impl EventKind {
             EventKind::Paused { .. } => "paused",
             EventKind::Halted { .. } => "halted",
             EventKind::Resumed => "resumed",
+            EventKind::Gated { .. } => "gated",
+            EventKind::GatesCleared => "gates_cleared",
             EventKind::State { .. } => "state",
             EventKind::Message { .. } => "message",
         }

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::{NodePhase, Rollout, RolloutState, Stage, Timer};
+use super::{GateHold, NodePhase, Rollout, RolloutState, Stage, Timer};
 use crate::time::Timestamp;
 
 /// Where a session as a whole stands.
@@ -45,6 +45,8 @@ pub enum Hold {
     Paused,
     /// The maintenance windows are closed, until one opens.
     OutsideWindows,
+    /// An alert gate blocks (or cannot be asked), until it clears.
+    Gated,
 }
 
 /// How a finished session ended.
@@ -73,6 +75,13 @@ pub enum SessionInput {
     Pause,
     /// An operator asks it to take nodes again.
     Resume,
+    /// The alert gates block (again, or for other reasons).
+    Gate {
+        /// What blocks, one sentence per gate.
+        reasons: Vec<String>,
+    },
+    /// Every alert gate is clear again.
+    GatesCleared,
     /// Too many nodes failed.
     Halt {
         /// Why.
@@ -109,6 +118,8 @@ impl Lifecycle {
                     Some(Hold::Halted)
                 } else if state.paused {
                     Some(Hold::Paused)
+                } else if state.gated.is_some() {
+                    Some(Hold::Gated)
                 } else if outside_windows {
                     Some(Hold::OutsideWindows)
                 } else {
@@ -140,7 +151,7 @@ impl Lifecycle {
                     L::Snapshot | L::PreparingGroups | L::Running { .. } | L::Cleanup,
                     In::Pause | In::Resume
                 )
-                | (L::Running { .. }, In::Halt { .. })
+                | (L::Running { .. }, In::Halt { .. } | In::Gate { .. } | In::GatesCleared)
                 // A finished session is marked deleting too, as CRUS did.
                 | (_, In::Cancel)
                 | (L::Running { .. } | L::Cancelling, In::Settled)
@@ -184,7 +195,16 @@ impl Rollout {
             SessionInput::Resume => {
                 state.paused = false;
                 state.halted = None;
+                // An operator's resume gives the gates a new `max_hold`.
+                if let Some(hold) = &mut state.gated {
+                    hold.since = now;
+                }
             }
+            SessionInput::Gate { reasons } => {
+                let since = state.gated.as_ref().map_or(now, |hold| hold.since);
+                state.gated = Some(GateHold { since, reasons });
+            }
+            SessionInput::GatesCleared => state.gated = None,
             SessionInput::Halt { reason } => state.halted = Some(reason),
             SessionInput::Cancel => {
                 state.cancelled = true;

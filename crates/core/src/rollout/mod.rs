@@ -35,6 +35,7 @@ mod event;
 mod floor;
 mod foreign;
 mod header;
+mod gates;
 mod lifecycle;
 mod lookup;
 pub mod messages;
@@ -69,7 +70,7 @@ pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
 pub use selection::DrainCost;
-pub use state::{Escalation, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
+pub use state::{Escalation, GateHold, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use status::{phase_of, status_of};
 pub use steering::{WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
@@ -77,8 +78,8 @@ pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowPars
 use crate::node::NodeId;
 use crate::plan;
 use crate::ports::{
-    BootRequest, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus, PowerOperation,
-    WorkloadNode, WorkloadState,
+    BootRequest, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus,
+    PowerOperation, WorkloadNode, WorkloadState,
 };
 use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState, SessionStatus};
 use crate::time::Timestamp;
@@ -119,6 +120,12 @@ pub struct Rollout {
     /// Counts and indexes kept up to date at each change, so a pass never
     /// scans every node; it also holds the pending nodes' drain costs.
     census: Census,
+    /// When the latest check of the alert gates that found them all clear
+    /// was asked for: nodes are taken only within a poll interval of it.
+    /// Not persisted: after a restart the gates are asked again first.
+    gates_clear_at: Option<Timestamp>,
+    /// Whether nodes wait for a check of the gates to be taken.
+    want_gate_check: bool,
     /// When the pending nodes' drain costs were last observed, for the
     /// `drain_cost` and `topology` orders.
     pending_costs_at: Option<Timestamp>,
@@ -183,6 +190,7 @@ impl Rollout {
             cancelled: false,
             paused: false,
             halted: None,
+            gated: None,
             commands_applied: 0,
             created_at: now,
             started_at: None,
@@ -224,6 +232,8 @@ impl Rollout {
             timers,
             pending_costs_at: None,
             want_pending_costs: false,
+            gates_clear_at: None,
+            want_gate_check: false,
             events: Vec::new(),
             requeued: BTreeSet::new(),
             dirty: true,

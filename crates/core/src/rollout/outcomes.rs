@@ -154,6 +154,9 @@ impl Rollout {
                     }
                 }
             }
+            (Action::CheckGates { .. }, Ok(ActionOutput::Gates(verdicts))) => {
+                self.observe_gates(now, asked_at, &verdicts);
+            }
             (Action::PowerRestart { .. }, Ok(_)) => {}
             (Action::ReadWeights { .. }, Ok(ActionOutput::Weights(weights))) => {
                 self.weights_read(now, &weights);
@@ -278,6 +281,18 @@ impl Rollout {
             }
             Action::ReadWeights { .. } | Action::SetWeights { .. } => {
                 self.weights_refused(now, &action, error);
+            }
+            Action::CheckGates { gates } => {
+                // Gates fail closed: one that could not be asked blocks.
+                let verdicts: Vec<GateVerdict> = gates
+                    .iter()
+                    .map(|gate| GateVerdict {
+                        gate: gate.describe(),
+                        blocking: Vec::new(),
+                        unreachable: Some(error.message.clone()),
+                    })
+                    .collect();
+                self.observe_gates(now, None, &verdicts);
             }
             Action::ObserveWorkload { .. } => {
                 self.timers.set(Timer::WorkloadPoll, retry_at);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::window::MaintenanceWindow;
-use crate::ports::HealthCheck;
+use crate::ports::{GateCheck, HealthCheck};
 
 /// How a rollout paces itself and when it gives up on a node.
 ///
@@ -102,6 +102,22 @@ pub struct RolloutPolicy {
     /// When new nodes may be taken; empty means at any time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<MaintenanceWindow>,
+    /// The site's alerts that hold the session (no new node is taken,
+    /// nodes in flight finish) while they fire: asked before nodes are taken
+    /// and while nodes soak. The server's own gates (`[[gates]]` in
+    /// `crus.toml`) come first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub gates: Vec<GateCheck>,
+    /// How long the gates may hold the session before it halts (and waits
+    /// for an operator); `None` holds for as long as they block.
+    #[serde(
+        default,
+        with = "humantime_serde_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2h"))]
+    pub max_hold: Option<Duration>,
     /// How often the workload manager and the boot orchestrator are asked how
     /// their nodes are doing. CRUS polled every 10 s.
     #[serde(with = "humantime_serde_duration")]
@@ -143,6 +159,8 @@ impl Default for RolloutPolicy {
             power_cycle_grace: None,
             health: None,
             windows: Vec::new(),
+            gates: Vec::new(),
+            max_hold: None,
             poll_interval: Duration::from_secs(10),
             error_retry_interval: Duration::from_secs(30),
             steer_jobs: false,

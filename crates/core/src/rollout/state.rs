@@ -282,6 +282,10 @@ pub struct RolloutState {
     /// is taken until an operator resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halted: Option<String>,
+    /// While the policy's alert gates block: since when, and what fires.
+    /// No new node is taken meanwhile; nodes in flight finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated: Option<GateHold>,
     /// How many operator commands (pause, resume) were applied, in all: the
     /// record keeps only those not yet applied (see `Desired::commands`).
     #[serde(default)]
@@ -328,6 +332,16 @@ impl RolloutState {
             .filter(|node| matches!(node.phase, NodePhase::Failing | NodePhase::Failed))
             .count()
     }
+}
+
+/// A hold by the policy's alert gates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateHold {
+    /// When the gates first blocked (`max_hold` counts from here, or from
+    /// the latest operator resume).
+    pub since: Timestamp,
+    /// What blocks, one sentence per gate.
+    pub reasons: Vec<String>,
 }
 
 /// For `skip_serializing_if`: a count of 0 is not written.

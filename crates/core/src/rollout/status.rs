@@ -41,6 +41,8 @@ pub fn phase_of(state: &RolloutState) -> SessionPhase {
         SessionPhase::Halted
     } else if state.paused {
         SessionPhase::Paused
+    } else if state.gated.is_some() {
+        SessionPhase::Gated
     } else {
         SessionPhase::Running
     }

@@ -88,6 +88,9 @@ impl Rollout {
             self.post_once(now, message);
             return false;
         }
+        if !self.gates_let_take(now) {
+            return false;
+        }
         let by_cost = match self.state.policy.order {
             Order::Inventory => false,
             Order::DrainCost | Order::Topology => {

@@ -1184,6 +1184,7 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
 mod boot_rate;
 mod floor;
 mod foreign;
+mod gates;
 mod migration;
 mod properties;
 
@@ -1192,8 +1193,13 @@ mod properties;
 fn the_lifecycle_table_allows_exactly_its_moves() {
     use Lifecycle as L;
     let running = L::Running { hold: None };
-    let held = [Hold::Paused, Hold::Halted, Hold::OutsideWindows]
-        .map(|hold| L::Running { hold: Some(hold) });
+    let held = [
+        Hold::Paused,
+        Hold::Halted,
+        Hold::OutsideWindows,
+        Hold::Gated,
+    ]
+    .map(|hold| L::Running { hold: Some(hold) });
     let finished = [Outcome::Upgraded, Outcome::SomeFailed, Outcome::Deleted]
         .map(|outcome| L::Finished { outcome });
     let inputs = [
@@ -1205,6 +1211,10 @@ fn the_lifecycle_table_allows_exactly_its_moves() {
         SessionInput::Halt {
             reason: "3 nodes failed".into(),
         },
+        SessionInput::Gate {
+            reasons: vec!["an alert fires".into()],
+        },
+        SessionInput::GatesCleared,
         SessionInput::Cancel,
         SessionInput::Settled,
         SessionInput::Finish,
@@ -1217,7 +1227,9 @@ fn the_lifecycle_table_allows_exactly_its_moves() {
                 from,
                 L::Snapshot | L::PreparingGroups | L::Running { .. } | L::Cleanup
             ),
-            SessionInput::Halt { .. } => matches!(from, L::Running { .. }),
+            SessionInput::Halt { .. } | SessionInput::Gate { .. } | SessionInput::GatesCleared => {
+                matches!(from, L::Running { .. })
+            }
             SessionInput::Cancel => true,
             SessionInput::Settled => matches!(from, L::Running { .. } | L::Cancelling),
             SessionInput::Finish => !matches!(from, L::Finished { .. }),

@@ -39,6 +39,8 @@ pub(super) enum Timer {
     /// The raised weights are read back (`steer_jobs`), to set again any
     /// the workload manager lost.
     WeightCheck,
+    /// The alert gates are asked again.
+    GatePoll,
 }
 
 /// The due times, by timer.

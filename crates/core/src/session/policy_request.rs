@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::FieldErrors;
+use crate::ports::GateCheck;
 use crate::rollout::{
     Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
     OnDrainTimeout, Order, RolloutPolicy, Strategy,
@@ -84,6 +85,16 @@ pub struct PolicyRequest {
     /// jobs go to upgraded nodes first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steer_jobs: Option<bool>,
+    /// Alert gates, in addition to the server's: each
+    /// `{"prometheus": URL, "query": "...", "block_when": "nonempty"}` or
+    /// `{"alertmanager": URL, "filter": ["severity=critical"]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub gates: Option<Vec<GateCheck>>,
+    /// How long the gates may hold the session before it halts, e.g. `"2h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "2h"))]
+    pub max_hold: Option<String>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -155,6 +166,8 @@ impl PolicyRequest {
             "health" => self.health = parse(value)?,
             "windows" => self.windows = parse(value)?,
             "steer_jobs" => self.steer_jobs = parse(value)?,
+            "gates" => self.gates = parse_gates(value)?,
+            "max_hold" => self.max_hold = parse_duration(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -261,6 +274,11 @@ impl PolicyRequest {
                 errors.push(("health", "command must not be empty.".to_string()));
             }
         }
+        if let Some(text) = &self.max_hold
+            && humantime::parse_duration(text).is_ok_and(|hold| hold.is_zero())
+        {
+            errors.push(("max_hold", "Must be longer than 0s.".to_string()));
+        }
         for window in self.windows.iter().flatten() {
             if let Err(message) = window.validate() {
                 errors.push(("windows", message));
@@ -301,11 +319,37 @@ impl PolicyRequest {
                 .windows
                 .clone()
                 .unwrap_or_else(|| defaults.windows.clone()),
+            // The server's gates hold every session; a request adds its own.
+            gates: defaults
+                .gates
+                .iter()
+                .chain(self.gates.iter().flatten())
+                .cloned()
+                .collect(),
+            max_hold: duration(&self.max_hold).or(defaults.max_hold),
             poll_interval: defaults.poll_interval,
             error_retry_interval: defaults.error_retry_interval,
             steer_jobs: self.steer_jobs.unwrap_or(defaults.steer_jobs),
         }
     }
+}
+
+/// A list of gates, each problem named with the gate's position.
+fn parse_gates(value: &Value) -> Result<Option<Vec<GateCheck>>, String> {
+    let Some(items) = value.as_array() else {
+        return if value.is_null() {
+            Ok(None)
+        } else {
+            Err("Must be a list of gates.".to_string())
+        };
+    };
+    let mut gates = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let gate = serde_json::from_value(item.clone())
+            .map_err(|error| format!("Gate {position}: {}", sentence(&error.to_string())))?;
+        gates.push(gate);
+    }
+    Ok(Some(gates))
 }
 
 /// A humantime duration given as text.

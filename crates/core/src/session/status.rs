@@ -79,6 +79,10 @@ pub enum SessionPhase {
     /// Taking no new node because more nodes failed than the failure budget
     /// allows, until an operator resumes (with a larger budget) or deletes it.
     Halted,
+    /// Taking no new node while an alert gate of its policy blocks (or
+    /// cannot be asked); nodes in flight finish, and it goes on when the
+    /// gates clear.
+    Gated,
     /// Being deleted: nodes not yet booted go back to service.
     Cancelling,
     /// Finished, every node upgraded.
@@ -94,6 +98,7 @@ impl SessionPhase {
             SessionPhase::Running => "running",
             SessionPhase::Paused => "paused",
             SessionPhase::Halted => "halted",
+            SessionPhase::Gated => "gated",
             SessionPhase::Cancelling => "cancelling",
             SessionPhase::Succeeded => "succeeded",
             SessionPhase::Failed => "failed",

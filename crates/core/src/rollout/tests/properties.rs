@@ -23,6 +23,8 @@
 //!   persisted, and at the end every node has its own weight back (the
 //!   workload manager also forgets raised weights now and then, as
 //!   `slurmctld` does on a restart).
+//! - with alert gates, no node is taken unless the latest answer of the
+//!   gates the engine saw was clear, and none while a gate holds it.
 //!
 //! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
 
@@ -102,6 +104,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
         ],
         prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
         any::<bool>(),
+        prop_oneof![2 => Just(false), 1 => Just(true)],
     )
         .prop_map(
             |(
@@ -116,6 +119,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 min_available,
                 max_boots_per_minute,
                 steer_jobs,
+                gated,
             )| {
                 let mut policy = RolloutPolicy {
                     strategy,
@@ -135,6 +139,13 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                         size: 1,
                         pause_after: true,
                     });
+                }
+                if gated {
+                    policy.gates = vec![crate::ports::GateCheck::Alertmanager {
+                        url: "http://alertmanager:9093".into(),
+                        filter: vec!["severity=critical".into()],
+                    }];
+                    policy.max_hold = Some(Duration::from_secs(7200));
                 }
                 if let Some(action) = on_drain_timeout {
                     policy.drain_timeout = Some(Duration::from_secs(1800));
@@ -213,6 +224,8 @@ struct World {
     own_weights: BTreeMap<NodeId, u32>,
     /// Each node's scheduling weight now.
     weights: BTreeMap<NodeId, u32>,
+    /// Whether the site's alert fires (every gate then blocks).
+    alert_firing: bool,
 }
 
 impl World {
@@ -240,6 +253,7 @@ impl World {
             failed_group: BTreeSet::new(),
             boots: BTreeMap::new(),
             upgraded: BTreeSet::new(),
+            alert_firing: false,
         }
     }
 
@@ -248,6 +262,9 @@ impl World {
     fn schedule(&mut self, now: Timestamp, dice: &mut Dice) {
         if dice.chance(0.002) {
             self.weights = self.own_weights.clone();
+        }
+        if dice.chance(0.05) {
+            self.alert_firing = !self.alert_firing;
         }
         for name in &self.names {
             let until = self.job_until.get_mut(name).unwrap();
@@ -358,6 +375,13 @@ struct Run {
     pending: Vec<(ActionId, Result<ActionOutput, ActionError>)>,
     refused: Vec<RefusedMove>,
     commands: Vec<OperatorCommand>,
+    /// Gate checks handed out and not yet answered.
+    gate_checks: BTreeSet<ActionId>,
+    /// Whether the latest gate answer the engine was given was clear
+    /// (`None`: none since it started).
+    gates_clear: Option<bool>,
+    /// Nodes taken so far.
+    taken: usize,
 }
 
 impl Run {
@@ -386,6 +410,9 @@ impl Run {
             pending: Vec::new(),
             refused: Vec::new(),
             commands: Vec::new(),
+            gate_checks: BTreeSet::new(),
+            gates_clear: None,
+            taken: 0,
         }
     }
 
@@ -709,6 +736,23 @@ impl Run {
                 }
                 ActionOutput::Done
             }
+            Action::CheckGates { gates } => {
+                let unreachable = self.dice.chance(0.05);
+                ActionOutput::Gates(
+                    gates
+                        .iter()
+                        .map(|gate| crate::ports::GateVerdict {
+                            gate: gate.describe(),
+                            blocking: if world.alert_firing && !unreachable {
+                                vec!["NodeDown".into()]
+                            } else {
+                                vec![]
+                            },
+                            unreachable: unreachable.then(|| "connection refused".into()),
+                        })
+                        .collect(),
+                )
+            }
         };
         Ok(Ok(output))
     }
@@ -719,6 +763,9 @@ impl Run {
             self.persisted = serde_json::to_string(self.rollout.state()).unwrap();
         }
         while let Some((id, action)) = self.rollout.poll_action() {
+            if matches!(action, Action::CheckGates { .. }) {
+                self.gate_checks.insert(id);
+            }
             let answer = self.execute(&action)?;
             self.pending.push((id, answer));
         }
@@ -738,6 +785,25 @@ impl Run {
             return Err(format!("refused moves: {:?}", self.refused));
         }
         let state = self.rollout.state();
+        let taken = state
+            .nodes
+            .iter()
+            .filter(|node| node.phase != NodePhase::Pending)
+            .count();
+        if taken > self.taken && !state.policy.gates.is_empty() {
+            if state.gated.is_some() {
+                return Err(format!(
+                    "{taken} nodes taken while a gate holds the session"
+                ));
+            }
+            if self.gates_clear != Some(true) {
+                return Err(format!(
+                    "{taken} nodes taken, but the latest gate answer was {:?}",
+                    self.gates_clear
+                ));
+            }
+        }
+        self.taken = taken;
         let out = state.out_of_service();
         let step = usize::try_from(self.scenario.step).unwrap();
         if out > step {
@@ -802,6 +868,8 @@ impl Run {
             .extend(self.rollout.refused_moves().iter().cloned());
         self.rollout = Rollout::resume(state);
         self.pending.clear();
+        self.gate_checks.clear();
+        self.gates_clear = None;
         self.rollout.handle_timeout(self.now);
     }
 
@@ -875,6 +943,17 @@ impl Run {
                 for _ in 0..count {
                     let at = self.dice.below(self.pending.len() as u64) as usize;
                     answers.push(self.pending.swap_remove(at));
+                }
+                for (id, answer) in &answers {
+                    if self.gate_checks.remove(id) {
+                        let blocked = match answer {
+                            Ok(ActionOutput::Gates(verdicts)) => {
+                                verdicts.iter().any(crate::ports::GateVerdict::blocks)
+                            }
+                            _ => true,
+                        };
+                        self.gates_clear = Some(!blocked);
+                    }
                 }
                 self.rollout.handle_outcomes(self.now, answers);
                 continue;
