@@ -10,9 +10,9 @@
 //! default chosen for that service, and a session's boot timeout is, first
 //! that applies:
 //!
-//! 1. the session's own `policy.boot_timeout`;
-//! 1b. the runtime options (`PATCH /options`): `default_policy.boot_timeout`,
-//!    then `boot_timeouts.<backend>` (changed live, so they win over the file);
+//! 1. the session's own `policy.boot_timeout`; then the runtime options
+//!    (`PATCH /options`): `default_policy.boot_timeout`, then
+//!    `boot_timeouts.<backend>` (changed live, so they win over the file);
 //! 2. `rollout.boot_timeout` (or `--boot-timeout`), when set: an explicit
 //!    server-wide choice wins over the backends' defaults;
 //! 3. the boot backend's section's `boot_timeout`;
