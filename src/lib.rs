@@ -14,13 +14,18 @@
 //! - `server` (feature `server`, on by default): a server built from a
 //!   `crus.toml` — ports, session store, leader election on etcd (feature
 //!   `etcd`), HTTP API — in one call; `crus serve` is that call.
+//! - `client` (feature `client`): a typed client of the CRUS API, for crus or
+//!   Cray's CRUS; `crus session ...` is that client.
 //!
 //! See `examples/embed.rs` for a rolling upgrade of a simulated cluster in a
-//! few dozen lines, and `examples/serve.rs` for a server from a config file.
+//! few dozen lines, `examples/serve.rs` for a server from a config file, and
+//! `examples/client.rs` for a session created and followed through the API.
 
 pub use crus_backends as backends;
 pub use crus_core as core;
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
 

@@ -23,6 +23,8 @@
 //!   and reboots through Kadeploy3's power and reboot operations.
 //! - `cyclecloud` (feature `cyclecloud`): Azure CycleCloud node arrays as the
 //!   inventory, node power, and reimaging boots.
+//! - `transport` (feature `transport`, enabled by every REST backend): the one
+//!   HTTP client builder and retry loop they all use.
 //!
 //! Real backends (Slurm, HSM, BOS, Redfish, ...) come behind cargo features.
 
@@ -56,5 +58,7 @@ pub mod sim;
 pub mod slurm;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "transport")]
+pub mod transport;
 #[cfg(feature = "webhooks")]
 pub mod webhooks;

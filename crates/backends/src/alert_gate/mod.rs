@@ -63,8 +63,7 @@ impl SiteAlertGate {
                 .iter()
                 .filter_map(|gate| hosts::host_of(url_of(gate)).ok()),
         );
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
+        let client = crate::transport::HttpClientSettings::new(config.timeout)
             // A redirect could take a gate where its URL could not.
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -2,8 +2,6 @@
 //! authentication, TLS as configured, a timeout on every request, and retries
 //! of what is safe to repeat.
 
-use std::time::Duration;
-
 use crus_core::error::Result;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -11,9 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::config::{CycleCloudConfig, PasswordSource};
 use super::error::CycleCloudError;
-
-/// The longest pause between two tries, however many retries are configured.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+use crate::transport::{HttpClientSettings, Repeat, Retries, send_with_retries};
 
 /// The media type of every body crus sends and accepts.
 const JSON: &str = "application/json";
@@ -128,20 +124,13 @@ impl CycleCloudClient {
     /// Sends `call`, again while it fails in a way that may pass and
     /// retries are left.
     async fn send(&self, call: &Call<'_>) -> Result<Answer, CycleCloudError> {
-        let mut retries_left = self.config.retries;
-        let mut delay = self.config.retry_base_delay;
-        loop {
-            match self.send_once(call).await {
-                Err(error) if error.is_retryable() && retries_left > 0 => {
-                    let pause = jittered(delay);
-                    tracing::warn!(%error, ?pause, retries_left, "retrying a CycleCloud request");
-                    tokio::time::sleep(pause).await;
-                    retries_left -= 1;
-                    delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
-                }
-                outcome => return outcome,
-            }
-        }
+        let retries = Retries::new(self.config.retries, self.config.retry_base_delay);
+        // Safe for every request crus sends (see the type's docs): GETs, and
+        // POSTs carrying a `requestId`.
+        send_with_retries("CycleCloud", &retries, Repeat::Safe, || {
+            self.send_once(call)
+        })
+        .await
     }
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Answer, CycleCloudError> {
@@ -234,41 +223,20 @@ fn read_password(source: &PasswordSource) -> Result<String, CycleCloudError> {
 /// the whole request, the site's CAs, and certificate checks unless
 /// `insecure` is asked for.
 fn http_client(config: &CycleCloudConfig) -> Result<reqwest::Client, CycleCloudError> {
-    let config_error = |message: String| CycleCloudError::Config { message };
-    let roots = match &config.ca_file {
-        None => Vec::new(),
-        Some(ca_file) => {
-            let pem = std::fs::read(ca_file).map_err(|error| {
-                config_error(format!(
-                    "cannot read cyclecloud.ca_file {}: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-                config_error(format!(
-                    "cyclecloud.ca_file {} is not PEM: {error}",
-                    ca_file.display()
-                ))
-            })?
-        }
-    };
     if config.insecure {
         tracing::warn!(
             base_url = %config.base_url,
             "cyclecloud.insecure is set: the server's TLS certificate is not checked"
         );
     }
-    roots
-        .into_iter()
-        .fold(reqwest::Client::builder(), |builder, root| {
-            builder.add_root_certificate(root)
-        })
-        .use_rustls_tls()
-        .timeout(config.timeout)
+    HttpClientSettings::new(config.timeout)
         .connect_timeout(config.timeout)
-        .danger_accept_invalid_certs(config.insecure)
+        .ca_file("cyclecloud.ca_file", config.ca_file.as_deref())
+        .insecure(config.insecure)
         .build()
-        .map_err(|error| config_error(format!("cannot build the HTTP client: {error}")))
+        .map_err(|error| CycleCloudError::Config {
+            message: error.to_string(),
+        })
 }
 
 /// A JSON body that could not be read (or, for a request, written).
@@ -278,12 +246,6 @@ fn unreadable(method: &'static str, path: &str, error: serde_json::Error) -> Cyc
         path: path.to_string(),
         message: error.to_string(),
     }
-}
-
-/// A random pause between half of `delay` and all of it, so that many
-/// clients failing together do not retry in step.
-fn jittered(delay: Duration) -> Duration {
-    delay.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 /// The first line of an error body, shortened, or `(no body)`.

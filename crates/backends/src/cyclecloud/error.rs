@@ -197,3 +197,13 @@ impl From<CycleCloudError> for Error {
         }
     }
 }
+
+impl crate::transport::TryFailure for CycleCloudError {
+    fn may_pass(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn not_sent(&self) -> bool {
+        matches!(self, CycleCloudError::Transport { source, .. } if source.is_connect())
+    }
+}

@@ -23,8 +23,8 @@ mod error;
 mod feed;
 mod held;
 mod leader;
-mod options;
 mod nodes;
+mod options;
 
 use async_trait::async_trait;
 use etcd_client::{

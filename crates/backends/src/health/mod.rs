@@ -19,6 +19,8 @@ use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
 use crus_core::ports::{HealthCheck, HealthProbe};
 
+use crate::transport::HttpClientSettings;
+
 /// The backend name in errors and logs.
 const BACKEND: &str = "health";
 
@@ -64,8 +66,7 @@ impl SiteHealthProbe {
     /// (no TLS roots on this system).
     pub fn new(config: HealthProbeConfig) -> Result<SiteHealthProbe> {
         let allowed_hosts = http::AllowedHosts::new(&config.allowed_http_hosts);
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
+        let client = HttpClientSettings::new(config.timeout)
             .redirect(http::redirect_policy(allowed_hosts.clone()))
             .build()
             .map_err(|error| Error::Other {

@@ -1,8 +1,6 @@
 //! [`KadeployClient`]: JSON requests to the Kadeploy API with its credentials,
 //! a timeout on each, and retries of only what is safe to send again.
 
-use std::time::Duration;
-
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,22 +8,10 @@ use serde_json::Value;
 
 use super::config::{KadeployBasicAuth, KadeployConfig};
 use super::error::KadeployError;
-
-/// The longest pause between two tries, however many retries are configured.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+use crate::transport::{HttpClientSettings, Repeat, Retries, send_with_retries};
 
 /// The header in which a trusted front end names the user to kadeploy-server.
 const IDENTITY_HEADER: &str = "X-Remote-Ident";
-
-/// Whether a request may be sent again after no answer or a 5xx.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Repeat {
-    /// A read or a cancel: a second one changes nothing more.
-    Safe,
-    /// A new deployment: sent again only when it never left crus (the
-    /// connection failed), since a second one would deploy twice.
-    OnlyIfNotSent,
-}
 
 /// An HTTP client for one Kadeploy API root.
 #[derive(Debug)]
@@ -36,8 +22,7 @@ pub(crate) struct KadeployClient {
     base_url: Url,
     user: Option<String>,
     basic_auth: Option<KadeployBasicAuth>,
-    retries: u32,
-    retry_base_delay: Duration,
+    retries: Retries,
 }
 
 impl KadeployClient {
@@ -58,25 +43,19 @@ impl KadeployClient {
                 ),
             });
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout);
-        if let Some(ca_file) = &config.ca_file {
-            for certificate in read_ca_file(ca_file)? {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder.build().map_err(|error| KadeployError::Config {
-            message: format!("cannot build the HTTP client: {error}"),
-        })?;
+        let http = HttpClientSettings::new(config.timeout)
+            .connect_timeout(config.timeout)
+            .ca_file("kadeploy.ca_file", config.ca_file.as_deref())
+            .build()
+            .map_err(|error| KadeployError::Config {
+                message: error.to_string(),
+            })?;
         Ok(KadeployClient {
             http,
             base_url,
             user: config.user.clone(),
             basic_auth: config.basic_auth.clone(),
-            retries: config.retries,
-            retry_base_delay: config.retry_base_delay,
+            retries: Retries::new(config.retries, config.retry_base_delay),
         })
     }
 
@@ -174,27 +153,10 @@ impl KadeployClient {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<Vec<u8>, KadeployError> {
-        let mut attempt = 0u32;
-        loop {
-            let outcome = self.send_once(&method, segments, query, body).await;
-            let may_repeat = match (&outcome, repeat) {
-                (Ok(_), _) => false,
-                (Err(error), Repeat::Safe) => error.is_retryable(),
-                (Err(KadeployError::Transport { source, .. }), Repeat::OnlyIfNotSent) => {
-                    source.is_connect()
-                }
-                (Err(_), Repeat::OnlyIfNotSent) => false,
-            };
-            if !may_repeat || attempt >= self.retries {
-                return outcome;
-            }
-            let delay = backoff(self.retry_base_delay, attempt);
-            if let Err(error) = &outcome {
-                tracing::warn!(%error, attempt, ?delay, "retrying a kadeploy request");
-            }
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
+        send_with_retries("kadeploy", &self.retries, repeat, || {
+            self.send_once(&method, segments, query, body)
+        })
+        .await
     }
 
     async fn send_once(
@@ -276,19 +238,6 @@ fn is_framing(line: &str) -> bool {
     line.starts_with("----") && line.ends_with("----")
 }
 
-/// The certificates of the PEM bundle `ca_file`.
-fn read_ca_file(ca_file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, KadeployError> {
-    let problem = std::fs::read(ca_file)
-        .map_err(|error| format!("cannot be read: {error}"))
-        .and_then(|pem| {
-            reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|error| format!("is not PEM: {error}"))
-        });
-    problem.map_err(|problem| KadeployError::Config {
-        message: format!("kadeploy.ca_file {} {problem}", ca_file.display()),
-    })
-}
-
 fn decode<T: DeserializeOwned>(
     method: Method,
     segments: &[&str],
@@ -307,13 +256,4 @@ fn display_path(segments: &[&str]) -> String {
         .iter()
         .map(|segment| format!("/{segment}"))
         .collect()
-}
-
-/// The pause before retry `attempt` (0 first): `base × 2^attempt`, capped,
-/// then a random point in its upper half so that clients do not retry in step.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let ceiling = base
-        .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
-        .min(MAX_RETRY_DELAY);
-    ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
 }

@@ -164,3 +164,13 @@ impl From<KadeployError> for Error {
         }
     }
 }
+
+impl crate::transport::TryFailure for KadeployError {
+    fn may_pass(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn not_sent(&self) -> bool {
+        matches!(self, KadeployError::Transport { source, .. } if source.is_connect())
+    }
+}

@@ -11,6 +11,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::config::{RedfishAuth, RedfishConfig};
 use super::error::RedfishError;
+pub(crate) use crate::transport::Repeat;
+use crate::transport::{HttpClientSettings, Retries};
 
 /// The longest pause between two tries, however many retries are configured.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -61,59 +63,29 @@ impl Bmc {
     }
 }
 
-/// Whether a request may be sent again when it failed without an answer
-/// (or with a 5xx).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// A read: repeating it changes nothing.
-    Safe,
-    /// A change (a reset): sent again only when it never reached the BMC
-    /// (connection refused), since a second reset would restart twice.
-    OnlyIfNotSent,
-}
-
 /// Sends authenticated requests to any BMC.
 #[derive(Debug)]
 pub(crate) struct Transport {
     http: reqwest::Client,
     auth: RedfishAuth,
-    retries: u32,
-    retry_base_delay: Duration,
+    retries: Retries,
 }
 
 impl Transport {
     pub(crate) fn new(config: &RedfishConfig) -> Result<Self, RedfishError> {
-        let config_error = |message: String| RedfishError::Config { message };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout)
+        let http = HttpClientSettings::new(config.timeout)
             .connect_timeout(config.timeout)
-            .danger_accept_invalid_certs(config.insecure);
-        if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|error| {
-                config_error(format!(
-                    "cannot read redfish.ca_file {}: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-                config_error(format!(
-                    "redfish.ca_file {} is not PEM: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder
+            .ca_file("redfish.ca_file", config.ca_file.as_deref())
+            .insecure(config.insecure)
             .build()
-            .map_err(|error| config_error(format!("cannot build the HTTP client: {error}")))?;
+            .map_err(|error| RedfishError::Config {
+                message: error.to_string(),
+            })?;
         Ok(Transport {
             http,
             auth: config.auth.clone(),
-            retries: config.retries,
-            retry_base_delay: config.retry_base_delay,
+            retries: Retries::new(config.retries, config.retry_base_delay)
+                .with_max_delay(MAX_RETRY_DELAY),
         })
     }
 
@@ -244,10 +216,10 @@ impl Transport {
                     error
                 }
             };
-            if attempt >= self.retries {
+            if attempt >= self.retries.retries {
                 return Err(retry);
             }
-            let delay = self.retry_delay(attempt);
+            let delay = self.retries.delay(attempt);
             tracing::warn!(error = %retry, attempt, ?delay, "retrying a Redfish request");
             tokio::time::sleep(delay).await;
             attempt += 1;
@@ -321,9 +293,9 @@ impl Transport {
                 Ok(response) => break response,
                 // Only a login that never left is sent again: each one that
                 // arrives makes a session on the BMC.
-                Err(source) if source.is_connect() && attempt < self.retries => {
+                Err(source) if source.is_connect() && attempt < self.retries.retries => {
                     drop(_permit);
-                    tokio::time::sleep(self.retry_delay(attempt)).await;
+                    tokio::time::sleep(self.retries.delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(source) => {
@@ -401,18 +373,6 @@ impl Transport {
             RedfishAuth::Basic { username, .. } => format!("user {username:?} (basic auth)"),
             RedfishAuth::Session { username, .. } => format!("user {username:?} (session auth)"),
         }
-    }
-
-    /// The pause before retry number `attempt` (0 for the first retry):
-    /// `base × 2^attempt`, capped, then a random point in its upper half.
-    fn retry_delay(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .retry_base_delay
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(MAX_RETRY_DELAY);
-        let half = exponential / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=jitter_nanos))
     }
 }
 

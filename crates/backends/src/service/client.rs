@@ -1,8 +1,6 @@
 //! [`ServiceClient`]: JSON requests to one Cray service, with authentication,
 //! timeouts and retries of failures that may pass.
 
-use std::time::Duration;
-
 use crus_core::error::{Error, Result};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -11,15 +9,13 @@ use serde::de::DeserializeOwned;
 use super::config::ServiceConfig;
 use super::error::{Problem, ServiceError};
 use super::token::TokenProvider;
-
-/// The longest pause between two tries, however many retries are configured.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+use crate::transport::{HttpClientSettings, Repeat, Retries, send_with_retries};
 
 /// An HTTP client for one Cray service (HSM, BOS).
 ///
 /// Calls that fail with no answer (connection refused, timeout) or with a 5xx
 /// are tried again up to [`ServiceConfig::retries`] times with jittered
-/// exponential backoff; a 4xx is never retried, since the same request would
+/// exponential backoff (the shared [`transport`](crate::transport)); a 4xx is never retried, since the same request would
 /// get the same answer. Callers only send requests that are safe to repeat
 /// (GET, DELETE, and POSTs whose repetition the service answers with 409).
 #[derive(Debug)]
@@ -30,8 +26,7 @@ pub struct ServiceClient {
     base_url: String,
     http: reqwest::Client,
     tokens: TokenProvider,
-    retries: u32,
-    retry_base_delay: Duration,
+    retries: Retries,
     /// Headers sent with every request (BOS's `Cray-Tenant-Name`).
     headers: Vec<(&'static str, String)>,
 }
@@ -41,34 +36,21 @@ impl ServiceClient {
     ///
     /// [`Error::Invalid`] when the CA file cannot be read or parsed.
     pub fn new(service: &'static str, config: &ServiceConfig) -> Result<Self> {
-        let config_error = |message: String| Error::from(ServiceError::Config { service, message });
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout);
-        if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|error| {
-                config_error(format!(
-                    "cannot read CA file {}: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-                config_error(format!("CA file {} is not PEM: {error}", ca_file.display()))
-            })?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder
+        let http = HttpClientSettings::new(config.timeout)
+            .ca_file(format!("{service}.ca_file"), config.ca_file.as_deref())
             .build()
-            .map_err(|error| config_error(format!("cannot build the HTTP client: {error}")))?;
+            .map_err(|error| {
+                Error::from(ServiceError::Config {
+                    service,
+                    message: error.to_string(),
+                })
+            })?;
         Ok(ServiceClient {
             service,
             base_url: config.base_url.trim_end_matches('/').to_string(),
             http,
             tokens: TokenProvider::new(config.token.clone()),
-            retries: config.retries,
-            retry_base_delay: config.retry_base_delay,
+            retries: Retries::new(config.retries, config.retry_base_delay),
             headers: Vec::new(),
         })
     }
@@ -143,18 +125,11 @@ impl ServiceClient {
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ServiceError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.send_once(&method, path, query, body.as_deref()).await {
-                Err(error) if error.is_retryable() && attempt < self.retries => {
-                    let delay = self.retry_delay(attempt);
-                    tracing::warn!(%error, attempt, ?delay, "retrying a {} request", self.service);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        // Every request of HSM and BOS is safe to repeat (module docs).
+        send_with_retries(self.service, &self.retries, Repeat::Safe, || {
+            self.send_once(&method, path, query, body.as_deref())
+        })
+        .await
     }
 
     async fn send_once(
@@ -202,18 +177,6 @@ impl ServiceClient {
             status: status.as_u16(),
             problem: problem(status, &bytes),
         })
-    }
-
-    /// The pause before retry number `attempt` (0 for the first retry):
-    /// `base × 2^attempt`, capped, then a random point in its upper half.
-    fn retry_delay(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .retry_base_delay
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(MAX_RETRY_DELAY);
-        let half = exponential / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=jitter_nanos))
     }
 }
 

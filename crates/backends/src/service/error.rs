@@ -133,3 +133,13 @@ impl From<ServiceError> for Error {
         }
     }
 }
+
+impl crate::transport::TryFailure for ServiceError {
+    fn may_pass(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn not_sent(&self) -> bool {
+        matches!(self, ServiceError::Transport { source, .. } if source.is_connect())
+    }
+}

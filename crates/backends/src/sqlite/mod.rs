@@ -31,8 +31,8 @@
 
 mod error;
 mod identity;
-mod options;
 mod nodes;
+mod options;
 mod schema;
 #[cfg(test)]
 mod tests;

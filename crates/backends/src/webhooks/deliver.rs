@@ -1,8 +1,9 @@
 //! One hook's worker: POSTs its queued events in order, retrying what a
-//! retry can fix (connection errors, timeouts, 429 and 5xx) with jittered
-//! exponential backoff, and giving up on the rest.
+//! retry can fix (connection errors, timeouts, 429 and 5xx) with the
+//! transport's jittered exponential backoff, and giving up on the rest.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crus_core::controller::NumberedEvent;
@@ -10,10 +11,12 @@ use tokio::sync::mpsc;
 
 use super::{DeliveryObserver, SIGNATURE_HEADER, WebhookConfig, sign};
 use crate::root_cause::root_cause;
+use crate::transport::{Repeat, Retries, TryFailure, send_with_retries};
 
-/// The first wait between tries; it doubles up to [`MAX_BACKOFF`].
+/// About the first wait between tries (1–2 s); it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest wait between tries (45–90 s with jitter).
+const MAX_BACKOFF: Duration = Duration::from_secs(90);
 
 pub(super) async fn worker(
     client: reqwest::Client,
@@ -32,6 +35,33 @@ pub(super) async fn worker(
     }
 }
 
+/// Why one try of a delivery failed.
+#[derive(Debug)]
+struct TryFailed {
+    why: String,
+    /// A connection error, a timeout, a 429 or a 5xx: the receiver may take
+    /// the event later.
+    may_pass: bool,
+    /// The connection failed: the receiver never saw the event.
+    not_sent: bool,
+}
+
+impl std::fmt::Display for TryFailed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.why)
+    }
+}
+
+impl TryFailure for TryFailed {
+    fn may_pass(&self) -> bool {
+        self.may_pass
+    }
+
+    fn not_sent(&self) -> bool {
+        self.not_sent
+    }
+}
+
 /// Delivers `event`: the number of tries it took, or why it was given up.
 async fn deliver(
     client: &reqwest::Client,
@@ -39,11 +69,14 @@ async fn deliver(
     event: &NumberedEvent,
 ) -> Result<u32, String> {
     let body = serde_json::to_vec(event).map_err(|error| format!("cannot encode: {error}"))?;
-    // The same id on every try, so a receiver can drop duplicates.
+    // The same id on every try, so a receiver can drop duplicates: that is
+    // what makes this POST safe to repeat.
     let delivery = uuid::Uuid::new_v4().to_string();
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
+    let retries = Retries::new(hook.max_attempts.saturating_sub(1), FIRST_BACKOFF * 2)
+        .with_max_delay(MAX_BACKOFF);
+    let tries = AtomicU32::new(0);
+    let outcome = send_with_retries("webhook", &retries, Repeat::Safe, || {
+        tries.fetch_add(1, Ordering::Relaxed);
         let mut request = client
             .post(&hook.url)
             .header("content-type", "application/json")
@@ -53,26 +86,32 @@ async fn deliver(
         if let Some(secret) = &hook.secret {
             request = request.header(SIGNATURE_HEADER, sign(secret, &body));
         }
-        let why = match request.send().await {
-            Ok(response) if response.status().is_success() => return Ok(attempt),
-            Ok(response) => {
-                let status = response.status();
-                let why = format!("{} answered {status}", hook.url);
-                if !(status.is_server_error() || status.as_u16() == 429) {
-                    // The receiver refuses this event; repeating it changes nothing.
-                    return Err(why);
+        async move {
+            match request.send().await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => {
+                    let status = response.status();
+                    Err(TryFailed {
+                        why: format!("{} answered {status}", hook.url),
+                        // Any other answer is the receiver refusing this
+                        // event; repeating it changes nothing.
+                        may_pass: status.is_server_error() || status.as_u16() == 429,
+                        not_sent: false,
+                    })
                 }
-                why
+                Err(error) => Err(TryFailed {
+                    why: format!("POST {} failed: {}", hook.url, root_cause(&error)),
+                    may_pass: true,
+                    not_sent: error.is_connect(),
+                }),
             }
-            Err(error) => format!("POST {} failed: {}", hook.url, root_cause(&error)),
-        };
-        if attempt >= hook.max_attempts {
-            return Err(format!("{why} (after {attempt} tries)"));
         }
-        tracing::debug!(url = %hook.url, attempt, %why, "webhook delivery failed; retrying");
-        let jitter = backoff.mul_f64(fastrand::f64() * 0.5);
-        tokio::time::sleep(backoff + jitter).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        attempt += 1;
+    })
+    .await;
+    let attempts = tries.load(Ordering::Relaxed);
+    match outcome {
+        Ok(()) => Ok(attempts),
+        Err(failed) if failed.may_pass => Err(format!("{failed} (after {attempts} tries)")),
+        Err(failed) => Err(failed.why),
     }
 }

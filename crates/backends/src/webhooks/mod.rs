@@ -18,6 +18,8 @@ use crus_core::controller::NumberedEvent;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::transport::HttpClientSettings;
+
 pub use settings::WebhookSettings;
 pub use signature::{SIGNATURE_HEADER, sign};
 
@@ -134,8 +136,7 @@ pub fn spawn(
     for hook in hooks {
         hook.validate()
             .map_err(|error| format!("webhook {}: {error}", hook.url))?;
-        let client = reqwest::Client::builder()
-            .timeout(hook.timeout)
+        let client = HttpClientSettings::new(hook.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| {

@@ -1,19 +1,20 @@
 //! `crus session ...`: a client of the CRUS API, with the same flags as
 //! `cray crus session ...`, for any server that speaks it (crus or CRUS).
+//! The flags become the core's request types and [`crus::client::Client`]
+//! sends them; this module parses and prints.
 
-mod http;
 mod options;
 mod output;
 mod policy;
-mod sse;
 mod watch;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::json;
+use crus::client::{Client, ClientError};
+use crus_core::rollout::FailureBudget;
+use crus_core::session::SessionSpec;
 
-pub use http::{Answer, ApiClient, ClientError};
 pub use options::{OptionsCommand, run as run_options};
 
 /// Where the server is and how to authenticate.
@@ -94,7 +95,7 @@ pub enum SessionCommand {
         /// A new failure budget: a count (3) or a percentage (10%); a halted
         /// session needs one larger than its failures.
         #[arg(long, value_name = "N|P%", value_parser = policy::parse_failure_budget)]
-        max_failures: Option<serde_json::Value>,
+        max_failures: Option<FailureBudget>,
     },
     /// Show each node of a session: phase, step, boots, times (GET /session/{upgrade_id}/nodes).
     Nodes {
@@ -129,28 +130,48 @@ pub struct CreateArgs {
     pub policy: policy::PolicyArgs,
 }
 
-/// The `POST /session` body of `args`.
-fn create_body(args: &CreateArgs) -> serde_json::Value {
-    // Sent as given (a step size of 0 is the server's to refuse), so the
-    // server's own validation speaks, as with `cray crus`.
-    let mut body = json!({
-        "starting_label": args.starting_label,
-        "upgrading_label": args.upgrading_label,
-        "failed_label": args.failed_label,
-        "upgrade_step_size": args.upgrade_step_size,
-        "upgrade_template_id": args.upgrade_template_id,
-        "workload_manager_type": args.workload_manager_type,
-    });
-    if args.upgrade_step_size.is_none()
-        && let Some(fields) = body.as_object_mut()
-    {
-        // --step-percent sizes the steps; the server derives the field.
-        fields.remove("upgrade_step_size");
+impl CreateArgs {
+    /// The session these flags ask for. The step size is sent as given (a 0
+    /// is the server's to refuse, so its own validation speaks, as with
+    /// `cray crus`); only one no session could have is refused here.
+    fn to_spec(&self) -> Result<SessionSpec, ClientError> {
+        let upgrade_step_size = match self.upgrade_step_size {
+            // --step-percent sizes the steps; the server derives the field.
+            None => 0,
+            // A 0 beside --step-percent would read as "derive it" (see
+            // `SessionSpec::to_request_json`): refused here as the server
+            // refused it.
+            Some(size) if size < 1 && self.policy.step_percent.is_some() => {
+                return Err(ClientError::Local(format!(
+                    "--upgrade-step-size {size}: must be at least 1 (or leave it out to size the steps with --step-percent)"
+                )));
+            }
+            Some(size) => u32::try_from(size).map_err(|_| {
+                ClientError::Local(format!(
+                    "--upgrade-step-size {size}: must be a whole number from 1 to {}",
+                    u32::MAX
+                ))
+            })?,
+        };
+        Ok(SessionSpec {
+            failed_label: self.failed_label.clone(),
+            starting_label: self.starting_label.clone(),
+            upgrade_step_size,
+            upgrade_template_id: self.upgrade_template_id.clone(),
+            upgrading_label: self.upgrading_label.clone(),
+            workload_manager_type: self.workload_manager_type.clone(),
+            policy: self.policy.to_request().map_err(ClientError::Local)?,
+        })
     }
-    if let (Some(policy), Some(fields)) = (args.policy.to_json(), body.as_object_mut()) {
-        fields.insert("policy".to_string(), policy);
-    }
-    body
+}
+
+/// The client of `connection`.
+fn connect(connection: &ConnectionArgs) -> Result<Client, ClientError> {
+    Client::new(
+        &connection.url,
+        connection.token.clone(),
+        connection.timeout,
+    )
 }
 
 /// `crus plan`: what `crus session create` with the same flags would do,
@@ -161,12 +182,8 @@ pub fn plan(args: &CreateArgs, connection: ConnectionArgs) -> Result<(), ClientE
         .build()
         .map_err(|error| ClientError::Local(format!("cannot start the async runtime: {error}")))?;
     runtime.block_on(async {
-        let client = ApiClient::new(
-            &connection.url,
-            connection.token.clone(),
-            connection.timeout,
-        )?;
-        let plan = client.plan(&create_body(args)).await?;
+        let client = connect(&connection)?;
+        let plan = client.plan(&args.to_spec()?).await?;
         output::print_plan(&plan, connection.format);
         Ok(())
     })
@@ -182,11 +199,7 @@ pub fn run(command: SessionCommand, connection: ConnectionArgs) -> Result<(), Cl
 }
 
 async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Result<(), ClientError> {
-    let client = ApiClient::new(
-        &connection.url,
-        connection.token.clone(),
-        connection.timeout,
-    )?;
+    let client = connect(&connection)?;
     let format = connection.format;
     match command {
         SessionCommand::Create {
@@ -194,7 +207,7 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
             idempotency_key,
         } => {
             let session = client
-                .create(&create_body(&args), idempotency_key.as_deref())
+                .create(&args.to_spec()?, idempotency_key.as_deref())
                 .await?;
             output::print_session(&session, format);
         }
@@ -225,8 +238,7 @@ async fn run_async(command: SessionCommand, connection: ConnectionArgs) -> Resul
             upgrade_id,
             max_failures,
         } => {
-            let body = max_failures.map(|budget| json!({"max_failures": budget}));
-            let session = client.resume(&upgrade_id, body.as_ref()).await?;
+            let session = client.resume(&upgrade_id, max_failures).await?;
             output::print_session(&session, format);
         }
         SessionCommand::Nodes { upgrade_id } => {

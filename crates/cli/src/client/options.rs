@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
-use super::{Answer, ApiClient, ClientError, ConnectionArgs, Format};
+use crus::client::{Answer, Client, ClientError};
+
+use super::{ConnectionArgs, Format};
 
 /// `crus options` subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,7 +43,7 @@ pub fn run(command: OptionsCommand, connection: ConnectionArgs) -> Result<(), Cl
         .build()
         .map_err(|error| ClientError::Local(format!("cannot start the async runtime: {error}")))?;
     runtime.block_on(async {
-        let client = ApiClient::new(
+        let client = Client::new(
             &connection.url,
             connection.token.clone(),
             connection.timeout,
@@ -49,15 +51,15 @@ pub fn run(command: OptionsCommand, connection: ConnectionArgs) -> Result<(), Cl
         match command {
             OptionsCommand::Get => {
                 let answer = client.options().await?;
-                print_options(&answer, &answer.json, connection.format);
+                print_options(&answer, &answer.value, connection.format);
             }
             OptionsCommand::Set { assignments, file } => {
                 let patch = patch_of(file.as_deref(), &assignments)?;
                 let answer = client.patch_options(&patch).await?;
-                let options = answer.json.get("options").cloned().unwrap_or(Value::Null);
+                let options = answer.value.get("options").cloned().unwrap_or(Value::Null);
                 print_options(&answer, &options, connection.format);
                 if connection.format == Format::Table
-                    && let Some(note) = answer.json.get("applies_to").and_then(Value::as_str)
+                    && let Some(note) = answer.value.get("applies_to").and_then(Value::as_str)
                 {
                     println!("\n{note}");
                 }
@@ -144,7 +146,7 @@ fn assign(patch: &mut Map<String, Value>, assignment: &str) -> Result<(), Client
 }
 
 /// Prints `options` (from `answer`): JSON unchanged, or one `key = value` a line.
-fn print_options(answer: &Answer, options: &Value, format: Format) {
+fn print_options(answer: &Answer<Value>, options: &Value, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
         Format::Table => {

@@ -1,30 +1,31 @@
 //! Printing sessions: the server's JSON unchanged, or tables for people.
 
+use crus::client::Answer;
+use crus_core::SessionStatus;
 use serde_json::Value;
 
-use super::{Answer, Format};
+use super::Format;
 
 /// Prints one session.
-pub fn print_session(answer: &Answer, format: Format) {
+pub fn print_session(answer: &Answer<SessionStatus>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
-        Format::Table => print!("{}", session_table(&answer.json)),
+        Format::Table => print!("{}", session_table(&answer.value)),
     }
 }
 
 /// Prints how a watched session ended: its JSON, or one line for people (the
 /// messages were printed while watching).
-pub fn print_watch_end(answer: &Answer, format: Format) {
+pub fn print_watch_end(answer: &Answer<SessionStatus>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
         Format::Table => {
-            let session = &answer.json;
-            let nodes = &session["nodes"];
-            let count = |phase: &str| nodes[phase].as_u64().unwrap_or(0);
+            let session = &answer.value;
+            let count = |phase: &str| node_count(session, phase).unwrap_or(0);
             println!(
                 "session {} {}: {} of {} nodes upgraded, {} failed",
-                text(&session["upgrade_id"]),
-                text(&session["state"]),
+                session.upgrade_id,
+                session.state,
                 count("done"),
                 count("total"),
                 count("failed")
@@ -33,19 +34,24 @@ pub fn print_watch_end(answer: &Answer, format: Format) {
     }
 }
 
+/// How many of `session`'s nodes are in `phase` (or `total`), when it says.
+pub fn node_count(session: &SessionStatus, phase: &str) -> Option<u64> {
+    session.nodes.as_ref()?.get(phase).copied()
+}
+
 /// Prints the nodes of a session.
-pub fn print_nodes(answer: &Answer, format: Format) {
+pub fn print_nodes(answer: &Answer<Value>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
-        Format::Table => print!("{}", nodes_table(&answer.json)),
+        Format::Table => print!("{}", nodes_table(&answer.value)),
     }
 }
 
 /// Prints a dry run's plan.
-pub fn print_plan(answer: &Answer, format: Format) {
+pub fn print_plan(answer: &Answer<Value>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
-        Format::Table => print!("{}", plan_table(&answer.json)),
+        Format::Table => print!("{}", plan_table(&answer.value)),
     }
 }
 
@@ -114,10 +120,10 @@ pub fn plan_table(plan: &Value) -> String {
 }
 
 /// Prints a list of sessions.
-pub fn print_sessions(answer: &Answer, format: Format) {
+pub fn print_sessions(answer: &Answer<Vec<SessionStatus>>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
-        Format::Table => print!("{}", sessions_table(&answer.json)),
+        Format::Table => print!("{}", sessions_table(&answer.value)),
     }
 }
 
@@ -130,42 +136,46 @@ fn text(value: &Value) -> String {
 }
 
 /// A two-column table of one session's fields, then its messages.
-pub fn session_table(session: &Value) -> String {
+pub fn session_table(session: &SessionStatus) -> String {
     let mut out = String::new();
-    for field in [
-        "upgrade_id",
-        "state",
-        "phase",
-        "completed",
-        "starting_label",
-        "upgrading_label",
-        "failed_label",
-        "upgrade_step_size",
-        "upgrade_template_id",
-        "workload_manager_type",
-        "kind",
-        "api_version",
+    let phase = session
+        .phase
+        .map_or_else(|| "-".to_string(), |phase| phase.as_str().to_string());
+    for (field, value) in [
+        ("upgrade_id", session.upgrade_id.to_string()),
+        ("state", session.state.to_string()),
+        ("phase", phase),
+        ("completed", session.completed.to_string()),
+        ("starting_label", session.starting_label.clone()),
+        ("upgrading_label", session.upgrading_label.clone()),
+        ("failed_label", session.failed_label.clone()),
+        ("upgrade_step_size", session.upgrade_step_size.to_string()),
+        ("upgrade_template_id", session.upgrade_template_id.clone()),
+        (
+            "workload_manager_type",
+            session.workload_manager_type.clone(),
+        ),
+        ("kind", session.kind.clone()),
+        ("api_version", session.api_version.clone()),
     ] {
-        out.push_str(&format!("{field:<22} {}\n", text(&session[field])));
+        out.push_str(&format!("{field:<22} {value}\n"));
     }
-    if let Some(Value::Object(nodes)) = session.get("nodes") {
+    if let Some(nodes) = &session.nodes {
         let counts: Vec<String> = nodes
             .iter()
-            .filter(|(phase, count)| phase.as_str() != "total" && count.as_u64() != Some(0))
-            .map(|(phase, count)| format!("{phase} {}", text(count)))
+            .filter(|(phase, count)| phase.as_str() != "total" && **count != 0)
+            .map(|(phase, count)| format!("{phase} {count}"))
             .collect();
-        let total = nodes.get("total").map(text).unwrap_or_default();
+        let total = nodes.get("total").map(u64::to_string).unwrap_or_default();
         out.push_str(&format!(
             "{:<22} {total} total: {}\n",
             "nodes",
             counts.join(", ")
         ));
     }
-    if let Some(Value::Array(messages)) = session.get("messages") {
-        out.push_str("messages\n");
-        for message in messages {
-            out.push_str(&format!("  {}\n", text(message)));
-        }
+    out.push_str("messages\n");
+    for message in &session.messages {
+        out.push_str(&format!("  {message}\n"));
     }
     out
 }
@@ -233,62 +243,34 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// One line per session.
-pub fn sessions_table(sessions: &Value) -> String {
-    let rows: Vec<[String; 6]> = sessions
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|session| {
-                    let last = session["messages"]
-                        .as_array()
-                        .and_then(|messages| messages.last())
-                        .map(text)
-                        .unwrap_or_default();
-                    [
-                        text(&session["upgrade_id"]),
-                        text(&session["state"]),
-                        text(&session["completed"]),
-                        text(&session["upgrade_step_size"]),
-                        text(&session["starting_label"]),
-                        last,
-                    ]
-                })
-                .collect()
+pub fn sessions_table(sessions: &[SessionStatus]) -> String {
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|session| {
+            vec![
+                session.upgrade_id.to_string(),
+                session.state.to_string(),
+                session.completed.to_string(),
+                session.upgrade_step_size.to_string(),
+                session.starting_label.clone(),
+                session.messages.last().cloned().unwrap_or_default(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     if rows.is_empty() {
         return "no sessions\n".to_string();
     }
-    let header = [
-        "UPGRADE_ID",
-        "STATE",
-        "COMPLETED",
-        "STEP",
-        "STARTING_LABEL",
-        "LAST MESSAGE",
-    ];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut line = String::new();
-        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            if index + 1 == cells.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        line.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    table(
+        &[
+            "UPGRADE_ID",
+            "STATE",
+            "COMPLETED",
+            "STEP",
+            "STARTING_LABEL",
+            "LAST MESSAGE",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]
@@ -304,7 +286,8 @@ mod tests {
             "upgrade_id": "c926acf6-b5c6-411e-ba6c-ea0448cab2ee", "upgrade_step_size": 4,
             "upgrade_template_id": "img", "upgrading_label": "u", "workload_manager_type": "slurm"
         });
-        let table = session_table(&session);
+        let status: SessionStatus = serde_json::from_value(session.clone()).unwrap();
+        let table = session_table(&status);
         assert!(
             table.contains("state                  UPDATING\n"),
             "{table}"
@@ -312,16 +295,17 @@ mod tests {
         assert!(table.contains("messages\n  Step 0 started\n"), "{table}");
         let mut counted = session.clone();
         counted["nodes"] = json!({"total": 8, "done": 3, "failed": 0, "draining": 5});
+        let counted: SessionStatus = serde_json::from_value(counted).unwrap();
         assert!(
             session_table(&counted)
                 .contains("nodes                  8 total: done 3, draining 5\n"),
             "{}",
             session_table(&counted)
         );
-        let list = sessions_table(&json!([session]));
+        let list = sessions_table(&[status]);
         assert!(list.starts_with("UPGRADE_ID"), "{list}");
         assert!(list.contains("UPDATING"), "{list}");
-        assert_eq!(sessions_table(&json!([])), "no sessions\n");
+        assert_eq!(sessions_table(&[]), "no sessions\n");
     }
 
     #[test]

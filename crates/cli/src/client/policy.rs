@@ -1,97 +1,48 @@
-//! The rollout policy flags of `crus session create`, turned into the
-//! optional `policy` object of `POST /session` (a crus addition: without any
-//! of these flags the body is exactly CRUS's).
+//! The rollout policy flags of `crus session create`, turned into the core's
+//! [`PolicyRequest`], the optional `policy` object of `POST /session` (a
+//! crus addition: without any of these flags the body is exactly CRUS's).
+//! The flags take the values the API does: the enums are the core's.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use crus_core::ports::{BlockWhen, GateCheck};
+use crus_core::rollout::{
+    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
+    OnDrainTimeout, Order, Strategy,
+};
+use crus_core::session::PolicyRequest;
 use serde_json::{Map, Value, json};
-
-/// How nodes move through the rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StrategyArg {
-    /// CRUS's steps: drain, boot and return a step before the next begins.
-    Steps,
-    /// A sliding window: a node is taken as soon as another one finishes.
-    Continuous,
-}
-
-/// Which pending node is taken next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OrderArg {
-    /// By location, as CRUS.
-    Inventory,
-    /// Idle nodes first, then those whose jobs end soonest.
-    DrainCost,
-    /// Drain cost within the failure-domain rule of --spread or --align.
-    Topology,
-}
-
-/// A failure domain of the Cray EX hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DomainArg {
-    /// A blade (node card).
-    Blade,
-    /// A chassis.
-    Chassis,
-    /// A cabinet.
-    Cabinet,
-}
-
-/// What happens to a node still draining after --drain-timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnDrainTimeoutArg {
-    /// Keep waiting (CRUS's behaviour).
-    Wait,
-    /// Return it to service without upgrading it.
-    Skip,
-    /// Requeue its jobs, then carry on.
-    Requeue,
-    /// Reboot it with its jobs running.
-    Force,
-}
-
-/// What happens to a node someone else took out of service (drained,
-/// draining or down with a reason crus did not write).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ForeignArg {
-    /// Upgrade it once quiet, then put it back as it was (same state and reason).
-    UpgradeAndRestore,
-    /// Leave it alone; report it skipped with its reason.
-    Skip,
-    /// Wait (within --drain-timeout) for it to be returned to service.
-    Wait,
-}
 
 /// Flags that fill the `policy` object; each is left out of it unless given.
 #[derive(Debug, Default, Args)]
 pub struct PolicyArgs {
     /// `steps` (CRUS's) or `continuous`.
     #[arg(long, value_enum, help_heading = "Rollout policy")]
-    pub strategy: Option<StrategyArg>,
+    pub strategy: Option<Strategy>,
     /// Which node is taken next.
     #[arg(long, value_enum, help_heading = "Rollout policy")]
-    pub order: Option<OrderArg>,
+    pub order: Option<Order>,
     /// With `--order topology`: never two nodes of one domain out at once.
     #[arg(long, value_enum, help_heading = "Rollout policy")]
-    pub spread: Option<DomainArg>,
+    pub spread: Option<Domain>,
     /// With `--order topology`: take whole domains together (chassis or cabinet).
     #[arg(long, value_enum, help_heading = "Rollout policy")]
-    pub align: Option<DomainArg>,
+    pub align: Option<Domain>,
     /// Step size as a percentage (0–100] of the starting group, instead of --upgrade-step-size.
     #[arg(long, value_name = "P", help_heading = "Rollout policy")]
     pub step_percent: Option<f64>,
     /// Failed nodes tolerated before the session halts: a count (3) or a percentage (10%).
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget, help_heading = "Rollout policy")]
-    pub max_failures: Option<Value>,
+    pub max_failures: Option<FailureBudget>,
     /// Nodes of the starting group that must stay in service, counting every
     /// node out for any reason: a count (90) or a percentage (90%, rounded down).
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget, help_heading = "Rollout policy")]
-    pub min_available: Option<Value>,
+    pub min_available: Option<FailureBudget>,
     /// At most this many nodes' boots requested in any minute.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollout policy")]
     pub max_boots_per_minute: Option<u32>,
     /// What happens to a node someone else took out of service; crus never resumes it.
     #[arg(long, value_enum, help_heading = "Rollout policy")]
-    pub foreign_out_of_service: Option<ForeignArg>,
+    pub foreign_out_of_service: Option<ForeignOutOfService>,
     /// Upgrade this many nodes first, then pause until resumed.
     #[arg(long, value_name = "N", help_heading = "Rollout policy")]
     pub canary: Option<u32>,
@@ -108,7 +59,7 @@ pub struct PolicyArgs {
         requires = "drain_timeout",
         help_heading = "Rollout policy"
     )]
-    pub on_drain_timeout: Option<OnDrainTimeoutArg>,
+    pub on_drain_timeout: Option<OnDrainTimeout>,
     /// How long a node may take to boot and answer again (e.g. 15m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_text, help_heading = "Rollout policy")]
     pub boot_timeout: Option<String>,
@@ -126,7 +77,7 @@ pub struct PolicyArgs {
     /// When new nodes may be taken, e.g. 'sat,sun 22:00-06:00 Europe/Paris'
     /// (days and time zone optional); repeat for several windows.
     #[arg(long = "window", value_name = "[DAYS] HH:MM-HH:MM [TZ]", value_parser = parse_window, help_heading = "Rollout policy")]
-    pub windows: Vec<Value>,
+    pub windows: Vec<MaintenanceWindow>,
     /// Health check run with the node name as its last argument; exit 0 is healthy.
     #[arg(long, value_name = "CMD", help_heading = "Rollout policy")]
     pub health_command: Option<String>,
@@ -161,7 +112,7 @@ pub struct PolicyArgs {
     /// 'URL QUERY', e.g. 'http://prom:9090 ALERTS{severity="critical"}';
     /// repeat for several.
     #[arg(long, value_name = "URL QUERY", value_parser = parse_prometheus_gate, help_heading = "Alert gates")]
-    pub gate_prometheus: Vec<Value>,
+    pub gate_prometheus: Vec<GateCheck>,
     /// How long the gates may hold the session before it halts.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_text, help_heading = "Alert gates")]
     pub max_hold: Option<String>,
@@ -169,133 +120,79 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     /// The `policy` object, or `None` when no policy flag was given.
-    pub fn to_json(&self) -> Option<Value> {
-        let mut policy = Map::new();
-        let mut set = |key: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                policy.insert(key.to_string(), value);
-            }
-        };
-        set(
-            "strategy",
-            self.strategy.map(|strategy| {
-                json!(match strategy {
-                    StrategyArg::Steps => "steps",
-                    StrategyArg::Continuous => "continuous",
-                })
-            }),
-        );
-        set(
-            "order",
-            self.order.map(|order| {
-                json!(match order {
-                    OrderArg::Inventory => "inventory",
-                    OrderArg::DrainCost => "drain_cost",
-                    OrderArg::Topology => "topology",
-                })
-            }),
-        );
-        set("spread", self.spread.map(domain));
-        set("align", self.align.map(domain));
-        set(
-            "step_percent",
-            self.step_percent.map(|percent| json!(percent)),
-        );
-        set("max_failures", self.max_failures.clone());
-        set("min_available", self.min_available.clone());
-        set(
-            "max_boots_per_minute",
-            self.max_boots_per_minute.map(Value::from),
-        );
-        set(
-            "foreign_out_of_service",
-            self.foreign_out_of_service.map(|action| {
-                json!(match action {
-                    ForeignArg::UpgradeAndRestore => "upgrade_and_restore",
-                    ForeignArg::Skip => "skip",
-                    ForeignArg::Wait => "wait",
-                })
-            }),
-        );
-        set(
-            "canary",
-            self.canary
-                .map(|size| json!({"size": size, "pause_after": !self.canary_no_pause})),
-        );
-        set("drain_timeout", self.drain_timeout.clone().map(Value::from));
-        set(
-            "on_drain_timeout",
-            self.on_drain_timeout.map(|action| {
-                json!(match action {
-                    OnDrainTimeoutArg::Wait => "wait",
-                    OnDrainTimeoutArg::Skip => "skip",
-                    OnDrainTimeoutArg::Requeue => "requeue",
-                    OnDrainTimeoutArg::Force => "force",
-                })
-            }),
-        );
-        set("boot_timeout", self.boot_timeout.clone().map(Value::from));
-        set("retries", self.retries.map(Value::from));
-        set(
-            "escalate_power_cycle",
-            self.escalate_power_cycle.then_some(Value::Bool(true)),
-        );
-        set(
-            "power_cycle_grace",
-            self.power_cycle_grace.clone().map(Value::from),
-        );
-        set(
-            "windows",
-            (!self.windows.is_empty()).then(|| Value::Array(self.windows.clone())),
-        );
-        set("steer_jobs", self.steer_jobs.then_some(Value::Bool(true)));
-        if self.health_command.is_some() || self.health_http.is_some() || self.soak.is_some() {
-            let mut health = Map::new();
-            if let Some(command) = &self.health_command {
-                health.insert("command".into(), json!(command));
-            }
-            if let Some(url) = &self.health_http {
-                health.insert("http".into(), json!(url));
-            }
-            if let Some(soak) = &self.soak {
-                health.insert("soak".into(), json!(soak));
-            }
-            set("health", Some(Value::Object(health)));
-        }
-        let gates: Vec<Value> = self
+    pub fn to_request(&self) -> Result<Option<PolicyRequest>, String> {
+        let health =
+            if self.health_command.is_some() || self.health_http.is_some() || self.soak.is_some() {
+                Some(health_gate(
+                    self.health_command.as_deref(),
+                    self.health_http.as_deref(),
+                    self.soak.as_deref(),
+                )?)
+            } else {
+                None
+            };
+        let gates: Vec<GateCheck> = self
             .gate_alertmanager
             .iter()
-            .map(|url| json!({"alertmanager": url, "filter": self.gate_filter}))
+            .map(|url| GateCheck::Alertmanager {
+                url: url.clone(),
+                filter: self.gate_filter.clone(),
+            })
             .chain(self.gate_prometheus.iter().cloned())
             .collect();
-        set("gates", (!gates.is_empty()).then_some(Value::Array(gates)));
-        set("max_hold", self.max_hold.clone().map(Value::from));
-        (!policy.is_empty()).then_some(Value::Object(policy))
+        let request = PolicyRequest {
+            strategy: self.strategy,
+            order: self.order,
+            spread: self.spread,
+            align: self.align,
+            step_percent: self.step_percent,
+            max_failures: self.max_failures,
+            min_available: self.min_available,
+            max_boots_per_minute: self.max_boots_per_minute,
+            foreign_out_of_service: self.foreign_out_of_service,
+            canary: self.canary.map(|size| Canary {
+                size,
+                pause_after: !self.canary_no_pause,
+            }),
+            drain_timeout: self.drain_timeout.clone(),
+            on_drain_timeout: self.on_drain_timeout,
+            boot_timeout: self.boot_timeout.clone(),
+            retries: self.retries,
+            escalate_power_cycle: self.escalate_power_cycle.then_some(true),
+            power_cycle_grace: self.power_cycle_grace.clone(),
+            health,
+            windows: (!self.windows.is_empty()).then(|| self.windows.clone()),
+            steer_jobs: self.steer_jobs.then_some(true),
+            gates: (!gates.is_empty()).then_some(gates),
+            max_hold: self.max_hold.clone(),
+        };
+        Ok((request != PolicyRequest::default()).then_some(request))
     }
 }
 
-/// `URL QUERY` as a Prometheus gate of the `policy` object.
-pub fn parse_prometheus_gate(text: &str) -> Result<Value, String> {
-    let (url, query) = text
-        .trim()
-        .split_once(char::is_whitespace)
-        .ok_or("write the Prometheus URL, a space, then the query: 'http://prom:9090 up == 0'")?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("{url:?} is not an http:// or https:// URL"));
+/// The health gate of `--health-command`, `--health-http` and `--soak`, read
+/// as the API reads the `health` object (the soak is a duration text there).
+fn health_gate(
+    command: Option<&str>,
+    http: Option<&str>,
+    soak: Option<&str>,
+) -> Result<HealthGate, String> {
+    let mut health = Map::new();
+    if let Some(command) = command {
+        health.insert("command".into(), json!(command));
     }
-    Ok(json!({"prometheus": url, "query": query.trim(), "block_when": "nonempty"}))
+    if let Some(url) = http {
+        health.insert("http".into(), json!(url));
+    }
+    if let Some(soak) = soak {
+        health.insert("soak".into(), json!(soak));
+    }
+    serde_json::from_value(Value::Object(health))
+        .map_err(|error| format!("--health-command/--health-http/--soak: {error}"))
 }
 
-fn domain(domain: DomainArg) -> Value {
-    json!(match domain {
-        DomainArg::Blade => "blade",
-        DomainArg::Chassis => "chassis",
-        DomainArg::Cabinet => "cabinet",
-    })
-}
-
-/// `3` or `10%`, as the JSON the server takes (a number or a string).
-pub fn parse_failure_budget(text: &str) -> Result<Value, String> {
+/// `3` or `10%`, as the failure budget the server takes (a number or a string).
+pub fn parse_failure_budget(text: &str) -> Result<FailureBudget, String> {
     let text = text.trim();
     if let Some(percent) = text.strip_suffix('%') {
         let value: f64 = percent
@@ -305,11 +202,28 @@ pub fn parse_failure_budget(text: &str) -> Result<Value, String> {
         if !(0.0..=100.0).contains(&value) {
             return Err("a percentage must be between 0% and 100%".to_string());
         }
-        return Ok(json!(format!("{}%", percent.trim())));
+        return Ok(FailureBudget::Percent(value));
     }
     text.parse::<u32>()
-        .map(Value::from)
+        .map(FailureBudget::Count)
         .map_err(|_| format!("{text:?} is neither a count of nodes (3) nor a percentage (10%)"))
+}
+
+/// `URL QUERY` of `--gate-prometheus`: a Prometheus instant query that
+/// holds the session while it returns a series.
+pub fn parse_prometheus_gate(text: &str) -> Result<GateCheck, String> {
+    let (url, query) = text
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or("write the Prometheus URL, a space, then the query: 'http://prom:9090 up == 0'")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    }
+    Ok(GateCheck::Prometheus {
+        url: url.to_string(),
+        query: query.trim().to_string(),
+        block_when: BlockWhen::Nonempty,
+    })
 }
 
 /// A duration such as `90s` or `2h`, kept as the text given.
@@ -320,9 +234,19 @@ fn parse_duration_text(text: &str) -> Result<String, String> {
 }
 
 /// `[DAYS] HH:MM-HH:MM [TIME_ZONE]`, e.g. `sat,sun 22:00-06:00 Europe/Paris`,
-/// as the window object of the policy. Day names and the zone are the
-/// server's to check; this only splits the text.
-pub fn parse_window(text: &str) -> Result<Value, String> {
+/// as the window of the policy, read as the API reads its JSON form.
+pub fn parse_window(text: &str) -> Result<MaintenanceWindow, String> {
+    let window = window_json(text)?;
+    let window: MaintenanceWindow =
+        serde_json::from_value(window).map_err(|error| format!("{text:?}: {error}"))?;
+    window
+        .validate()
+        .map_err(|error| format!("{text:?}: {error}"))?;
+    Ok(window)
+}
+
+/// The JSON object of a window's text: days, start, end, time zone.
+fn window_json(text: &str) -> Result<Value, String> {
     let usage = "expected [DAYS] HH:MM-HH:MM [TIME_ZONE], e.g. 'sat,sun 22:00-06:00 Europe/Paris'";
     let words: Vec<&str> = text.split_whitespace().collect();
     let hours = words
@@ -356,27 +280,40 @@ pub fn parse_window(text: &str) -> Result<Value, String> {
 mod tests {
     use super::*;
 
+    fn as_json(window: &MaintenanceWindow) -> Value {
+        serde_json::to_value(window).unwrap()
+    }
+
     #[test]
     fn windows_split_into_days_hours_and_zone() {
         assert_eq!(
-            parse_window("sat,SUN 22:00-06:00 Europe/Paris"),
-            Ok(
-                json!({"days": ["sat", "sun"], "start": "22:00", "end": "06:00", "time_zone": "Europe/Paris"})
-            )
+            as_json(&parse_window("sat,SUN 22:00-06:00 Europe/Paris").unwrap()),
+            json!({"days": ["sat", "sun"], "start": "22:00", "end": "06:00", "time_zone": "Europe/Paris"})
         );
+        let every_day = as_json(&parse_window("08:00-20:00").unwrap());
         assert_eq!(
-            parse_window("08:00-20:00"),
-            Ok(json!({"start": "08:00", "end": "20:00"}))
+            (
+                &every_day["start"],
+                &every_day["end"],
+                every_day.get("days")
+            ),
+            (&json!("08:00"), &json!("20:00"), None)
         );
         assert!(parse_window("weekends").is_err());
         assert!(parse_window("a b 08:00-20:00").is_err());
         assert!(parse_window("08:00-20:00 UTC extra").is_err());
+        // What the server would refuse is refused here, by the same types.
+        assert!(parse_window("caturday 08:00-20:00").is_err());
+        assert!(parse_window("08:00-25:00").is_err());
     }
 
     #[test]
     fn failure_budgets_are_counts_or_percentages() {
-        assert_eq!(parse_failure_budget("3"), Ok(json!(3)));
-        assert_eq!(parse_failure_budget("10%"), Ok(json!("10%")));
+        assert_eq!(parse_failure_budget("3"), Ok(FailureBudget::Count(3)));
+        assert_eq!(
+            parse_failure_budget("10%"),
+            Ok(FailureBudget::Percent(10.0))
+        );
         assert!(parse_failure_budget("101%").is_err());
         assert!(parse_failure_budget("lots").is_err());
     }
@@ -384,18 +321,21 @@ mod tests {
     #[test]
     fn the_floor_and_foreign_flags_fill_the_policy() {
         let args = PolicyArgs {
-            min_available: Some(json!("90%")),
-            foreign_out_of_service: Some(ForeignArg::UpgradeAndRestore),
+            min_available: Some(FailureBudget::Percent(90.0)),
+            foreign_out_of_service: Some(ForeignOutOfService::UpgradeAndRestore),
             max_boots_per_minute: Some(50),
+            steer_jobs: true,
             ..PolicyArgs::default()
         };
+        let request = args.to_request().unwrap().unwrap();
         assert_eq!(
-            args.to_json(),
-            Some(json!({
+            serde_json::to_value(&request).unwrap(),
+            json!({
                 "min_available": "90%",
                 "foreign_out_of_service": "upgrade_and_restore",
-                "max_boots_per_minute": 50
-            }))
+                "max_boots_per_minute": 50,
+                "steer_jobs": true
+            })
         );
     }
 
@@ -408,15 +348,16 @@ mod tests {
             max_hold: Some("2h".into()),
             ..PolicyArgs::default()
         };
+        let request = args.to_request().unwrap().unwrap();
         assert_eq!(
-            args.to_json(),
-            Some(json!({
+            serde_json::to_value(&request).unwrap(),
+            json!({
                 "gates": [
                     {"alertmanager": "http://am:9093", "filter": ["severity=critical"]},
                     {"prometheus": "http://prom:9090", "query": "up == 0", "block_when": "nonempty"}
                 ],
                 "max_hold": "2h"
-            }))
+            })
         );
         assert!(parse_prometheus_gate("http://prom:9090").is_err());
         assert!(parse_prometheus_gate("prom:9090 up").is_err());
@@ -424,20 +365,23 @@ mod tests {
 
     #[test]
     fn no_flag_means_no_policy_object() {
-        assert_eq!(PolicyArgs::default().to_json(), None);
+        assert_eq!(PolicyArgs::default().to_request(), Ok(None));
         let args = PolicyArgs {
-            order: Some(OrderArg::DrainCost),
+            order: Some(Order::DrainCost),
             canary: Some(2),
             soak: Some("1m".into()),
+            max_failures: Some(FailureBudget::Percent(10.0)),
             ..PolicyArgs::default()
         };
+        let request = args.to_request().unwrap().unwrap();
         assert_eq!(
-            args.to_json(),
-            Some(json!({
+            serde_json::to_value(&request).unwrap(),
+            json!({
                 "order": "drain_cost",
+                "max_failures": "10%",
                 "canary": {"size": 2, "pause_after": true},
                 "health": {"soak": "1m"}
-            }))
+            })
         );
     }
 }

@@ -7,20 +7,24 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use crus::client::{Answer, Client, ClientError, SseMessage};
+use crus_core::SessionStatus;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use super::sse::{SseMessage, SseParser};
-use super::{Answer, ApiClient, ClientError};
+use super::output::node_count;
+
+/// A session as the server answered it.
+type Session = Answer<SessionStatus>;
 
 /// Follows session `upgrade_id`, printing each new message and a progress bar
 /// (from the additive `nodes` counts when the server sends them), until the
 /// session completes or is removed. Returns its last answer.
 pub async fn watch(
-    client: &ApiClient,
+    client: &Client,
     upgrade_id: &str,
     interval: Duration,
-) -> Result<Answer, ClientError> {
+) -> Result<Session, ClientError> {
     let mut progress = Progress::new();
     let result = follow(client, upgrade_id, interval, &mut progress).await;
     progress.bar.finish_and_clear();
@@ -28,13 +32,13 @@ pub async fn watch(
 }
 
 async fn follow(
-    client: &ApiClient,
+    client: &Client,
     upgrade_id: &str,
     interval: Duration,
     progress: &mut Progress,
-) -> Result<Answer, ClientError> {
+) -> Result<Session, ClientError> {
     let first = client.get(upgrade_id).await?;
-    progress.show_session(&first.json);
+    progress.show_session(&first.value);
     if is_completed(&first) {
         return Ok(first);
     }
@@ -47,49 +51,46 @@ async fn follow(
 /// How following the event stream ended.
 enum Followed {
     /// The session completed or was removed; its last answer.
-    Finished(Answer),
+    Finished(Session),
     /// The server has no event stream; the last answer so far.
-    NoStream(Answer),
+    NoStream(Session),
 }
 
 async fn stream(
-    client: &ApiClient,
+    client: &Client,
     upgrade_id: &str,
     interval: Duration,
     progress: &mut Progress,
-    mut last: Answer,
+    mut last: Session,
 ) -> Result<Followed, ClientError> {
     let mut last_event_id: Option<String> = None;
     loop {
-        let mut response = match client.events(upgrade_id, last_event_id.as_deref()).await {
-            Ok(response) => response,
+        let mut events = match client.events(upgrade_id, last_event_id.as_deref()).await {
+            Ok(events) => events,
             // The session was just read, so a 404 is a server without the
             // route (or a session removed meanwhile, which polling tells).
             Err(ClientError::Server { status: 404, .. }) => return Ok(Followed::NoStream(last)),
             Err(error) => return Err(error),
         };
-        let mut parser = SseParser::default();
         // A cut connection ends the loop like the end of the stream: the
         // session is read again, and the stream resumed from the last id.
-        while let Ok(Some(bytes)) = response.chunk().await {
-            for message in parser.feed(&bytes) {
-                if let Some(id) = &message.id {
-                    last_event_id = Some(id.clone());
+        while let Some(message) = events.next_message().await {
+            if let Some(id) = &message.id {
+                last_event_id = Some(id.clone());
+            }
+            match message.event.as_str() {
+                "deleted" => return Ok(Followed::Finished(removed(upgrade_id, last))),
+                "gap" => {
+                    // Events were lost: the session is the record.
+                    last = client.get(upgrade_id).await?;
+                    progress.show_session(&last.value);
                 }
-                match message.event.as_str() {
-                    "deleted" => return Ok(Followed::Finished(removed(upgrade_id, last))),
-                    "gap" => {
-                        // Events were lost: the session is the record.
-                        last = client.get(upgrade_id).await?;
-                        progress.show_session(&last.json);
-                    }
-                    _ => progress.show_event(&message),
-                }
+                _ => progress.show_event(&message),
             }
         }
         match client.get(upgrade_id).await {
             Ok(answer) => {
-                progress.show_session(&answer.json);
+                progress.show_session(&answer.value);
                 if is_completed(&answer) {
                     return Ok(Followed::Finished(answer));
                 }
@@ -107,12 +108,12 @@ async fn stream(
 
 /// Asks for the session every `interval`, for servers without event streams.
 async fn poll(
-    client: &ApiClient,
+    client: &Client,
     upgrade_id: &str,
     interval: Duration,
     progress: &mut Progress,
-    mut last: Answer,
-) -> Result<Answer, ClientError> {
+    mut last: Session,
+) -> Result<Session, ClientError> {
     loop {
         tokio::time::sleep(interval).await;
         let answer = match client.get(upgrade_id).await {
@@ -121,7 +122,7 @@ async fn poll(
             Err(ClientError::Server { status: 404, .. }) => return Ok(removed(upgrade_id, last)),
             Err(error) => return Err(error),
         };
-        progress.show_session(&answer.json);
+        progress.show_session(&answer.value);
         if is_completed(&answer) {
             return Ok(answer);
         }
@@ -129,11 +130,11 @@ async fn poll(
     }
 }
 
-fn is_completed(answer: &Answer) -> bool {
-    answer.json["completed"].as_bool() == Some(true)
+fn is_completed(answer: &Session) -> bool {
+    answer.value.completed
 }
 
-fn removed(upgrade_id: &str, last: Answer) -> Answer {
+fn removed(upgrade_id: &str, last: Session) -> Session {
     eprintln!("session {upgrade_id} was deleted and removed");
     last
 }
@@ -170,27 +171,25 @@ impl Progress {
     }
 
     /// Prints the session's messages not printed yet and sets the bar from its counts.
-    fn show_session(&mut self, session: &Value) {
-        if let Some(messages) = session["messages"].as_array() {
-            // CRUS clears messages when a session becomes READY; never print twice.
-            if messages.len() < self.printed {
-                self.printed = 0;
-            }
-            for message in &messages[self.printed..] {
-                self.print(message.as_str().unwrap_or_default());
-            }
-            self.printed = messages.len();
+    fn show_session(&mut self, session: &SessionStatus) {
+        let messages = &session.messages;
+        // CRUS clears messages when a session becomes READY; never print twice.
+        if messages.len() < self.printed {
+            self.printed = 0;
         }
-        let count = |phase: &str| session["nodes"][phase].as_u64().unwrap_or(0);
-        if let Some(total) = session["nodes"]["total"].as_u64() {
+        for message in &messages[self.printed..] {
+            self.print(message);
+        }
+        self.printed = messages.len();
+        let count = |phase: &str| node_count(session, phase).unwrap_or(0);
+        if let Some(total) = node_count(session, "total") {
             self.bar.set_length(total);
             self.bar
                 .set_position(count("done") + count("failed") + count("skipped"));
         }
-        let phase = session["phase"]
-            .as_str()
-            .or_else(|| session["state"].as_str())
-            .unwrap_or("?");
+        let phase = session
+            .phase
+            .map_or_else(|| session.state.as_str(), |phase| phase.as_str());
         self.bar.set_message(phase.to_string());
         self.bar.tick();
     }

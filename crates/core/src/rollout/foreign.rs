@@ -22,6 +22,7 @@ pub const CRUS_REASON_PREFIX: &str = "crus:";
 /// What a session does with a node someone else took out of service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ForeignOutOfService {
     /// Boot it with the new image once it runs no job, then put it back as

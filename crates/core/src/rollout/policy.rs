@@ -188,6 +188,7 @@ impl RolloutPolicy {
 /// How nodes move through the rollout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// CRUS's procedure: a step is drained, booted and returned to service,
@@ -203,6 +204,7 @@ pub enum Strategy {
 /// Which pending node is taken next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     /// The starting group sorted by location (cabinet, chassis, slot, node), as CRUS.
@@ -218,6 +220,7 @@ pub enum Order {
 /// A failure domain of the Cray EX hierarchy, read from the xname.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
     /// A compute blade (slot): `x1000c0s3`.
@@ -343,6 +346,7 @@ fn default_true() -> bool {
 /// What happens to a node still draining when `drain_timeout` expires.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum OnDrainTimeout {
     /// Keep waiting for its jobs to end (CRUS's behaviour).

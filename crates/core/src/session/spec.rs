@@ -232,6 +232,25 @@ impl SessionSpec {
         }
     }
 
+    /// The `POST /session` body of this spec, as [`SessionSpec::from_json`]
+    /// reads it back: a step size of 0 with `policy.step_percent` is left
+    /// out (the server derives it from the percentage), any other value is
+    /// sent as it is, for the server to accept or refuse.
+    pub fn to_request_json(&self) -> Value {
+        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
+        let sized_by_percent = self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.step_percent.is_some());
+        if self.upgrade_step_size == 0
+            && sized_by_percent
+            && let Some(fields) = body.as_object_mut()
+        {
+            fields.remove("upgrade_step_size");
+        }
+        body
+    }
+
     /// Checks a spec built in code the same way [`SessionSpec::from_json`] checks a body.
     pub fn validate(&self) -> Result<(), FieldErrors> {
         let value = serde_json::to_value(self).map_err(|error| {
@@ -283,6 +302,23 @@ mod tests {
             "upgrading_label": "nodes-currently-upgrading",
             "workload_manager_type": "slurm"
         })
+    }
+
+    #[test]
+    fn request_bodies_leave_out_a_step_size_the_percentage_gives() {
+        let mut spec = SessionSpec::from_json(&seed_body()).unwrap();
+        assert_eq!(spec.to_request_json(), seed_body());
+        spec.upgrade_step_size = 0;
+        spec.policy = Some(PolicyRequest {
+            step_percent: Some(25.0),
+            ..PolicyRequest::default()
+        });
+        let body = spec.to_request_json();
+        assert!(body.get("upgrade_step_size").is_none(), "{body}");
+        assert_eq!(SessionSpec::from_json(&body).unwrap(), spec);
+        // Without the percentage a 0 is sent, for the server to refuse.
+        spec.policy = None;
+        assert_eq!(spec.to_request_json()["upgrade_step_size"], 0);
     }
 
     #[test]

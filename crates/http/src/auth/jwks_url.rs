@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crus_backends::transport::HttpClientSettings;
 use tokio::time::Instant;
 
 use super::{AuthError, ClaimRules, JwtVerifier, verifiers_from_jwks};
@@ -94,29 +95,10 @@ impl RemoteJwks {
                 config.url
             )));
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout);
-        if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|error| {
-                AuthError::JwksUrl(format!(
-                    "cannot read the CA file {}: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-                AuthError::JwksUrl(format!(
-                    "the CA file {} is not PEM: {error}",
-                    ca_file.display()
-                ))
-            })?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder.build().map_err(|error| {
-            AuthError::JwksUrl(format!("cannot build the HTTP client: {error}"))
-        })?;
+        let http = HttpClientSettings::new(config.timeout)
+            .ca_file("auth.jwks_ca_file", config.ca_file.as_deref())
+            .build()
+            .map_err(|error| AuthError::JwksUrl(error.to_string()))?;
         Ok(RemoteJwks {
             config,
             http,
