@@ -109,6 +109,22 @@ async fn nid_names_errors_and_fail_state_against_real_slurm() {
     assert_eq!(reported[0].state, WorkloadState::Down);
     assert!(reported[0].responding);
     assert_eq!(reported[0].reason.as_deref(), Some("bad dimm: slot 3"));
+    // An administrator's mark: no session of crus may resume this node.
+    assert!(crus_core::rollout::held_by_someone_else(&reported[0]));
+    // crus's own failure mark, as a session writes it, reads back as
+    // crus's (byte for byte), so a later session may upgrade the node and
+    // return it to service (issue 18's nodes failed by one session).
+    let crus_mark = "crus:6c2d1a52-0f0e-4d7b-9c51-8a3f0e2b7d10: boot failed: no image";
+    slurm
+        .fail(std::slice::from_ref(&node), crus_mark)
+        .await
+        .unwrap();
+    let reported = slurm
+        .node_states(std::slice::from_ref(&node))
+        .await
+        .unwrap();
+    assert_eq!(reported[0].reason.as_deref(), Some(crus_mark));
+    assert!(!crus_core::rollout::held_by_someone_else(&reported[0]));
     slurm.resume(std::slice::from_ref(&node)).await.unwrap();
     let reported = slurm
         .node_states(std::slice::from_ref(&node))

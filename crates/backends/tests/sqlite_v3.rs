@@ -55,7 +55,8 @@ async fn a_version_3_database_loads_and_its_session_resumes() {
     let version: i64 = raw
         .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    // Version 4 moved the nodes into rows, version 5 added the options.
+    assert_eq!(version, 5);
     let rows: i64 = raw
         .query_row(
             "SELECT count(*) FROM session_nodes WHERE upgrade_id = ?1",

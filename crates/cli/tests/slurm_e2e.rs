@@ -232,7 +232,11 @@ async fn a_rolling_reboot_of_a_real_slurm_cluster() {
         }
     }
     let shown = cluster.show_node(FAILING);
-    assert!(shown.contains("Reason=boot failed"), "{shown}");
+    // crus's mark: the session's drain reason, then why the node failed.
+    assert!(
+        shown.contains("Reason=crus:") && shown.contains(": boot failed"),
+        "{shown}"
+    );
 
     // In the inventory file: the failing node in the failed group, nobody
     // left in the upgrading group.

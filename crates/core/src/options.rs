@@ -42,8 +42,9 @@ pub struct ServerOptions {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(example = "debug"))]
     pub log_level: Option<String>,
-    /// The most boots the server starts in any minute, over all sessions;
-    /// `null`: no server-wide limit.
+    /// The boot rate limit (`max_boots_per_minute`) of each session created
+    /// afterwards whose request sets none; `null`: the configuration's
+    /// (`[rollout] max_boots_per_minute`), or no limit.
     #[serde(default)]
     pub max_boots_per_minute: Option<u32>,
     /// The boot timeout of new sessions whose policy sets none, by boot
@@ -203,12 +204,15 @@ impl ServerOptions {
 
     /// The policy of a session created now whose request sets nothing:
     /// `base` (the server's configuration), with the boot timeout these
-    /// options set for `boot_backend` over it, and the default policy over
-    /// both.
+    /// options set for `boot_backend` and their boot rate over it, and the
+    /// default policy over all.
     pub fn policy_over(&self, base: &RolloutPolicy, boot_backend: Option<&str>) -> RolloutPolicy {
         let mut base = base.clone();
         if let Some(timeout) = boot_backend.and_then(|backend| self.boot_timeout(backend)) {
             base.boot_timeout = timeout;
+        }
+        if let Some(rate) = self.max_boots_per_minute {
+            base.max_boots_per_minute = Some(rate);
         }
         self.default_policy.apply(&base)
     }
@@ -392,5 +396,35 @@ mod tests {
             Duration::from_secs(20 * 60)
         );
         assert_eq!(ServerOptions::default().policy_over(&base, None), base);
+    }
+
+    #[test]
+    fn the_boot_rate_option_is_the_default_of_sessions_created_afterwards() {
+        let base = RolloutPolicy {
+            max_boots_per_minute: Some(100),
+            ..RolloutPolicy::default()
+        };
+        let options = ServerOptions::default()
+            .patched(&json!({"max_boots_per_minute": 30}))
+            .unwrap();
+        assert_eq!(
+            options.policy_over(&base, None).max_boots_per_minute,
+            Some(30)
+        );
+        // The default policy's own rate wins, as for the boot timeout.
+        let options = options
+            .patched(&json!({"default_policy": {"max_boots_per_minute": 10}}))
+            .unwrap();
+        assert_eq!(
+            options.policy_over(&base, None).max_boots_per_minute,
+            Some(10)
+        );
+        // Unset, the configuration's rate stays.
+        assert_eq!(
+            ServerOptions::default()
+                .policy_over(&base, None)
+                .max_boots_per_minute,
+            Some(100)
+        );
     }
 }

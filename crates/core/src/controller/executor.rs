@@ -12,7 +12,7 @@ use crate::node::NodeId;
 use crate::ports::{
     GateCheck, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode, WorkloadState,
 };
-use crate::rollout::{Action, ActionOutput, held_by_someone_else};
+use crate::rollout::{Action, ActionOutput, held_by_someone_else, is_crus_reason};
 
 /// Executes `action` through `ports`.
 pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
@@ -111,9 +111,19 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
                 by_reason.entry(reason).or_default().push(node.clone());
             }
             for (reason, group) in &by_reason {
-                // A node someone else holds keeps their reason: it stays out
-                // of service either way.
-                let group = not_held_by_others(ports, group).await?;
+                // A node crus took and failed gets crus's mark (its reason
+                // starts with the session's drain reason), whatever the
+                // workload manager wrote meanwhile: a reboot gone wrong
+                // leaves Slurm's own "Not responding" or "reboot timed out",
+                // which must not let the node slip back into service. A
+                // node someone else held before (the rollout passes their
+                // reason, byte for byte) keeps their mark: it stays out of
+                // service either way.
+                let group = if is_crus_reason(reason) {
+                    group.clone()
+                } else {
+                    not_held_by_others(ports, group).await?
+                };
                 if !group.is_empty() {
                     ports.workload_manager.fail(&group, reason).await?;
                 }

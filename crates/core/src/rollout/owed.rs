@@ -105,9 +105,16 @@ impl Rollout {
                 let record = &self.state.nodes[node];
                 // A node someone else had out of service keeps its owner's
                 // reason, byte for byte; the record says why it failed.
+                // crus's own mark starts with its drain reason, so a later
+                // session knows crus wrote it (not an administrator) and may
+                // upgrade the node and return it to service.
                 let reason = match &record.foreign {
                     Some(mark) => mark.reason.clone(),
-                    None => record.reason.clone().unwrap_or_default(),
+                    None => format!(
+                        "{}: {}",
+                        self.drain_reason(),
+                        record.reason.as_deref().unwrap_or("failed")
+                    ),
                 };
                 (record.id.clone(), reason)
             })

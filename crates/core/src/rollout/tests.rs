@@ -222,11 +222,13 @@ fn happy_path_follows_the_crus_procedure_step_by_step() {
                 ..
             } => {
                 assert_eq!(failed_label, "failed");
+                // The workload manager's mark starts with this session's
+                // drain reason, so a later session knows crus wrote it.
                 assert_eq!(
                     *nodes,
                     vec![(
                         NodeId::from("x1000c0s0b0n1"),
-                        "boot failed: no image".to_string()
+                        format!("crus:{}: boot failed: no image", rollout.state().upgrade_id)
                     )]
                 );
                 mark_failed = Some(*id);

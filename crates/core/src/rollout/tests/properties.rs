@@ -785,10 +785,12 @@ impl Run {
             return Err(format!("refused moves: {:?}", self.refused));
         }
         let state = self.rollout.state();
+        // Leaving a node alone (someone else holds it, `foreign_out_of_service:
+        // skip`) moves it from pending to skipped without taking it.
         let taken = state
             .nodes
             .iter()
-            .filter(|node| node.phase != NodePhase::Pending)
+            .filter(|node| !matches!(node.phase, NodePhase::Pending | NodePhase::Skipped))
             .count();
         if taken > self.taken && !state.policy.gates.is_empty() {
             if state.gated.is_some() {
