@@ -41,6 +41,8 @@ pub mod etcd;
 pub mod file_inventory;
 #[cfg(feature = "health")]
 pub mod health;
+#[cfg(any(feature = "health", feature = "alert-gate"))]
+mod host_patterns;
 #[cfg(feature = "hsm")]
 pub mod hsm;
 #[cfg(feature = "kadeploy")]

@@ -2,30 +2,20 @@
 //! gate URL, and the server would fetch it and repeat what it answered in
 //! the session's messages.
 
+use crate::host_patterns::HostPatterns;
+
 /// Host names, `*.domain` for every host of a domain, `*` for any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct AllowedHosts(Vec<String>);
+pub(super) struct AllowedHosts(HostPatterns);
 
 impl AllowedHosts {
     /// The hosts `entries` allow (compared without regard to case).
     pub(super) fn new(entries: &[String]) -> AllowedHosts {
-        AllowedHosts(
-            entries
-                .iter()
-                .map(|entry| entry.trim().to_ascii_lowercase())
-                .collect(),
-        )
+        AllowedHosts(HostPatterns::new(entries))
     }
 
     fn allows(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.0.iter().any(|entry| {
-            entry == "*"
-                || *entry == host
-                || entry
-                    .strip_prefix('*')
-                    .is_some_and(|suffix| suffix.starts_with('.') && host.ends_with(suffix))
-        })
+        self.0.allows(host)
     }
 
     /// Why `url` will not be asked, or `None` when it will.
@@ -37,11 +27,7 @@ impl AllowedHosts {
         if self.allows(&host) {
             return None;
         }
-        let allowed = if self.0.is_empty() {
-            "none".to_string()
-        } else {
-            self.0.join(", ")
-        };
+        let allowed = self.0.listed();
         Some(format!(
             "This server asks only the monitoring hosts of its own [[gates]] and of \
              allowed_hosts in the [alert_gates] section of crus.toml ({allowed}); {host:?} is \

@@ -6,6 +6,7 @@
 
 use crus_core::node::NodeId;
 
+use crate::host_patterns::HostPatterns;
 use crate::root_cause::root_cause;
 
 /// The placeholder replaced by the node name in a probe URL.
@@ -20,29 +21,17 @@ const PLACEHOLDER_HOST: &str = "crus-node-placeholder";
 /// `{node}` for the nodes themselves (a template whose host is `{node}`),
 /// or `*` for any host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct AllowedHosts(Vec<String>);
+pub(super) struct AllowedHosts(HostPatterns);
 
 impl AllowedHosts {
     /// The hosts `entries` allow (compared without regard to case).
     pub(super) fn new(entries: &[String]) -> AllowedHosts {
-        AllowedHosts(
-            entries
-                .iter()
-                .map(|entry| entry.trim().to_ascii_lowercase())
-                .collect(),
-        )
+        AllowedHosts(HostPatterns::new(entries))
     }
 
     /// Whether `host` (a template's host, `{node}` kept) is allowed.
     fn allows(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.0.iter().any(|entry| {
-            entry == "*"
-                || *entry == host
-                || entry
-                    .strip_prefix('*')
-                    .is_some_and(|suffix| suffix.starts_with('.') && host.ends_with(suffix))
-        })
+        self.0.allows(host)
     }
 
     /// Why `template` will not be probed, or `None` when it will: it must
@@ -55,11 +44,7 @@ impl AllowedHosts {
         if self.allows(&host) {
             return None;
         }
-        let allowed = if self.0.is_empty() {
-            "none".to_string()
-        } else {
-            self.0.join(", ")
-        };
+        let allowed = self.0.listed();
         Some(format!(
             "This server probes only the hosts in allowed_http_hosts of the [health] section \
              of crus.toml ({allowed}); {host:?} is not one of them. Probe the node itself \
