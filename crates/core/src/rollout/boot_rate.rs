@@ -49,6 +49,32 @@ impl Rollout {
         }
     }
 
+    /// Whether a boot of `count` nodes asked for earlier and refused may be
+    /// sent again now within the rate; if so it is counted now (it was
+    /// counted when first asked for too: slower, never over the limit), if
+    /// not the engine wakes when the oldest boot leaves the minute.
+    pub(super) fn may_send_boot_again(&mut self, now: Timestamp, count: usize) -> bool {
+        let Some(limit) = self.state.policy.max_boots_per_minute else {
+            return true;
+        };
+        while self
+            .recent_boots
+            .front()
+            .is_some_and(|&(at, _)| at + MINUTE <= now)
+        {
+            self.recent_boots.pop_front();
+        }
+        let used: usize = self.recent_boots.iter().map(|&(_, count)| count).sum();
+        if used > 0 && used + count > usize::try_from(limit).unwrap_or(usize::MAX) {
+            if let Some(&(oldest, _)) = self.recent_boots.front() {
+                self.timers.set(Timer::BootRate, oldest + MINUTE);
+            }
+            return false;
+        }
+        self.recent_boots.push_back((now, count));
+        true
+    }
+
     /// The boots of the active steps, to count against the rate after a
     /// restart (older ones are forgotten at the first use).
     pub(super) fn recent_boots_of(

@@ -66,7 +66,21 @@ impl Rollout {
         }
 
         for action in self.boot_actions_due(now) {
-            if matches!(action, Action::StartBoot { .. }) {
+            if let Action::StartBoot {
+                step,
+                boot,
+                request,
+            } = &action
+            {
+                // A boot asked for again after a refusal reaches the boot
+                // service now, not when it was first asked for: it counts
+                // against the boot rate at this sending, and waits its turn.
+                let sent_again = self
+                    .boot_of(*step, *boot)
+                    .is_some_and(|record| record.requested_at < now);
+                if sent_again && !self.may_send_boot_again(now, request.nodes.len()) {
+                    continue;
+                }
                 self.timers.clear(Timer::SessionRetry);
             }
             self.queue_observation(now, action);
