@@ -325,7 +325,10 @@ impl StateFile {
             .map_or_else(|| "sim-state".into(), |name| name.to_string_lossy());
         StateFile {
             path: path.to_path_buf(),
-            temp_path: path.with_file_name(format!(".{name}.tmp")),
+            // One temporary file per process: replicas of a server that
+            // share one simulated cluster save it too, and a shared name let
+            // one rename away the file the other was about to rename.
+            temp_path: path.with_file_name(format!(".{name}.{}.tmp", std::process::id())),
             config,
             taken: AtomicU64::new(0),
             written: Mutex::new(0),
