@@ -81,16 +81,14 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             nodes,
         } => {
             // One state and reason per call: group nodes by both.
-            let mut by_mark: BTreeMap<(String, &str), (WorkloadState, Vec<NodeId>)> =
-                BTreeMap::new();
+            let mut by_mark: BTreeMap<(WorkloadState, &str), Vec<NodeId>> = BTreeMap::new();
             for (node, state, reason) in nodes {
                 by_mark
-                    .entry((format!("{state:?}"), reason))
-                    .or_insert_with(|| (*state, Vec::new()))
-                    .1
+                    .entry((*state, reason))
+                    .or_default()
                     .push(node.clone());
             }
-            for ((_, reason), (state, group)) in &by_mark {
+            for ((state, reason), group) in &by_mark {
                 ports
                     .workload_manager
                     .restore(group, *state, reason)

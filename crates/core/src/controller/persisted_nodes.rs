@@ -34,7 +34,16 @@ impl PersistedNodes {
         if state.nodes.len() != self.nodes.len() {
             return None;
         }
-        Some(self.differing(state, 0..state.nodes.len()))
+        Some(
+            state
+                .nodes
+                .iter()
+                .zip(&self.nodes)
+                .enumerate()
+                .filter(|(_, (now, stored))| now != stored)
+                .map(|(position, _)| position)
+                .collect(),
+        )
     }
 
     /// The store took `state` with the nodes at `changed` written (`None`:
@@ -52,16 +61,5 @@ impl PersistedNodes {
             }
             _ => self.nodes = state.nodes.clone(),
         }
-    }
-
-    /// Those of `positions` whose node differs from the stored one.
-    fn differing(
-        &self,
-        state: &RolloutState,
-        positions: impl Iterator<Item = usize>,
-    ) -> Vec<usize> {
-        positions
-            .filter(|&position| state.nodes.get(position) != self.nodes.get(position))
-            .collect()
     }
 }

@@ -8,7 +8,7 @@ use crate::node::NodeId;
 use crate::time::Timestamp;
 
 /// What the workload manager says a node is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadState {
     /// In service and running no job.

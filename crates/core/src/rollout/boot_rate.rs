@@ -17,21 +17,11 @@ impl Rollout {
         let Some(limit) = self.state.policy.max_boots_per_minute else {
             return usize::MAX;
         };
-        while self
-            .recent_boots
-            .front()
-            .is_some_and(|&(at, _)| at + MINUTE <= now)
-        {
-            self.recent_boots.pop_front();
-        }
-        let used: usize = self.recent_boots.iter().map(|&(_, count)| count).sum();
         let allowed = usize::try_from(limit)
             .unwrap_or(usize::MAX)
-            .saturating_sub(used);
-        if allowed == 0
-            && let Some(&(oldest, _)) = self.recent_boots.front()
-        {
-            self.timers.set(Timer::BootRate, oldest + MINUTE);
+            .saturating_sub(self.boots_in_the_last_minute(now));
+        if allowed == 0 {
+            self.wake_when_a_boot_leaves_the_minute();
             self.post_once(
                 now,
                 format!(
@@ -52,11 +42,25 @@ impl Rollout {
     /// Whether a boot of `count` nodes asked for earlier and refused may be
     /// sent again now within the rate; if so it is counted now (it was
     /// counted when first asked for too: slower, never over the limit), if
-    /// not the engine wakes when the oldest boot leaves the minute.
+    /// not the engine wakes when the oldest boot leaves the minute. A boot
+    /// alone in its minute always goes: it was no larger than the limit
+    /// when it was made.
     pub(super) fn may_send_boot_again(&mut self, now: Timestamp, count: usize) -> bool {
         let Some(limit) = self.state.policy.max_boots_per_minute else {
             return true;
         };
+        let used = self.boots_in_the_last_minute(now);
+        if used > 0 && used + count > usize::try_from(limit).unwrap_or(usize::MAX) {
+            self.wake_when_a_boot_leaves_the_minute();
+            return false;
+        }
+        self.boots_requested(now, count);
+        true
+    }
+
+    /// The nodes whose boots were requested in the minute before `now`,
+    /// forgetting older boots.
+    fn boots_in_the_last_minute(&mut self, now: Timestamp) -> usize {
         while self
             .recent_boots
             .front()
@@ -64,15 +68,15 @@ impl Rollout {
         {
             self.recent_boots.pop_front();
         }
-        let used: usize = self.recent_boots.iter().map(|&(_, count)| count).sum();
-        if used > 0 && used + count > usize::try_from(limit).unwrap_or(usize::MAX) {
-            if let Some(&(oldest, _)) = self.recent_boots.front() {
-                self.timers.set(Timer::BootRate, oldest + MINUTE);
-            }
-            return false;
+        self.recent_boots.iter().map(|&(_, count)| count).sum()
+    }
+
+    /// Sets the engine's boot-rate timer for when the oldest boot counted
+    /// leaves the minute.
+    fn wake_when_a_boot_leaves_the_minute(&mut self) {
+        if let Some(&(oldest, _)) = self.recent_boots.front() {
+            self.timers.set(Timer::BootRate, oldest + MINUTE);
         }
-        self.recent_boots.push_back((now, count));
-        true
     }
 
     /// The boots of the active steps, to count against the rate after a

@@ -85,14 +85,13 @@ pub fn is_crus_reason(reason: &str) -> bool {
 /// The mark of a node someone else holds out of service, if `report` says
 /// so: out of service, with a reason neither crus nor a health probe wrote.
 pub fn foreign_mark_of(report: &WorkloadNode, now: Timestamp) -> Option<ForeignMark> {
-    let out = matches!(
-        report.state,
-        WorkloadState::Draining | WorkloadState::Drained | WorkloadState::Down
-    );
+    if !held_by_someone_else(report) {
+        return None;
+    }
     let reason = report.reason.as_deref()?;
     // A failed health probe replaces the reason in the report: it says
     // nothing of who holds the node.
-    if !out || is_crus_reason(reason) || reason.starts_with(HEALTH_CHECK_FAILED) {
+    if reason.starts_with(HEALTH_CHECK_FAILED) {
         return None;
     }
     Some(ForeignMark {

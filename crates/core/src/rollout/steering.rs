@@ -68,19 +68,26 @@ impl Rollout {
         })
     }
 
+    /// The weight `node` is still to be given: the one it is to have, when
+    /// that is not the one this process last set.
+    fn weight_to_set(&self, node: usize) -> Option<u32> {
+        let wanted = self.wanted_weight(node)?;
+        (self.weights_set.get(&node) != Some(&wanted)).then_some(wanted)
+    }
+
+    /// Whether `node`'s own weight is still to be read before it is raised.
+    fn own_weight_unread(&self, node: usize) -> bool {
+        self.state.nodes[node].own_weight.is_none() && self.wants_raised(node)
+    }
+
     /// Whether some node's weight still differs from what it is to be, or
     /// is still to be read: a session does not end before they are all set.
     pub(super) fn weights_owed(&self) -> bool {
         if !self.state.policy.steer_jobs || self.steering_unsupported {
             return false;
         }
-        (0..self.state.nodes.len()).any(|node| {
-            let record = &self.state.nodes[node];
-            (record.own_weight.is_none() && self.wants_raised(node))
-                || self
-                    .wanted_weight(node)
-                    .is_some_and(|wanted| self.weights_set.get(&node) != Some(&wanted))
-        })
+        (0..self.state.nodes.len())
+            .any(|node| self.own_weight_unread(node) || self.weight_to_set(node).is_some())
     }
 
     /// Queues the weight reads and settings owed, one action of each kind at
@@ -100,9 +107,8 @@ impl Rollout {
         if !setting {
             let weights: Vec<(NodeId, u32)> = (0..self.state.nodes.len())
                 .filter_map(|node| {
-                    let wanted = self.wanted_weight(node)?;
-                    (self.weights_set.get(&node) != Some(&wanted))
-                        .then(|| (self.state.nodes[node].id.clone(), wanted))
+                    self.weight_to_set(node)
+                        .map(|weight| (self.state.nodes[node].id.clone(), weight))
                 })
                 .collect();
             if !weights.is_empty() {
@@ -113,7 +119,7 @@ impl Rollout {
             return;
         }
         let unread: Vec<usize> = (0..self.state.nodes.len())
-            .filter(|&node| self.state.nodes[node].own_weight.is_none() && self.wants_raised(node))
+            .filter(|&node| self.own_weight_unread(node))
             .collect();
         let check_due = self.steering_now() && self.timers.passed(Timer::WeightCheck, now);
         let to_read: Vec<usize> = if !unread.is_empty() {
