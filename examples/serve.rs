@@ -10,7 +10,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Config::load(path.as_ref())?,
         None => Config::default(),
     };
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+    let listener = crus::server::bind(config.server.listen).await?;
     println!("crus listening on http://{}", listener.local_addr()?);
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

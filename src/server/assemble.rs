@@ -42,22 +42,22 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
         (None, Arc::new(crus_core::clock::SystemClock))
     };
     let sim = |key: &str| {
-        sim_ports
-            .clone()
-            .ok_or_else(|| ServerError::Start(format!("{key} = \"sim\": no simulated cluster")))
+        sim_ports.clone().ok_or_else(|| {
+            ServerError::BackendChoice(format!("{key} = \"sim\": no simulated cluster"))
+        })
     };
     // One client for every cyclecloud port: one connection pool, and the
     // password read once.
     let cyclecloud = match &settings.cyclecloud {
         Some(section) if !backends.cyclecloud_ports().is_empty() => Some(Arc::new(
             CycleCloudClient::new(section.to_config(&settings.server.db)?)
-                .map_err(|error| ServerError::Start(format!("[cyclecloud]: {error}")))?,
+                .map_err(ServerError::backend("[cyclecloud]"))?,
         )),
         _ => None,
     };
     let cyclecloud_client = |key: &str| {
         cyclecloud.clone().ok_or_else(|| {
-            ServerError::Start(format!(
+            ServerError::BackendChoice(format!(
                 "{key} = \"cyclecloud\" needs the [cyclecloud] section"
             ))
         })
@@ -66,18 +66,15 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
     let inventory: Arc<dyn Inventory> = match backends.inventory {
         InventoryBackend::Sim => sim(InventoryBackend::KEY)?.inventory,
         InventoryBackend::File => {
-            let inventory = FileInventory::open(&settings.file.path).map_err(|error| {
-                ServerError::Start(format!("backends.inventory = \"file\": {error}"))
-            })?;
+            let inventory = FileInventory::open(&settings.file.path)
+                .map_err(ServerError::backend("backends.inventory = \"file\""))?;
             nids = NidSource::File(inventory.clone());
             Arc::new(inventory)
         }
         InventoryBackend::Hsm => {
             let config = required(settings.hsm.as_ref(), "hsm")?.to_config("hsm")?;
-            let inventory = Arc::new(
-                HsmInventory::new(&config)
-                    .map_err(|error| ServerError::Start(format!("[hsm]: {error}")))?,
-            );
+            let inventory =
+                Arc::new(HsmInventory::new(&config).map_err(ServerError::backend("[hsm]"))?);
             nids = NidSource::Hsm {
                 inventory: inventory.clone(),
                 base_url: config.base_url.clone(),
@@ -98,7 +95,7 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
     let slurm_for = |key: &str| {
         slurm
             .clone()
-            .ok_or_else(|| ServerError::Start(format!("{key} needs the [slurm] settings")))
+            .ok_or_else(|| ServerError::BackendChoice(format!("{key} needs the [slurm] settings")))
     };
     let workload_manager: Arc<dyn WorkloadManager> = match backends.workload_manager {
         WorkloadManagerBackend::Sim => sim(WorkloadManagerBackend::KEY)?.workload_manager,
@@ -122,13 +119,13 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
                 let section = required(settings.bos.as_ref(), "bos")?;
                 let bos = crus_backends::bos::BosOrchestrator::new(&section.to_config("bos")?)
                     .and_then(|bos| bos.with_tenant(section.tenant.as_deref().unwrap_or_default()))
-                    .map_err(|error| ServerError::Start(format!("[bos]: {error}")))?;
+                    .map_err(ServerError::backend("[bos]"))?;
                 (Arc::new(bos), None)
             }
             BootBackend::BosV1 => {
                 let config = required(settings.bos.as_ref(), "bos")?.to_config("bos")?;
                 let bos = crus_backends::bos::v1::BosV1Orchestrator::new(&config)
-                    .map_err(|error| ServerError::Start(format!("[bos]: {error}")))?;
+                    .map_err(ServerError::backend("[bos]"))?;
                 (Arc::new(bos), None)
             }
             BootBackend::SlurmReboot => (
@@ -141,7 +138,7 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
             BootBackend::Kadeploy => {
                 let config = required(settings.kadeploy.as_ref(), "kadeploy")?.to_config()?;
                 let kadeploy = KadeployBootOrchestrator::new(&config)
-                    .map_err(|error| ServerError::Start(format!("[kadeploy]: {error}")))?;
+                    .map_err(ServerError::backend("[kadeploy]"))?;
                 (Arc::new(kadeploy), None)
             }
             BootBackend::CycleCloud => (
@@ -161,8 +158,7 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
         Some(PowerBackend::Redfish) => {
             let config = required(settings.redfish.as_ref(), "redfish")?.to_config()?;
             let power = Arc::new(
-                RedfishPowerControl::new(config)
-                    .map_err(|error| ServerError::Start(format!("[redfish]: {error}")))?,
+                RedfishPowerControl::new(config).map_err(ServerError::backend("[redfish]"))?,
             );
             redfish = Some(power.clone());
             Some(power)
@@ -172,18 +168,18 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
         ))),
         Some(PowerBackend::Kadeploy) => {
             let config = required(settings.kadeploy.as_ref(), "kadeploy")?.to_config()?;
-            Some(Arc::new(KadeployPowerControl::new(&config).map_err(
-                |error| ServerError::Start(format!("[kadeploy]: {error}")),
-            )?))
+            Some(Arc::new(
+                KadeployPowerControl::new(&config).map_err(ServerError::backend("[kadeploy]"))?,
+            ))
         }
     };
     let health_probe = crus_backends::health::SiteHealthProbe::new(settings.health.to_config())
-        .map_err(|error| ServerError::Start(format!("[health]: {error}")))?;
+        .map_err(ServerError::backend("[health]"))?;
     let alert_gate = crus_backends::alert_gate::SiteAlertGate::new(
         settings.alert_gates.to_config(),
         &settings.gates,
     )
-    .map_err(|error| ServerError::Start(format!("[alert_gates]: {error}")))?;
+    .map_err(ServerError::backend("[alert_gates]"))?;
     Ok(Assembled {
         ports: Ports {
             inventory,
@@ -200,8 +196,9 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
 
 /// The section `[key]`, which `[backends]` requires.
 fn required<'a, T>(section: Option<&'a T>, key: &str) -> Result<&'a T, ServerError> {
-    section
-        .ok_or_else(|| ServerError::Start(format!("the [{key}] section is required by [backends]")))
+    section.ok_or_else(|| {
+        ServerError::BackendChoice(format!("the [{key}] section is required by [backends]"))
+    })
 }
 
 /// Where `slurm.node_names = "nid"` finds each node's NID: the inventory
@@ -242,11 +239,10 @@ async fn slurm_config(settings: &Config, source: NidSource) -> Result<SlurmConfi
             inventory,
             base_url,
         } => {
-            let nids = inventory.node_nids().await.map_err(|error| {
-                ServerError::Start(format!(
-                    "slurm.node_names = \"nid\": cannot list the nodes' NIDs from HSM at {base_url} (hsm.base_url): {error}"
-                ))
-            })?;
+            let nids = match inventory.node_nids().await {
+                Ok(nids) => nids,
+                Err(source) => return Err(ServerError::SlurmNids { base_url, source }),
+            };
             if nids.is_empty() {
                 tracing::warn!(
                     %base_url,

@@ -9,12 +9,11 @@ use super::ServerError;
 use super::config::AuthSection;
 
 /// The file `path`, the `what` of `[auth]`.
-fn read_file(path: &Path, what: &str) -> Result<String, ServerError> {
-    std::fs::read_to_string(path).map_err(|error| {
-        ServerError::Start(format!(
-            "cannot read the {what} {}: {error}",
-            path.display()
-        ))
+fn read_file(path: &Path, what: &'static str) -> Result<String, ServerError> {
+    std::fs::read_to_string(path).map_err(|source| ServerError::AuthFile {
+        what,
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -68,5 +67,5 @@ pub fn build(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth, 
         issuer: section.issuer.clone(),
         no_auth: section.no_auth,
     };
-    Auth::new(config).map_err(|error| ServerError::Start(error.to_string()))
+    Ok(Auth::new(config)?)
 }

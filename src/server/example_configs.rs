@@ -27,7 +27,7 @@ fn cray_ex_example_is_valid() {
     assert_eq!(config.backends.inventory.name(), "hsm");
     assert_eq!(config.backends.workload_manager.name(), "slurm");
     assert_eq!(config.backends.boot.name(), "bos");
-    assert_eq!(config.slurm.node_names, "nid");
+    assert_eq!(config.slurm.node_names.name(), "nid");
     let token_url =
         "https://api-gw-service-nmn.local/keycloak/realms/shasta/protocol/openid-connect/token";
     for (section, base_url) in [
@@ -115,7 +115,7 @@ fn cyclecloud_example_is_valid() {
         ["backends.inventory", "backends.power", "backends.boot"]
     );
     assert_eq!(config.backends.workload_manager.name(), "slurm");
-    assert_eq!(config.slurm.node_names, "identity");
+    assert_eq!(config.slurm.node_names.name(), "identity");
     let Some(cyclecloud) = &config.cyclecloud else {
         panic!("the [cyclecloud] section is needed");
     };

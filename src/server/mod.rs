@@ -19,8 +19,10 @@ mod assemble;
 mod auth;
 mod boot_timeout;
 mod config;
+mod error;
 #[cfg(test)]
 mod example_configs;
+mod listen;
 #[cfg(feature = "etcd")]
 mod replica;
 mod webhooks;
@@ -30,13 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crus_backends::redfish::RedfishPowerControl;
-use crus_backends::settings::InvalidSetting;
 use crus_backends::sqlite::SqliteStore;
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig};
 use crus_core::ports::Ports;
 use crus_core::rollout::RolloutPolicy;
-use crus_core::store::{FaultyStore, SessionStore};
+use crus_core::store::{FaultyStore, SessionStore, StatusView};
 use crus_http::{AppState, Auth, Leadership, Metrics, instrument_ports};
 use tokio::net::TcpListener;
 
@@ -51,28 +52,8 @@ pub use config::{
 };
 /// How a server changes the process's log level (the `log_level` option).
 pub use crus_http::LogLevelControl;
-
-/// Why a server could not start or stopped serving.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// The configuration is not valid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A setting could not be used at start (an unreadable secret file, a
-    /// trace that does not parse), named by its key.
-    #[error(transparent)]
-    Setting(#[from] InvalidSetting),
-    /// The store, a backend or the listener could not be started, or the
-    /// server failed while serving.
-    #[error("{0}")]
-    Start(String),
-}
-
-impl From<String> for ServerError {
-    fn from(message: String) -> Self {
-        ServerError::Start(message)
-    }
-}
+pub use error::{BackendError, ServerError};
+pub use listen::bind;
 
 /// A server to build from its configuration; see the [module docs](self).
 pub struct Server {
@@ -128,24 +109,33 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let ports = instrument_ports(assembled.ports, &metrics);
         let clock = assembled.clock;
-        let (controller, leadership, background) = match (settings.store.kind, sqlite) {
-            (StoreKind::Sqlite, Some(store)) => {
+        let (controller, statuses, leadership, background) = match (settings.store.kind, sqlite) {
+            (StoreKind::Sqlite, Some((store, statuses))) => {
                 let controller = single_replica(&settings, store, ports, clock, &metrics).await?;
-                (controller, Arc::new(Leadership::single()), None)
+                (controller, statuses, Arc::new(Leadership::single()), None)
             }
             #[cfg(feature = "etcd")]
             (StoreKind::Etcd, _) => {
                 let replica = replica::start(&settings, ports, clock, &metrics).await?;
-                (replica.api, replica.leadership, Some(replica.background))
+                (
+                    replica.api,
+                    replica.statuses,
+                    replica.leadership,
+                    Some(replica.background),
+                )
             }
             #[cfg(not(feature = "etcd"))]
             (StoreKind::Etcd, _) => {
-                return Err(ServerError::Start(format!("store.kind: {ETCD_NOT_BUILT}")));
+                return Err(ServerError::EtcdNotBuilt);
             }
             (StoreKind::Sqlite, None) => {
-                return Err(ServerError::Start(
-                    "the session database was not opened".into(),
-                ));
+                return Err(ServerError::StoreOpen {
+                    path: settings.server.db.clone(),
+                    source: crus_core::Error::Other {
+                        backend: "sqlite",
+                        source: "the session database was not opened".into(),
+                    },
+                });
             }
         };
         if let Some(control) = &self.log_level {
@@ -156,6 +146,7 @@ impl Server {
             auth,
             metrics,
             controller,
+            statuses,
             leadership,
             background,
             redfish: assembled.redfish,
@@ -180,6 +171,8 @@ pub struct Started {
     auth: Auth,
     metrics: Arc<Metrics>,
     controller: Controller,
+    /// The statuses the API answers: the store's own view.
+    statuses: Arc<dyn StatusView>,
     leadership: Arc<Leadership>,
     background: Option<Background>,
     redfish: Option<Arc<RedfishPowerControl>>,
@@ -201,6 +194,7 @@ impl Started {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let mut state = AppState::new(self.controller.clone(), Arc::new(self.auth), self.metrics)
+            .with_status_view(self.statuses)
             .with_leadership(self.leadership)
             .with_limits(self.settings.server.limits());
         if let Some(control) = self.log_level {
@@ -208,7 +202,7 @@ impl Started {
         }
         crus_http::serve(listener, state, shutdown)
             .await
-            .map_err(|error| ServerError::Start(format!("the server failed: {error}")))?;
+            .map_err(ServerError::Serve)?;
         // Every transition was committed before it was acted on, so stopping the
         // session tasks here loses nothing: the next start (or leader) resumes them.
         self.controller.stop_all();
@@ -260,17 +254,23 @@ async fn apply_stored_log_level(controller: &Controller, control: &LogLevelContr
     }
 }
 
-/// The session database, held for the process's life.
-fn open_sqlite(settings: &Config) -> Result<Arc<dyn SessionStore>, ServerError> {
+/// The session database, held for the process's life, and its status view
+/// (the statuses kept beside the records, read without the fault rate:
+/// reads never fail on purpose).
+fn open_sqlite(
+    settings: &Config,
+) -> Result<(Arc<dyn SessionStore>, Arc<dyn StatusView>), ServerError> {
     // Exclusive: a second server on the same file would drive the same
     // sessions (boot the same nodes); it refuses to start, naming the holder.
-    let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|error| {
-        ServerError::Start(format!(
-            "cannot open the session database {}: {error}",
-            settings.server.db.display()
-        ))
+    let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|source| {
+        ServerError::StoreOpen {
+            path: settings.server.db.clone(),
+            source,
+        }
     })?;
-    let mut store: Arc<dyn SessionStore> = Arc::new(store);
+    let store = Arc::new(store);
+    let statuses: Arc<dyn StatusView> = store.clone();
+    let mut store: Arc<dyn SessionStore> = store;
     let fault_rate = settings.sim.store_fault_rate;
     if fault_rate > 0.0 {
         tracing::warn!(
@@ -283,7 +283,7 @@ fn open_sqlite(settings: &Config) -> Result<Arc<dyn SessionStore>, ServerError> 
             settings.sim.seed,
         ));
     }
-    Ok(store)
+    Ok((store, statuses))
 }
 
 /// The one replica, on SQLite: its controller drives every session, from
@@ -301,7 +301,7 @@ async fn single_replica(
     let resumed = controller
         .resume_all()
         .await
-        .map_err(|error| ServerError::Start(format!("cannot read the stored sessions: {error}")))?;
+        .map_err(ServerError::StoredSessions)?;
     if resumed > 0 {
         tracing::info!(sessions = resumed, "resumed unfinished sessions");
     }

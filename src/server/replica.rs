@@ -29,7 +29,9 @@ use crus_backends::etcd::{
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig, EventLog, events_between};
 use crus_core::ports::Ports;
-use crus_core::store::{FaultyStore, SessionRecord, SessionStore, StoreHealth, Versioned};
+use crus_core::store::{
+    FaultyStore, SessionRecord, SessionStore, StatusView, StoreHealth, Versioned,
+};
 use crus_http::{Leadership, Metrics};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -50,6 +52,8 @@ const RESIGN_LIMIT: Duration = Duration::from_secs(2);
 pub(super) struct Replica {
     /// The API's controller: stores sessions and requests, drives nothing.
     pub(super) api: Controller,
+    /// The statuses the API answers, read from etcd.
+    pub(super) statuses: Arc<dyn StatusView>,
     /// This replica's role, told by the election loop.
     pub(super) leadership: Arc<Leadership>,
     /// The election loop, stopped at shutdown.
@@ -70,13 +74,12 @@ pub(super) async fn start(
     metrics: &Arc<Metrics>,
 ) -> Result<Replica, ServerError> {
     let section = &settings.etcd;
-    let store = EtcdStore::connect(&etcd_config(section)?)
+    let config = etcd_config(section).map_err(ServerError::EtcdSettings)?;
+    let store = EtcdStore::connect(&config)
         .await
-        .map_err(|error| {
-            format!(
-                "cannot connect to etcd at {} (etcd.endpoints, --etcd-endpoints): {error}",
-                section.endpoints.join(",")
-            )
+        .map_err(|source| ServerError::EtcdConnect {
+            endpoints: section.endpoints.join(","),
+            source,
         })?;
     match tokio::time::timeout(section.timeout, store.check()).await {
         Ok(Ok(())) => {}
@@ -90,6 +93,7 @@ pub(super) async fn start(
         .clone()
         .unwrap_or_else(default_replica_name);
     let config = controller_config(settings);
+    let statuses: Arc<dyn StatusView> = Arc::new(store.clone());
     let api = Controller::new(
         ports.clone(),
         Arc::new(store.clone()),
@@ -137,6 +141,7 @@ pub(super) async fn start(
     });
     Ok(Replica {
         api,
+        statuses,
         leadership,
         background: Background { stop, task },
     })

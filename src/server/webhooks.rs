@@ -24,7 +24,7 @@ pub fn spawn(
         .iter()
         .map(|hook| hook.to_config())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(ServerError::Start)?;
+        .map_err(ServerError::Webhooks)?;
     for hook in &hooks {
         tracing::info!(url = %hook.url, events = ?hook.events, signed = hook.secret.is_some(), "webhook");
     }
@@ -34,7 +34,7 @@ pub fn spawn(
         Arc::new(WebhookMetrics(metrics.clone())),
     )
     .map(|_deliveries| ())
-    .map_err(ServerError::Start)
+    .map_err(ServerError::Webhooks)
 }
 
 /// Webhook outcomes as `crus_webhook_events_total`.

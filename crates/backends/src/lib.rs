@@ -54,6 +54,7 @@ pub mod redfish;
 mod root_cause;
 #[cfg(feature = "service")]
 pub mod service;
+mod setting_choice;
 pub mod settings;
 pub mod sim;
 #[cfg(feature = "slurm")]

@@ -18,6 +18,7 @@ use crus_core::rollout::{Rollout, RolloutPolicy};
 use crus_core::session::SessionSpec;
 use crus_core::store::{Desired, SessionRecord, SessionStore};
 use crus_core::testkit::session_store::{concurrent_updates_from_tasks_one_wins, run_all};
+use crus_core::testkit::status_view;
 use etcd_harness::EtcdCluster;
 use uuid::Uuid;
 
@@ -56,6 +57,9 @@ async fn etcd_store_passes_the_conformance_suite_and_keeps_prefixes_apart() {
     let cluster = EtcdCluster::start().await;
     let store = Arc::new(connect(&cluster, "/crus-a/").await);
     run_all(store.as_ref(), &test_record).await.unwrap();
+    status_view::run_all(store.as_ref(), store.as_ref(), &test_record)
+        .await
+        .unwrap();
     concurrent_updates_from_tasks_one_wins(store.clone(), &test_record)
         .await
         .unwrap();

@@ -20,7 +20,7 @@ use crus_core::Timestamp;
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig};
 use crus_core::rollout::{NodePhase, Stage};
-use crus_core::store::SessionStore;
+use crus_core::store::{SessionStore, StatusView};
 use etcd_harness::EtcdCluster;
 
 const NODES: usize = 10_000;

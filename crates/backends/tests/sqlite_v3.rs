@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crus_backends::sim::SimConfig;
 use crus_backends::sqlite::SqliteStore;
 use crus_core::rollout::{NodePhase, Stage};
-use crus_core::store::{SessionRecord, SessionStore};
+use crus_core::store::{SessionRecord, SessionStore, StatusView};
 
 use common::*;
 

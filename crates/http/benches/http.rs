@@ -144,10 +144,11 @@ async fn crus_server(
     .unwrap_or_else(|error| panic!("cannot build the simulated cluster: {error}"));
     let metrics = Arc::new(Metrics::new());
     let ports = instrument_ports(sim.ports(), &metrics);
-    let store: Arc<dyn SessionStore> = Arc::new(
+    let sqlite = Arc::new(
         SqliteStore::open(&directory.join("sessions.db"))
             .unwrap_or_else(|error| panic!("cannot open the SQLite store: {error}")),
     );
+    let store: Arc<dyn SessionStore> = sqlite.clone();
     let config = ControllerConfig {
         default_policy: RolloutPolicy {
             poll_interval: Duration::from_millis(50),
@@ -186,7 +187,8 @@ async fn crus_server(
         ..AuthConfig::default()
     })
     .unwrap_or_else(|error| panic!("bad auth configuration: {error}"));
-    let state = AppState::new(controller, Arc::new(auth), metrics);
+    // The statuses kept beside the records, as `crus serve` answers them.
+    let state = AppState::new(controller, Arc::new(auth), metrics).with_status_view(sqlite);
     let url = serve(app(state.clone())).await;
     // The sim must outlive the server: its ports hold it.
     std::mem::forget(sim);

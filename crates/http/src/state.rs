@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crus_core::controller::Controller;
+use crus_core::store::{RecordStatuses, StatusView};
 
 use crate::auth::Auth;
 use crate::leadership::Leadership;
@@ -15,6 +16,11 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// Creates, runs and deletes sessions; also holds the store and the ports.
     controller: Controller,
+    /// The session statuses `GET /session` and `GET /session/{id}` answer:
+    /// by default decoded from the controller's store's records; a store
+    /// with a faster view of its own is given with
+    /// [`AppState::with_status_view`].
+    statuses: Arc<dyn StatusView>,
     /// Checks the bearer token of every non-public request.
     auth: Arc<Auth>,
     /// Counts requests and exposes `/metrics`. The same instance should count
@@ -60,8 +66,10 @@ impl AppState {
     /// # Ok(()) }
     /// ```
     pub fn new(controller: Controller, auth: Arc<Auth>, metrics: Arc<Metrics>) -> Self {
+        let statuses = Arc::new(RecordStatuses::new(Arc::clone(controller.store())));
         AppState {
             controller,
+            statuses,
             auth,
             metrics,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -72,6 +80,20 @@ impl AppState {
             limits: Arc::new(ServerLimits::default()),
             log_level: None,
         }
+    }
+
+    /// The same state, answering session statuses from `statuses`, which must
+    /// be the view of the controller's store (the store itself for the
+    /// stores crus ships: `Arc::new(store)` coerced twice), so the API reads
+    /// what the controller wrote.
+    pub fn with_status_view(mut self, statuses: Arc<dyn StatusView>) -> Self {
+        self.statuses = statuses;
+        self
+    }
+
+    /// The session statuses the API answers.
+    pub fn statuses(&self) -> &Arc<dyn StatusView> {
+        &self.statuses
     }
 
     /// The same state, changing the log level with `control` when the

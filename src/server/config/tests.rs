@@ -221,7 +221,7 @@ fn power_and_redfish_settings_are_read_and_checked() {
     .unwrap();
     config.check().unwrap();
     let redfish = config.redfish.unwrap();
-    assert_eq!(redfish.auth, "basic");
+    assert_eq!(redfish.auth.name(), "basic");
     assert_eq!(redfish.timeout, Duration::from_secs(5));
     assert_eq!(redfish.nodes["x1n0"].system.as_deref(), Some("Self"));
     assert_eq!(Config::default().backends.power, None);
@@ -539,7 +539,7 @@ fn the_slurm_cluster_example_is_valid() {
     assert_eq!(config.backends.inventory.name(), "file");
     assert_eq!(config.backends.workload_manager.name(), "slurm");
     assert_eq!(config.backends.boot.name(), "slurm-reboot");
-    assert_eq!(config.slurm.node_names, "identity");
+    assert_eq!(config.slurm.node_names.name(), "identity");
     assert!(config.slurm.conf.is_some());
     assert!(!config.slurm_reboot.templates.is_empty());
     assert!(config.auth.tokens_file.is_some());
@@ -658,4 +658,32 @@ query = "up == 0"
     let zero: Config = toml::from_str("[alert_gates]\ntimeout = \"0s\"\n").unwrap();
     let error = zero.check().unwrap_err().to_string();
     assert!(error.contains("alert_gates.timeout"), "{error}");
+}
+
+#[test]
+fn an_unknown_redfish_auth_or_slurm_node_names_is_refused_while_the_file_is_read() {
+    // Refused by serde, naming the key and listing what it takes, before any
+    // check runs (they were strings checked afterwards).
+    for (text, wanted) in [
+        (
+            "[redfish]\nauth = \"digest\"\n",
+            "redfish.auth: \"digest\" is not one of none, basic, session",
+        ),
+        (
+            "[slurm]\nnode_names = \"xname\"\n",
+            "slurm.node_names: \"xname\" is not one of identity, nid",
+        ),
+    ] {
+        let error = toml::from_str::<Config>(text).unwrap_err().to_string();
+        assert!(error.contains(wanted), "{text}: {error}");
+    }
+    // Every spelling the keys took still reads.
+    for auth in ["none", "basic", "session"] {
+        let config: Config = toml::from_str(&format!("[redfish]\nauth = {auth:?}\n")).unwrap();
+        assert_eq!(config.redfish.unwrap().auth.name(), auth);
+    }
+    for names in ["identity", "nid"] {
+        let config: Config = toml::from_str(&format!("[slurm]\nnode_names = {names:?}\n")).unwrap();
+        assert_eq!(config.slurm.node_names.name(), names);
+    }
 }

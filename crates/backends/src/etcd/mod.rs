@@ -25,6 +25,7 @@ mod held;
 mod leader;
 mod nodes;
 mod options;
+mod status_view;
 
 use async_trait::async_trait;
 use etcd_client::{

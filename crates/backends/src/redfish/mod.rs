@@ -33,7 +33,7 @@ use reset::Step;
 use systems::{SystemInfo, member_paths};
 
 pub use config::{NamingRule, RedfishAuth, RedfishConfig, SystemLocation};
-pub use settings::{RedfishNodeSettings, RedfishSettings};
+pub use settings::{RedfishAuthKind, RedfishNodeSettings, RedfishSettings};
 
 /// The Redfish collection of a BMC's systems.
 const SYSTEMS_PATH: &str = "/redfish/v1/Systems";

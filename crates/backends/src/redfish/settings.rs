@@ -9,7 +9,20 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::config::{NamingRule, RedfishAuth, RedfishConfig, SystemLocation};
+use crate::setting_choice::setting_choice;
 use crate::settings::{InvalidSetting, humantime_duration, read_secret};
+
+setting_choice!(
+    /// `redfish.auth`: how crus logs in to the BMCs.
+    RedfishAuthKind, "redfish.auth", {
+        /// No credentials.
+        None = "none",
+        /// HTTP Basic authentication on every request.
+        Basic = "basic",
+        /// A Redfish session (`X-Auth-Token`) per BMC.
+        Session = "session",
+    }
+);
 
 /// `[redfish]`: node power through Redfish BMCs. Nodes are placed by
 /// `nodes` first, then by the `bmc_url` and `system` templates (`{node}`,
@@ -25,7 +38,7 @@ pub struct RedfishSettings {
     /// Nodes placed explicitly: node id = `{ bmc_url = "...", system = "..." }`.
     pub nodes: BTreeMap<String, RedfishNodeSettings>,
     /// `none`, `basic` or `session`.
-    pub auth: String,
+    pub auth: RedfishAuthKind,
     /// The BMC account, for `basic` and `session`.
     pub username: Option<String>,
     /// A file holding its password (kept out of this file).
@@ -67,7 +80,7 @@ impl Default for RedfishSettings {
             bmc_url: None,
             system: None,
             nodes: BTreeMap::new(),
-            auth: "basic".into(),
+            auth: RedfishAuthKind::Basic,
             username: None,
             password_file: None,
             insecure: defaults.insecure,
@@ -86,18 +99,14 @@ impl RedfishSettings {
     pub fn check(&self) -> Result<(), InvalidSetting> {
         let invalid =
             |key: &str, message: String| InvalidSetting::new(format!("redfish.{key}"), message);
-        if !["none", "basic", "session"].contains(&self.auth.as_str()) {
-            return Err(invalid(
-                "auth",
-                format!("{:?} is not one of none, basic, session", self.auth),
-            ));
-        }
-        if self.auth != "none" && (self.username.is_none() || self.password_file.is_none()) {
+        if self.auth != RedfishAuthKind::None
+            && (self.username.is_none() || self.password_file.is_none())
+        {
             return Err(invalid(
                 "auth",
                 format!(
                     "auth = {:?} needs redfish.username and redfish.password_file",
-                    self.auth
+                    self.auth.name()
                 ),
             ));
         }
@@ -135,7 +144,7 @@ impl RedfishSettings {
             let required = |key: &str| {
                 InvalidSetting::new(
                     format!("redfish.{key}"),
-                    format!("is required with auth = {:?}", self.auth),
+                    format!("is required with auth = {:?}", self.auth.name()),
                 )
             };
             let username = self.username.clone().ok_or_else(|| required("username"))?;
@@ -145,13 +154,13 @@ impl RedfishSettings {
                 .ok_or_else(|| required("password_file"))?;
             Ok((username, read_secret(file, "redfish.password_file")?))
         };
-        let auth = match self.auth.as_str() {
-            "none" => RedfishAuth::None,
-            "session" => {
+        let auth = match self.auth {
+            RedfishAuthKind::None => RedfishAuth::None,
+            RedfishAuthKind::Session => {
                 let (username, password) = credentials()?;
                 RedfishAuth::Session { username, password }
             }
-            _ => {
+            RedfishAuthKind::Basic => {
                 let (username, password) = credentials()?;
                 RedfishAuth::Basic { username, password }
             }

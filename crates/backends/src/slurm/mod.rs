@@ -50,7 +50,7 @@ use crus_core::time::Timestamp;
 
 pub use names::NodeNaming;
 pub use reboot::{SlurmRebootConfig, SlurmRebootOrchestrator};
-pub use settings::{SlurmRebootSettings, SlurmSettings};
+pub use settings::{SlurmNodeNames, SlurmRebootSettings, SlurmSettings};
 
 use command::{SlurmCommands, SlurmError};
 use json::JsonError;

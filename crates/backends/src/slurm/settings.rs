@@ -9,7 +9,19 @@ use crus_core::node::NodeId;
 use serde::Deserialize;
 
 use super::{NodeNaming, SlurmConfig, SlurmRebootConfig};
+use crate::setting_choice::setting_choice;
 use crate::settings::{InvalidSetting, humantime_duration};
+
+setting_choice!(
+    /// `slurm.node_names`: how node ids become Slurm node names.
+    SlurmNodeNames, "slurm.node_names", {
+        /// A node's id is its Slurm name.
+        Identity = "identity",
+        /// `nid000001` from each node's NID in the inventory, as Cray
+        /// systems name them.
+        Nid = "nid",
+    }
+);
 
 /// `[slurm]`: how Slurm's commands are run and how nodes are named to it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,7 +36,7 @@ pub struct SlurmSettings {
     pub command_timeout: Duration,
     /// How node ids become Slurm names: `identity`, or `nid` (`nid000001` from
     /// each node's NID in the inventory, as Cray systems name them).
-    pub node_names: String,
+    pub node_names: SlurmNodeNames,
 }
 
 impl Default for SlurmSettings {
@@ -33,27 +45,23 @@ impl Default for SlurmSettings {
             conf: None,
             bin_dir: None,
             command_timeout: SlurmConfig::default().command_timeout,
-            node_names: "identity".into(),
+            node_names: SlurmNodeNames::Identity,
         }
     }
 }
 
 impl SlurmSettings {
-    /// Checks what the types alone do not.
+    /// Checks what the types alone do not: nothing today (an unknown
+    /// `node_names` is refused while the file is read), kept so every
+    /// section is checked alike.
     pub fn check(&self) -> Result<(), InvalidSetting> {
-        if !["identity", "nid"].contains(&self.node_names.as_str()) {
-            return Err(InvalidSetting::new(
-                "slurm.node_names",
-                format!("{:?} is not one of identity, nid", self.node_names),
-            ));
-        }
         Ok(())
     }
 
     /// Whether Slurm names come from the nodes' NIDs, which the inventory
     /// must then give to [`to_config`](Self::to_config).
     pub fn names_from_nids(&self) -> bool {
-        self.node_names == "nid"
+        self.node_names == SlurmNodeNames::Nid
     }
 
     /// The settings of the Slurm backends; `nids` are the nodes' NIDs, read

@@ -9,8 +9,9 @@ use crus_core::NodeId;
 use crus_core::Timestamp;
 use crus_core::rollout::{Rollout, RolloutPolicy};
 use crus_core::session::SessionSpec;
-use crus_core::store::{Desired, SessionRecord, SessionStore};
+use crus_core::store::{Desired, SessionRecord, SessionStore, StatusView};
 use crus_core::testkit::session_store::{concurrent_updates_from_tasks_one_wins, run_all};
+use crus_core::testkit::status_view;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -53,6 +54,9 @@ async fn a_file_store_passes_the_conformance_suite() {
     let (_directory, path) = database();
     let store = SqliteStore::open(&path).unwrap();
     run_all(&store, &test_record).await.unwrap();
+    status_view::run_all(&store, &store, &test_record)
+        .await
+        .unwrap();
     assert!(
         store.list().await.unwrap().is_empty(),
         "every check cleans up"
@@ -63,6 +67,9 @@ async fn a_file_store_passes_the_conformance_suite() {
 async fn an_in_memory_store_passes_the_conformance_suite() {
     let store = SqliteStore::open_in_memory().unwrap();
     run_all(&store, &test_record).await.unwrap();
+    status_view::run_all(&store, &store, &test_record)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -265,9 +265,9 @@ async fn serve(
         server = server.with_log_level_control(control);
     }
     let server = server.start().await.map_err(|error| error.to_string())?;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = crus::server::bind(listen)
         .await
-        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+        .map_err(|error| error.to_string())?;
     let address = listener
         .local_addr()
         .map_err(|error| format!("cannot read the listening address: {error}"))?;

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
-    header_of,
+    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, StatusView,
+    Versioned, header_of, status_of_stored, statuses_of_stored,
 };
 use crate::error::{Error, Result};
 use crate::node::NodeId;
@@ -283,5 +283,18 @@ impl SessionStore for MemoryStore {
         let revision = inner.next_revision();
         inner.options = Some((options.clone(), revision));
         Ok(revision)
+    }
+}
+
+/// The statuses of the records kept, decoded at each read: a memory store
+/// holds few sessions, and decoding them is what the API answered before.
+#[async_trait]
+impl StatusView for MemoryStore {
+    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
+        status_of_stored(self, upgrade_id).await
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>> {
+        statuses_of_stored(self).await
     }
 }

@@ -5,19 +5,21 @@ mod delta;
 mod faulty;
 mod health;
 mod memory;
+mod status_view;
 mod watched;
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub use delta::{ChangedNodes, SessionDelta, header_of};
 pub use faulty::FaultyStore;
 pub use health::{StoreHealth, is_store_failure};
 pub use memory::MemoryStore;
+pub use status_view::{
+    RecordStatuses, StatusView, json_array, status_of_stored, statuses_of_stored,
+};
 pub use watched::WatchedStore;
 
 use crate::error::Result;
@@ -155,33 +157,12 @@ fn status_of_parts(rollout: &RolloutState, desired: &Desired) -> SessionStatus {
     status
 }
 
-/// [`SessionRecord::status_json`], its failure as a core error.
-fn encoded_status_of(record: &SessionRecord) -> Result<String> {
-    encoded_status(record.upgrade_id(), &record.status())
-}
-
 /// A status as JSON, its failure as a core error naming the session.
 fn encoded_status(upgrade_id: Uuid, status: &SessionStatus) -> Result<String> {
     serde_json::to_string(status).map_err(|source| crate::Error::Other {
         backend: "crus",
         source: format!("cannot encode the status of session {upgrade_id}: {source}").into(),
     })
-}
-
-/// Encoded JSON values joined as one JSON array, byte for byte what serde
-/// would write for the sequence of the values themselves.
-pub fn json_array(values: &[String]) -> String {
-    let length = values.iter().map(String::len).sum::<usize>() + values.len() + 2;
-    let mut array = String::with_capacity(length);
-    array.push('[');
-    for (index, value) in values.iter().enumerate() {
-        if index > 0 {
-            array.push(',');
-        }
-        array.push_str(value);
-    }
-    array.push(']');
-    array
 }
 
 /// The order the API lists sessions in: newest first (by the rollout's
@@ -227,12 +208,11 @@ fn claims_not_supported() -> crate::Error {
 ///
 /// Implementations must make a write visible to every later read once it returns.
 ///
-/// Five primitives are required; the reads the API serves most
-/// ([`SessionStore::get_status`], [`SessionStore::list_statuses`],
-/// [`SessionStore::list_statuses_json`],
-/// [`SessionStore::list_unfinished`]) have default bodies built on them, which
-/// a store overrides when it can answer without decoding whole records (the
-/// rollout state holds every node, the status a few hundred bytes).
+/// Five primitives are required; the other reads
+/// ([`SessionStore::get_desired`], [`SessionStore::list_unfinished`]) have
+/// default bodies built on them, which a store overrides when it can answer
+/// without decoding whole records (the rollout state holds every node). The
+/// statuses the API serves are a read model apart: [`StatusView`].
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Stores a new record. [`crate::Error::Conflict`] if its id exists.
@@ -276,33 +256,6 @@ pub trait SessionStore: Send + Sync {
             value: record.value.desired,
             revision: record.revision,
         }))
-    }
-
-    /// The status of session `upgrade_id`, exactly
-    /// [`SessionRecord::status_json`] of its current record, if it exists.
-    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
-        match self.get(upgrade_id).await? {
-            Some(record) => encoded_status_of(&record.value).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The status of every session, as [`SessionStore::get_status`] answers
-    /// each, in [`listing_order`] (newest first).
-    async fn list_statuses(&self) -> Result<Vec<String>> {
-        let mut records = self.list().await?;
-        records.sort_by(|left, right| listing_order(&left.value, &right.value));
-        records
-            .iter()
-            .map(|record| encoded_status_of(&record.value))
-            .collect()
-    }
-
-    /// [`SessionStore::list_statuses`] as one JSON array (what `GET /session`
-    /// answers), shared so a store may keep it between calls while nothing
-    /// changes.
-    async fn list_statuses_json(&self) -> Result<Arc<str>> {
-        Ok(Arc::from(json_array(&self.list_statuses().await?)))
     }
 
     /// Every record whose rollout has not finished

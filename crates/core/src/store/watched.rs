@@ -71,18 +71,6 @@ impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
         self.watch(self.inner.delete(upgrade_id, expected).await)
     }
 
-    async fn get_status(&self, upgrade_id: Uuid) -> Result<Option<String>> {
-        self.inner.get_status(upgrade_id).await
-    }
-
-    async fn list_statuses(&self) -> Result<Vec<String>> {
-        self.inner.list_statuses().await
-    }
-
-    async fn list_statuses_json(&self) -> Result<Arc<str>> {
-        self.inner.list_statuses_json().await
-    }
-
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
         self.inner.list_unfinished().await
     }

@@ -31,6 +31,7 @@ pub mod power_control;
 pub mod session_claims;
 pub mod session_nodes;
 pub mod session_store;
+pub mod status_view;
 pub mod store_options;
 pub mod workload_manager;
 

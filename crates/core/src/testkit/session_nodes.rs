@@ -32,7 +32,7 @@ pub async fn run_all(
 }
 
 /// `count` pending nodes named after a fresh run.
-fn fresh_nodes(count: usize) -> Vec<NodeRecord> {
+pub(super) fn fresh_nodes(count: usize) -> Vec<NodeRecord> {
     let run = Uuid::new_v4();
     (0..count)
         .map(|index| {
@@ -65,7 +65,7 @@ fn taken(node: &mut NodeRecord) {
 
 /// `update_delta` of `record` with `changed`, which must succeed with a
 /// larger revision.
-async fn write_delta(
+pub(super) async fn write_delta(
     check: &'static str,
     store: &dyn SessionStore,
     record: &SessionRecord,
@@ -212,20 +212,7 @@ pub async fn a_delta_replacing_every_node_is_read_back(
             written,
             "after a delta of every node",
         )
-        .await?;
-        // And the statuses count them.
-        let status = store
-            .get_status(record.upgrade_id())
-            .await
-            .or_fail(CHECK, "get_status() after a delta of every node")?
-            .unwrap_or_default();
-        if !status.contains("\"total\":8000") {
-            return Err(ConformanceError::new(
-                CHECK,
-                format!("the status after a delta of 8000 nodes should count them: {status}"),
-            ));
-        }
-        Ok(())
+        .await
     }
     .await;
     forget(store, record.upgrade_id()).await;

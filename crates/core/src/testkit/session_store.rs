@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{CallResultExt, ConformanceError, expect_error};
 use crate::error::Error;
 use crate::rollout::Stage;
-use crate::session::{SessionState, SessionStatus};
+use crate::session::SessionState;
 use crate::store::{Revision, SessionRecord, SessionStore, Versioned};
 
 /// Builds a valid record whose `upgrade_id()` is the id given.
@@ -43,8 +43,6 @@ pub async fn run_all(
     delete_missing_is_ok(store, make_record).await?;
     recreate_after_delete_gets_larger_revision(store, make_record).await?;
     concurrent_updates_one_wins(store, make_record).await?;
-    status_follows_the_record(store, make_record).await?;
-    statuses_list_newest_first(store, make_record).await?;
     unfinished_lists_only_unfinished(store, make_record).await?;
     write_check_changes_nothing(store, make_record).await?;
     super::session_claims::run_all(store, make_record).await?;
@@ -510,184 +508,6 @@ async fn one_winner(
     .await
 }
 
-/// `get_status` answers exactly the record's [`SessionRecord::status_json`]
-/// (the bytes the API serves) after a create and after an update that
-/// changes the status, and `None` once the record is deleted.
-pub async fn status_follows_the_record(
-    store: &dyn SessionStore,
-    make_record: MakeRecord<'_>,
-) -> Result<(), ConformanceError> {
-    const CHECK: &str = "session_store::status_follows_the_record";
-    let record = new_record(CHECK, make_record)?;
-    let id = record.upgrade_id();
-    let created = create(CHECK, store, &record).await?;
-    let result = async {
-        expect_status(CHECK, store, &record, "after create").await?;
-        // A delete request shows as DELETING: the status changes with the record.
-        let changed = changed(&record);
-        let updated = update(CHECK, store, &changed, created).await?;
-        expect_status(CHECK, store, &changed, "after update").await?;
-        delete(CHECK, store, id, updated, "").await?;
-        match store
-            .get_status(id)
-            .await
-            .or_fail(CHECK, format!("get_status({id}) after delete"))?
-        {
-            None => Ok(()),
-            Some(found) => Err(ConformanceError::new(
-                CHECK,
-                format!("get_status({id}) after delete should answer None, but answered {found}"),
-            )),
-        }
-    }
-    .await;
-    forget(store, id).await;
-    result
-}
-
-/// `list_statuses` answers each record's status once, newest first (the
-/// rollout's `created_at`), records created at the same time by id;
-/// `list_statuses_json` answers them as one array, up to date after an
-/// update and a delete.
-pub async fn statuses_list_newest_first(
-    store: &dyn SessionStore,
-    make_record: MakeRecord<'_>,
-) -> Result<(), ConformanceError> {
-    const CHECK: &str = "session_store::statuses_list_newest_first";
-    let mut created = Vec::new();
-    let result = async {
-        // Created oldest first, so a store that lists in creation order fails.
-        for offset in [0, 60, 60, 120] {
-            let mut record = new_record(CHECK, make_record)?;
-            record.rollout.created_at = record.rollout.created_at + std::time::Duration::from_secs(offset);
-            create(CHECK, store, &record).await?;
-            created.push(record);
-        }
-        let mut expected = created.clone();
-        expected.sort_by(crate::store::listing_order);
-        let listed = store
-            .list_statuses()
-            .await
-            .or_fail(CHECK, "list_statuses()")?;
-        let mut ours = Vec::new();
-        for json in &listed {
-            let status: SessionStatus = serde_json::from_str(json).map_err(|error| {
-                ConformanceError::new(
-                    CHECK,
-                    format!("list_statuses() answered a status that is not a session status ({error}): {json}"),
-                )
-            })?;
-            if created.iter().any(|record| record.upgrade_id() == status.upgrade_id) {
-                ours.push((status.upgrade_id, json.as_str()));
-            }
-        }
-        let wanted: Vec<Uuid> = expected.iter().map(SessionRecord::upgrade_id).collect();
-        let found: Vec<Uuid> = ours.iter().map(|(id, _)| *id).collect();
-        if found != wanted {
-            return Err(ConformanceError::new(
-                CHECK,
-                format!(
-                    "list_statuses() should list the created sessions newest first, ties by id, as {wanted:?}, but listed {found:?}"
-                ),
-            ));
-        }
-        for (record, (_, json)) in expected.iter().zip(&ours) {
-            let wanted = status_json(CHECK, record)?;
-            if *json != wanted {
-                return Err(ConformanceError::new(
-                    CHECK,
-                    format!(
-                        "list_statuses() should answer session {}'s status as {wanted}, but answered {json}",
-                        record.upgrade_id()
-                    ),
-                ));
-            }
-        }
-        expect_in_array(CHECK, store, &expected, "").await?;
-        // A store that keeps the array between calls must see writes: an
-        // update changes one status, a delete removes one.
-        let (first, rest) = expected.split_at(1);
-        let revision = store
-            .get(first[0].upgrade_id())
-            .await
-            .or_fail(CHECK, "get() of a created record")?
-            .map(|found| found.revision)
-            .unwrap_or(Revision(0));
-        let updated = changed(&first[0]);
-        let after_update = update(CHECK, store, &updated, revision).await?;
-        let mut now = vec![updated.clone()];
-        now.extend_from_slice(rest);
-        expect_in_array(CHECK, store, &now, " after an update").await?;
-        delete(CHECK, store, updated.upgrade_id(), after_update, "").await?;
-        expect_in_array(CHECK, store, rest, " after a delete").await?;
-        let array = store
-            .list_statuses_json()
-            .await
-            .or_fail(CHECK, "list_statuses_json() after a delete")?;
-        let deleted = updated.upgrade_id().to_string();
-        if array.contains(&deleted) {
-            return Err(ConformanceError::new(
-                CHECK,
-                format!("list_statuses_json() after a delete should not include {deleted}, but does: {array}"),
-            ));
-        }
-        Ok(())
-    }
-    .await;
-    for record in &created {
-        forget(store, record.upgrade_id()).await;
-    }
-    result
-}
-
-/// Checks that `list_statuses_json` is a JSON array of session statuses
-/// holding `expected`'s statuses (as [`SessionRecord::status_json`] writes
-/// them) in that order, whatever else it holds.
-async fn expect_in_array(
-    check: &'static str,
-    store: &dyn SessionStore,
-    expected: &[SessionRecord],
-    when: &str,
-) -> Result<(), ConformanceError> {
-    let array = store
-        .list_statuses_json()
-        .await
-        .or_fail(check, format!("list_statuses_json(){when}"))?;
-    let statuses: Vec<SessionStatus> = serde_json::from_str(&array).map_err(|error| {
-        ConformanceError::new(
-            check,
-            format!("list_statuses_json(){when} should answer a JSON array of session statuses, but answered ({error}): {array}"),
-        )
-    })?;
-    let found: Vec<Uuid> = statuses
-        .iter()
-        .map(|status| status.upgrade_id)
-        .filter(|id| expected.iter().any(|record| record.upgrade_id() == *id))
-        .collect();
-    let wanted: Vec<Uuid> = expected.iter().map(SessionRecord::upgrade_id).collect();
-    if found != wanted {
-        return Err(ConformanceError::new(
-            check,
-            format!(
-                "list_statuses_json(){when} should list {wanted:?} in that order, but listed {found:?}"
-            ),
-        ));
-    }
-    for record in expected {
-        let wanted = status_json(check, record)?;
-        if !array.contains(&wanted) {
-            return Err(ConformanceError::new(
-                check,
-                format!(
-                    "list_statuses_json(){when} should hold session {}'s status as {wanted}, but answered {array}",
-                    record.upgrade_id()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `list_unfinished` includes an unfinished record at its current revision
 /// and leaves out a finished one, including one that finished by an update.
 pub async fn unfinished_lists_only_unfinished(
@@ -789,45 +609,6 @@ pub(super) fn finish(mut record: SessionRecord) -> SessionRecord {
     record
 }
 
-/// The status JSON the store must answer for `record`.
-fn status_json(check: &'static str, record: &SessionRecord) -> Result<String, ConformanceError> {
-    record.status_json().map_err(|error| {
-        ConformanceError::new(
-            check,
-            format!(
-                "the status of make_record's session {} cannot be encoded: {error}",
-                record.upgrade_id()
-            ),
-        )
-    })
-}
-
-/// Checks that `get_status` answers exactly `expected`'s status JSON.
-async fn expect_status(
-    check: &'static str,
-    store: &dyn SessionStore,
-    expected: &SessionRecord,
-    when: &str,
-) -> Result<(), ConformanceError> {
-    let id = expected.upgrade_id();
-    let wanted = status_json(check, expected)?;
-    match store
-        .get_status(id)
-        .await
-        .or_fail(check, format!("get_status({id}) {when}"))?
-    {
-        Some(found) if found == wanted => Ok(()),
-        Some(found) => Err(ConformanceError::new(
-            check,
-            format!("get_status({id}) {when} should answer {wanted}, but answered {found}"),
-        )),
-        None => Err(ConformanceError::new(
-            check,
-            format!("get_status({id}) {when} should answer {wanted}, but answered None"),
-        )),
-    }
-}
-
 fn describe_all(records: &[Versioned<SessionRecord>]) -> String {
     if records.is_empty() {
         return "nothing".to_string();
@@ -855,7 +636,7 @@ pub(super) fn new_record(
 }
 
 /// `record` with the operator's delete request flipped: a different value with the same id.
-fn changed(record: &SessionRecord) -> SessionRecord {
+pub(super) fn changed(record: &SessionRecord) -> SessionRecord {
     let mut changed = record.clone();
     changed.desired.delete = !changed.desired.delete;
     changed
@@ -870,7 +651,7 @@ fn describe(found: &Versioned<SessionRecord>) -> String {
     )
 }
 
-async fn create(
+pub(super) async fn create(
     check: &'static str,
     store: &dyn SessionStore,
     record: &SessionRecord,
@@ -889,7 +670,7 @@ async fn get(
     store.get(id).await.or_fail(check, format!("get({id})"))
 }
 
-async fn update(
+pub(super) async fn update(
     check: &'static str,
     store: &dyn SessionStore,
     record: &SessionRecord,
@@ -910,7 +691,7 @@ async fn update(
     Ok(revision)
 }
 
-async fn delete(
+pub(super) async fn delete(
     check: &'static str,
     store: &dyn SessionStore,
     id: Uuid,
@@ -1005,7 +786,7 @@ pub(super) async fn forget(store: &dyn SessionStore, id: Uuid) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -1019,8 +800,9 @@ mod tests {
     use crate::testkit::test_support::{ExpectFailure, lock};
     use crate::time::Timestamp;
 
-    /// The one place that builds a valid record for the tests below.
-    fn test_record(id: Uuid) -> SessionRecord {
+    /// The one place that builds a valid record for the tests below (and
+    /// the status view suite's).
+    pub(in crate::testkit) fn test_record(id: Uuid) -> SessionRecord {
         let spec = SessionSpec {
             failed_label: "failed".into(),
             starting_label: "compute".into(),

@@ -146,7 +146,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 pub(crate) async fn list_sessions(State(state): State<AppState>) -> Result<Response, AppError> {
     // The statuses as the JSON array `Json(Vec<SessionStatus>)` would write,
     // shared with the store (no copy of a listing of thousands).
-    let statuses = state.controller().store().list_statuses_json().await?;
+    let statuses = state.statuses().list_statuses_json().await?;
     let unsaved = state.controller().unsaved_statuses();
     if !unsaved.is_empty() {
         return Ok(json_response(Body::from(with_unsaved(&statuses, unsaved)?)));
@@ -209,8 +209,7 @@ pub(crate) async fn get_session(
         return Ok(Json(status).into_response());
     }
     let status = state
-        .controller()
-        .store()
+        .statuses()
         .get_status(upgrade_id)
         .await?
         .ok_or(AppError::SessionNotFound)?;

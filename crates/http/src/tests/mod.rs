@@ -4,3 +4,4 @@ mod auth;
 mod dry_run;
 mod jwks_url;
 mod metrics;
+mod status_view;
