@@ -254,12 +254,13 @@ async fn apply_stored_log_level(controller: &Controller, control: &LogLevelContr
     }
 }
 
+/// A session store and the status view of its records.
+type StoreAndView = (Arc<dyn SessionStore>, Arc<dyn StatusView>);
+
 /// The session database, held for the process's life, and its status view
 /// (the statuses kept beside the records, read without the fault rate:
 /// reads never fail on purpose).
-fn open_sqlite(
-    settings: &Config,
-) -> Result<(Arc<dyn SessionStore>, Arc<dyn StatusView>), ServerError> {
+fn open_sqlite(settings: &Config) -> Result<StoreAndView, ServerError> {
     // Exclusive: a second server on the same file would drive the same
     // sessions (boot the same nodes); it refuses to start, naming the holder.
     let store = SqliteStore::open_exclusive(&settings.server.db).map_err(|source| {

@@ -687,3 +687,21 @@ fn an_unknown_redfish_auth_or_slurm_node_names_is_refused_while_the_file_is_read
         assert_eq!(config.slurm.node_names.name(), names);
     }
 }
+
+#[test]
+fn every_sim_trace_spelling_reads_as_its_kind() {
+    use crus_backends::sim::SimTrace;
+    for (name, wanted) in [
+        ("none", SimTrace::None),
+        ("nasa", SimTrace::Nasa),
+        ("synthetic", SimTrace::Synthetic),
+        (
+            "/var/lib/traces/site.swf",
+            SimTrace::SwfFile("/var/lib/traces/site.swf".into()),
+        ),
+    ] {
+        let config: Config = toml::from_str(&format!("[sim]\ntrace = {name:?}\n")).unwrap();
+        assert_eq!(config.sim.trace, wanted, "{name}");
+    }
+    assert_eq!(Config::default().sim.trace, SimTrace::Synthetic);
+}

@@ -42,7 +42,7 @@ pub use faults::{BOOT_FAILURE_REASON, Faults};
 pub use faulty::{Faulty, LOST_ANSWER_WAIT, faulty_ports, faulty_ports_losing_answers};
 pub use report::SimReport;
 pub use scaled_clock::ScaledClock;
-pub use settings::SimSettings;
+pub use settings::{SimSettings, SimTrace};
 pub use swf::{NASA_IPSC_TRACE, SwfError, SwfTrace, TraceJob};
 pub use synthetic::SyntheticWorkload;
 pub use topology::{MAX_NODES, slurm_name, xname_of};

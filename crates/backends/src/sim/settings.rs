@@ -12,6 +12,33 @@ use serde::Deserialize;
 use super::{Faults, ScaledClock, SimCluster, SimConfig, SyntheticWorkload, Workload};
 use crate::settings::{InvalidSetting, humantime_duration};
 
+/// `sim.trace`: the job trace the simulated cluster replays. Any name but
+/// the three keywords is the path of an SWF file (read when the cluster is
+/// built, a failure naming `sim.trace`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum SimTrace {
+    /// `none`: no jobs.
+    None,
+    /// `nasa`: the bundled NASA iPSC/860 trace.
+    Nasa,
+    /// `synthetic`: jobs generated from the seed.
+    Synthetic,
+    /// An SWF file.
+    SwfFile(PathBuf),
+}
+
+impl From<String> for SimTrace {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "none" => SimTrace::None,
+            "nasa" => SimTrace::Nasa,
+            "synthetic" => SimTrace::Synthetic,
+            _ => SimTrace::SwfFile(PathBuf::from(name)),
+        }
+    }
+}
+
 /// `[sim]`: the simulated cluster.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,7 +48,7 @@ pub struct SimSettings {
     /// Simulated seconds per wall-clock second.
     pub speed: f64,
     /// Job trace: an SWF file, `nasa` (the bundled trace), `synthetic` or `none`.
-    pub trace: String,
+    pub trace: SimTrace,
     /// Fraction of boots that fail.
     pub fail_rate: f64,
     /// Fraction of boots that never finish: the node hangs until it is
@@ -53,7 +80,7 @@ impl Default for SimSettings {
         SimSettings {
             nodes: 64,
             speed: 600.0,
-            trace: "synthetic".into(),
+            trace: SimTrace::Synthetic,
             fail_rate: 0.0,
             never_return_rate: 0.0,
             port_fault_rate: 0.0,
@@ -114,17 +141,17 @@ impl SimSettings {
     /// faster than the wall clock; kept in `state` when given.
     pub fn build(&self) -> Result<(Ports, Arc<dyn Clock>), InvalidSetting> {
         self.check()?;
-        let workload = match self.trace.as_str() {
-            "none" => Workload::None,
-            "nasa" => Workload::nasa_ipsc()
+        let workload = match &self.trace {
+            SimTrace::None => Workload::None,
+            SimTrace::Nasa => Workload::nasa_ipsc()
                 .map_err(|error| InvalidSetting::new("sim.trace", error.to_string()))?,
-            "synthetic" => Workload::synthetic(&SyntheticWorkload {
+            SimTrace::Synthetic => Workload::synthetic(&SyntheticWorkload {
                 nodes: self.nodes,
                 seed: self.seed,
                 duration: Duration::from_secs(90 * 24 * 3600),
                 ..SyntheticWorkload::default()
             }),
-            path => Workload::from_swf_file(&PathBuf::from(path))
+            SimTrace::SwfFile(path) => Workload::from_swf_file(path)
                 .map_err(|error| InvalidSetting::new("sim.trace", error.to_string()))?,
         };
         let config = SimConfig {

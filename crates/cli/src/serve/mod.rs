@@ -205,7 +205,7 @@ impl ServeArgs {
             sim.speed = speed;
         }
         if let Some(trace) = &self.sim_trace {
-            sim.trace = trace.clone();
+            sim.trace = trace.clone().into();
         }
         if let Some(rate) = self.sim_fail_rate {
             sim.fail_rate = rate;
