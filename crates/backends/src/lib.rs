@@ -54,6 +54,8 @@ pub mod redfish;
 mod root_cause;
 #[cfg(feature = "service")]
 pub mod service;
+// Used by the sections whose keys take one of a few names.
+#[cfg(any(feature = "redfish", feature = "slurm"))]
 mod setting_choice;
 pub mod settings;
 pub mod sim;
