@@ -5,6 +5,7 @@ mod delta;
 mod faulty;
 mod health;
 mod memory;
+mod node_page;
 mod watched;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ pub use delta::{ChangedNodes, SessionDelta, header_of};
 pub use faulty::FaultyStore;
 pub use health::{StoreHealth, is_store_failure};
 pub use memory::MemoryStore;
+pub use node_page::{NodePage, PageAfter, PageRead, page_of};
 pub use watched::WatchedStore;
 
 use crate::error::Result;
@@ -276,6 +278,23 @@ pub trait SessionStore: Send + Sync {
             value: record.value.desired,
             revision: record.revision,
         }))
+    }
+
+    /// A page of session `upgrade_id`'s nodes: at most `limit` of them,
+    /// in the session's order, after the node `after` names (from the
+    /// first without it); `None` when the session does not exist. A store
+    /// that keeps nodes apart reads the page's nodes alone. The default
+    /// reads the whole record.
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<PageRead>> {
+        Ok(self
+            .get(upgrade_id)
+            .await?
+            .map(|record| page_of(&record.value.rollout.nodes, after, limit)))
     }
 
     /// The status of session `upgrade_id`, exactly
