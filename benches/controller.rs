@@ -11,7 +11,11 @@
 //!   sizes 1,000, 10,000 and 100,000 (`CRUS_BENCH_PLAN_NODES` sets the largest);
 //! - one state-machine transition: an action answered and the next one polled.
 //!
-//! Run with `cargo bench --bench controller`. Targets: ≤ 10 µs and ≤ 1 KiB per node.
+//! Run with `cargo bench --bench controller`. Targets (issue 25): ≤ 10 µs of
+//! CPU and ≤ 1 KiB of peak heap per node of a 100,000-node session; a
+//! 100,000-node plan in ≤ 5 s. The session's CPU time is the thread's own
+//! (the runtime runs on the bench's thread), so other work on a shared
+//! machine does not count in it as it does in the wall time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hint::black_box;
@@ -28,7 +32,7 @@ use crus::core::ports::{
     WorkloadManager, WorkloadNode, WorkloadState,
 };
 use crus::core::rollout::{ActionOutput, Domain, Order, Rollout, RolloutPolicy, Strategy};
-use crus::core::store::{MemoryStore, SessionStore};
+use crus::core::store::{MemoryStore, SessionStore, header_of};
 use crus::core::{NodeFacts, Timestamp};
 use crus::{NodeId, Result, SessionSpec};
 use peak_alloc::PeakAlloc;
@@ -233,9 +237,24 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|error| panic!("cannot build a tokio runtime: {error}"))
 }
 
+/// CPU time this thread has used, from `/proc/thread-self/schedstat`
+/// (Linux; its first field is nanoseconds on the CPU): `None` elsewhere.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
 /// What one whole session cost.
 struct SessionRun {
     wall: Duration,
+    /// CPU time of the thread that ran the session (controller, store and
+    /// instant backends), when the system tells it.
+    cpu: Option<Duration>,
+    /// The session's header as stored once it finished (its record without
+    /// its nodes, JSON): what a store writes at every persist, and what
+    /// etcd must take in one request (1.5 MiB by default).
+    header_bytes: usize,
     /// Heap held by the session's state and record once it finished, above
     /// what the backends hold.
     state_bytes: usize,
@@ -262,6 +281,7 @@ fn run_session(count: usize) -> SessionRun {
         let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
         let before = HEAP.current_usage();
         HEAP.reset_peak_usage();
+        let cpu_before = thread_cpu();
         let started = Instant::now();
         let status = controller
             .create_session(spec(), RolloutPolicy::default())
@@ -272,6 +292,9 @@ fn run_session(count: usize) -> SessionRun {
             .await
             .unwrap_or_else(|error| panic!("the session failed: {error}"));
         let wall = started.elapsed();
+        let cpu = thread_cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
         let peak_bytes = HEAP.peak_usage().saturating_sub(before);
         let state_bytes = HEAP.current_usage().saturating_sub(before);
         let record = store
@@ -281,8 +304,13 @@ fn run_session(count: usize) -> SessionRun {
             .unwrap_or_else(|| panic!("the session is gone"));
         let upgraded = record.value.status().upgrade_step_size;
         black_box(upgraded);
+        let header_bytes = serde_json::to_vec(&header_of(&record.value))
+            .map(|encoded| encoded.len())
+            .unwrap_or(0);
         SessionRun {
             wall,
+            cpu,
+            header_bytes,
             state_bytes,
             peak_bytes,
         }
@@ -294,29 +322,34 @@ fn run_session(count: usize) -> SessionRun {
 fn whole_sessions() {
     println!("\nController scale: whole sessions, step {STEP}, instant backends");
     println!(
-        "{:>9}  {:>10}  {:>12}  {:>14}  {:>14}",
-        "nodes", "wall", "per node", "state/node", "peak/node"
+        "{:>9}  {:>10}  {:>12}  {:>12}  {:>12}  {:>12}  {:>10}",
+        "nodes", "wall", "wall/node", "CPU/node", "state/node", "peak/node", "header"
     );
     let largest = scale("CRUS_BENCH_SESSION_NODES", 100_000);
+    let runs_each = scale("CRUS_BENCH_SESSION_RUNS", 3).max(1);
     for count in [10_000.min(largest), largest] {
-        // The best of three: the least disturbed by the rest of the machine.
-        let runs: Vec<SessionRun> = (0..3).map(|_| run_session(count)).collect();
+        // The best of a few: the least disturbed by the rest of the machine.
+        let runs: Vec<SessionRun> = (0..runs_each).map(|_| run_session(count)).collect();
         let best = runs
             .iter()
-            .min_by_key(|run| run.wall)
+            .min_by_key(|run| run.cpu.unwrap_or(run.wall))
             .unwrap_or_else(|| panic!("no run"));
         let per_node = best.wall.as_secs_f64() * 1e6 / count as f64;
+        let cpu_per_node = best.cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / count as f64);
         let state = best.state_bytes as f64 / count as f64;
         let peak = runs.iter().map(|run| run.peak_bytes).max().unwrap_or(0) as f64 / count as f64;
+        let cpu_text = cpu_per_node.map_or("?".to_string(), |cpu| format!("{cpu:.2} µs"));
         println!(
-            "{count:>9}  {:>8.2} s  {per_node:>9.2} µs  {state:>10.0} B  {peak:>10.0} B   targets: ≤ 10 µs {}, ≤ 1 KiB {}",
+            "{count:>9}  {:>8.2} s  {per_node:>9.2} µs  {cpu_text:>12}  {state:>10.0} B  {peak:>10.0} B  {:>8} kB   targets: CPU ≤ 10 µs {}, peak ≤ 1 KiB {}, header ≤ 1.5 MiB {}",
             best.wall.as_secs_f64(),
-            verdict(per_node <= 10.0),
-            verdict(state <= 1024.0),
+            best.header_bytes / 1000,
+            verdict(cpu_per_node.unwrap_or(per_node) <= 10.0),
+            verdict(peak <= 1024.0),
+            verdict(best.header_bytes <= 1_572_864),
         );
     }
     println!(
-        "state/node: heap still held after the session (its state in the store); peak/node: the most heap in use during it, over the heap before."
+        "CPU/node: the session thread's CPU time (wall/node when the system does not say); state/node: heap still held after the session (its state in the store); peak/node: the most heap in use during it, over the heap before; header: the finished session's record without its nodes, as JSON."
     );
 }
 
@@ -383,9 +416,14 @@ fn plans() {
         let wall = started.elapsed();
         black_box(plan);
         println!(
-            "{count:>9}  {:>8.2} s  {:>9.1} µs",
+            "{count:>9}  {:>8.2} s  {:>9.1} µs{}",
             wall.as_secs_f64(),
-            wall.as_secs_f64() * 1e6 / count as f64
+            wall.as_secs_f64() * 1e6 / count as f64,
+            if count >= 100_000 {
+                format!("   target: ≤ 5 s {}", verdict(wall.as_secs_f64() <= 5.0))
+            } else {
+                String::new()
+            }
         );
         if count >= largest {
             break;

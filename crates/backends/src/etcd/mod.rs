@@ -23,6 +23,7 @@ mod error;
 mod feed;
 mod held;
 mod leader;
+mod node_page;
 mod nodes;
 mod options;
 mod status_view;
@@ -39,8 +40,8 @@ use std::collections::{BTreeMap, HashSet};
 use crus_core::options::ServerOptions;
 use crus_core::rollout::NodeRecord;
 use crus_core::store::{
-    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
-    header_of,
+    Desired, NodesClaimed, PageAfter, PageRead, Revision, SessionDelta, SessionRecord,
+    SessionStore, Versioned, header_of, page_of,
 };
 use crus_core::{NodeId, Result};
 
@@ -485,6 +486,24 @@ impl SessionStore for EtcdStore {
                 revision: revision(kv.mod_revision()),
             })),
             None => Ok(None),
+        }
+    }
+
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<PageRead>> {
+        // The page's node keys alone (`node_page.rs`); a session without
+        // node keys is read whole (its nodes, if any, are in its record).
+        match self.read_node_page(upgrade_id, after, limit).await? {
+            None => Ok(None),
+            Some(Some(page)) => Ok(Some(page)),
+            Some(None) => Ok(self
+                .get(upgrade_id)
+                .await?
+                .map(|record| page_of(&record.value.rollout.nodes, after, limit))),
         }
     }
 

@@ -67,7 +67,7 @@ pub(super) const MAX_OPS_PER_TXN: usize = 100;
 pub(super) const MAX_TXN_BYTES: usize = 1024 * 1024;
 
 /// How many node keys a read asks for at once: a reply stays a few MB.
-const KEYS_PER_READ: i64 = 128;
+pub(super) const KEYS_PER_READ: i64 = 128;
 
 /// The groups of `positions` (a group of [`NODES_PER_KEY`] nodes a key).
 pub(super) fn groups_of(positions: impl Iterator<Item = usize>) -> BTreeSet<usize> {
@@ -235,7 +235,7 @@ impl EtcdStore {
 }
 
 /// The group number a node key ends in.
-fn group_number(key: &[u8], prefix: &str) -> Option<usize> {
+pub(super) fn group_number(key: &[u8], prefix: &str) -> Option<usize> {
     std::str::from_utf8(key.strip_prefix(prefix.as_bytes())?)
         .ok()?
         .parse()

@@ -31,6 +31,7 @@
 
 mod error;
 mod identity;
+mod node_page;
 mod nodes;
 mod options;
 mod schema;
@@ -48,8 +49,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crus_core::options::ServerOptions;
 use crus_core::store::{
-    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, Versioned,
-    header_of,
+    Desired, NodesClaimed, PageAfter, PageRead, Revision, SessionDelta, SessionRecord,
+    SessionStore, Versioned, header_of, page_of,
 };
 use crus_core::{NodeId, Result, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -754,6 +755,40 @@ impl SessionStore for SqliteStore {
                 })
             })
             .transpose()?)
+    }
+
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<PageRead>> {
+        // The page's rows alone (`node_page.rs`), decoded off the connection.
+        let id = upgrade_id.to_string();
+        let query_id = id.clone();
+        let query_after = after.map(|after| {
+            let hint = after
+                .position
+                .and_then(|position| i64::try_from(position).ok());
+            (after.id.to_string(), hint)
+        });
+        let query_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .run(move |connection, location| {
+                node_page::read_page_rows(connection, location, &query_id, query_after, query_limit)
+            })
+            .await?;
+        match rows {
+            node_page::PageRows::Missing => Ok(None),
+            node_page::PageRows::UnknownAfter => Ok(Some(PageRead::UnknownAfter)),
+            node_page::PageRows::NoRows => Ok(self
+                .get(upgrade_id)
+                .await?
+                .map(|record| page_of(&record.value.rollout.nodes, after, limit))),
+            node_page::PageRows::Rows { start, rows } => Ok(Some(PageRead::Page(
+                node_page::decode_page(&self.location, &id, start, &rows, limit)?,
+            ))),
+        }
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {

@@ -3,13 +3,14 @@
 
 mod progress;
 mod summary;
+mod workload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use crus_backends::sim::{Faults, SimCluster, SimConfig, SyntheticWorkload, Workload};
+use crus_backends::sim::{Faults, SimCluster, SimConfig, Workload};
 use crus_core::clock::{Clock, TokioClock};
 use crus_core::controller::{Controller, ControllerConfig};
 use crus_core::rollout::RolloutPolicy;
@@ -29,7 +30,8 @@ pub struct DemoArgs {
     step: u32,
     /// Job trace to replay: a Standard Workload Format file (gzip or plain),
     /// `synthetic` for a seeded synthetic workload, or `none`.
-    /// Default: the bundled NASA iPSC/860 trace (1993, 128 nodes).
+    /// Default: the bundled NASA iPSC/860 trace (1993, 128 nodes) for up to
+    /// 128 nodes, the synthetic workload sized to the machine above.
     #[arg(long, value_name = "PATH|synthetic|none")]
     trace: Option<String>,
     /// How far into the trace the simulation starts. The default, 7 days into
@@ -121,16 +123,22 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
 
 fn load_workload(args: &DemoArgs) -> Result<Workload, DemoError> {
     match args.trace.as_deref() {
+        None if !workload::nasa_fits(args.nodes) => Ok(Workload::synthetic(&workload::synthetic(
+            args.nodes,
+            args.seed,
+            args.trace_offset,
+            args.warmup,
+        ))),
         None => Workload::nasa_ipsc().map_err(|error| DemoError::Trace {
             message: format!("the bundled NASA iPSC/860 trace is damaged: {error}"),
         }),
         Some("none") => Ok(Workload::None),
-        Some("synthetic") => Ok(Workload::synthetic(&SyntheticWorkload {
-            nodes: args.nodes as usize,
-            seed: args.seed,
-            duration: args.warmup + Duration::from_secs(7 * 24 * 3600),
-            ..SyntheticWorkload::default()
-        })),
+        Some("synthetic") => Ok(Workload::synthetic(&workload::synthetic(
+            args.nodes,
+            args.seed,
+            args.trace_offset,
+            args.warmup,
+        ))),
         Some(path) => {
             Workload::from_swf_file(&PathBuf::from(path)).map_err(|error| DemoError::Trace {
                 message: error.to_string(),

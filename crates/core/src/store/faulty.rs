@@ -159,6 +159,15 @@ impl SessionStore for FaultyStore {
         self.inner.get_desired(upgrade_id).await
     }
 
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<super::PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<super::PageRead>> {
+        self.inner.get_node_page(upgrade_id, after, limit).await
+    }
+
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
         self.admit()?;
         self.inner.delete(upgrade_id, expected).await

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    Desired, NodesClaimed, Revision, SessionDelta, SessionRecord, SessionStore, StatusView,
-    Versioned, header_of, status_of_stored, statuses_of_stored,
+    Desired, NodesClaimed, PageAfter, PageRead, Revision, SessionDelta, SessionRecord,
+    SessionStore, StatusView, Versioned, header_of, page_of, status_of_stored, statuses_of_stored,
 };
 use crate::error::{Error, Result};
 use crate::node::NodeId;
@@ -146,6 +146,20 @@ impl SessionStore for MemoryStore {
                 value: stored.header.desired.clone(),
                 revision: stored.revision,
             }))
+    }
+
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<PageRead>> {
+        // The page's nodes copied alone, not the whole record.
+        Ok(self
+            .lock()
+            .records
+            .get(&upgrade_id)
+            .map(|stored| page_of(&stored.nodes, after, limit)))
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {

@@ -5,6 +5,7 @@ mod delta;
 mod faulty;
 mod health;
 mod memory;
+mod node_page;
 mod status_view;
 mod watched;
 
@@ -17,6 +18,7 @@ pub use delta::{ChangedNodes, SessionDelta, header_of};
 pub use faulty::FaultyStore;
 pub use health::{StoreHealth, is_store_failure};
 pub use memory::MemoryStore;
+pub use node_page::{NodePage, PageAfter, PageRead, page_of};
 pub use status_view::{
     RecordStatuses, StatusView, json_array, status_of_stored, statuses_of_stored,
 };
@@ -256,6 +258,23 @@ pub trait SessionStore: Send + Sync {
             value: record.value.desired,
             revision: record.revision,
         }))
+    }
+
+    /// A page of session `upgrade_id`'s nodes: at most `limit` of them,
+    /// in the session's order, after the node `after` names (from the
+    /// first without it); `None` when the session does not exist. A store
+    /// that keeps nodes apart reads the page's nodes alone. The default
+    /// reads the whole record.
+    async fn get_node_page(
+        &self,
+        upgrade_id: Uuid,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+    ) -> Result<Option<PageRead>> {
+        Ok(self
+            .get(upgrade_id)
+            .await?
+            .map(|record| page_of(&record.value.rollout.nodes, after, limit)))
     }
 
     /// Every record whose rollout has not finished

@@ -29,6 +29,7 @@ pub mod boot_orchestrator;
 pub mod inventory;
 pub mod power_control;
 pub mod session_claims;
+pub mod session_node_pages;
 pub mod session_nodes;
 pub mod session_store;
 pub mod status_view;

@@ -48,6 +48,7 @@ pub async fn run_all(
     super::session_claims::run_all(store, make_record).await?;
     super::store_options::run_all(store, make_record).await?;
     super::session_nodes::run_all(store, make_record).await?;
+    super::session_node_pages::run_all(store, make_record).await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};
 use crus_core::Timestamp;
 use crus_core::rollout::{NodePhase, NodeRecord};
+use crus_core::store::{PageAfter, PageRead};
 use serde::{Deserialize, Serialize};
 
 use crate::problem::{AppError, Problem};
@@ -85,6 +86,9 @@ pub(crate) struct NodesPage {
     /// Start after this node (the last id of the previous page); without
     /// it, at the first node.
     after: Option<String>,
+    /// Where `after` is in the session, from 0 (the `Link` header gives it):
+    /// the page is read without looking `after` up. A wrong one is ignored.
+    after_position: Option<usize>,
 }
 
 /// `GET /session/{upgrade_id}/nodes`: every node of the session, in the order
@@ -95,11 +99,11 @@ pub(crate) struct NodesPage {
     tag = "controls",
     operation_id = "list_session_nodes",
     summary = "List the nodes of a session",
-    description = "Every node of the session with its phase, step, boot attempts and times, in the order the session takes them. Empty until the session has read its starting group. With `limit`, a page of at most that many nodes, starting after the node `after` names; while nodes remain, the answer has a `Link` header (`rel=\"next\"`) with the next page's query.",
+    description = "Every node of the session with its phase, step, boot attempts and times, in the order the session takes them. Empty until the session has read its starting group. With `limit`, a page of at most that many nodes, starting after the node `after` names; while nodes remain, the answer has a `Link` header (`rel=\"next\"`) with the next page's query (`after_position` there says where `after` is, so the page is read without looking it up).",
     params(("upgrade_id" = Uuid, Path, description = "Upgrade ID"), NodesPage),
     responses(
         (status = 200, description = "The session's nodes, or a page of them", body = Vec<NodeStatus>, content_type = "application/json",
-            headers(("Link" = String, description = "The next page, `<...?limit=N&after=ID>; rel=\"next\"`, while nodes remain"))),
+            headers(("Link" = String, description = "The next page, `<...?limit=N&after=ID&after_position=P>; rel=\"next\"`, while nodes remain"))),
         (status = 400, description = "`limit` is not 1 to 10,000, or `after` is not a node of the session", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session has this id", body = Problem, content_type = "application/problem+json"),
     )
@@ -123,44 +127,35 @@ pub(crate) async fn list_session_nodes(
             "limit must be 1 to {MAX_PAGE}"
         )));
     }
-    let record = state
+    let after = page.after.as_deref().map(|id| PageAfter {
+        id,
+        position: page.after_position,
+    });
+    // The store reads the page's nodes alone, not the whole session.
+    let read = state
         .controller()
         .store()
-        .get(upgrade_id)
+        .get_node_page(upgrade_id, after, page.limit.unwrap_or(usize::MAX))
         .await?
         .ok_or(AppError::SessionNotFound)?;
-    let nodes = &record.value.rollout.nodes;
-    let start = match &page.after {
-        None => 0,
-        Some(after) => {
-            nodes
-                .iter()
-                .position(|node| node.id.as_str() == after)
-                .ok_or_else(|| {
-                    AppError::BadRequest(format!(
-                        "after: {after} is not a node of session {upgrade_id}"
-                    ))
-                })?
-                + 1
+    let found = match read {
+        PageRead::Page(found) => found,
+        PageRead::UnknownAfter => {
+            return Err(AppError::BadRequest(format!(
+                "after: {} is not a node of session {upgrade_id}",
+                page.after.as_deref().unwrap_or_default()
+            )));
         }
     };
-    let end = page.limit.map_or(nodes.len(), |limit| {
-        start.saturating_add(limit).min(nodes.len())
-    });
-    let listed: Vec<NodeStatus> = nodes
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(NodeStatus::from)
-        .collect();
+    let listed: Vec<NodeStatus> = found.nodes.iter().map(NodeStatus::from).collect();
     let mut response = Json(listed).into_response();
-    if let (Some(limit), Some(last)) = (page.limit, nodes.get(end.wrapping_sub(1)))
-        && end < nodes.len()
-        && end > start
+    if let (Some(limit), Some(last)) = (page.limit, found.nodes.last())
+        && found.more
     {
         let next = format!(
-            "<?limit={limit}&after={}>; rel=\"next\"",
-            utf8_percent_encode(last.id.as_str())
+            "<?limit={limit}&after={}&after_position={}>; rel=\"next\"",
+            utf8_percent_encode(last.id.as_str()),
+            found.start + found.nodes.len() - 1
         );
         if let Ok(value) = axum::http::HeaderValue::from_str(&next) {
             response.headers_mut().insert(LINK, value);

@@ -276,6 +276,11 @@ async fn nodes_come_in_pages_that_link_to_the_next_and_add_up_to_every_node() {
         };
         let link = link.to_str().unwrap();
         assert!(link.ends_with("; rel=\"next\""), "{link}");
+        // The link says where the page starts, so the store reads it alone.
+        assert!(
+            link.contains(&format!("&after_position={}", paged.len() - 1)),
+            "{link}"
+        );
         query = link
             .trim_start_matches('<')
             .split('>')
@@ -296,6 +301,21 @@ async fn nodes_come_in_pages_that_link_to_the_next_and_add_up_to_every_node() {
         let response = server.get(&format!("/session/{id}/nodes{query}")).await;
         response.problem(StatusCode::BAD_REQUEST);
     }
+    // A wrong position is only a hint: the page starts after the node named.
+    let response = server
+        .get(&format!(
+            "/session/{id}/nodes?limit=2&after={}&after_position=6",
+            every[1]
+        ))
+        .await;
+    let page: Vec<String> = response
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(page, every[2..4]);
     // Past the last node: an empty page.
     let last = every.last().unwrap();
     let response = server
