@@ -20,6 +20,9 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
         Action::ReadStartingGroup { label } => Ok(ActionOutput::Members(
             ports.inventory.group_members(label).await?,
         )),
+        Action::ReadCurrentImages { nodes } => Ok(ActionOutput::Images(
+            ports.boot_orchestrator.current_images(nodes).await?,
+        )),
         Action::PrepareGroups {
             upgrading_label,
             failed_label,
