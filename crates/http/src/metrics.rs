@@ -645,11 +645,15 @@ impl<T: BootOrchestrator + ?Sized> BootOrchestrator for Instrumented<T> {
         self.inner.current_images_supported()
     }
 
-    async fn current_images(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<NodeImage>> {
+    async fn current_images(
+        &self,
+        nodes: &[NodeId],
+        template: &str,
+    ) -> crus_core::Result<Vec<NodeImage>> {
         self.observe(
             BOOT_ORCHESTRATOR,
             "current_images",
-            self.inner.current_images(nodes),
+            self.inner.current_images(nodes, template),
         )
         .await
     }

@@ -245,7 +245,8 @@ impl BootOrchestrator for BosOrchestrator {
 
     /// The session template each node runs, from its BOS component and the
     /// session that last booted it (the rule is in `current_image.rs`).
-    async fn current_images(&self, nodes: &[NodeId]) -> Result<Vec<NodeImage>> {
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        let _ = template;
         self.read_current_images(nodes).await
     }
 

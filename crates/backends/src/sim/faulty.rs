@@ -297,10 +297,10 @@ impl<T: BootOrchestrator + ?Sized> BootOrchestrator for Faulty<T> {
         self.inner.current_images_supported()
     }
 
-    async fn current_images(&self, nodes: &[NodeId]) -> Result<Vec<NodeImage>> {
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
         self.call(
             "reading the nodes' images",
-            self.inner.current_images(nodes),
+            self.inner.current_images(nodes, template),
         )
         .await
     }

@@ -446,7 +446,8 @@ impl BootOrchestrator for SimCluster {
         Ok(())
     }
 
-    async fn current_images(&self, nodes: &[NodeId]) -> Result<Vec<NodeImage>> {
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        let _ = template;
         self.lock().current_images(nodes)
     }
 }

@@ -20,8 +20,11 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
         Action::ReadStartingGroup { label } => Ok(ActionOutput::Members(
             ports.inventory.group_members(label).await?,
         )),
-        Action::ReadCurrentImages { nodes } => Ok(ActionOutput::Images(
-            ports.boot_orchestrator.current_images(nodes).await?,
+        Action::ReadCurrentImages { nodes, template } => Ok(ActionOutput::Images(
+            ports
+                .boot_orchestrator
+                .current_images(nodes, template)
+                .await?,
         )),
         Action::PrepareGroups {
             upgrading_label,

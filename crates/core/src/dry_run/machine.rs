@@ -411,7 +411,7 @@ impl Machine {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.ids.clone()),
             // The plan is made of the nodes to upgrade: those already on the
             // target image were left out before it was made.
-            Action::ReadCurrentImages { nodes } => ActionOutput::Images(
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
                     .map(|node| NodeImage {

@@ -53,7 +53,9 @@ pub struct NodeBootStatus {
 
 /// The image a node runs now, in the orchestrator's own terms: the name
 /// of the template (BOS session template, Kadeploy environment, CycleCloud
-/// image) it was last booted into, when the orchestrator can tell.
+/// image) it was last booted into, when the orchestrator can tell. When
+/// the node runs the template asked about, `image` is that template, as
+/// written in the request, whatever the orchestrator's own spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeImage {
     /// The node.
@@ -99,11 +101,13 @@ pub trait BootOrchestrator: Send + Sync {
     }
 
     /// The image each of `nodes` runs now, one entry per node (the capability
-    /// behind `skip_matching`). Read-only, so idempotent.
+    /// behind `skip_matching`); a node that runs `template` (by the
+    /// orchestrator's rules: a Kadeploy environment without a version is its
+    /// latest) answers `template` itself. Read-only, so idempotent.
     ///
     /// [`Error::NotSupported`] by default.
-    async fn current_images(&self, nodes: &[NodeId]) -> Result<Vec<NodeImage>> {
-        let _ = nodes;
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        let _ = (nodes, template);
         self.current_images_supported()?;
         Err(current_images_not_supported("this boot orchestrator"))
     }

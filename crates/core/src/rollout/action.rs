@@ -31,6 +31,8 @@ pub enum Action {
     ReadCurrentImages {
         /// The snapshot's nodes.
         nodes: Vec<NodeId>,
+        /// The session's template.
+        template: String,
     },
     /// Create the upgrading and failed groups if missing, and empty both.
     /// Answer: [`ActionOutput::GroupsPrepared`].
@@ -153,7 +155,7 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::ReadStartingGroup { label } => format!("reading group '{label}'"),
-            Action::ReadCurrentImages { nodes } => format!(
+            Action::ReadCurrentImages { nodes, .. } => format!(
                 "reading the image {} run{} now",
                 count_nodes(nodes.len()),
                 if nodes.len() == 1 { "s" } else { "" }

@@ -35,6 +35,7 @@ impl Rollout {
                 .iter()
                 .map(|node| node.id.clone())
                 .collect(),
+            template: self.state.spec.upgrade_template_id.clone(),
         }
     }
 

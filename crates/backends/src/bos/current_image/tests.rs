@@ -20,15 +20,30 @@ fn config(server: &MockServer) -> ServiceConfig {
     config
 }
 
-const NEW: (&str, &str, &str) = ("s3://boot-images/new/kernel", "s3://boot-images/new/initrd", "console=ttyS0 root=new");
-const OLD: (&str, &str, &str) = ("s3://boot-images/old/kernel", "s3://boot-images/old/initrd", "console=ttyS0 root=old");
+const NEW: (&str, &str, &str) = (
+    "s3://boot-images/new/kernel",
+    "s3://boot-images/new/initrd",
+    "console=ttyS0 root=new",
+);
+const OLD: (&str, &str, &str) = (
+    "s3://boot-images/old/kernel",
+    "s3://boot-images/old/initrd",
+    "console=ttyS0 root=old",
+);
 
 fn artifacts((kernel, initrd, params): (&str, &str, &str)) -> Value {
     json!({"kernel": kernel, "initrd": initrd, "kernel_parameters": params})
 }
 
 /// A V2Component as `GET /v2/components` answers it.
-fn component(id: &str, session: &str, actual: Value, desired: Value, status: &str, enabled: bool) -> Value {
+fn component(
+    id: &str,
+    session: &str,
+    actual: Value,
+    desired: Value,
+    status: &str,
+    enabled: bool,
+) -> Value {
     json!({
         "id": id,
         "actual_state": {"boot_artifacts": actual, "bss_token": "t", "last_updated": "2026-12-01T10:00:00Z"},
@@ -57,15 +72,50 @@ async fn a_node_runs_the_template_of_the_session_that_booted_it_as_desired() {
         .and(query_param("ids", ids))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             // Booted by session a into what it asked for, settled.
-            component("x1c0s0b0n0", "a", artifacts(NEW), artifacts(NEW), "stable", false),
+            component(
+                "x1c0s0b0n0",
+                "a",
+                artifacts(NEW),
+                artifacts(NEW),
+                "stable",
+                false
+            ),
             // Booted by session old, on the old template.
-            component("x1c0s0b0n1", "old", artifacts(OLD), artifacts(OLD), "stable", false),
+            component(
+                "x1c0s0b0n1",
+                "old",
+                artifacts(OLD),
+                artifacts(OLD),
+                "stable",
+                false
+            ),
             // Session a asked for the new image, the node still runs the old one.
-            component("x1c0s0b0n2", "a", artifacts(OLD), artifacts(NEW), "stable", false),
+            component(
+                "x1c0s0b0n2",
+                "a",
+                artifacts(OLD),
+                artifacts(NEW),
+                "stable",
+                false
+            ),
             // Still being booted by session a.
-            component("x1c0s0b0n3", "a", artifacts(OLD), artifacts(NEW), "power_on_called", true),
+            component(
+                "x1c0s0b0n3",
+                "a",
+                artifacts(OLD),
+                artifacts(NEW),
+                "power_on_called",
+                true
+            ),
             // Its session was cleaned up: cannot tell.
-            component("x1c0s0b0n4", "gone", artifacts(NEW), artifacts(NEW), "stable", false),
+            component(
+                "x1c0s0b0n4",
+                "gone",
+                artifacts(NEW),
+                artifacts(NEW),
+                "stable",
+                false
+            ),
             // n5 is not a BOS component at all.
         ])))
         .expect(1)
@@ -102,17 +152,35 @@ async fn a_node_runs_the_template_of_the_session_that_booted_it_as_desired() {
     let bos = BosOrchestrator::new(&config(&server)).unwrap();
     bos.current_images_supported().unwrap();
     let nodes: Vec<NodeId> = ids.split(',').map(node).collect();
-    let images = bos.current_images(&nodes).await.unwrap();
+    let images = bos.current_images(&nodes, "compute-2.5").await.unwrap();
     let image = |image: Option<&str>| image.map(str::to_string);
     assert_eq!(
         images,
         [
-            NodeImage { node: node("x1c0s0b0n0"), image: image(Some("compute-2.5")) },
-            NodeImage { node: node("x1c0s0b0n1"), image: image(Some("compute-2.4")) },
-            NodeImage { node: node("x1c0s0b0n2"), image: None },
-            NodeImage { node: node("x1c0s0b0n3"), image: None },
-            NodeImage { node: node("x1c0s0b0n4"), image: None },
-            NodeImage { node: node("x1c0s0b0n5"), image: None },
+            NodeImage {
+                node: node("x1c0s0b0n0"),
+                image: image(Some("compute-2.5"))
+            },
+            NodeImage {
+                node: node("x1c0s0b0n1"),
+                image: image(Some("compute-2.4"))
+            },
+            NodeImage {
+                node: node("x1c0s0b0n2"),
+                image: None
+            },
+            NodeImage {
+                node: node("x1c0s0b0n3"),
+                image: None
+            },
+            NodeImage {
+                node: node("x1c0s0b0n4"),
+                image: None
+            },
+            NodeImage {
+                node: node("x1c0s0b0n5"),
+                image: None
+            },
         ]
     );
 }
@@ -122,9 +190,14 @@ async fn a_shutdown_session_does_not_say_which_image_runs() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v2/components"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            component("x1c0s0b0n0", "off", artifacts(NEW), artifacts(NEW), "stable", false),
-        ])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([component(
+            "x1c0s0b0n0",
+            "off",
+            artifacts(NEW),
+            artifacts(NEW),
+            "stable",
+            false
+        ),])))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -136,7 +209,10 @@ async fn a_shutdown_session_does_not_say_which_image_runs() {
         .mount(&server)
         .await;
     let bos = BosOrchestrator::new(&config(&server)).unwrap();
-    let images = bos.current_images(&[node("x1c0s0b0n0")]).await.unwrap();
+    let images = bos
+        .current_images(&[node("x1c0s0b0n0")], "compute-2.5")
+        .await
+        .unwrap();
     assert_eq!(images[0].image, None);
 }
 
@@ -149,5 +225,9 @@ async fn an_outage_is_an_error_not_an_unknown_image() {
         .mount(&server)
         .await;
     let bos = BosOrchestrator::new(&config(&server)).unwrap();
-    assert!(bos.current_images(&[node("x1c0s0b0n0")]).await.is_err());
+    assert!(
+        bos.current_images(&[node("x1c0s0b0n0")], "compute-2.5")
+            .await
+            .is_err()
+    );
 }

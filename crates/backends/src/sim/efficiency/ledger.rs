@@ -249,7 +249,7 @@ impl BootOrchestrator for ObservedPorts {
         BootOrchestrator::current_images_supported(self.cluster())
     }
 
-    async fn current_images(&self, nodes: &[NodeId]) -> Result<Vec<NodeImage>> {
-        BootOrchestrator::current_images(self.cluster(), nodes).await
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        BootOrchestrator::current_images(self.cluster(), nodes, template).await
     }
 }

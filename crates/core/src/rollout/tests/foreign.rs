@@ -67,7 +67,7 @@ impl Site {
     fn execute(&mut self, action: &Action) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.members.clone()),
-            Action::ReadCurrentImages { nodes } => ActionOutput::Images(
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
                     .map(|node| crate::ports::NodeImage {

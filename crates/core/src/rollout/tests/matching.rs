@@ -142,7 +142,7 @@ fn a_restart_before_the_images_are_read_asks_for_them_again() {
     );
     let actions = take_actions(&mut rollout);
     assert!(
-        matches!(&actions[..], [(_, Action::ReadCurrentImages { nodes })] if *nodes == ids(&["a", "b"])),
+        matches!(&actions[..], [(_, Action::ReadCurrentImages { nodes, .. })] if *nodes == ids(&["a", "b"])),
         "{actions:?}"
     );
     assert_eq!(rollout.state().stage, Stage::Snapshot);

@@ -551,7 +551,7 @@ impl Run {
         let world = &mut self.world;
         let output = match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
-            Action::ReadCurrentImages { nodes } => ActionOutput::Images(
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
                     .map(|node| crate::ports::NodeImage {
