@@ -1346,3 +1346,82 @@ async fn the_conformance_suite_passes_against_a_stateful_kadeploy() {
     // One boot, started once although the suite asked for it three times.
     assert_eq!(fake.state.lock().unwrap().posts, 1);
 }
+
+/// A node's record in `GET /nodes`, as the Kadeploy API document shows it.
+fn node_record(state: &str, name: &str, version: u64, user: &str) -> Value {
+    json!({"state": state, "user": "crus", "environment": {"name": name, "version": version, "user": user}})
+}
+
+#[tokio::test]
+async fn current_images_say_which_nodes_run_the_template_s_environment() {
+    let server = MockServer::start().await;
+    // The site's Kadeploy serves the records under kadeploy/nodes only.
+    Mock::given(method("GET"))
+        .and(path(site("/nodes")))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(site("/kadeploy/nodes")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            HOST_8: node_record("deployed", "debian11-min", 2023011315, "deploy"),
+            HOST_9: node_record("deployed", "debian11-min", 2022010100, "deploy"),
+            "econome-10.nantes.grid5000.fr": node_record("deploying", "debian11-min", 2023011315, "deploy"),
+            "econome-11.nantes.grid5000.fr": node_record("deployed", "debian11-big", 2023011315, "deploy"),
+        })))
+        .mount(&server)
+        .await;
+    // Without a version the template is the latest one listed.
+    Mock::given(method("GET"))
+        .and(path(site("/environments")))
+        .and(query_param("last", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([environment(
+            "debian11-min",
+            2023011315,
+            "deploy"
+        )])))
+        .mount(&server)
+        .await;
+    let kadeploy = orchestrator(&config(&server));
+    kadeploy.current_images_supported().unwrap();
+    let nodes: Vec<NodeId> = [
+        "econome-8",
+        "econome-9",
+        "econome-10",
+        "econome-11",
+        "econome-12",
+    ]
+    .into_iter()
+    .map(NodeId::from)
+    .collect();
+    let on = |images: Vec<crus_core::ports::NodeImage>| -> Vec<bool> {
+        images.iter().map(|image| image.image.is_some()).collect()
+    };
+    let pinned = kadeploy.current_images(&nodes, TEMPLATE).await.unwrap();
+    assert_eq!(pinned[0].image.as_deref(), Some(TEMPLATE));
+    // n9 runs an older version, n10 is still being deployed, n11 runs
+    // another environment, n12 is unknown to Kadeploy.
+    assert_eq!(on(pinned), [true, false, false, false, false]);
+    let latest = kadeploy
+        .current_images(&nodes, "debian11-min@deploy")
+        .await
+        .unwrap();
+    assert_eq!(on(latest), [true, false, false, false, false]);
+    // Another environment: none runs it.
+    let other = kadeploy
+        .current_images(&nodes, "debian11-min:2022010100@deploy")
+        .await
+        .unwrap();
+    assert_eq!(on(other), [false, true, false, false, false]);
+    // An image URL is an anonymous environment: cannot tell, nothing asked.
+    let requests = server.received_requests().await.unwrap().len();
+    let image = kadeploy
+        .current_images(
+            &nodes,
+            "http://frontend.nantes.grid5000.fr/~me/debian-base.tgz",
+        )
+        .await
+        .unwrap();
+    assert_eq!(on(image), [false; 5]);
+    assert_eq!(server.received_requests().await.unwrap().len(), requests);
+}

@@ -13,8 +13,8 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, Ports, PowerControl,
-    PowerOperation, PowerState, WorkloadManager, WorkloadNode,
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, NodeImage, Ports,
+    PowerControl, PowerOperation, PowerState, WorkloadManager, WorkloadNode,
 };
 use crus_core::rollout::{NodePhase, Stage};
 use crus_core::store::{SessionStore, StoreHealth};
@@ -637,6 +637,23 @@ impl<T: BootOrchestrator + ?Sized> BootOrchestrator for Instrumented<T> {
             BOOT_ORCHESTRATOR,
             "cancel_boot",
             self.inner.cancel_boot(handle),
+        )
+        .await
+    }
+
+    fn current_images_supported(&self) -> crus_core::Result<()> {
+        self.inner.current_images_supported()
+    }
+
+    async fn current_images(
+        &self,
+        nodes: &[NodeId],
+        template: &str,
+    ) -> crus_core::Result<Vec<NodeImage>> {
+        self.observe(
+            BOOT_ORCHESTRATOR,
+            "current_images",
+            self.inner.current_images(nodes, template),
         )
         .await
     }

@@ -9,6 +9,7 @@
 //! BOS v1 sessions, which CSM releases before BOS v2 used, are in [`v1`].
 
 mod components;
+mod current_image;
 mod session_name;
 pub mod v1;
 
@@ -17,7 +18,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
-use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus};
+use crus_core::ports::{
+    BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus, NodeImage,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::service::{ServiceClient, ServiceConfig, ServiceError, path_segment};
@@ -234,6 +237,17 @@ impl BootOrchestrator for BosOrchestrator {
                 }
             })
             .collect())
+    }
+
+    fn current_images_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The session template each node runs, from its BOS component and the
+    /// session that last booted it (the rule is in `current_image.rs`).
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        let _ = template;
+        self.read_current_images(nodes).await
     }
 
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {

@@ -26,6 +26,7 @@
 
 mod client;
 mod config;
+mod current_image;
 mod deployment;
 mod environment;
 mod error;
@@ -38,7 +39,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use crus_core::error::{Error, Result};
-use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootStatus};
+use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootStatus, NodeImage};
 use serde_json::Value;
 
 use client::KadeployClient;
@@ -184,6 +185,20 @@ fn deployment_error(wid: &str, error: KadeployError) -> Error {
 
 #[async_trait]
 impl BootOrchestrator for KadeployBootOrchestrator {
+    fn current_images_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether each node runs `template`, from the environment Kadeploy
+    /// last deployed on it (the rule is in `current_image.rs`).
+    async fn current_images(
+        &self,
+        nodes: &[crus_core::NodeId],
+        template: &str,
+    ) -> Result<Vec<NodeImage>> {
+        self.read_current_images(nodes, template).await
+    }
+
     async fn template_exists(&self, template: &str) -> Result<bool> {
         let parsed = Template::parse(template)?;
         Ok(self.environment_listed(&parsed).await?)

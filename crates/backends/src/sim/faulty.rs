@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, Ports, PowerControl,
-    PowerOperation, PowerState, WorkloadManager, WorkloadNode,
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, NodeImage, Ports,
+    PowerControl, PowerOperation, PowerState, WorkloadManager, WorkloadNode,
 };
 use crus_core::{Error, NodeFacts, NodeId, Result};
 
@@ -291,6 +291,18 @@ impl<T: BootOrchestrator + ?Sized> BootOrchestrator for Faulty<T> {
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {
         self.call("cancelling a boot", self.inner.cancel_boot(handle))
             .await
+    }
+
+    fn current_images_supported(&self) -> Result<()> {
+        self.inner.current_images_supported()
+    }
+
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        self.call(
+            "reading the nodes' images",
+            self.inner.current_images(nodes, template),
+        )
+        .await
     }
 }
 

@@ -23,6 +23,7 @@ mod config;
 pub mod efficiency;
 mod faults;
 mod faulty;
+mod images;
 mod model;
 mod node;
 mod ports;

@@ -637,6 +637,9 @@ impl Model {
         };
         if let Some((key, position)) = boot {
             if let Some(record) = self.boots.get_mut(&key) {
+                if state == NodeBootState::Ok {
+                    self.nodes[index].image = Some(record.template.clone());
+                }
                 record.finish(position, state);
             }
         }

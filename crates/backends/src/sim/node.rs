@@ -34,6 +34,11 @@ pub(super) struct SimNode {
     /// Slurm (whose default weight is 1).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// The template it last booted into through the boot orchestrator;
+    /// `None` for the image it had before the simulation (none of the
+    /// orchestrator's templates). A power restart boots the same image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Slurm's default node weight.
@@ -80,6 +85,7 @@ impl SimNode {
             boot_generation: 0,
             boots: 0,
             weight: DEFAULT_WEIGHT,
+            image: None,
         }
     }
 

@@ -8,8 +8,8 @@
 
 use async_trait::async_trait;
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus, PastJob,
-    PendingJob, PowerControl, PowerOperation, PowerState, RunningJob, WorkloadManager,
+    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus, NodeImage,
+    PastJob, PendingJob, PowerControl, PowerOperation, PowerState, RunningJob, WorkloadManager,
     WorkloadNode, WorkloadQueue, WorkloadState,
 };
 use crus_core::{Error, NodeFacts, NodeId, Result, Timestamp};
@@ -440,6 +440,15 @@ impl BootOrchestrator for SimCluster {
 
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {
         self.change(|model| model.cancel_boot(handle)).await
+    }
+
+    fn current_images_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        let _ = template;
+        self.lock().current_images(nodes)
     }
 }
 

@@ -231,6 +231,16 @@ fn decode(handle: &BootHandle) -> Result<BootId> {
 
 #[async_trait]
 impl BootOrchestrator for SlurmRebootOrchestrator {
+    /// `scontrol reboot` keeps no record of the image a node booted, and
+    /// crus keeps no per-node record outside its sessions, so it cannot
+    /// tell (node features such as `img_<template>` would be a place, once
+    /// crus writes them).
+    fn current_images_supported(&self) -> Result<()> {
+        Err(crus_core::ports::current_images_not_supported(
+            "slurm-reboot",
+        ))
+    }
+
     async fn template_exists(&self, template: &str) -> Result<bool> {
         Ok(self.allows(template))
     }

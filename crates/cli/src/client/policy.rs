@@ -95,6 +95,12 @@ pub struct PolicyArgs {
     /// the job waiting it added).
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
+    /// Leave alone the nodes the boot service says already run the
+    /// template (reported skipped, "already on the target image"), so a
+    /// session re-run after a partial one redoes nothing; refused where the
+    /// boot backend cannot tell.
+    #[arg(long, help_heading = "Rollout policy")]
+    pub skip_matching: bool,
     /// Hold the session while Alertmanager at URL has a firing alert
     /// matching every --gate-filter; repeat for several.
     #[arg(long, value_name = "URL", help_heading = "Alert gates")]
@@ -165,6 +171,7 @@ impl PolicyArgs {
             steer_jobs: self.steer_jobs.then_some(true),
             gates: (!gates.is_empty()).then_some(gates),
             max_hold: self.max_hold.clone(),
+            skip_matching: self.skip_matching.then_some(true),
         };
         Ok((request != PolicyRequest::default()).then_some(request))
     }
@@ -336,6 +343,19 @@ mod tests {
                 "max_boots_per_minute": 50,
                 "steer_jobs": true
             })
+        );
+    }
+
+    #[test]
+    fn skip_matching_fills_the_policy() {
+        let args = PolicyArgs {
+            skip_matching: true,
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"skip_matching": true})
         );
     }
 

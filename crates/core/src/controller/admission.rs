@@ -319,6 +319,12 @@ impl Controller {
                         .to_string(),
                 );
         }
+        if let Some(refusal) = self.skip_matching_refusal(&spec, base) {
+            errors
+                .entry("policy.skip_matching".to_string())
+                .or_default()
+                .push(refusal);
+        }
         if !errors.is_empty() {
             return Err(AdmissionRefusal::Invalid(errors));
         }

@@ -20,6 +20,12 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
         Action::ReadStartingGroup { label } => Ok(ActionOutput::Members(
             ports.inventory.group_members(label).await?,
         )),
+        Action::ReadCurrentImages { nodes, template } => Ok(ActionOutput::Images(
+            ports
+                .boot_orchestrator
+                .current_images(nodes, template)
+                .await?,
+        )),
         Action::PrepareGroups {
             upgrading_label,
             failed_label,

@@ -16,6 +16,7 @@ mod executor;
 mod options;
 mod persisted_nodes;
 mod retry;
+mod skip_matching;
 mod stored_events;
 
 use std::collections::HashMap;

@@ -990,3 +990,34 @@ async fn a_new_session_takes_its_first_step_at_once() {
         "first drain after {first_drain:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn skip_matching_is_refused_where_the_boot_orchestrator_cannot_read_images() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    // The mock keeps the trait's default: it cannot tell a node's image.
+    let (controller, store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        skip_matching: Some(true),
+        ..Default::default()
+    });
+    let errors = match controller.admit(AdmissionRequest::new(asked)).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.skip_matching"][0];
+    assert!(
+        message.contains("this boot orchestrator") && message.contains("cannot tell"),
+        "{message}"
+    );
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+    // Without it, the same request is a CRUS session.
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(spec()))
+            .await
+            .unwrap()
+            .created
+    );
+}

@@ -18,7 +18,8 @@ use std::time::Duration;
 use super::outlook::{Arrivals, Draws, JobShape, Outlook};
 use crate::node::NodeId;
 use crate::ports::{
-    BootHandle, NodeBootState, NodeBootStatus, WorkloadNode, WorkloadQueue, WorkloadState,
+    BootHandle, NodeBootState, NodeBootStatus, NodeImage, WorkloadNode, WorkloadQueue,
+    WorkloadState,
 };
 use crate::rollout::{Action, ActionOutput};
 use crate::time::Timestamp;
@@ -408,6 +409,17 @@ impl Machine {
     pub fn answer(&mut self, action: &Action, now: Timestamp) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.ids.clone()),
+            // The plan is made of the nodes to upgrade: those already on the
+            // target image were left out before it was made.
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
+                nodes
+                    .iter()
+                    .map(|node| NodeImage {
+                        node: node.clone(),
+                        image: None,
+                    })
+                    .collect(),
+            ),
             Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
                 cleared_failed: Vec::new(),
                 cleared_upgrading: Vec::new(),

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 pub use alert_gate::{AlertGate, BlockWhen, GateCheck, GateFields, GateVerdict};
 pub use boot_orchestrator::{
-    BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus,
+    BootHandle, BootOrchestrator, BootRequest, NodeBootState, NodeBootStatus, NodeImage,
+    current_images_not_supported,
 };
 pub use health_probe::{HEALTH_CHECK_FAILED, HealthCheck, HealthProbe};
 pub use inventory::Inventory;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::node::NodeId;
 use crate::ports::{
-    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, NodeBootStatus, PowerOperation,
-    WorkloadNode, WorkloadState,
+    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, NodeBootStatus, NodeImage,
+    PowerOperation, WorkloadNode, WorkloadState,
 };
 
 /// Identifies an action while it is in flight (not persisted: a resumed
@@ -25,6 +25,14 @@ pub enum Action {
     ReadStartingGroup {
         /// The starting group.
         label: String,
+    },
+    /// Ask the boot orchestrator which image each of `nodes` runs now
+    /// (`skip_matching`). Answer: [`ActionOutput::Images`].
+    ReadCurrentImages {
+        /// The snapshot's nodes.
+        nodes: Vec<NodeId>,
+        /// The session's template.
+        template: String,
     },
     /// Create the upgrading and failed groups if missing, and empty both.
     /// Answer: [`ActionOutput::GroupsPrepared`].
@@ -147,6 +155,11 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::ReadStartingGroup { label } => format!("reading group '{label}'"),
+            Action::ReadCurrentImages { nodes, .. } => format!(
+                "reading the image {} run{} now",
+                count_nodes(nodes.len()),
+                if nodes.len() == 1 { "s" } else { "" }
+            ),
             Action::PrepareGroups {
                 upgrading_label,
                 failed_label,
@@ -218,6 +231,8 @@ pub(crate) fn count_nodes(count: usize) -> String {
 pub enum ActionOutput {
     /// Members of a group.
     Members(Vec<NodeId>),
+    /// The image each node runs now.
+    Images(Vec<NodeImage>),
     /// The groups exist and are empty; these nodes were removed from them.
     GroupsPrepared {
         /// Nodes removed from the failed group (left by an earlier session).

@@ -36,8 +36,12 @@ impl Rollout {
                     );
                 }
                 if self.idle_at_session_level(now) {
-                    let label = self.state.spec.starting_label.clone();
-                    self.queue(Action::ReadStartingGroup { label });
+                    if self.images_owed() {
+                        self.queue(self.read_images_action());
+                    } else {
+                        let label = self.state.spec.starting_label.clone();
+                        self.queue(Action::ReadStartingGroup { label });
+                    }
                 }
             }
             Stage::PrepareGroups => {

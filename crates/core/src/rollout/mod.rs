@@ -38,6 +38,7 @@ mod gates;
 mod header;
 mod lifecycle;
 mod lookup;
+mod matching;
 pub mod messages;
 mod node_moves;
 mod observe;
@@ -65,6 +66,7 @@ pub use foreign::{
     is_crus_reason,
 };
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
+pub use matching::ALREADY_ON_TARGET_IMAGE;
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,

@@ -38,7 +38,8 @@ pub enum NodeInput {
     MarkedFailed,
     /// Someone else holds it out of service and the policy leaves it so
     /// (`foreign_out_of_service: skip`, or `wait` past `drain_timeout`):
-    /// skipped, never returned to service by crus.
+    /// skipped, never returned to service by crus. Also a pending node
+    /// already on the target image (`skip_matching`): never taken.
     LeaveAlone,
 }
 

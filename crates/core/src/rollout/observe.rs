@@ -4,7 +4,7 @@
 use super::*;
 
 impl Rollout {
-    pub(super) fn take_snapshot(&mut self, now: Timestamp, label: &str, members: Vec<NodeId>) {
+    pub(super) fn take_snapshot(&mut self, now: Timestamp, members: Vec<NodeId>) {
         if self.state.stage != Stage::Snapshot {
             return;
         }
@@ -22,27 +22,45 @@ impl Rollout {
             .collect();
         self.census = Census::of(&self.state);
         self.dirty = true;
+        if self.images_owed() {
+            // Nodes already on the template are found first (skip_matching).
+            return;
+        }
+        self.snapshot_taken(now);
+    }
+
+    /// The snapshot is complete (the nodes already on the template skipped,
+    /// under `skip_matching`): says what will be done and moves on.
+    pub(super) fn snapshot_taken(&mut self, now: Timestamp) {
+        let label = self.state.spec.starting_label.clone();
+        let to_upgrade = self.state.count(NodePhase::Pending);
         if self.state.nodes.is_empty() {
             self.post(
                 now,
                 format!("Group '{label}' has no members: nothing to upgrade"),
             );
             self.transition(now, SessionInput::SnapshotTaken { empty: true });
+        } else if to_upgrade == 0 {
+            self.post(
+                now,
+                format!("Every node of group '{label}' is already on the target image: nothing to upgrade"),
+            );
+            self.transition(now, SessionInput::SnapshotTaken { empty: true });
         } else {
             let total = self.state.nodes.len();
             let mut text = match self.state.policy.strategy {
                 Strategy::Steps => {
-                    let steps = total.div_ceil(self.step_size());
+                    let steps = to_upgrade.div_ceil(self.step_size());
                     format!(
                         "Upgrading {} of group '{label}' in {steps} step{} of at most {}",
-                        count_nodes(total),
+                        count_nodes(to_upgrade),
                         if steps == 1 { "" } else { "s" },
                         self.step_size()
                     )
                 }
                 Strategy::Continuous => format!(
                     "Upgrading {} of group '{label}', at most {} out of service at once, each taken as soon as another is done",
-                    count_nodes(total),
+                    count_nodes(to_upgrade),
                     self.step_size()
                 ),
             };

@@ -42,8 +42,16 @@ impl Rollout {
             return;
         };
         match (action, outcome) {
-            (Action::ReadStartingGroup { label }, Ok(ActionOutput::Members(members))) => {
-                self.take_snapshot(now, &label, members);
+            (Action::ReadStartingGroup { .. }, Ok(ActionOutput::Members(members))) => {
+                self.take_snapshot(now, members);
+            }
+            (Action::ReadCurrentImages { .. }, Ok(ActionOutput::Images(images))) => {
+                self.images_read(now, &images);
+            }
+            (Action::ReadCurrentImages { .. }, Err(error))
+                if error.kind == ActionErrorKind::NotSupported =>
+            {
+                self.images_unknown(now, &error);
             }
             (
                 Action::PrepareGroups {

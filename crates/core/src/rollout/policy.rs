@@ -136,6 +136,13 @@ pub struct RolloutPolicy {
     /// the session ends, halts or is deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub steer_jobs: bool,
+    /// Leave alone the nodes already on the target image: at the snapshot
+    /// the boot orchestrator is asked which image each node runs, and those
+    /// on the template are neither drained nor booted, reported skipped
+    /// ("already on the target image"), so a session re-run after a partial
+    /// one redoes nothing. `false` upgrades every node, as CRUS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_matching: bool,
 }
 
 impl Default for RolloutPolicy {
@@ -164,6 +171,7 @@ impl Default for RolloutPolicy {
             poll_interval: Duration::from_secs(10),
             error_retry_interval: Duration::from_secs(30),
             steer_jobs: false,
+            skip_matching: false,
         }
     }
 }

@@ -1187,6 +1187,7 @@ mod boot_rate;
 mod floor;
 mod foreign;
 mod gates;
+mod matching;
 mod migration;
 mod properties;
 

@@ -95,6 +95,10 @@ pub struct PolicyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(example = "2h"))]
     pub max_hold: Option<String>,
+    /// Leave alone (report skipped) the nodes the boot orchestrator says
+    /// already run the target template; refused (422) where it cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_matching: Option<bool>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -168,6 +172,7 @@ impl PolicyRequest {
             "steer_jobs" => self.steer_jobs = parse(value)?,
             "gates" => self.gates = parse_gates(value)?,
             "max_hold" => self.max_hold = parse_duration(value)?,
+            "skip_matching" => self.skip_matching = parse(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -330,6 +335,7 @@ impl PolicyRequest {
             poll_interval: defaults.poll_interval,
             error_retry_interval: defaults.error_retry_interval,
             steer_jobs: self.steer_jobs.unwrap_or(defaults.steer_jobs),
+            skip_matching: self.skip_matching.unwrap_or(defaults.skip_matching),
         }
     }
 }

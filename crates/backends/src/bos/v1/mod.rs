@@ -252,6 +252,12 @@ fn check_request(request: &BootRequest) -> Result<()> {
 
 #[async_trait]
 impl BootOrchestrator for BosV1Orchestrator {
+    /// BOS v1 keeps no per-node record of what a node booted (it has no
+    /// components, only sessions and their BOA jobs): it cannot tell.
+    fn current_images_supported(&self) -> Result<()> {
+        Err(crus_core::ports::current_images_not_supported("bos v1"))
+    }
+
     async fn template_exists(&self, template: &str) -> Result<bool> {
         let path = format!("/v1/sessiontemplate/{}", path_segment(template));
         Ok(self.client.exists(&path).await?)

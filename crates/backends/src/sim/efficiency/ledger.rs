@@ -17,7 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crus_core::clock::TokioClock;
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, NodeBootStatus, Ports, WorkloadManager, WorkloadNode,
+    BootHandle, BootOrchestrator, BootRequest, NodeBootStatus, NodeImage, Ports, WorkloadManager,
+    WorkloadNode,
 };
 use crus_core::{NodeId, Result, Timestamp};
 use tokio::sync::Notify;
@@ -242,5 +243,13 @@ impl BootOrchestrator for ObservedPorts {
     async fn cancel_boot(&self, handle: &BootHandle) -> Result<()> {
         let result = BootOrchestrator::cancel_boot(self.cluster(), handle).await;
         self.observed(result)
+    }
+
+    fn current_images_supported(&self) -> Result<()> {
+        BootOrchestrator::current_images_supported(self.cluster())
+    }
+
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        BootOrchestrator::current_images(self.cluster(), nodes, template).await
     }
 }

@@ -22,6 +22,11 @@ pub(super) struct Site {
     booted: Vec<NodeId>,
     resumed: Vec<NodeId>,
     restored: Vec<(NodeId, WorkloadState, String)>,
+    /// The image each node runs, as the boot orchestrator tells it
+    /// (`skip_matching`); a node booted gets the template.
+    pub(super) images: BTreeMap<NodeId, String>,
+    /// Every node crus asked to drain.
+    pub(super) drained: Vec<NodeId>,
 }
 
 impl Site {
@@ -62,11 +67,21 @@ impl Site {
     fn execute(&mut self, action: &Action) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.members.clone()),
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
+                nodes
+                    .iter()
+                    .map(|node| crate::ports::NodeImage {
+                        node: node.clone(),
+                        image: self.images.get(node).cloned(),
+                    })
+                    .collect(),
+            ),
             Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
                 cleared_failed: vec![],
                 cleared_upgrading: vec![],
             },
             Action::Drain { nodes, reason, .. } => {
+                self.drained.extend(nodes.iter().cloned());
                 for node in nodes {
                     let mark = self.nodes.get_mut(node).unwrap();
                     // The controller's guard: a reason someone else set is
@@ -101,6 +116,9 @@ impl Site {
                 self.boots
                     .insert(request.key.clone(), request.nodes.clone());
                 self.booted.extend(request.nodes.iter().cloned());
+                for node in &request.nodes {
+                    self.images.insert(node.clone(), request.template.clone());
+                }
                 ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
                     id: request.key.clone(),

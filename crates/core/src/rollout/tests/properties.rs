@@ -23,6 +23,8 @@
 //!   persisted, and at the end every node has its own weight back (the
 //!   workload manager also forgets raised weights now and then, as
 //!   `slurmctld` does on a restart).
+//! - `skip_matching`: a node already on the target image at the snapshot
+//!   is never drained (nor booted), whatever happens, and ends skipped;
 //! - with alert gates, no node is taken unless the latest answer of the
 //!   gates the engine saw was clear, and none while a gate holds it.
 //!
@@ -73,6 +75,9 @@ struct Scenario {
     /// How often, per input, the controller restarts or an operator acts.
     restart_rate: f64,
     command_rate: f64,
+    /// Whether the policy has `skip_matching` (then some nodes start on the
+    /// target image).
+    skip_matching: bool,
 }
 
 fn policies() -> impl Strategy<Value = RolloutPolicy> {
@@ -167,6 +172,7 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.2],
         prop_oneof![Just(0.0), 0.0..0.05],
         prop_oneof![Just(0.0), 0.0..0.05],
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -179,16 +185,21 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
                 hang_rate,
                 restart_rate,
                 command_rate,
+                skip_matching,
             )| Scenario {
                 nodes,
                 step,
-                policy,
+                policy: RolloutPolicy {
+                    skip_matching,
+                    ..policy
+                },
                 seed,
                 refusal_rate,
                 boot_fail_rate,
                 hang_rate,
                 restart_rate,
                 command_rate,
+                skip_matching,
             },
         )
 }
@@ -226,6 +237,8 @@ struct World {
     weights: BTreeMap<NodeId, u32>,
     /// Whether the site's alert fires (every gate then blocks).
     alert_firing: bool,
+    /// Nodes already on the target image when the session starts.
+    on_target: BTreeSet<NodeId>,
 }
 
 impl World {
@@ -254,6 +267,7 @@ impl World {
             boots: BTreeMap::new(),
             upgraded: BTreeSet::new(),
             alert_firing: false,
+            on_target: BTreeSet::new(),
         }
     }
 
@@ -393,6 +407,13 @@ impl Run {
                 world.admin_takes_out(&mut dice, &BTreeSet::new(), t(0));
             }
         }
+        if scenario.skip_matching {
+            for name in &world.names {
+                if dice.chance(0.3) {
+                    world.on_target.insert(name.clone());
+                }
+            }
+        }
         let now = t(0);
         let rollout = Rollout::new(
             Uuid::from_u128(7),
@@ -517,9 +538,32 @@ impl Run {
         if let Some(error) = self.refusal() {
             return Ok(Err(error));
         }
+        if let Action::Drain { nodes, .. } | Action::Resume { nodes, .. } = action
+            && self.scenario.skip_matching
+            && let Some(node) = nodes
+                .iter()
+                .find(|node| self.world.on_target.contains(*node))
+        {
+            return Err(format!(
+                "{action:?}: node {node} was already on the target image (skip_matching)"
+            ));
+        }
         let world = &mut self.world;
         let output = match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
+            Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
+                nodes
+                    .iter()
+                    .map(|node| crate::ports::NodeImage {
+                        node: node.clone(),
+                        image: Some(if world.on_target.contains(node) {
+                            "compute-image".to_string()
+                        } else {
+                            "compute-image-old".to_string()
+                        }),
+                    })
+                    .collect(),
+            ),
             Action::PrepareGroups { .. } => {
                 let cleared_failed = std::mem::take(&mut world.failed_group);
                 let cleared_upgrading = std::mem::take(&mut world.upgrading);
@@ -830,6 +874,16 @@ impl Run {
                     failed.insert(node.id.clone());
                 }
                 NodePhase::Skipped => {}
+                NodePhase::Pending
+                    if self.scenario.skip_matching
+                        && self.world.on_target.contains(&node.id)
+                        && !state.cancelled =>
+                {
+                    return Err(format!(
+                        "node {} was already on the target image, yet ended {:?}",
+                        node.id, node.phase
+                    ));
+                }
                 // A deleted session never took it: it was not touched.
                 NodePhase::Pending if state.cancelled => {
                     if self.world.ever_drained.contains(&node.id) {
