@@ -441,3 +441,114 @@ async fn weights_are_read_set_steer_jobs_and_reconfigure_resets_them() {
     );
     cluster.command("scancel", &[&job]);
 }
+
+/// An administrator's reason with the punctuation and spacing people use;
+/// crus must write it back exactly.
+const ADMIN_REASON: &str = "bad DIMM: slot 3,  see ticket #42 (\"ECC\") & call Bob; x=1";
+
+/// Issue 21 on real Slurm: a node an administrator had `down` is put back
+/// DOWN (not FAIL, not drained) with the reason byte for byte, and one that
+/// was drained is put back drained; neither is left in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_nodes_back_down_or_drained_with_the_admins_reason() {
+    let cluster = SlurmCluster::start(2);
+    let slurm = manager(&cluster);
+    let down = NodeId::from(cluster.nodes[0].as_str());
+    let drained = NodeId::from(cluster.nodes[1].as_str());
+    let reason_arg = format!("reason={ADMIN_REASON}");
+    let node_arg = |name: &str| format!("nodename={name}");
+    cluster.command(
+        "scontrol",
+        &[
+            "update",
+            &node_arg(&cluster.nodes[0]),
+            "state=DOWN",
+            &reason_arg,
+        ],
+    );
+    cluster.command(
+        "scontrol",
+        &[
+            "update",
+            &node_arg(&cluster.nodes[1]),
+            "state=DRAIN",
+            &reason_arg,
+        ],
+    );
+    let before = slurm
+        .node_states(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    assert_eq!(before[0].state, WorkloadState::Down, "{before:?}");
+    assert_eq!(before[1].state, WorkloadState::Drained, "{before:?}");
+    for node in &before {
+        assert_eq!(node.reason.as_deref(), Some(ADMIN_REASON), "{before:?}");
+    }
+
+    // crus upgrades them (here: returned to service, as after a reboot)...
+    slurm
+        .resume(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    // ...and puts each back as the report said, from what it kept.
+    for node in &before {
+        slurm
+            .restore(
+                std::slice::from_ref(&node.node),
+                node.state,
+                node.reason.as_deref().unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // Slurm marks a node set DOWN not responding until its next ping.
+    let shown = cluster.show_node(&cluster.nodes[0]);
+    assert!(
+        shown.contains(" State=DOWN ") || shown.contains(" State=DOWN+NOT_RESPONDING "),
+        "{shown}"
+    );
+    assert!(!shown.contains("FAIL"), "{shown}");
+    assert!(
+        shown.contains(&format!(" Reason={ADMIN_REASON} [root@")),
+        "{shown}"
+    );
+    let shown = cluster.show_node(&cluster.nodes[1]);
+    assert!(
+        shown.contains(" State=IDLE+DRAIN ") || shown.contains(" State=IDLE+DRAIN+NOT_RESPONDING "),
+        "{shown}"
+    );
+    let state_and_reason = |nodes: &[crus_core::ports::WorkloadNode]| -> Vec<_> {
+        nodes
+            .iter()
+            .map(|node| (node.state, node.reason.clone()))
+            .collect()
+    };
+    let after = slurm
+        .node_states(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    assert_eq!(state_and_reason(&after), state_and_reason(&before));
+    let sinfo = cluster.command("sinfo", &["-N", "-h", "-o", "%N|%T|%E"]);
+    assert!(
+        sinfo.contains(&format!("{}|down|{ADMIN_REASON}\n", cluster.nodes[0]))
+            || sinfo.contains(&format!("{}|down*|{ADMIN_REASON}\n", cluster.nodes[0])),
+        "{sinfo}"
+    );
+    assert!(
+        sinfo.contains(&format!("{}|drained|{ADMIN_REASON}\n", cluster.nodes[1]))
+            || sinfo.contains(&format!("{}|drained*|{ADMIN_REASON}\n", cluster.nodes[1])),
+        "{sinfo}"
+    );
+    // Again changes nothing: restore is idempotent.
+    slurm
+        .restore(
+            std::slice::from_ref(&down),
+            WorkloadState::Down,
+            ADMIN_REASON,
+        )
+        .await
+        .unwrap();
+    let again = slurm.node_states(&[down, drained]).await.unwrap();
+    assert_eq!(state_and_reason(&again), state_and_reason(&before));
+}

@@ -91,6 +91,7 @@ impl Default for SlurmConfig {
 enum Update {
     Drain,
     Fail,
+    Down,
     Resume,
 }
 
@@ -102,6 +103,9 @@ impl Update {
             // finish, and resume clears it at once (DOWN would kill running
             // jobs and leave the node NOT_RESPONDING until the next ping).
             Update::Fail => "FAIL",
+            // Only to put back a node someone else had down: it is idle
+            // then (crus just upgraded it), so no job is killed.
+            Update::Down => "DOWN",
             Update::Resume => "RESUME",
         }
     }
@@ -189,6 +193,7 @@ impl SlurmWorkloadManager {
     async fn take_out(&self, nodes: &[NodeId], reason: &str, update: Update) -> Result<()> {
         let verb = match update {
             Update::Fail => "fail",
+            Update::Down => "set down",
             Update::Drain | Update::Resume => "drain",
         };
         if reason.trim().is_empty() {
@@ -410,6 +415,18 @@ impl WorkloadManager for SlurmWorkloadManager {
             }
             result => result.map_err(Error::from),
         }
+    }
+
+    /// Puts nodes back as someone else had them: `State=DOWN` for a node
+    /// that was down (not FAIL, the default's stand-in, which reads back as
+    /// another state and which `scontrol` shows differently), `State=DRAIN`
+    /// otherwise, each with the reason byte for byte.
+    async fn restore(&self, nodes: &[NodeId], state: WorkloadState, reason: &str) -> Result<()> {
+        let update = match state {
+            WorkloadState::Down => Update::Down,
+            _ => Update::Drain,
+        };
+        self.take_out(nodes, reason, update).await
     }
 
     async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
