@@ -23,6 +23,7 @@ mod config;
 pub mod efficiency;
 mod faults;
 mod faulty;
+mod features;
 mod model;
 mod node;
 mod ports;

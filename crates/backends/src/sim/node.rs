@@ -34,6 +34,10 @@ pub(super) struct SimNode {
     /// Slurm (whose default weight is 1).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Its features (Slurm's `AvailableFeatures`/`ActiveFeatures`), none by
+    /// default; left out of saved state when empty, as before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// Slurm's default node weight.
@@ -80,6 +84,7 @@ impl SimNode {
             boot_generation: 0,
             boots: 0,
             weight: DEFAULT_WEIGHT,
+            features: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@
 //! Written against Slurm 22.05.8 (Debian 12).
 
 mod command;
+mod features;
 mod hostlist;
 mod json;
 mod names;
@@ -55,7 +56,10 @@ pub use settings::{SlurmRebootSettings, SlurmSettings};
 use command::{SlurmCommands, SlurmError};
 use json::JsonError;
 use names::Names;
-use parse::{ShownNode, ends_by_node, latest_end_time, map_state, needs_resume, parse_show_node};
+use parse::{
+    ShownNode, ends_by_node, latest_end_time, map_state, needs_resume, not_registered_yet,
+    parse_show_node,
+};
 
 /// The backend name in errors.
 const BACKEND: &str = "slurm";
@@ -540,6 +544,14 @@ impl WorkloadManager for SlurmWorkloadManager {
         self.write_weights(weights).await
     }
 
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        self.read_features(nodes).await
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        self.write_features(features).await
+    }
+
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
         let shown = self.show_nodes().await?;
         let found: Vec<Option<&ShownNode>> = nodes
@@ -550,6 +562,24 @@ impl WorkloadManager for SlurmWorkloadManager {
                     .and_then(|name| shown.get(&name))
             })
             .collect();
+        // Right after a slurmctld (re)start, nodes are listed as UNKNOWN
+        // until their slurmd registers: Slurm cannot say yet what they do.
+        // That is a read to repeat, not a node Slurm does not know (which
+        // would fail it) nor a quiet one (its job may still run).
+        if let Some(node) = found
+            .iter()
+            .flatten()
+            .find(|node| not_registered_yet(&node.state))
+        {
+            return Err(Error::Unavailable {
+                backend: BACKEND,
+                message: format!(
+                    "Slurm lists node {} in state UNKNOWN: slurmctld has not heard from its \
+                     slurmd since it started; asking again later",
+                    node.name
+                ),
+            });
+        }
         let runs_jobs = |node: &ShownNode| {
             matches!(
                 map_state(&node.state).state,
