@@ -226,10 +226,8 @@ impl Watcher {
                 );
             }
         }
-        assert!(
-            states.last().is_some_and(|last| last.starts_with(held)),
-            "{node} is not {held} at the end: {states:?}"
-        );
+        // The end state is `assert_held`'s to check: the watcher samples
+        // every 100 ms and may not have seen the last change yet.
     }
 }
 
