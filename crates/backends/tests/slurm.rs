@@ -441,3 +441,239 @@ async fn weights_are_read_set_steer_jobs_and_reconfigure_resets_them() {
     );
     cluster.command("scancel", &[&job]);
 }
+
+/// An administrator's reason with the punctuation and spacing people use;
+/// crus must write it back exactly.
+const ADMIN_REASON: &str = "bad DIMM: slot 3,  see ticket #42 (\"ECC\") & call Bob; x=1";
+
+/// Issue 21 on real Slurm: a node an administrator had `down` is put back
+/// DOWN (not FAIL, not drained) with the reason byte for byte, and one that
+/// was drained is put back drained; neither is left in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_nodes_back_down_or_drained_with_the_admins_reason() {
+    let cluster = SlurmCluster::start(2);
+    let slurm = manager(&cluster);
+    let down = NodeId::from(cluster.nodes[0].as_str());
+    let drained = NodeId::from(cluster.nodes[1].as_str());
+    let reason_arg = format!("reason={ADMIN_REASON}");
+    let node_arg = |name: &str| format!("nodename={name}");
+    cluster.command(
+        "scontrol",
+        &[
+            "update",
+            &node_arg(&cluster.nodes[0]),
+            "state=DOWN",
+            &reason_arg,
+        ],
+    );
+    cluster.command(
+        "scontrol",
+        &[
+            "update",
+            &node_arg(&cluster.nodes[1]),
+            "state=DRAIN",
+            &reason_arg,
+        ],
+    );
+    let before = slurm
+        .node_states(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    assert_eq!(before[0].state, WorkloadState::Down, "{before:?}");
+    assert_eq!(before[1].state, WorkloadState::Drained, "{before:?}");
+    for node in &before {
+        assert_eq!(node.reason.as_deref(), Some(ADMIN_REASON), "{before:?}");
+    }
+
+    // crus upgrades them (here: returned to service, as after a reboot)...
+    slurm
+        .resume(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    // ...and puts each back as the report said, from what it kept.
+    for node in &before {
+        slurm
+            .restore(
+                std::slice::from_ref(&node.node),
+                node.state,
+                node.reason.as_deref().unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // Slurm marks a node set DOWN not responding until its next ping.
+    let shown = cluster.show_node(&cluster.nodes[0]);
+    assert!(
+        shown.contains(" State=DOWN ") || shown.contains(" State=DOWN+NOT_RESPONDING "),
+        "{shown}"
+    );
+    assert!(!shown.contains("FAIL"), "{shown}");
+    assert!(
+        shown.contains(&format!(" Reason={ADMIN_REASON} [root@")),
+        "{shown}"
+    );
+    let shown = cluster.show_node(&cluster.nodes[1]);
+    assert!(
+        shown.contains(" State=IDLE+DRAIN ") || shown.contains(" State=IDLE+DRAIN+NOT_RESPONDING "),
+        "{shown}"
+    );
+    let state_and_reason = |nodes: &[crus_core::ports::WorkloadNode]| -> Vec<_> {
+        nodes
+            .iter()
+            .map(|node| (node.state, node.reason.clone()))
+            .collect()
+    };
+    let after = slurm
+        .node_states(&[down.clone(), drained.clone()])
+        .await
+        .unwrap();
+    assert_eq!(state_and_reason(&after), state_and_reason(&before));
+    let sinfo = cluster.command("sinfo", &["-N", "-h", "-o", "%N|%T|%E"]);
+    assert!(
+        sinfo.contains(&format!("{}|down|{ADMIN_REASON}\n", cluster.nodes[0]))
+            || sinfo.contains(&format!("{}|down*|{ADMIN_REASON}\n", cluster.nodes[0])),
+        "{sinfo}"
+    );
+    assert!(
+        sinfo.contains(&format!("{}|drained|{ADMIN_REASON}\n", cluster.nodes[1]))
+            || sinfo.contains(&format!("{}|drained*|{ADMIN_REASON}\n", cluster.nodes[1])),
+        "{sinfo}"
+    );
+    // Again changes nothing: restore is idempotent.
+    slurm
+        .restore(
+            std::slice::from_ref(&down),
+            WorkloadState::Down,
+            ADMIN_REASON,
+        )
+        .await
+        .unwrap();
+    let again = slurm.node_states(&[down, drained]).await.unwrap();
+    assert_eq!(state_and_reason(&again), state_and_reason(&before));
+}
+
+/// Issue 20's image tags on real Slurm: features are read per node, the
+/// image feature replaces an old one in both `AvailableFeatures` and
+/// `ActiveFeatures` (the others kept), a job with
+/// `--constraint=img_<template>` runs only on the tagged nodes, and the
+/// original lists (an empty one included) are written back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_features_are_set_constrain_jobs_and_are_restored() {
+    use crus_core::rollout::{image_feature, with_image_feature};
+
+    let cluster = slurm_harness::SlurmCluster::start_with(slurm_harness::ClusterOptions {
+        features: vec!["gpu".into(), "gpu,img_old".into(), String::new()],
+        ..slurm_harness::ClusterOptions::new(3)
+    });
+    let slurm = manager(&cluster);
+    let ids: Vec<NodeId> = cluster
+        .nodes
+        .iter()
+        .map(|node| NodeId::from(node.as_str()))
+        .collect();
+    let strings = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let own = slurm.node_features(&ids).await.unwrap();
+    assert_eq!(
+        own,
+        vec![strings(&["gpu"]), strings(&["gpu", "img_old"]), vec![]]
+    );
+
+    let template = "compute-image 2.0";
+    let feature = image_feature(template);
+    let tagged: Vec<(NodeId, Vec<String>)> = ids[..2]
+        .iter()
+        .zip(&own)
+        .map(|(id, list)| (id.clone(), with_image_feature(list, template)))
+        .collect();
+    slurm.set_features(&tagged).await.unwrap();
+    for node in &cluster.nodes[..2] {
+        let shown = cluster.show_node(node);
+        let expected = format!("gpu,{feature}");
+        assert!(
+            shown.contains(&format!(" AvailableFeatures={expected} "))
+                && shown.contains(&format!(" ActiveFeatures={expected} ")),
+            "{shown}"
+        );
+    }
+    // Jobs asking for the image run on the tagged nodes only.
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let job = cluster.command(
+            "sbatch",
+            &[
+                "--parsable",
+                "-N",
+                "1",
+                "-t",
+                "5",
+                "-o",
+                "/dev/null",
+                &format!("--constraint={feature}"),
+                "--wrap",
+                "sleep 3",
+            ],
+        );
+        jobs.push(job.trim().split(';').next().unwrap_or_default().to_string());
+    }
+    let two = cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "-N",
+            "2",
+            "-t",
+            "5",
+            "-o",
+            "/dev/null",
+            &format!("--constraint={feature}"),
+            "--wrap",
+            "sleep 1",
+        ],
+    );
+    let two = two.trim().split(';').next().unwrap_or_default().to_string();
+    let started = Instant::now();
+    let mut placed: HashMap<String, String> = HashMap::new();
+    while placed.len() < 4 {
+        for job in jobs.iter().chain([&two]) {
+            let on = cluster.command("squeue", &["-h", "-j", job, "-t", "RUNNING", "-o", "%N"]);
+            if !on.trim().is_empty() {
+                placed.insert(job.clone(), on.trim().to_string());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "jobs placed so far: {placed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (job, nodes) in &placed {
+        assert!(
+            !nodes.contains(&cluster.nodes[2]),
+            "job {job} ran on {nodes}, which has no {feature}"
+        );
+    }
+
+    // Back as they were, the empty list included.
+    slurm
+        .set_features(&[(ids[2].clone(), strings(&["scratch"]))])
+        .await
+        .unwrap();
+    let restore: Vec<(NodeId, Vec<String>)> = ids.iter().cloned().zip(own.clone()).collect();
+    slurm.set_features(&restore).await.unwrap();
+    assert_eq!(slurm.node_features(&ids).await.unwrap(), own);
+    let shown = cluster.show_node(&cluster.nodes[2]);
+    // Slurm 22.05 shows a cleared active list as empty, not `(null)`.
+    assert!(
+        shown.contains(" AvailableFeatures=(null) ActiveFeatures=(null) ")
+            || shown.contains(" AvailableFeatures=(null) ActiveFeatures= "),
+        "{shown}"
+    );
+    // A name Slurm would read as an operator is refused before any change.
+    let error = slurm
+        .set_features(&[(ids[0].clone(), strings(&["a&b"]))])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
+    assert_eq!(slurm.node_features(&ids).await.unwrap(), own);
+}

@@ -561,6 +561,22 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
             .await
     }
 
+    // Forwarded, not left to the port's default: the backend's own restore
+    // (Slurm's State=DOWN) must not become a FAIL behind the metrics.
+    async fn restore(
+        &self,
+        nodes: &[NodeId],
+        state: crus_core::ports::WorkloadState,
+        reason: &str,
+    ) -> crus_core::Result<()> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "restore",
+            self.inner.restore(nodes, state, reason),
+        )
+        .await
+    }
+
     async fn node_states(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<WorkloadNode>> {
         self.observe(
             WORKLOAD_MANAGER,
@@ -598,6 +614,24 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
             WORKLOAD_MANAGER,
             "set_weights",
             self.inner.set_weights(weights),
+        )
+        .await
+    }
+
+    async fn node_features(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<Vec<String>>> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "node_features",
+            self.inner.node_features(nodes),
+        )
+        .await
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> crus_core::Result<()> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "set_features",
+            self.inner.set_features(features),
         )
         .await
     }

@@ -266,6 +266,16 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
         self.call("setting node weights", self.inner.set_weights(weights))
             .await
     }
+
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        self.call("reading node features", self.inner.node_features(nodes))
+            .await
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        self.call("setting node features", self.inner.set_features(features))
+            .await
+    }
 }
 
 #[async_trait]

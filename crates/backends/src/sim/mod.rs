@@ -24,6 +24,7 @@ pub mod efficiency;
 mod faults;
 mod faulty;
 mod images;
+mod features;
 mod model;
 mod node;
 mod ports;

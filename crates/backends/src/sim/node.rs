@@ -39,6 +39,10 @@ pub(super) struct SimNode {
     /// orchestrator's templates). A power restart boots the same image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Its features (Slurm's `AvailableFeatures`/`ActiveFeatures`), none by
+    /// default; left out of saved state when empty, as before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// Slurm's default node weight.
@@ -86,6 +90,7 @@ impl SimNode {
             boots: 0,
             weight: DEFAULT_WEIGHT,
             image: None,
+            features: Vec::new(),
         }
     }
 

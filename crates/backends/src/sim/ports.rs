@@ -420,6 +420,14 @@ impl WorkloadManager for SimCluster {
     async fn set_weights(&self, weights: &[(NodeId, u32)]) -> Result<()> {
         self.change(|model| model.set_weights(weights)).await
     }
+
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        self.lock().node_features(nodes)
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        self.change(|model| model.set_features(features)).await
+    }
 }
 
 #[async_trait]

@@ -28,6 +28,7 @@
 //! Written against Slurm 22.05.8 (Debian 12).
 
 mod command;
+mod features;
 mod hostlist;
 mod json;
 mod names;
@@ -55,7 +56,10 @@ pub use settings::{SlurmNodeNames, SlurmRebootSettings, SlurmSettings};
 use command::{SlurmCommands, SlurmError};
 use json::JsonError;
 use names::Names;
-use parse::{ShownNode, ends_by_node, latest_end_time, map_state, needs_resume, parse_show_node};
+use parse::{
+    ShownNode, ends_by_node, latest_end_time, map_state, needs_resume, not_registered_yet,
+    parse_show_node,
+};
 
 /// The backend name in errors.
 const BACKEND: &str = "slurm";
@@ -91,6 +95,7 @@ impl Default for SlurmConfig {
 enum Update {
     Drain,
     Fail,
+    Down,
     Resume,
 }
 
@@ -102,6 +107,9 @@ impl Update {
             // finish, and resume clears it at once (DOWN would kill running
             // jobs and leave the node NOT_RESPONDING until the next ping).
             Update::Fail => "FAIL",
+            // Only to put back a node someone else had down: it is idle
+            // then (crus just upgraded it), so no job is killed.
+            Update::Down => "DOWN",
             Update::Resume => "RESUME",
         }
     }
@@ -189,6 +197,7 @@ impl SlurmWorkloadManager {
     async fn take_out(&self, nodes: &[NodeId], reason: &str, update: Update) -> Result<()> {
         let verb = match update {
             Update::Fail => "fail",
+            Update::Down => "set down",
             Update::Drain | Update::Resume => "drain",
         };
         if reason.trim().is_empty() {
@@ -412,6 +421,18 @@ impl WorkloadManager for SlurmWorkloadManager {
         }
     }
 
+    /// Puts nodes back as someone else had them: `State=DOWN` for a node
+    /// that was down (not FAIL, the default's stand-in, which reads back as
+    /// another state and which `scontrol` shows differently), `State=DRAIN`
+    /// otherwise, each with the reason byte for byte.
+    async fn restore(&self, nodes: &[NodeId], state: WorkloadState, reason: &str) -> Result<()> {
+        let update = match state {
+            WorkloadState::Down => Update::Down,
+            _ => Update::Drain,
+        };
+        self.take_out(nodes, reason, update).await
+    }
+
     async fn requeue_jobs(&self, nodes: &[NodeId]) -> Result<()> {
         let names = self.names.slurm_names(nodes)?;
         if names.is_empty() {
@@ -523,6 +544,14 @@ impl WorkloadManager for SlurmWorkloadManager {
         self.write_weights(weights).await
     }
 
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        self.read_features(nodes).await
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        self.write_features(features).await
+    }
+
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
         let shown = self.show_nodes().await?;
         let found: Vec<Option<&ShownNode>> = nodes
@@ -533,6 +562,24 @@ impl WorkloadManager for SlurmWorkloadManager {
                     .and_then(|name| shown.get(&name))
             })
             .collect();
+        // Right after a slurmctld (re)start, nodes are listed as UNKNOWN
+        // until their slurmd registers: Slurm cannot say yet what they do.
+        // That is a read to repeat, not a node Slurm does not know (which
+        // would fail it) nor a quiet one (its job may still run).
+        if let Some(node) = found
+            .iter()
+            .flatten()
+            .find(|node| not_registered_yet(&node.state))
+        {
+            return Err(Error::Unavailable {
+                backend: BACKEND,
+                message: format!(
+                    "Slurm lists node {} in state UNKNOWN: slurmctld has not heard from its \
+                     slurmd since it started; asking again later",
+                    node.name
+                ),
+            });
+        }
         let runs_jobs = |node: &ShownNode| {
             matches!(
                 map_state(&node.state).state,

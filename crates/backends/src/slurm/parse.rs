@@ -139,6 +139,16 @@ pub(crate) fn map_state(slurm_state: &str) -> MappedState {
     MappedState { state, responding }
 }
 
+/// Whether Slurm lists the node in its `UNKNOWN` state: `slurmctld` has
+/// just started (or restarted) and not yet heard from the node's slurmd.
+/// Slurm knows the node; it cannot yet say what the node is doing.
+pub(crate) fn not_registered_yet(slurm_state: &str) -> bool {
+    let symbols: &[char] = &['*', '~', '#', '!', '%', '$', '@', '^', '-'];
+    let upper = slurm_state.trim().to_ascii_uppercase();
+    let base = upper.split('+').next().unwrap_or_default();
+    base.trim_end_matches(symbols) == "UNKNOWN"
+}
+
 /// Whether the state string carries a mark that `scontrol ... State=RESUME`
 /// clears (drain, fail, down), i.e. whether resuming the node is needed.
 pub(crate) fn needs_resume(slurm_state: &str) -> bool {
@@ -472,5 +482,15 @@ NodeName=node003 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 State=IDLE 
         assert_eq!(ends["n2"], Some(Timestamp::from_secs(300)));
         assert!(parse_job_ends("n[1-|100\n").is_err());
         assert!(parse_job_ends("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_node_slurmctld_has_not_heard_from_yet_is_told_apart() {
+        for state in ["unknown", "unknown*", "UNKNOWN+NOT_RESPONDING", "UNKNOWN"] {
+            assert!(not_registered_yet(state), "{state}");
+        }
+        for state in ["idle", "down*", "drained", "IDLE+DRAIN", "mixed"] {
+            assert!(!not_registered_yet(state), "{state}");
+        }
     }
 }

@@ -61,6 +61,12 @@ pub struct ClusterOptions {
     pub return_to_service: u8,
     /// How long a rebooting node stays down (the reboot script's sleep).
     pub reboot_delay: Duration,
+    /// slurm.conf `Weight=` of each node in order (`node001` first); nodes
+    /// past the list's end get none (Slurm's default, 1).
+    pub weights: Vec<u32>,
+    /// slurm.conf `Feature=` of each node in order (comma-separated
+    /// features); nodes past the list's end, or with an empty entry, get none.
+    pub features: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -71,6 +77,8 @@ impl ClusterOptions {
             resume_timeout: Duration::from_secs(20),
             return_to_service: 2,
             reboot_delay: Duration::from_secs(2),
+            weights: Vec::new(),
+            features: Vec::new(),
         }
     }
 }
@@ -274,10 +282,24 @@ MpiDefault=none
             return_to_service = self.options.return_to_service,
             resume_timeout = self.options.resume_timeout.as_secs().max(1),
         );
-        for (node, port) in self.nodes.iter().zip(&ports[1..]) {
+        for (index, (node, port)) in self.nodes.iter().zip(&ports[1..]).enumerate() {
+            let weight = self
+                .options
+                .weights
+                .get(index)
+                .map(|weight| format!(" Weight={weight}"))
+                .unwrap_or_default();
+            let features = self
+                .options
+                .features
+                .get(index)
+                .filter(|features| !features.is_empty())
+                .map(|features| format!(" Feature={features}"))
+                .unwrap_or_default();
             conf.push_str(&format!(
                 "NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} CPUs=2 \
-                 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN\n"
+                 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000{weight}{features} \
+                 State=UNKNOWN\n"
             ));
         }
         conf.push_str("PartitionName=batch Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n");
@@ -296,6 +318,26 @@ MpiDefault=none
                 &["-D", "-N", &node, "-f", &conf],
             );
         }
+    }
+
+    /// Stops slurmctld (SIGKILL, as a crash) and starts it again on its saved
+    /// state (without `-c`), as an administrator's restart does; waits until
+    /// it answers. Settings made with `scontrol update` that Slurm does not
+    /// save are lost, as on a real cluster.
+    pub fn restart_slurmctld(&mut self) {
+        let at = self
+            .children
+            .iter()
+            .position(|(label, _)| label == "slurmctld")
+            .expect("a slurmctld was started");
+        let (_, mut old) = self.children.remove(at);
+        let _ = old.kill();
+        let _ = old.wait();
+        let conf = self.conf().display().to_string();
+        self.spawn("slurmctld", "slurmctld", &["-D", "-i", "-f", &conf]);
+        self.wait("slurmctld answering again", Duration::from_secs(30), || {
+            self.try_command("sinfo", &["-h", "-o", "%P"]).is_some()
+        });
     }
 
     /// Runs a Slurm client command against this cluster; panics on failure.

@@ -123,4 +123,29 @@ pub trait WorkloadManager: Send + Sync {
             operation: "setting node weights",
         })
     }
+
+    /// The features of each of `nodes` (Slurm's `AvailableFeatures`), one
+    /// list per node in the same order, as the workload manager lists them.
+    /// Backends without node features answer
+    /// [`crate::error::Error::NotSupported`] (the default).
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        let _ = nodes;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reading node features",
+        })
+    }
+
+    /// Sets each node's features to exactly the list given, both the ones
+    /// it offers and the ones active now (Slurm's `AvailableFeatures` and
+    /// `ActiveFeatures`), so jobs asking for a feature (`--constraint`) run
+    /// only on nodes that have it. Idempotent. The default answers
+    /// [`crate::error::Error::NotSupported`].
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        let _ = features;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "setting node features",
+        })
+    }
 }

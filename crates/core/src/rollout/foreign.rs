@@ -125,6 +125,16 @@ impl Rollout {
     ) -> bool {
         let phase = self.state.nodes[node].phase;
         let in_service = matches!(report.state, WorkloadState::Idle | WorkloadState::Allocated);
+        // Only before crus boots a node is "in service" its owner's doing:
+        // a boot may return the node itself (Slurm's `scontrol reboot
+        // nextstate=RESUME`), and that must not erase the owner's mark.
+        let owner_may_return = matches!(
+            phase,
+            NodePhase::Pending | NodePhase::Draining | NodePhase::Drained
+        );
+        if in_service && !owner_may_return {
+            return false;
+        }
         if in_service {
             if let Some(mark) = self.state.nodes[node].foreign.take() {
                 let id = self.state.nodes[node].id.clone();

@@ -36,6 +36,7 @@ mod floor;
 mod foreign;
 mod gates;
 mod header;
+mod image_features;
 mod lifecycle;
 mod lookup;
 mod matching;
@@ -65,6 +66,7 @@ pub use foreign::{
     CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
     is_crus_reason,
 };
+pub use image_features::{IMAGE_FEATURE_PREFIX, image_feature, with_image_feature};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
 pub use matching::ALREADY_ON_TARGET_IMAGE;
 pub use node_moves::{NodeInput, RefusedMove};

@@ -27,6 +27,9 @@ pub(super) struct Site {
     pub(super) images: BTreeMap<NodeId, String>,
     /// Every node crus asked to drain.
     pub(super) drained: Vec<NodeId>,
+    /// Whether a finished boot returns its nodes to service, as Slurm's
+    /// `scontrol reboot nextstate=RESUME` (the `slurm-reboot` backend) does.
+    boot_resumes: bool,
 }
 
 impl Site {
@@ -124,12 +127,22 @@ impl Site {
                     id: request.key.clone(),
                 })
             }
-            Action::ObserveBoot { handle, .. } => ActionOutput::BootStatus(
-                self.boots[&handle.key]
-                    .iter()
-                    .map(|node| boot(node.as_str(), NodeBootState::Ok))
-                    .collect(),
-            ),
+            Action::ObserveBoot { handle, .. } => {
+                let nodes = self.boots[&handle.key].clone();
+                if self.boot_resumes {
+                    for node in &nodes {
+                        let mark = self.nodes.get_mut(node).unwrap();
+                        mark.state = WorkloadState::Idle;
+                        mark.reason = None;
+                    }
+                }
+                ActionOutput::BootStatus(
+                    nodes
+                        .iter()
+                        .map(|node| boot(node.as_str(), NodeBootState::Ok))
+                        .collect(),
+                )
+            }
             Action::Resume { nodes, .. } => {
                 for node in nodes {
                     self.resumed.push(node.clone());
@@ -275,6 +288,39 @@ fn a_node_down_with_a_reason_is_never_resumed() {
             "PSU fault".to_string()
         )]
     );
+}
+
+/// Found on real Slurm: `slurm-reboot` boots with `nextstate=RESUME`, so
+/// Slurm itself returns the node to service when it is back; crus must not
+/// read that as its owner returning it, and must still put it back as found.
+#[test]
+fn a_boot_that_returns_nodes_to_service_does_not_lose_their_owners_marks() {
+    let mut site = Site::new(&["a", "b", "c"]);
+    site.boot_resumes = true;
+    site.admin("a", WorkloadState::Drained, DIMM);
+    site.admin("b", WorkloadState::Down, "PSU fault");
+    let mut rollout = session(RolloutPolicy::default(), 3);
+    drive(&mut rollout, &mut site, t(0), |_| false);
+    assert_eq!(rollout.status().state, SessionState::Ready);
+    assert_eq!(
+        site.mark("a"),
+        Mark {
+            state: WorkloadState::Drained,
+            reason: Some(DIMM.to_string())
+        },
+        "{:?}",
+        rollout.state().messages
+    );
+    assert_eq!(
+        site.mark("b"),
+        Mark {
+            state: WorkloadState::Down,
+            reason: Some("PSU fault".to_string())
+        }
+    );
+    assert!(!site.resumed.contains(&NodeId::from("a")));
+    assert!(!site.resumed.contains(&NodeId::from("b")));
+    assert_eq!(site.mark("c").state, WorkloadState::Idle);
 }
 
 #[test]
