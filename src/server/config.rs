@@ -102,6 +102,13 @@ pub struct RolloutSection {
     /// Every session's default `max_boots_per_minute` (a session's policy
     /// comes first); absent, boots are not paced.
     pub max_boots_per_minute: Option<u32>,
+    /// Every session's default `max_hold` (a session's policy comes
+    /// first): how long alert gates may hold a session before it halts for
+    /// an operator. Absent (the default), a hold lasts as long as a gate
+    /// blocks: a hold clears by itself when the alerts do, a halt waits for
+    /// an operator, so only a site that wants that bound sets one.
+    #[serde(with = "humantime_duration_option")]
+    pub max_hold: Option<Duration>,
 }
 
 impl Default for RolloutSection {
@@ -111,6 +118,7 @@ impl Default for RolloutSection {
             boot_timeout: None,
             poll_interval: policy.poll_interval,
             max_boots_per_minute: None,
+            max_hold: None,
         }
     }
 }
@@ -262,6 +270,13 @@ impl Config {
             return Err(invalid(
                 "rollout.max_boots_per_minute",
                 "must be at least 1 (leave it out for no limit)".into(),
+            ));
+        }
+        if self.rollout.max_hold.is_some_and(|hold| hold.is_zero()) {
+            return Err(invalid(
+                "rollout.max_hold",
+                "must be longer than zero (leave it out to hold for as long as a gate blocks)"
+                    .into(),
             ));
         }
         if self.rollout.poll_interval.is_zero() {

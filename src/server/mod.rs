@@ -227,6 +227,7 @@ fn controller_config(settings: &Config) -> ControllerConfig {
             boot_timeout: settings.default_boot_timeout(),
             poll_interval: settings.rollout.poll_interval,
             max_boots_per_minute: settings.rollout.max_boots_per_minute,
+            max_hold: settings.rollout.max_hold,
             // Every session gets the server's gates, before its own.
             gates: settings.gates.clone(),
             ..RolloutPolicy::default()

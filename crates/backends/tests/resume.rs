@@ -239,3 +239,91 @@ async fn resume_all_picks_up_every_unfinished_session() {
         "a finished session is not resumed"
     );
 }
+
+/// With `rollback`, a node whose upgrade fails is booted back to the old
+/// template; a controller that stops after any write, the rollback's
+/// included, is resumed by another: the node is booted back exactly once
+/// and returned to service as reverted, the others upgraded.
+#[tokio::test(start_paused = true)]
+async fn stopping_during_a_rollback_boots_the_node_back_exactly_once() {
+    use crus_backends::sim::Faults;
+    use crus_core::rollout::{Rollback, RollbackTrigger};
+
+    let step = 2;
+    let mut stopped_in_rollback = 0;
+    for writes in 1..=40 {
+        let clock = clock();
+        let mut config = busy_cluster(6, writes);
+        let bad = config_node(&config, 0);
+        config.other_templates = vec!["old-image".into()];
+        config.faults = Faults {
+            fail_boot_with: [("compute-image".to_string(), [bad.clone()].into())].into(),
+            ..Faults::default()
+        };
+        let sim = sim(config, &clock);
+        tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+        let memory = memory_store();
+        let died = Arc::new(Notify::new());
+        let dying = Arc::new(DyingStore {
+            inner: memory.clone(),
+            writes_left: AtomicU64::new(writes),
+            died: died.clone(),
+        });
+        let first = controller(&sim, dying, &clock);
+        let mut rollback_policy = policy();
+        rollback_policy.rollback = Some(Rollback {
+            template: "old-image".into(),
+            on: vec![RollbackTrigger::NodeFailed],
+            revert_upgraded_on_halt: false,
+            batch: None,
+        });
+        let session = first
+            .create_session(spec(step), rollback_policy)
+            .await
+            .unwrap();
+        let second = controller(&sim, memory.clone(), &clock);
+        let upgrade_id = session.upgrade_id;
+        let stopped = tokio::select! {
+            result = first.drive(upgrade_id) => { result.expect("drive"); false }
+            () = died.notified() => true,
+        };
+        drop(first);
+        // Whether it stopped with the rollback decided but not over.
+        let at_stop = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
+        let stopped_at_rollback = stopped
+            && at_stop
+                .nodes
+                .iter()
+                .any(|node| node.rollback_reason.is_some() && node.phase != NodePhase::Reverted);
+        second
+            .drive(upgrade_id)
+            .await
+            .expect("the resumed controller drives the session to its end");
+        let state = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
+        check_completed_allowing(&state, &sim, step, 2)
+            .unwrap_or_else(|broken| panic!("stopped after write {writes}: {broken}"));
+        let node = state.nodes.iter().find(|node| node.id == bad).unwrap();
+        assert_eq!(
+            node.phase,
+            NodePhase::Reverted,
+            "stopped after write {writes}"
+        );
+        assert_eq!(sim.boots_with(&bad, "compute-image"), 1, "write {writes}");
+        assert_eq!(sim.boots_with(&bad, "old-image"), 1, "write {writes}");
+        assert_eq!(state.count(NodePhase::Done), 5, "write {writes}");
+        // Back in service: neither drained nor marked failed.
+        assert!(!sim.drained_nodes().contains(&bad), "write {writes}");
+        assert!(sim.failed_marked_nodes().is_empty(), "write {writes}");
+        stopped_in_rollback += usize::from(stopped_at_rollback);
+    }
+    assert!(
+        stopped_in_rollback >= 3,
+        "stop points fall during the rollback ({stopped_in_rollback})"
+    );
+}
+
+/// The name of the `index`-th node of a simulated cluster.
+fn config_node(config: &SimConfig, index: usize) -> crus_core::NodeId {
+    let clock = clock();
+    sim(config.clone(), &clock).node_ids()[index].clone()
+}

@@ -655,6 +655,16 @@ query = "up == 0"
         both.contains("not both") && both.contains("gates"),
         "{both}"
     );
+    // No server-wide max_hold by default: a hold lasts while a gate blocks.
+    assert_eq!(policy.max_hold, None);
+    let bounded: Config = toml::from_str("[rollout]\nmax_hold = \"4h\"\n").unwrap();
+    bounded.check().unwrap();
+    let policy = super::super::controller_config(&bounded).default_policy;
+    assert_eq!(policy.max_hold, Some(Duration::from_secs(4 * 3600)));
+    let never: Config = toml::from_str("[rollout]\nmax_hold = \"0s\"\n").unwrap();
+    let error = never.check().unwrap_err().to_string();
+    assert!(error.contains("rollout.max_hold"), "{error}");
+
     let zero: Config = toml::from_str("[alert_gates]\ntimeout = \"0s\"\n").unwrap();
     let error = zero.check().unwrap_err().to_string();
     assert!(error.contains("alert_gates.timeout"), "{error}");

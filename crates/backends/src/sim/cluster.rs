@@ -218,6 +218,18 @@ impl SimCluster {
             .map_or(0, |index| model.nodes[index].boots)
     }
 
+    /// Boots through the boot orchestrator that named `node` with `template`.
+    pub fn boots_with(&self, node: &NodeId, template: &str) -> usize {
+        let model = self.lock();
+        model
+            .boots
+            .values()
+            .filter(|boot| {
+                boot.template == template && boot.nodes.iter().any(|status| &status.node == node)
+            })
+            .count()
+    }
+
     /// How many jobs are running.
     pub fn running_jobs(&self) -> usize {
         self.lock().running.len()

@@ -77,8 +77,11 @@ pub struct SimConfig {
     pub faults: Faults,
     /// The inventory group holding every node (`compute`).
     pub group: String,
-    /// The one boot template that exists (`compute-image`).
+    /// The boot template of the new image (`compute-image`).
     pub template: String,
+    /// More boot templates that exist (none): the images the site ran
+    /// before, for sessions that roll failed nodes back to one.
+    pub other_templates: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -93,6 +96,7 @@ impl Default for SimConfig {
             faults: Faults::none(),
             group: "compute".to_string(),
             template: "compute-image".to_string(),
+            other_templates: Vec::new(),
         }
     }
 }

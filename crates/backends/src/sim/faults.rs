@@ -1,7 +1,7 @@
 //! Faults are data: what goes wrong in the simulated cluster is described by a
 //! value, so a test states its scenario up front and replays it exactly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crus_core::NodeId;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub struct Faults {
     /// Nodes whose every boot through the boot orchestrator, and every power
     /// restart, fails (a bad image for that hardware).
     pub fail_boot: BTreeSet<NodeId>,
+    /// Nodes whose boots with a given template fail (an image that does
+    /// not suit their hardware), by template; other templates boot them.
+    pub fail_boot_with: BTreeMap<String, BTreeSet<NodeId>>,
     /// Nodes whose boots through the boot orchestrator never finish; a power
     /// restart brings them back.
     pub never_return: BTreeSet<NodeId>,
@@ -91,6 +94,26 @@ impl Faults {
             BootOutcome::failed()
         } else {
             BootOutcome::Ok
+        }
+    }
+
+    /// How a boot of `node` with `template` ends, given a uniform draw
+    /// `draw` in `[0, 1)`: as [`Faults::boot_outcome`], unless the
+    /// template fails on that node.
+    pub(super) fn boot_outcome_with(
+        &self,
+        template: &str,
+        node: &NodeId,
+        draw: f64,
+    ) -> BootOutcome {
+        let bad_image = self
+            .fail_boot_with
+            .get(template)
+            .is_some_and(|nodes| nodes.contains(node));
+        if bad_image {
+            BootOutcome::failed()
+        } else {
+            self.boot_outcome(node, draw)
         }
     }
 

@@ -220,7 +220,9 @@ impl Model {
             now,
             nodes,
             groups: BTreeMap::from([(config.group, members)]),
-            templates: BTreeSet::from([config.template]),
+            templates: std::iter::once(config.template)
+                .chain(config.other_templates)
+                .collect(),
             arrivals,
             next_arrival: 0,
             queue: Vec::new(),

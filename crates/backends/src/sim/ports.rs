@@ -263,10 +263,11 @@ impl Model {
             // sequence of draws does not depend on the fault sets.
             let duration = self.draw_boot_duration();
             let fault_draw = self.rng.0.f64();
-            let outcome = self
-                .settings
-                .faults
-                .boot_outcome(&self.nodes[index].id, fault_draw);
+            let outcome = self.settings.faults.boot_outcome_with(
+                &request.template,
+                &self.nodes[index].id,
+                fault_draw,
+            );
             self.interrupt_boot(index, &superseded);
             self.nodes[index].boots += 1;
             self.tally.boots += 1;

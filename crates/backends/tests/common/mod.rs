@@ -101,14 +101,17 @@ pub fn check_completed_allowing(
         return Err("the session's nodes are not the starting group".into());
     }
     for node in &state.nodes {
-        if !matches!(node.phase, NodePhase::Done | NodePhase::Failed) {
+        if !matches!(
+            node.phase,
+            NodePhase::Done | NodePhase::Failed | NodePhase::Reverted
+        ) {
             return Err(format!(
-                "node {} ended {:?}, neither upgraded nor failed",
+                "node {} ended {:?}, neither upgraded, reverted nor failed",
                 node.id, node.phase
             ));
         }
         let boots = sim.boot_count(&node.id);
-        if node.phase == NodePhase::Done && boots == 0 {
+        if matches!(node.phase, NodePhase::Done | NodePhase::Reverted) && boots == 0 {
             return Err(format!("upgraded node {} was never booted", node.id));
         }
         if boots > max_boots {

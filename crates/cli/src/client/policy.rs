@@ -7,7 +7,7 @@ use clap::Args;
 use crus_core::ports::{BlockWhen, GateCheck};
 use crus_core::rollout::{
     Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
-    OnDrainTimeout, Order, Strategy,
+    OnDrainTimeout, Order, Rollback, RollbackTrigger, Strategy,
 };
 use crus_core::session::PolicyRequest;
 use serde_json::{Map, Value, json};
@@ -122,6 +122,11 @@ pub struct PolicyArgs {
     /// How long the gates may hold the session before it halts.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_text, help_heading = "Alert gates")]
     pub max_hold: Option<String>,
+    /// Boot a node whose upgrade failed (after its retries and power
+    /// escalation) back to this template, the image it ran before, and
+    /// return it to service as reverted instead of failed.
+    #[arg(long, value_name = "TEMPLATE", help_heading = "Rollback")]
+    pub rollback_template: Option<String>,
 }
 
 impl PolicyArgs {
@@ -172,6 +177,12 @@ impl PolicyArgs {
             gates: (!gates.is_empty()).then_some(gates),
             max_hold: self.max_hold.clone(),
             skip_matching: self.skip_matching.then_some(true),
+            rollback: self.rollback_template.as_ref().map(|template| Rollback {
+                template: template.clone(),
+                on: vec![RollbackTrigger::NodeFailed],
+                revert_upgraded_on_halt: false,
+                batch: None,
+            }),
         };
         Ok((request != PolicyRequest::default()).then_some(request))
     }
@@ -381,6 +392,19 @@ mod tests {
         );
         assert!(parse_prometheus_gate("http://prom:9090").is_err());
         assert!(parse_prometheus_gate("prom:9090 up").is_err());
+    }
+
+    #[test]
+    fn the_rollback_flag_fills_the_policy_s_rollback() {
+        let args = PolicyArgs {
+            rollback_template: Some("old-image".into()),
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"rollback": {"template": "old-image", "on": ["node_failed"]}})
+        );
     }
 
     #[test]

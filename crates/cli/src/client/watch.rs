@@ -184,8 +184,9 @@ impl Progress {
         let count = |phase: &str| node_count(session, phase).unwrap_or(0);
         if let Some(total) = node_count(session, "total") {
             self.bar.set_length(total);
-            self.bar
-                .set_position(count("done") + count("failed") + count("skipped"));
+            self.bar.set_position(
+                count("done") + count("failed") + count("skipped") + count("reverted"),
+            );
         }
         let phase = session
             .phase
@@ -206,7 +207,7 @@ impl Progress {
             }
             "node_phase" => {
                 let to = event["to"].as_str().unwrap_or("?");
-                if matches!(to, "done" | "failed" | "skipped") {
+                if matches!(to, "done" | "failed" | "skipped" | "reverted") {
                     self.bar.inc(1);
                 }
                 self.bar

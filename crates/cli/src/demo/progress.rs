@@ -106,7 +106,9 @@ impl Progress {
     }
 
     fn show(&self, state: &RolloutState) {
-        let done = state.count(NodePhase::Done) + state.count(NodePhase::Failed);
+        let done = state.count(NodePhase::Done)
+            + state.count(NodePhase::Failed)
+            + state.count(NodePhase::Reverted);
         self.overall.set_length(state.nodes.len().max(1) as u64);
         self.overall.set_position(done as u64);
         let active = state.active_step_numbers();

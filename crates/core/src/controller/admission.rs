@@ -293,6 +293,33 @@ impl Controller {
                 )),
             Err(error) => return Err(AdmissionRefusal::failed(Dependency::BootService)(error)),
         }
+        // The rollback template is checked as the upgrade's is: a node
+        // booted back to a template that does not exist would just fail.
+        let rollback_template = spec
+            .policy
+            .as_ref()
+            .and_then(|policy| policy.rollback.as_ref())
+            .map(|rollback| rollback.template.clone());
+        if let Some(template) = rollback_template {
+            match self
+                .inner
+                .ports
+                .boot_orchestrator
+                .template_exists(&template)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => errors
+                    .entry("policy.rollback".to_string())
+                    .or_default()
+                    .push(format!(
+                        "The boot orchestrator has no template '{template}' to roll back to."
+                    )),
+                Err(error) => {
+                    return Err(AdmissionRefusal::failed(Dependency::BootService)(error));
+                }
+            }
+        }
         if let Some(refusal) = self.health_refusal(&spec) {
             errors
                 .entry("policy.health".to_string())

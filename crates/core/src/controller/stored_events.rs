@@ -59,6 +59,7 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
                 upgraded: count(NodePhase::Done),
                 failed: count(NodePhase::Failed),
                 skipped: count(NodePhase::Skipped),
+                reverted: count(NodePhase::Reverted),
             });
         }
     }
@@ -220,7 +221,8 @@ mod tests {
                 step: 0,
                 upgraded: 1,
                 failed: 0,
-                skipped: 0
+                skipped: 0,
+                reverted: 0
             }
         );
         // Nothing changed, nothing told.

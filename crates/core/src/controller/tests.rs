@@ -418,6 +418,20 @@ async fn new_sessions_are_checked_against_the_site() {
     let errors = invalid(admit(empty).await);
     assert!(errors["starting_label"][0].contains("no members"));
 
+    // The rollback template is checked as the upgrade's is.
+    let mut unknown_rollback = spec();
+    unknown_rollback.policy = Some(
+        crate::session::PolicyRequest::from_json(
+            &serde_json::json!({"rollback": {"template": "gone-image"}}),
+        )
+        .unwrap(),
+    );
+    let errors = invalid(admit(unknown_rollback).await);
+    assert_eq!(
+        errors["policy.rollback"],
+        ["The boot orchestrator has no template 'gone-image' to roll back to."]
+    );
+
     let mut same_labels = spec();
     same_labels.failed_label = "upgrading".into();
     let errors = invalid(admit(same_labels).await);

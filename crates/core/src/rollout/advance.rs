@@ -145,6 +145,7 @@ impl Rollout {
         self.transition(now, SessionInput::Finish);
         let upgraded = self.state.count(NodePhase::Done);
         let failed = self.state.count(NodePhase::Failed);
+        let reverted = self.state.count(NodePhase::Reverted);
         if self.state.cancelled {
             self.post(
                 now,
@@ -158,6 +159,12 @@ impl Rollout {
                 "{upgraded} of {} upgraded",
                 count_nodes(self.state.nodes.len())
             );
+            if reverted > 0 {
+                summary.push_str(&format!(
+                    ", {reverted} reverted to template '{}'",
+                    self.rollback_boot_template().unwrap_or_default()
+                ));
+            }
             if failed > 0 {
                 summary.push_str(&format!(
                     ", {failed} failed (in group '{}')",

@@ -42,6 +42,10 @@ pub(super) struct Census {
     latest_boot: Vec<Option<u32>>,
     /// Failure domains, when the policy spreads or aligns on them.
     domains: Option<Domains>,
+    /// Nodes whose upgrade failed and that are booted back (or were) to the
+    /// rollback template, unless that failed too: they count against the
+    /// failure budget as failed nodes do.
+    rolled_back: BTreeSet<usize>,
 }
 
 /// The nodes of an active step still out of service.
@@ -121,6 +125,11 @@ impl Census {
             if node.phase == NodePhase::Pending {
                 census.pending.insert(position);
                 census.ranked.insert((DrainCost::Unknown, position));
+            }
+            if node.rollback_reason.is_some()
+                && !matches!(node.phase, NodePhase::Failing | NodePhase::Failed)
+            {
+                census.rolled_back.insert(position);
             }
         }
         for step in &state.steps {
@@ -312,9 +321,20 @@ impl Census {
             .sum()
     }
 
-    /// How many nodes failed (or are being marked failed).
+    /// How many nodes failed their upgrade: failed (or being marked
+    /// failed), or booted back to the rollback template.
     pub(super) fn failures(&self) -> usize {
-        self.count(NodePhase::Failing) + self.count(NodePhase::Failed)
+        self.count(NodePhase::Failing) + self.count(NodePhase::Failed) + self.rolled_back.len()
+    }
+
+    /// `node`'s upgrade failed and it is being booted back.
+    pub(super) fn rollback_started(&mut self, node: usize) {
+        self.rolled_back.insert(node);
+    }
+
+    /// `node`'s boot back failed too: it fails, and counts as failed.
+    pub(super) fn rollback_failed(&mut self, node: usize) {
+        self.rolled_back.remove(&node);
     }
 
     /// Whether any node is still pending.

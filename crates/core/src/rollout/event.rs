@@ -60,6 +60,10 @@ pub enum EventKind {
         failed: usize,
         /// Nodes returned to service without an upgrade.
         skipped: usize,
+        /// Nodes whose upgrade failed, booted back to the rollback template
+        /// and returned to service.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        reverted: usize,
     },
     /// The session stopped taking new nodes until resumed.
     Paused {
@@ -109,4 +113,10 @@ impl EventKind {
             EventKind::Message { .. } => "message",
         }
     }
+}
+
+/// For `skip_serializing_if`: a count of 0 is not written (events stored
+/// before rollbacks existed have none).
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }

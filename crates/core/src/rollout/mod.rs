@@ -47,6 +47,7 @@ mod outcomes;
 mod owed;
 mod policy;
 mod record;
+mod rollback;
 mod selection;
 mod state;
 mod status;
@@ -73,6 +74,7 @@ pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
+pub use rollback::{Rollback, RollbackTrigger};
 pub use selection::DrainCost;
 pub use state::{Escalation, GateHold, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use status::{phase_of, status_of};

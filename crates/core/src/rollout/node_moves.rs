@@ -41,11 +41,17 @@ pub enum NodeInput {
     /// skipped, never returned to service by crus. Also a pending node
     /// already on the target image (`skip_matching`): never taken.
     LeaveAlone,
+    /// Its upgrade failed for good and the policy boots it back to the
+    /// rollback template: it waits, drained, for that boot.
+    RollBack,
+    /// The workload manager acknowledged its return to service after it
+    /// was booted back to the rollback template.
+    ReturnedReverted,
 }
 
 impl NodeInput {
     /// Every input, for tables that walk them all.
-    pub const ALL: [NodeInput; 12] = [
+    pub const ALL: [NodeInput; 14] = [
         NodeInput::Take,
         NodeInput::Quiet,
         NodeInput::Force,
@@ -58,6 +64,8 @@ impl NodeInput {
         NodeInput::Returned,
         NodeInput::MarkedFailed,
         NodeInput::LeaveAlone,
+        NodeInput::RollBack,
+        NodeInput::ReturnedReverted,
     ];
 }
 
@@ -93,6 +101,8 @@ impl NodePhase {
             (P::Releasing, In::Returned) => P::Skipped,
             (P::Failing, In::MarkedFailed) => P::Failed,
             (P::Pending | P::Draining | P::Drained, In::LeaveAlone) => P::Skipped,
+            (P::Booting | P::Verifying, In::RollBack) => P::Drained,
+            (P::Resuming, In::ReturnedReverted) => P::Reverted,
             _ => return None,
         };
         Some(next)

@@ -229,11 +229,13 @@ impl Rollout {
     }
 
     /// A node's boot failed or timed out: boot it again while retries are
-    /// left, fail it otherwise.
+    /// left; otherwise boot it back to the rollback template if the policy
+    /// asks (once), or fail it.
     pub(super) fn boot_failed(&mut self, node: usize, reason: String, now: Timestamp) {
         let attempts = self.state.nodes[node].attempts;
         let allowed = self.state.policy.retries.saturating_add(1);
-        if attempts < allowed {
+        let rolling_back = self.state.nodes[node].rollback_reason.is_some();
+        if attempts < allowed && !rolling_back {
             let id = self.state.nodes[node].id.clone();
             self.post(
                 now,
@@ -245,7 +247,7 @@ impl Rollout {
             self.state.nodes[node].healthy_since = None;
             self.move_node(node, NodeInput::Retry, now);
         } else {
-            self.fail_node(node, reason, now);
+            self.upgrade_failed(node, reason, now);
         }
     }
 }

@@ -136,7 +136,7 @@ impl Rollout {
             (Action::Resume { nodes, .. }, Ok(_)) => {
                 for node in self.indexes_of(&nodes) {
                     match self.state.nodes[node].phase {
-                        NodePhase::Resuming => self.move_node(node, NodeInput::Returned, now),
+                        NodePhase::Resuming => self.returned(node, now),
                         NodePhase::Releasing => self.move_node(node, NodeInput::Returned, now),
                         _ => {}
                     }
@@ -149,7 +149,7 @@ impl Rollout {
                         self.state.nodes[node].phase,
                         NodePhase::Resuming | NodePhase::Releasing
                     ) {
-                        self.move_node(node, NodeInput::Returned, now);
+                        self.returned(node, now);
                         self.note_restored(node);
                     }
                 }
@@ -250,11 +250,13 @@ impl Rollout {
                     .unwrap_or_default();
                 for node in nodes {
                     if self.state.nodes[node].phase == NodePhase::Booting {
-                        self.fail_node(
-                            node,
-                            format!("boot could not be started: {}", error.message),
-                            now,
-                        );
+                        let reason = format!("boot could not be started: {}", error.message);
+                        // A rollback boot refused fails its node, saying why.
+                        if self.state.nodes[node].rollback_reason.is_some() {
+                            self.upgrade_failed(node, reason, now);
+                        } else {
+                            self.fail_node(node, reason, now);
+                        }
                     }
                 }
             }

@@ -161,7 +161,7 @@ impl Rollout {
                         boot: number,
                         request: BootRequest {
                             key: boot.key.clone(),
-                            template: self.state.spec.upgrade_template_id.clone(),
+                            template: self.template_of(boot),
                             nodes: boot.nodes.clone(),
                         },
                     }),

@@ -118,6 +118,11 @@ pub struct RolloutPolicy {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2h"))]
     pub max_hold: Option<Duration>,
+    /// Boot nodes whose upgrade failed back to the image they ran before
+    /// (`{ template, on: ["node_failed"] }`): they return to service as
+    /// `reverted` instead of staying out as failed. `None`: they fail, as CRUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::Rollback>,
     /// How often the workload manager and the boot orchestrator are asked how
     /// their nodes are doing. CRUS polled every 10 s.
     #[serde(with = "humantime_serde_duration")]
@@ -168,6 +173,7 @@ impl Default for RolloutPolicy {
             windows: Vec::new(),
             gates: Vec::new(),
             max_hold: None,
+            rollback: None,
             poll_interval: Duration::from_secs(10),
             error_retry_interval: Duration::from_secs(30),
             steer_jobs: false,

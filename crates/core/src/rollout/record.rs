@@ -37,7 +37,11 @@ impl Rollout {
         }
         let reason = matches!(
             phase,
-            NodePhase::Failing | NodePhase::Failed | NodePhase::Releasing | NodePhase::Skipped
+            NodePhase::Failing
+                | NodePhase::Failed
+                | NodePhase::Releasing
+                | NodePhase::Skipped
+                | NodePhase::Reverted
         )
         .then(|| record.reason.clone())
         .flatten();

@@ -31,7 +31,9 @@ pub enum Stage {
 /// A node moves forward only: `Pending → Draining → Drained → Booting →
 /// Verifying → Resuming → Done`, or to `Failing → Failed` from any phase
 /// after `Pending`, or (when the session is deleted before the node was
-/// booted) `Releasing → Skipped`.
+/// booted) `Releasing → Skipped`. With a `rollback` policy, a node whose
+/// upgrade failed goes back to `Drained`, is booted with the rollback
+/// template and ends `Reverted` (or `Failed` if that boot fails too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -58,6 +60,9 @@ pub enum NodePhase {
     Releasing,
     /// Not upgraded because the session was deleted first; back in service.
     Skipped,
+    /// Its upgrade failed; booted back to the policy's rollback template
+    /// and returned to service (see `rollback`).
+    Reverted,
 }
 
 impl NodePhase {
@@ -79,7 +84,7 @@ impl NodePhase {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            NodePhase::Done | NodePhase::Failed | NodePhase::Skipped
+            NodePhase::Done | NodePhase::Failed | NodePhase::Skipped | NodePhase::Reverted
         )
     }
 
@@ -97,11 +102,12 @@ impl NodePhase {
             NodePhase::Failed => "failed",
             NodePhase::Releasing => "releasing",
             NodePhase::Skipped => "skipped",
+            NodePhase::Reverted => "reverted",
         }
     }
 
     /// Every phase, in lifecycle order.
-    pub const ALL: [NodePhase; 11] = [
+    pub const ALL: [NodePhase; 12] = [
         NodePhase::Pending,
         NodePhase::Draining,
         NodePhase::Drained,
@@ -113,6 +119,7 @@ impl NodePhase {
         NodePhase::Failed,
         NodePhase::Releasing,
         NodePhase::Skipped,
+        NodePhase::Reverted,
     ];
 }
 
@@ -163,6 +170,11 @@ pub struct NodeRecord {
     /// a controller that resumes the session after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own_weight: Option<u32>,
+    /// Why its upgrade failed, once it is booted back to the policy's
+    /// rollback template instead of failing (`rollback`). Written before
+    /// that boot is asked for, so a restart neither repeats nor forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_reason: Option<String>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -196,6 +208,7 @@ impl NodeRecord {
             power_restarts: 0,
             foreign: None,
             own_weight: None,
+            rollback_reason: None,
         }
     }
 }
@@ -215,6 +228,10 @@ pub struct StepBoot {
     pub handle: Option<BootHandle>,
     /// When the boot was requested; boot timeouts count from here.
     pub requested_at: Timestamp,
+    /// The template its nodes are booted with, when not the session's: the
+    /// rollback template, for nodes booted back after their upgrade failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 impl StepBoot {

@@ -216,6 +216,27 @@ impl Rollout {
         }
         drained.truncate(allowed);
         self.boots_requested(now, drained.len());
+        // Nodes booted back to the rollback template get a boot of their own.
+        let (upgrading, rolling_back) = self.split_rollback_boots(drained);
+        if !upgrading.is_empty() {
+            self.push_boot(now, step_number, upgrading, None);
+        }
+        if !rolling_back.is_empty() {
+            let template = self.rollback_boot_template();
+            self.push_boot(now, step_number, rolling_back, template);
+        }
+    }
+
+    /// Records a boot of `drained`, nodes of step `step_number`, with
+    /// `template` (the session's when `None`); it is asked for once the
+    /// state is persisted.
+    fn push_boot(
+        &mut self,
+        now: Timestamp,
+        step_number: u32,
+        drained: Vec<usize>,
+        template: Option<String>,
+    ) {
         let number = self.step(step_number).map_or(0, |step| step.boots.len());
         let key = if number == 0 {
             format!("crus-{}-step-{step_number}", self.state.upgrade_id)
@@ -233,21 +254,26 @@ impl Rollout {
             self.move_node(node, NodeInput::Boot, now);
         }
         let nodes = self.ids_of(&drained);
-        self.post(
-            now,
-            format!(
+        let text = match &template {
+            None => format!(
                 "Step {step_number}: {} drained; booting {} with template '{}'",
                 count_nodes(drained.len()),
                 if drained.len() == 1 { "it" } else { "them" },
                 self.state.spec.upgrade_template_id
             ),
-        );
+            Some(template) => format!(
+                "Step {step_number}: booting {} back to template '{template}' (rollback)",
+                count_nodes(drained.len()),
+            ),
+        };
+        self.post(now, text);
         if let Some(step) = self.step_mut(step_number) {
             step.boots.push(StepBoot {
                 key,
                 nodes,
                 handle: None,
                 requested_at: now,
+                template,
             });
         }
     }
@@ -266,10 +292,11 @@ impl Rollout {
                 .filter(|&&node| self.state.nodes[node].phase == phase)
                 .count()
         };
-        let (upgraded, failed, skipped) = (
+        let (upgraded, failed, skipped, reverted) = (
             count(NodePhase::Done),
             count(NodePhase::Failed),
             count(NodePhase::Skipped),
+            count(NodePhase::Reverted),
         );
         let boots: Vec<(u32, u32)> = (0..step.boots.len())
             .map(|boot| (step_number, u32::try_from(boot).unwrap_or(u32::MAX)))
@@ -278,6 +305,9 @@ impl Rollout {
             "Step {step_number} finished: {} upgraded",
             count_nodes(upgraded)
         );
+        if reverted > 0 {
+            summary.push_str(&format!(", {reverted} reverted"));
+        }
         if failed > 0 {
             summary.push_str(&format!(", {failed} failed"));
         }
@@ -299,6 +329,7 @@ impl Rollout {
                 upgraded,
                 failed,
                 skipped,
+                reverted,
             },
         );
         if step_number == 0
@@ -306,6 +337,8 @@ impl Rollout {
             && !self.state.cancelled
         {
             let pending_left = self.census.any_pending();
+            // A canary node booted back to the old image failed its upgrade too.
+            let failed = failed + reverted;
             if failed > 0 && self.state.halted.is_none() {
                 self.halt(
                     now,

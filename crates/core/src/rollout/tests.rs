@@ -1136,6 +1136,9 @@ fn the_node_phase_table_allows_exactly_its_moves() {
         ((P::Pending, In::LeaveAlone), P::Skipped),
         ((P::Draining, In::LeaveAlone), P::Skipped),
         ((P::Drained, In::LeaveAlone), P::Skipped),
+        ((P::Booting, In::RollBack), P::Drained),
+        ((P::Verifying, In::RollBack), P::Drained),
+        ((P::Resuming, In::ReturnedReverted), P::Reverted),
     ]
     .into_iter()
     .collect();
@@ -1150,7 +1153,7 @@ fn the_node_phase_table_allows_exactly_its_moves() {
     }
     // Terminal phases have no move out; a node never goes back to pending.
     for input in NodeInput::ALL {
-        for terminal in [P::Done, P::Failed, P::Skipped] {
+        for terminal in [P::Done, P::Failed, P::Skipped, P::Reverted] {
             assert_eq!(terminal.after(input), None);
         }
         for phase in NodePhase::ALL {
@@ -1190,6 +1193,7 @@ mod gates;
 mod matching;
 mod migration;
 mod properties;
+mod rollback;
 
 /// The session lifecycle table: which inputs move the session from where.
 #[test]

@@ -11,7 +11,7 @@ use super::FieldErrors;
 use crate::ports::GateCheck;
 use crate::rollout::{
     Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
-    OnDrainTimeout, Order, RolloutPolicy, Strategy,
+    OnDrainTimeout, Order, Rollback, RolloutPolicy, Strategy,
 };
 
 /// What a client asked of the rollout; applied over the server's defaults
@@ -99,6 +99,10 @@ pub struct PolicyRequest {
     /// already run the target template; refused (422) where it cannot tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_matching: Option<bool>,
+    /// Boot nodes whose upgrade failed back to the image they ran before:
+    /// `{"template": "<previous image>", "on": ["node_failed"]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -173,6 +177,7 @@ impl PolicyRequest {
             "gates" => self.gates = parse_gates(value)?,
             "max_hold" => self.max_hold = parse_duration(value)?,
             "skip_matching" => self.skip_matching = parse(value)?,
+            "rollback" => self.rollback = parse(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -284,6 +289,9 @@ impl PolicyRequest {
         {
             errors.push(("max_hold", "Must be longer than 0s.".to_string()));
         }
+        for problem in self.rollback.iter().flat_map(Rollback::problems) {
+            errors.push(("rollback", problem));
+        }
         for window in self.windows.iter().flatten() {
             if let Err(message) = window.validate() {
                 errors.push(("windows", message));
@@ -332,6 +340,7 @@ impl PolicyRequest {
                 .cloned()
                 .collect(),
             max_hold: duration(&self.max_hold).or(defaults.max_hold),
+            rollback: self.rollback.clone().or_else(|| defaults.rollback.clone()),
             poll_interval: defaults.poll_interval,
             error_retry_interval: defaults.error_retry_interval,
             steer_jobs: self.steer_jobs.unwrap_or(defaults.steer_jobs),
@@ -424,6 +433,28 @@ mod tests {
         assert_eq!(policy.retries, 1);
         assert_eq!(policy.windows.len(), 1);
         assert_eq!(policy.poll_interval, RolloutPolicy::default().poll_interval);
+    }
+
+    #[test]
+    fn a_rollback_parses_with_node_failed_by_default_and_bad_ones_are_refused() {
+        let request =
+            PolicyRequest::from_json(&json!({"rollback": {"template": "old-image"}})).unwrap();
+        let rollback = request.apply(&RolloutPolicy::default()).rollback.unwrap();
+        assert_eq!(rollback.template, "old-image");
+        assert_eq!(rollback.on, [crate::rollout::RollbackTrigger::NodeFailed]);
+        assert!(!rollback.revert_upgraded_on_halt);
+        for body in [
+            json!({"rollback": {"template": ""}}),
+            json!({"rollback": {"template": "old", "batch": 0}}),
+            json!({"rollback": {"template": "old", "on": []}}),
+            json!({"rollback": {"template": "old", "on": ["node_rebooted"]}}),
+            json!({"rollback": {"template": "old", "colour": "blue"}}),
+            json!({"rollback": {"template": "old", "revert_upgraded_on_halt": true}}),
+            json!({"rollback": "old"}),
+        ] {
+            let errors = PolicyRequest::from_json(&body).unwrap_err();
+            assert!(errors.contains_key("policy.rollback"), "{body}: {errors:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ export const PHASES = [
   ["failed", "#d55e00", "failed"],
   ["releasing", "#999999", "releasing"],
   ["skipped", "#444444", "skipped"],
+  // Booted back to the rollback template: in service, but not upgraded.
+  ["reverted", "#6a3d9a", "reverted"],
 ];
 const COLOUR = Object.fromEntries(PHASES.map(([phase, colour]) => [phase, colour]));
 

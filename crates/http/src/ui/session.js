@@ -8,7 +8,7 @@ import { NodeGrid, PHASES } from "./grid.js";
 import { progressOf, renderProgress } from "./sessions.js";
 
 const OUT_OF_SERVICE = new Set(["draining", "drained", "booting", "verifying", "resuming", "failing", "releasing"]);
-const FINISHED = new Set(["done", "failed", "skipped"]);
+const FINISHED = new Set(["done", "failed", "skipped", "reverted"]);
 /** Session events after which the status (counts, phase, messages) is re-read. */
 const STATUS_EVENTS = new Set(["state", "paused", "resumed", "halted", "gated", "gates_cleared", "message", "step_started", "step_finished", "deleted", "gap"]);
 const SVG = "http://www.w3.org/2000/svg";

@@ -27,6 +27,9 @@
 //!   is never drained (nor booted), whatever happens, and ends skipped;
 //! - with alert gates, no node is taken unless the latest answer of the
 //!   gates the engine saw was clear, and none while a gate holds it.
+//! - with `rollback`, a reverted node was booted with the rollback template
+//!   exactly once, after every boot of its upgrade; any other node at most
+//!   once (a failed one whose boot back failed too), an upgraded one never.
 //!
 //! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
 
@@ -173,12 +176,13 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.05],
         prop_oneof![Just(0.0), 0.0..0.05],
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
             |(
                 nodes,
                 step,
-                policy,
+                mut policy,
                 seed,
                 refusal_rate,
                 boot_fail_rate,
@@ -186,12 +190,23 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
                 restart_rate,
                 command_rate,
                 skip_matching,
+                rollback,
             )| Scenario {
                 nodes,
                 step,
-                policy: RolloutPolicy {
-                    skip_matching,
-                    ..policy
+                policy: {
+                    if rollback {
+                        policy.rollback = Some(Rollback {
+                            template: ROLLBACK_TEMPLATE.into(),
+                            on: vec![RollbackTrigger::NodeFailed],
+                            revert_upgraded_on_halt: false,
+                            batch: None,
+                        });
+                    }
+                    RolloutPolicy {
+                        skip_matching,
+                        ..policy
+                    }
                 },
                 seed,
                 refusal_rate,
@@ -203,6 +218,9 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
             },
         )
 }
+
+/// The template failed nodes are booted back to, when the policy asks.
+const ROLLBACK_TEMPLATE: &str = "old-image";
 
 /// How a node's latest boot goes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -229,6 +247,8 @@ struct World {
     failed_group: BTreeSet<NodeId>,
     /// Boots by key: when started, and each node's fate.
     boots: BTreeMap<String, (Timestamp, BTreeMap<NodeId, BootFate>)>,
+    /// Each boot's template, by key.
+    boot_templates: BTreeMap<String, String>,
     /// Nodes that came back on the new image.
     upgraded: BTreeSet<NodeId>,
     /// Each node's own scheduling weight, as the site configured it.
@@ -265,6 +285,7 @@ impl World {
             upgrading: BTreeSet::new(),
             failed_group: BTreeSet::new(),
             boots: BTreeMap::new(),
+            boot_templates: BTreeMap::new(),
             upgraded: BTreeSet::new(),
             alert_firing: false,
             on_target: BTreeSet::new(),
@@ -491,6 +512,15 @@ impl Run {
                         request.key
                     ));
                 }
+                let stored_template = stored_boot
+                    .and_then(|b| b.template.clone())
+                    .unwrap_or_else(|| stored.spec.upgrade_template_id.clone());
+                if stored_template != request.template {
+                    return Err(format!(
+                        "boot {} asked with template {}, stored with {stored_template}",
+                        request.key, request.template
+                    ));
+                }
                 Ok(())
             }
             Action::Resume { nodes, .. } => {
@@ -644,6 +674,9 @@ impl Run {
                         fates.insert(node.clone(), fate);
                     }
                     world.boots.insert(request.key.clone(), (now, fates));
+                    world
+                        .boot_templates
+                        .insert(request.key.clone(), request.template.clone());
                     if let Some(limit) = self.scenario.policy.max_boots_per_minute {
                         let in_minute: usize = world
                             .boots
@@ -864,6 +897,7 @@ impl Run {
         let state = self.rollout.state();
         let mut failed = BTreeSet::new();
         for node in &state.nodes {
+            self.check_rollback_boots(node)?;
             match node.phase {
                 NodePhase::Done => {
                     if !self.world.upgraded.contains(&node.id) {
@@ -873,7 +907,7 @@ impl Run {
                 NodePhase::Failed => {
                     failed.insert(node.id.clone());
                 }
-                NodePhase::Skipped => {}
+                NodePhase::Skipped | NodePhase::Reverted => {}
                 NodePhase::Pending
                     if self.scenario.skip_matching
                         && self.world.on_target.contains(&node.id)
@@ -911,6 +945,48 @@ impl Run {
             return Err(format!(
                 "weights left {:?}, own {:?}",
                 self.world.weights, self.world.own_weights
+            ));
+        }
+        Ok(())
+    }
+
+    /// A node was booted back to the rollback template exactly once when it
+    /// is reverted, after all the boots of its upgrade; at most once otherwise,
+    /// and never when it was upgraded.
+    fn check_rollback_boots(&self, node: &NodeRecord) -> Result<(), String> {
+        let boots_of = |rollback: bool| -> Vec<Timestamp> {
+            self.world
+                .boots
+                .iter()
+                .filter(|(key, (_, fates))| {
+                    fates.contains_key(&node.id)
+                        && (self.world.boot_templates[key.as_str()] == ROLLBACK_TEMPLATE)
+                            == rollback
+                })
+                .map(|(_, (at, _))| *at)
+                .collect()
+        };
+        let back = boots_of(true);
+        let upgrade = boots_of(false);
+        let expected = match node.phase {
+            NodePhase::Reverted => 1..=1,
+            NodePhase::Done => 0..=0,
+            _ => 0..=1,
+        };
+        if !expected.contains(&back.len()) {
+            return Err(format!(
+                "node {} ended {:?} booted back {} times (upgrade boots at {upgrade:?})",
+                node.id,
+                node.phase,
+                back.len()
+            ));
+        }
+        if let Some(at) = back.first()
+            && upgrade.iter().any(|upgrade_at| upgrade_at > at)
+        {
+            return Err(format!(
+                "node {} booted with the new image at {upgrade:?}, after its boot back at {at}",
+                node.id
             ));
         }
         Ok(())
