@@ -136,6 +136,17 @@ pub struct RolloutPolicy {
     /// the session ends, halts or is deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub steer_jobs: bool,
+    /// Drain ahead (with `strategy: continuous` and `order: drain_cost`):
+    /// the pending nodes whose jobs end soonest are drained while those jobs
+    /// still run, without holding a place in the step, so no new job lands
+    /// on them and each is quiet about when a place frees (see
+    /// `rollout/drain_ahead.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain_ahead: bool,
+    /// With `drain_ahead`: at most this many nodes draining ahead at once;
+    /// `None` is the step size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_draining: Option<u32>,
 }
 
 impl Default for RolloutPolicy {
@@ -164,6 +175,8 @@ impl Default for RolloutPolicy {
             poll_interval: Duration::from_secs(10),
             error_retry_interval: Duration::from_secs(30),
             steer_jobs: false,
+            drain_ahead: false,
+            max_draining: None,
         }
     }
 }
