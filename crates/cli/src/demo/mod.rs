@@ -62,7 +62,7 @@ pub struct DemoArgs {
     /// `--boot-timeout` defaults here to the larger of 10 minutes and three
     /// boot times.
     #[command(flatten)]
-    policy: PolicyArgs,
+    policy: Box<PolicyArgs>,
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
