@@ -2,8 +2,12 @@
 //!
 //! Same code as `crus bench efficiency` (see
 //! `crus_backends::sim::efficiency`). Flags, after `--`: `--quick` (a smoke
-//! run), `--trace nasa|synthetic|both` (both), `--output PATH`
+//! run), `--trace nasa|synthetic|both|PATH` (both), `--nodes N` (the
+//! cluster's size for a trace file), `--output PATH`
 //! (`target/bench/efficiency.json` in the workspace's target directory).
+//! Since `cargo bench` passes flags to every bench, a site's own trace can
+//! also be given as `CRUS_BENCH_TRACE=PATH CRUS_BENCH_NODES=N` (any
+//! Standard Workload Format file, gzip or plain; flags win).
 //!
 //! It prints a table and writes every figure as JSON. It never fails on a
 //! figure or a missed target; it exits non-zero only when it could not run,
@@ -28,6 +32,14 @@ fn parse_flags() -> Result<Flags, String> {
         traces: vec![TraceChoice::Nasa, TraceChoice::Synthetic],
         output: default_output(),
     };
+    let mut trace = std::env::var("CRUS_BENCH_TRACE").ok();
+    let mut nodes = match std::env::var("CRUS_BENCH_NODES") {
+        Ok(text) => Some(
+            text.parse::<usize>()
+                .map_err(|_| format!("CRUS_BENCH_NODES={text:?} is not a number of nodes"))?,
+        ),
+        Err(_) => None,
+    };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -37,18 +49,34 @@ fn parse_flags() -> Result<Flags, String> {
             "--trace" => {
                 let value = arguments
                     .next()
-                    .ok_or("--trace needs a value: nasa, synthetic or both")?;
-                flags.traces = TraceChoice::parse_selection(&value)?;
+                    .ok_or("--trace needs a value: nasa, synthetic, both or a trace file")?;
+                trace = Some(value);
+            }
+            "--nodes" => {
+                let value = arguments.next().ok_or("--nodes needs a number")?;
+                nodes = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--nodes {value:?} is not a number of nodes"))?,
+                );
             }
             "--output" => {
                 flags.output = arguments.next().ok_or("--output needs a path")?.into();
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; the flags are --quick, --trace nasa|synthetic|both, --output PATH"
+                    "unknown argument {other:?}; the flags are --quick, --trace nasa|synthetic|both|PATH, --nodes N, --output PATH"
                 ));
             }
         }
+    }
+    if let Some(trace) = trace {
+        flags.traces = TraceChoice::parse_with_nodes(&trace, nodes)?;
+    } else if nodes.is_some() {
+        return Err(
+            "--nodes (CRUS_BENCH_NODES) is for a trace file given with --trace (CRUS_BENCH_TRACE)"
+                .to_string(),
+        );
     }
     Ok(flags)
 }

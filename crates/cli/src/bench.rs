@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use crus_backends::sim::efficiency::{self, EfficiencySettings, TraceChoice};
 
 /// Options of `crus bench`.
@@ -33,35 +33,24 @@ struct EfficiencyArgs {
     /// Where to write every figure as JSON.
     #[arg(long, default_value = "target/bench/efficiency.json")]
     output: PathBuf,
-    /// Which trace to replay.
-    #[arg(long, value_enum, default_value_t = TraceArg::Both)]
-    trace: TraceArg,
-}
-
-/// `--trace` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TraceArg {
-    /// The bundled NASA iPSC/860 trace (128 nodes).
-    Nasa,
-    /// A seeded synthetic high-utilisation trace (128 nodes).
-    Synthetic,
-    /// Both.
-    Both,
-}
-
-impl TraceArg {
-    fn traces(self) -> Vec<TraceChoice> {
-        match self {
-            TraceArg::Nasa => vec![TraceChoice::Nasa],
-            TraceArg::Synthetic => vec![TraceChoice::Synthetic],
-            TraceArg::Both => vec![TraceChoice::Nasa, TraceChoice::Synthetic],
-        }
-    }
+    /// Which trace to replay: `nasa` (the bundled NASA iPSC/860 trace, 128
+    /// nodes), `synthetic` (a seeded high-utilisation trace, 128 nodes),
+    /// `both`, or the path of any Standard Workload Format file, gzip or
+    /// plain (then --nodes gives the cluster's size).
+    #[arg(long, default_value = "both", value_name = "nasa|synthetic|both|PATH")]
+    trace: String,
+    /// The cluster's size when --trace is a file: jobs wider than it are
+    /// left out.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    nodes: Option<u32>,
 }
 
 /// Why `crus bench` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// The flags do not name a trace the benchmark can replay.
+    #[error("{0}")]
+    Usage(String),
     /// The benchmark could not run or its output could not be written.
     #[error("{0}")]
     Run(#[from] efficiency::EfficiencyError),
@@ -80,7 +69,8 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
 }
 
 fn run_efficiency(args: EfficiencyArgs) -> Result<(), BenchError> {
-    let traces = args.trace.traces();
+    let nodes = args.nodes.map(|nodes| nodes as usize);
+    let traces = TraceChoice::parse_with_nodes(&args.trace, nodes).map_err(BenchError::Usage)?;
     let settings = if args.quick {
         EfficiencySettings::quick(traces)
     } else {

@@ -140,3 +140,42 @@ fn bad_options_fail_clearly_and_print_no_results() {
         assert!(output.stdout.is_empty(), "{args:?} printed results");
     }
 }
+
+#[test]
+fn the_demo_takes_the_policy_flags_of_session_create() {
+    let common = ["--nodes", "32", "--step", "4", "--trace", "synthetic"];
+    let mut flags = common.to_vec();
+    flags.extend([
+        "--strategy",
+        "continuous",
+        "--order",
+        "drain-cost",
+        "--steer-jobs",
+        "--boot-timeout",
+        "25m",
+    ]);
+    let result = demo_json(&flags);
+    let policy = &result["policy"];
+    assert_eq!(policy["strategy"], "continuous", "{policy}");
+    assert_eq!(policy["order"], "drain_cost", "{policy}");
+    assert_eq!(policy["steer_jobs"], true, "{policy}");
+    assert_eq!(number(&result, "boot_timeout_s"), 1500.0);
+    assert_eq!(
+        number(&result, "upgraded") + number(&result, "failed"),
+        32.0
+    );
+    assert!(number(&result, "max_out_of_service") <= 4.0);
+    assert_eq!(number(&result, "reboots_with_running_jobs"), 0.0);
+
+    // Without policy flags, CRUS's policy, and the demo's boot timeout.
+    let plain = demo_json(&common);
+    assert_eq!(plain["policy"]["strategy"], "steps");
+    assert_eq!(number(&plain, "boot_timeout_s"), 720.0);
+
+    // A policy the server would refuse is refused the same way, before any run.
+    let output = crus(&["demo", "--step-percent", "120"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("policy.step_percent"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}

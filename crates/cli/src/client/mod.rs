@@ -5,7 +5,7 @@
 
 mod options;
 mod output;
-mod policy;
+pub(crate) mod policy;
 mod watch;
 
 use std::time::Duration;

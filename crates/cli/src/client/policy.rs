@@ -101,6 +101,17 @@ pub struct PolicyArgs {
     /// boot backend cannot tell.
     #[arg(long, help_heading = "Rollout policy")]
     pub skip_matching: bool,
+    /// With `--strategy continuous --order drain-cost`: drain the nodes whose
+    /// jobs end soonest ahead of their place in the step, so no new job
+    /// starts there; only nodes out of service and running nothing count
+    /// against the step. A node drained ahead that goes quiet while the
+    /// step is full goes back to service until a place frees.
+    #[arg(long, help_heading = "Rollout policy")]
+    pub drain_ahead: bool,
+    /// With --drain-ahead: at most N nodes draining ahead at once (default:
+    /// the step size).
+    #[arg(long, value_name = "N", requires = "drain_ahead", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollout policy")]
+    pub max_draining: Option<u32>,
     /// Hold the session while Alertmanager at URL has a firing alert
     /// matching every --gate-filter; repeat for several.
     #[arg(long, value_name = "URL", help_heading = "Alert gates")]
@@ -174,6 +185,8 @@ impl PolicyArgs {
             health,
             windows: (!self.windows.is_empty()).then(|| self.windows.clone()),
             steer_jobs: self.steer_jobs.then_some(true),
+            drain_ahead: self.drain_ahead.then_some(true),
+            max_draining: self.max_draining,
             gates: (!gates.is_empty()).then_some(gates),
             max_hold: self.max_hold.clone(),
             skip_matching: self.skip_matching.then_some(true),
@@ -367,6 +380,27 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
             json!({"skip_matching": true})
+        );
+    }
+
+    #[test]
+    fn the_drain_ahead_flags_fill_the_policy() {
+        let args = PolicyArgs {
+            strategy: Some(Strategy::Continuous),
+            order: Some(Order::DrainCost),
+            drain_ahead: true,
+            max_draining: Some(4),
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({
+                "strategy": "continuous",
+                "order": "drain_cost",
+                "drain_ahead": true,
+                "max_draining": 4
+            })
         );
     }
 

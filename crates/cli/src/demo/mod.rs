@@ -17,6 +17,8 @@ use crus_core::rollout::RolloutPolicy;
 use crus_core::store::{MemoryStore, SessionStore};
 use crus_core::{SessionSpec, Timestamp};
 
+use crate::client::policy::PolicyArgs;
+use crus_core::session::PolicyRequest;
 use summary::Summary;
 
 /// Options of `crus demo`.
@@ -44,10 +46,6 @@ pub struct DemoArgs {
     /// Typical time a node takes to reboot (each boot varies by ±25%).
     #[arg(long, default_value = "4m", value_parser = parse_positive_duration)]
     boot_time: Duration,
-    /// A node that has not come back this long after its boot started fails.
-    /// Default: the larger of 10 minutes and three boot times.
-    #[arg(long, value_parser = parse_positive_duration)]
-    boot_timeout: Option<Duration>,
     /// Fraction of node boots that fail (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     fail_rate: f64,
@@ -61,6 +59,12 @@ pub struct DemoArgs {
     /// terminal (0: as fast as possible). Ignored with --json.
     #[arg(long, default_value_t = 3600.0)]
     speed: f64,
+    /// The session's rollout policy: the flags of `crus session create`,
+    /// so the effect of a policy can be seen on a site's own trace.
+    /// `--boot-timeout` defaults here to the larger of 10 minutes and three
+    /// boot times.
+    #[command(flatten)]
+    policy: Box<PolicyArgs>,
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
@@ -93,6 +97,9 @@ pub enum DemoError {
         /// What went wrong, naming the file.
         message: String,
     },
+    /// The policy flags do not make a policy the server would accept.
+    #[error("{0}")]
+    Policy(String),
     /// The simulation or the controller failed.
     #[error("{0}")]
     Run(String),
@@ -104,13 +111,15 @@ const SIMULATION_EPOCH: Timestamp = Timestamp::from_secs(1_798_761_600); // 2027
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<(), DemoError> {
+    // Checked before the trace is read: a wrong flag fails at once.
+    let policy = session_policy(&args)?;
     let workload = load_workload(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|error| DemoError::Run(format!("cannot start the async runtime: {error}")))?;
-    let summary = runtime.block_on(simulate(&args, workload))?;
+    let summary = runtime.block_on(simulate(&args, workload, policy))?;
     if args.json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|error| DemoError::Run(format!("cannot encode the results: {error}")))?;
@@ -147,11 +156,36 @@ fn load_workload(args: &DemoArgs) -> Result<Workload, DemoError> {
     }
 }
 
-async fn simulate(args: &DemoArgs, workload: Workload) -> Result<Summary, DemoError> {
+/// The policy the policy flags give, checked as the server checks the
+/// `policy` object of `POST /session` (the same messages, under the same
+/// names), over the demo's defaults.
+fn session_policy(args: &DemoArgs) -> Result<RolloutPolicy, DemoError> {
+    let defaults = RolloutPolicy {
+        boot_timeout: Duration::from_secs(600).max(args.boot_time * 3),
+        ..RolloutPolicy::default()
+    };
+    let Some(request) = args.policy.to_request().map_err(DemoError::Policy)? else {
+        return Ok(defaults);
+    };
+    let json = serde_json::to_value(&request)
+        .map_err(|error| DemoError::Policy(format!("cannot encode the policy: {error}")))?;
+    let request = PolicyRequest::from_json(&json).map_err(|errors| {
+        let problems: Vec<String> = errors
+            .iter()
+            .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+            .collect();
+        DemoError::Policy(format!("invalid policy flags: {}", problems.join("; ")))
+    })?;
+    Ok(request.apply(&defaults))
+}
+
+async fn simulate(
+    args: &DemoArgs,
+    workload: Workload,
+    policy: RolloutPolicy,
+) -> Result<Summary, DemoError> {
     let clock = Arc::new(TokioClock::starting_at(SIMULATION_EPOCH));
-    let boot_timeout = args
-        .boot_timeout
-        .unwrap_or_else(|| Duration::from_secs(600).max(args.boot_time * 3));
+    let boot_timeout = policy.boot_timeout;
     let config = SimConfig {
         nodes: args.nodes as usize,
         seed: args.seed,
@@ -192,10 +226,6 @@ async fn simulate(args: &DemoArgs, workload: Workload) -> Result<Summary, DemoEr
         upgrading_label: "crus-upgrading".into(),
         workload_manager_type: "slurm".into(),
         policy: None,
-    };
-    let policy = RolloutPolicy {
-        boot_timeout,
-        ..RolloutPolicy::default()
     };
     let status = controller
         .create_session(spec.clone(), policy)

@@ -50,6 +50,9 @@ pub struct Summary {
     pub seed: u64,
     /// The session's messages.
     pub messages: Vec<String>,
+    /// The rollout policy the session ran with (the policy flags over the
+    /// demo's defaults).
+    pub policy: serde_json::Value,
 }
 
 impl Summary {
@@ -100,6 +103,7 @@ impl Summary {
             left_drained,
             seed: args.seed,
             messages: state.messages.clone(),
+            policy: serde_json::to_value(&state.policy).unwrap_or_default(),
         }
     }
 

@@ -97,8 +97,12 @@ impl Rollout {
             for step in first_new..started {
                 self.check_drain_timeouts(now, step);
             }
+            self.tend_drain_ahead(now);
             let pending_left = self.census.any_pending();
-            if !self.census.any_active_step() && (self.state.cancelled || !pending_left) {
+            if !self.census.any_active_step()
+                && (self.state.cancelled || !pending_left)
+                && self.state.drained_ahead.is_empty()
+            {
                 self.transition(now, SessionInput::Settled);
                 self.advance(now);
                 return;
@@ -106,6 +110,7 @@ impl Rollout {
             break;
         }
         self.queue_running_actions(now);
+        self.queue_ahead_returns(now);
         self.queue_weight_actions(now);
         self.queue_gate_check(now);
     }

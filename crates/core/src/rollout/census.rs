@@ -347,6 +347,11 @@ impl Census {
         self.pending.iter().copied()
     }
 
+    /// The last observed drain cost of `node` (`Unknown` until observed).
+    pub(super) fn cost(&self, node: usize) -> DrainCost {
+        self.costs.get(node).copied().unwrap_or(DrainCost::Unknown)
+    }
+
     /// Pending nodes, cheapest drain first.
     pub(super) fn ranked(&self) -> impl Iterator<Item = usize> + '_ {
         self.ranked.iter().map(|&(_, node)| node)

@@ -44,7 +44,12 @@ impl Rollout {
             report.state,
             WorkloadState::Draining | WorkloadState::Drained | WorkloadState::Down
         );
-        if phase.is_out_of_service() || phase == NodePhase::Failed || !out {
+        // A node drained ahead is counted as such (`drained_ahead_count`).
+        if phase.is_out_of_service()
+            || phase == NodePhase::Failed
+            || !out
+            || self.is_drained_ahead(node)
+        {
             self.held_elsewhere.remove(&node);
             return;
         }
@@ -71,7 +76,10 @@ impl Rollout {
                 !phase.is_out_of_service() && phase != NodePhase::Failed
             })
             .count();
-        self.census.out_of_service() + self.census.count(NodePhase::Failed) + elsewhere
+        self.census.out_of_service()
+            + self.census.count(NodePhase::Failed)
+            + elsewhere
+            + self.drained_ahead_count()
     }
 
     /// How many more nodes may be taken without crossing the floor (all of

@@ -31,6 +31,7 @@ mod census;
 mod command;
 mod commands;
 mod deadlines;
+mod drain_ahead;
 mod event;
 mod floor;
 mod foreign;
@@ -62,6 +63,7 @@ use uuid::Uuid;
 
 pub use action::{Action, ActionError, ActionErrorKind, ActionId, ActionOutput};
 pub use command::OperatorCommand;
+pub use drain_ahead::drain_ahead_errors;
 pub use event::{EventKind, RolloutEvent};
 pub use foreign::{
     CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
@@ -175,6 +177,10 @@ pub struct Rollout {
     /// Whether the workload manager answered that it has no weights, so
     /// `steer_jobs` does nothing in this process's lifetime.
     steering_unsupported: bool,
+    /// Nodes drained ahead that are to be returned to service (`drain_ahead`).
+    /// Not persisted: after a restart they are drained again (they are in
+    /// `drained_ahead`) and judged again.
+    ahead_to_return: BTreeSet<usize>,
 }
 
 impl Rollout {
@@ -201,6 +207,7 @@ impl Rollout {
             created_at: now,
             started_at: None,
             finished_at: None,
+            drained_ahead: BTreeSet::new(),
         })
     }
 
@@ -219,10 +226,11 @@ impl Rollout {
         let recent_boots = Rollout::recent_boots_of(&state);
         // A node someone else holds is never drained by crus: that would
         // overwrite its owner's reason.
-        let drain_owed = census
+        let mut drain_owed: BTreeSet<usize> = census
             .nodes_in(&[NodePhase::Draining])
             .filter(|&node| state.nodes[node].foreign.is_none())
             .collect();
+        drain_owed.extend(state.drained_ahead.iter().copied());
         let mut timers = Timers::default();
         timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
         Rollout {
@@ -253,6 +261,7 @@ impl Rollout {
             recent_boots,
             weights_set: BTreeMap::new(),
             steering_unsupported: false,
+            ahead_to_return: BTreeSet::new(),
         }
     }
 

@@ -95,6 +95,7 @@ impl Rollout {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;
             };
+            self.observe_ahead(node, report);
             if self.observe_foreign(node, report, now) {
                 self.note_availability(node, report);
                 continue;

@@ -138,6 +138,7 @@ impl Rollout {
                     match self.state.nodes[node].phase {
                         NodePhase::Resuming => self.returned(node, now),
                         NodePhase::Releasing => self.move_node(node, NodeInput::Returned, now),
+                        NodePhase::Pending => self.ahead_returned(node),
                         _ => {}
                     }
                 }

@@ -218,7 +218,7 @@ impl Rollout {
     }
 
     /// Nodes named by a queued or in-flight drain, resume or mark-failed.
-    fn nodes_in_flight(&self) -> BTreeSet<usize> {
+    pub(super) fn nodes_in_flight(&self) -> BTreeSet<usize> {
         let mut nodes = BTreeSet::new();
         for action in self
             .in_flight

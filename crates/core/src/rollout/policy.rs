@@ -148,6 +148,17 @@ pub struct RolloutPolicy {
     /// one redoes nothing. `false` upgrades every node, as CRUS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_matching: bool,
+    /// Drain ahead (with `strategy: continuous` and `order: drain_cost`):
+    /// the pending nodes whose jobs end soonest are drained while those jobs
+    /// still run, without holding a place in the step, so no new job lands
+    /// on them and each is quiet about when a place frees (see
+    /// `rollout/drain_ahead.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain_ahead: bool,
+    /// With `drain_ahead`: at most this many nodes draining ahead at once;
+    /// `None` is the step size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_draining: Option<u32>,
 }
 
 impl Default for RolloutPolicy {
@@ -178,6 +189,8 @@ impl Default for RolloutPolicy {
             error_retry_interval: Duration::from_secs(30),
             steer_jobs: false,
             skip_matching: false,
+            drain_ahead: false,
+            max_draining: None,
         }
     }
 }

@@ -315,6 +315,11 @@ pub struct RolloutState {
     /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// Pending nodes this session drained ahead (`drain_ahead`), by index
+    /// into `nodes`: each is taken into the step or returned to service,
+    /// never left drained, also after a restart.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub drained_ahead: std::collections::BTreeSet<usize>,
 }
 
 impl RolloutState {

@@ -1187,6 +1187,7 @@ fn a_move_the_table_refuses_is_kept_and_changes_nothing() {
 }
 
 mod boot_rate;
+mod drain_ahead;
 mod floor;
 mod foreign;
 mod gates;

@@ -85,6 +85,14 @@ pub struct PolicyRequest {
     /// jobs go to upgraded nodes first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steer_jobs: Option<bool>,
+    /// Drain nodes ahead of their place in the step, while their jobs end
+    /// (needs `strategy: continuous` and `order: drain_cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ahead: Option<bool>,
+    /// With `drain_ahead`: at most this many nodes draining ahead at once
+    /// (1 or more; default the step size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_draining: Option<u32>,
     /// Alert gates, in addition to the server's: each
     /// `{"prometheus": URL, "query": "...", "block_when": "nonempty"}` or
     /// `{"alertmanager": URL, "filter": ["severity=critical"]}`.
@@ -174,6 +182,8 @@ impl PolicyRequest {
             "health" => self.health = parse(value)?,
             "windows" => self.windows = parse(value)?,
             "steer_jobs" => self.steer_jobs = parse(value)?,
+            "drain_ahead" => self.drain_ahead = parse(value)?,
+            "max_draining" => self.max_draining = parse(value)?,
             "gates" => self.gates = parse_gates(value)?,
             "max_hold" => self.max_hold = parse_duration(value)?,
             "skip_matching" => self.skip_matching = parse(value)?,
@@ -292,6 +302,12 @@ impl PolicyRequest {
         for problem in self.rollback.iter().flat_map(Rollback::problems) {
             errors.push(("rollback", problem));
         }
+        errors.extend(crate::rollout::drain_ahead_errors(
+            self.drain_ahead,
+            self.max_draining,
+            self.strategy,
+            self.order,
+        ));
         for window in self.windows.iter().flatten() {
             if let Err(message) = window.validate() {
                 errors.push(("windows", message));
@@ -345,6 +361,8 @@ impl PolicyRequest {
             error_retry_interval: defaults.error_retry_interval,
             steer_jobs: self.steer_jobs.unwrap_or(defaults.steer_jobs),
             skip_matching: self.skip_matching.unwrap_or(defaults.skip_matching),
+            drain_ahead: self.drain_ahead.unwrap_or(defaults.drain_ahead),
+            max_draining: self.max_draining.or(defaults.max_draining),
         }
     }
 }
@@ -489,6 +507,37 @@ mod tests {
         assert!(
             errors["policy.strategy"][0].contains("sideways"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn drain_ahead_needs_the_sliding_window_in_drain_cost_order() {
+        let good = json!({"strategy": "continuous", "order": "drain_cost", "drain_ahead": true, "max_draining": 3});
+        let request = PolicyRequest::from_json(&good).unwrap();
+        let policy = request.apply(&RolloutPolicy::default());
+        assert!(policy.drain_ahead);
+        assert_eq!(policy.max_draining, Some(3));
+        for (body, field) in [
+            (json!({"drain_ahead": true}), "policy.drain_ahead"),
+            (
+                json!({"strategy": "continuous", "drain_ahead": true}),
+                "policy.drain_ahead",
+            ),
+            (json!({"max_draining": 2}), "policy.max_draining"),
+            (
+                json!({"strategy": "continuous", "order": "drain_cost", "drain_ahead": true, "max_draining": 0}),
+                "policy.max_draining",
+            ),
+        ] {
+            let errors = PolicyRequest::from_json(&body).unwrap_err();
+            assert!(errors.contains_key(field), "{body}: {errors:?}");
+        }
+        // Without the fields, nothing changes: the contract is CRUS's.
+        assert!(
+            !PolicyRequest::from_json(&json!({}))
+                .unwrap()
+                .apply(&RolloutPolicy::default())
+                .drain_ahead
         );
     }
 

@@ -229,7 +229,7 @@ pub fn run(
     let loaded: Vec<LoadedTrace> = settings
         .traces
         .iter()
-        .map(|&choice| traces::load(choice, &settings.synthetic))
+        .map(|choice| traces::load(choice, &settings.synthetic))
         .collect::<Result<_, _>>()?;
     let mut starts: Vec<Vec<Duration>> = Vec::new();
     let mut cases = Vec::new();
@@ -493,7 +493,7 @@ fn assemble(
             });
         }
         let mut trace_report = TraceReport {
-            trace: trace.choice.name().to_string(),
+            trace: trace.choice.name(),
             description: trace.description.clone(),
             nodes: trace.nodes,
             starts: start_reports,

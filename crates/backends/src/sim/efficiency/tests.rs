@@ -163,3 +163,113 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
     assert!(table.contains("forecasts (dry run before each run"));
     assert!(table.contains("crus-strict") && table.contains("lower bound"));
 }
+
+/// A small Standard Workload Format trace for 8 nodes over 4 days: a job
+/// every 20 minutes, 1 to 4 nodes wide, running 10 minutes to 3 hours (the
+/// time limit a little above), and one job wider than the cluster.
+fn small_swf() -> String {
+    let mut text = String::from("; a site's own trace, written by the test\n");
+    let mut draw = 17u64;
+    for job in 0..(4 * 24 * 3) {
+        draw = draw.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let width = 1 + (draw >> 33) % 4;
+        let run = 600 + (draw >> 40) % (3 * 3600 - 600);
+        let limit = run + 600;
+        let submit = job * 1200;
+        text.push_str(&format!(
+            "{} {submit} 0 {run} {width} -1 -1 {width} {limit} -1 1 1 1 1 1 -1 -1 -1\n",
+            job + 1
+        ));
+    }
+    text.push_str("9999 3600 0 600 16 -1 -1 16 1200 -1 1 1 1 1 1 -1 -1 -1\n");
+    text
+}
+
+/// Settings small enough for a test: 2 start points, one step size, CRUS's
+/// policy and the continuous one, on `trace`.
+fn small_settings(trace: TraceChoice) -> EfficiencySettings {
+    EfficiencySettings {
+        steps: vec![2],
+        policies: vec![Policy::CrusStrict, Policy::ContinuousDrainCost],
+        ..EfficiencySettings::quick(vec![trace])
+    }
+}
+
+#[test]
+fn any_swf_file_plain_or_gzipped_is_replayed_with_the_same_figures() {
+    let directory = tempfile::tempdir().unwrap();
+    let plain = directory.path().join("site.swf");
+    std::fs::write(&plain, small_swf()).unwrap();
+    let gzipped = directory.path().join("site.swf.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, small_swf().as_bytes()).unwrap();
+    std::fs::write(&gzipped, encoder.finish().unwrap()).unwrap();
+
+    let mut figures = Vec::new();
+    for (path, name) in [(&plain, "site.swf"), (&gzipped, "site.swf.gz")] {
+        let choices = TraceChoice::parse_with_nodes(path.to_str().unwrap(), Some(8)).unwrap();
+        let report = run(
+            &small_settings(choices[0].clone()),
+            &paused_runtime,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert!(report.passed(), "{:?}", report.violations);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_no_nulls(&json, "report");
+        let trace = &json["traces"][0];
+        assert_eq!(trace["trace"], name);
+        assert_eq!(trace["nodes"], 8);
+        assert!(
+            trace["description"]
+                .as_str()
+                .unwrap()
+                .contains("1 wider than the cluster left out"),
+            "{}",
+            trace["description"]
+        );
+        let starts = trace["starts"].as_array().unwrap();
+        assert_eq!(starts.len(), 2);
+        for start in starts {
+            for run in start["runs"].as_array().unwrap() {
+                assert_eq!(run["upgraded"], 8);
+                assert_eq!(run["step_respected"], true);
+            }
+        }
+        assert_eq!(trace["targets"].as_array().unwrap().len(), 1);
+        // Every figure but the forecasts' wall-clock time.
+        let mut starts = trace["starts"].clone();
+        for start in starts.as_array_mut().unwrap() {
+            for run in start["runs"].as_array_mut().unwrap() {
+                run["forecast"].as_object_mut().unwrap().remove("wall_ms");
+            }
+        }
+        figures.push(starts);
+    }
+    // Gzip or plain, the same jobs: the same figures.
+    assert_eq!(figures[0], figures[1]);
+}
+
+#[test]
+fn a_trace_file_needs_the_cluster_size_and_a_bundled_trace_refuses_one() {
+    assert!(
+        TraceChoice::parse_with_nodes("site.swf", None)
+            .unwrap_err()
+            .contains("--nodes")
+    );
+    assert!(TraceChoice::parse_with_nodes("nasa", Some(64)).is_err());
+    assert!(TraceChoice::parse_with_nodes("site.swf", Some(0)).is_err());
+    assert_eq!(
+        TraceChoice::parse_with_nodes("both", None).unwrap(),
+        [TraceChoice::Nasa, TraceChoice::Synthetic]
+    );
+    let missing = TraceChoice::parse_with_nodes("/nonexistent/site.swf", Some(8)).unwrap();
+    let error = run(
+        &small_settings(missing[0].clone()),
+        &paused_runtime,
+        &|_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("/nonexistent/site.swf"), "{error}");
+}

@@ -1,5 +1,6 @@
 //! The job traces the benchmark replays, and where in each the upgrades start.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,21 +10,35 @@ use super::super::{SyntheticWorkload, TraceJob, swf};
 use super::EfficiencyError;
 
 /// A trace to replay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TraceChoice {
     /// The bundled NASA Ames iPSC/860 trace (Q4 1993, 128 nodes).
     Nasa,
     /// A seeded synthetic high-utilisation workload for 128 nodes.
     Synthetic,
+    /// A site's own Standard Workload Format file, gzip or plain (read as
+    /// `crus demo --trace` reads it), replayed on a cluster of `nodes` nodes.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The cluster's size: jobs wider than it are left out (and counted
+        /// in the trace's description), since they could never start.
+        nodes: usize,
+    },
 }
 
 impl TraceChoice {
-    /// Its name in the table and the JSON file, as `--trace` takes it.
-    pub fn name(self) -> &'static str {
+    /// Its name in the table and the JSON file: as `--trace` takes it for
+    /// the bundled traces, the file's name for a site's own.
+    pub fn name(&self) -> String {
         match self {
-            TraceChoice::Nasa => "nasa",
-            TraceChoice::Synthetic => "synthetic",
+            TraceChoice::Nasa => "nasa".to_string(),
+            TraceChoice::Synthetic => "synthetic".to_string(),
+            TraceChoice::File { path, .. } => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            ),
         }
     }
 
@@ -36,6 +51,27 @@ impl TraceChoice {
             other => Err(format!(
                 "unknown trace {other:?}: expected nasa, synthetic or both"
             )),
+        }
+    }
+
+    /// The traces `--trace TRACE [--nodes N]` selects: `nasa`, `synthetic`
+    /// or `both`, or any other value as the path of a Standard Workload
+    /// Format file replayed on `nodes` nodes (which it then needs; the
+    /// bundled traces have their own size and refuse one).
+    pub fn parse_with_nodes(text: &str, nodes: Option<usize>) -> Result<Vec<TraceChoice>, String> {
+        match (TraceChoice::parse_selection(text), nodes) {
+            (Ok(_), Some(_)) => Err(format!(
+                "--nodes is for a trace file; the {text} trace has its own size (128 nodes)"
+            )),
+            (Ok(choices), None) => Ok(choices),
+            (Err(_), None) => Err(format!(
+                "--trace {text} is read as a Standard Workload Format file: give the cluster's size with --nodes N"
+            )),
+            (Err(_), Some(0)) => Err("--nodes must be at least 1".to_string()),
+            (Err(_), Some(nodes)) => Ok(vec![TraceChoice::File {
+                path: PathBuf::from(text),
+                nodes,
+            }]),
         }
     }
 }
@@ -55,10 +91,11 @@ pub(super) struct LoadedTrace {
 
 /// Loads `choice`; the synthetic trace from `synthetic`.
 pub(super) fn load(
-    choice: TraceChoice,
+    choice: &TraceChoice,
     synthetic: &SyntheticWorkload,
 ) -> Result<LoadedTrace, EfficiencyError> {
-    match choice {
+    let choice = choice.clone();
+    match &choice {
         TraceChoice::Nasa => {
             let trace = swf::nasa_ipsc().map_err(EfficiencyError::Trace)?;
             let mut jobs = trace.jobs;
@@ -86,6 +123,47 @@ pub(super) fn load(
                     jobs.len()
                 ),
                 nodes: synthetic.nodes,
+                jobs: Arc::new(jobs),
+            })
+        }
+        TraceChoice::File { path, nodes } => {
+            let nodes = *nodes;
+            if nodes == 0 {
+                return Err(EfficiencyError::Measurement(format!(
+                    "trace {}: the cluster needs at least one node (--nodes)",
+                    path.display()
+                )));
+            }
+            let trace = swf::read_swf_file(path).map_err(EfficiencyError::Trace)?;
+            let read = trace.jobs.len();
+            let mut jobs: Vec<TraceJob> = trace
+                .jobs
+                .into_iter()
+                .filter(|job| job.nodes as usize <= nodes)
+                .collect();
+            let too_wide = read - jobs.len();
+            if jobs.is_empty() {
+                return Err(EfficiencyError::Measurement(format!(
+                    "trace {}: no job fits on {nodes} nodes ({read} jobs read, {} records skipped); give --nodes the trace's machine size",
+                    path.display(),
+                    trace.skipped
+                )));
+            }
+            jobs.sort_by_key(|job| job.submit);
+            let description = format!(
+                "{} ({nodes} nodes, {} jobs{})",
+                path.display(),
+                jobs.len(),
+                if too_wide > 0 {
+                    format!(", {too_wide} wider than the cluster left out")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(LoadedTrace {
+                choice,
+                description,
+                nodes,
                 jobs: Arc::new(jobs),
             })
         }

@@ -30,6 +30,11 @@
 //! - with `rollback`, a reverted node was booted with the rollback template
 //!   exactly once, after every boot of its upgrade; any other node at most
 //!   once (a failed one whose boot back failed too), an upgraded one never.
+//! - `drain_ahead`: never more than `max_draining` nodes drained ahead; the
+//!   floor, the step and the boot rate hold as above; a node drained ahead
+//!   is booted only once taken and quiet; at the end none is left drained
+//!   (a deleted session may leave one pending that it drained ahead, back
+//!   in service).
 //!
 //! 1,000 cases by default; `CRUS_ENGINE_PROPTEST_CASES=10000` for a longer run.
 
@@ -111,7 +116,15 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
             1 => (0u32..=100).prop_map(|percent| Some(FailureBudget::Percent(f64::from(percent)))),
         ],
         prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
-        any::<bool>(),
+        (
+            any::<bool>(),
+            // Drain ahead: off, on with `max_draining` the step, or on with one.
+            prop_oneof![
+                2 => Just(None),
+                1 => Just(Some(None)),
+                1 => (1u32..3).prop_map(|count| Some(Some(count))),
+            ],
+        ),
         prop_oneof![2 => Just(false), 1 => Just(true)],
     )
         .prop_map(
@@ -126,7 +139,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 foreign_out_of_service,
                 min_available,
                 max_boots_per_minute,
-                steer_jobs,
+                (steer_jobs, drain_ahead),
                 gated,
             )| {
                 let mut policy = RolloutPolicy {
@@ -147,6 +160,12 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                         size: 1,
                         pause_after: true,
                     });
+                }
+                if let Some(max_draining) = drain_ahead {
+                    policy.strategy = crate::rollout::Strategy::Continuous;
+                    policy.order = Order::DrainCost;
+                    policy.drain_ahead = true;
+                    policy.max_draining = max_draining;
                 }
                 if gated {
                     policy.gates = vec![crate::ports::GateCheck::Alertmanager {
@@ -484,9 +503,22 @@ impl Run {
                 .find(|node| &node.id == id)
                 .map(|node| node.phase)
         };
+        // A node drained ahead (`drain_ahead`) is pending, and stored as
+        // drained ahead before it is drained or returned to service.
+        let stored_ahead = |id: &NodeId| {
+            stored
+                .nodes
+                .iter()
+                .position(|node| &node.id == id)
+                .is_some_and(|node| stored.drained_ahead.contains(&node))
+        };
+        let drain_or_resume = matches!(action, Action::Drain { .. } | Action::Resume { .. });
         let expect = |ids: &[NodeId], allowed: &[NodePhase]| -> Result<(), String> {
             for id in ids {
                 let phase = phase_of(id);
+                if drain_or_resume && phase == Some(NodePhase::Pending) && stored_ahead(id) {
+                    continue;
+                }
                 if !phase.is_some_and(|phase| allowed.contains(&phase)) {
                     return Err(format!(
                         "{action:?} handed out while node {id} is stored as {phase:?}"
@@ -883,6 +915,21 @@ impl Run {
             }
         }
         self.taken = taken;
+        let max_draining = state
+            .policy
+            .max_draining
+            .map_or(usize::try_from(self.scenario.step).unwrap(), |count| {
+                usize::try_from(count).unwrap()
+            });
+        if state.drained_ahead.len() > max_draining {
+            return Err(format!(
+                "{} nodes drained ahead, more than max_draining {max_draining}",
+                state.drained_ahead.len()
+            ));
+        }
+        if !state.policy.drain_ahead && !state.drained_ahead.is_empty() {
+            return Err("nodes drained ahead without drain_ahead".to_string());
+        }
         let out = state.out_of_service();
         let step = usize::try_from(self.scenario.step).unwrap();
         if out > step {
@@ -920,7 +967,10 @@ impl Run {
                 }
                 // A deleted session never took it: it was not touched.
                 NodePhase::Pending if state.cancelled => {
-                    if self.world.ever_drained.contains(&node.id) {
+                    // With `drain_ahead`, drained ahead and returned to service.
+                    let returned =
+                        state.policy.drain_ahead && !self.world.out_by_crus.contains_key(&node.id);
+                    if self.world.ever_drained.contains(&node.id) && !returned {
                         return Err(format!("node {} drained, yet left pending", node.id));
                     }
                 }
