@@ -53,8 +53,13 @@ fn node_counts(state: &RolloutState) -> Option<std::collections::BTreeMap<String
     if state.nodes.is_empty() {
         return None;
     }
+    // `reverted` is counted only where a node can be reverted (a rollback
+    // policy), so the counts of every other session read as they always
+    // have, also those a store keeps as an earlier release wrote them.
+    let can_revert = state.policy.rollback.is_some();
     let mut counts: std::collections::BTreeMap<String, u64> = NodePhase::ALL
         .iter()
+        .filter(|phase| can_revert || **phase != NodePhase::Reverted)
         .map(|phase| (phase.as_str().to_string(), 0))
         .collect();
     for node in &state.nodes {
