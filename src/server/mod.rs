@@ -16,6 +16,7 @@
 //! `crus serve` is argument parsing plus this call.
 
 mod assemble;
+pub mod check;
 mod auth;
 mod boot_timeout;
 mod config;

@@ -6,15 +6,17 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crus::server::{BackendKind, Config, StoreKind};
+use crate::server::{Config, StoreKind};
 
 use super::sections_in_use;
 
 /// One backend to reach: the key naming it and what it is.
 #[derive(Debug, Clone)]
-pub(super) struct Target {
-    pub(super) key: String,
-    pub(super) what: &'static str,
+pub struct Target {
+    /// The key that configures it (`bos.base_url`, `etcd.endpoints[0]`, ...).
+    pub key: String,
+    /// What it is (`BOS`, `etcd`, `Slurm controller`, ...).
+    pub what: &'static str,
     how: Reach,
 }
 
@@ -147,8 +149,9 @@ fn targets(config: &Config) -> Vec<Target> {
     targets
 }
 
-/// Reaches each backend once, one after another; each result says what answered.
-pub(super) async fn reach_backends(config: &Config) -> Vec<(Target, Result<String, String>)> {
+/// Reaches each backend `config` uses once, one after another; each
+/// result says what answered, or what failed and what to check.
+pub async fn reach_backends(config: &Config) -> Vec<(Target, Result<String, String>)> {
     let targets = targets(config);
     let results = futures_join(targets.iter().map(reach)).await;
     targets.into_iter().zip(results).collect()

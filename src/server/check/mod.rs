@@ -1,47 +1,19 @@
-//! `crus config check [--config FILE] [--offline]`: tells whether `crus
-//! serve` would start on a configuration file, before it is put in service
-//! (and before every start of the packaged unit, as its `ExecStartPre`).
-//!
-//! It loads and validates the file as `crus serve` does, reads every secret
-//! file the chosen backends and auth name, reaches each configured backend
-//! once (unless `--offline`), and prints what would run, or every problem
-//! found, each naming its key. Problems are collected rather than stopping
-//! at the first, so one run lists everything to fix.
+//! Whether `crus serve` would start on a configuration, and work, checked
+//! before it is put in service (`crus config check`, and the packaged
+//! unit's `ExecStartPre`): every secret file the chosen backends and auth
+//! name is read, the API must accept some credential, and each configured
+//! backend can be reached once ([`reach_backends`]). Problems are collected
+//! rather than stopping at the first, so one run lists everything to fix,
+//! each naming its key.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
-
-use crus::server::{BackendKind, Config, StoreKind};
+use super::{BackendKind, Config, StoreKind};
 
 mod reach;
 
-use reach::reach_backends;
-
-/// `crus config ...`
-#[derive(Debug, Args)]
-pub struct ConfigArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: ConfigCommand,
-}
-
-/// `crus config` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Validate a configuration file and the secret files it names, reach
-    /// each configured backend once, and print what `crus serve` would run
-    /// (exit 0), or every problem with its key (exit 1).
-    Check {
-        /// The configuration file.
-        #[arg(long, value_name = "PATH", default_value = "/etc/crus/crus.toml")]
-        config: PathBuf,
-        /// Do not reach the backends: check the file and its secret files only.
-        #[arg(long)]
-        offline: bool,
-    },
-}
+pub use reach::{Target, reach_backends};
 
 /// One thing wrong, at its key (`auth.tokens_file`, `bos.base_url`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,67 +30,14 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Runs `crus config ...`; an error means the file is not usable (exit 1).
-pub fn run(args: ConfigArgs) -> Result<(), String> {
-    match args.command {
-        ConfigCommand::Check { config, offline } => check(&config, offline),
-    }
-}
-
-fn check(path: &Path, offline: bool) -> Result<(), String> {
-    // The same loading and validation as `crus serve --config`.
-    let config = Config::load(path).map_err(|error| {
-        format!(
-            "{error}\n{} is not usable; crus serve would not start",
-            path.display()
-        )
-    })?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let raw: toml::Value =
-        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
-
-    let mut problems = check_secrets(&config, &raw);
-    problems.extend(check_auth(&config));
-    let mut reached = Vec::new();
-    if !offline {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-        for (target, result) in runtime.block_on(reach_backends(&config)) {
-            match result {
-                Ok(answer) => reached.push(format!("{} ({}): {answer}", target.key, target.what)),
-                Err(message) => problems.push(Problem {
-                    key: target.key,
-                    message,
-                }),
-            }
-        }
-    }
-
-    let mut report = summary(path, &config);
-    if offline {
-        report.push_str("backends: not reached (--offline)\n");
-    } else if reached.is_empty() {
-        report.push_str("backends: none to reach (simulated or local)\n");
-    } else {
-        for line in &reached {
-            report.push_str(&format!("reached {line}\n"));
-        }
-    }
-    crate::write_stdout(report.as_bytes())?;
-    if problems.is_empty() {
-        return Ok(());
-    }
-    for problem in &problems {
-        eprintln!("error: {problem}");
-    }
-    Err(format!(
-        "{} has {} problem(s); crus serve would not start (or not work) with it",
-        path.display(),
-        problems.len()
-    ))
+/// The problems found without reaching anything: secret files that
+/// cannot be read or are empty, environment variables named and not set,
+/// and an API that would accept no credential. `raw` is the file as TOML,
+/// for the `*_file` keys of the sections in use.
+pub fn offline_problems(config: &Config, raw: &toml::Value) -> Vec<Problem> {
+    let mut problems = check_secrets(config, raw);
+    problems.extend(check_auth(config));
+    problems
 }
 
 /// What `crus serve` would run with `config`, one line per part.
