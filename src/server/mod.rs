@@ -16,9 +16,9 @@
 //! `crus serve` is argument parsing plus this call.
 
 mod assemble;
-pub mod check;
 mod auth;
 mod boot_timeout;
+pub mod check;
 mod config;
 mod error;
 #[cfg(test)]

@@ -98,4 +98,3 @@ fn check(path: &Path, offline: bool) -> Result<(), String> {
         problems.len()
     ))
 }
-
