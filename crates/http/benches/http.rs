@@ -25,7 +25,7 @@ use crus_core::controller::{Controller, ControllerConfig};
 use crus_core::rollout::RolloutPolicy;
 use crus_core::store::SessionStore;
 use crus_core::{SessionSpec, Timestamp};
-use crus_http::{AppState, Auth, AuthConfig, Metrics, app, instrument_ports};
+use crus_http::{AppState, Auth, AuthConfig, Metrics, ServerLimits, app, instrument_ports};
 use futures::StreamExt;
 use tokio::net::TcpListener;
 
@@ -188,7 +188,16 @@ async fn crus_server(
     })
     .unwrap_or_else(|error| panic!("bad auth configuration: {error}"));
     // The statuses kept beside the records, as `crus serve` answers them.
-    let state = AppState::new(controller, Arc::new(auth), metrics).with_status_view(sqlite);
+    // As many dry runs at once as the bench's connections: the rows measure
+    // what a plan costs, not the server's bound on plans at once (2 by
+    // default, which turns 16 and 64 connections into 503s).
+    let limits = ServerLimits {
+        dry_runs_at_once: 64,
+        ..ServerLimits::default()
+    };
+    let state = AppState::new(controller, Arc::new(auth), metrics)
+        .with_status_view(sqlite)
+        .with_limits(limits);
     let url = serve(app(state.clone())).await;
     // The sim must outlive the server: its ports hold it.
     std::mem::forget(sim);

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::server::{Config, StoreKind};
+use crate::server::{BackendKind, Config, StoreKind};
 
 use super::sections_in_use;
 
