@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
 
+use super::parse::show_node_field;
 use super::{BACKEND, SlurmWorkloadManager, arguments};
 
 impl SlurmWorkloadManager {
@@ -84,28 +85,20 @@ pub(super) fn is_feature_name(feature: &str) -> bool {
 /// Each node's `AvailableFeatures=` from `scontrol -o show node`, by Slurm
 /// name (`(null)` is no feature; `None` when the line has no such field).
 fn parse_features(output: &str) -> HashMap<&str, Option<Vec<String>>> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let name = line.strip_prefix("NodeName=")?.split_whitespace().next()?;
-            // Fields before `Reason=`, which comes last and may hold anything.
-            let fields = line.find(" Reason=").map_or(line, |at| &line[..at]);
-            let features = fields
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("AvailableFeatures="))
-                .map(|value| {
-                    if value == "(null)" {
-                        Vec::new()
-                    } else {
-                        value
-                            .split(',')
-                            .filter(|feature| !feature.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    }
-                });
-            Some((name, features))
+    show_node_field(output, "AvailableFeatures=")
+        .map(|(name, features)| {
+            let features = features.map(|value| {
+                if value == "(null)" {
+                    Vec::new()
+                } else {
+                    value
+                        .split(',')
+                        .filter(|feature| !feature.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+            });
+            (name, features)
         })
         .collect()
 }

@@ -28,15 +28,8 @@ pub(crate) fn parse_show_node(output: &str) -> Vec<ShownNode> {
 }
 
 fn parse_show_node_line(line: &str) -> Option<ShownNode> {
-    let line = line.trim();
-    let rest = line.strip_prefix("NodeName=")?;
-    let name = rest.split_whitespace().next()?.to_string();
-    // `Reason=` comes last and may contain spaces, so everything after it is
-    // the reason; the other fields are split on whitespace before it.
-    let (fields, reason) = match line.find(" Reason=") {
-        Some(at) => (&line[..at], Some(&line[at + " Reason=".len()..])),
-        None => (line, None),
-    };
+    let (name, fields, reason) = split_show_node_line(line)?;
+    let name = name.to_string();
     // Match ` State=` as a whole token: `NextState=RESUME` must not count.
     let state = fields
         .split_whitespace()
@@ -50,6 +43,37 @@ fn parse_show_node_line(line: &str) -> Option<ShownNode> {
         name,
         state,
         reason: reason.map(str::to_string),
+    })
+}
+
+/// One line of `scontrol -o show node` split into the node's name, the
+/// fields before `Reason=`, and the reason's raw text. `Reason=` comes last
+/// and may contain spaces, so everything after it is the reason; the other
+/// fields are split on whitespace before it. `None` for a line that is not
+/// a node's.
+fn split_show_node_line(line: &str) -> Option<(&str, &str, Option<&str>)> {
+    let line = line.trim();
+    let name = line.strip_prefix("NodeName=")?.split_whitespace().next()?;
+    let (fields, reason) = match line.find(" Reason=") {
+        Some(at) => (&line[..at], Some(&line[at + " Reason=".len()..])),
+        None => (line, None),
+    };
+    Some((name, fields, reason))
+}
+
+/// Each node's value of the field `key` (e.g. `"Weight="`) in the output of
+/// `scontrol -o show node`, by Slurm name: `None` when its line has no such
+/// field before `Reason=` (whose text may hold anything).
+pub(crate) fn show_node_field<'a>(
+    output: &'a str,
+    key: &'a str,
+) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
+    output.lines().filter_map(move |line| {
+        let (name, fields, _) = split_show_node_line(line)?;
+        let value = fields
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(key));
+        Some((name, value))
     })
 }
 

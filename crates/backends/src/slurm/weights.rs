@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use crus_core::error::{Error, Result};
 use crus_core::node::NodeId;
 
+use super::parse::show_node_field;
 use super::{BACKEND, SlurmWorkloadManager, arguments};
 
 impl SlurmWorkloadManager {
@@ -61,19 +62,8 @@ impl SlurmWorkloadManager {
 /// Each node's `Weight=` from `scontrol -o show node`, by Slurm name
 /// (`None` when the line has no readable weight).
 fn parse_weights(output: &str) -> HashMap<&str, Option<u32>> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let name = line.strip_prefix("NodeName=")?.split_whitespace().next()?;
-            // Fields before `Reason=`, which comes last and may hold anything.
-            let fields = line.find(" Reason=").map_or(line, |at| &line[..at]);
-            let weight = fields
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("Weight="))
-                .and_then(|weight| weight.parse().ok());
-            Some((name, weight))
-        })
+    show_node_field(output, "Weight=")
+        .map(|(name, weight)| (name, weight.and_then(|weight| weight.parse().ok())))
         .collect()
 }
 
