@@ -19,7 +19,7 @@ use crus_backends::sim::{ScaledClock, SimCluster, SimConfig};
 use crus_core::Timestamp;
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig};
-use crus_core::rollout::{NodePhase, RolloutPolicy, Stage};
+use crus_core::rollout::{NodePhase, Stage};
 use crus_core::store::{SessionStore, StatusView};
 use etcd_harness::EtcdCluster;
 
@@ -39,20 +39,6 @@ async fn leader_member(cluster: &EtcdCluster) -> Option<usize> {
         }
     }
     None
-}
-
-/// The shared policy with a boot timeout long enough for the accelerated
-/// clock. At 600 simulated seconds a wall second, the 2–3 wall seconds the
-/// etcd cluster needs to elect a new leader are 20–30 simulated minutes, in
-/// which the controller cannot persist and so cannot look at its booting
-/// nodes: with the shared 15-minute timeout, the nodes that were booting
-/// when the leader died were failed although each came back in 4 minutes.
-/// The timeout itself is tested elsewhere, on a clock that does not race.
-fn policy() -> RolloutPolicy {
-    RolloutPolicy {
-        boot_timeout: Duration::from_secs(4 * 60 * 60),
-        ..common::policy()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +71,7 @@ async fn a_10000_node_session_with_step_500_completes_through_a_leader_kill() {
         ControllerConfig::default(),
     );
     let session = controller
-        .create_session(common::spec(STEP), policy())
+        .create_session(common::spec(STEP), common::policy())
         .await
         .unwrap();
     let id = session.upgrade_id;

@@ -133,6 +133,7 @@ impl Rollout {
                     Seen::Yes => late.push(node),
                     Seen::AskWorkload => observe_workload = true,
                     Seen::AskBoot => observe_boots.push((step_number, number)),
+                    Seen::NotAsked => {}
                 }
             }
         }
@@ -189,9 +190,16 @@ impl Rollout {
     fn seen_since(&self, node: usize, number: u32, boot: &StepBoot, deadline: Timestamp) -> Seen {
         let step = self.state.nodes[node].step.unwrap_or(u32::MAX);
         let seen_at = match self.state.nodes[node].phase {
-            // Its boot was never acknowledged: there is nothing to ask about,
-            // and the deadline counts from when the boot was asked for.
-            NodePhase::Booting if boot.handle.is_none() => return Seen::Yes,
+            // Its boot was asked for and never acknowledged: there is
+            // nothing to ask about, and the deadline counts from when the
+            // boot was asked for.
+            NodePhase::Booting if boot.handle.is_none() && self.boot_given_out(step, number) => {
+                return Seen::Yes;
+            }
+            // Its boot has not gone out yet (the store refused to save the
+            // session, which holds every action, or a refusal's delay runs):
+            // the boot service was never asked, so the node cannot be late.
+            NodePhase::Booting if boot.handle.is_none() => return Seen::NotAsked,
             NodePhase::Booting => self.boot_seen_at.get(&(step, number)).copied(),
             _ => self.workload_seen_at,
         };
@@ -202,12 +210,22 @@ impl Rollout {
         }
     }
 
+    /// Whether the start of boot `boot` of step `step` has been handed to
+    /// the controller and not yet answered (queued is not enough: a queued
+    /// action is held while the store refuses to save the session).
+    fn boot_given_out(&self, step: u32, boot: u32) -> bool {
+        self.in_flight.values().any(|action| {
+            matches!(action, Action::StartBoot { step: s, boot: b, .. } if *s == step && *b == boot)
+        })
+    }
+
     /// When `node`, awaited after `boot`, must be back: the boot timeout
-    /// after the boot started, or after the power restart that followed.
+    /// after the boot service acknowledged the boot (after it was decided
+    /// on, while unacknowledged), or after the power restart that followed.
     fn come_back_deadline(&self, node: usize, boot: &StepBoot) -> Timestamp {
         let policy = &self.state.policy;
         match self.state.nodes[node].escalation {
-            None => boot.requested_at + policy.boot_timeout,
+            None => boot.started_at.unwrap_or(boot.requested_at) + policy.boot_timeout,
             Some(Escalation {
                 operation: PowerOperation::GracefulRestart,
                 at,
@@ -349,4 +367,6 @@ enum Seen {
     AskWorkload,
     /// No: its boot's progress must be asked for again first.
     AskBoot,
+    /// No: its boot has not been asked of the boot service yet.
+    NotAsked,
 }

@@ -106,6 +106,9 @@ impl Rollout {
             ) => {
                 if let Some(record) = self.boot_mut(step, boot) {
                     record.handle = Some(handle.clone());
+                    // Acknowledged again after a restart, it is the boot
+                    // that started the first time.
+                    record.started_at.get_or_insert(now);
                     self.dirty = true;
                     self.timers.set(
                         Timer::BootPoll { step, boot },

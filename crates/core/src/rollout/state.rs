@@ -226,8 +226,16 @@ pub struct StepBoot {
     /// The orchestrator's handle, once it acknowledged the boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<BootHandle>,
-    /// When the boot was requested; boot timeouts count from here.
+    /// When the boot was decided on; until the boot service acknowledges
+    /// it, boot timeouts count from here.
     pub requested_at: Timestamp,
+    /// When the boot service acknowledged the boot; boot timeouts count
+    /// from here once it did. The two differ when the request was held
+    /// back: the store refused to save the session (nothing goes out
+    /// unsaved), or the boot service was retried. Counting from the
+    /// decision would fail nodes for time their boot had not started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// The template its nodes are booted with, when not the session's: the
     /// rollback template, for nodes booted back after their upgrade failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

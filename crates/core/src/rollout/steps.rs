@@ -273,6 +273,7 @@ impl Rollout {
                 nodes,
                 handle: None,
                 requested_at: now,
+                started_at: None,
                 template,
             });
         }

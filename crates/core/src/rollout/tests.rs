@@ -459,7 +459,8 @@ fn a_node_that_does_not_come_back_fails_alone_after_the_boot_timeout() {
     }
     assert_eq!(rollout.state().nodes[0].phase, NodePhase::Done);
     assert_eq!(rollout.state().nodes[1].phase, NodePhase::Booting);
-    let deadline = t(0) + Duration::from_secs(600);
+    // Ten minutes from the boot service's acknowledgement (at t(1)).
+    let deadline = t(1) + Duration::from_secs(600);
     // Polls keep coming before the deadline; the deadline is among the timers.
     let mut now = t(12);
     while now < deadline {
@@ -497,6 +498,95 @@ fn a_node_that_does_not_come_back_fails_alone_after_the_boot_timeout() {
     );
     let actions = take_actions(&mut rollout);
     assert!(matches!(&actions[..], [(_, Action::MarkFailed { nodes, .. })] if nodes.len() == 1));
+}
+
+/// The store refused to save the session after its boot was decided: the
+/// controller holds every action until a save is taken, so the boot stays
+/// queued while the clock runs on (an etcd leader election, a full disk).
+/// The boot service was never asked, so no time-out can fail the nodes;
+/// once the store takes the session, the boot goes out, and its timeout
+/// counts from the boot service's acknowledgement.
+#[test]
+fn a_boot_held_back_by_a_refusing_store_does_not_time_out_before_it_is_asked_for() {
+    let (mut rollout, actions) = started(&["a", "b"], 2);
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![
+            workload("a", WorkloadState::Drained, true),
+            workload("b", WorkloadState::Drained, true),
+        ])),
+    );
+    let held_until = t(0) + RolloutPolicy::default().boot_timeout * 3;
+    let mut now = t(0);
+    while now < held_until {
+        now = (now + Duration::from_secs(60)).min(held_until);
+        rollout.handle_timeout(now);
+    }
+    assert_eq!(
+        phases(&rollout),
+        [
+            ("a".to_string(), NodePhase::Booting),
+            ("b".to_string(), NodePhase::Booting)
+        ]
+    );
+    let actions = take_actions(&mut rollout);
+    assert!(
+        !actions
+            .iter()
+            .any(|(_, action)| matches!(action, Action::MarkFailed { .. })),
+        "{actions:?}"
+    );
+    let Some((start, _)) = actions
+        .iter()
+        .find(|(_, action)| matches!(action, Action::StartBoot { .. }))
+    else {
+        panic!("the held boot goes out once saved: {actions:?}")
+    };
+    rollout.handle_outcome(
+        now,
+        *start,
+        Ok(ActionOutput::BootStarted(BootHandle {
+            key: "k".into(),
+            id: "held".into(),
+        })),
+    );
+    // The timeout counts from the boot's start, not from its decision: the
+    // nodes are still booting a minute before it runs out, and failed once
+    // it has.
+    let started = now;
+    let deadline = started + RolloutPolicy::default().boot_timeout;
+    let mut still_booting_before = false;
+    while now < deadline + Duration::from_secs(60) {
+        now = now + Duration::from_secs(30);
+        rollout.handle_timeout(now);
+        for (id, action) in take_actions(&mut rollout) {
+            if matches!(action, Action::ObserveBoot { .. }) {
+                rollout.handle_outcome(
+                    now,
+                    id,
+                    Ok(ActionOutput::BootStatus(vec![
+                        boot("a", NodeBootState::InProgress),
+                        boot("b", NodeBootState::InProgress),
+                    ])),
+                );
+            }
+        }
+        if now + Duration::from_secs(60) <= deadline {
+            still_booting_before = phases(&rollout)
+                .iter()
+                .all(|(_, phase)| *phase == NodePhase::Booting);
+            assert!(still_booting_before, "{:?} at {now}", phases(&rollout));
+        }
+    }
+    assert!(still_booting_before);
+    assert!(
+        phases(&rollout)
+            .iter()
+            .all(|(_, phase)| *phase == NodePhase::Failing),
+        "{:?}",
+        phases(&rollout)
+    );
 }
 
 #[test]
