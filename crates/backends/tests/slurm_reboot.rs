@@ -208,3 +208,139 @@ async fn reboots_against_real_slurm() {
         started.elapsed()
     );
 }
+
+/// `scontrol show node`'s ` State=` value, e.g. `IDLE+DRAIN`.
+fn state_of(cluster: &SlurmCluster, node: &str) -> String {
+    let line = cluster.show_node(node);
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("State="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether a ` State=` value is in service: no drain, not down, no reboot
+/// under way (the states in which the scheduler may start a job).
+fn in_service(state: &str) -> bool {
+    let mut parts = state.split('+');
+    let base = parts.next().unwrap_or_default();
+    let flags: Vec<&str> = parts.collect();
+    ["IDLE", "MIXED", "ALLOCATED", "COMPLETING"].contains(&base)
+        && !flags
+            .iter()
+            .any(|flag| ["DRAIN", "REBOOT_REQUESTED", "REBOOT_ISSUED"].contains(flag))
+}
+
+/// Issue 21: a node an administrator drained, and one they took down, are
+/// rebooted into the image and come back still out of service: Slurm never
+/// shows them in service, polled every 50 ms through the reboot (with
+/// `nextstate=RESUME` Slurm itself would return them when they register).
+/// A node crus drained comes back in service as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_held_by_someone_else_come_back_from_their_reboot_still_held() {
+    let cluster = SlurmCluster::start_with(ClusterOptions {
+        // As `slurm_sessions_e2e`: with 2, Slurm returns any down node that
+        // registers, which is what a reboot must not let it do.
+        return_to_service: 2,
+        ..ClusterOptions::new(3)
+    });
+    let (drained, down, own) = ("node001", "node002", "node003");
+    for (node, state, reason) in [
+        (drained, "DRAIN", "bad DIMM: slot 3"),
+        (down, "DOWN", "PSU fault -- do NOT resume"),
+        (own, "DRAIN", "crus:upgrade-1"),
+    ] {
+        cluster.command(
+            "scontrol",
+            &[
+                "update",
+                &format!("nodename={node}"),
+                &format!("state={state}"),
+                &format!("reason={reason}"),
+            ],
+        );
+    }
+    let slurm = orchestrator(&cluster);
+    let handle = slurm
+        .start_boot(&request("crus-test-held", &cluster.nodes))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let mut seen: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    let reported = loop {
+        for node in [drained, down, own] {
+            let state = state_of(&cluster, node);
+            let states = seen.entry(node).or_default();
+            if states.last() != Some(&state) {
+                states.push(state);
+            }
+        }
+        let reported = slurm.boot_status(&handle).await.unwrap();
+        if reported
+            .iter()
+            .all(|node| node.state != NodeBootState::InProgress)
+        {
+            break reported;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still rebooting after 60 s: {reported:?} {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for status in &reported {
+        assert_eq!(status.state, NodeBootState::Ok, "{reported:?} {seen:?}");
+    }
+    for node in [drained, down, own] {
+        assert_eq!(
+            cluster.reboots().iter().filter(|r| r.node == node).count(),
+            1,
+            "{node}: {seen:?}"
+        );
+    }
+    for node in [drained, down] {
+        assert!(
+            !seen[node].iter().any(|state| in_service(state)),
+            "{node} was in service during its reboot: {:?}",
+            seen[node]
+        );
+    }
+    assert!(
+        state_of(&cluster, drained).contains("DRAIN"),
+        "{}",
+        cluster.show_node(drained)
+    );
+    assert!(
+        state_of(&cluster, down).starts_with("DOWN"),
+        "{}",
+        cluster.show_node(down)
+    );
+    // crus's own drain ends with the reboot, as before.
+    cluster.wait("node003 back in service", Duration::from_secs(10), || {
+        in_service(&state_of(&cluster, own))
+    });
+
+    // The image each node runs is the one a session recorded in Slurm, the
+    // feature img_<template> (issue 20's tag); without one it is unknown.
+    slurm.current_images_supported().unwrap();
+    cluster.command(
+        "scontrol",
+        &[
+            "update",
+            "nodename=node003",
+            "AvailableFeatures=img_compute_image",
+            "ActiveFeatures=img_compute_image",
+        ],
+    );
+    let images = slurm
+        .current_images(&ids(&cluster.nodes), TEMPLATE)
+        .await
+        .unwrap();
+    let found: Vec<Option<&str>> = images.iter().map(|i| i.image.as_deref()).collect();
+    assert_eq!(found, [None, None, Some(TEMPLATE)], "{images:?}");
+    eprintln!(
+        "held nodes' reboots: {seen:?}\n{}\n{}",
+        cluster.show_node(drained),
+        cluster.show_node(down)
+    );
+}

@@ -509,9 +509,18 @@ async fn optional_nodes_of(
 
 #[async_trait]
 impl BootOrchestrator for CycleCloudBootOrchestrator {
-    /// Not yet: a node's record carries the image its node array names now,
-    /// which is not the image its VM was built from when the array changed
-    /// since (see "Templates" above), so it cannot tell honestly.
+    /// Not supported: the API does not say which image a node's VM runs.
+    /// `GET /clusters/{cluster}/nodes` answers a `NodeList` whose `nodes`
+    /// are `Node` objects the API documents only as "A node record" (type
+    /// `object`, no fields); the image is an attribute the record shares
+    /// with its node array (`ImageName`), and it shows what the array names
+    /// now, not what the VM was built from when the array changed since (see
+    /// "Templates" above). The status API (`ClusterStatus`, its buckets'
+    /// `definition` with `machineType`) and the usage API (`os`: Windows or
+    /// Linux, `vm_size`) describe hardware and OS family, not images; a
+    /// `NodeCreationRequest`'s `nodeAttributes` are written once at creation
+    /// and never reported back as applied. So it cannot tell honestly, and a
+    /// session with `skip_matching` is refused at creation.
     fn current_images_supported(&self) -> Result<()> {
         Err(crus_core::ports::current_images_not_supported("cyclecloud"))
     }

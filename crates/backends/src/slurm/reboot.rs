@@ -1,7 +1,10 @@
 //! Slurm's own reboot as the [`BootOrchestrator`], for plain Slurm clusters
 //! without BOS: `scontrol reboot ASAP nextstate=RESUME` runs the site's
 //! `RebootProgram` on each node once it has no job, and the node returns to
-//! service when its slurmd registers with a fresh boot.
+//! service when its slurmd registers with a fresh boot. A node someone else
+//! took out of service (drained or down with a reason crus did not write)
+//! is rebooted so that it comes back still out of service, never resumed by
+//! Slurm (see `reboot/held.rs`).
 //!
 //! # What a template is here
 //!
@@ -52,6 +55,8 @@
 //! still pending and lets the rest finish; cancelled nodes report failed.
 
 mod handle;
+mod held;
+mod images;
 mod progress;
 
 use std::collections::{BTreeSet, HashMap};
@@ -59,13 +64,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crus_core::error::{Error, Result};
-use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootStatus};
+use crus_core::node::NodeId;
+use crus_core::ports::{BootHandle, BootOrchestrator, BootRequest, NodeBootStatus, NodeImage};
 use crus_core::time::Timestamp;
 
 use super::SlurmConfig;
 use super::command::{SlurmCommands, SlurmError};
 use super::names::Names;
 use handle::{BootId, can_carry, is_reason_of, is_word, reboot_reason};
+use held::ways_back;
 use progress::{RebootFacts, boot_state, parse_reboot_facts, reboot_cancellable, reboot_pending};
 
 /// Settings of Slurm reboots beyond how to run Slurm's commands.
@@ -203,18 +210,18 @@ impl SlurmRebootOrchestrator {
         // Whole seconds, as BootTime: taken before the reboot is asked for,
         // so every boot it causes is at or after it.
         let requested_at = Timestamp::from_secs(Timestamp::now().as_secs());
-        let args = vec![
-            "reboot".to_string(),
-            // ASAP drains the node so no job starts before the reboot, and
-            // reboots it as soon as its jobs end.
-            "ASAP".into(),
-            // Back in service once the node registers with a fresh boot.
-            "nextstate=RESUME".into(),
+        let reason = reboot_reason(&request.key, &request.template);
+        // One command per way back (see `reboot/held.rs`). A crash between
+        // two of them leaves the later ones' nodes unrebooted; they are then
+        // reported failed ("cancelled"), never returned to service.
+        for (way_back, group) in ways_back(&names, &shown) {
+            let mut args = vec!["reboot".to_string()];
+            args.extend(way_back.options().iter().map(|option| option.to_string()));
             // One argv element, so the reason needs no quoting.
-            format!("reason={}", reboot_reason(&request.key, &request.template)),
-            names.join(","),
-        ];
-        self.commands.run("scontrol", &args).await?;
+            args.push(format!("reason={reason}"));
+            args.push(group.join(","));
+            self.commands.run("scontrol", &args).await?;
+        }
         Ok(handle(requested_at))
     }
 }
@@ -231,14 +238,29 @@ fn decode(handle: &BootHandle) -> Result<BootId> {
 
 #[async_trait]
 impl BootOrchestrator for SlurmRebootOrchestrator {
-    /// `scontrol reboot` keeps no record of the image a node booted, and
-    /// crus keeps no per-node record outside its sessions, so it cannot
-    /// tell (node features such as `img_<template>` would be a place, once
-    /// crus writes them).
+    /// `scontrol reboot` keeps no record of the image a node booted; crus
+    /// reads the one its sessions keep in Slurm, the node feature
+    /// `img_<template>` (see `reboot/images.rs`). A node without one is
+    /// unknown, and upgraded.
     fn current_images_supported(&self) -> Result<()> {
-        Err(crus_core::ports::current_images_not_supported(
-            "slurm-reboot",
-        ))
+        Ok(())
+    }
+
+    async fn current_images(&self, nodes: &[NodeId], template: &str) -> Result<Vec<NodeImage>> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = self.names.slurm_names(nodes)?;
+        let output = self
+            .commands
+            .run(
+                "scontrol",
+                &["-o".to_string(), "show".into(), "node".into()],
+            )
+            .await
+            .map_err(Error::from)?;
+        let named: Vec<(NodeId, String)> = nodes.iter().cloned().zip(names).collect();
+        images::images_from_features(&output, &named, template)
     }
 
     async fn template_exists(&self, template: &str) -> Result<bool> {

@@ -154,11 +154,16 @@ impl Rollout {
         // may be down for reasons its reboot gave it.
         let judged = match phase {
             NodePhase::Pending | NodePhase::Draining => true,
+            // A node booted while someone else held it is out of service
+            // after its boot on purpose (a boot that keeps it out, as
+            // `slurm-reboot`'s, writes its own reason meanwhile): the mark
+            // found before the boot stays the one written back.
             NodePhase::Verifying => {
-                matches!(
-                    report.state,
-                    WorkloadState::Draining | WorkloadState::Drained
-                )
+                self.state.nodes[node].foreign.is_none()
+                    && matches!(
+                        report.state,
+                        WorkloadState::Draining | WorkloadState::Drained
+                    )
             }
             _ => false,
         };

@@ -135,12 +135,15 @@ impl Rollout {
                     self.healthy(node, now);
                 }
                 // Down as its owner had it: the reboot keeps an
-                // administrator's down mark, which crus puts back anyway.
+                // administrator's down mark (with the owner's reason, or the
+                // reboot's own: `slurm-reboot` keeps such a node down with
+                // `nextstate=DOWN`), which crus puts back anyway.
                 (NodePhase::Verifying, WorkloadState::Down)
                     if report.responding
-                        && self.state.nodes[node].foreign.as_ref().is_some_and(|mark| {
-                            report.reason.as_deref() == Some(mark.reason.as_str())
-                        }) =>
+                        && self.state.nodes[node]
+                            .foreign
+                            .as_ref()
+                            .is_some_and(|mark| mark.state == WorkloadState::Down) =>
                 {
                     self.healthy(node, now);
                 }

@@ -8,6 +8,7 @@
 //! |-------------------------------------------------|--------------|
 //! | `REBOOT_REQUESTED` (waiting for jobs) or `REBOOT_ISSUED` (RebootProgram ran, node not back) | in progress |
 //! | `DOWN`, or `FAIL`, without reboot flags (e.g. `reboot timed out` after `ResumeTimeout`) | failed, with Slurm's reason |
+//! | `DOWN` with `... : reboot complete` (asked for by `nextstate=DOWN`), `BootTime` at or after the request | ok |
 //! | no reboot flag, responding, `BootTime` at or after the request | ok |
 //! | no reboot flag, responding, `BootTime` before the request | failed: cancelled, or the RebootProgram failed and `ReturnToService=2` put the node back |
 //! | not responding, no reboot flag, not down        | in progress (the caller's boot timeout decides) |
@@ -72,14 +73,15 @@ fn reason_time(raw_reason: &str) -> Option<Timestamp> {
 }
 
 /// Whether `state` carries `flag` (`IDLE+DRAIN+REBOOT_REQUESTED` has `DRAIN`).
-fn has_flag(state: &str, flag: &str) -> bool {
+pub(crate) fn has_flag(state: &str, flag: &str) -> bool {
     state
         .split('+')
         .skip(1)
         .any(|part| part.eq_ignore_ascii_case(flag))
 }
 
-fn base_state(state: &str) -> &str {
+/// The state without its flags (`IDLE` of `IDLE+DRAIN`).
+pub(crate) fn base_state(state: &str) -> &str {
     state.split('+').next().unwrap_or_default()
 }
 
@@ -92,6 +94,21 @@ pub(crate) fn reboot_pending(state: &str) -> bool {
 /// `scontrol cancel_reboot` can stop it.
 pub(crate) fn reboot_cancellable(state: &str) -> bool {
     has_flag(state, "REBOOT_REQUESTED") && !has_flag(state, "REBOOT_ISSUED")
+}
+
+/// What Slurm appends to the reason of a node rebooted with `nextstate=DOWN`
+/// once it registers with a fresh boot.
+const REBOOT_COMPLETE: &str = "reboot complete";
+
+/// Whether a down node is down because its reboot asked for it
+/// (`nextstate=DOWN`, for a node someone else had taken down; see
+/// `held.rs`): its reboot completed, and `BootTime` says whether it was
+/// this one.
+fn kept_down_on_purpose(facts: &RebootFacts) -> bool {
+    facts
+        .reason
+        .as_deref()
+        .is_some_and(|reason| reason.trim_end().ends_with(REBOOT_COMPLETE))
 }
 
 /// Where one node's reboot, requested at `requested_at`, stands.
@@ -114,7 +131,7 @@ pub(crate) fn boot_state(
     if reboot_pending(&state) {
         return NodeBootState::InProgress;
     }
-    if base_state(&state) == "DOWN" || has_flag(&state, "FAIL") {
+    if (base_state(&state) == "DOWN" && !kept_down_on_purpose(facts)) || has_flag(&state, "FAIL") {
         let why = facts
             .reason
             .as_deref()
@@ -289,6 +306,41 @@ NodeName=node004 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 Port=31004 
         assert!(matches!(
             boot_state("nosuch", None, requested, Duration::ZERO),
             NodeBootState::Failed { reason } if reason.contains("nosuch")
+        ));
+    }
+
+    #[test]
+    fn a_node_kept_down_by_its_reboot_is_booted_once_it_booted_again() {
+        // As Slurm 22.05.8 shows a node rebooted with nextstate=DOWN.
+        let requested = Timestamp::from_secs(1_795_469_770);
+        let node = |boot_time: i64| RebootFacts {
+            name: "node002".into(),
+            state: "DOWN".into(),
+            reason: Some("crus k1 image=img-a : reboot issued : reboot complete".into()),
+            reason_set_at: None,
+            boot_time: Some(Timestamp::from_secs(boot_time)),
+        };
+        assert_eq!(
+            boot_state(
+                "node002",
+                Some(&node(1_795_469_775)),
+                requested,
+                Duration::ZERO
+            ),
+            NodeBootState::Ok
+        );
+        assert!(matches!(
+            boot_state("node002", Some(&node(1_795_458_950)), requested, Duration::ZERO),
+            NodeBootState::Failed { reason } if reason.contains("cancelled")
+        ));
+        // Down for any other reason is still a failed reboot.
+        let timed_out = RebootFacts {
+            reason: Some("crus k1 image=img-a : reboot issued : reboot timed out".into()),
+            ..node(1_795_469_775)
+        };
+        assert!(matches!(
+            boot_state("node002", Some(&timed_out), requested, Duration::ZERO),
+            NodeBootState::Failed { .. }
         ));
     }
 

@@ -30,6 +30,11 @@ pub(super) struct Site {
     /// Whether a finished boot returns its nodes to service, as Slurm's
     /// `scontrol reboot nextstate=RESUME` (the `slurm-reboot` backend) does.
     boot_resumes: bool,
+    /// Whether a finished boot returns crus's own nodes to service and
+    /// leaves nodes held by someone else out of service with the boot's own
+    /// reason, as `slurm-reboot` does (it reboots them without
+    /// `nextstate=RESUME`, and its reason names the boot).
+    boot_keeps_held_out: bool,
 }
 
 impl Site {
@@ -129,6 +134,18 @@ impl Site {
             }
             Action::ObserveBoot { handle, .. } => {
                 let nodes = self.boots[&handle.key].clone();
+                if self.boot_keeps_held_out {
+                    for node in &nodes {
+                        let mark = self.nodes.get_mut(node).unwrap();
+                        if mark.reason.as_deref().is_some_and(|r| !is_crus_reason(r)) {
+                            mark.reason =
+                                Some(format!("crus {} image=x : reboot issued", handle.key));
+                        } else {
+                            mark.state = WorkloadState::Idle;
+                            mark.reason = None;
+                        }
+                    }
+                }
                 if self.boot_resumes {
                     for node in &nodes {
                         let mark = self.nodes.get_mut(node).unwrap();
@@ -320,6 +337,40 @@ fn a_boot_that_returns_nodes_to_service_does_not_lose_their_owners_marks() {
     );
     assert!(!site.resumed.contains(&NodeId::from("a")));
     assert!(!site.resumed.contains(&NodeId::from("b")));
+    assert_eq!(site.mark("c").state, WorkloadState::Idle);
+}
+
+/// `slurm-reboot` keeps a held node out of service through its reboot, with
+/// the reboot's reason (not crus's drain reason) meanwhile: crus must not
+/// take that for a new owner's mark, and must still write the owner's
+/// reason back.
+#[test]
+fn a_boot_that_keeps_nodes_out_with_its_own_reason_does_not_lose_their_owners_marks() {
+    let mut site = Site::new(&["a", "b", "c"]);
+    site.boot_keeps_held_out = true;
+    site.admin("a", WorkloadState::Drained, DIMM);
+    site.admin("b", WorkloadState::Down, "PSU fault");
+    let mut rollout = session(RolloutPolicy::default(), 3);
+    drive(&mut rollout, &mut site, t(0), |_| false);
+    assert_eq!(rollout.status().state, SessionState::Ready);
+    assert_eq!(
+        site.mark("a"),
+        Mark {
+            state: WorkloadState::Drained,
+            reason: Some(DIMM.to_string())
+        },
+        "{:?}",
+        rollout.state().messages
+    );
+    assert_eq!(record(&rollout, "a").foreign.as_ref().unwrap().reason, DIMM);
+    assert_eq!(
+        site.mark("b"),
+        Mark {
+            state: WorkloadState::Down,
+            reason: Some("PSU fault".to_string())
+        }
+    );
+    assert!(site.resumed.iter().all(|node| node.as_str() == "c"));
     assert_eq!(site.mark("c").state, WorkloadState::Idle);
 }
 
