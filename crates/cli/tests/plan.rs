@@ -127,3 +127,38 @@ fn create_with_an_idempotency_key_is_safe_to_repeat() {
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
 }
+
+/// Issue 21: `crus plan` shows the capacity floor with its effective
+/// numbers (the percentage's rounding) and the boot rate, in its text and
+/// in the API's answer (`--format json`), additively.
+#[test]
+fn plan_shows_the_floor_and_the_boot_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir);
+
+    let mut args = vec!["plan"];
+    args.extend(SESSION);
+    args.extend(["--min-available", "70%", "--max-boots-per-minute", "2"]);
+    let (ok, table, stderr) = crus(&server, &args);
+    assert!(ok, "{stderr}");
+    assert!(
+        table.contains(
+            "floor: min_available 70%: 70% of 8 nodes is 5.6, rounded down to 5 in service: at most 3 nodes out of service at a time"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("boot rate: at most 2 boot(s) a minute"),
+        "{table}"
+    );
+
+    args.extend(["--format", "json"]);
+    let (ok, json, stderr) = crus(&server, &args);
+    assert!(ok, "{stderr}");
+    let plan: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plan["floor"]["min_in_service"], 5, "{plan:#}");
+    assert_eq!(plan["floor"]["may_be_out"], 3, "{plan:#}");
+    assert_eq!(plan["max_boots_per_minute"], 2, "{plan:#}");
+    assert!(plan.get("skipped").is_none(), "nothing to skip: {plan:#}");
+    assert_eq!(plan["steps"].as_array().unwrap().len(), 3, "{plan:#}");
+}

@@ -20,6 +20,7 @@
 //! deadline passed, its request went away).
 
 mod attribution;
+mod left_out;
 mod machine;
 mod outlook;
 
@@ -30,8 +31,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use left_out::{PlannedFloor, SkippedNode};
+
 use crate::node::NodeId;
-use crate::ports::{WorkloadNode, WorkloadQueue, WorkloadState};
+use crate::ports::{NodeImage, WorkloadNode, WorkloadQueue, WorkloadState};
 use crate::rollout::{Rollout, RolloutPolicy};
 use crate::session::SessionSpec;
 use crate::time::Timestamp;
@@ -171,6 +174,19 @@ pub struct DryRun {
     pub dominated_by: String,
     /// Why the nodes come in this order, and what the estimate assumes.
     pub rationale: Vec<String>,
+    /// Nodes the session would leave alone, with why: held out of service
+    /// by someone else under `foreign_out_of_service: skip`, or already on
+    /// the target image under `skip_matching` (issue 21; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedNode>,
+    /// The capacity floor as it applies to this group (absent without
+    /// `min_available`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<PlannedFloor>,
+    /// At most this many node boots are requested in any minute (absent
+    /// without `max_boots_per_minute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_boots_per_minute: Option<u32>,
 }
 
 /// Plans `spec` under `policy` for nodes `members`, whose workload state is
@@ -193,6 +209,8 @@ pub fn dry_run(
             now,
             queue: None,
             queue_note: None,
+            images: Vec::new(),
+            images_note: None,
         },
         assumptions,
     )
@@ -252,6 +270,13 @@ pub struct DryRunInput {
     pub queue: Option<WorkloadQueue>,
     /// Why the queue is missing, when reading it failed, for the rationale.
     pub queue_note: Option<String>,
+    /// The image each node runs now, as the boot orchestrator tells it:
+    /// read only under `skip_matching` (empty otherwise, or when it could
+    /// not be read).
+    pub images: Vec<NodeImage>,
+    /// Why the images are missing under `skip_matching`, when reading them
+    /// failed, for the rationale.
+    pub images_note: Option<String>,
 }
 
 /// Runs the sampled runs of a forecast and combines them.
@@ -296,6 +321,7 @@ fn sample(
 /// What one sampled run gave.
 struct Outcome {
     duration: Duration,
+    skipped: Vec<SkippedNode>,
     steps: Vec<PlannedStep>,
     traces: HashMap<NodeId, NodeTrace>,
     split: Split,
@@ -344,6 +370,9 @@ fn combine(
             samples,
             dominated_by: String::new(),
             rationale,
+            skipped: Vec::new(),
+            floor: left_out::planned_floor(&input.policy, input.members.len()),
+            max_boots_per_minute: input.policy.max_boots_per_minute,
         };
     };
     let estimated_duration = median.duration;
@@ -361,6 +390,18 @@ fn combine(
         .extend(outlook.rationale(input.queue.as_ref().map_or(0, |queue| queue.pending.len())));
     if let Some(note) = &input.queue_note {
         rationale.push(note.clone());
+    }
+    let floor = left_out::planned_floor(&input.policy, input.members.len());
+    rationale.extend(left_out::rationale(floor.as_ref(), &input.policy));
+    if let Some(note) = &input.images_note {
+        rationale.push(note.clone());
+    }
+    let skipped = std::mem::take(&mut median.skipped);
+    if !skipped.is_empty() {
+        rationale.push(format!(
+            "{} node(s) would be left alone (see skipped).",
+            skipped.len()
+        ));
     }
     let text =
         |duration: Duration| humantime::format_duration(Duration::from_secs(duration.as_secs()));
@@ -390,6 +431,9 @@ fn combine(
         samples,
         dominated_by,
         rationale,
+        skipped,
+        floor,
+        max_boots_per_minute: input.policy.max_boots_per_minute,
     }
 }
 
@@ -458,6 +502,8 @@ impl Simulation {
             },
             run,
         );
+        let mut machine = machine;
+        machine.set_images(&input.images);
         let mut rationale = policy_rationale(&policy);
         let busy = input
             .observed
@@ -680,6 +726,7 @@ impl Simulation {
         let only: Vec<NodeTrace> = traces.iter().map(|(_, trace)| *trace).collect();
         Outcome {
             duration: finished.saturating_since(self.start),
+            skipped: left_out::skipped_nodes(state),
             steps,
             split: attribution::split(&only, self.start, finished),
             traces: traces.into_iter().collect(),
@@ -854,6 +901,8 @@ mod tests {
             now: Timestamp::from_secs(1_000_000),
             queue: None,
             queue_note: None,
+            images: Vec::new(),
+            images_note: None,
         }
     }
 
@@ -1105,6 +1154,8 @@ mod arrival_tests {
                 ..WorkloadQueue::default()
             }),
             queue_note: None,
+            images: Vec::new(),
+            images_note: None,
         };
         let plan = forecast(
             input,

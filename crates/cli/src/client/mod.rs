@@ -5,6 +5,7 @@
 
 mod options;
 mod output;
+mod plan_left_out;
 pub(crate) mod policy;
 mod watch;
 

@@ -113,6 +113,7 @@ pub fn plan_table(plan: &Value) -> String {
     {
         out.push_str(&format!("dominated by {dominated_by}\n"));
     }
+    out.push_str(&super::plan_left_out::left_out_lines(plan));
     for line in plan["rationale"].as_array().unwrap_or(&empty) {
         out.push_str(&format!("  - {}\n", text(line)));
     }

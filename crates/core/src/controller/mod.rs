@@ -341,6 +341,27 @@ impl Controller {
                 )),
             ),
         };
+        // Under skip_matching the plan leaves out the nodes already on the
+        // target image, as a session would; without them, it says why.
+        let (images, images_note) = if examined.policy.skip_matching {
+            match self
+                .inner
+                .ports
+                .boot_orchestrator
+                .current_images(&examined.members, &examined.spec.upgrade_template_id)
+                .await
+            {
+                Ok(images) => (images, None),
+                Err(error) => (
+                    Vec::new(),
+                    Some(format!(
+                        "Cannot tell which nodes are already on the target image ({error}): the plan upgrades every node."
+                    )),
+                ),
+            }
+        } else {
+            (Vec::new(), None)
+        };
         Ok(crate::dry_run::DryRunInput {
             spec: examined.spec,
             policy: examined.policy,
@@ -349,6 +370,8 @@ impl Controller {
             now: self.inner.clock.now(),
             queue,
             queue_note,
+            images,
+            images_note,
         })
     }
 

@@ -51,6 +51,10 @@ struct Node {
     back_at: Option<Timestamp>,
     /// What the upgrade did to it, for the forecast's attribution.
     trace: NodeTrace,
+    /// Its owner's mark (down or drained, and the reason) when someone else
+    /// held it out of service at the start: reported as the workload
+    /// manager would, so the engine applies `foreign_out_of_service` to it.
+    held: Option<(WorkloadState, String)>,
 }
 
 /// When the upgrade acted on one node, for telling where time went.
@@ -106,6 +110,9 @@ pub(super) struct Machine {
     pub unknown_ends: usize,
     /// How many of `jobs` ran at the start.
     initial_jobs: usize,
+    /// The image each node runs, as the boot orchestrator told it (read for
+    /// `skip_matching` only).
+    images: HashMap<NodeId, String>,
 }
 
 impl Machine {
@@ -143,6 +150,7 @@ impl Machine {
             draws,
             unknown_ends: 0,
             initial_jobs: 0,
+            images: HashMap::new(),
         };
         // Jobs the workload manager lists, with their starts: their ends are drawn.
         for running in queue.map_or(&[][..], |queue| &queue.running[..]) {
@@ -174,6 +182,10 @@ impl Machine {
             let Some(&position) = machine.index.get(&node.node) else {
                 continue;
             };
+            if crate::rollout::held_by_someone_else(node) {
+                machine.nodes[position].held =
+                    Some((node.state, node.reason.clone().unwrap_or_default()));
+            }
             match node.state {
                 WorkloadState::Allocated | WorkloadState::Draining => {
                     if machine.nodes[position].job.is_none() {
@@ -405,18 +417,26 @@ impl Machine {
             .zip(self.nodes.iter().map(|node| node.trace))
     }
 
+    /// The images the nodes run now, as the boot orchestrator told them.
+    pub fn set_images(&mut self, images: &[NodeImage]) {
+        self.images = images
+            .iter()
+            .filter_map(|known| Some((known.node.clone(), known.image.clone()?)))
+            .collect();
+    }
+
     /// The engine's `action` at `now`, answered as the real ports would.
     pub fn answer(&mut self, action: &Action, now: Timestamp) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.ids.clone()),
-            // The plan is made of the nodes to upgrade: those already on the
-            // target image were left out before it was made.
+            // As the boot orchestrator told them when the plan was asked
+            // for (a node it does not know runs an unknown image).
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
                     .map(|node| NodeImage {
                         node: node.clone(),
-                        image: None,
+                        image: self.images.get(node).cloned(),
                     })
                     .collect(),
             ),
@@ -528,8 +548,18 @@ impl Machine {
                     })
                     .collect(),
             ),
+            // Put back out of service as its owner had it.
+            Action::Restore { nodes, .. } => {
+                for (node, _, _) in nodes {
+                    if let Some(&position) = self.index.get(node) {
+                        let node = &mut self.nodes[position];
+                        node.unavailable = true;
+                        node.back_at = None;
+                    }
+                }
+                ActionOutput::Done
+            }
             Action::MarkFailed { .. }
-            | Action::Restore { .. }
             | Action::PowerRestart { .. }
             | Action::SetWeights { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
@@ -564,12 +594,19 @@ impl Machine {
             (false, true, false) => WorkloadState::Drained,
             (false, false, false) => WorkloadState::Idle,
         };
+        // Someone else's mark shows until the node is back from its boot
+        // or resumed (a resume clears `unavailable`).
+        let held = node.held.as_ref().filter(|_| node.unavailable && !booted);
+        let state = match held {
+            Some((WorkloadState::Down, _)) => WorkloadState::Down,
+            _ => state,
+        };
         WorkloadNode {
             node: id.clone(),
             state,
             responding: true,
             jobs_end_by: job.map(|job| job.ends_by.unwrap_or(job.ends)),
-            reason: None,
+            reason: held.map(|(_, reason)| reason.clone()),
         }
     }
 }
