@@ -18,8 +18,25 @@ export const PHASES = [
   ["skipped", "#444444", "skipped"],
   // Booted back to the rollback template: in service, but not upgraded.
   ["reverted", "#6a3d9a", "reverted"],
+  // Held out of service by someone else (issue 21): not in a phase of
+  // crus's own work, so shown as what it is, whatever crus did with it.
+  ["foreign", "#8c510a", "out of service by someone else"],
 ];
 const COLOUR = Object.fromEntries(PHASES.map(([phase, colour]) => [phase, colour]));
+
+/** Phases in which crus is working on a node: shown as such even when someone else holds it. */
+const AT_WORK = new Set(["draining", "drained", "booting", "verifying", "resuming", "failing", "releasing"]);
+
+/**
+ * What a node is shown as, in the grid and the legend: its phase, or
+ * "foreign" when someone else holds it out of service (the node's
+ * `foreign_reason`) and crus is not working on it (pending, skipped, or
+ * upgraded and put back out of service as found).
+ */
+export function lookOf(node) {
+  if (node.foreign_reason && !AT_WORK.has(node.phase)) return "foreign";
+  return node.phase;
+}
 
 const XNAME = /^x(\d+)c(\d+)s(\d+)b(\d+)n(\d+)$/;
 const LABEL_WIDTH = 34;
@@ -159,7 +176,7 @@ export class NodeGrid {
     const size = this.size;
     for (const cell of this.cells) {
       const phase = cell.node.phase;
-      context.fillStyle = COLOUR[phase] || "#ffffff";
+      context.fillStyle = COLOUR[lookOf(cell.node)] || "#ffffff";
       context.fillRect(cell.x, cell.y, size, size);
       if (phase === "failed" || phase === "failing") {
         // A cross, so failures do not depend on colour alone.

@@ -4,7 +4,7 @@
 // thousands of node changes costs one redraw.
 
 import { ApiError, follow, request } from "./api.js";
-import { NodeGrid, PHASES } from "./grid.js";
+import { NodeGrid, PHASES, lookOf } from "./grid.js";
 import { progressOf, renderProgress } from "./sessions.js";
 
 const OUT_OF_SERVICE = new Set(["draining", "drained", "booting", "verifying", "resuming", "failing", "releasing"]);
@@ -226,7 +226,7 @@ class SessionView {
 
   renderCounts() {
     const counts = new Map();
-    for (const node of this.nodes.values()) counts.set(node.phase, (counts.get(node.phase) || 0) + 1);
+    for (const node of this.nodes.values()) counts.set(lookOf(node), (counts.get(lookOf(node)) || 0) + 1);
     renderLegend(counts);
   }
 
@@ -341,7 +341,8 @@ function failureBudget(status) {
 function describeNode(node) {
   const attempts = `${node.attempts} boot attempt${node.attempts === 1 ? "" : "s"}`;
   const reason = node.reason ? `; last reason: ${node.reason}` : "";
-  return `${node.id} — phase: ${node.phase}; ${attempts}${reason}`;
+  const foreign = node.foreign_reason ? `; out of service by someone else: "${node.foreign_reason}"` : "";
+  return `${node.id} — phase: ${node.phase}; ${attempts}${reason}${foreign}`;
 }
 
 function renderLegend(counts) {
