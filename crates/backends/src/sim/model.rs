@@ -362,7 +362,13 @@ impl Model {
             .filter(|node| node.out_of_service_by_crus())
             .count();
         let drained_idle = self.nodes.iter().filter(|node| node.drained_idle()).count();
-        self.tally.set_gauges(out_of_service, drained_idle);
+        let idle_out_of_service = self
+            .nodes
+            .iter()
+            .filter(|node| node.out_of_service_by_crus() && node.runs_no_job())
+            .count();
+        self.tally
+            .set_gauges(out_of_service, drained_idle, idle_out_of_service);
     }
 
     /// The report as of `now`.

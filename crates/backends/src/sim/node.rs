@@ -122,6 +122,11 @@ impl SimNode {
             && !self.is_booting()
     }
 
+    /// Whether it runs no job (idle, drained and quiet, or booting).
+    pub fn runs_no_job(&self) -> bool {
+        self.job.is_none()
+    }
+
     /// Whether the node returns to service when its job ends: up, with no
     /// drain flag and no failed mark. The scheduler counts only such nodes as
     /// coming free; nodes held out of service by a drain do not.

@@ -19,6 +19,11 @@ pub struct SimReport {
     /// The most nodes out of service by crus at once: drained (or draining)
     /// or booting, not counting nodes marked failed.
     pub max_out_of_service: usize,
+    /// The most nodes out of service by crus at once that ran no job
+    /// (drained and idle, or booting): the nodes a step bounds when nodes
+    /// drain ahead (`drain_ahead`), whose draining ones still run jobs.
+    #[serde(default)]
+    pub max_idle_out_of_service: usize,
     /// Integral over time of the number of nodes out of service by crus, in node-seconds.
     pub out_of_service_node_s: f64,
     /// Integral over time of the number of drained nodes that run no job, are
@@ -56,6 +61,9 @@ pub(super) struct Tally {
     pub drained_idle: usize,
     /// See [`SimReport::max_out_of_service`].
     pub max_out_of_service: usize,
+    /// See [`SimReport::max_idle_out_of_service`].
+    #[serde(default)]
+    pub max_idle_out_of_service: usize,
     /// Node-milliseconds out of service by crus (integers, so sums are exact).
     pub out_of_service_node_ms: u64,
     /// Node-milliseconds drained and idle.
@@ -91,11 +99,19 @@ impl Tally {
             .saturating_add(node_ms(self.drained_idle));
     }
 
-    /// Sets the gauges after a change of state.
-    pub fn set_gauges(&mut self, out_of_service: usize, drained_idle: usize) {
+    /// Sets the gauges after a change of state: the nodes out of service by
+    /// crus, those of them drained and idle, and those running no job
+    /// (drained and idle, or booting).
+    pub fn set_gauges(
+        &mut self,
+        out_of_service: usize,
+        drained_idle: usize,
+        idle_out_of_service: usize,
+    ) {
         self.out_of_service = out_of_service;
         self.drained_idle = drained_idle;
         self.max_out_of_service = self.max_out_of_service.max(out_of_service);
+        self.max_idle_out_of_service = self.max_idle_out_of_service.max(idle_out_of_service);
     }
 
     /// The report, given the elapsed time and the per-node boots.
@@ -106,6 +122,7 @@ impl Tally {
             node_boots,
             boots: self.boots,
             max_out_of_service: self.max_out_of_service,
+            max_idle_out_of_service: self.max_idle_out_of_service,
             out_of_service_node_s: seconds(self.out_of_service_node_ms),
             drained_idle_node_s: seconds(self.drained_idle_node_ms),
             jobs_submitted: self.jobs_submitted,

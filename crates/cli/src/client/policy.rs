@@ -89,10 +89,13 @@ pub struct PolicyArgs {
     pub soak: Option<String>,
     /// Steer new jobs to upgraded nodes: the nodes still to upgrade get a
     /// higher scheduling weight (Slurm `Weight`) until each returns, then
-    /// their own back. For the shortest upgrade and the least disturbance
-    /// to jobs use `--strategy continuous --order drain-cost --steer-jobs`
-    /// (efficiency bench: 0.50-0.70x of CRUS's upgrade time, 0.23-0.96x of
-    /// the job waiting it added).
+    /// their own back. For the shortest upgrade: --strategy continuous
+    /// --order drain-cost --steer-jobs (efficiency bench: 0.50-0.70x of
+    /// CRUS's upgrade time, 1.6-3.3x the lower bound). For the least
+    /// disturbance to jobs: --strategy continuous --order drain-cost
+    /// --steer-jobs (0.23-0.96x of the job waiting CRUS added; adding
+    /// --drain-ahead cut it further only on the busy trace at step 8, 0.44x,
+    /// and added to it elsewhere). See BENCHMARKS.md.
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
     /// Leave alone the nodes the boot service says already run the
@@ -105,7 +108,9 @@ pub struct PolicyArgs {
     /// jobs end soonest ahead of their place in the step, so no new job
     /// starts there; only nodes out of service and running nothing count
     /// against the step. A node drained ahead that goes quiet while the
-    /// step is full goes back to service until a place frees.
+    /// step is full goes back to service until a place frees. Efficiency
+    /// bench: no shorter than without it (0.50-0.73x of CRUS's upgrade time
+    /// with --steer-jobs), and about twice the drained-idle capacity.
     #[arg(long, help_heading = "Rollout policy")]
     pub drain_ahead: bool,
     /// With --drain-ahead: at most N nodes draining ahead at once (default:
@@ -381,6 +386,30 @@ mod tests {
             serde_json::to_value(&request).unwrap(),
             json!({"skip_matching": true})
         );
+    }
+
+    /// `crus session create --help`, as the user reads it.
+    fn session_create_help() -> String {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct SessionCreate {
+            #[command(flatten)]
+            create: crate::client::CreateArgs,
+        }
+        SessionCreate::command().render_long_help().to_string()
+    }
+
+    #[test]
+    fn session_create_help_names_the_policy_for_each_goal() {
+        let help = session_create_help();
+        // Unwrapped, so a line break in the help does not split a phrase.
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for named in [
+            "For the shortest upgrade: --strategy continuous --order drain-cost --steer-jobs (",
+            "For the least disturbance to jobs: --strategy continuous --order drain-cost --steer-jobs (",
+        ] {
+            assert!(help.contains(named), "{named:?} not in:\n{help}");
+        }
     }
 
     #[test]

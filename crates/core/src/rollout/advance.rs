@@ -109,6 +109,15 @@ impl Rollout {
             }
             break;
         }
+        // Drain costs are wanted of pending nodes only. A want left from an
+        // earlier pass (a node drained ahead, since taken, asked for them)
+        // once the last pending node is taken is owed to no node: it would
+        // keep the next workload poll armed with nothing to ask, a deadline
+        // always due, and the controller would wake the session at once for
+        // ever.
+        if !self.census.any_pending() {
+            self.want_pending_costs = false;
+        }
         self.queue_running_actions(now);
         self.queue_ahead_returns(now);
         self.queue_weight_actions(now);

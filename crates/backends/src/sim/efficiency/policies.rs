@@ -38,16 +38,24 @@ pub enum Policy {
     /// `continuous+drain_cost` with `steer_jobs`: the nodes still to upgrade
     /// get a higher scheduling weight, so new jobs go to upgraded nodes.
     ContinuousDrainCostSteer,
+    /// `continuous+drain_cost` with `drain_ahead` (issue 20): the nodes whose
+    /// jobs end soonest are drained while those jobs run, up to
+    /// `max_draining` (the step size) besides the step.
+    ContinuousDrainCostAhead,
+    /// `continuous+drain_cost+steer_jobs` with `drain_ahead`.
+    ContinuousDrainCostSteerAhead,
 }
 
 impl Policy {
     /// Every policy, in the order they are reported.
-    pub const ALL: [Policy; 5] = [
+    pub const ALL: [Policy; 7] = [
         Policy::CrusStrict,
         Policy::StepsDrainCost,
         Policy::ContinuousDrainCost,
         Policy::ContinuousTopologySpread,
         Policy::ContinuousDrainCostSteer,
+        Policy::ContinuousDrainCostAhead,
+        Policy::ContinuousDrainCostSteerAhead,
     ];
 
     /// Its name in the table and the JSON file.
@@ -58,7 +66,25 @@ impl Policy {
             Policy::ContinuousDrainCost => "continuous+drain_cost",
             Policy::ContinuousTopologySpread => "continuous+topology(spread=chassis)",
             Policy::ContinuousDrainCostSteer => "continuous+drain_cost+steer_jobs",
+            Policy::ContinuousDrainCostAhead => "continuous+drain_cost+drain_ahead",
+            Policy::ContinuousDrainCostSteerAhead => "continuous+drain_cost+steer_jobs+drain_ahead",
         }
+    }
+
+    /// Whether it drains nodes ahead (`drain_ahead`).
+    pub fn drains_ahead(self) -> bool {
+        matches!(
+            self,
+            Policy::ContinuousDrainCostAhead | Policy::ContinuousDrainCostSteerAhead
+        )
+    }
+
+    /// Whether it steers new jobs to upgraded nodes (`steer_jobs`).
+    fn steers_jobs(self) -> bool {
+        matches!(
+            self,
+            Policy::ContinuousDrainCostSteer | Policy::ContinuousDrainCostSteerAhead
+        )
     }
 
     /// The engine policy that implements it, with `boot_timeout`.
@@ -70,14 +96,20 @@ impl Policy {
             Policy::ContinuousTopologySpread => {
                 (Strategy::Continuous, Order::Topology, Some(Domain::Chassis))
             }
-            Policy::ContinuousDrainCostSteer => (Strategy::Continuous, Order::DrainCost, None),
+            Policy::ContinuousDrainCostSteer
+            | Policy::ContinuousDrainCostAhead
+            | Policy::ContinuousDrainCostSteerAhead => {
+                (Strategy::Continuous, Order::DrainCost, None)
+            }
         };
         RolloutPolicy {
             strategy,
             order,
             spread,
             boot_timeout,
-            steer_jobs: self == Policy::ContinuousDrainCostSteer,
+            steer_jobs: self.steers_jobs(),
+            // max_draining left out: the step size.
+            drain_ahead: self.drains_ahead(),
             ..RolloutPolicy::default()
         }
     }

@@ -181,7 +181,13 @@ pub struct RunReport {
     pub draining_for_new_jobs_node_h: f64,
     /// Most nodes out of service at once, as the simulator counted them.
     pub max_out_of_service: usize,
-    /// Whether `max_out_of_service <= step`.
+    /// Most nodes out of service and running no job at once (drained and
+    /// idle, or booting): what the step bounds under drain ahead.
+    #[serde(default)]
+    pub max_idle_out_of_service: usize,
+    /// Whether the run kept within its step: `max_out_of_service <= step`,
+    /// or under drain ahead `max_idle_out_of_service <= step` and
+    /// `max_out_of_service <= step + max_draining`.
     pub step_respected: bool,
     /// The window's jobs in this run.
     pub jobs: JobFigures,

@@ -105,6 +105,7 @@ fn the_quick_run_on_the_synthetic_trace_has_every_figure() {
                     "jobs_killed",
                     "makespan_over_lower_bound",
                     "makespan_s",
+                    "max_idle_out_of_service",
                     "max_out_of_service",
                     "not_upgraded",
                     "out_of_service_node_h",

@@ -195,3 +195,152 @@ fn record<'a>(rollout: &'a Rollout, node: &str) -> &'a NodeRecord {
         .find(|record| record.id.as_str() == node)
         .unwrap()
 }
+
+/// A node of [`drive_to_the_end`]'s cluster: when its jobs end, whether
+/// crus drained it, and when its boot started.
+struct SimNode {
+    jobs_end: i64,
+    drained: bool,
+    booted_at: Option<i64>,
+}
+
+/// How long a boot takes in [`drive_to_the_end`]'s cluster.
+const BOOT_SECONDS: i64 = 300;
+
+/// Runs `rollout` to its end against a small cluster whose jobs end at the
+/// given times, waking it only when it asks to be woken (as the controller
+/// does). Every time it settles with nothing asked for, its next deadline
+/// must lie ahead: a deadline at or before now would have the controller
+/// wake it again at once, for ever. Returns how many times it was woken.
+fn drive_to_the_end(rollout: &mut Rollout, jobs_end: &[(&'static str, i64)]) -> usize {
+    let mut cluster: BTreeMap<&'static str, SimNode> = jobs_end
+        .iter()
+        .map(|&(name, jobs_end)| {
+            (
+                name,
+                SimNode {
+                    jobs_end,
+                    drained: false,
+                    booted_at: None,
+                },
+            )
+        })
+        .collect();
+    let mut now = 0;
+    let mut wakes = 0;
+    rollout.handle_timeout(t(now));
+    for _ in 0..10_000 {
+        let actions = take_actions(rollout);
+        if !actions.is_empty() {
+            for (id, action) in actions {
+                let output = match &action {
+                    Action::ReadStartingGroup { .. } => ActionOutput::Members(
+                        cluster.keys().map(|name| NodeId::from(*name)).collect(),
+                    ),
+                    Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
+                        cleared_failed: vec![],
+                        cleared_upgrading: vec![],
+                    },
+                    Action::Drain { nodes, .. } | Action::Resume { nodes, .. } => {
+                        let drain = matches!(action, Action::Drain { .. });
+                        for node in nodes {
+                            if let Some(sim) = cluster.get_mut(node.as_str()) {
+                                sim.drained = drain;
+                            }
+                        }
+                        ActionOutput::Done
+                    }
+                    Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+                        nodes
+                            .iter()
+                            .map(|node| {
+                                let sim = &cluster[node.as_str()];
+                                let busy = now < sim.jobs_end;
+                                let state = match (busy, sim.drained) {
+                                    (true, true) => WorkloadState::Draining,
+                                    (true, false) => WorkloadState::Allocated,
+                                    (false, true) => WorkloadState::Drained,
+                                    (false, false) => WorkloadState::Idle,
+                                };
+                                WorkloadNode {
+                                    node: node.clone(),
+                                    state,
+                                    responding: true,
+                                    jobs_end_by: busy.then(|| t(sim.jobs_end)),
+                                    reason: sim.drained.then(|| format!("crus:{}", Uuid::nil())),
+                                }
+                            })
+                            .collect(),
+                    ),
+                    Action::StartBoot { request, .. } => {
+                        for node in &request.nodes {
+                            if let Some(sim) = cluster.get_mut(node.as_str()) {
+                                sim.booted_at = Some(now);
+                            }
+                        }
+                        ActionOutput::BootStarted(BootHandle {
+                            key: request.key.clone(),
+                            id: request.key.clone(),
+                        })
+                    }
+                    Action::ObserveBoot { .. } => ActionOutput::BootStatus(
+                        cluster
+                            .iter()
+                            .filter_map(|(name, sim)| {
+                                let started = sim.booted_at?;
+                                let state = if now >= started + BOOT_SECONDS {
+                                    NodeBootState::Ok
+                                } else {
+                                    NodeBootState::InProgress
+                                };
+                                Some(boot(name, state))
+                            })
+                            .collect(),
+                    ),
+                    _ => ActionOutput::Done,
+                };
+                rollout.handle_outcome(t(now), id, Ok(output));
+            }
+            continue;
+        }
+        if rollout.is_finished() {
+            return wakes;
+        }
+        let deadline = rollout
+            .poll_timeout()
+            .expect("a running session with nothing in flight has a deadline");
+        assert!(
+            deadline > t(now),
+            "at {now} s, with nothing asked for, the session asks to be woken at {deadline}, \
+             which has passed: the controller would wake it at once, for ever\nmessages: {:?}",
+            rollout.state().messages
+        );
+        now = deadline
+            .saturating_since(t(0))
+            .as_secs()
+            .try_into()
+            .unwrap();
+        wakes += 1;
+        rollout.handle_timeout(t(now));
+    }
+    panic!("no end after 10,000 inputs: {:?}", rollout.state().messages);
+}
+
+#[test]
+fn a_session_draining_ahead_never_asks_to_be_woken_at_a_time_already_past() {
+    // The step (1) takes a; b drains ahead, its jobs still running when a is
+    // back, and is taken then. While b boots, no node is pending, draining or
+    // verifying: the drain costs asked for while b was drained ahead are owed
+    // to no node, and must not keep the next workload poll armed (it would
+    // be due, and never asked for).
+    let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy(None), t(0));
+    let wakes = drive_to_the_end(&mut rollout, &[("a", 100), ("b", 1000)]);
+    assert!(rollout.state().completed, "{:?}", rollout.state().messages);
+    assert!(rollout.state().drained_ahead.is_empty());
+    // b's jobs' 1000 s and its boot's 300 s, polled every 10 s: about 130
+    // polls; a session that spun would never have ended.
+    assert!(
+        wakes <= 2 * (1000 + BOOT_SECONDS as usize) / 10,
+        "{wakes} wakes"
+    );
+}
