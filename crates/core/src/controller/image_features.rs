@@ -27,11 +27,19 @@ impl Controller {
         }
         match self.inner.ports.workload_manager.features_supported() {
             Ok(()) => None,
-            Err(Error::NotSupported { backend, .. }) => Some(format!(
-                "The workload manager ({backend}) cannot set node features, so upgraded nodes \
-                 cannot be tagged with their image; leave image_features out or use a workload \
-                 manager that can (slurm, sim)."
-            )),
+            Err(Error::NotSupported { backend, .. }) => {
+                // The port's default names no backend; a backend's own does.
+                let which = if backend == "workload manager" {
+                    "This workload manager".to_string()
+                } else {
+                    format!("The workload manager ({backend})")
+                };
+                Some(format!(
+                    "{which} cannot set node features, so upgraded nodes cannot be tagged with \
+                     their image; leave image_features out or use a workload manager that can \
+                     (slurm, sim)."
+                ))
+            }
             Err(error) => Some(format!(
                 "The workload manager cannot set node features: {error}."
             )),
