@@ -45,12 +45,15 @@ impl Rollout {
     }
 
     /// Whether `node` carries its image's tag: this session upgraded it and
-    /// it is (being) returned to service.
+    /// it is (being) returned to service. A node resuming after it was
+    /// booted back to the rollback template is not upgraded.
     fn tagged(&self, node: usize) -> bool {
-        matches!(
-            self.state.nodes[node].phase,
-            NodePhase::Resuming | NodePhase::Done
-        )
+        let record = &self.state.nodes[node];
+        match record.phase {
+            NodePhase::Done => true,
+            NodePhase::Resuming => record.rollback_reason.is_none(),
+            _ => false,
+        }
     }
 
     /// Whether the session has changed, or is about to change, `node`: taken

@@ -483,6 +483,15 @@ mod tests {
     }
 
     #[test]
+    fn image_features_parses_and_a_wrong_value_is_refused_under_its_field() {
+        let request = PolicyRequest::from_json(&json!({"image_features": true})).unwrap();
+        assert!(request.apply(&RolloutPolicy::default()).image_features);
+        assert!(!RolloutPolicy::default().image_features);
+        let errors = PolicyRequest::from_json(&json!({"image_features": "yes"})).unwrap_err();
+        assert!(errors.contains_key("policy.image_features"), "{errors:?}");
+    }
+
+    #[test]
     fn an_empty_policy_is_crus() {
         let request = PolicyRequest::from_json(&json!({})).unwrap();
         assert_eq!(

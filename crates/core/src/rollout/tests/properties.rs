@@ -629,6 +629,16 @@ impl Run {
                     }
                     let tagged = with_image_feature(own, "compute-image");
                     if list == &tagged {
+                        let upgraded_record = stored.is_some_and(|node| {
+                            node.rollback_reason.is_none()
+                                && matches!(node.phase, NodePhase::Resuming | NodePhase::Done)
+                        });
+                        if !upgraded_record {
+                            return Err(format!(
+                                "node {id} tagged {list:?} while stored as {:?}",
+                                stored.map(|node| (node.phase, node.rollback_reason.clone()))
+                            ));
+                        }
                         if !self.world.upgraded.contains(id) {
                             return Err(format!(
                                 "node {id} tagged {list:?} but never booted with the new image"
