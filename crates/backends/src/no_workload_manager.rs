@@ -30,6 +30,15 @@ impl WorkloadManager for NoWorkloadManager {
         Ok(())
     }
 
+    // Named, so a session asking for image features is told which backend
+    // cannot set them.
+    fn features_supported(&self) -> Result<()> {
+        Err(crus_core::Error::NotSupported {
+            backend: "workload_manager = \"none\"",
+            operation: "setting node features",
+        })
+    }
+
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
         Ok(nodes
             .iter()

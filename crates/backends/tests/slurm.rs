@@ -677,3 +677,48 @@ async fn image_features_are_set_constrain_jobs_and_are_restored() {
     assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
     assert_eq!(slurm.node_features(&ids).await.unwrap(), own);
 }
+
+/// Issue 20's image tags: what Slurm 22.05 does to features set with
+/// `scontrol update` on a `scontrol reconfigure` and on a restart of
+/// `slurmctld` from its saved state, pinned: both put back slurm.conf's
+/// lists, as they do weights (so the rollout reads the lists it set back
+/// every minute and before it ends, and sets them again when they changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_features_after_reconfigure_and_a_slurmctld_restart() {
+    let mut cluster = slurm_harness::SlurmCluster::start_with(slurm_harness::ClusterOptions {
+        features: vec!["gpu".into(), String::new()],
+        ..slurm_harness::ClusterOptions::new(2)
+    });
+    let slurm = manager(&cluster);
+    let ids: Vec<NodeId> = cluster
+        .nodes
+        .iter()
+        .map(|node| NodeId::from(node.as_str()))
+        .collect();
+    let strings = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let own = vec![strings(&["gpu"]), vec![]];
+    assert_eq!(slurm.node_features(&ids).await.unwrap(), own);
+    let tagged = vec![strings(&["gpu", "img_new"]), strings(&["img_new"])];
+    let set: Vec<(NodeId, Vec<String>)> = ids.iter().cloned().zip(tagged.clone()).collect();
+    slurm.set_features(&set).await.unwrap();
+    assert_eq!(slurm.node_features(&ids).await.unwrap(), tagged);
+
+    cluster.command("scontrol", &["reconfigure"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_reconfigure = slurm.node_features(&ids).await.unwrap();
+    eprintln!("features after scontrol reconfigure: {after_reconfigure:?}");
+
+    slurm.set_features(&set).await.unwrap();
+    cluster.restart_slurmctld();
+    let mut after_restart = Vec::new();
+    for _ in 0..50 {
+        if let Ok(features) = slurm.node_features(&ids).await {
+            after_restart = features;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("features after a slurmctld restart: {after_restart:?}");
+    assert_eq!(after_reconfigure, own, "reconfigure");
+    assert_eq!(after_restart, own, "restart");
+}

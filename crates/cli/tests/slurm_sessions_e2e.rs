@@ -3,7 +3,8 @@
 //! scheduler see in Slurm itself (issues 20 and 21): nodes an administrator
 //! took out of service keep their state and exact reason through a session,
 //! a delete and a `kill -9` of crus; scheduling weights crus raises are
-//! restored whatever ends the session. Every assertion reads `scontrol` or
+//! restored whatever ends the session; image tags (`img_<template>`) are
+//! on exactly the nodes a session upgraded, whatever ends it. Every assertion reads `scontrol` or
 //! `sinfo`; the server is the built binary, driven over HTTP only, booting
 //! with Slurm's own reboots (`slurm-reboot`).
 // Test code: a failed unwrap is a failed test, with its message.
@@ -624,6 +625,241 @@ async fn steering_survives_reconfigure_and_a_slurmctld_restart() {
     assert_eq!(server.terminate(), Some(0));
     eprintln!(
         "steering through reconfigure and a slurmctld restart in {:?}",
+        started.elapsed()
+    );
+}
+
+/// The own features of the image-tag tests' four nodes (slurm.conf), two
+/// with an older image's tag.
+const OWN_FEATURES: [&str; 4] = ["gpu,img_old", "", "gpu", "img_old"];
+
+/// The tag `image_features` gives the nodes it upgrades to `compute-image`.
+const IMAGE_TAG: &str = "img_compute_image";
+
+/// Four nodes with [`OWN_FEATURES`].
+fn featured_cluster() -> SlurmCluster {
+    SlurmCluster::start_with(ClusterOptions {
+        features: OWN_FEATURES
+            .iter()
+            .map(|list| (*list).to_string())
+            .collect(),
+        ..ClusterOptions::new(4)
+    })
+}
+
+/// Each node's `AvailableFeatures=` and `ActiveFeatures=` in `scontrol show
+/// node`, in node order (`(null)` and an empty value both read as "").
+fn features(cluster: &SlurmCluster) -> Vec<(String, String)> {
+    let output = cluster.command("scontrol", &["-o", "show", "node"]);
+    let mut by_node: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for line in output.lines() {
+        let before_reason = line.split(" Reason=").next().unwrap_or_default();
+        let field = |key: &str| {
+            before_reason
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix(key))
+                .map(|value| if value == "(null)" { "" } else { value }.to_string())
+        };
+        if let (Some(name), Some(available), Some(active)) = (
+            field("NodeName="),
+            field("AvailableFeatures="),
+            field("ActiveFeatures="),
+        ) {
+            by_node.insert(name, (available, active));
+        }
+    }
+    cluster
+        .nodes
+        .iter()
+        .map(|node| by_node[node].clone())
+        .collect()
+}
+
+/// A node's own list with the image's tag in place of any `img_*`.
+fn tagged(own: &str) -> String {
+    own.split(',')
+        .filter(|feature| !feature.is_empty() && !feature.starts_with("img_"))
+        .chain([IMAGE_TAG])
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What each node's features are to be: tagged where `upgraded`, its own
+/// otherwise, in both lists.
+fn expected_features(upgraded: &[bool]) -> Vec<(String, String)> {
+    OWN_FEATURES
+        .iter()
+        .zip(upgraded)
+        .map(|(own, upgraded)| {
+            let list = if *upgraded {
+                tagged(own)
+            } else {
+                (*own).to_string()
+            };
+            (list.clone(), list)
+        })
+        .collect()
+}
+
+/// Waits (up to `limit`) until the features are `expected`.
+async fn wait_features(cluster: &SlurmCluster, expected: &[(String, String)], limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let found = features(cluster);
+        if found == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "features are {found:?}, not {expected:?}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Puts every node's features back to [`OWN_FEATURES`], as slurm.conf has them.
+fn reset_features(cluster: &SlurmCluster) {
+    for (node, own) in cluster.nodes.iter().zip(OWN_FEATURES) {
+        cluster.command(
+            "scontrol",
+            &[
+                "update",
+                &format!("NodeName={node}"),
+                &format!("AvailableFeatures={own}"),
+                &format!("ActiveFeatures={own}"),
+            ],
+        );
+    }
+}
+
+/// The session body with `image_features`, `step` nodes a step.
+fn tagging_body(step: u32) -> Value {
+    body(step, serde_json::json!({ "image_features": true }))
+}
+
+/// Issue 20's image tags through `crus serve` on real Slurm: a node is
+/// tagged `img_<template>` (its old `img_*` gone, its other features kept,
+/// in both lists) once it is upgraded, a job asking for the tag
+/// (`--constraint`) runs only on an upgraded node while others stand idle,
+/// and at the end every node carries the tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_features_tag_upgraded_nodes_and_constrain_jobs_to_them() {
+    let started = Instant::now();
+    let cluster = featured_cluster();
+    assert_eq!(features(&cluster), expected_features(&[false; 4]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cluster);
+    let server = serve(&config, dir.path(), 0);
+    let http = client();
+
+    let id = create_session(&http, &server.url, Some(TOKEN), &tagging_body(1)).await;
+    session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        said(s, "Step 0 finished")
+    })
+    .await;
+    wait_features(
+        &cluster,
+        &expected_features(&[true, false, false, false]),
+        Duration::from_secs(10),
+    )
+    .await;
+    // node001 alone has the tag; node003 and node004 stand idle in service.
+    let job = cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "-N",
+            "1",
+            "-t",
+            "5",
+            "-o",
+            "/dev/null",
+            &format!("--constraint={IMAGE_TAG}"),
+            "--wrap",
+            "sleep 5",
+        ],
+    );
+    let job = job.trim().split(';').next().unwrap_or_default().to_string();
+    let placed = Instant::now();
+    let ran_on = loop {
+        let on = cluster.command("squeue", &["-h", "-j", &job, "-o", "%N"]);
+        let on = on.trim().to_string();
+        if !on.is_empty() {
+            break on;
+        }
+        // Pending until the scheduler places it (it runs 5 s, polled every 0.1 s).
+        assert!(
+            placed.elapsed() < Duration::from_secs(20),
+            "job {job} not placed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ran_on, "node001", "job {job} ran on {ran_on}");
+
+    let session = session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        s["completed"] == true
+    })
+    .await;
+    assert_eq!(session["state"], "READY", "{session:#}");
+    assert_eq!(
+        features(&cluster),
+        expected_features(&[true; 4]),
+        "{session:#}"
+    );
+    assert_eq!(server.terminate(), Some(0));
+    eprintln!("image tags on real Slurm in {:?}", started.elapsed());
+}
+
+/// Issue 20: after a `kill -9` of crus mid-session and its restart the
+/// session completes with every node tagged; after a `DELETE` mid-session
+/// the nodes it upgraded carry the tag and every other node has exactly its
+/// own features.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_features_are_right_after_kill_9_and_after_a_delete() {
+    let started = Instant::now();
+    let cluster = featured_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cluster);
+    let server = serve(&config, dir.path(), 0);
+    let http = client();
+
+    let id = create_session(&http, &server.url, Some(TOKEN), &tagging_body(1)).await;
+    session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        said(s, "Step 1 started")
+    })
+    .await;
+    server.kill_9();
+    let server = serve(&config, dir.path(), 1);
+    let session = session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        s["completed"] == true
+    })
+    .await;
+    assert_eq!(session["state"], "READY", "{session:#}");
+    assert_eq!(
+        features(&cluster),
+        expected_features(&[true; 4]),
+        "{session:#}"
+    );
+
+    reset_features(&cluster);
+    let id = create_session(&http, &server.url, Some(TOKEN), &tagging_body(1)).await;
+    let before_delete = session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        said(s, "Step 1 started")
+    })
+    .await;
+    delete_and_wait_gone(&http, &server, &id).await;
+    // node001 was upgraded before the delete, node003 and node004 never
+    // taken; node002, taken when it came, is upgraded or let go untouched
+    // depending on how far its boot had gone.
+    let found = features(&cluster);
+    let upgraded = expected_features(&[true; 4]);
+    let own = expected_features(&[false; 4]);
+    assert_eq!(found[0], upgraded[0], "{before_delete:#}");
+    assert!(found[1] == upgraded[1] || found[1] == own[1], "{found:?}");
+    assert_eq!(found[2..], own[2..], "{found:?}");
+    assert_eq!(server.terminate(), Some(0));
+    eprintln!(
+        "image tags after kill -9 and a delete in {:?}",
         started.elapsed()
     );
 }

@@ -618,6 +618,10 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         .await
     }
 
+    fn features_supported(&self) -> crus_core::Result<()> {
+        self.inner.features_supported()
+    }
+
     async fn node_features(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<Vec<String>>> {
         self.observe(
             WORKLOAD_MANAGER,

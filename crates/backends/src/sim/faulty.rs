@@ -267,6 +267,10 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
             .await
     }
 
+    fn features_supported(&self) -> Result<()> {
+        self.inner.features_supported()
+    }
+
     async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
         self.call("reading node features", self.inner.node_features(nodes))
             .await

@@ -422,6 +422,10 @@ impl WorkloadManager for SimCluster {
         self.change(|model| model.set_weights(weights)).await
     }
 
+    fn features_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
         self.lock().node_features(nodes)
     }

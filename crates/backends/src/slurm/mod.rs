@@ -544,6 +544,10 @@ impl WorkloadManager for SlurmWorkloadManager {
         self.write_weights(weights).await
     }
 
+    fn features_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
         self.read_features(nodes).await
     }

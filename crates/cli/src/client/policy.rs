@@ -117,6 +117,13 @@ pub struct PolicyArgs {
     /// the step size).
     #[arg(long, value_name = "N", requires = "drain_ahead", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollout policy")]
     pub max_draining: Option<u32>,
+    /// Tag each node the session upgrades with the Slurm feature naming its
+    /// image (`img_<template>`, the old `img_*` removed), so multi-node jobs
+    /// can ask for one image with `--constraint=img_<template>`; the other
+    /// nodes keep their own features. Refused where the workload manager
+    /// cannot set features.
+    #[arg(long, help_heading = "Rollout policy")]
+    pub image_features: bool,
     /// Hold the session while Alertmanager at URL has a firing alert
     /// matching every --gate-filter; repeat for several.
     #[arg(long, value_name = "URL", help_heading = "Alert gates")]
@@ -201,6 +208,7 @@ impl PolicyArgs {
                 revert_upgraded_on_halt: false,
                 batch: None,
             }),
+            image_features: self.image_features.then_some(true),
         };
         Ok((request != PolicyRequest::default()).then_some(request))
     }
@@ -410,6 +418,19 @@ mod tests {
         ] {
             assert!(help.contains(named), "{named:?} not in:\n{help}");
         }
+    }
+
+    #[test]
+    fn image_features_fills_the_policy() {
+        let args = PolicyArgs {
+            image_features: true,
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"image_features": true})
+        );
     }
 
     #[test]

@@ -352,6 +352,12 @@ impl Controller {
                 .or_default()
                 .push(refusal);
         }
+        if let Some(refusal) = self.image_features_refusal(&spec, base) {
+            errors
+                .entry("policy.image_features".to_string())
+                .or_default()
+                .push(refusal);
+        }
         if !errors.is_empty() {
             return Err(AdmissionRefusal::Invalid(errors));
         }

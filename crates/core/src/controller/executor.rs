@@ -167,6 +167,26 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             ports.workload_manager.set_weights(weights).await?;
             Ok(ActionOutput::Done)
         }
+        Action::ReadFeatures { nodes } => {
+            let features = ports.workload_manager.node_features(nodes).await?;
+            if features.len() != nodes.len() {
+                return Err(Error::Unavailable {
+                    backend: "workload manager",
+                    message: format!(
+                        "answered {} feature lists for {} nodes; asking again",
+                        features.len(),
+                        nodes.len()
+                    ),
+                });
+            }
+            Ok(ActionOutput::Features(
+                nodes.iter().cloned().zip(features).collect(),
+            ))
+        }
+        Action::SetFeatures { features } => {
+            ports.workload_manager.set_features(features).await?;
+            Ok(ActionOutput::Done)
+        }
         Action::CheckGates { gates } => Ok(ActionOutput::Gates(check_gates(ports, gates).await)),
         Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),

@@ -13,6 +13,7 @@
 mod admission;
 mod events;
 mod executor;
+mod image_features;
 mod options;
 mod persisted_nodes;
 mod retry;

@@ -1035,3 +1035,26 @@ async fn skip_matching_is_refused_where_the_boot_orchestrator_cannot_read_images
             .created
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn image_features_are_refused_where_the_workload_manager_cannot_set_features() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    // The mock keeps the trait's default: it has no node features.
+    let (controller, store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        image_features: Some(true),
+        ..Default::default()
+    });
+    let errors = match controller.admit(AdmissionRequest::new(asked)).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.image_features"][0];
+    assert!(
+        message.contains("This workload manager cannot set node features"),
+        "{message}"
+    );
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+}

@@ -537,6 +537,13 @@ impl Machine {
             Action::ReadWeights { nodes } => {
                 ActionOutput::Weights(nodes.iter().map(|node| (node.clone(), 1)).collect())
             }
+            // Nor node features: every node reads as having none.
+            Action::ReadFeatures { nodes } => ActionOutput::Features(
+                nodes
+                    .iter()
+                    .map(|node| (node.clone(), Vec::new()))
+                    .collect(),
+            ),
             // A forecast assumes the site's alerts stay quiet.
             Action::CheckGates { gates } => ActionOutput::Gates(
                 gates
@@ -562,6 +569,7 @@ impl Machine {
             Action::MarkFailed { .. }
             | Action::PowerRestart { .. }
             | Action::SetWeights { .. }
+            | Action::SetFeatures { .. }
             | Action::ClearUpgradingGroup { .. } => ActionOutput::Done,
         }
     }

@@ -124,6 +124,19 @@ pub trait WorkloadManager: Send + Sync {
         })
     }
 
+    /// Whether this backend can read and set node features at all, asked
+    /// without IO when a session with `image_features` is created (refused
+    /// with 422 when not). The default answers
+    /// [`crate::error::Error::NotSupported`], as [`WorkloadManager::node_features`]
+    /// and [`WorkloadManager::set_features`] do; a backend overriding those
+    /// overrides this too.
+    fn features_supported(&self) -> Result<()> {
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "setting node features",
+        })
+    }
+
     /// The features of each of `nodes` (Slurm's `AvailableFeatures`), one
     /// list per node in the same order, as the workload manager lists them.
     /// Backends without node features answer

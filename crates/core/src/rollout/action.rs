@@ -136,6 +136,19 @@ pub enum Action {
         /// Each node with the weight it gets.
         weights: Vec<(NodeId, u32)>,
     },
+    /// Read the features of `nodes` (`image_features`). Answer:
+    /// [`ActionOutput::Features`].
+    ReadFeatures {
+        /// Nodes to ask about.
+        nodes: Vec<NodeId>,
+    },
+    /// Set each node's features to exactly the list given
+    /// (`image_features`): its own with `img_<template>` on the nodes this
+    /// session upgraded, its own on the others. Answer: [`ActionOutput::Done`].
+    SetFeatures {
+        /// Each node with the features it gets.
+        features: Vec<(NodeId, Vec<String>)>,
+    },
     /// Ask the site's monitoring whether the policy's alert gates block.
     /// Answer: [`ActionOutput::Gates`], one verdict per gate, in order (a
     /// gate that cannot be asked answers so, and blocks).
@@ -207,6 +220,12 @@ impl Action {
                     count_nodes(weights.len())
                 )
             }
+            Action::ReadFeatures { nodes } => {
+                format!("reading the features of {}", count_nodes(nodes.len()))
+            }
+            Action::SetFeatures { features } => {
+                format!("setting the features of {}", count_nodes(features.len()))
+            }
             Action::CheckGates { gates } => format!(
                 "asking {} alert gate{}",
                 gates.len(),
@@ -248,6 +267,8 @@ pub enum ActionOutput {
     BootStatus(Vec<NodeBootStatus>),
     /// Scheduling weights, by node.
     Weights(Vec<(NodeId, u32)>),
+    /// Node features, by node.
+    Features(Vec<(NodeId, Vec<String>)>),
     /// What each alert gate answered.
     Gates(Vec<GateVerdict>),
     /// Done, nothing to report.

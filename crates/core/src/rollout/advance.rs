@@ -53,7 +53,10 @@ impl Rollout {
                 }
             }
             Stage::Running => self.advance_running(now),
-            Stage::Cleanup if self.weights_owed() => self.queue_weight_actions(now),
+            Stage::Cleanup if self.weights_owed() || self.features_owed() => {
+                self.queue_weight_actions(now);
+                self.queue_feature_actions(now);
+            }
             Stage::Cleanup => {
                 if self.idle_at_session_level(now) {
                     let label = self.state.spec.upgrading_label.clone();
@@ -121,6 +124,7 @@ impl Rollout {
         self.queue_running_actions(now);
         self.queue_ahead_returns(now);
         self.queue_weight_actions(now);
+        self.queue_feature_actions(now);
         self.queue_gate_check(now);
     }
 

@@ -18,6 +18,7 @@ impl Rollout {
                 if nothing_in_flight {
                     deadlines.extend(self.timers.get(Timer::SessionRetry));
                     deadlines.extend(self.timers.get(Timer::WeightRetry));
+                    deadlines.extend(self.timers.get(Timer::FeatureRetry));
                 }
             }
             Stage::Running => {
@@ -36,8 +37,10 @@ impl Rollout {
                     | Timer::WindowOpens
                     | Timer::FloorCheck
                     | Timer::BootRate
-                    | Timer::WeightRetry => true,
+                    | Timer::WeightRetry
+                    | Timer::FeatureRetry => true,
                     Timer::WeightCheck => self.weight_check_armed(),
+                    Timer::FeatureCheck => self.feature_check_armed(),
                     Timer::GatePoll => gates_armed,
                     // Armed boot by boot, below.
                     Timer::SessionRetry | Timer::BootPoll { .. } => false,

@@ -38,6 +38,7 @@ mod foreign;
 mod gates;
 mod header;
 mod image_features;
+mod image_tags;
 mod lifecycle;
 mod lookup;
 mod matching;
@@ -177,6 +178,19 @@ pub struct Rollout {
     /// Whether the workload manager answered that it has no weights, so
     /// `steer_jobs` does nothing in this process's lifetime.
     steering_unsupported: bool,
+    /// The features this process set on each node (`image_features`). Not
+    /// persisted: after a restart every node's features are set again.
+    features_set: BTreeMap<usize, Vec<String>>,
+    /// Whether the workload manager answered that it has no node features,
+    /// so `image_features` does nothing in this process's lifetime.
+    image_features_unsupported: bool,
+    /// Whether the features set were read back once since the session's
+    /// cleanup began (`image_features`), so a loss in the session's last
+    /// minute is made good before it ends. Not persisted.
+    features_verified: bool,
+    /// Whether that last read-back was asked for (reads go one at a time,
+    /// so the next answer is its). Not persisted.
+    features_verify_asked: bool,
     /// Nodes drained ahead that are to be returned to service (`drain_ahead`).
     /// Not persisted: after a restart they are drained again (they are in
     /// `drained_ahead`) and judged again.
@@ -261,6 +275,10 @@ impl Rollout {
             recent_boots,
             weights_set: BTreeMap::new(),
             steering_unsupported: false,
+            features_set: BTreeMap::new(),
+            image_features_unsupported: false,
+            features_verified: false,
+            features_verify_asked: false,
             ahead_to_return: BTreeSet::new(),
         }
     }

@@ -174,6 +174,10 @@ impl Rollout {
                 self.weights_read(now, &weights);
             }
             (Action::SetWeights { weights }, Ok(_)) => self.weights_applied(&weights),
+            (Action::ReadFeatures { .. }, Ok(ActionOutput::Features(features))) => {
+                self.features_read(now, &features);
+            }
+            (Action::SetFeatures { features }, Ok(_)) => self.features_applied(&features),
             (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
             (action, Ok(output)) => {
                 tracing::warn!(
@@ -295,6 +299,9 @@ impl Rollout {
             }
             Action::ReadWeights { .. } | Action::SetWeights { .. } => {
                 self.weights_refused(now, &action, error);
+            }
+            Action::ReadFeatures { .. } | Action::SetFeatures { .. } => {
+                self.features_refused(now, &action, error);
             }
             Action::CheckGates { gates } => {
                 // Gates fail closed: one that could not be asked blocks.

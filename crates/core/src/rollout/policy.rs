@@ -159,6 +159,12 @@ pub struct RolloutPolicy {
     /// `None` is the step size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_draining: Option<u32>,
+    /// Tag each node this session upgrades with the workload-manager
+    /// feature naming its image (`img_<template>`, replacing any older
+    /// `img_*`), so jobs can ask (`--constraint`) to run on one image; the
+    /// other nodes keep their own features (see `rollout/image_tags.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub image_features: bool,
 }
 
 impl Default for RolloutPolicy {
@@ -191,6 +197,7 @@ impl Default for RolloutPolicy {
             skip_matching: false,
             drain_ahead: false,
             max_draining: None,
+            image_features: false,
         }
     }
 }

@@ -170,6 +170,13 @@ pub struct NodeRecord {
     /// a controller that resumes the session after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own_weight: Option<u32>,
+    /// Its own features in the workload manager (Slurm's
+    /// `AvailableFeatures`, set as `ActiveFeatures` too), read before the
+    /// session first changes the node (`image_features`), so a node not
+    /// upgraded gets exactly these back and an upgraded one these with its
+    /// image's tag, even from a controller resuming after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_features: Option<Vec<String>>,
     /// Why its upgrade failed, once it is booted back to the policy's
     /// rollback template instead of failing (`rollback`). Written before
     /// that boot is asked for, so a restart neither repeats nor forgets it.
@@ -208,6 +215,7 @@ impl NodeRecord {
             power_restarts: 0,
             foreign: None,
             own_weight: None,
+            own_features: None,
             rollback_reason: None,
         }
     }

@@ -39,6 +39,11 @@ pub(super) enum Timer {
     /// The raised weights are read back (`steer_jobs`), to set again any
     /// the workload manager lost.
     WeightCheck,
+    /// A refused feature read or setting (`image_features`) may be tried again.
+    FeatureRetry,
+    /// The features set are read back (`image_features`), to set again any
+    /// the workload manager lost.
+    FeatureCheck,
     /// The alert gates are asked again.
     GatePoll,
 }

@@ -111,6 +111,11 @@ pub struct PolicyRequest {
     /// `{"template": "<previous image>", "on": ["node_failed"]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// Tag each upgraded node with the workload-manager feature naming its
+    /// image (`img_<template>`), so jobs can ask for it with `--constraint`;
+    /// refused (422) where the workload manager cannot set features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_features: Option<bool>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -188,6 +193,7 @@ impl PolicyRequest {
             "max_hold" => self.max_hold = parse_duration(value)?,
             "skip_matching" => self.skip_matching = parse(value)?,
             "rollback" => self.rollback = parse(value)?,
+            "image_features" => self.image_features = parse(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -363,6 +369,7 @@ impl PolicyRequest {
             skip_matching: self.skip_matching.unwrap_or(defaults.skip_matching),
             drain_ahead: self.drain_ahead.unwrap_or(defaults.drain_ahead),
             max_draining: self.max_draining.or(defaults.max_draining),
+            image_features: self.image_features.unwrap_or(defaults.image_features),
         }
     }
 }
@@ -473,6 +480,15 @@ mod tests {
             let errors = PolicyRequest::from_json(&body).unwrap_err();
             assert!(errors.contains_key("policy.rollback"), "{body}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn image_features_parses_and_a_wrong_value_is_refused_under_its_field() {
+        let request = PolicyRequest::from_json(&json!({"image_features": true})).unwrap();
+        assert!(request.apply(&RolloutPolicy::default()).image_features);
+        assert!(!RolloutPolicy::default().image_features);
+        let errors = PolicyRequest::from_json(&json!({"image_features": "yes"})).unwrap_err();
+        assert!(errors.contains_key("policy.image_features"), "{errors:?}");
     }
 
     #[test]

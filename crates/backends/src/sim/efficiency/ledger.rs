@@ -223,6 +223,19 @@ impl WorkloadManager for ObservedPorts {
         let result = WorkloadManager::set_weights(self.cluster(), weights).await;
         self.observed(result)
     }
+
+    fn features_supported(&self) -> Result<()> {
+        WorkloadManager::features_supported(self.cluster())
+    }
+
+    async fn node_features(&self, nodes: &[NodeId]) -> Result<Vec<Vec<String>>> {
+        WorkloadManager::node_features(self.cluster(), nodes).await
+    }
+
+    async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
+        let result = WorkloadManager::set_features(self.cluster(), features).await;
+        self.observed(result)
+    }
 }
 
 #[async_trait]

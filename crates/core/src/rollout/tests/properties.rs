@@ -23,6 +23,12 @@
 //!   persisted, and at the end every node has its own weight back (the
 //!   workload manager also forgets raised weights now and then, as
 //!   `slurmctld` does on a restart).
+//! - `image_features`: a node's features are set only once its own are
+//!   persisted, to its own list or (once upgraded) its own with
+//!   `img_<template>` in place of any `img_*`; after any ending each node
+//!   has exactly that: the tag if the session upgraded it, its own list
+//!   otherwise (the workload manager also forgets features set now and
+//!   then, as `slurmctld` may on a restart).
 //! - `skip_matching`: a node already on the target image at the snapshot
 //!   is never drained (nor booted), whatever happens, and ends skipped;
 //! - with alert gates, no node is taken unless the latest answer of the
@@ -124,6 +130,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 1 => Just(Some(None)),
                 1 => (1u32..3).prop_map(|count| Some(Some(count))),
             ],
+            any::<bool>(),
         ),
         prop_oneof![2 => Just(false), 1 => Just(true)],
     )
@@ -139,7 +146,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 foreign_out_of_service,
                 min_available,
                 max_boots_per_minute,
-                (steer_jobs, drain_ahead),
+                (steer_jobs, drain_ahead, image_features),
                 gated,
             )| {
                 let mut policy = RolloutPolicy {
@@ -153,6 +160,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     min_available,
                     max_boots_per_minute,
                     steer_jobs,
+                    image_features,
                     ..RolloutPolicy::default()
                 };
                 if canary {
@@ -274,6 +282,10 @@ struct World {
     own_weights: BTreeMap<NodeId, u32>,
     /// Each node's scheduling weight now.
     weights: BTreeMap<NodeId, u32>,
+    /// Each node's own features, as the site configured them.
+    own_features: BTreeMap<NodeId, Vec<String>>,
+    /// Each node's features now.
+    features: BTreeMap<NodeId, Vec<String>>,
     /// Whether the site's alert fires (every gate then blocks).
     alert_firing: bool,
     /// Nodes already on the target image when the session starts.
@@ -293,9 +305,29 @@ impl World {
             .iter()
             .map(|name| (name.clone(), 1 + u32::try_from(dice.below(100)).unwrap()))
             .collect();
+        // Some nodes offer a feature of their own, some carry an older
+        // image's tag, some both or none.
+        let own_features: BTreeMap<NodeId, Vec<String>> = names
+            .iter()
+            .map(|name| {
+                let mut list = Vec::new();
+                if dice.chance(0.5) {
+                    list.push("gpu".to_string());
+                }
+                if dice.chance(0.5) {
+                    list.push("img_compute_image_old".to_string());
+                }
+                if dice.chance(0.3) {
+                    list.push("bigmem".to_string());
+                }
+                (name.clone(), list)
+            })
+            .collect();
         World {
             weights: own_weights.clone(),
             own_weights,
+            features: own_features.clone(),
+            own_features,
             names,
             job_until,
             out_by_crus: BTreeMap::new(),
@@ -313,9 +345,15 @@ impl World {
 
     /// The scheduler starts new jobs on idle nodes in service; now and then
     /// the workload manager restarts and forgets the weights set at run time.
-    fn schedule(&mut self, now: Timestamp, dice: &mut Dice) {
+    /// Features are forgotten only while the session runs: the session
+    /// reads them all back once before it ends, and what a restart of the
+    /// workload manager does after that is beyond any session.
+    fn schedule(&mut self, now: Timestamp, dice: &mut Dice, running: bool) {
         if dice.chance(0.002) {
             self.weights = self.own_weights.clone();
+        }
+        if running && dice.chance(0.002) {
+            self.features = self.own_features.clone();
         }
         if dice.chance(0.05) {
             self.alert_firing = !self.alert_firing;
@@ -573,6 +611,41 @@ impl Run {
                     }
                     if *weight != own && *weight != own + WEIGHT_RAISE {
                         return Err(format!("node {id} given weight {weight}, own {own}"));
+                    }
+                }
+                Ok(())
+            }
+            Action::SetFeatures { features } => {
+                if !stored.policy.image_features {
+                    return Err("features set without image_features".to_string());
+                }
+                for (id, list) in features {
+                    let own = &self.world.own_features[id];
+                    let stored = stored.nodes.iter().find(|node| &node.id == id);
+                    if stored.and_then(|node| node.own_features.as_ref()) != Some(own) {
+                        return Err(format!(
+                            "features of node {id} set to {list:?} before its own {own:?} were persisted"
+                        ));
+                    }
+                    let tagged = with_image_feature(own, "compute-image");
+                    if list == &tagged {
+                        let upgraded_record = stored.is_some_and(|node| {
+                            node.rollback_reason.is_none()
+                                && matches!(node.phase, NodePhase::Resuming | NodePhase::Done)
+                        });
+                        if !upgraded_record {
+                            return Err(format!(
+                                "node {id} tagged {list:?} while stored as {:?}",
+                                stored.map(|node| (node.phase, node.rollback_reason.clone()))
+                            ));
+                        }
+                        if !self.world.upgraded.contains(id) {
+                            return Err(format!(
+                                "node {id} tagged {list:?} but never booted with the new image"
+                            ));
+                        }
+                    } else if list != own {
+                        return Err(format!("node {id} given features {list:?}, own {own:?}"));
                     }
                 }
                 Ok(())
@@ -845,6 +918,18 @@ impl Run {
                 }
                 ActionOutput::Done
             }
+            Action::ReadFeatures { nodes } => ActionOutput::Features(
+                nodes
+                    .iter()
+                    .map(|node| (node.clone(), world.features[node].clone()))
+                    .collect(),
+            ),
+            Action::SetFeatures { features } => {
+                for (node, list) in features {
+                    world.features.insert(node.clone(), list.clone());
+                }
+                ActionOutput::Done
+            }
             Action::CheckGates { gates } => {
                 let unreachable = self.dice.chance(0.05);
                 ActionOutput::Gates(
@@ -997,6 +1082,29 @@ impl Run {
                 self.world.weights, self.world.own_weights
             ));
         }
+        self.check_features_at_end()
+    }
+
+    /// `image_features`: after any ending every node upgraded by the session
+    /// has its own features with the new image's tag in place of any older
+    /// one, and every other node exactly its own features.
+    fn check_features_at_end(&self) -> Result<(), String> {
+        let state = self.rollout.state();
+        for node in &state.nodes {
+            let own = &self.world.own_features[&node.id];
+            let expected = if state.policy.image_features && node.phase == NodePhase::Done {
+                with_image_feature(own, &state.spec.upgrade_template_id)
+            } else {
+                own.clone()
+            };
+            let now = &self.world.features[&node.id];
+            if now != &expected {
+                return Err(format!(
+                    "node {} ended {:?} with features {now:?}, expected {expected:?} (own {own:?})",
+                    node.id, node.phase
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1148,7 +1256,8 @@ impl Run {
                 None => self.now + step,
             };
             self.now = next;
-            self.world.schedule(self.now, &mut self.dice);
+            let running = self.rollout.state().stage == Stage::Running;
+            self.world.schedule(self.now, &mut self.dice, running);
             self.rollout.handle_timeout(self.now);
         }
         Err(format!(
