@@ -342,16 +342,19 @@ fn migrate_to_5(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
 /// so a creation with a key looks it up instead of decoding every record
 /// (issue 25). An index on the key inside the record's header (which no
 /// longer holds the nodes, so it is small): it is kept by every write of
-/// `sessions` in the same transaction, and needs no backfill.
+/// `sessions` in the same transaction, and needs no backfill. A record that
+/// is not valid JSON (damage, reported by id when read) is indexed as no
+/// key rather than failing every write and the migration.
 const CREATE_IDEMPOTENCY_INDEX: &str = "
-    CREATE INDEX IF NOT EXISTS sessions_by_idempotency_key
-        ON sessions (json_extract(record, '$.desired.idempotency.key'));
+    CREATE INDEX IF NOT EXISTS sessions_by_idempotency_key ON sessions (
+        CASE WHEN json_valid(record) THEN json_extract(record, '$.desired.idempotency.key') END
+    );
 ";
 
 /// The query [`CREATE_IDEMPOTENCY_INDEX`] answers: the session created with
 /// key `?1`.
-pub(super) const SESSION_BY_IDEMPOTENCY_KEY: &str =
-    "SELECT upgrade_id FROM sessions WHERE json_extract(record, '$.desired.idempotency.key') = ?1";
+pub(super) const SESSION_BY_IDEMPOTENCY_KEY: &str = "SELECT upgrade_id FROM sessions WHERE \
+     CASE WHEN json_valid(record) THEN json_extract(record, '$.desired.idempotency.key') END = ?1";
 
 /// Adds the index of idempotency keys, in the opening's transaction.
 fn migrate_to_6(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
