@@ -13,10 +13,13 @@ use std::time::Duration;
 use crus_backends::etcd::etcd_client;
 use crus_backends::etcd::{Election, EtcdConfig, EtcdStore};
 use crus_core::Error;
+use crus_core::NodeId;
 use crus_core::Timestamp;
-use crus_core::rollout::{Rollout, RolloutPolicy};
+use crus_core::rollout::{
+    NodePhase, NodeRecord, Rollout, RolloutPolicy, RolloutState, Stage, Step, StepBoot,
+};
 use crus_core::session::SessionSpec;
-use crus_core::store::{Desired, SessionRecord, SessionStore};
+use crus_core::store::{ChangedNodes, Desired, SessionDelta, SessionRecord, SessionStore};
 use crus_core::testkit::session_store::{concurrent_updates_from_tasks_one_wins, run_all};
 use crus_core::testkit::status_view;
 use etcd_harness::EtcdCluster;
@@ -265,4 +268,102 @@ async fn one_replica_leads_and_another_takes_over_when_its_lease_expires() {
     );
     successor.store().update(&late, created).await.unwrap();
     assert!(successor.is_held());
+}
+
+/// A 100,000-node session with every step started and booted (100 steps
+/// of 1,000 nodes, one boot each, every node done): the state whose header
+/// used to hold every node index and boot node id, 2.2 MB of JSON, over
+/// etcd's 1.5 MiB request limit (issue 25).
+fn hundred_thousand_nodes(mut state: RolloutState) -> RolloutState {
+    let at = Timestamp::from_secs(1_000);
+    state.stage = Stage::Running;
+    state.nodes = (0..100_000)
+        .map(|index| {
+            let mut node = NodeRecord::pending(
+                NodeId::new(format!(
+                    "x{}c{}s{}b{}n{}",
+                    1000 + index / 256,
+                    index / 64 % 4,
+                    index / 8 % 8,
+                    index / 2 % 4,
+                    index % 2
+                )),
+                at,
+            );
+            node.phase = NodePhase::Done;
+            node.step = Some(u32::try_from(index / 1_000).unwrap());
+            node.boots = vec![0];
+            node.attempts = 1;
+            node.taken_at = Some(at);
+            node.finished_at = Some(at);
+            node
+        })
+        .collect();
+    state.steps = (0..100)
+        .map(|number| Step {
+            number,
+            nodes: (number as usize * 1_000..(number as usize + 1) * 1_000).collect(),
+            started_at: at,
+            boots: vec![StepBoot {
+                key: format!("crus-{}-step-{number}", state.upgrade_id),
+                nodes: (number as usize * 1_000..(number as usize + 1) * 1_000)
+                    .map(|index| state.nodes[index].id.clone())
+                    .collect(),
+                handle: None,
+                requested_at: at,
+                started_at: Some(at),
+                template: None,
+            }],
+            finished: true,
+        })
+        .collect();
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100000_node_sessions_header_write_fits_etcds_request_limit() {
+    let cluster = EtcdCluster::start().await;
+    let store = connect(&cluster, "/crus-large/").await;
+    let mut record = test_record(Uuid::new_v4());
+    record.rollout = hundred_thousand_nodes(record.rollout);
+    let id = record.upgrade_id();
+    let created = tokio::time::timeout(Duration::from_secs(120), store.create(&record))
+        .await
+        .expect("creating a 100,000-node session takes under 2 minutes")
+        .unwrap();
+
+    // The controller's write: its header and the one node that changed.
+    let mut rollout = Rollout::resume(record.rollout.clone());
+    let header = SessionRecord {
+        rollout: rollout.header_state(),
+        desired: record.desired.clone(),
+    };
+    let header_bytes = serde_json::to_vec(&header).unwrap().len();
+    assert!(
+        header_bytes < 64 * 1024,
+        "the header is {header_bytes} B, independent of the node count"
+    );
+    let started = std::time::Instant::now();
+    let delta = SessionDelta {
+        header: &header,
+        rollout: rollout.state(),
+        changed: ChangedNodes::Only(&[99_999]),
+    };
+    let written =
+        tokio::time::timeout(Duration::from_secs(30), store.update_delta(&delta, created))
+            .await
+            .expect("the header write takes under 30 s")
+            .unwrap();
+    let took = started.elapsed();
+    assert!(written > created);
+    assert!(
+        took < Duration::from_secs(10),
+        "the header write took {took:?}"
+    );
+
+    // It reads back whole, the node lists rebuilt from the nodes.
+    let read = store.get(id).await.unwrap().unwrap();
+    assert_eq!(read.revision, written);
+    assert_eq!(&read.value.rollout, rollout.state());
+    assert_eq!(read.value.rollout.steps, record.rollout.steps);
 }

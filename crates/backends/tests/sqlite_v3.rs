@@ -55,8 +55,9 @@ async fn a_version_3_database_loads_and_its_session_resumes() {
     let version: i64 = raw
         .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
         .unwrap();
-    // Version 4 moved the nodes into rows, version 5 added the options.
-    assert_eq!(version, 5);
+    // Version 4 moved the nodes into rows, version 5 added the options,
+    // version 6 the index of idempotency keys.
+    assert_eq!(version, 6);
     let rows: i64 = raw
         .query_row(
             "SELECT count(*) FROM session_nodes WHERE upgrade_id = ?1",
@@ -113,5 +114,40 @@ async fn a_version_3_database_loads_and_its_session_resumes() {
         after.rollout.count(NodePhase::Done),
         12,
         "every node upgraded"
+    );
+
+    // The new controller's header leaves the steps' and boots' node lists
+    // out (issue 25), the step started by the old release included: its
+    // nodes were given their boots when it was resumed, and reads rebuild
+    // the lists from them.
+    let header: serde_json::Value = serde_json::from_str(
+        &raw.query_row(
+            "SELECT record FROM sessions WHERE upgrade_id = ?1",
+            [id.to_string()],
+            |row| row.get::<_, String>(0),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let steps = header["rollout"]["steps"].as_array().unwrap();
+    assert!(steps.len() >= 3, "{header}");
+    for step in steps {
+        assert!(step.get("nodes").is_none(), "{step}");
+        for boot in step["boots"].as_array().unwrap() {
+            assert!(boot.get("nodes").is_none(), "{boot}");
+        }
+    }
+    assert_eq!(after.rollout.steps[0].nodes, before.rollout.steps[0].nodes);
+    assert_eq!(
+        after.rollout.steps[0].boots[0].nodes,
+        before.rollout.steps[0].boots[0].nodes
+    );
+    assert!(
+        after
+            .rollout
+            .steps
+            .iter()
+            .all(|step| step.nodes.len() == 4
+                && step.boots.iter().all(|boot| !boot.nodes.is_empty()))
     );
 }

@@ -16,9 +16,10 @@ use crus_core::ports::{
     BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, NodeImage, Ports,
     PowerControl, PowerOperation, PowerState, WorkloadManager, WorkloadNode,
 };
-use crus_core::rollout::{NodePhase, Stage};
-use crus_core::store::{SessionStore, StoreHealth};
-use crus_core::{Error, NodeFacts, NodeId, SessionState};
+use crus_core::rollout::NodePhase;
+use crus_core::session::SessionPhase;
+use crus_core::store::{StatusView, StoreHealth};
+use crus_core::{Error, NodeFacts, NodeId, SessionState, SessionStatus};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -107,8 +108,9 @@ pub struct Metrics {
     sessions: Family<SessionStateLabels, Gauge>,
     /// `crus_nodes{phase}` over unfinished sessions, set at each scrape.
     nodes: Family<NodePhaseLabels, Gauge>,
-    /// `crus_sessions_gated`: unfinished sessions its alert gates hold now,
-    /// set at each scrape.
+    /// `crus_sessions_gated`: unfinished sessions its alert gates hold now
+    /// (their phase is `gated`: not paused, halted or being deleted), set
+    /// at each scrape.
     sessions_gated: Gauge,
     /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
     webhook_events: Family<WebhookLabels, Counter>,
@@ -288,12 +290,12 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Reads the sessions from `store`, the role from `leadership` and
+    /// Reads the sessions' statuses from `statuses` (the read model), the role from `leadership` and
     /// whether the store takes writes from `health` into the gauges, then
     /// encodes every metric in the OpenMetrics text format.
     pub async fn render(
         &self,
-        store: &dyn SessionStore,
+        statuses: &dyn StatusView,
         leadership: &Leadership,
         health: &StoreHealth,
     ) -> Result<String, AppError> {
@@ -312,7 +314,10 @@ impl Metrics {
         if changes > counted {
             self.leadership_changes.inc_by(changes - counted);
         }
-        let records = store.list().await?;
+        // The read model's statuses (a few hundred bytes each, kept by the
+        // store beside its records), not the records: a scrape decodes no
+        // node, however large the sessions (issue 25).
+        let statuses = statuses.list_statuses().await?;
         let mut sessions: BTreeMap<&'static str, i64> = SESSION_STATES
             .iter()
             .map(|state| (state.as_str(), 0))
@@ -320,15 +325,23 @@ impl Metrics {
         let mut nodes: BTreeMap<NodePhase, i64> =
             NodePhase::ALL.iter().map(|phase| (*phase, 0)).collect();
         let mut gated = 0;
-        for record in &records {
-            *sessions
-                .entry(record.value.status().state.as_str())
-                .or_default() += 1;
-            let rollout = &record.value.rollout;
-            if rollout.stage != Stage::Finished {
-                gated += i64::from(rollout.gated.is_some() && !rollout.cancelled);
-                for node in &rollout.nodes {
-                    *nodes.entry(node.phase).or_default() += 1;
+        for json in &statuses {
+            let status: SessionStatus = serde_json::from_str(json).map_err(|error| {
+                AppError::Internal(format!(
+                    "a stored session status does not decode ({error}); the session store may be damaged"
+                ))
+            })?;
+            *sessions.entry(status.state.as_str()).or_default() += 1;
+            if !status.completed {
+                gated += i64::from(status.phase == Some(SessionPhase::Gated));
+                for phase in NodePhase::ALL {
+                    let count = status
+                        .nodes
+                        .as_ref()
+                        .and_then(|counts| counts.get(phase.as_str()))
+                        .copied()
+                        .unwrap_or_default();
+                    *nodes.entry(phase).or_default() += i64::try_from(count).unwrap_or(i64::MAX);
                 }
             }
         }
@@ -413,7 +426,7 @@ pub(crate) async fn get_metrics(State(state): State<AppState>) -> Result<Respons
     let text = state
         .metrics()
         .render(
-            state.controller().store().as_ref(),
+            state.statuses().as_ref(),
             state.leadership(),
             state.controller().store_health(),
         )

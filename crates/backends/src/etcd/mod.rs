@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod feed;
 mod held;
+mod idempotency;
 mod leader;
 mod node_page;
 mod nodes;
@@ -281,6 +282,11 @@ impl EtcdStore {
         for (index, mut then) in transactions.into_iter().enumerate() {
             if index == last {
                 then.extend(header_put.take());
+                if expected == 0 {
+                    // A creation: its idempotency key, if any, is indexed
+                    // in the same transaction.
+                    then.extend(self.idempotency_put(header));
+                }
                 if header.is_finished() {
                     // Its nodes are free again, as of this very write.
                     then.push(TxnOp::delete(self.claim_key(id), None));
@@ -466,6 +472,8 @@ impl SessionStore for EtcdStore {
         // earlier release, whose nodes are in it.
         if !nodes.is_empty() {
             value.rollout.nodes = nodes;
+            // The steps' and boots' node lists a header leaves out.
+            value.rollout.restore_node_lists();
         }
         Ok(Some(Versioned {
             value,
@@ -552,11 +560,24 @@ impl SessionStore for EtcdStore {
     async fn delete(&self, upgrade_id: Uuid, expected: Revision) -> Result<()> {
         let key = self.key(upgrade_id);
         let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, etcd_revision(expected));
-        let then = vec![
+        let mut then = vec![
             TxnOp::delete(key.clone(), None),
             TxnOp::delete(self.claim_key(upgrade_id), None),
             self.groups_delete_from(upgrade_id, 0),
         ];
+        // Its idempotency key leaves the index with it (the header alone
+        // is read to learn it; the compare makes sure it is the one read).
+        if let Some(idempotency) = self
+            .get_desired(upgrade_id)
+            .await?
+            .filter(|desired| desired.revision == expected)
+            .and_then(|desired| desired.value.idempotency)
+        {
+            then.push(TxnOp::delete(
+                self.idempotency_index_key(&idempotency.key),
+                None,
+            ));
+        }
         match self.checked(&key, compare, then).await? {
             Ok(_) | Err(Lost { current: None }) => Ok(()),
             Err(Lost { current: Some(now) }) => Err(crus_core::Error::conflict(format!(
@@ -564,6 +585,10 @@ impl SessionStore for EtcdStore {
                 expected.0
             ))),
         }
+    }
+
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        self.lookup_idempotency_key(key).await
     }
 
     async fn create_claiming(
@@ -630,6 +655,7 @@ impl SessionStore for EtcdStore {
                 TxnOp::put(key.clone(), value.clone(), None),
                 TxnOp::put(self.claim_key(id), claim.clone(), None),
             ];
+            then.extend(self.idempotency_put(record));
             then.extend(group_puts.iter().cloned());
             then.extend(stale);
             match self.checked_all(&key, compares, then).await? {

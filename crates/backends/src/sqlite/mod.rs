@@ -899,6 +899,31 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        // The index of keys (schema version 6): no record is read whole.
+        let key = key.to_string();
+        let id: Option<String> = self
+            .run(move |connection, location| {
+                connection
+                    .prepare_cached(schema::SESSION_BY_IDEMPOTENCY_KEY)
+                    .at(location)?
+                    .query_row([&key], |row| row.get(0))
+                    .optional()
+                    .at(location)
+            })
+            .await?;
+        id.map(|id| {
+            Uuid::parse_str(&id).map_err(|error| {
+                crus_core::Error::invalid(format!(
+                    "{}: session id {id:?} in the sessions table is not a UUID ({error}); \
+                     the file is damaged",
+                    self.location
+                ))
+            })
+        })
+        .transpose()
+    }
+
     async fn list_unfinished(&self) -> Result<Vec<Versioned<SessionRecord>>> {
         let rows = self
             .stored_rows(

@@ -135,5 +135,7 @@ pub(super) fn assemble(
         nodes.push(node);
     }
     record.value.rollout.nodes = nodes;
+    // The steps' and boots' node lists a header leaves out (`step_lists.rs`).
+    record.value.rollout.restore_node_lists();
     Ok(record)
 }

@@ -17,8 +17,8 @@ use super::nodes::{CREATE_SESSION_NODES, encode_nodes, read_node_rows, write_nod
 ///
 /// Version 2 added the `statuses` table, version 3 the `claims` table,
 /// version 4 the `session_nodes` table (a record's nodes moved out of it),
-/// version 5 the `options` table.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+/// version 5 the `options` table, version 6 the index of idempotency keys.
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// The tables of version 1, which a new file starts from (then migrated).
 ///
@@ -161,26 +161,34 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
             .at(location)?;
         match version {
             Some(SCHEMA_VERSION) => restate_created(&transaction, location, true)?,
+            Some(5) => {
+                restate_created(&transaction, location, true)?;
+                migrate_to_6(&transaction, location)?;
+            }
             Some(4) => {
                 restate_created(&transaction, location, true)?;
                 migrate_to_5(&transaction, location)?;
+                migrate_to_6(&transaction, location)?;
             }
             Some(3) => {
                 restate_created(&transaction, location, false)?;
                 migrate_to_4(&transaction, location)?;
                 migrate_to_5(&transaction, location)?;
+                migrate_to_6(&transaction, location)?;
             }
             Some(2) => {
                 restate_created(&transaction, location, false)?;
                 migrate_to_3(&transaction, location)?;
                 migrate_to_4(&transaction, location)?;
                 migrate_to_5(&transaction, location)?;
+                migrate_to_6(&transaction, location)?;
             }
             Some(1) => {
                 migrate_to_2(&transaction, location)?;
                 migrate_to_3(&transaction, location)?;
                 migrate_to_4(&transaction, location)?;
                 migrate_to_5(&transaction, location)?;
+                migrate_to_6(&transaction, location)?;
             }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(SqliteError::NewerSchema {
@@ -220,6 +228,7 @@ pub(super) fn prepare(connection: &mut Connection, location: &Arc<str>) -> Resul
         migrate_to_3(&transaction, location)?;
         migrate_to_4(&transaction, location)?;
         migrate_to_5(&transaction, location)?;
+        migrate_to_6(&transaction, location)?;
     }
     transaction.commit().at(location)
 }
@@ -325,6 +334,35 @@ fn migrate_to_5(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<()
     transaction.execute_batch(CREATE_OPTIONS).at(location)?;
     transaction
         .execute("UPDATE meta SET schema_version = 5 WHERE id = 1", [])
+        .at(location)?;
+    Ok(())
+}
+
+/// Version 6: the sessions by the `Idempotency-Key` they were created with,
+/// so a creation with a key looks it up instead of decoding every record
+/// (issue 25). An index on the key inside the record's header (which no
+/// longer holds the nodes, so it is small): it is kept by every write of
+/// `sessions` in the same transaction, and needs no backfill. A record that
+/// is not valid JSON (damage, reported by id when read) is indexed as no
+/// key rather than failing every write and the migration.
+const CREATE_IDEMPOTENCY_INDEX: &str = "
+    CREATE INDEX IF NOT EXISTS sessions_by_idempotency_key ON sessions (
+        CASE WHEN json_valid(record) THEN json_extract(record, '$.desired.idempotency.key') END
+    );
+";
+
+/// The query [`CREATE_IDEMPOTENCY_INDEX`] answers: the session created with
+/// key `?1`.
+pub(super) const SESSION_BY_IDEMPOTENCY_KEY: &str = "SELECT upgrade_id FROM sessions WHERE \
+     CASE WHEN json_valid(record) THEN json_extract(record, '$.desired.idempotency.key') END = ?1";
+
+/// Adds the index of idempotency keys, in the opening's transaction.
+fn migrate_to_6(transaction: &Transaction<'_>, location: &Arc<str>) -> Result<(), SqliteError> {
+    transaction
+        .execute_batch(CREATE_IDEMPOTENCY_INDEX)
+        .at(location)?;
+    transaction
+        .execute("UPDATE meta SET schema_version = 6 WHERE id = 1", [])
         .at(location)?;
     Ok(())
 }

@@ -194,22 +194,29 @@ impl Controller {
         &self,
         idempotency: &Idempotency,
     ) -> std::result::Result<Option<Admitted>, AdmissionRefusal> {
-        // A scan of every record: creations are rare and the store has no
-        // secondary index.
-        let records = self
+        // The store's index of keys, then that session alone: no scan of
+        // every record (each decoded with all its nodes).
+        let Some(id) = self
             .inner
             .store
-            .list()
+            .session_by_idempotency_key(&idempotency.key)
             .await
-            .map_err(AdmissionRefusal::failed(Dependency::Store))?;
-        let Some(earlier) = records.into_iter().find(|record| {
-            record
-                .value
-                .desired
-                .idempotency
-                .as_ref()
-                .is_some_and(|stored| stored.key == idempotency.key)
-        }) else {
+            .map_err(AdmissionRefusal::failed(Dependency::Store))?
+        else {
+            return Ok(None);
+        };
+        let Some(earlier) = self
+            .inner
+            .store
+            .get(id)
+            .await
+            .map_err(AdmissionRefusal::failed(Dependency::Store))?
+            .filter(|record| {
+                record.value.desired.idempotency_key() == Some(idempotency.key.as_str())
+            })
+        else {
+            // Removed since the index was read, or an index entry left by a
+            // removal cut short: as if never created.
             return Ok(None);
         };
         let same = earlier

@@ -54,6 +54,7 @@ mod selection;
 mod state;
 mod status;
 mod steering;
+mod step_lists;
 mod steps;
 mod timers;
 pub mod window;
@@ -230,6 +231,12 @@ impl Rollout {
     pub fn resume(mut state: RolloutState) -> Self {
         // Stored by crus 0.1 before a controller took it up.
         state.state = state.state.served();
+        // A header stored without its node lists gets them from its nodes;
+        // nodes stored before they named their boots are given them, and
+        // the next write (which compares nodes with what was stored) saves
+        // them before a header leaves the lists out.
+        state.restore_node_lists();
+        state.record_boot_membership();
         let index = state
             .nodes
             .iter()

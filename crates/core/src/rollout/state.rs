@@ -182,6 +182,12 @@ pub struct NodeRecord {
     /// that boot is asked for, so a restart neither repeats nor forgets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_reason: Option<String>,
+    /// The boots of its step it was booted by, as positions in the step's
+    /// [`Step::boots`], in order: a stored header leaves the boots' node
+    /// lists out (its size would grow with the machine) and they are
+    /// rebuilt from this (see `step_lists.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boots: Vec<u32>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -217,6 +223,7 @@ impl NodeRecord {
             own_weight: None,
             own_features: None,
             rollback_reason: None,
+            boots: Vec::new(),
         }
     }
 }
@@ -230,6 +237,9 @@ pub struct StepBoot {
     /// resumed controller finds the boot its predecessor started.
     pub key: String,
     /// The nodes the boot was requested for (asked for again, under the same key, after a restart).
+    /// Left out of a stored header, which rebuilds it from the nodes'
+    /// [`NodeRecord::boots`]; headers stored before that have it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeId>,
     /// The orchestrator's handle, once it acknowledged the boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +272,10 @@ impl StepBoot {
 pub struct Step {
     /// Step number, from 0.
     pub number: u32,
-    /// Indexes into [`RolloutState::nodes`].
+    /// Indexes into [`RolloutState::nodes`]. Left out of a stored header,
+    /// which rebuilds it from the nodes' [`NodeRecord::step`] (in index
+    /// order); headers stored before that have it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<usize>,
     /// When the step started.
     pub started_at: Timestamp,

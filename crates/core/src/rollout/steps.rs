@@ -248,7 +248,9 @@ impl Rollout {
         };
         self.census
             .boot_requested(&drained, u32::try_from(number).unwrap_or(u32::MAX));
+        let boot_number = u32::try_from(number).unwrap_or(u32::MAX);
         for &node in &drained {
+            self.state.nodes[node].boots.push(boot_number);
             self.state.nodes[node].attempts += 1;
             self.state.nodes[node].healthy_since = None;
             self.move_node(node, NodeInput::Boot, now);

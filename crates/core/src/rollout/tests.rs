@@ -1286,6 +1286,7 @@ mod matching;
 mod migration;
 mod properties;
 mod rollback;
+mod step_lists;
 
 /// The session lifecycle table: which inputs move the session from where.
 #[test]

@@ -81,9 +81,21 @@ impl SessionDelta<'_> {
 /// writes for it. Copies the record (nodes included, then dropped): for the
 /// writes of whole records ([`super::SessionStore::create`],
 /// [`super::SessionStore::update`]), which are the rare ones; the
-/// controller's writes hand the header over already.
+/// controller's writes hand the header over already. The steps' and
+/// boots' node lists are left out too when the nodes account for them
+/// (`RolloutState::node_lists_derivable`), as the controller's headers
+/// leave them out; a record whose nodes do not name their boots yet keeps
+/// them.
 pub fn header_of(record: &SessionRecord) -> SessionRecord {
     let mut header = record.clone();
+    if header.rollout.node_lists_derivable() {
+        for step in &mut header.rollout.steps {
+            step.nodes = Vec::new();
+            for boot in &mut step.boots {
+                boot.nodes = Vec::new();
+            }
+        }
+    }
     header.rollout.nodes = Vec::new();
     header
 }

@@ -177,6 +177,10 @@ impl SessionStore for FaultyStore {
         self.inner.list_unfinished().await
     }
 
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        self.inner.session_by_idempotency_key(key).await
+    }
+
     async fn check_writable(&self) -> Result<()> {
         // A write like any other: refused as often.
         self.admit()?;

@@ -52,6 +52,7 @@ impl Stored {
     fn versioned(&self) -> Versioned<SessionRecord> {
         let mut value = self.header.clone();
         value.rollout.nodes = self.nodes.clone();
+        value.rollout.restore_node_lists();
         Versioned {
             value,
             revision: self.revision,
@@ -160,6 +161,16 @@ impl SessionStore for MemoryStore {
             .records
             .get(&upgrade_id)
             .map(|stored| page_of(&stored.nodes, after, limit)))
+    }
+
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        // The headers' keys alone, in memory: no record is copied.
+        Ok(self
+            .lock()
+            .records
+            .iter()
+            .find(|(_, stored)| stored.header.desired.idempotency_key() == Some(key))
+            .map(|(id, _)| *id))
     }
 
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {

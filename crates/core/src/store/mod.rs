@@ -61,6 +61,11 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The `Idempotency-Key` the session was created with, if any.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency.as_ref().map(|stored| stored.key.as_str())
+    }
+
     /// The commands a rollout that has applied `applied` commands in all has
     /// yet to apply, oldest first.
     pub fn pending_commands(&self, applied: usize) -> &[OperatorCommand] {
@@ -275,6 +280,19 @@ pub trait SessionStore: Send + Sync {
             .get(upgrade_id)
             .await?
             .map(|record| page_of(&record.value.rollout.nodes, after, limit)))
+    }
+
+    /// The session created by a request with idempotency key `key`
+    /// ([`Desired::idempotency`]), if one was: read through the store's
+    /// index of keys, so a creation with a key costs no scan of every
+    /// record. The default scans every record, for stores without one.
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|record| record.value.desired.idempotency_key() == Some(key))
+            .map(|record| record.value.upgrade_id()))
     }
 
     /// Every record whose rollout has not finished

@@ -84,6 +84,10 @@ impl<S: SessionStore + ?Sized> SessionStore for WatchedStore<S> {
         self.inner.list_unfinished().await
     }
 
+    async fn session_by_idempotency_key(&self, key: &str) -> Result<Option<Uuid>> {
+        self.inner.session_by_idempotency_key(key).await
+    }
+
     async fn check_writable(&self) -> Result<()> {
         self.watch(self.inner.check_writable().await)
     }

@@ -49,6 +49,8 @@ pub async fn run_all(
     super::store_options::run_all(store, make_record).await?;
     super::session_nodes::run_all(store, make_record).await?;
     super::session_node_pages::run_all(store, make_record).await?;
+    super::session_step_lists::run_all(store, make_record).await?;
+    super::session_idempotency::run_all(store, make_record).await?;
     Ok(())
 }
 

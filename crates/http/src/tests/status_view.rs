@@ -99,3 +99,42 @@ async fn the_session_reads_answer_from_the_status_view_given() {
         (StatusCode::OK, status)
     );
 }
+
+#[tokio::test]
+async fn metrics_count_sessions_and_nodes_from_the_status_view_not_the_records() {
+    let id = Uuid::new_v4();
+    let spec = crus_core::SessionSpec {
+        failed_label: "failed".into(),
+        starting_label: "compute".into(),
+        upgrade_step_size: 2,
+        upgrade_template_id: "compute-image".into(),
+        upgrading_label: "upgrading".into(),
+        workload_manager_type: "slurm".into(),
+        policy: None,
+    };
+    let mut session = crus_core::SessionStatus::created(id, &spec);
+    session.state = crus_core::SessionState::Updating;
+    session.phase = Some(crus_core::session::SessionPhase::Gated);
+    session.nodes = Some(
+        [("pending", 3), ("draining", 2), ("total", 5)]
+            .into_iter()
+            .map(|(phase, count)| (phase.to_string(), count))
+            .collect(),
+    );
+    // The store holds no record: what the scrape counts is the view's.
+    let viewed = state().with_status_view(Arc::new(OneSession {
+        id,
+        status: serde_json::to_string(&session).unwrap(),
+    }));
+    let (code, text) = get(&viewed, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    for expected in [
+        r#"crus_sessions{state="UPDATING"} 1"#,
+        r#"crus_nodes{phase="pending"} 3"#,
+        r#"crus_nodes{phase="draining"} 2"#,
+        r#"crus_nodes{phase="done"} 0"#,
+        "crus_sessions_gated 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected}:\n{text}");
+    }
+}

@@ -219,3 +219,111 @@ fn a_session_stored_by_the_previous_release_loads_resumes_and_finishes() {
     );
     assert!(rollout.refused_moves().is_empty());
 }
+
+/// A session stored with its steps' and boots' node lists in its header
+/// and nodes that do not name their boots: the form every release stored
+/// until the header left the lists out (issue 25).
+const STORED_WITH_NODE_LISTS: &str = include_str!("fixtures/session-record-node-lists.json");
+
+/// Writes that fixture: this release's record of the session above, with
+/// the nodes' `boots` taken out, which is exactly what the release before
+/// (37423a0) wrote, since it differs from it only by that field.
+/// `cargo test -p crus-core --lib write_the_node_lists_fixture -- --ignored`.
+#[test]
+#[ignore = "writes the fixture; run only to record the stored form before issue 25"]
+fn write_the_node_lists_fixture() {
+    let policy = RolloutPolicy {
+        strategy: crate::rollout::Strategy::Continuous,
+        max_failures: Some(FailureBudget::Count(3)),
+        ..RolloutPolicy::default()
+    };
+    let mut rollout = Rollout::new(Uuid::from_u128(0x25), spec(2), policy, t(0));
+    rollout.handle_timeout(t(0));
+    drive(&mut rollout, t(0), |rollout| {
+        let has = |phase| rollout.state().count(phase) > 0;
+        has(NodePhase::Done)
+            && has(NodePhase::Failed)
+            && has(NodePhase::Booting)
+            && rollout
+                .state()
+                .steps
+                .iter()
+                .any(|step| step.boots.iter().any(|boot| boot.handle.is_some()) && !step.finished)
+    });
+    let record = SessionRecord {
+        rollout: rollout.state().clone(),
+        desired: Desired::default(),
+    };
+    let mut json = serde_json::to_value(&record).unwrap();
+    for node in json["rollout"]["nodes"].as_array_mut().unwrap() {
+        node.as_object_mut().unwrap().remove("boots");
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/rollout/tests/fixtures/session-record-node-lists.json"
+    );
+    std::fs::write(path, serde_json::to_string_pretty(&json).unwrap() + "\n").unwrap();
+}
+
+#[test]
+fn a_session_stored_with_node_lists_in_its_header_resumes_and_its_next_header_leaves_them_out() {
+    let stored: serde_json::Value = serde_json::from_str(STORED_WITH_NODE_LISTS).unwrap();
+    let record: SessionRecord = serde_json::from_str(STORED_WITH_NODE_LISTS).unwrap();
+    // It reads back to the same JSON: the lists are there, no node names its boots.
+    assert_eq!(serde_json::to_value(&record).unwrap(), stored);
+    assert!(
+        record
+            .rollout
+            .steps
+            .iter()
+            .any(|step| !step.boots.is_empty())
+    );
+    assert!(
+        record
+            .rollout
+            .nodes
+            .iter()
+            .all(|node| node.boots.is_empty())
+    );
+    assert!(!record.rollout.node_lists_derivable());
+    // Written whole, it keeps its lists: its nodes cannot rebuild them.
+    let whole = crate::store::header_of(&record);
+    assert_eq!(whole.rollout.steps, record.rollout.steps);
+
+    // A controller takes it up: its nodes name their boots now, the status
+    // is the same, and its header leaves the lists out yet assembles back.
+    let mut rollout = Rollout::resume(record.rollout.clone());
+    assert_eq!(rollout.status(), status_of(&record.rollout));
+    assert!(rollout.state().node_lists_derivable());
+    for (index, node) in rollout.state().nodes.iter().enumerate() {
+        let expected: Vec<u32> = node
+            .step
+            .map(|step| &record.rollout.steps[step as usize])
+            .into_iter()
+            .flat_map(|step| step.boots.iter().enumerate())
+            .filter(|(_, boot)| boot.nodes.contains(&record.rollout.nodes[index].id))
+            .map(|(number, _)| number as u32)
+            .collect();
+        assert_eq!(node.boots, expected, "node {}", node.id);
+    }
+    assert_eq!(rollout.state().steps, record.rollout.steps);
+    let header = rollout.header_state();
+    assert!(
+        header.steps.iter().all(
+            |step| step.nodes.is_empty() && step.boots.iter().all(|boot| boot.nodes.is_empty())
+        )
+    );
+    let mut assembled = header;
+    assembled.nodes = rollout.state().nodes.clone();
+    assembled.restore_node_lists();
+    assert_eq!(&assembled, rollout.state());
+
+    // And it finishes.
+    let now = t(400);
+    rollout.handle_timeout(now);
+    drive(&mut rollout, now, |_| false);
+    let end = rollout.state();
+    assert!(end.completed, "{:#?}", end.messages);
+    assert_eq!(end.count(NodePhase::Done) + end.count(NodePhase::Failed), 5);
+    assert!(rollout.refused_moves().is_empty());
+}
