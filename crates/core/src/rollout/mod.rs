@@ -48,6 +48,7 @@ mod outcomes;
 mod owed;
 mod policy;
 mod record;
+mod revert_on_halt;
 mod rollback;
 mod selection;
 mod state;
@@ -76,6 +77,7 @@ pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
+pub use revert_on_halt::RevertOnHalt;
 pub use rollback::{Rollback, RollbackTrigger};
 pub use selection::DrainCost;
 pub use state::{Escalation, GateHold, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
@@ -208,6 +210,7 @@ impl Rollout {
             started_at: None,
             finished_at: None,
             drained_ahead: BTreeSet::new(),
+            reverting: None,
         })
     }
 

@@ -33,7 +33,10 @@ pub enum Stage {
 /// after `Pending`, or (when the session is deleted before the node was
 /// booted) `Releasing → Skipped`. With a `rollback` policy, a node whose
 /// upgrade failed goes back to `Drained`, is booted with the rollback
-/// template and ends `Reverted` (or `Failed` if that boot fails too).
+/// template and ends `Reverted` (or `Failed` if that boot fails too); with
+/// `revert_upgraded_on_halt`, a `Done` node of a halted session is taken
+/// again (`Draining`) and ends `Reverted` too (or `Done` again when the
+/// session is deleted before its boot back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -175,6 +178,13 @@ pub struct NodeRecord {
     /// that boot is asked for, so a restart neither repeats nor forgets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_reason: Option<String>,
+    /// Why this node, upgraded (`done`) by this session, is booted back to
+    /// the rollback template: the session halted and its policy asks for
+    /// `revert_upgraded_on_halt`. Written, with its move back to
+    /// `draining`, before its drain is asked for, so a restart neither
+    /// repeats nor forgets its revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_reason: Option<String>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -209,6 +219,7 @@ impl NodeRecord {
             foreign: None,
             own_weight: None,
             rollback_reason: None,
+            revert_reason: None,
         }
     }
 }
@@ -328,6 +339,12 @@ pub struct RolloutState {
     /// never left drained, also after a restart.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub drained_ahead: std::collections::BTreeSet<usize>,
+    /// Once a halt (failure budget or `max_hold`) started booting the
+    /// upgraded nodes back to the rollback template
+    /// (`revert_upgraded_on_halt`): since when and why. Cleared by an
+    /// operator's resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverting: Option<super::RevertOnHalt>,
 }
 
 impl RolloutState {
