@@ -22,6 +22,7 @@
 mod attribution;
 mod machine;
 mod outlook;
+mod safety;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,7 @@ use crate::time::Timestamp;
 use attribution::Split;
 use machine::{Machine, MachineSettings, NodeTrace};
 use outlook::Outlook;
+pub use safety::{PlannedGates, PlannedRollback, planned_gates, planned_rollback};
 
 /// What the model assumes where the cluster does not say.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +173,12 @@ pub struct DryRun {
     pub dominated_by: String,
     /// Why the nodes come in this order, and what the estimate assumes.
     pub rationale: Vec<String>,
+    /// The rollback the session would apply, if its policy has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<PlannedRollback>,
+    /// The alert gates the session would check, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<PlannedGates>,
 }
 
 /// Plans `spec` under `policy` for nodes `members`, whose workload state is
@@ -344,6 +352,8 @@ fn combine(
             samples,
             dominated_by: String::new(),
             rationale,
+            rollback: planned_rollback(&input.policy, input.spec.upgrade_step_size),
+            gates: planned_gates(&input.policy),
         };
     };
     let estimated_duration = median.duration;
@@ -390,6 +400,8 @@ fn combine(
         samples,
         dominated_by,
         rationale,
+        rollback: planned_rollback(&input.policy, input.spec.upgrade_step_size),
+        gates: planned_gates(&input.policy),
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Metrics {
     /// `crus_sessions_gated`: unfinished sessions its alert gates hold now,
     /// set at each scrape.
     sessions_gated: Gauge,
+    /// `crus_sessions_reverting`: unfinished halted sessions booting the
+    /// nodes they upgraded back to the rollback template
+    /// (`revert_upgraded_on_halt`), set at each scrape.
+    sessions_reverting: Gauge,
     /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
     webhook_events: Family<WebhookLabels, Counter>,
     /// `crus_leader`: 1 while this replica leads, set at each scrape.
@@ -190,6 +194,12 @@ impl Metrics {
             "Unfinished sessions held by their alert gates (no new node is taken)",
             sessions_gated.clone(),
         );
+        let sessions_reverting = Gauge::default();
+        registry.register(
+            "crus_sessions_reverting",
+            "Unfinished halted sessions booting the nodes they upgraded back to the rollback template",
+            sessions_reverting.clone(),
+        );
         let webhook_events = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "crus_webhook_events",
@@ -224,6 +234,7 @@ impl Metrics {
             store_refusing_writes,
             store_refused_writes,
             sessions_gated,
+            sessions_reverting,
             webhook_events,
             leader,
             leadership_changes,
@@ -320,6 +331,7 @@ impl Metrics {
         let mut nodes: BTreeMap<NodePhase, i64> =
             NodePhase::ALL.iter().map(|phase| (*phase, 0)).collect();
         let mut gated = 0;
+        let mut reverting = 0;
         for record in &records {
             *sessions
                 .entry(record.value.status().state.as_str())
@@ -327,12 +339,14 @@ impl Metrics {
             let rollout = &record.value.rollout;
             if rollout.stage != Stage::Finished {
                 gated += i64::from(rollout.gated.is_some() && !rollout.cancelled);
+                reverting += i64::from(rollout.reverting.is_some() && !rollout.cancelled);
                 for node in &rollout.nodes {
                     *nodes.entry(node.phase).or_default() += 1;
                 }
             }
         }
         self.sessions_gated.set(gated);
+        self.sessions_reverting.set(reverting);
         for (state, count) in sessions {
             self.sessions
                 .get_or_create(&SessionStateLabels { state })
