@@ -133,7 +133,26 @@ fn create_with_an_idempotency_key_is_safe_to_repeat() {
 #[test]
 fn plan_shows_the_rollback_and_the_gates() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(&dir);
+    // The session's own gate is on a host the server allows.
+    let config = dir.path().join("crus.toml");
+    std::fs::write(&config, "[alert_gates]\nallowed_hosts = [\"127.0.0.1\"]\n").unwrap();
+    let config = config.display().to_string();
+    let server = Server::start(
+        &[
+            "--config",
+            &config,
+            "--sim",
+            "--sim-nodes",
+            "8",
+            "--sim-trace",
+            "none",
+            "--db",
+            &path_in(dir.path(), "crus.db"),
+            "--token",
+            TOKEN,
+        ],
+        &[],
+    );
 
     let mut args = vec!["plan"];
     args.extend(SESSION);
