@@ -162,3 +162,72 @@ fn plan_shows_the_floor_and_the_boot_rate() {
     assert!(plan.get("skipped").is_none(), "nothing to skip: {plan:#}");
     assert_eq!(plan["steps"].as_array().unwrap().len(), 3, "{plan:#}");
 }
+
+/// The plan shows the rollback it would apply, with the revert of a halted
+/// session's upgrades, and the alert gates it would check (issue 23).
+#[test]
+fn plan_shows_the_rollback_and_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    // The session's own gate is on a host the server allows.
+    let config = dir.path().join("crus.toml");
+    std::fs::write(&config, "[alert_gates]\nallowed_hosts = [\"127.0.0.1\"]\n").unwrap();
+    let config = config.display().to_string();
+    let server = Server::start(
+        &[
+            "--config",
+            &config,
+            "--sim",
+            "--sim-nodes",
+            "8",
+            "--sim-trace",
+            "none",
+            "--db",
+            &path_in(dir.path(), "crus.db"),
+            "--token",
+            TOKEN,
+        ],
+        &[],
+    );
+
+    let mut args = vec!["plan"];
+    args.extend(SESSION);
+    // The simulator knows one template: the rollback names it too.
+    args.extend([
+        "--rollback-template",
+        "compute-image",
+        "--revert-upgraded-on-halt",
+        "--revert-batch",
+        "2",
+        "--gate-alertmanager",
+        "http://127.0.0.1:9/",
+        "--max-hold",
+        "2h",
+    ]);
+    let (ok, table, stderr) = crus(&server, &args);
+    assert!(ok, "{stderr}");
+    assert!(
+        table.contains(
+            "rollback: A node whose upgrade fails (after its retries) is booted back to template 'compute-image' and returned to service as reverted; if the session halts (failure budget or max_hold), the nodes it upgraded are booted back too, at most 2 at a time.\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("alert gates: Checked before any node is taken"),
+        "{table}"
+    );
+    assert!(
+        table.contains("a hold longer than 2h (max_hold) halts the session"),
+        "{table}"
+    );
+
+    args.extend(["--format", "json"]);
+    let (ok, json, stderr) = crus(&server, &args);
+    assert!(ok, "{stderr}");
+    let plan: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plan["rollback"]["template"], "compute-image");
+    assert_eq!(plan["rollback"]["on"], serde_json::json!(["node_failed"]));
+    assert_eq!(plan["rollback"]["revert_upgraded_on_halt"], true);
+    assert_eq!(plan["rollback"]["batch"], 2);
+    assert_eq!(plan["gates"]["max_hold"], "2h");
+    assert_eq!(plan["gates"]["checks"].as_array().unwrap().len(), 1);
+}

@@ -23,6 +23,7 @@ mod attribution;
 mod left_out;
 mod machine;
 mod outlook;
+mod safety;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,7 @@ use crate::time::Timestamp;
 use attribution::Split;
 use machine::{Machine, MachineSettings, NodeTrace};
 use outlook::Outlook;
+pub use safety::{PlannedGates, PlannedRollback, planned_gates, planned_rollback};
 
 /// What the model assumes where the cluster does not say.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +189,12 @@ pub struct DryRun {
     /// without `max_boots_per_minute`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_boots_per_minute: Option<u32>,
+    /// The rollback the session would apply, if its policy has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<PlannedRollback>,
+    /// The alert gates the session would check, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<PlannedGates>,
 }
 
 /// Plans `spec` under `policy` for nodes `members`, whose workload state is
@@ -373,6 +381,8 @@ fn combine(
             skipped: Vec::new(),
             floor: left_out::planned_floor(&input.policy, input.members.len()),
             max_boots_per_minute: input.policy.max_boots_per_minute,
+            rollback: planned_rollback(&input.policy, input.spec.upgrade_step_size),
+            gates: planned_gates(&input.policy),
         };
     };
     let estimated_duration = median.duration;
@@ -434,6 +444,8 @@ fn combine(
         skipped,
         floor,
         max_boots_per_minute: input.policy.max_boots_per_minute,
+        rollback: planned_rollback(&input.policy, input.spec.upgrade_step_size),
+        gates: planned_gates(&input.policy),
     }
 }
 

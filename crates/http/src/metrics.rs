@@ -112,6 +112,10 @@ pub struct Metrics {
     /// (their phase is `gated`: not paused, halted or being deleted), set
     /// at each scrape.
     sessions_gated: Gauge,
+    /// `crus_sessions_reverting`: unfinished halted sessions booting the
+    /// nodes they upgraded back to the rollback template
+    /// (`revert_upgraded_on_halt`), set at each scrape.
+    sessions_reverting: Gauge,
     /// `crus_webhook_events_total{url,outcome}`: delivered, failed, dropped.
     webhook_events: Family<WebhookLabels, Counter>,
     /// `crus_leader`: 1 while this replica leads, set at each scrape.
@@ -192,6 +196,12 @@ impl Metrics {
             "Unfinished sessions held by their alert gates (no new node is taken)",
             sessions_gated.clone(),
         );
+        let sessions_reverting = Gauge::default();
+        registry.register(
+            "crus_sessions_reverting",
+            "Unfinished halted sessions booting the nodes they upgraded back to the rollback template",
+            sessions_reverting.clone(),
+        );
         let webhook_events = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "crus_webhook_events",
@@ -226,6 +236,7 @@ impl Metrics {
             store_refusing_writes,
             store_refused_writes,
             sessions_gated,
+            sessions_reverting,
             webhook_events,
             leader,
             leadership_changes,
@@ -325,6 +336,7 @@ impl Metrics {
         let mut nodes: BTreeMap<NodePhase, i64> =
             NodePhase::ALL.iter().map(|phase| (*phase, 0)).collect();
         let mut gated = 0;
+        let mut reverting = 0;
         for json in &statuses {
             let status: SessionStatus = serde_json::from_str(json).map_err(|error| {
                 AppError::Internal(format!(
@@ -334,6 +346,9 @@ impl Metrics {
             *sessions.entry(status.state.as_str()).or_default() += 1;
             if !status.completed {
                 gated += i64::from(status.phase == Some(SessionPhase::Gated));
+                reverting += i64::from(
+                    status.reverting.is_some() && status.phase != Some(SessionPhase::Cancelling),
+                );
                 for phase in NodePhase::ALL {
                     let count = status
                         .nodes
@@ -346,6 +361,7 @@ impl Metrics {
             }
         }
         self.sessions_gated.set(gated);
+        self.sessions_reverting.set(reverting);
         for (state, count) in sessions {
             self.sessions
                 .get_or_create(&SessionStateLabels { state })

@@ -117,6 +117,13 @@ pub fn plan_table(plan: &Value) -> String {
     for line in plan["rationale"].as_array().unwrap_or(&empty) {
         out.push_str(&format!("  - {}\n", text(line)));
     }
+    // The safety nets, when the server gives them (issue 23).
+    if let Some(summary) = plan["rollback"]["summary"].as_str() {
+        out.push_str(&format!("rollback: {summary}\n"));
+    }
+    if let Some(summary) = plan["gates"]["summary"].as_str() {
+        out.push_str(&format!("alert gates: {summary}\n"));
+    }
     out
 }
 
@@ -331,6 +338,21 @@ mod tests {
             ),
             "{table}"
         );
+        // The rollback and the gates, when the plan has them.
+        let mut guarded = plan.clone();
+        guarded["rollback"] = json!({"template": "old", "summary": "Booted back to 'old'."});
+        guarded["gates"] =
+            json!({"checks": ["alertmanager x"], "summary": "Checked: alertmanager x."});
+        let table = plan_table(&guarded);
+        assert!(
+            table.contains("rollback: Booted back to 'old'.\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("alert gates: Checked: alertmanager x.\n"),
+            "{table}"
+        );
+        assert!(!plan_table(&plan).contains("rollback:"));
         // An answer without a forecast (an older server) still prints.
         let older = json!({"steps": [], "nodes": 0, "step_size": 1, "estimated_duration": "0s"});
         assert!(plan_table(&older).contains("estimated duration 0s\n"));

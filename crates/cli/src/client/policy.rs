@@ -150,6 +150,15 @@ pub struct PolicyArgs {
     /// return it to service as reverted instead of failed.
     #[arg(long, value_name = "TEMPLATE", help_heading = "Rollback")]
     pub rollback_template: Option<String>,
+    /// With --rollback-template: when the session halts (failure budget or
+    /// --max-hold), boot the nodes it already upgraded back to that
+    /// template too, and report them reverted.
+    #[arg(long, requires = "rollback_template", help_heading = "Rollback")]
+    pub revert_upgraded_on_halt: bool,
+    /// With --revert-upgraded-on-halt: how many upgraded nodes are booted
+    /// back at once (default: the step size).
+    #[arg(long, value_name = "N", requires = "revert_upgraded_on_halt", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollback")]
+    pub revert_batch: Option<u32>,
 }
 
 impl PolicyArgs {
@@ -205,8 +214,8 @@ impl PolicyArgs {
             rollback: self.rollback_template.as_ref().map(|template| Rollback {
                 template: template.clone(),
                 on: vec![RollbackTrigger::NodeFailed],
-                revert_upgraded_on_halt: false,
-                batch: None,
+                revert_upgraded_on_halt: self.revert_upgraded_on_halt,
+                batch: self.revert_batch,
             }),
             image_features: self.image_features.then_some(true),
         };
@@ -488,6 +497,26 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
             json!({"rollback": {"template": "old-image", "on": ["node_failed"]}})
+        );
+    }
+
+    #[test]
+    fn the_revert_flags_fill_the_rollback_s_revert() {
+        let args = PolicyArgs {
+            rollback_template: Some("old-image".into()),
+            revert_upgraded_on_halt: true,
+            revert_batch: Some(3),
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"rollback": {
+                "template": "old-image",
+                "on": ["node_failed"],
+                "revert_upgraded_on_halt": true,
+                "batch": 3
+            }})
         );
     }
 

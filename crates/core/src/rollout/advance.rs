@@ -96,6 +96,7 @@ impl Rollout {
             // free room for more than `start_next_step` already took.
             let first_new = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
             while self.start_next_step(now) {}
+            while self.start_revert_batch(now) {}
             let started = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
             for step in first_new..started {
                 self.check_drain_timeouts(now, step);
@@ -105,6 +106,7 @@ impl Rollout {
             if !self.census.any_active_step()
                 && (self.state.cancelled || !pending_left)
                 && self.state.drained_ahead.is_empty()
+                && !self.revert_owed()
             {
                 self.transition(now, SessionInput::Settled);
                 self.advance(now);
@@ -142,6 +144,7 @@ impl Rollout {
                 now,
                 format!("{failures} nodes failed, more than the failure budget of {allowed}"),
             );
+            self.revert_upgraded_after_halt(now);
         }
     }
 

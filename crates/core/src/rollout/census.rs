@@ -46,6 +46,9 @@ pub(super) struct Census {
     /// rollback template, unless that failed too: they count against the
     /// failure budget as failed nodes do.
     rolled_back: BTreeSet<usize>,
+    /// Nodes upgraded (`done`), in inventory order: a halted session with
+    /// `revert_upgraded_on_halt` takes them back from here.
+    done: BTreeSet<usize>,
 }
 
 /// The nodes of an active step still out of service.
@@ -125,6 +128,9 @@ impl Census {
             if node.phase == NodePhase::Pending {
                 census.pending.insert(position);
                 census.ranked.insert((DrainCost::Unknown, position));
+            }
+            if node.phase == NodePhase::Done {
+                census.done.insert(position);
             }
             if node.rollback_reason.is_some()
                 && !matches!(node.phase, NodePhase::Failing | NodePhase::Failed)
@@ -216,6 +222,12 @@ impl Census {
             if to.is_out_of_service() {
                 unsettled.insert(node, to);
             }
+        }
+        if from == NodePhase::Done {
+            self.done.remove(&node);
+        }
+        if to == NodePhase::Done {
+            self.done.insert(node);
         }
         let left_pending = from == NodePhase::Pending;
         let entry = (self.costs[node], node);
@@ -335,6 +347,16 @@ impl Census {
     /// `node`'s boot back failed too: it fails, and counts as failed.
     pub(super) fn rollback_failed(&mut self, node: usize) {
         self.rolled_back.remove(&node);
+    }
+
+    /// The upgraded (`done`) nodes, in inventory order.
+    pub(super) fn done(&self) -> impl Iterator<Item = usize> + '_ {
+        self.done.iter().copied()
+    }
+
+    /// Whether step `step` is being worked on (not finished).
+    pub(super) fn step_active(&self, step: u32) -> bool {
+        self.active_steps.contains(&step)
     }
 
     /// Whether any node is still pending.

@@ -87,6 +87,7 @@ impl Rollout {
             now,
             format!("alert gates held the session for {max_hold} (max_hold): {reasons}"),
         );
+        self.revert_upgraded_after_halt(now);
     }
 
     /// What the gates answered to a check asked for at `asked_at`.

@@ -87,6 +87,12 @@ pub enum SessionInput {
         /// Why.
         reason: String,
     },
+    /// A halted session starts booting the nodes it upgraded back to the
+    /// rollback template (`revert_upgraded_on_halt`).
+    RevertUpgraded {
+        /// Why it halted.
+        reason: String,
+    },
     /// Deletion was requested.
     Cancel,
     /// No step is active and nothing is left to take.
@@ -152,6 +158,12 @@ impl Lifecycle {
                     In::Pause | In::Resume
                 )
                 | (L::Running { .. }, In::Halt { .. } | In::Gate { .. } | In::GatesCleared)
+                | (
+                    L::Running {
+                        hold: Some(Hold::Halted)
+                    },
+                    In::RevertUpgraded { .. }
+                )
                 // A finished session is marked deleting too, as CRUS did.
                 | (_, In::Cancel)
                 | (L::Running { .. } | L::Cancelling, In::Settled)
@@ -195,6 +207,9 @@ impl Rollout {
             SessionInput::Resume => {
                 state.paused = false;
                 state.halted = None;
+                // The operator takes the session on again: no more nodes
+                // are booted back (those in flight finish their revert).
+                state.reverting = None;
                 // An operator's resume gives the gates a new `max_hold`.
                 if let Some(hold) = &mut state.gated {
                     hold.since = now;
@@ -206,6 +221,9 @@ impl Rollout {
             }
             SessionInput::GatesCleared => state.gated = None,
             SessionInput::Halt { reason } => state.halted = Some(reason),
+            SessionInput::RevertUpgraded { reason } => {
+                state.reverting = Some(super::RevertOnHalt { since: now, reason });
+            }
             SessionInput::Cancel => {
                 state.cancelled = true;
                 if state.stage == Stage::PrepareGroups {

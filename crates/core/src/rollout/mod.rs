@@ -49,6 +49,7 @@ mod outcomes;
 mod owed;
 mod policy;
 mod record;
+mod revert_on_halt;
 mod rollback;
 mod selection;
 mod state;
@@ -78,6 +79,7 @@ pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
 };
+pub use revert_on_halt::RevertOnHalt;
 pub use rollback::{Rollback, RollbackTrigger};
 pub use selection::DrainCost;
 pub use state::{Escalation, GateHold, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
@@ -223,6 +225,7 @@ impl Rollout {
             started_at: None,
             finished_at: None,
             drained_ahead: BTreeSet::new(),
+            reverting: None,
         })
     }
 

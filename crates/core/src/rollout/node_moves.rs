@@ -47,11 +47,19 @@ pub enum NodeInput {
     /// The workload manager acknowledged its return to service after it
     /// was booted back to the rollback template.
     ReturnedReverted,
+    /// The session halted and its policy boots the nodes it upgraded back
+    /// to the rollback template (`revert_upgraded_on_halt`): an upgraded
+    /// node, back in service, is drained again for that boot.
+    Revert,
+    /// The workload manager acknowledged the return to service of a node
+    /// taken for a revert and released before its boot back (the session
+    /// was deleted): it is upgraded, as it was.
+    ReturnedUpgraded,
 }
 
 impl NodeInput {
     /// Every input, for tables that walk them all.
-    pub const ALL: [NodeInput; 14] = [
+    pub const ALL: [NodeInput; 16] = [
         NodeInput::Take,
         NodeInput::Quiet,
         NodeInput::Force,
@@ -66,6 +74,8 @@ impl NodeInput {
         NodeInput::LeaveAlone,
         NodeInput::RollBack,
         NodeInput::ReturnedReverted,
+        NodeInput::Revert,
+        NodeInput::ReturnedUpgraded,
     ];
 }
 
@@ -103,6 +113,8 @@ impl NodePhase {
             (P::Pending | P::Draining | P::Drained, In::LeaveAlone) => P::Skipped,
             (P::Booting | P::Verifying, In::RollBack) => P::Drained,
             (P::Resuming, In::ReturnedReverted) => P::Reverted,
+            (P::Done, In::Revert) => P::Draining,
+            (P::Releasing, In::ReturnedUpgraded) => P::Done,
             _ => return None,
         };
         Some(next)

@@ -106,6 +106,9 @@ impl Rollout {
                     saw_pending = true;
                     self.census.cost_observed(node, DrainCost::of(report));
                 }
+                // A reverting session with a floor watches the nodes in
+                // service it may take back (see `revert_on_halt.rs`).
+                (NodePhase::Done, _) if self.state.reverting.is_some() => saw_pending = true,
                 (NodePhase::Draining | NodePhase::Verifying, WorkloadState::Unknown) => {
                     self.fail_node(
                         node,
@@ -238,7 +241,8 @@ impl Rollout {
     pub(super) fn boot_failed(&mut self, node: usize, reason: String, now: Timestamp) {
         let attempts = self.state.nodes[node].attempts;
         let allowed = self.state.policy.retries.saturating_add(1);
-        let rolling_back = self.state.nodes[node].rollback_reason.is_some();
+        // A boot back to the rollback template is not retried.
+        let rolling_back = self.state.nodes[node].is_booted_back();
         if attempts < allowed && !rolling_back {
             let id = self.state.nodes[node].id.clone();
             self.post(

@@ -139,8 +139,7 @@ impl Rollout {
             (Action::Resume { nodes, .. }, Ok(_)) => {
                 for node in self.indexes_of(&nodes) {
                     match self.state.nodes[node].phase {
-                        NodePhase::Resuming => self.returned(node, now),
-                        NodePhase::Releasing => self.move_node(node, NodeInput::Returned, now),
+                        NodePhase::Resuming | NodePhase::Releasing => self.returned(node, now),
                         NodePhase::Pending => self.ahead_returned(node),
                         _ => {}
                     }
@@ -260,7 +259,7 @@ impl Rollout {
                     if self.state.nodes[node].phase == NodePhase::Booting {
                         let reason = format!("boot could not be started: {}", error.message);
                         // A rollback boot refused fails its node, saying why.
-                        if self.state.nodes[node].rollback_reason.is_some() {
+                        if self.state.nodes[node].is_booted_back() {
                             self.upgrade_failed(node, reason, now);
                         } else {
                             self.fail_node(node, reason, now);

@@ -28,7 +28,7 @@ pub struct Rollback {
     pub on: Vec<RollbackTrigger>,
     /// Whether a session halted by its failure budget or an alert gate's
     /// `max_hold` also boots the nodes it already upgraded back to the
-    /// rollback template. Not carried out by this release: refused at creation.
+    /// rollback template, `batch` at a time (see `rollout/revert_on_halt.rs`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revert_upgraded_on_halt: bool,
     /// With `revert_upgraded_on_halt`: how many upgraded nodes are booted
@@ -66,13 +66,6 @@ impl Rollback {
         if self.batch == Some(0) {
             problems.push("batch must be at least 1 (leave it out for the step size).".to_string());
         }
-        if self.revert_upgraded_on_halt {
-            problems.push(
-                "revert_upgraded_on_halt is not supported by this server yet; leave it out \
-                 (failed nodes are still booted back with on: [\"node_failed\"])."
-                    .to_string(),
-            );
-        }
         if self.on.is_empty() {
             problems.push("on must name at least one trigger: node_failed.".to_string());
         }
@@ -106,6 +99,15 @@ impl Rollout {
     pub(super) fn upgrade_failed(&mut self, node: usize, reason: String, now: Timestamp) {
         let record = &self.state.nodes[node];
         let id = record.id.clone();
+        if let Some(why) = record.revert_reason.clone() {
+            let template = self.rollback_boot_template().unwrap_or_default();
+            self.fail_node(
+                node,
+                format!("{why}; booting it back to template '{template}' failed: {reason}"),
+                now,
+            );
+            return;
+        }
         if let Some(why) = record.rollback_reason.clone() {
             let template = self.rollback_boot_template().unwrap_or_default();
             self.census.rollback_failed(node);
@@ -136,12 +138,12 @@ impl Rollout {
     /// The input that ends a node's return to service: `reverted` when it
     /// was booted back to the rollback template.
     pub(super) fn returned_input(&self, node: usize) -> NodeInput {
-        if self.state.nodes[node].phase == NodePhase::Resuming
-            && self.state.nodes[node].rollback_reason.is_some()
-        {
-            NodeInput::ReturnedReverted
-        } else {
-            NodeInput::Returned
+        let record = &self.state.nodes[node];
+        match record.phase {
+            NodePhase::Resuming if record.is_booted_back() => NodeInput::ReturnedReverted,
+            // Taken for a revert, released before its boot back: upgraded still.
+            NodePhase::Releasing if record.revert_reason.is_some() => NodeInput::ReturnedUpgraded,
+            _ => NodeInput::Returned,
         }
     }
 
@@ -150,7 +152,11 @@ impl Rollout {
     pub(super) fn note_reverted(&mut self, node: usize) {
         let template = self.rollback_boot_template().unwrap_or_default();
         let record = &mut self.state.nodes[node];
-        if let Some(why) = &record.rollback_reason {
+        if let Some(why) = record
+            .rollback_reason
+            .as_ref()
+            .or(record.revert_reason.as_ref())
+        {
             record.reason = Some(format!(
                 "{why}; booted back to template '{template}' and returned to service"
             ));
@@ -162,7 +168,7 @@ impl Rollout {
     pub(super) fn split_rollback_boots(&self, nodes: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
         nodes
             .into_iter()
-            .partition(|&node| self.state.nodes[node].rollback_reason.is_none())
+            .partition(|&node| !self.state.nodes[node].is_booted_back())
     }
 
     /// The rollback template, for a rollback boot's record.
@@ -183,6 +189,18 @@ impl Rollout {
         if input == NodeInput::ReturnedReverted {
             self.note_reverted(node);
         }
+        if input == NodeInput::ReturnedUpgraded {
+            self.state.nodes[node].revert_reason = None;
+        }
         self.move_node(node, input, now);
+    }
+}
+
+impl NodeRecord {
+    /// Whether the node is (to be) booted back to the rollback template:
+    /// its upgrade failed (`rollback`), or the halted session reverts its
+    /// upgrade (`revert_upgraded_on_halt`).
+    pub fn is_booted_back(&self) -> bool {
+        self.rollback_reason.is_some() || self.revert_reason.is_some()
     }
 }

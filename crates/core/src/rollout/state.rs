@@ -33,7 +33,10 @@ pub enum Stage {
 /// after `Pending`, or (when the session is deleted before the node was
 /// booted) `Releasing → Skipped`. With a `rollback` policy, a node whose
 /// upgrade failed goes back to `Drained`, is booted with the rollback
-/// template and ends `Reverted` (or `Failed` if that boot fails too).
+/// template and ends `Reverted` (or `Failed` if that boot fails too); with
+/// `revert_upgraded_on_halt`, a `Done` node of a halted session is taken
+/// again (`Draining`) and ends `Reverted` too (or `Done` again when the
+/// session is deleted before its boot back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -188,6 +191,13 @@ pub struct NodeRecord {
     /// rebuilt from this (see `step_lists.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub boots: Vec<u32>,
+    /// Why this node, upgraded (`done`) by this session, is booted back to
+    /// the rollback template: the session halted and its policy asks for
+    /// `revert_upgraded_on_halt`. Written, with its move back to
+    /// `draining`, before its drain is asked for, so a restart neither
+    /// repeats nor forgets its revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_reason: Option<String>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -224,6 +234,7 @@ impl NodeRecord {
             own_features: None,
             rollback_reason: None,
             boots: Vec::new(),
+            revert_reason: None,
         }
     }
 }
@@ -349,6 +360,12 @@ pub struct RolloutState {
     /// never left drained, also after a restart.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub drained_ahead: std::collections::BTreeSet<usize>,
+    /// Once a halt (failure budget or `max_hold`) started booting the
+    /// upgraded nodes back to the rollback template
+    /// (`revert_upgraded_on_halt`): since when and why. Cleared by an
+    /// operator's resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverting: Option<super::RevertOnHalt>,
 }
 
 impl RolloutState {

@@ -24,6 +24,8 @@ pub fn status_of(state: &RolloutState) -> SessionStatus {
         created_at: Some(state.created_at),
         started_at: state.started_at,
         finished_at: state.finished_at,
+        gate_hold: crate::session::gate_hold_of(state),
+        reverting: crate::session::revert_of(state),
     }
 }
 

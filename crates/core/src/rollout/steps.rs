@@ -186,8 +186,12 @@ impl Rollout {
     pub(super) fn release_unbooted(&mut self, now: Timestamp, step_number: u32) {
         let unbooted = self.unsettled_in(step_number, &[NodePhase::Draining, NodePhase::Drained]);
         for node in unbooted {
-            self.state.nodes[node].reason =
-                Some("session deleted before the node was booted".to_string());
+            let reason = if self.state.nodes[node].revert_reason.is_some() {
+                "session deleted before the node was booted back; it keeps its upgrade"
+            } else {
+                "session deleted before the node was booted"
+            };
+            self.state.nodes[node].reason = Some(reason.to_string());
             self.move_node(node, NodeInput::Release, now);
         }
     }

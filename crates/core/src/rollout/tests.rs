@@ -1229,6 +1229,10 @@ fn the_node_phase_table_allows_exactly_its_moves() {
         ((P::Booting, In::RollBack), P::Drained),
         ((P::Verifying, In::RollBack), P::Drained),
         ((P::Resuming, In::ReturnedReverted), P::Reverted),
+        // revert_upgraded_on_halt: an upgraded node is taken again, and
+        // is upgraded still if released before its boot back.
+        ((P::Done, In::Revert), P::Draining),
+        ((P::Releasing, In::ReturnedUpgraded), P::Done),
     ]
     .into_iter()
     .collect();
@@ -1241,10 +1245,14 @@ fn the_node_phase_table_allows_exactly_its_moves() {
             );
         }
     }
-    // Terminal phases have no move out; a node never goes back to pending.
+    // Terminal phases have no move out, but for an upgraded node taken
+    // back by a halted session's revert; a node never goes back to pending.
     for input in NodeInput::ALL {
-        for terminal in [P::Done, P::Failed, P::Skipped, P::Reverted] {
+        for terminal in [P::Failed, P::Skipped, P::Reverted] {
             assert_eq!(terminal.after(input), None);
+        }
+        if input != In::Revert {
+            assert_eq!(P::Done.after(input), None);
         }
         for phase in NodePhase::ALL {
             assert_ne!(phase.after(input), Some(P::Pending));
@@ -1285,6 +1293,7 @@ mod image_tags;
 mod matching;
 mod migration;
 mod properties;
+mod revert_on_halt;
 mod rollback;
 mod step_lists;
 
@@ -1315,6 +1324,9 @@ fn the_lifecycle_table_allows_exactly_its_moves() {
             reasons: vec!["an alert fires".into()],
         },
         SessionInput::GatesCleared,
+        SessionInput::RevertUpgraded {
+            reason: "3 nodes failed".into(),
+        },
         SessionInput::Cancel,
         SessionInput::Settled,
         SessionInput::Finish,
@@ -1329,6 +1341,12 @@ fn the_lifecycle_table_allows_exactly_its_moves() {
             ),
             SessionInput::Halt { .. } | SessionInput::Gate { .. } | SessionInput::GatesCleared => {
                 matches!(from, L::Running { .. })
+            }
+            // Only a halted session reverts its upgrades.
+            SessionInput::RevertUpgraded { .. } => {
+                from == L::Running {
+                    hold: Some(Hold::Halted),
+                }
             }
             SessionInput::Cancel => true,
             SessionInput::Settled => matches!(from, L::Running { .. } | L::Cancelling),

@@ -468,13 +468,22 @@ mod tests {
         assert_eq!(rollback.template, "old-image");
         assert_eq!(rollback.on, [crate::rollout::RollbackTrigger::NodeFailed]);
         assert!(!rollback.revert_upgraded_on_halt);
+        // Reverting a halted session's upgrades is carried out: accepted.
+        let request = PolicyRequest::from_json(
+            &json!({"rollback": {"template": "old", "revert_upgraded_on_halt": true, "batch": 2}}),
+        )
+        .unwrap();
+        let rollback = request.apply(&RolloutPolicy::default()).rollback.unwrap();
+        assert!(rollback.revert_upgraded_on_halt);
+        assert_eq!(rollback.batch, Some(2));
         for body in [
             json!({"rollback": {"template": ""}}),
             json!({"rollback": {"template": "old", "batch": 0}}),
             json!({"rollback": {"template": "old", "on": []}}),
             json!({"rollback": {"template": "old", "on": ["node_rebooted"]}}),
             json!({"rollback": {"template": "old", "colour": "blue"}}),
-            json!({"rollback": {"template": "old", "revert_upgraded_on_halt": true}}),
+            json!({"rollback": {"template": "old", "revert_upgraded_on_halt": "yes"}}),
+            json!({"rollback": {"template": "old", "revert_upgraded_on_halt": true, "batch": -1}}),
             json!({"rollback": "old"}),
         ] {
             let errors = PolicyRequest::from_json(&body).unwrap_err();

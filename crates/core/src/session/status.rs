@@ -177,6 +177,14 @@ pub struct SessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
+    /// crus addition: while alert gates hold the session, what they say,
+    /// since when, and when `max_hold` halts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_hold: Option<super::GateHoldStatus>,
+    /// crus addition: while a halted session boots the nodes it upgraded
+    /// back to the rollback template (`revert_upgraded_on_halt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverting: Option<super::RevertStatus>,
 }
 
 impl SessionStatus {
@@ -202,6 +210,8 @@ impl SessionStatus {
             created_at: None,
             started_at: None,
             finished_at: None,
+            gate_hold: None,
+            reverting: None,
         }
     }
 

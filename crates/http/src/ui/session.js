@@ -209,6 +209,8 @@ class SessionView {
     document.getElementById("session-summary").textContent =
       `${status.starting_label} → template ${status.upgrade_template_id}; steps of at most ${status.upgrade_step_size}; ` +
       `failure budget ${budget === null ? "none" : budget}; ${text}.`;
+    renderGateHold(document.getElementById("gate-hold"), status.gate_hold, Date.now());
+    renderRevert(document.getElementById("revert"), status.reverting);
     const messages = document.getElementById("messages");
     messages.replaceChildren(...(status.messages || []).map((line) => {
       const item = document.createElement("li");
@@ -343,6 +345,43 @@ function describeNode(node) {
   const reason = node.reason ? `; last reason: ${node.reason}` : "";
   const foreign = node.foreign_reason ? `; out of service by someone else: "${node.foreign_reason}"` : "";
   return `${node.id} — phase: ${node.phase}; ${attempts}${reason}${foreign}`;
+}
+
+/** Shows the alert gates' hold, if any: which gates say what, since when, and `max_hold` left. */
+function renderGateHold(box, hold, now) {
+  box.hidden = !hold;
+  if (!hold) {
+    box.replaceChildren();
+    return;
+  }
+  const since = Date.parse(hold.since);
+  let head = `Held by alert gates since ${hold.since} (${minutes(now - since)})`;
+  if (hold.halts_at) {
+    const left = Date.parse(hold.halts_at) - now;
+    head += `; max_hold halts the session at ${hold.halts_at} (${left > 0 ? `${minutes(left)} left` : "due now"})`;
+  }
+  head += ". No new node is taken; nodes in flight finish.";
+  const list = document.createElement("ul");
+  list.replaceChildren(...(hold.reasons || []).map((reason) => {
+    const item = document.createElement("li");
+    item.textContent = reason;
+    return item;
+  }));
+  box.replaceChildren(document.createTextNode(head), list);
+}
+
+/** Shows a halted session's revert of its upgrades, if under way. */
+function renderRevert(box, revert) {
+  box.hidden = !revert;
+  box.textContent = revert
+    ? `Reverting since ${revert.since}: the upgraded nodes are booted back to template '${revert.template}' (revert_upgraded_on_halt) because ${revert.reason}.`
+    : "";
+}
+
+/** A span of milliseconds in whole minutes, for people. */
+function minutes(ms) {
+  const total = Math.max(0, Math.round(ms / 60000));
+  return total < 60 ? `${total} min` : `${Math.floor(total / 60)} h ${total % 60} min`;
 }
 
 function renderLegend(counts) {

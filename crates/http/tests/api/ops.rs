@@ -232,6 +232,10 @@ async fn metrics_expose_sessions_nodes_requests_and_port_calls() {
         // The only replica leads, and always has.
         "crus_leader 1",
         "crus_leadership_changes_total 0",
+        // Holds by a gate and reverts (issue 23): none here, but exposed.
+        "crus_sessions_gated 0",
+        "crus_sessions_reverting 0",
+        r#"crus_nodes{phase="reverted"} 0"#,
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }

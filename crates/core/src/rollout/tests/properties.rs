@@ -35,7 +35,10 @@
 //!   gates the engine saw was clear, and none while a gate holds it.
 //! - with `rollback`, a reverted node was booted with the rollback template
 //!   exactly once, after every boot of its upgrade; any other node at most
-//!   once (a failed one whose boot back failed too), an upgraded one never.
+//!   once (a failed one whose boot back failed too), an upgraded one never;
+//!   with `revert_upgraded_on_halt` too, where a halted session boots its
+//!   upgraded nodes back (a node is reverted at most once, and never booted
+//!   with the new image after its boot back).
 //! - `drain_ahead`: never more than `max_draining` nodes drained ahead; the
 //!   floor, the step and the boot rate hold as above; a node drained ahead
 //!   is booted only once taken and quiet; at the end none is left drained
@@ -203,7 +206,15 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.05],
         prop_oneof![Just(0.0), 0.0..0.05],
         any::<bool>(),
-        any::<bool>(),
+        // Rollback: off, failed nodes only, or also the upgraded ones when
+        // the session halts (`revert_upgraded_on_halt`), in batches of the
+        // step size or of 1 to 4.
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some((false, None))),
+            1 => Just(Some((true, None))),
+            1 => (1u32..=4).prop_map(|batch| Some((true, Some(batch)))),
+        ],
     )
         .prop_map(
             |(
@@ -222,12 +233,12 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
                 nodes,
                 step,
                 policy: {
-                    if rollback {
+                    if let Some((revert_upgraded_on_halt, batch)) = rollback {
                         policy.rollback = Some(Rollback {
                             template: ROLLBACK_TEMPLATE.into(),
                             on: vec![RollbackTrigger::NodeFailed],
-                            revert_upgraded_on_halt: false,
-                            batch: None,
+                            revert_upgraded_on_halt,
+                            batch,
                         });
                     }
                     RolloutPolicy {
@@ -1017,6 +1028,15 @@ impl Run {
         }
         let out = state.out_of_service();
         let step = usize::try_from(self.scenario.step).unwrap();
+        // A revert's batch may be larger than the step.
+        let revert_batch = state
+            .policy
+            .rollback
+            .as_ref()
+            .filter(|rollback| rollback.revert_upgraded_on_halt)
+            .and_then(|rollback| rollback.batch)
+            .map_or(0, |batch| usize::try_from(batch).unwrap());
+        let step = step.max(revert_batch);
         if out > step {
             return Err(format!(
                 "{out} nodes out of service, more than the step of {step}"

@@ -1,0 +1,214 @@
+//! Reverting a halted session's upgrades (`rollback: { template,
+//! revert_upgraded_on_halt: true, batch: N }`): once the failure budget or
+//! an alert gate's `max_hold` halts the session, the nodes it already
+//! upgraded (`done`) are booted back to the rollback template, at most
+//! `batch` at a time (default: the step size), and reported `reverted`.
+//!
+//! A revert is an upgrade with another template: each batch is a step of
+//! its own, under the same rules (one step at a time under `steps`, at most
+//! `batch` out of service under `continuous`, the capacity floor, the boot
+//! rate); its nodes, back in service and running jobs, are drained first.
+//! The alert gates and the maintenance windows do not hold it: it is what
+//! the site asked for when they did.
+//!
+//! Every decision is persisted before it is acted on: the session's
+//! `reverting` mark, and for each node its `revert_reason` with its move
+//! back to `draining` and into its revert step (written together, before its
+//! drain is asked for); its boot back is a step boot like any other, stored
+//! with its template before it is asked for. A restart finds each node where
+//! it was, so none is booted back twice or forgotten.
+//!
+//! A pause does not start a revert, and a paused revert takes no new node.
+//! An operator's resume ends it (nodes in flight finish their revert) and
+//! the upgrade goes on. A delete takes no new node and returns those not yet
+//! booted back to service, upgraded as they were.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// A halted session booting its upgraded nodes back to the rollback template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertOnHalt {
+    /// When the revert started (the halt).
+    pub since: Timestamp,
+    /// Why the session halted.
+    pub reason: String,
+}
+
+impl Rollout {
+    /// Whether the policy boots the upgraded nodes back when the session halts.
+    fn reverts_on_halt(&self) -> bool {
+        self.state
+            .policy
+            .rollback
+            .as_ref()
+            .is_some_and(|rollback| rollback.revert_upgraded_on_halt)
+    }
+
+    /// How many upgraded nodes are booted back at once.
+    fn revert_batch(&self) -> usize {
+        self.state
+            .policy
+            .rollback
+            .as_ref()
+            .and_then(|rollback| rollback.batch)
+            .and_then(|batch| usize::try_from(batch).ok())
+            .unwrap_or_else(|| self.step_size())
+            .max(1)
+    }
+
+    /// Whether the session is reverting and may take upgraded nodes now.
+    fn reverting_now(&self) -> bool {
+        self.state.reverting.is_some()
+            && self.state.halted.is_some()
+            && self.state.stage == Stage::Running
+            && !self.state.cancelled
+            && !self.state.paused
+    }
+
+    /// Whether upgraded nodes still wait to be booted back: the session does
+    /// not settle meanwhile (a paused revert waits for an operator).
+    pub(super) fn revert_owed(&self) -> bool {
+        self.state.reverting.is_some()
+            && self.state.halted.is_some()
+            && !self.state.cancelled
+            && self.census.done().next().is_some()
+    }
+
+    /// The session just halted (`reason`) by its failure budget or an alert
+    /// gate's `max_hold`: starts booting its upgraded nodes back when the
+    /// policy asks for it.
+    pub(super) fn revert_upgraded_after_halt(&mut self, now: Timestamp) {
+        if !self.reverts_on_halt() || self.state.reverting.is_some() || self.state.cancelled {
+            return;
+        }
+        let Some(reason) = self.state.halted.clone() else {
+            return;
+        };
+        if !self.transition(now, SessionInput::RevertUpgraded { reason }) {
+            return;
+        }
+        let template = self.rollback_boot_template().unwrap_or_default();
+        let upgraded = self.census.count(NodePhase::Done);
+        self.post(
+            now,
+            format!(
+                "Reverting (revert_upgraded_on_halt): booting the {} this session upgraded back to template '{template}', at most {} at a time",
+                count_nodes(upgraded),
+                self.revert_batch()
+            ),
+        );
+    }
+
+    /// How many upgraded nodes may be taken back now, before the floor.
+    fn revert_capacity(&self) -> usize {
+        let batch = self.revert_batch();
+        match self.state.policy.strategy {
+            Strategy::Steps if self.census.any_active_step() => 0,
+            Strategy::Steps => batch,
+            Strategy::Continuous => batch.saturating_sub(self.census.out_of_service()),
+        }
+    }
+
+    /// Takes the next upgraded nodes to boot back, as a step of their own.
+    /// Returns whether it took any.
+    pub(super) fn start_revert_batch(&mut self, now: Timestamp) -> bool {
+        if !self.reverting_now() {
+            return false;
+        }
+        let mut capacity = self.revert_capacity();
+        if capacity == 0 {
+            return false;
+        }
+        // A node whose step is still being worked on is taken once it is over.
+        let census = &self.census;
+        let nodes = &self.state.nodes;
+        let eligible = |node: &usize| {
+            nodes[*node]
+                .step
+                .is_none_or(|step| !census.step_active(step))
+        };
+        if !census.done().any(|node| eligible(&node)) {
+            return false;
+        }
+        if self.state.policy.min_available.is_some() {
+            self.timers.clear(Timer::FloorCheck);
+            let fresh = self
+                .pending_costs_at
+                .is_some_and(|at| now < at + self.pending_costs_max_age());
+            if !fresh {
+                self.want_pending_costs = true;
+                return false;
+            }
+            let room = self.room_above_floor();
+            if room == 0 {
+                if !self.census.any_active_step() {
+                    self.hold_at_floor(now);
+                } else {
+                    let again = now + self.state.policy.poll_interval;
+                    self.timers.set(Timer::FloorCheck, again);
+                }
+                return false;
+            }
+            capacity = capacity.min(room);
+        }
+        let census = &self.census;
+        let nodes = &self.state.nodes;
+        let taken: Vec<usize> = census
+            .done()
+            .filter(|node| {
+                nodes[*node]
+                    .step
+                    .is_none_or(|step| !census.step_active(step))
+            })
+            .take(capacity)
+            .collect();
+        let why = format!(
+            "upgraded, then booted back because the session halted: {}",
+            self.state
+                .reverting
+                .as_ref()
+                .map(|revert| revert.reason.as_str())
+                .unwrap_or_default()
+        );
+        let number = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
+        self.census.step_started(number);
+        for &node in &taken {
+            let record = &mut self.state.nodes[node];
+            record.step = Some(number);
+            record.revert_reason = Some(why.clone());
+            record.reason = None;
+            record.healthy_since = None;
+            self.move_node(node, NodeInput::Revert, now);
+        }
+        let ids = self.ids_of(&taken);
+        let template = self.rollback_boot_template().unwrap_or_default();
+        self.post(
+            now,
+            format!(
+                "Step {number} (revert) started: draining {} ({}) to boot them back to template '{template}'",
+                count_nodes(taken.len()),
+                ids.iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        self.emit(
+            now,
+            EventKind::StepStarted {
+                step: number,
+                nodes: ids,
+            },
+        );
+        self.state.steps.push(Step {
+            number,
+            nodes: taken,
+            started_at: now,
+            boots: Vec::new(),
+            finished: false,
+        });
+        true
+    }
+}
