@@ -409,6 +409,8 @@ impl Machine {
     pub fn answer(&mut self, action: &Action, now: Timestamp) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.ids.clone()),
+            // A forecast counts no time for hooks: they succeed at once.
+            Action::RunHook { .. } => ActionOutput::HookRan(None),
             // The plan is made of the nodes to upgrade: those already on the
             // target image were left out before it was made.
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(

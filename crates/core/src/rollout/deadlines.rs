@@ -300,6 +300,8 @@ impl Rollout {
             // A node its owner holds under `foreign_out_of_service: wait`
             // has its own deadline (see `check_foreign_waits`).
             .filter(|&node| !self.waits_for_owner(node))
+            // Its drain was not asked for before its pre_drain hooks finished.
+            .filter(|&node| self.hooks_done(node, HookPoint::PreDrain))
             .collect();
         let waited = humantime::format_duration(timeout);
         for node in late {

@@ -159,6 +159,10 @@ pub struct RolloutPolicy {
     /// `None` is the step size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_draining: Option<u32>,
+    /// Site hooks run at `pre_drain`, `pre_boot` and `post_boot`, per node
+    /// or per step (see `rollout/hooks.rs`). Empty: none, as CRUS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::Hook>,
 }
 
 impl Default for RolloutPolicy {
@@ -191,6 +195,7 @@ impl Default for RolloutPolicy {
             skip_matching: false,
             drain_ahead: false,
             max_draining: None,
+            hooks: Vec::new(),
         }
     }
 }

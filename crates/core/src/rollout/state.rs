@@ -175,6 +175,10 @@ pub struct NodeRecord {
     /// that boot is asked for, so a restart neither repeats nor forgets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_reason: Option<String>,
+    /// The runs of the policy's per-node hooks for it, each written before
+    /// it is asked for (see `rollout/hooks.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::HookRun>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -209,6 +213,7 @@ impl NodeRecord {
             foreign: None,
             own_weight: None,
             rollback_reason: None,
+            hooks: Vec::new(),
         }
     }
 }
@@ -264,6 +269,10 @@ pub struct Step {
     /// Whether every node of the step has finished (and the summary was told).
     #[serde(default)]
     pub finished: bool,
+    /// The runs of the policy's per-step hooks for it, each written before
+    /// it is asked for (see `rollout/hooks.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::HookRun>,
 }
 
 /// Everything persisted about one rollout.

@@ -179,6 +179,7 @@ impl Rollout {
             started_at: now,
             boots: Vec::new(),
             finished: false,
+            hooks: Vec::new(),
         });
         true
     }
@@ -207,6 +208,7 @@ impl Rollout {
             return;
         }
         let mut drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
+        drained.retain(|&node| self.hooks_done(node, HookPoint::PreBoot));
         if drained.is_empty() {
             return;
         }

@@ -1281,6 +1281,7 @@ mod drain_ahead;
 mod floor;
 mod foreign;
 mod gates;
+mod hooks;
 mod matching;
 mod migration;
 mod properties;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::FieldErrors;
 use crate::ports::GateCheck;
 use crate::rollout::{
-    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
+    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, Hook, MaintenanceWindow,
     OnDrainTimeout, Order, Rollback, RolloutPolicy, Strategy,
 };
 
@@ -111,6 +111,11 @@ pub struct PolicyRequest {
     /// `{"template": "<previous image>", "on": ["node_failed"]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// Site hooks, each `{"at": "pre_drain"|"pre_boot"|"post_boot", "per":
+    /// "node"|"step", "command": [argv...] | "http": {"url": URL},
+    /// "timeout": "5m", "idempotent": false, "on_failure": "fail_node"|"halt"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Vec<Hook>>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -188,6 +193,7 @@ impl PolicyRequest {
             "max_hold" => self.max_hold = parse_duration(value)?,
             "skip_matching" => self.skip_matching = parse(value)?,
             "rollback" => self.rollback = parse(value)?,
+            "hooks" => self.hooks = parse_hooks(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -302,6 +308,12 @@ impl PolicyRequest {
         for problem in self.rollback.iter().flat_map(Rollback::problems) {
             errors.push(("rollback", problem));
         }
+        for problem in crate::rollout::hook_problems(
+            self.hooks.as_deref().unwrap_or_default(),
+            self.drain_ahead == Some(true),
+        ) {
+            errors.push(("hooks", problem));
+        }
         errors.extend(crate::rollout::drain_ahead_errors(
             self.drain_ahead,
             self.max_draining,
@@ -363,6 +375,7 @@ impl PolicyRequest {
             skip_matching: self.skip_matching.unwrap_or(defaults.skip_matching),
             drain_ahead: self.drain_ahead.unwrap_or(defaults.drain_ahead),
             max_draining: self.max_draining.or(defaults.max_draining),
+            hooks: self.hooks.clone().unwrap_or_else(|| defaults.hooks.clone()),
         }
     }
 }
@@ -383,6 +396,24 @@ fn parse_gates(value: &Value) -> Result<Option<Vec<GateCheck>>, String> {
         gates.push(gate);
     }
     Ok(Some(gates))
+}
+
+/// A list of hooks, each problem named with the hook's position.
+fn parse_hooks(value: &Value) -> Result<Option<Vec<Hook>>, String> {
+    let Some(items) = value.as_array() else {
+        return if value.is_null() {
+            Ok(None)
+        } else {
+            Err("Must be a list of hooks.".to_string())
+        };
+    };
+    let mut hooks = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let hook = serde_json::from_value(item.clone())
+            .map_err(|error| format!("Hook {position}: {}", sentence(&error.to_string())))?;
+        hooks.push(hook);
+    }
+    Ok(Some(hooks))
 }
 
 /// A humantime duration given as text.

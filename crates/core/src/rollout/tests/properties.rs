@@ -613,6 +613,7 @@ impl Run {
         let world = &mut self.world;
         let output = match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
+            Action::RunHook { .. } => ActionOutput::HookRan(None),
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
