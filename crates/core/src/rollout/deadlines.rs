@@ -120,6 +120,11 @@ impl Rollout {
                 if self.state.nodes[node].healthy_since.is_some() {
                     continue;
                 }
+                // Booted and waiting for its post_boot hooks (each bounded by
+                // its own timeout): their time is not the boot's.
+                if self.awaits_post_boot_hooks(node) {
+                    continue;
+                }
                 let deadline = self.come_back_deadline(node, boot);
                 if now < deadline {
                     continue;

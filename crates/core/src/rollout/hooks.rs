@@ -22,7 +22,9 @@ mod record;
 mod spec;
 
 pub use record::{HookRun, HookRunState};
-pub use spec::{DEFAULT_HOOK_TIMEOUT, Hook, HookHttp, HookOnFailure, HookPoint, HookScope};
+pub use spec::{
+    DEFAULT_HOOK_TIMEOUT, Hook, HookHttp, HookOnFailure, HookPoint, HookScope, hooks_plan,
+};
 
 use super::*;
 use crate::ports::HookRequest;
@@ -114,6 +116,14 @@ impl Rollout {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
                 run_of(runs, position).map(|run| run.state) == Some(HookRunState::Finished)
             })
+    }
+
+    /// Whether `node` is booted and waits for its post_boot hooks (its
+    /// own or its step's) before the health gate judges it.
+    pub(super) fn awaits_post_boot_hooks(&self, node: usize) -> bool {
+        self.has_hooks()
+            && self.state.nodes[node].phase == NodePhase::Verifying
+            && !self.hooks_done(node, HookPoint::PostBoot)
     }
 
     /// Starts the hooks owed to the nodes of step `step_number` and to the

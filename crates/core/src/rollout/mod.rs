@@ -73,7 +73,7 @@ pub use foreign::{
 pub(crate) use hooks::hook_problems;
 pub use hooks::{
     DEFAULT_HOOK_TIMEOUT, Hook, HookHttp, HookOnFailure, HookPoint, HookRun, HookRunState,
-    HookScope,
+    HookScope, hooks_plan,
 };
 pub use image_features::{IMAGE_FEATURE_PREFIX, image_feature, with_image_feature};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};

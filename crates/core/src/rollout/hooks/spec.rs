@@ -183,3 +183,33 @@ impl Hook {
         problems
     }
 }
+
+/// What a dry run says of `hooks`: one line per hook, in the order they
+/// run at each point. A forecast counts no time for them.
+pub fn hooks_plan(hooks: &[Hook]) -> Vec<String> {
+    hooks
+        .iter()
+        .map(|hook| {
+            let when = match hook.at {
+                HookPoint::PreDrain => "before its drain",
+                HookPoint::PreBoot => "once quiet, before its boot",
+                HookPoint::PostBoot => "once booted, before the health gate",
+            };
+            let whom = match hook.per {
+                HookScope::Node => "each node",
+                HookScope::Step => "each step's nodes together",
+            };
+            let failure = match hook.on_failure {
+                HookOnFailure::FailNode => "fails its nodes",
+                HookOnFailure::Halt => "fails its nodes and halts the session",
+            };
+            format!(
+                "Runs the {} hook {} for {whom} {when} (within {}; a failure {failure}); the \
+                 forecast counts no time for it.",
+                hook.at.as_str(),
+                hook.target(),
+                humantime::format_duration(hook.timeout)
+            )
+        })
+        .collect()
+}
