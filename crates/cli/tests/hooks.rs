@@ -166,7 +166,10 @@ async fn an_http_hook_posts_each_node_s_body() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     // HTTP hooks need no allow_commands, only their host allowed.
-    let server = serve(dir.path(), "[hooks]\nallowed_http_hosts = [\"127.0.0.1\"]\n");
+    let server = serve(
+        dir.path(),
+        "[hooks]\nallowed_http_hosts = [\"127.0.0.1\"]\n",
+    );
     let body = with_hooks(json!([{
         "at": "post_boot",
         "http": { "url": format!("{}/crus-hook", receiver.uri()) },
