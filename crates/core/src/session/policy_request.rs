@@ -507,6 +507,68 @@ mod tests {
     }
 
     #[test]
+    fn hooks_parse_with_their_defaults_and_bad_ones_are_refused_naming_the_hook() {
+        let request = PolicyRequest::from_json(&json!({"hooks": [
+            {"at": "pre_boot", "command": ["/opt/site/fw.sh", "--apply"]},
+            {"at": "post_boot", "per": "step", "http": {"url": "https://site.example/hook"},
+             "timeout": "30s", "idempotent": true, "on_failure": "halt"}
+        ]}))
+        .unwrap();
+        let hooks = request.apply(&RolloutPolicy::default()).hooks;
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].per, crate::rollout::HookScope::Node);
+        assert_eq!(hooks[0].timeout, crate::rollout::DEFAULT_HOOK_TIMEOUT);
+        assert!(!hooks[0].idempotent);
+        assert_eq!(hooks[0].on_failure, crate::rollout::HookOnFailure::FailNode);
+        assert_eq!(hooks[1].http.as_ref().unwrap().method, "POST");
+        assert_eq!(hooks[1].on_failure, crate::rollout::HookOnFailure::Halt);
+        for (body, said) in [
+            (
+                json!({"hooks": [{"at": "pre_boot"}]}),
+                "Hook 0: Give command",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": []}]}),
+                "Hook 0: command must name",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": ["/x"], "http": {"url": "http://a"}}]}),
+                "not both",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": ["/x"], "timeout": "0s"}]}),
+                "timeout",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "http": {"url": "ftp://a"}}]}),
+                "http.url",
+            ),
+            (
+                json!({"hooks": [{"at": "after_boot", "command": ["/x"]}]}),
+                "Hook 0: Unknown variant",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_drain", "command": ["/x"]}], "drain_ahead": true,
+                    "strategy": "continuous", "order": "drain_cost"}),
+                "drain_ahead",
+            ),
+            (
+                json!({"hooks": {"at": "pre_boot"}}),
+                "Must be a list of hooks",
+            ),
+        ] {
+            let errors = PolicyRequest::from_json(&body).unwrap_err();
+            let messages = errors
+                .get("policy.hooks")
+                .unwrap_or_else(|| panic!("{body}: {errors:?}"));
+            assert!(
+                messages.iter().any(|m| m.contains(said)),
+                "{body}: {messages:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_policy_is_crus() {
         let request = PolicyRequest::from_json(&json!({})).unwrap();
         assert_eq!(

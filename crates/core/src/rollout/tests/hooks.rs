@@ -238,6 +238,9 @@ fn each_hook_runs_once_per_node_at_its_point() {
     assert!(cluster.position("drain b") < step_hook);
     assert!(step_hook < cluster.position("boot a"));
     assert!(cluster.log.contains(&"hook step-pre-boot c".to_string()));
+    // CRUS's barrier: the step's nodes boot together, after all their hooks.
+    assert_eq!(state.steps[0].boots.len(), 1);
+    assert_eq!(state.steps[0].boots[0].nodes, ids(&["a", "b"]));
     let runs = &state.nodes[0].hooks;
     assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|run| run.state == HookRunState::Finished));

@@ -88,6 +88,29 @@ struct Scenario {
     skip_matching: bool,
 }
 
+/// Site hooks for a scenario that has them: one at each point, per node
+/// and per step, idempotent or not (no `pre_drain` under drain ahead,
+/// which refuses it).
+fn scenario_hooks(drain_ahead: bool) -> Vec<crate::rollout::Hook> {
+    use crate::rollout::{DEFAULT_HOOK_TIMEOUT, Hook, HookOnFailure, HookPoint, HookScope};
+    let hook = |at: HookPoint, per: HookScope, idempotent: bool| Hook {
+        at,
+        per,
+        command: Some(vec![format!("/site/{}", at.as_str())]),
+        http: None,
+        timeout: DEFAULT_HOOK_TIMEOUT,
+        idempotent,
+        on_failure: HookOnFailure::FailNode,
+    };
+    let mut hooks = Vec::new();
+    if !drain_ahead {
+        hooks.push(hook(HookPoint::PreDrain, HookScope::Node, false));
+    }
+    hooks.push(hook(HookPoint::PreBoot, HookScope::Step, true));
+    hooks.push(hook(HookPoint::PostBoot, HookScope::Node, false));
+    hooks
+}
+
 fn policies() -> impl Strategy<Value = RolloutPolicy> {
     (
         prop_oneof![
@@ -196,6 +219,7 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.05],
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -210,10 +234,14 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
                 command_rate,
                 skip_matching,
                 rollback,
+                hooks,
             )| Scenario {
                 nodes,
                 step,
                 policy: {
+                    if hooks {
+                        policy.hooks = scenario_hooks(policy.drain_ahead);
+                    }
                     if rollback {
                         policy.rollback = Some(Rollback {
                             template: ROLLBACK_TEMPLATE.into(),
@@ -278,6 +306,8 @@ struct World {
     alert_firing: bool,
     /// Nodes already on the target image when the session starts.
     on_target: BTreeSet<NodeId>,
+    /// How many times each hook (by position) ran for each node.
+    hook_runs: BTreeMap<(u32, NodeId), usize>,
 }
 
 impl World {
@@ -308,6 +338,7 @@ impl World {
             upgraded: BTreeSet::new(),
             alert_firing: false,
             on_target: BTreeSet::new(),
+            hook_runs: BTreeMap::new(),
         }
     }
 
@@ -613,7 +644,12 @@ impl Run {
         let world = &mut self.world;
         let output = match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
-            Action::RunHook { .. } => ActionOutput::HookRan(None),
+            Action::RunHook { hook, request, .. } => {
+                for node in &request.nodes {
+                    *world.hook_runs.entry((*hook, node.clone())).or_default() += 1;
+                }
+                ActionOutput::HookRan(None)
+            }
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
@@ -946,6 +982,7 @@ impl Run {
         let mut failed = BTreeSet::new();
         for node in &state.nodes {
             self.check_rollback_boots(node)?;
+            self.check_hook_runs(node)?;
             match node.phase {
                 NodePhase::Done => {
                     if !self.world.upgraded.contains(&node.id) {
@@ -1039,6 +1076,35 @@ impl Run {
                 "node {} booted with the new image at {upgrade:?}, after its boot back at {at}",
                 node.id
             ));
+        }
+        Ok(())
+    }
+
+    /// A hook not marked idempotent ran at most once for the node, whatever
+    /// the restarts; an upgraded node passed every hook of the policy.
+    fn check_hook_runs(&self, node: &NodeRecord) -> Result<(), String> {
+        for (position, hook) in self.scenario.policy.hooks.iter().enumerate() {
+            let position = u32::try_from(position).unwrap();
+            let runs = self
+                .world
+                .hook_runs
+                .get(&(position, node.id.clone()))
+                .copied()
+                .unwrap_or(0);
+            if !hook.idempotent && runs > 1 {
+                return Err(format!(
+                    "node {}: the {} ran {runs} times",
+                    node.id,
+                    hook.describe()
+                ));
+            }
+            if node.phase == NodePhase::Done && runs == 0 {
+                return Err(format!(
+                    "node {} upgraded without its {}",
+                    node.id,
+                    hook.describe()
+                ));
+            }
         }
         Ok(())
     }
