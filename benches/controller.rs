@@ -274,6 +274,7 @@ fn run_session(count: usize) -> SessionRun {
             power_control: None,
             health_probe: None,
             alert_gate: None,
+            hook_runner: None,
         };
         drop(nodes);
         let store = Arc::new(MemoryStore::new());

@@ -180,6 +180,8 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
         &settings.gates,
     )
     .map_err(ServerError::backend("[alert_gates]"))?;
+    let hook_runner = crus_backends::hooks::SiteHookRunner::new(settings.hooks.to_config())
+        .map_err(ServerError::backend("[hooks]"))?;
     Ok(Assembled {
         ports: Ports {
             inventory,
@@ -188,6 +190,7 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
             power_control,
             health_probe: Some(Arc::new(health_probe)),
             alert_gate: Some(Arc::new(alert_gate)),
+            hook_runner: Some(Arc::new(hook_runner)),
         },
         clock,
         redfish,

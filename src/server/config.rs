@@ -24,6 +24,7 @@ use crus_backends::alert_gate::AlertGateSettings;
 use crus_backends::cyclecloud::CycleCloudSettings;
 use crus_backends::file_inventory::FileInventorySettings;
 use crus_backends::health::HealthSettings;
+use crus_backends::hooks::HookSettings;
 use crus_backends::kadeploy::KadeploySettings;
 use crus_backends::redfish::RedfishSettings;
 use crus_backends::service::ServiceSettings;
@@ -75,6 +76,8 @@ pub struct Config {
     pub health: HealthSettings,
     /// How alert gates are asked, and which hosts sessions' gates may name.
     pub alert_gates: AlertGateSettings,
+    /// Whether policies' site hook commands run on this server.
+    pub hooks: HookSettings,
     /// `[[gates]]`: alert gates every session gets, before its own.
     pub gates: Vec<GateCheck>,
     /// Redfish BMCs, when `backends.power = "redfish"`.

@@ -13,6 +13,8 @@
 //!   Prometheus and Alertmanager whether a session's alert gates block.
 //! - `health` (feature `health`): `SiteHealthProbe`, which runs a policy's
 //!   health command or HTTP probe on booted nodes.
+//! - `hooks` (feature `hooks`): `SiteHookRunner`, which runs a policy's
+//!   site hooks (commands and HTTP calls) around each node's drain and boot.
 //! - [`no_workload_manager`]: `NoWorkloadManager`, for sites without one.
 //! - `webhooks` (feature `webhooks`): rollout events POSTed to a site's
 //!   URLs, signed with HMAC-SHA256, never blocking a rollout.
@@ -41,7 +43,9 @@ pub mod etcd;
 pub mod file_inventory;
 #[cfg(feature = "health")]
 pub mod health;
-#[cfg(any(feature = "health", feature = "alert-gate"))]
+#[cfg(feature = "hooks")]
+pub mod hooks;
+#[cfg(any(feature = "health", feature = "alert-gate", feature = "hooks"))]
 mod host_patterns;
 #[cfg(feature = "hsm")]
 pub mod hsm;

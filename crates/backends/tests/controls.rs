@@ -613,6 +613,7 @@ async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
     let ports = crus_core::ports::Ports {
         health_probe: Some(Arc::new(FailsOne(node(2)))),
         alert_gate: None,
+        hook_runner: None,
         ..sim.ports()
     };
     let store = memory_store();

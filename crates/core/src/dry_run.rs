@@ -776,6 +776,7 @@ fn policy_rationale(policy: &RolloutPolicy) -> Vec<String> {
         Strategy::Steps => "Each step waits for its slowest drain, then boots, before the next starts (CRUS's barrier).".to_string(),
         Strategy::Continuous => "A node is taken as soon as another is back; each boots as soon as it is drained.".to_string(),
     });
+    lines.extend(crate::rollout::hooks_plan(&policy.hooks));
     lines
 }
 
@@ -835,6 +836,40 @@ mod tests {
             .into_iter()
             .map(NodeId::from)
             .collect()
+    }
+
+    #[test]
+    fn the_plan_lists_the_hooks_it_would_run() {
+        let now = Timestamp::from_secs(1_000_000);
+        let policy = RolloutPolicy {
+            hooks: vec![crate::rollout::Hook {
+                at: crate::rollout::HookPoint::PreBoot,
+                per: crate::rollout::HookScope::Step,
+                command: Some(vec!["/opt/site/fw.sh".into()]),
+                http: None,
+                timeout: Duration::from_secs(600),
+                idempotent: false,
+                on_failure: crate::rollout::HookOnFailure::Halt,
+            }],
+            ..RolloutPolicy::default()
+        };
+        let plan = dry_run(
+            spec(2),
+            policy,
+            members(),
+            &[],
+            now,
+            &DryRunAssumptions::default(),
+        );
+        assert_eq!(plan.steps.len(), 2);
+        assert!(
+            plan.rationale.iter().any(|line| line
+                == "Runs the pre_boot hook `/opt/site/fw.sh` for each step's nodes together once \
+                    quiet, before its boot (within 10m; a failure fails its nodes and halts the \
+                    session); the forecast counts no time for it."),
+            "{:?}",
+            plan.rationale
+        );
     }
 
     #[test]

@@ -519,6 +519,7 @@ pub fn instrument_ports(ports: Ports, metrics: &Arc<Metrics>) -> Ports {
         }),
         health_probe: ports.health_probe,
         alert_gate: ports.alert_gate,
+        hook_runner: ports.hook_runner,
     }
 }
 

@@ -715,3 +715,16 @@ fn every_sim_trace_spelling_reads_as_its_kind() {
     }
     assert_eq!(Config::default().sim.trace, SimTrace::Synthetic);
 }
+
+#[test]
+fn hook_commands_are_off_unless_the_site_allows_them() {
+    assert!(!Config::default().hooks.allow_commands);
+    let example: Config = toml::from_str(include_str!("../../../docs/crus.example.toml")).unwrap();
+    assert!(!example.hooks.allow_commands);
+    let allowed: Config = toml::from_str("[hooks]\nallow_commands = true\n").unwrap();
+    assert!(allowed.hooks.allow_commands);
+    let unknown = toml::from_str::<Config>("[hooks]\nallow_command = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("allow_command"), "{unknown}");
+}

@@ -262,6 +262,7 @@ impl SimCluster {
             power_control: Some(cluster),
             health_probe: None,
             alert_gate: None,
+            hook_runner: None,
         };
         if error_rate > 0.0 || timeout_rate > 0.0 {
             faulty_ports_losing_answers(

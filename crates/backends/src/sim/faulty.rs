@@ -173,6 +173,7 @@ pub fn faulty_ports_losing_answers(
         // Probes only read, and their failures are answers: nothing to inject.
         health_probe: ports.health_probe.clone(),
         alert_gate: ports.alert_gate.clone(),
+        hook_runner: ports.hook_runner.clone(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! The flags become the core's request types and [`crus::client::Client`]
 //! sends them; this module parses and prints.
 
+mod hook_flags;
 mod options;
 mod output;
 mod plan_left_out;

@@ -159,6 +159,23 @@ pub struct PolicyArgs {
     /// back at once (default: the step size).
     #[arg(long, value_name = "N", requires = "revert_upgraded_on_halt", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollback")]
     pub revert_batch: Option<u32>,
+    /// A site hook: 'AT[:step]=PROGRAM ARGS' (no shell; split on spaces) or
+    /// 'AT[:step]=URL' (POSTed a JSON body), AT one of pre_drain (before
+    /// the node's drain), pre_boot (the node quiet, before its boot),
+    /// post_boot (booted, before the health gate); ':step' runs it once per
+    /// step. Commands get CRUS_NODE, CRUS_NODES, CRUS_SESSION, CRUS_TEMPLATE,
+    /// CRUS_STEP, CRUS_HOOK, and run only where the server's crus.toml has
+    /// [hooks] allow_commands = true. 5m timeout; a failure fails the node.
+    /// Repeat for several.
+    #[arg(long, value_name = "AT=COMMAND", value_parser = super::hook_flags::parse_hook, help_heading = "Site hooks")]
+    pub hook: Vec<crus_core::rollout::Hook>,
+    /// A JSON list of hooks with every option, as the API's policy.hooks:
+    /// [{"at": "pre_boot", "per": "node", "command": ["/opt/fw.sh"],
+    /// "timeout": "10m", "idempotent": false, "on_failure": "fail_node"}]
+    /// (or "http": {"url": ...} instead of a command; on_failure "halt"
+    /// halts the session). Run before the --hook ones.
+    #[arg(long, value_name = "PATH", help_heading = "Site hooks")]
+    pub hooks_file: Option<std::path::PathBuf>,
 }
 
 impl PolicyArgs {
@@ -218,6 +235,7 @@ impl PolicyArgs {
                 batch: self.revert_batch,
             }),
             image_features: self.image_features.then_some(true),
+            hooks: super::hook_flags::hooks_of(&self.hook, self.hooks_file.as_deref())?,
         };
         Ok((request != PolicyRequest::default()).then_some(request))
     }

@@ -333,6 +333,12 @@ impl Controller {
                 .or_default()
                 .push(refusal);
         }
+        for refusal in self.hook_refusals(&spec) {
+            errors
+                .entry("policy.hooks".to_string())
+                .or_default()
+                .push(refusal);
+        }
         for refusal in self.gate_refusals(&spec) {
             errors
                 .entry("policy.gates".to_string())

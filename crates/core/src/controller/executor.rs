@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::node::NodeId;
 use crate::ports::{
-    GateCheck, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, Ports, WorkloadNode, WorkloadState,
+    GateCheck, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, HookRequest, Ports, WorkloadNode,
+    WorkloadState,
 };
 use crate::rollout::{Action, ActionOutput, held_by_someone_else, is_crus_reason};
 
@@ -188,6 +189,9 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             Ok(ActionOutput::Done)
         }
         Action::CheckGates { gates } => Ok(ActionOutput::Gates(check_gates(ports, gates).await)),
+        Action::RunHook { request, .. } => {
+            Ok(ActionOutput::HookRan(run_hook(ports, request).await))
+        }
         Action::ClearUpgradingGroup { label } => match ports.inventory.clear_group(label).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ActionOutput::Done),
             Err(error) => Err(error),
@@ -312,4 +316,16 @@ async fn check_gates<'a>(ports: &'a Ports, gates: &'a [GateCheck]) -> Vec<GateVe
         }
     };
     futures::future::join_all(gates.iter().map(ask)).await
+}
+
+/// Runs a hook once. Its failure, and a failure to run it at all, is an
+/// answer, never an error to retry: a hook is not run twice unasked.
+async fn run_hook(ports: &Ports, request: &HookRequest) -> Option<String> {
+    match &ports.hook_runner {
+        None => Some("this server runs no hooks".to_string()),
+        Some(runner) => runner
+            .run(request)
+            .await
+            .unwrap_or_else(|error| Some(error.to_string())),
+    }
 }

@@ -221,6 +221,29 @@ impl Controller {
         }
     }
 
+    /// Why this server will not run the hooks `spec`'s policy names, one
+    /// sentence per hook it refuses.
+    fn hook_refusals(&self, spec: &SessionSpec) -> Vec<String> {
+        let Some(hooks) = spec
+            .policy
+            .as_ref()
+            .and_then(|policy| policy.hooks.as_ref())
+        else {
+            return Vec::new();
+        };
+        hooks
+            .iter()
+            .enumerate()
+            .filter_map(|(position, hook)| {
+                let why = match &self.inner.ports.hook_runner {
+                    None => Some("This server runs no hooks; leave them out.".to_string()),
+                    Some(runner) => runner.refuses(hook),
+                };
+                why.map(|why| format!("Hook {position}: {why}"))
+            })
+            .collect()
+    }
+
     /// Why this server will not ask the alert gates `spec`'s policy names,
     /// one sentence per gate it refuses.
     fn gate_refusals(&self, spec: &SessionSpec) -> Vec<String> {

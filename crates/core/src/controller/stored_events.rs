@@ -185,6 +185,7 @@ mod tests {
             started_at: Timestamp::from_secs(5),
             boots: Vec::new(),
             finished: false,
+            hooks: Vec::new(),
         });
         running
             .messages

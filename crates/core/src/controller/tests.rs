@@ -132,6 +132,7 @@ fn controller(inventory: MockInv, wlm: MockWlm, boot: MockBoot) -> (Controller, 
         power_control: None,
         health_probe: None,
         alert_gate: None,
+        hook_runner: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     (
@@ -334,6 +335,7 @@ async fn every_transition_is_persisted_before_it_is_acted_on() {
         power_control: None,
         health_probe: None,
         alert_gate: None,
+        hook_runner: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
@@ -561,6 +563,7 @@ async fn a_store_refusing_writes_halts_the_session_which_carries_on_once_it_take
         power_control: None,
         health_probe: None,
         alert_gate: None,
+        hook_runner: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, faulty.clone(), clock, ControllerConfig::default());
@@ -946,6 +949,7 @@ async fn a_deleted_session_whose_removal_the_store_refuses_is_removed_once_it_ta
         power_control: None,
         health_probe: None,
         alert_gate: None,
+        hook_runner: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());

@@ -7,6 +7,7 @@
 mod alert_gate;
 mod boot_orchestrator;
 mod health_probe;
+mod hook_runner;
 mod inventory;
 mod power_control;
 mod workload_manager;
@@ -20,6 +21,7 @@ pub use boot_orchestrator::{
     current_images_not_supported,
 };
 pub use health_probe::{HEALTH_CHECK_FAILED, HealthCheck, HealthProbe};
+pub use hook_runner::{HookBody, HookRequest, HookRunner};
 pub use inventory::Inventory;
 pub use power_control::{PowerControl, PowerOperation, PowerState};
 pub use workload_manager::{WorkloadManager, WorkloadNode, WorkloadState};
@@ -44,6 +46,9 @@ pub struct Ports {
     /// more nodes; `None` when the server asks none (a session with gates
     /// then holds, and says why: gates fail closed).
     pub alert_gate: Option<Arc<dyn AlertGate>>,
+    /// Runs policies' site hooks (commands and HTTP calls); `None` when the
+    /// server runs none (a session whose policy names hooks is then refused).
+    pub hook_runner: Option<Arc<dyn HookRunner>>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -52,6 +57,7 @@ impl std::fmt::Debug for Ports {
             .debug_struct("Ports")
             .field("power_control", &self.power_control.is_some())
             .field("alert_gate", &self.alert_gate.is_some())
+            .field("hook_runner", &self.hook_runner.is_some())
             .finish_non_exhaustive()
     }
 }

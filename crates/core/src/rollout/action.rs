@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::node::NodeId;
 use crate::ports::{
-    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, NodeBootStatus, NodeImage,
-    PowerOperation, WorkloadNode, WorkloadState,
+    BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, HookRequest, NodeBootStatus,
+    NodeImage, PowerOperation, WorkloadNode, WorkloadState,
 };
 
 /// Identifies an action while it is in flight (not persisted: a resumed
@@ -156,6 +156,20 @@ pub enum Action {
         /// The gates.
         gates: Vec<GateCheck>,
     },
+    /// Run a policy's site hook (`hooks`) for a node or a step's nodes.
+    /// Answer: [`ActionOutput::HookRan`].
+    ///
+    /// Not idempotent in general: the run is persisted as running before
+    /// it is asked for, and after a restart it is asked for again only if
+    /// the hook is marked idempotent.
+    RunHook {
+        /// Which hook: its position in the policy's `hooks`.
+        hook: u32,
+        /// The node, for a per-node hook; `None` for a per-step hook.
+        node: Option<NodeId>,
+        /// What to run, and for whom.
+        request: HookRequest,
+    },
     /// Empty the upgrading group. Answer: [`ActionOutput::Done`].
     ClearUpgradingGroup {
         /// The upgrading group.
@@ -231,6 +245,11 @@ impl Action {
                 gates.len(),
                 if gates.len() == 1 { "" } else { "s" }
             ),
+            Action::RunHook { request, .. } => format!(
+                "running the {} for {}",
+                request.hook.describe(),
+                count_nodes(request.nodes.len())
+            ),
             Action::ClearUpgradingGroup { label } => format!("emptying group '{label}'"),
         }
     }
@@ -271,6 +290,8 @@ pub enum ActionOutput {
     Features(Vec<(NodeId, Vec<String>)>),
     /// What each alert gate answered.
     Gates(Vec<GateVerdict>),
+    /// A hook ran: `None` when it succeeded, why it failed otherwise.
+    HookRan(Option<String>),
     /// Done, nothing to report.
     Done,
 }

@@ -78,6 +78,7 @@ impl Rollout {
                 if self.state.cancelled {
                     self.release_unbooted(now, step);
                 }
+                self.tend_hooks(now, step);
                 self.request_boots(now, step);
             }
             self.check_failure_budget(now);
@@ -100,6 +101,7 @@ impl Rollout {
             let started = u32::try_from(self.state.steps.len()).unwrap_or(u32::MAX);
             for step in first_new..started {
                 self.check_drain_timeouts(now, step);
+                self.tend_hooks(now, step);
             }
             self.tend_drain_ahead(now);
             let pending_left = self.census.any_pending();

@@ -123,6 +123,11 @@ impl Rollout {
                 if self.state.nodes[node].healthy_since.is_some() {
                     continue;
                 }
+                // Booted and waiting for its post_boot hooks (each bounded by
+                // its own timeout): their time is not the boot's.
+                if self.awaits_post_boot_hooks(node) {
+                    continue;
+                }
                 let deadline = self.come_back_deadline(node, boot);
                 if now < deadline {
                     continue;
@@ -303,6 +308,8 @@ impl Rollout {
             // A node its owner holds under `foreign_out_of_service: wait`
             // has its own deadline (see `check_foreign_waits`).
             .filter(|&node| !self.waits_for_owner(node))
+            // Its drain was not asked for before its pre_drain hooks finished.
+            .filter(|&node| self.hooks_done(node, HookPoint::PreDrain))
             .collect();
         let waited = humantime::format_duration(timeout);
         for node in late {

@@ -37,6 +37,7 @@ mod floor;
 mod foreign;
 mod gates;
 mod header;
+mod hooks;
 mod image_features;
 mod image_tags;
 mod lifecycle;
@@ -71,6 +72,11 @@ pub use event::{EventKind, RolloutEvent};
 pub use foreign::{
     CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
     is_crus_reason,
+};
+pub(crate) use hooks::hook_problems;
+pub use hooks::{
+    DEFAULT_HOOK_TIMEOUT, Hook, HookHttp, HookOnFailure, HookPoint, HookRun, HookRunState,
+    HookScope, hooks_plan,
 };
 pub use image_features::{IMAGE_FEATURE_PREFIX, image_feature, with_image_feature};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
@@ -198,6 +204,10 @@ pub struct Rollout {
     /// Not persisted: after a restart they are drained again (they are in
     /// `drained_ahead`) and judged again.
     ahead_to_return: BTreeSet<usize>,
+    /// Hook runs asked for in this process's lifetime and not answered yet.
+    /// Not persisted: a run persisted as running that is not here was lost
+    /// in a restart (see `rollout/hooks.rs`).
+    hooks_in_flight: BTreeSet<hooks::HookKey>,
 }
 
 impl Rollout {
@@ -290,6 +300,7 @@ impl Rollout {
             features_verified: false,
             features_verify_asked: false,
             ahead_to_return: BTreeSet::new(),
+            hooks_in_flight: BTreeSet::new(),
         }
     }
 

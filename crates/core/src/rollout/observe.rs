@@ -116,7 +116,9 @@ impl Rollout {
                         now,
                     );
                 }
-                (NodePhase::Draining, state) if state.is_quiet() => {
+                (NodePhase::Draining, state)
+                    if state.is_quiet() && self.hooks_done(node, HookPoint::PreDrain) =>
+                {
                     self.move_node(node, NodeInput::Quiet, now);
                 }
                 (NodePhase::Draining, WorkloadState::Idle | WorkloadState::Allocated) => {
@@ -186,6 +188,11 @@ impl Rollout {
     /// A verifying node was seen healthy: it is upgraded once it has stayed
     /// so for the policy's soak time.
     pub(super) fn healthy(&mut self, node: usize, now: Timestamp) {
+        // The health gate (and its soak) judges the node once its
+        // post_boot hooks finished.
+        if !self.hooks_done(node, HookPoint::PostBoot) {
+            return;
+        }
         let soak = self
             .state
             .policy

@@ -168,6 +168,18 @@ impl Rollout {
             (Action::CheckGates { .. }, Ok(ActionOutput::Gates(verdicts))) => {
                 self.observe_gates(now, asked_at, &verdicts);
             }
+            (
+                Action::RunHook {
+                    hook,
+                    node,
+                    request,
+                },
+                Ok(ActionOutput::HookRan(failure)),
+            ) => {
+                if let Some(key) = self.hook_key_of(hook, node.as_ref(), request.step) {
+                    self.hook_answered(now, key, failure);
+                }
+            }
             (Action::PowerRestart { .. }, Ok(_)) => {}
             (Action::ReadWeights { .. }, Ok(ActionOutput::Weights(weights))) => {
                 self.weights_read(now, &weights);
@@ -313,6 +325,17 @@ impl Rollout {
                     })
                     .collect();
                 self.observe_gates(now, None, &verdicts);
+            }
+            Action::RunHook {
+                hook,
+                node,
+                request,
+            } => {
+                // A hook that could not be run at all failed: it is not
+                // run again unasked.
+                if let Some(key) = self.hook_key_of(hook, node.as_ref(), request.step) {
+                    self.hook_answered(now, key, Some(error.message.clone()));
+                }
             }
             Action::ObserveWorkload { .. } => {
                 self.timers.set(Timer::WorkloadPoll, retry_at);

@@ -18,6 +18,8 @@ impl Rollout {
             .iter()
             .copied()
             .filter(|&node| due(self, node))
+            // A drain waits for the node's pre_drain hooks.
+            .filter(|&node| self.hooks_done(node, HookPoint::PreDrain))
             .collect();
         let (singly, together): (Vec<usize>, Vec<usize>) = to_drain
             .into_iter()
@@ -58,6 +60,8 @@ impl Rollout {
                     .iter()
                     .copied()
                     .filter(|&node| self.state.nodes[node].phase == NodePhase::Verifying)
+                    // The health gate comes after the post_boot hooks.
+                    .filter(|&node| self.hooks_done(node, HookPoint::PostBoot))
                     .collect();
                 (check, self.ids_of(&verifying))
             });

@@ -165,6 +165,10 @@ pub struct RolloutPolicy {
     /// other nodes keep their own features (see `rollout/image_tags.rs`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub image_features: bool,
+    /// Site hooks run at `pre_drain`, `pre_boot` and `post_boot`, per node
+    /// or per step (see `rollout/hooks.rs`). Empty: none, as CRUS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::Hook>,
 }
 
 impl Default for RolloutPolicy {
@@ -198,6 +202,7 @@ impl Default for RolloutPolicy {
             drain_ahead: false,
             max_draining: None,
             image_features: false,
+            hooks: Vec::new(),
         }
     }
 }

@@ -198,6 +198,10 @@ pub struct NodeRecord {
     /// repeats nor forgets its revert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revert_reason: Option<String>,
+    /// The runs of the policy's per-node hooks for it, each written before
+    /// it is asked for (see `rollout/hooks.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::HookRun>,
 }
 
 /// A power restart issued for a node that did not come back after its boot.
@@ -235,6 +239,7 @@ impl NodeRecord {
             rollback_reason: None,
             boots: Vec::new(),
             revert_reason: None,
+            hooks: Vec::new(),
         }
     }
 }
@@ -296,6 +301,10 @@ pub struct Step {
     /// Whether every node of the step has finished (and the summary was told).
     #[serde(default)]
     pub finished: bool,
+    /// The runs of the policy's per-step hooks for it, each written before
+    /// it is asked for (see `rollout/hooks.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::HookRun>,
 }
 
 /// Everything persisted about one rollout.

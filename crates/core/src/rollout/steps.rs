@@ -179,6 +179,7 @@ impl Rollout {
             started_at: now,
             boots: Vec::new(),
             finished: false,
+            hooks: Vec::new(),
         });
         true
     }
@@ -211,6 +212,13 @@ impl Rollout {
             return;
         }
         let mut drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
+        let ready = drained.len();
+        drained.retain(|&node| self.hooks_done(node, HookPoint::PreBoot));
+        // CRUS's barrier holds for the pre_boot hooks too: the step boots
+        // together once every drained node's hooks finished.
+        if self.state.policy.strategy == Strategy::Steps && drained.len() < ready {
+            return;
+        }
         if drained.is_empty() {
             return;
         }

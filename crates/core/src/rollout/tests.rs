@@ -1290,6 +1290,7 @@ mod floor;
 mod foreign;
 mod gates;
 mod image_tags;
+mod hooks;
 mod matching;
 mod migration;
 mod properties;

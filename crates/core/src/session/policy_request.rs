@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::FieldErrors;
 use crate::ports::GateCheck;
 use crate::rollout::{
-    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, MaintenanceWindow,
+    Canary, Domain, FailureBudget, ForeignOutOfService, HealthGate, Hook, MaintenanceWindow,
     OnDrainTimeout, Order, Rollback, RolloutPolicy, Strategy,
 };
 
@@ -116,6 +116,11 @@ pub struct PolicyRequest {
     /// refused (422) where the workload manager cannot set features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_features: Option<bool>,
+    /// Site hooks, each `{"at": "pre_drain"|"pre_boot"|"post_boot", "per":
+    /// "node"|"step", "command": [argv...] | "http": {"url": URL},
+    /// "timeout": "5m", "idempotent": false, "on_failure": "fail_node"|"halt"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Vec<Hook>>,
 }
 
 /// The most boot retries a request may ask for: beyond this a node is broken,
@@ -194,6 +199,7 @@ impl PolicyRequest {
             "skip_matching" => self.skip_matching = parse(value)?,
             "rollback" => self.rollback = parse(value)?,
             "image_features" => self.image_features = parse(value)?,
+            "hooks" => self.hooks = parse_hooks(value)?,
             _ => return Err("Unknown field.".to_string()),
         }
         Ok(())
@@ -308,6 +314,12 @@ impl PolicyRequest {
         for problem in self.rollback.iter().flat_map(Rollback::problems) {
             errors.push(("rollback", problem));
         }
+        for problem in crate::rollout::hook_problems(
+            self.hooks.as_deref().unwrap_or_default(),
+            self.drain_ahead == Some(true),
+        ) {
+            errors.push(("hooks", problem));
+        }
         errors.extend(crate::rollout::drain_ahead_errors(
             self.drain_ahead,
             self.max_draining,
@@ -370,6 +382,7 @@ impl PolicyRequest {
             drain_ahead: self.drain_ahead.unwrap_or(defaults.drain_ahead),
             max_draining: self.max_draining.or(defaults.max_draining),
             image_features: self.image_features.unwrap_or(defaults.image_features),
+            hooks: self.hooks.clone().unwrap_or_else(|| defaults.hooks.clone()),
         }
     }
 }
@@ -390,6 +403,24 @@ fn parse_gates(value: &Value) -> Result<Option<Vec<GateCheck>>, String> {
         gates.push(gate);
     }
     Ok(Some(gates))
+}
+
+/// A list of hooks, each problem named with the hook's position.
+fn parse_hooks(value: &Value) -> Result<Option<Vec<Hook>>, String> {
+    let Some(items) = value.as_array() else {
+        return if value.is_null() {
+            Ok(None)
+        } else {
+            Err("Must be a list of hooks.".to_string())
+        };
+    };
+    let mut hooks = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let hook = serde_json::from_value(item.clone())
+            .map_err(|error| format!("Hook {position}: {}", sentence(&error.to_string())))?;
+        hooks.push(hook);
+    }
+    Ok(Some(hooks))
 }
 
 /// A humantime duration given as text.
@@ -498,6 +529,68 @@ mod tests {
         assert!(!RolloutPolicy::default().image_features);
         let errors = PolicyRequest::from_json(&json!({"image_features": "yes"})).unwrap_err();
         assert!(errors.contains_key("policy.image_features"), "{errors:?}");
+    }
+
+    #[test]
+    fn hooks_parse_with_their_defaults_and_bad_ones_are_refused_naming_the_hook() {
+        let request = PolicyRequest::from_json(&json!({"hooks": [
+            {"at": "pre_boot", "command": ["/opt/site/fw.sh", "--apply"]},
+            {"at": "post_boot", "per": "step", "http": {"url": "https://site.example/hook"},
+             "timeout": "30s", "idempotent": true, "on_failure": "halt"}
+        ]}))
+        .unwrap();
+        let hooks = request.apply(&RolloutPolicy::default()).hooks;
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].per, crate::rollout::HookScope::Node);
+        assert_eq!(hooks[0].timeout, crate::rollout::DEFAULT_HOOK_TIMEOUT);
+        assert!(!hooks[0].idempotent);
+        assert_eq!(hooks[0].on_failure, crate::rollout::HookOnFailure::FailNode);
+        assert_eq!(hooks[1].http.as_ref().unwrap().method, "POST");
+        assert_eq!(hooks[1].on_failure, crate::rollout::HookOnFailure::Halt);
+        for (body, said) in [
+            (
+                json!({"hooks": [{"at": "pre_boot"}]}),
+                "Hook 0: Give command",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": []}]}),
+                "Hook 0: command must name",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": ["/x"], "http": {"url": "http://a"}}]}),
+                "not both",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "command": ["/x"], "timeout": "0s"}]}),
+                "timeout",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_boot", "http": {"url": "ftp://a"}}]}),
+                "http.url",
+            ),
+            (
+                json!({"hooks": [{"at": "after_boot", "command": ["/x"]}]}),
+                "Hook 0: Unknown variant",
+            ),
+            (
+                json!({"hooks": [{"at": "pre_drain", "command": ["/x"]}], "drain_ahead": true,
+                    "strategy": "continuous", "order": "drain_cost"}),
+                "drain_ahead",
+            ),
+            (
+                json!({"hooks": {"at": "pre_boot"}}),
+                "Must be a list of hooks",
+            ),
+        ] {
+            let errors = PolicyRequest::from_json(&body).unwrap_err();
+            let messages = errors
+                .get("policy.hooks")
+                .unwrap_or_else(|| panic!("{body}: {errors:?}"));
+            assert!(
+                messages.iter().any(|m| m.contains(said)),
+                "{body}: {messages:?}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn admitting(inventory: MockInv, wlm: MockWlm, store: Arc<dyn SessionStore>) -> 
         power_control: None,
         health_probe: None,
         alert_gate: None,
+        hook_runner: None,
     };
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     Controller::new(ports, store, clock, ControllerConfig::default())

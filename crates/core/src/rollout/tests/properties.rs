@@ -97,6 +97,29 @@ struct Scenario {
     skip_matching: bool,
 }
 
+/// Site hooks for a scenario that has them: one at each point, per node
+/// and per step, idempotent or not (no `pre_drain` under drain ahead,
+/// which refuses it).
+fn scenario_hooks(drain_ahead: bool) -> Vec<crate::rollout::Hook> {
+    use crate::rollout::{DEFAULT_HOOK_TIMEOUT, Hook, HookOnFailure, HookPoint, HookScope};
+    let hook = |at: HookPoint, per: HookScope, idempotent: bool| Hook {
+        at,
+        per,
+        command: Some(vec![format!("/site/{}", at.as_str())]),
+        http: None,
+        timeout: DEFAULT_HOOK_TIMEOUT,
+        idempotent,
+        on_failure: HookOnFailure::FailNode,
+    };
+    let mut hooks = Vec::new();
+    if !drain_ahead {
+        hooks.push(hook(HookPoint::PreDrain, HookScope::Node, false));
+    }
+    hooks.push(hook(HookPoint::PreBoot, HookScope::Step, true));
+    hooks.push(hook(HookPoint::PostBoot, HookScope::Node, false));
+    hooks
+}
+
 fn policies() -> impl Strategy<Value = RolloutPolicy> {
     (
         prop_oneof![
@@ -215,6 +238,7 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
             1 => Just(Some((true, None))),
             1 => (1u32..=4).prop_map(|batch| Some((true, Some(batch)))),
         ],
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -229,10 +253,14 @@ fn scenarios() -> impl Strategy<Value = Scenario> {
                 command_rate,
                 skip_matching,
                 rollback,
+                hooks,
             )| Scenario {
                 nodes,
                 step,
                 policy: {
+                    if hooks {
+                        policy.hooks = scenario_hooks(policy.drain_ahead);
+                    }
                     if let Some((revert_upgraded_on_halt, batch)) = rollback {
                         policy.rollback = Some(Rollback {
                             template: ROLLBACK_TEMPLATE.into(),
@@ -301,6 +329,8 @@ struct World {
     alert_firing: bool,
     /// Nodes already on the target image when the session starts.
     on_target: BTreeSet<NodeId>,
+    /// How many times each hook (by position) ran for each node.
+    hook_runs: BTreeMap<(u32, NodeId), usize>,
 }
 
 impl World {
@@ -351,6 +381,7 @@ impl World {
             upgraded: BTreeSet::new(),
             alert_firing: false,
             on_target: BTreeSet::new(),
+            hook_runs: BTreeMap::new(),
         }
     }
 
@@ -697,6 +728,12 @@ impl Run {
         let world = &mut self.world;
         let output = match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
+            Action::RunHook { hook, request, .. } => {
+                for node in &request.nodes {
+                    *world.hook_runs.entry((*hook, node.clone())).or_default() += 1;
+                }
+                ActionOutput::HookRan(None)
+            }
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
                 nodes
                     .iter()
@@ -1050,6 +1087,7 @@ impl Run {
         let mut failed = BTreeSet::new();
         for node in &state.nodes {
             self.check_rollback_boots(node)?;
+            self.check_hook_runs(node)?;
             match node.phase {
                 NodePhase::Done => {
                     if !self.world.upgraded.contains(&node.id) {
@@ -1166,6 +1204,35 @@ impl Run {
                 "node {} booted with the new image at {upgrade:?}, after its boot back at {at}",
                 node.id
             ));
+        }
+        Ok(())
+    }
+
+    /// A hook not marked idempotent ran at most once for the node, whatever
+    /// the restarts; an upgraded node passed every hook of the policy.
+    fn check_hook_runs(&self, node: &NodeRecord) -> Result<(), String> {
+        for (position, hook) in self.scenario.policy.hooks.iter().enumerate() {
+            let position = u32::try_from(position).unwrap();
+            let runs = self
+                .world
+                .hook_runs
+                .get(&(position, node.id.clone()))
+                .copied()
+                .unwrap_or(0);
+            if !hook.idempotent && runs > 1 {
+                return Err(format!(
+                    "node {}: the {} ran {runs} times",
+                    node.id,
+                    hook.describe()
+                ));
+            }
+            if node.phase == NodePhase::Done && runs == 0 {
+                return Err(format!(
+                    "node {} upgraded without its {}",
+                    node.id,
+                    hook.describe()
+                ));
+            }
         }
         Ok(())
     }
