@@ -315,6 +315,7 @@ fn hundred_thousand_nodes(mut state: RolloutState) -> RolloutState {
                 template: None,
             }],
             finished: true,
+            hooks: Vec::new(),
         })
         .collect();
     state

@@ -208,6 +208,7 @@ impl Rollout {
             started_at: now,
             boots: Vec::new(),
             finished: false,
+            hooks: Vec::new(),
         });
         true
     }

@@ -76,6 +76,7 @@ fn record_with_steps(
             started_at: at,
             boots: vec![boot(0, &[0, 150]), boot(1, &[150])],
             finished: false,
+            hooks: Vec::new(),
         },
         Step {
             number: 1,
@@ -83,6 +84,7 @@ fn record_with_steps(
             started_at: at,
             boots: Vec::new(),
             finished: false,
+            hooks: Vec::new(),
         },
     ];
     record.rollout.steps = steps;
