@@ -761,3 +761,103 @@ async fn drain_ahead_never_exceeds_its_bounds() {
     );
     assert_eq!(report.reboots_with_running_jobs, 0);
 }
+
+/// Issue 23: a session halted by its failure budget, with
+/// `revert_upgraded_on_halt`, boots the nodes it upgraded back to the
+/// rollback template one batch at a time, on a busy cluster: each is drained
+/// again (no reboot under a job), booted back exactly once, and returned to
+/// service as reverted; the nodes never taken are left alone.
+#[tokio::test(start_paused = true)]
+async fn a_halted_session_reverts_its_upgraded_nodes_on_a_busy_cluster() {
+    let mut config = busy_cluster(8, 5);
+    config.other_templates = vec!["old-image".into()];
+    config.faults = Faults {
+        fail_boot_with: [("compute-image".to_string(), [node(4)].into())].into(),
+        ..Faults::default()
+    };
+    let run = Run::new(config);
+    // Let the workload fill the cluster first.
+    tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+    let id = run
+        .create(spec_with(
+            2,
+            json!({
+                "max_failures": 0,
+                "rollback": {
+                    "template": "old-image",
+                    "on": ["node_failed"],
+                    "revert_upgraded_on_halt": true,
+                    "batch": 1
+                }
+            }),
+        ))
+        .await;
+    let mut most_out = 0;
+    run.controller.start(id);
+    let mut state = run.state(id).await;
+    for _ in 0..(7 * 24 * 360) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        state = run.state(id).await;
+        let out = state
+            .nodes
+            .iter()
+            .filter(|node| {
+                !matches!(
+                    node.phase,
+                    NodePhase::Pending | NodePhase::Done | NodePhase::Reverted | NodePhase::Failed
+                )
+            })
+            .count();
+        most_out = most_out.max(out);
+        let settled = state
+            .nodes
+            .iter()
+            .all(|node| matches!(node.phase, NodePhase::Pending | NodePhase::Reverted));
+        if state.halted.is_some() && settled {
+            break;
+        }
+    }
+    assert_eq!(
+        state.halted.as_deref(),
+        Some("1 nodes failed, more than the failure budget of 0"),
+        "{:?}",
+        state.messages
+    );
+    // Every node the session booted was booted back exactly once and
+    // returned to service as reverted: those it upgraded by the revert, the
+    // one that failed (node 4) by `on: node_failed`. The others were never
+    // taken.
+    let mut reverted = 0;
+    for (index, record) in state.nodes.iter().enumerate() {
+        let upgrades = run.sim.boots_with(&record.id, "compute-image");
+        if upgrades == 0 {
+            assert_eq!(record.phase, NodePhase::Pending, "node {index}");
+            assert_eq!(
+                run.sim.boots_with(&record.id, "old-image"),
+                0,
+                "node {index}"
+            );
+            continue;
+        }
+        assert_eq!(record.phase, NodePhase::Reverted, "node {index}");
+        assert_eq!(
+            run.sim.boots_with(&record.id, "old-image"),
+            1,
+            "node {index}"
+        );
+        if index != 4 {
+            assert_eq!(upgrades, 1, "node {index}");
+        }
+        reverted += 1;
+    }
+    assert!(reverted >= 5, "nodes 0 to 4 at least: {reverted}");
+    assert_eq!(state.nodes[4].phase, NodePhase::Reverted);
+    let report = run.sim.report();
+    assert_eq!(report.reboots_with_running_jobs, 0, "no reboot under a job");
+    assert!(most_out <= 2, "at most the step out of service: {most_out}");
+    assert!(
+        run.sim.drained_nodes().is_empty(),
+        "every node back in service"
+    );
+    assert!(run.sim.failed_marked_nodes().is_empty());
+}

@@ -92,6 +92,41 @@ impl Rollout {
         may_be_out.saturating_sub(self.out_for_any_reason())
     }
 
+    /// How many of `capacity` nodes may be taken now without crossing the
+    /// floor, or `None` when none may: the nodes out of service are not
+    /// known recently enough (they are asked for), or the floor is reached
+    /// (the session holds, or looks again at the next poll while a step
+    /// is under way). The upgrade's steps and the revert's batches both
+    /// take nodes through here, so neither can cross it.
+    pub(super) fn capacity_above_floor(
+        &mut self,
+        now: Timestamp,
+        capacity: usize,
+    ) -> Option<usize> {
+        if self.state.policy.min_available.is_none() {
+            return Some(capacity);
+        }
+        self.timers.clear(Timer::FloorCheck);
+        let fresh = self
+            .pending_costs_at
+            .is_some_and(|at| now < at + self.pending_costs_max_age());
+        if !fresh {
+            self.want_pending_costs = true;
+            return None;
+        }
+        let room = self.room_above_floor();
+        if room == 0 {
+            if !self.census.any_active_step() {
+                self.hold_at_floor(now);
+            } else {
+                let again = now + self.state.policy.poll_interval;
+                self.timers.set(Timer::FloorCheck, again);
+            }
+            return None;
+        }
+        Some(capacity.min(room))
+    }
+
     /// The session holds at the floor: says so, naming the nodes out and
     /// why, with the effective numbers, and checks again at the next
     /// observation of the nodes.

@@ -117,7 +117,7 @@ impl Rollout {
         if !self.reverting_now() {
             return false;
         }
-        let mut capacity = self.revert_capacity();
+        let capacity = self.revert_capacity();
         if capacity == 0 {
             return false;
         }
@@ -132,27 +132,9 @@ impl Rollout {
         if !census.done().any(|node| eligible(&node)) {
             return false;
         }
-        if self.state.policy.min_available.is_some() {
-            self.timers.clear(Timer::FloorCheck);
-            let fresh = self
-                .pending_costs_at
-                .is_some_and(|at| now < at + self.pending_costs_max_age());
-            if !fresh {
-                self.want_pending_costs = true;
-                return false;
-            }
-            let room = self.room_above_floor();
-            if room == 0 {
-                if !self.census.any_active_step() {
-                    self.hold_at_floor(now);
-                } else {
-                    let again = now + self.state.policy.poll_interval;
-                    self.timers.set(Timer::FloorCheck, again);
-                }
-                return false;
-            }
-            capacity = capacity.min(room);
-        }
+        let Some(capacity) = self.capacity_above_floor(now, capacity) else {
+            return false;
+        };
         let census = &self.census;
         let nodes = &self.state.nodes;
         let taken: Vec<usize> = census

@@ -44,28 +44,9 @@ impl Rollout {
         }
         // The floor counts nodes out of service for any reason: it needs
         // the nodes seen recently, as the drain-cost orders do.
-        let mut capacity = capacity;
-        if self.state.policy.min_available.is_some() {
-            self.timers.clear(Timer::FloorCheck);
-            let fresh = self
-                .pending_costs_at
-                .is_some_and(|at| now < at + self.pending_costs_max_age());
-            if !fresh {
-                self.want_pending_costs = true;
-                return false;
-            }
-            let room = self.room_above_floor();
-            if room == 0 {
-                if !self.census.any_active_step() {
-                    self.hold_at_floor(now);
-                } else {
-                    let again = now + self.state.policy.poll_interval;
-                    self.timers.set(Timer::FloorCheck, again);
-                }
-                return false;
-            }
-            capacity = capacity.min(room);
-        }
+        let Some(capacity) = self.capacity_above_floor(now, capacity) else {
+            return false;
+        };
         // Under `spread`, a node can only come from a domain with nothing out
         // of service: when there is none, nothing can be taken whatever the
         // drain costs, so they are not asked for either.
