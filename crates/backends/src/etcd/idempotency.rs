@@ -82,23 +82,7 @@ impl EtcdStore {
         if indexed.count() > 0 {
             return Ok(());
         }
-        let prefix = self.sessions_prefix();
-        let names = self
-            .kv()
-            .get(
-                prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
-            .await
-            .map_err(from_etcd)?;
-        let ids: Vec<Uuid> = names
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let name = kv.key().strip_prefix(prefix.as_bytes())?;
-                Uuid::parse_str(std::str::from_utf8(name).ok()?).ok()
-            })
-            .collect();
+        let ids = self.session_ids().await?;
         for id in ids {
             let response = self.kv().get(self.key(id), None).await.map_err(from_etcd)?;
             let Some(kv) = response.kvs().first() else {

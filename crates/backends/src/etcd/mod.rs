@@ -140,6 +140,28 @@ impl EtcdStore {
         format!("{}sessions/", self.prefix)
     }
 
+    /// The ids of the stored sessions, from their keys' names alone (the
+    /// node keys under them are not session names, and are left out).
+    async fn session_ids(&self) -> Result<Vec<Uuid>> {
+        let prefix = self.sessions_prefix();
+        let response = self
+            .kv()
+            .get(
+                prefix.as_str(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .map_err(from_etcd)?;
+        Ok(response
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let name = kv.key().strip_prefix(prefix.as_bytes())?;
+                Uuid::parse_str(std::str::from_utf8(name).ok()?).ok()
+            })
+            .collect())
+    }
+
     /// The key of session `upgrade_id`.
     fn key(&self, upgrade_id: Uuid) -> String {
         format!("{}{upgrade_id}", self.sessions_prefix())
@@ -518,23 +540,7 @@ impl SessionStore for EtcdStore {
     async fn list(&self) -> Result<Vec<Versioned<SessionRecord>>> {
         // The session keys' names first (node keys are under them), then
         // each session read as `get` reads it.
-        let prefix = self.sessions_prefix();
-        let response = self
-            .kv()
-            .get(
-                prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
-            .await
-            .map_err(from_etcd)?;
-        let ids: Vec<Uuid> = response
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let name = kv.key().strip_prefix(prefix.as_bytes())?;
-                Uuid::parse_str(std::str::from_utf8(name).ok()?).ok()
-            })
-            .collect();
+        let ids = self.session_ids().await?;
         let mut records = Vec::with_capacity(ids.len());
         for id in ids {
             // Removed since the names were read: not listed.
