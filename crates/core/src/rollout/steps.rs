@@ -168,13 +168,24 @@ impl Rollout {
     pub(super) fn release_unbooted(&mut self, now: Timestamp, step_number: u32) {
         let unbooted = self.unsettled_in(step_number, &[NodePhase::Draining, NodePhase::Drained]);
         for node in unbooted {
+            // A drain waits for the node's pre_drain hooks (persisted with
+            // the node), so a node whose hooks have not finished was never
+            // taken out of service: there is nothing to undo, and a resume
+            // could return to service a node someone else holds.
+            let never_drained = self.state.nodes[node].phase == NodePhase::Draining
+                && !self.hooks_done(node, HookPoint::PreDrain);
             let reason = if self.state.nodes[node].revert_reason.is_some() {
                 "session deleted before the node was booted back; it keeps its upgrade"
+            } else if never_drained {
+                "session deleted before the node was drained; it was left as it was"
             } else {
                 "session deleted before the node was booted"
             };
             self.state.nodes[node].reason = Some(reason.to_string());
             self.move_node(node, NodeInput::Release, now);
+            if never_drained {
+                self.returned(node, now);
+            }
         }
     }
 

@@ -443,3 +443,71 @@ fn a_stored_session_from_before_hooks_loads_with_none() {
     let back: RolloutState = serde_json::from_value(json).unwrap();
     assert_eq!(&back, rollout.state());
 }
+
+#[test]
+fn a_session_deleted_while_a_pre_drain_hook_runs_leaves_the_node_as_it_was() {
+    // Found by the property test: the node, never drained, was resumed.
+    let policy = with_hooks(vec![hook(
+        HookPoint::PreDrain,
+        HookScope::Node,
+        "pre-drain",
+    )]);
+    let mut rollout = Rollout::new(Uuid::nil(), spec(1), policy, t(0));
+    rollout.handle_timeout(t(0));
+    let mut hook_run = None;
+    for _ in 0..10 {
+        for (id, action) in take_actions(&mut rollout) {
+            let outcome = match action {
+                Action::ReadStartingGroup { .. } => ActionOutput::Members(ids(&["a"])),
+                Action::PrepareGroups { .. } => ActionOutput::GroupsPrepared {
+                    cleared_failed: Vec::new(),
+                    cleared_upgrading: Vec::new(),
+                },
+                Action::RunHook { .. } => {
+                    // Left running: the session is deleted meanwhile.
+                    hook_run = Some(id);
+                    continue;
+                }
+                Action::Drain { .. } => panic!("drained before its pre_drain hook finished"),
+                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+                    nodes
+                        .iter()
+                        .map(|node| workload(node.as_str(), WorkloadState::Allocated, true))
+                        .collect(),
+                ),
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(t(1), id, Ok(outcome));
+        }
+    }
+    let hook_run = hook_run.expect("the pre_drain hook was asked for");
+    assert_eq!(rollout.state().nodes[0].phase, NodePhase::Draining);
+
+    rollout.cancel(t(2));
+    rollout.handle_outcome(t(3), hook_run, Ok(ActionOutput::HookRan(None)));
+    let mut asked = Vec::new();
+    for _ in 0..10 {
+        for (id, action) in take_actions(&mut rollout) {
+            asked.push(action);
+            rollout.handle_outcome(t(4), id, Ok(ActionOutput::Done));
+        }
+    }
+    assert!(
+        !asked
+            .iter()
+            .any(|action| matches!(action, Action::Resume { .. } | Action::Drain { .. })),
+        "a node crus never drained is neither drained nor resumed: {asked:?}"
+    );
+    assert!(rollout.is_finished(), "{:?}", rollout.state().messages);
+    let node = &rollout.state().nodes[0];
+    assert_eq!(node.phase, NodePhase::Skipped);
+    assert_eq!(
+        node.reason.as_deref(),
+        Some("session deleted before the node was drained; it was left as it was")
+    );
+    assert!(
+        rollout.refused_moves().is_empty(),
+        "{:?}",
+        rollout.refused_moves()
+    );
+}
