@@ -24,6 +24,7 @@ mod left_out;
 mod machine;
 mod outlook;
 mod safety;
+mod sampling;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,7 @@ use attribution::Split;
 use machine::{Machine, MachineSettings, NodeTrace};
 use outlook::Outlook;
 pub use safety::{PlannedGates, PlannedRollback, planned_gates, planned_rollback};
+use sampling::sample;
 
 /// What the model assumes where the cluster does not say.
 #[derive(Debug, Clone, PartialEq)]
@@ -285,45 +287,6 @@ pub struct DryRunInput {
     /// Why the images are missing under `skip_matching`, when reading them
     /// failed, for the rationale.
     pub images_note: Option<String>,
-}
-
-/// Runs the sampled runs of a forecast and combines them.
-fn sample(
-    input: &DryRunInput,
-    assumptions: &DryRunAssumptions,
-    budget: &DryRunBudget,
-    cancel: &AtomicBool,
-) -> Result<DryRun, DryRunStopped> {
-    let outlook = Outlook::learn(input.queue.as_ref(), input.now, input.members.len());
-    let uncertain =
-        outlook.has_arrivals() || !outlook.knows_run_times() || assumptions.boot_time_spread > 0.0;
-    let runs = if uncertain {
-        assumptions.samples.max(1)
-    } else {
-        1
-    };
-    let mut spent: u64 = 0;
-    let mut outcomes = Vec::new();
-    let mut rationale = Vec::new();
-    for run in 0..runs {
-        let mut simulation = Simulation::new(input, &outlook, assumptions, run);
-        let left = DryRunBudget {
-            horizon: budget.horizon,
-            max_passes: budget.max_passes.saturating_sub(spent),
-        };
-        let outcome = simulation.run(&left, cancel);
-        spent += simulation.passes;
-        match outcome {
-            Ok(()) => {
-                outcomes.push(simulation.outcome());
-                rationale = simulation.rationale;
-            }
-            // Out of budget after some complete runs: forecast from those.
-            Err(DryRunStopped::TooLong { .. }) if !outcomes.is_empty() => break,
-            Err(stopped) => return Err(stopped),
-        }
-    }
-    Ok(combine(input, &outlook, outcomes, runs, rationale))
 }
 
 /// What one sampled run gave.
