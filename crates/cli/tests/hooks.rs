@@ -1,7 +1,8 @@
 //! Site hooks on the real `crus serve --sim` binary: a command hook that
 //! writes what it was given runs once for every node (and once per step),
 //! only where `[hooks] allow_commands = true`; an HTTP hook posts each
-//! node's body to the site's URL.
+//! node's body to the site's URL, and each run reaches the webhooks (as
+//! `hook` events) and `/metrics`.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -164,11 +165,21 @@ async fn an_http_hook_posts_each_node_s_body() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
+    let webhooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&webhooks)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     // HTTP hooks need no allow_commands, only their host allowed.
     let server = serve(
         dir.path(),
-        "[hooks]\nallowed_http_hosts = [\"127.0.0.1\"]\n",
+        &format!(
+            "[hooks]\nallowed_http_hosts = [\"127.0.0.1\"]\n\n\
+             [[webhooks]]\nurl = \"{}/events\"\nevents = [\"hook\"]\n",
+            webhooks.uri()
+        ),
     );
     let body = with_hooks(json!([{
         "at": "post_boot",
@@ -198,4 +209,46 @@ async fn an_http_hook_posts_each_node_s_body() {
         nodes.insert(body["node"].as_str().unwrap().to_string());
     }
     assert_eq!(nodes.len(), 4, "{bodies:#?}");
+
+    // Each run reached the webhook as it started and as it finished.
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        events = webhooks
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|request| serde_json::from_slice(&request.body).unwrap())
+            .collect();
+        if events.len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(events.len(), 8, "{events:#?}");
+    for state in ["running", "finished"] {
+        let told: BTreeSet<&str> = events
+            .iter()
+            .filter(|event| event["state"] == state)
+            .map(|event| {
+                assert_eq!(event["type"], "hook", "{event:#}");
+                assert_eq!(event["at"], "post_boot", "{event:#}");
+                assert_eq!(event["upgrade_id"], id.as_str(), "{event:#}");
+                event["nodes"][0].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(told.len(), 4, "{state}: {events:#?}");
+    }
+    // And /metrics counts the runs by point and outcome.
+    let metrics = get_text(&client, &server.url, "/metrics", Some(TOKEN)).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("crus_port_calls_total{")
+                && line.contains("port=\"hook_runner\"")
+                && line.contains("operation=\"post_boot\"")
+                && line.contains("outcome=\"ok\"")
+                && line.ends_with(" 4")),
+        "{metrics}"
+    );
 }

@@ -13,10 +13,11 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use crus_core::ports::{
-    BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootStatus, NodeImage, Ports,
-    PowerControl, PowerOperation, PowerState, WorkloadManager, WorkloadNode,
+    AlertGate, BootHandle, BootOrchestrator, BootRequest, GateCheck, HookRequest, HookRunner,
+    Inventory, NodeBootStatus, NodeImage, Ports, PowerControl, PowerOperation, PowerState,
+    WorkloadManager, WorkloadNode,
 };
-use crus_core::rollout::NodePhase;
+use crus_core::rollout::{Hook, NodePhase};
 use crus_core::session::SessionPhase;
 use crus_core::store::{StatusView, StoreHealth};
 use crus_core::{Error, NodeFacts, NodeId, SessionState, SessionStatus};
@@ -518,8 +519,12 @@ pub fn instrument_ports(ports: Ports, metrics: &Arc<Metrics>) -> Ports {
             Arc::new(Instrumented::new(power_control, metrics.clone())) as Arc<dyn PowerControl>
         }),
         health_probe: ports.health_probe,
-        alert_gate: ports.alert_gate,
-        hook_runner: ports.hook_runner,
+        alert_gate: ports.alert_gate.map(|alert_gate| {
+            Arc::new(Instrumented::new(alert_gate, metrics.clone())) as Arc<dyn AlertGate>
+        }),
+        hook_runner: ports.hook_runner.map(|hook_runner| {
+            Arc::new(Instrumented::new(hook_runner, metrics.clone())) as Arc<dyn HookRunner>
+        }),
     }
 }
 
@@ -527,6 +532,8 @@ const INVENTORY: &str = "inventory";
 const WORKLOAD_MANAGER: &str = "workload_manager";
 const BOOT_ORCHESTRATOR: &str = "boot_orchestrator";
 const POWER_CONTROL: &str = "power_control";
+const ALERT_GATE: &str = "alert_gate";
+const HOOK_RUNNER: &str = "hook_runner";
 
 #[async_trait]
 impl<T: Inventory + ?Sized> Inventory for Instrumented<T> {
@@ -737,5 +744,49 @@ impl<T: PowerControl + ?Sized> PowerControl for Instrumented<T> {
     async fn power(&self, nodes: &[NodeId], operation: PowerOperation) -> crus_core::Result<()> {
         self.observe(POWER_CONTROL, "power", self.inner.power(nodes, operation))
             .await
+    }
+}
+
+/// Alert gates by kind (`prometheus`, `alertmanager`): the outcome says
+/// whether the monitoring answered, not whether it blocked.
+#[async_trait]
+impl<T: AlertGate + ?Sized> AlertGate for Instrumented<T> {
+    async fn blocking(&self, gate: &GateCheck) -> crus_core::Result<Vec<String>> {
+        let kind = match gate {
+            GateCheck::Prometheus { .. } => "prometheus",
+            GateCheck::Alertmanager { .. } => "alertmanager",
+        };
+        self.observe(ALERT_GATE, kind, self.inner.blocking(gate))
+            .await
+    }
+
+    fn refuses(&self, gate: &GateCheck) -> Option<String> {
+        self.inner.refuses(gate)
+    }
+}
+
+/// Hook runs by point (`pre_drain`, `pre_boot`, `post_boot`): `ok` when the
+/// hook succeeded, `failed` when it failed or timed out, an error's label
+/// when it could not be run at all.
+#[async_trait]
+impl<T: HookRunner + ?Sized> HookRunner for Instrumented<T> {
+    async fn run(&self, request: &HookRequest) -> crus_core::Result<Option<String>> {
+        let started = Instant::now();
+        let result = self.inner.run(request).await;
+        let label = match &result {
+            Ok(Some(_)) => "failed",
+            other => outcome(other),
+        };
+        self.metrics.record_port_call(
+            HOOK_RUNNER,
+            request.hook.at.as_str(),
+            label,
+            started.elapsed(),
+        );
+        result
+    }
+
+    fn refuses(&self, hook: &Hook) -> Option<String> {
+        self.inner.refuses(hook)
     }
 }

@@ -90,7 +90,7 @@ impl WebhookConfig {
 }
 
 /// The event names a hook may subscribe to (`EventKind::name`).
-pub const EVENT_NAMES: [&str; 10] = [
+pub const EVENT_NAMES: [&str; 11] = [
     "node_phase",
     "step_started",
     "step_finished",
@@ -99,6 +99,7 @@ pub const EVENT_NAMES: [&str; 10] = [
     "resumed",
     "gated",
     "gates_cleared",
+    "hook",
     "state",
     "message",
 ];

@@ -8,7 +8,7 @@
 //! writes are told as one (a node seen `draining` then `booting` is told
 //! `draining → booting`); the stored record stays the reference.
 
-use crate::rollout::{EventKind, NodePhase, RolloutEvent, RolloutState};
+use crate::rollout::{EventKind, HookRun, NodePhase, RolloutEvent, RolloutState};
 use crate::session::SessionState;
 use crate::time::Timestamp;
 
@@ -43,6 +43,7 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
             });
         }
     }
+    hook_events(before, after, &mut kinds);
     for step in &after.steps {
         let finished_before = before
             .and_then(|state| state.steps.iter().find(|old| old.number == step.number))
@@ -114,6 +115,62 @@ pub fn events_between(before: Option<&RolloutState>, after: &RolloutState) -> Ve
             kind,
         })
         .collect()
+}
+
+/// The runs of site hooks that started, finished or failed between
+/// `before` and `after`: each run whose state (or boot) is new.
+fn hook_events(before: Option<&RolloutState>, after: &RolloutState, kinds: &mut Vec<EventKind>) {
+    if after.policy.hooks.is_empty() {
+        return;
+    }
+    let mut tell = |runs_before: &[HookRun], run: &HookRun, step: u32, nodes: Vec<_>| {
+        let told = runs_before
+            .iter()
+            .any(|old| old.hook == run.hook && old.state == run.state && old.boot == run.boot);
+        let Some(hook) = usize::try_from(run.hook)
+            .ok()
+            .and_then(|position| after.policy.hooks.get(position))
+        else {
+            return;
+        };
+        if !told {
+            kinds.push(EventKind::Hook {
+                at: hook.at,
+                per: hook.per,
+                hook: hook.target(),
+                step,
+                nodes,
+                state: run.state,
+                failure: run.failure.clone(),
+            });
+        }
+    };
+    for (position, node) in after.nodes.iter().enumerate() {
+        if node.hooks.is_empty() {
+            continue;
+        }
+        // Nodes keep their places in a session's record.
+        let runs_before = before
+            .and_then(|state| state.nodes.get(position))
+            .filter(|old| old.id == node.id)
+            .map_or(&[][..], |old| old.hooks.as_slice());
+        for run in &node.hooks {
+            tell(
+                runs_before,
+                run,
+                node.step.unwrap_or_default(),
+                vec![node.id.clone()],
+            );
+        }
+    }
+    for step in &after.steps {
+        let runs_before = before
+            .and_then(|state| state.steps.iter().find(|old| old.number == step.number))
+            .map_or(&[][..], |old| old.hooks.as_slice());
+        for run in &step.hooks {
+            tell(runs_before, run, step.number, run.nodes.clone());
+        }
+    }
 }
 
 /// The state a session's stream has told once it is stored as `state`: a
@@ -257,5 +314,62 @@ mod tests {
         let mut halted = running.clone();
         halted.halted = Some("2 of 4 nodes failed".into());
         assert_eq!(names(&events_between(Some(&running), &halted)), ["halted"]);
+    }
+
+    #[test]
+    fn hook_runs_are_told_as_they_start_and_end() {
+        use crate::rollout::{DEFAULT_HOOK_TIMEOUT, Hook, HookOnFailure, HookPoint, HookRunState};
+        use crate::rollout::{HookRun, HookScope};
+        let mut running = state();
+        running.policy.hooks = vec![Hook {
+            at: HookPoint::PostBoot,
+            per: HookScope::Node,
+            command: Some(vec!["/site/check".into()]),
+            http: None,
+            timeout: DEFAULT_HOOK_TIMEOUT,
+            idempotent: false,
+            on_failure: HookOnFailure::FailNode,
+        }];
+        running.nodes = vec![NodeRecord::pending("n1".into(), Timestamp::from_secs(2))];
+        running.nodes[0].step = Some(0);
+        let mut started = running.clone();
+        started.nodes[0].hooks.push(HookRun {
+            hook: 0,
+            state: HookRunState::Running,
+            started_at: Timestamp::from_secs(3),
+            finished_at: None,
+            nodes: Vec::new(),
+            failure: None,
+            boot: Some(1),
+        });
+        let events = events_between(Some(&running), &started);
+        assert_eq!(
+            events[0].kind,
+            EventKind::Hook {
+                at: HookPoint::PostBoot,
+                per: HookScope::Node,
+                hook: "`/site/check`".into(),
+                step: 0,
+                nodes: vec!["n1".into()],
+                state: HookRunState::Running,
+                failure: None,
+            }
+        );
+        assert!(events_between(Some(&started), &started).is_empty());
+        let mut failed = started.clone();
+        failed.nodes[0].hooks[0].state = HookRunState::Failed;
+        failed.nodes[0].hooks[0].failure = Some("exited with status 2".into());
+        let events = events_between(Some(&started), &failed);
+        assert!(matches!(
+            &events[0].kind,
+            EventKind::Hook { state: HookRunState::Failed, failure: Some(why), .. } if why == "exited with status 2"
+        ));
+        // A run after the node's next boot is told again, from `running`.
+        let mut again = failed.clone();
+        again.nodes[0].hooks[0] = HookRun {
+            boot: Some(2),
+            ..started.nodes[0].hooks[0].clone()
+        };
+        assert_eq!(names(&events_between(Some(&failed), &again)), ["hook"]);
     }
 }

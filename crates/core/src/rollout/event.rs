@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::NodePhase;
+use super::{HookPoint, HookRunState, HookScope, NodePhase};
 use crate::node::NodeId;
 use crate::session::SessionState;
 use crate::time::Timestamp;
@@ -85,6 +85,26 @@ pub enum EventKind {
     },
     /// The alert gates are clear again: the session takes new nodes.
     GatesCleared,
+    /// A site hook started (again, after a restart, when it is marked
+    /// idempotent), finished or failed.
+    Hook {
+        /// Where in the nodes' upgrade it runs.
+        at: HookPoint,
+        /// Whether it runs once per node or once per step.
+        per: HookScope,
+        /// What it runs: the command line, or the HTTP method and URL.
+        hook: String,
+        /// The step its nodes belong to.
+        step: u32,
+        /// The node (a per-node hook), or the step's nodes it runs for.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+        nodes: Vec<NodeId>,
+        /// `running` when it starts, then `finished` or `failed`.
+        state: HookRunState,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     /// The CRUS state changed.
     State {
         /// The new state.
@@ -109,6 +129,7 @@ impl EventKind {
             EventKind::Resumed => "resumed",
             EventKind::Gated { .. } => "gated",
             EventKind::GatesCleared => "gates_cleared",
+            EventKind::Hook { .. } => "hook",
             EventKind::State { .. } => "state",
             EventKind::Message { .. } => "message",
         }

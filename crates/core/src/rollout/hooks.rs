@@ -114,7 +114,11 @@ impl Rollout {
                     HookScope::Step => step_runs,
                 };
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
-                run_of(runs, position).map(|run| run.state) == Some(HookRunState::Finished)
+                run_of(runs, position).is_some_and(|run| {
+                    run.state == HookRunState::Finished
+                        && !(hook.per == HookScope::Node
+                            && run.is_for_earlier_boot(record.attempts))
+                })
             })
     }
 
@@ -165,7 +169,18 @@ impl Rollout {
         }
         for hook in self.hooks_at(point, HookScope::Node) {
             let key = HookKey::Node { node, hook };
-            let state = run_of(&self.state.nodes[node].hooks, hook).map(|run| run.state);
+            let record = &self.state.nodes[node];
+            let run = run_of(&record.hooks, hook);
+            // A post_boot hook runs after every boot: its run of an earlier
+            // boot (before a retry) is run again, once it has answered.
+            if let Some(earlier) = run.filter(|run| run.is_for_earlier_boot(record.attempts)) {
+                if earlier.state == HookRunState::Running && self.hooks_in_flight.contains(&key) {
+                    return;
+                }
+                self.start_hook(now, key, vec![node]);
+                return;
+            }
+            let state = run.map(|run| run.state);
             match state {
                 Some(HookRunState::Finished) => continue,
                 Some(HookRunState::Failed) => return,
@@ -240,9 +255,20 @@ impl Rollout {
                 HookKey::Step { .. } => ids.clone(),
             },
             failure: None,
+            boot: match key {
+                HookKey::Node { node, .. } if hook.at == HookPoint::PostBoot => {
+                    Some(self.state.nodes[node].attempts)
+                }
+                _ => None,
+            },
         };
         match key {
-            HookKey::Node { node, .. } => self.state.nodes[node].hooks.push(run),
+            HookKey::Node { node, hook } => {
+                // A run of an earlier boot gives way to this one.
+                let runs = &mut self.state.nodes[node].hooks;
+                runs.retain(|earlier| earlier.hook != hook);
+                runs.push(run);
+            }
             HookKey::Step { step, .. } => match self.step_mut(step) {
                 Some(step) => step.hooks.push(run),
                 None => return,
@@ -251,7 +277,38 @@ impl Rollout {
         self.dirty = true;
         let text = format!("{}: {} started", self.hook_subject(key), hook.describe());
         self.post(now, text);
+        self.emit_hook(now, key, &ids, HookRunState::Running, None);
         self.ask_hook(key, ids);
+    }
+
+    /// Tells the event stream and the webhooks where a run of a hook stands.
+    fn emit_hook(
+        &mut self,
+        now: Timestamp,
+        key: HookKey,
+        nodes: &[NodeId],
+        state: HookRunState,
+        failure: Option<String>,
+    ) {
+        let Some(hook) = self.hook(key.hook()) else {
+            return;
+        };
+        let step = match key {
+            HookKey::Node { node, .. } => self.state.nodes[node].step.unwrap_or_default(),
+            HookKey::Step { step, .. } => step,
+        };
+        self.emit(
+            now,
+            EventKind::Hook {
+                at: hook.at,
+                per: hook.per,
+                hook: hook.target(),
+                step,
+                nodes: nodes.to_vec(),
+                state,
+                failure,
+            },
+        );
     }
 
     /// Queues the run of a hook, noting it is in flight in this process.
@@ -304,6 +361,7 @@ impl Rollout {
                     .map(|run| run.nodes.clone())
                     .unwrap_or_default(),
             };
+            self.emit_hook(now, key, &nodes, HookRunState::Running, None);
             self.ask_hook(key, nodes);
         } else {
             self.hook_answered(
@@ -324,6 +382,16 @@ impl Rollout {
         self.hooks_in_flight.remove(&key);
         let Some(hook) = self.hook(key.hook()) else {
             return;
+        };
+        // The answer for a node's boot before its retry: the node is booted
+        // again, and the hook runs again after that boot.
+        let earlier_boot = match key {
+            HookKey::Node { node, .. } => {
+                let attempts = self.state.nodes[node].attempts;
+                self.run(key)
+                    .is_some_and(|run| run.is_for_earlier_boot(attempts))
+            }
+            HookKey::Step { .. } => false,
         };
         let Some(run) = self.run_mut(key) else {
             return;
@@ -346,12 +414,26 @@ impl Rollout {
             }
         };
         self.dirty = true;
+        let ids = self.ids_of(&nodes);
+        let state = if failure.is_none() {
+            HookRunState::Finished
+        } else {
+            HookRunState::Failed
+        };
+        self.emit_hook(now, key, &ids, state, failure.clone());
         let subject = self.hook_subject(key);
         let Some(why) = failure else {
             self.post(now, format!("{subject}: {} finished", hook.describe()));
             return;
         };
         let reason = format!("{} failed: {why}", hook.describe());
+        if earlier_boot {
+            self.post(
+                now,
+                format!("{subject}: {reason} (after an earlier boot; it runs again after the node's next boot)"),
+            );
+            return;
+        }
         self.post(now, format!("{subject}: {reason}"));
         for node in nodes {
             match self.state.nodes[node].phase {

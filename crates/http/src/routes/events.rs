@@ -53,7 +53,7 @@ const DELETED: &str = "deleted";
     tag = "controls",
     operation_id = "stream_session_events",
     summary = "Follow a session's events (server-sent events)",
-    description = "A `text/event-stream` of the session's rollout events from now on: `id:` is the event's number, `event:` its type (`node_phase`, `step_started`, `step_finished`, `paused`, `halted`, `resumed`, `gated`, `gates_cleared`, `state`, `message`) and `data:` the event as JSON (a `RolloutEvent`). With a `Last-Event-ID` header the kept events after that id are sent first; `event: gap` says some were lost (re-read the session). The stream ends after the session's `state` event `READY`, or with `event: deleted` once the session is removed. Comment lines keep a quiet stream alive.",
+    description = "A `text/event-stream` of the session's rollout events from now on: `id:` is the event's number, `event:` its type (`node_phase`, `step_started`, `step_finished`, `paused`, `halted`, `resumed`, `gated`, `gates_cleared`, `hook`, `state`, `message`) and `data:` the event as JSON (a `RolloutEvent`). With a `Last-Event-ID` header the kept events after that id are sent first; `event: gap` says some were lost (re-read the session). The stream ends after the session's `state` event `READY`, or with `event: deleted` once the session is removed. Comment lines keep a quiet stream alive.",
     params(
         ("upgrade_id" = Uuid, Path, description = "Upgrade ID"),
         ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received, to resume a stream"),

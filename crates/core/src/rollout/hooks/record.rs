@@ -41,6 +41,19 @@ pub struct HookRun {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// For a node's post_boot hook, which runs after every boot: the boot
+    /// it ran after (the node's `attempts` then). A run of an earlier boot
+    /// is run again after the next; one stored without (before this was
+    /// kept) counts for the node's latest boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u32>,
+}
+
+impl HookRun {
+    /// Whether this run was for an earlier boot than the node's `attempts`.
+    pub(crate) fn is_for_earlier_boot(&self, attempts: u32) -> bool {
+        self.boot.is_some_and(|boot| boot != attempts)
+    }
 }
 
 /// The run of hook `hook` among `runs`, if it was asked for.

@@ -2,7 +2,7 @@
 //! every drain, boot and hook run in order, with restarts of the
 //! controller that lose whatever was in flight.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::ports::HookRequest;
@@ -26,12 +26,20 @@ fn with_hooks(hooks: Vec<Hook>) -> RolloutPolicy {
     }
 }
 
-/// What the cluster saw, in order: `drain n`, `boot n`, `hook <program> n…`.
+/// What the cluster saw, in order: `drain n`, `boot n` (once per boot),
+/// `hook <program> n…`; and the session's events.
 #[derive(Default)]
 struct Cluster {
     log: Vec<String>,
     drained: BTreeSet<NodeId>,
     booted: BTreeSet<NodeId>,
+    /// Boots asked for, by key (a boot asked again under its key is one).
+    boot_keys: BTreeSet<String>,
+    /// Nodes whose first boot hangs: booted, never responding.
+    hangs_first_boot: BTreeSet<NodeId>,
+    /// Each node's boots so far.
+    boots: BTreeMap<NodeId, usize>,
+    events: Vec<RolloutEvent>,
 }
 
 impl Cluster {
@@ -67,10 +75,21 @@ fn drive(
     nodes: &[&str],
     step: u32,
     hook_fails: impl Fn(&HookRequest) -> Option<String>,
+    restart: impl FnMut(&[Action]) -> bool,
+) -> (RolloutState, Cluster) {
+    drive_on(Cluster::default(), policy, nodes, step, hook_fails, restart)
+}
+
+/// [`drive`] on `cluster` (whose nodes may hang on their first boot).
+fn drive_on(
+    mut cluster: Cluster,
+    policy: RolloutPolicy,
+    nodes: &[&str],
+    step: u32,
+    hook_fails: impl Fn(&HookRequest) -> Option<String>,
     mut restart: impl FnMut(&[Action]) -> bool,
 ) -> (RolloutState, Cluster) {
     let mut rollout = Rollout::new(Uuid::nil(), spec(step), policy, t(0));
-    let mut cluster = Cluster::default();
     let mut persisted = serde_json::to_string(rollout.state()).unwrap();
     let mut now = t(0);
     rollout.handle_timeout(now);
@@ -105,13 +124,17 @@ fn drive(
                             } else {
                                 WorkloadState::Idle
                             };
-                            workload(node.as_str(), state, true)
+                            let hung = cluster.hangs_first_boot.contains(node)
+                                && cluster.boots.get(node) == Some(&1);
+                            workload(node.as_str(), state, !hung)
                         })
                         .collect(),
                 ),
                 Action::StartBoot { request, .. } => {
-                    for node in &request.nodes {
-                        if cluster.booted.insert(node.clone()) {
+                    if cluster.boot_keys.insert(request.key.clone()) {
+                        for node in &request.nodes {
+                            cluster.booted.insert(node.clone());
+                            *cluster.boots.entry(node.clone()).or_default() += 1;
                             cluster.log.push(format!("boot {node}"));
                         }
                     }
@@ -162,6 +185,7 @@ fn drive(
         for (id, outcome) in answers {
             rollout.handle_outcome(now, id, outcome);
         }
+        cluster.events.extend(rollout.take_events());
         if rollout.is_finished() && !rollout.has_work_in_flight() {
             assert!(
                 rollout.refused_moves().is_empty(),
@@ -510,4 +534,105 @@ fn a_session_deleted_while_a_pre_drain_hook_runs_leaves_the_node_as_it_was() {
         "{:?}",
         rollout.refused_moves()
     );
+}
+
+#[test]
+fn a_post_boot_hook_runs_after_every_boot_of_its_node() {
+    let mut policy = with_hooks(vec![
+        hook(HookPoint::PreBoot, HookScope::Node, "pre-boot"),
+        hook(HookPoint::PostBoot, HookScope::Node, "post-boot"),
+    ]);
+    policy.retries = 1;
+    let cluster = Cluster {
+        hangs_first_boot: ids(&["a"]).into_iter().collect(),
+        ..Cluster::default()
+    };
+    let (state, cluster) = drive_on(cluster, policy, &["a", "b"], 2, never_fails, never_restart);
+    assert_eq!(
+        phase_of(&state, "a"),
+        NodePhase::Done,
+        "{:?}",
+        state.messages
+    );
+    assert_eq!(cluster.boots[&NodeId::from("a")], 2, "{:?}", cluster.log);
+    // After each boot (the retry's too), and the pre_boot hook only once.
+    assert_eq!(cluster.runs("post-boot", "a"), 2, "{:?}", cluster.log);
+    assert_eq!(cluster.runs("pre-boot", "a"), 1, "{:?}", cluster.log);
+    let order: Vec<&str> = cluster
+        .log
+        .iter()
+        .filter(|line| line.ends_with(" a") && !line.starts_with("drain"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "hook pre-boot a",
+            "boot a",
+            "hook post-boot a",
+            "boot a",
+            "hook post-boot a"
+        ]
+    );
+    let run = &state.nodes[0].hooks[1];
+    assert_eq!((run.state, run.boot), (HookRunState::Finished, Some(2)));
+    // A node booted once runs it once.
+    assert_eq!(cluster.runs("post-boot", "b"), 1);
+
+    // The event stream tells each run, as webhooks get it.
+    let runs: Vec<(HookPoint, HookRunState)> = cluster
+        .events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::Hook {
+                at, nodes, state, ..
+            } if nodes == &ids(&["a"]) => Some((*at, *state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (HookPoint::PreBoot, HookRunState::Running),
+            (HookPoint::PreBoot, HookRunState::Finished),
+            (HookPoint::PostBoot, HookRunState::Running),
+            (HookPoint::PostBoot, HookRunState::Finished),
+            (HookPoint::PostBoot, HookRunState::Running),
+            (HookPoint::PostBoot, HookRunState::Finished),
+        ]
+    );
+    let hook_event = cluster
+        .events
+        .iter()
+        .find(|event| event.kind.name() == "hook")
+        .unwrap();
+    let json = serde_json::to_value(hook_event).unwrap();
+    assert_eq!(json["type"], "hook");
+    assert_eq!(json["hook"], "`pre-boot`");
+    assert_eq!(json["at"], "pre_boot");
+    assert_eq!(json["per"], "node");
+    assert_eq!(json["state"], "running");
+}
+
+#[test]
+fn a_post_boot_run_stored_without_its_boot_counts_for_the_latest_boot() {
+    // Sessions stored before runs recorded their boot: nothing runs again.
+    let run = HookRun {
+        hook: 0,
+        state: HookRunState::Finished,
+        started_at: t(0),
+        finished_at: Some(t(1)),
+        nodes: Vec::new(),
+        failure: None,
+        boot: None,
+    };
+    assert!(!run.is_for_earlier_boot(3));
+    let json = serde_json::to_value(&run).unwrap();
+    assert!(json.get("boot").is_none());
+    let with_boot = HookRun {
+        boot: Some(1),
+        ..run
+    };
+    assert!(with_boot.is_for_earlier_boot(2));
+    assert!(!with_boot.is_for_earlier_boot(1));
 }

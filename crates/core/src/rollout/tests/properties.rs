@@ -329,8 +329,12 @@ struct World {
     alert_firing: bool,
     /// Nodes already on the target image when the session starts.
     on_target: BTreeSet<NodeId>,
-    /// How many times each hook (by position) ran for each node.
-    hook_runs: BTreeMap<(u32, NodeId), usize>,
+    /// How many times each hook (by position) ran for each node; for a
+    /// post_boot hook, for each of the node's boots (by key), as it runs
+    /// after every boot.
+    hook_runs: BTreeMap<(u32, NodeId, Option<String>), usize>,
+    /// Each node's latest boot, by key.
+    last_boot: BTreeMap<NodeId, String>,
 }
 
 impl World {
@@ -382,6 +386,7 @@ impl World {
             alert_firing: false,
             on_target: BTreeSet::new(),
             hook_runs: BTreeMap::new(),
+            last_boot: BTreeMap::new(),
         }
     }
 
@@ -730,7 +735,13 @@ impl Run {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(world.names.clone()),
             Action::RunHook { hook, request, .. } => {
                 for node in &request.nodes {
-                    *world.hook_runs.entry((*hook, node.clone())).or_default() += 1;
+                    let boot = (request.hook.at == crate::rollout::HookPoint::PostBoot)
+                        .then(|| world.last_boot.get(node).cloned())
+                        .flatten();
+                    *world
+                        .hook_runs
+                        .entry((*hook, node.clone(), boot))
+                        .or_default() += 1;
                 }
                 ActionOutput::HookRan(None)
             }
@@ -824,6 +835,7 @@ impl Run {
                         };
                         // A forced boot ends the jobs it interrupts.
                         world.job_until.insert(node.clone(), now);
+                        world.last_boot.insert(node.clone(), request.key.clone());
                         fates.insert(node.clone(), fate);
                     }
                     world.boots.insert(request.key.clone(), (now, fates));
@@ -1213,22 +1225,33 @@ impl Run {
     fn check_hook_runs(&self, node: &NodeRecord) -> Result<(), String> {
         for (position, hook) in self.scenario.policy.hooks.iter().enumerate() {
             let position = u32::try_from(position).unwrap();
-            let runs = self
+            let runs: Vec<(&Option<String>, usize)> = self
                 .world
                 .hook_runs
-                .get(&(position, node.id.clone()))
-                .copied()
-                .unwrap_or(0);
-            if !hook.idempotent && runs > 1 {
+                .iter()
+                .filter(|((hook, id, _), _)| *hook == position && *id == node.id)
+                .map(|((_, _, boot), runs)| (boot, *runs))
+                .collect();
+            // Never twice for one boot (post_boot) or one node (the others),
+            // unless the hook says that is harmless.
+            if let Some((boot, times)) = runs.iter().find(|(_, times)| *times > 1)
+                && !hook.idempotent
+            {
                 return Err(format!(
-                    "node {}: the {} ran {runs} times",
+                    "node {}: the {} ran {times} times (boot {boot:?})",
                     node.id,
                     hook.describe()
                 ));
             }
-            if node.phase == NodePhase::Done && runs == 0 {
+            // An upgraded node ran each hook; a post_boot one after the
+            // boot that upgraded it, its last.
+            let wanted = match hook.at {
+                crate::rollout::HookPoint::PostBoot => self.world.last_boot.get(&node.id).cloned(),
+                _ => None,
+            };
+            if node.phase == NodePhase::Done && !runs.iter().any(|(boot, _)| **boot == wanted) {
                 return Err(format!(
-                    "node {} upgraded without its {}",
+                    "node {} upgraded without its {} (after boot {wanted:?}; runs {runs:?})",
                     node.id,
                     hook.describe()
                 ));
