@@ -1,7 +1,7 @@
 //! The rollout controls beyond CRUS, each shown to have its effect on the
 //! simulated cluster, in virtual time: strategy, order, failure-domain rules,
-//! failure budget, canary, pause and resume, drain timeout, boot retries and
-//! maintenance windows.
+//! failure budget, canary, pause and resume, drain timeout, boot retries,
+//! maintenance windows and alert gates.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -860,4 +860,96 @@ async fn a_halted_session_reverts_its_upgraded_nodes_on_a_busy_cluster() {
         "every node back in service"
     );
     assert!(run.sim.failed_marked_nodes().is_empty());
+}
+
+/// An alert that fires from `from` until `until` on the cluster's clock.
+struct AlertDuring {
+    clock: Arc<dyn crus_core::clock::Clock>,
+    from: Timestamp,
+    until: Timestamp,
+}
+
+#[async_trait::async_trait]
+impl crus_core::ports::AlertGate for AlertDuring {
+    async fn blocking(
+        &self,
+        _gate: &crus_core::ports::GateCheck,
+    ) -> crus_core::Result<Vec<String>> {
+        let now = self.clock.now();
+        Ok(if self.from <= now && now < self.until {
+            vec!["PfsDegraded{severity=\"critical\"} firing".to_string()]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_new_is_taken_while_a_gate_blocks() {
+    let clock = clock();
+    let sim = sim(busy_cluster(32, 5), &clock);
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    let started = sim.now();
+    let (from, until) = (
+        started + Duration::from_secs(1800),
+        started + Duration::from_secs(3 * 3600),
+    );
+    let gate = Arc::new(AlertDuring {
+        clock: clock.clone(),
+        from,
+        until,
+    });
+    let ports = crus_core::ports::Ports {
+        alert_gate: Some(gate as Arc<dyn crus_core::ports::AlertGate>),
+        ..sim.ports()
+    };
+    let store = memory_store();
+    let controller = Controller::new(
+        ports,
+        store.clone(),
+        clock.clone(),
+        crus_core::controller::ControllerConfig::default(),
+    );
+    let spec = spec_with(
+        4,
+        json!({
+            "strategy": "continuous",
+            "order": "drain_cost",
+            "gates": [{"alertmanager": "http://am.example:9093", "filter": ["severity=critical"]}]
+        }),
+    );
+    let id = controller
+        .create_session(spec, policy())
+        .await
+        .unwrap()
+        .upgrade_id;
+    controller.drive(id).await.unwrap();
+    let state = store.get(id).await.unwrap().unwrap().value.rollout;
+    check_completed(&state, &sim, 4).unwrap();
+    // Taken only within a poll interval of a clear answer: none from one
+    // interval into the alert until it stops.
+    let poll = state.policy.poll_interval;
+    let held: Vec<Timestamp> = state
+        .steps
+        .iter()
+        .map(|step| step.started_at)
+        .filter(|&at| from + poll <= at && at < until)
+        .collect();
+    assert!(
+        held.is_empty(),
+        "steps started while the gate blocked: {held:?}"
+    );
+    assert!(
+        state.steps.iter().any(|step| step.started_at < from),
+        "nodes were taken before the alert"
+    );
+    assert!(
+        state.steps.iter().any(|step| step.started_at >= until),
+        "the session went on once the alert stopped"
+    );
+    assert!(
+        state.messages.iter().any(|m| m.contains("PfsDegraded")),
+        "{:?}",
+        state.messages
+    );
 }

@@ -327,3 +327,125 @@ fn config_node(config: &SimConfig, index: usize) -> crus_core::NodeId {
     let clock = clock();
     sim(config.clone(), &clock).node_ids()[index].clone()
 }
+
+/// Runs site hooks in 30 s of simulated time each, and writes down each run.
+#[derive(Default)]
+struct RecordingHooks {
+    runs: std::sync::Mutex<Vec<crus_core::ports::HookRequest>>,
+}
+
+#[async_trait]
+impl crus_core::ports::HookRunner for RecordingHooks {
+    async fn run(&self, request: &crus_core::ports::HookRequest) -> Result<Option<String>> {
+        self.runs.lock().unwrap().push(request.clone());
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(None)
+    }
+}
+
+/// With site hooks at every point, a controller that stops after any write
+/// is resumed by another: no hook that finished runs again, a run that was
+/// in flight runs again only when it is idempotent (otherwise its node
+/// fails, saying the outcome is unknown), and every upgraded node ran each
+/// of its hooks once.
+#[tokio::test(start_paused = true)]
+async fn stopping_after_any_write_never_runs_a_finished_hook_again() {
+    use crus_core::rollout::{DEFAULT_HOOK_TIMEOUT, Hook, HookOnFailure, HookPoint, HookScope};
+
+    let hook = |at: HookPoint, per: HookScope, idempotent: bool| Hook {
+        at,
+        per,
+        command: Some(vec![format!("/site/{}", at.as_str())]),
+        http: None,
+        timeout: DEFAULT_HOOK_TIMEOUT,
+        idempotent,
+        on_failure: HookOnFailure::FailNode,
+    };
+    let step = 2;
+    let mut stopped_during_a_run = 0;
+    for writes in 1..=30 {
+        let clock = clock();
+        let sim = sim(busy_cluster(6, writes), &clock);
+        tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+        let hooks = Arc::new(RecordingHooks::default());
+        let ports = Ports {
+            hook_runner: Some(hooks.clone() as Arc<dyn crus_core::ports::HookRunner>),
+            ..sim.ports()
+        };
+        let memory = memory_store();
+        let died = Arc::new(Notify::new());
+        let dying = Arc::new(DyingStore {
+            inner: memory.clone(),
+            writes_left: AtomicU64::new(writes),
+            died: died.clone(),
+        });
+        let config = crus_core::controller::ControllerConfig::default();
+        let first = Controller::new(ports.clone(), dying, clock.clone(), config.clone());
+        let second = Controller::new(ports, memory.clone(), clock.clone(), config);
+        let mut with_hooks = policy();
+        with_hooks.hooks = vec![
+            hook(HookPoint::PreDrain, HookScope::Node, false),
+            hook(HookPoint::PreBoot, HookScope::Step, true),
+            hook(HookPoint::PostBoot, HookScope::Node, false),
+        ];
+        let session = first.create_session(spec(step), with_hooks).await.unwrap();
+        let upgrade_id = session.upgrade_id;
+        let stopped = tokio::select! {
+            result = first.drive(upgrade_id) => { result.expect("drive"); false }
+            () = died.notified() => true,
+        };
+        drop(first);
+        let at_stop = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
+        let running_at_stop = at_stop
+            .nodes
+            .iter()
+            .flat_map(|node| &node.hooks)
+            .chain(at_stop.steps.iter().flat_map(|step| &step.hooks))
+            .any(|run| run.state == crus_core::rollout::HookRunState::Running);
+        stopped_during_a_run += usize::from(stopped && running_at_stop);
+        second
+            .drive(upgrade_id)
+            .await
+            .expect("the resumed controller drives the session to its end");
+        let state = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
+        let runs = hooks.runs.lock().unwrap().clone();
+        for node in &state.nodes {
+            let count = |at: HookPoint| {
+                runs.iter()
+                    .filter(|run| run.hook.at == at && run.nodes.contains(&node.id))
+                    .count()
+            };
+            let (pre_drain, pre_boot, post_boot) = (
+                count(HookPoint::PreDrain),
+                count(HookPoint::PreBoot),
+                count(HookPoint::PostBoot),
+            );
+            assert!(
+                pre_drain <= 1 && post_boot <= 1,
+                "write {writes}: {} ran pre_drain {pre_drain} and post_boot {post_boot} times",
+                node.id
+            );
+            match node.phase {
+                NodePhase::Done => assert!(
+                    pre_drain == 1 && pre_boot >= 1 && post_boot == 1,
+                    "write {writes}: {} upgraded with hooks {pre_drain}/{pre_boot}/{post_boot}",
+                    node.id
+                ),
+                NodePhase::Failed => {
+                    let reason = node.reason.as_deref().unwrap_or_default();
+                    assert!(
+                        reason.contains("outcome is unknown"),
+                        "write {writes}: {} failed: {reason}",
+                        node.id
+                    );
+                }
+                phase => panic!("write {writes}: {} ended {phase:?}", node.id),
+            }
+        }
+        assert_eq!(state.stage, Stage::Finished, "write {writes}");
+    }
+    assert!(
+        stopped_during_a_run >= 3,
+        "stop points fall while a hook runs ({stopped_during_a_run})"
+    );
+}
