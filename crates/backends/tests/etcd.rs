@@ -312,6 +312,7 @@ fn hundred_thousand_nodes(mut state: RolloutState) -> RolloutState {
                 handle: None,
                 requested_at: at,
                 started_at: Some(at),
+                sent_at: None,
                 template: None,
             }],
             finished: true,

@@ -89,7 +89,7 @@ impl Rollout {
             .flat_map(|step| {
                 step.boots
                     .iter()
-                    .map(|boot| (boot.requested_at, boot.nodes.len()))
+                    .map(|boot| (boot.sent_at.unwrap_or(boot.requested_at), boot.nodes.len()))
             })
             .collect();
         boots.sort();

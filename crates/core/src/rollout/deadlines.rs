@@ -80,11 +80,12 @@ impl Rollout {
         deadlines.into_iter().min()
     }
 
-    /// Skips the workload and boot polls that would fall before `until`: the
-    /// next poll of each is the first one of its regular schedule at or after
-    /// `until`. For a simulation (the dry run) that knows nothing it observes
-    /// changes before then, so the skipped polls could only have seen what
-    /// was seen already; with 100,000 nodes each poll is costly.
+    /// Skips the workload and boot polls, and the read-backs of weights and
+    /// features, that would fall before `until`: the next of each is the
+    /// first one of the poll schedule at or after `until`. For a simulation
+    /// (the dry run) that knows nothing it observes changes before then, so
+    /// the skipped polls could only have seen what was seen already; with
+    /// 100,000 nodes each poll is costly.
     pub fn defer_polls(&mut self, until: Timestamp) {
         let interval = self
             .state
@@ -100,7 +101,15 @@ impl Rollout {
             due + interval.mul_f64(periods)
         };
         self.timers.reschedule(
-            |timer| matches!(timer, Timer::WorkloadPoll | Timer::BootPoll { .. }),
+            |timer| {
+                matches!(
+                    timer,
+                    Timer::WorkloadPoll
+                        | Timer::BootPoll { .. }
+                        | Timer::WeightCheck
+                        | Timer::FeatureCheck
+                )
+            },
             first_at_or_after,
         );
     }

@@ -187,6 +187,16 @@ pub struct Rollout {
     /// Whether the workload manager answered that it has no weights, so
     /// `steer_jobs` does nothing in this process's lifetime.
     steering_unsupported: bool,
+    /// Whether every node is to be looked over for a weight to set or read
+    /// (after a start, a restart or a refusal): otherwise only the nodes in
+    /// `weights_touched` are, since looking over every node at each pass
+    /// was the cost of `steer_jobs`.
+    weights_rescan: bool,
+    /// The nodes whose wanted weight may have changed since the last look
+    /// (their phase moved, their weight was read or set).
+    weights_touched: BTreeSet<usize>,
+    /// Whether the session was steering when the nodes were last looked over.
+    weights_scanned_steering: bool,
     /// The features this process set on each node (`image_features`). Not
     /// persisted: after a restart every node's features are set again.
     features_set: BTreeMap<usize, Vec<String>>,
@@ -295,6 +305,9 @@ impl Rollout {
             recent_boots,
             weights_set: BTreeMap::new(),
             steering_unsupported: false,
+            weights_rescan: true,
+            weights_touched: BTreeSet::new(),
+            weights_scanned_steering: false,
             features_set: BTreeMap::new(),
             image_features_unsupported: false,
             features_verified: false,

@@ -82,8 +82,16 @@ impl Rollout {
                 let sent_again = self
                     .boot_of(*step, *boot)
                     .is_some_and(|record| record.requested_at < now);
-                if sent_again && !self.may_send_boot_again(now, request.nodes.len()) {
-                    continue;
+                if sent_again {
+                    if !self.may_send_boot_again(now, request.nodes.len()) {
+                        continue;
+                    }
+                    // Stored before it goes out, so a restart counts it in
+                    // this minute (`recent_boots_of`).
+                    if let Some(record) = self.boot_mut(*step, *boot) {
+                        record.sent_at = Some(now);
+                        self.dirty = true;
+                    }
                 }
                 self.timers.clear(Timer::SessionRetry);
             }

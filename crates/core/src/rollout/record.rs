@@ -23,6 +23,9 @@ impl Rollout {
         };
         record.phase = phase;
         record.since = now;
+        if self.state.policy.steer_jobs {
+            self.weights_touched.insert(node);
+        }
         self.census.phase_changed(node, record.step, from, phase);
         if phase == NodePhase::Draining && record.foreign.is_none() {
             self.drain_owed.insert(node);

@@ -270,6 +270,12 @@ pub struct StepBoot {
     /// decision would fail nodes for time their boot had not started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
+    /// When the request last went to the boot service, when that was after
+    /// `requested_at` (it was sent again after a refusal or a restart):
+    /// `max_boots_per_minute` counts the boot from here, after a restart
+    /// too, so a boot sent late is never forgotten from its minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
     /// The template its nodes are booted with, when not the session's: the
     /// rollback template, for nodes booted back after their upgrade failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -104,8 +104,28 @@ impl Rollout {
         self.timers.clear(Timer::WeightRetry);
         let reading = self.is_in_flight(|action| matches!(action, Action::ReadWeights { .. }));
         let setting = self.is_in_flight(|action| matches!(action, Action::SetWeights { .. }));
+        let steering = self.steering_now();
+        let check_due = steering && !reading && self.timers.passed(Timer::WeightCheck, now);
+        let every_node = self.weights_rescan || steering != self.weights_scanned_steering;
+        if !every_node && self.weights_touched.is_empty() && !check_due {
+            return;
+        }
+        let candidates: Vec<usize> = if every_node {
+            (0..self.state.nodes.len()).collect()
+        } else {
+            self.weights_touched.iter().copied().collect()
+        };
+        // Looked over only with nothing in flight: an answer that comes in
+        // touches its nodes again (`weights_read`, `weights_applied`).
+        if !setting && !reading {
+            self.weights_rescan = false;
+            self.weights_scanned_steering = steering;
+            self.weights_touched.clear();
+        }
         if !setting {
-            let weights: Vec<(NodeId, u32)> = (0..self.state.nodes.len())
+            let weights: Vec<(NodeId, u32)> = candidates
+                .iter()
+                .copied()
                 .filter_map(|node| {
                     self.weight_to_set(node)
                         .map(|weight| (self.state.nodes[node].id.clone(), weight))
@@ -118,10 +138,10 @@ impl Rollout {
         if reading {
             return;
         }
-        let unread: Vec<usize> = (0..self.state.nodes.len())
+        let unread: Vec<usize> = candidates
+            .into_iter()
             .filter(|&node| self.own_weight_unread(node))
             .collect();
-        let check_due = self.steering_now() && self.timers.passed(Timer::WeightCheck, now);
         let to_read: Vec<usize> = if !unread.is_empty() {
             unread
         } else if check_due {
@@ -150,6 +170,7 @@ impl Rollout {
             let Some(&node) = self.index.get(id) else {
                 continue;
             };
+            self.weights_touched.insert(node);
             if self.state.nodes[node].own_weight.is_none() {
                 self.state.nodes[node].own_weight = Some(*weight);
                 self.dirty = true;
@@ -174,6 +195,7 @@ impl Rollout {
     pub(super) fn weights_applied(&mut self, weights: &[(NodeId, u32)]) {
         for (id, weight) in weights {
             if let Some(&node) = self.index.get(id) {
+                self.weights_touched.insert(node);
                 self.weights_set.insert(node, *weight);
             }
         }
@@ -183,6 +205,7 @@ impl Rollout {
     /// weights the session goes on without steering (said once); otherwise
     /// it is tried again after the policy's retry interval.
     pub(super) fn weights_refused(&mut self, now: Timestamp, action: &Action, error: &ActionError) {
+        self.weights_rescan = true;
         if error.kind == ActionErrorKind::NotSupported {
             self.steering_unsupported = true;
             self.post_once(

@@ -280,6 +280,7 @@ impl Rollout {
                 handle: None,
                 requested_at: now,
                 started_at: None,
+                sent_at: None,
                 template,
             });
         }

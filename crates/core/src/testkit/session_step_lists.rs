@@ -67,6 +67,7 @@ fn record_with_steps(
         handle: None,
         requested_at: at,
         started_at: None,
+        sent_at: None,
         template: None,
     };
     let steps = vec![

@@ -1394,3 +1394,46 @@ proptest! {
         prop_assert!(result.is_ok(), "{}\nmessages: {:#?}", result.unwrap_err(), run.rollout.state().messages);
     }
 }
+
+/// Found by the property test: a boot sent again after a refusal, then a
+/// restart that rebuilt the minute's boots from when the boot was first
+/// asked for, let a second boot out in the same minute.
+#[test]
+fn a_boot_sent_again_counts_in_its_minute_after_a_restart() {
+    let policy = RolloutPolicy {
+        strategy: crate::rollout::Strategy::Continuous,
+        order: crate::rollout::Order::DrainCost,
+        max_boots_per_minute: Some(1),
+        drain_timeout: Some(Duration::from_secs(1800)),
+        on_drain_timeout: crate::rollout::OnDrainTimeout::Requeue,
+        gates: vec![crate::ports::GateCheck::Alertmanager {
+            url: "http://alertmanager:9093".into(),
+            filter: vec!["severity=critical".into()],
+        }],
+        max_hold: Some(Duration::from_secs(7200)),
+        steer_jobs: false,
+        skip_matching: true,
+        drain_ahead: true,
+        ..RolloutPolicy::default()
+    };
+    let scenario = Scenario {
+        nodes: 4,
+        step: 3,
+        policy,
+        seed: 10_914_248_518_311_171_522,
+        refusal_rate: 0.162_227_296_833_236_22,
+        boot_fail_rate: 0.102_218_087_485_527_42,
+        hang_rate: 0.0,
+        restart_rate: 0.046_221_561_418_900_16,
+        command_rate: 0.0,
+        skip_matching: true,
+    };
+    let mut run = Run::new(scenario);
+    let result = run.run();
+    assert!(
+        result.is_ok(),
+        "{}\nmessages: {:#?}",
+        result.unwrap_err(),
+        run.rollout.state().messages
+    );
+}
