@@ -606,22 +606,31 @@ impl crus_core::ports::HealthProbe for FailsOne {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
-    let clock = clock();
-    let sim = sim(idle_cluster(4), &clock);
-    let ports = crus_core::ports::Ports {
-        health_probe: Some(Arc::new(FailsOne(node(2)))),
-        alert_gate: None,
-        hook_runner: None,
-        ..sim.ports()
-    };
+/// A controller on a fresh store with `ports` (the sim's, some replaced).
+fn controller_with(
+    ports: crus_core::ports::Ports,
+    clock: &Arc<crus_core::clock::TokioClock>,
+) -> (Controller, Arc<MemoryStore>) {
     let store = memory_store();
     let controller = Controller::new(
         ports,
         store.clone(),
         clock.clone(),
         crus_core::controller::ControllerConfig::default(),
+    );
+    (controller, store)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_fails_its_health_check_fails_with_the_check_s_answer() {
+    let clock = clock();
+    let sim = sim(idle_cluster(4), &clock);
+    let (controller, store) = controller_with(
+        crus_core::ports::Ports {
+            health_probe: Some(Arc::new(FailsOne(node(2)))),
+            ..sim.ports()
+        },
+        &clock,
     );
     let id = controller
         .create_session(
@@ -899,16 +908,12 @@ async fn nothing_new_is_taken_while_a_gate_blocks() {
         from,
         until,
     });
-    let ports = crus_core::ports::Ports {
-        alert_gate: Some(gate as Arc<dyn crus_core::ports::AlertGate>),
-        ..sim.ports()
-    };
-    let store = memory_store();
-    let controller = Controller::new(
-        ports,
-        store.clone(),
-        clock.clone(),
-        crus_core::controller::ControllerConfig::default(),
+    let (controller, store) = controller_with(
+        crus_core::ports::Ports {
+            alert_gate: Some(gate as Arc<dyn crus_core::ports::AlertGate>),
+            ..sim.ports()
+        },
+        &clock,
     );
     let spec = spec_with(
         4,

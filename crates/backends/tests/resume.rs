@@ -91,6 +91,15 @@ fn busy_cluster(nodes: usize, seed: u64) -> SimConfig {
     }
 }
 
+/// Runs `first` until it dies or the session ends; whether it died first.
+/// `first` is gone afterwards, as a dead process is.
+async fn drive_until_it_dies(first: Controller, upgrade_id: Uuid, died: &Notify) -> bool {
+    tokio::select! {
+        result = first.drive(upgrade_id) => { result.expect("drive"); false }
+        () = died.notified() => true,
+    }
+}
+
 /// Runs `first` until it dies, then a fresh controller on `store` to the end.
 async fn die_and_resume(
     first: Controller,
@@ -98,11 +107,7 @@ async fn die_and_resume(
     upgrade_id: Uuid,
     died: Arc<Notify>,
 ) -> bool {
-    let stopped_early = tokio::select! {
-        result = first.drive(upgrade_id) => { result.expect("drive"); false }
-        () = died.notified() => true,
-    };
-    drop(first);
+    let stopped_early = drive_until_it_dies(first, upgrade_id, &died).await;
     second
         .drive(upgrade_id)
         .await
@@ -283,11 +288,7 @@ async fn stopping_during_a_rollback_boots_the_node_back_exactly_once() {
             .unwrap();
         let second = controller(&sim, memory.clone(), &clock);
         let upgrade_id = session.upgrade_id;
-        let stopped = tokio::select! {
-            result = first.drive(upgrade_id) => { result.expect("drive"); false }
-            () = died.notified() => true,
-        };
-        drop(first);
+        let stopped = drive_until_it_dies(first, upgrade_id, &died).await;
         // Whether it stopped with the rollback decided but not over.
         let at_stop = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
         let stopped_at_rollback = stopped
@@ -390,11 +391,7 @@ async fn stopping_after_any_write_never_runs_a_finished_hook_again() {
         ];
         let session = first.create_session(spec(step), with_hooks).await.unwrap();
         let upgrade_id = session.upgrade_id;
-        let stopped = tokio::select! {
-            result = first.drive(upgrade_id) => { result.expect("drive"); false }
-            () = died.notified() => true,
-        };
-        drop(first);
+        let stopped = drive_until_it_dies(first, upgrade_id, &died).await;
         let at_stop = memory.get(upgrade_id).await.unwrap().unwrap().value.rollout;
         let running_at_stop = at_stop
             .nodes
