@@ -406,6 +406,7 @@ impl Rollout {
         };
         run.finished_at = Some(now);
         run.failure = failure.clone();
+        let state = run.state;
         let nodes = match key {
             HookKey::Node { node, .. } => vec![node],
             HookKey::Step { .. } => {
@@ -415,11 +416,6 @@ impl Rollout {
         };
         self.dirty = true;
         let ids = self.ids_of(&nodes);
-        let state = if failure.is_none() {
-            HookRunState::Finished
-        } else {
-            HookRunState::Failed
-        };
         self.emit_hook(now, key, &ids, state, failure.clone());
         let subject = self.hook_subject(key);
         let Some(why) = failure else {

@@ -242,14 +242,6 @@ impl Rollout {
         }
         let retry_at = now + self.state.policy.error_retry_interval;
         self.timers.set(Timer::FeatureRetry, retry_at);
-        self.post_once(
-            now,
-            format!(
-                "{} failed: {}; retrying every {}",
-                action.describe(),
-                error.message,
-                humantime::format_duration(self.state.policy.error_retry_interval)
-            ),
-        );
+        self.post_retrying(now, &action.describe(), error);
     }
 }

@@ -362,27 +362,28 @@ impl Rollout {
                 for node in self.indexes_of(&ids) {
                     self.timers.set(Timer::NodeRetry(node), retry_at);
                 }
-                self.post_once(
-                    now,
-                    format!(
-                        "{} failed: {}; retrying every {retry_in}",
-                        capitalise(&action.describe()),
-                        error.message
-                    ),
-                );
+                self.post_retrying(now, &capitalise(&action.describe()), error);
             }
             other => {
                 self.timers.set(Timer::SessionRetry, retry_at);
-                self.post_once(
-                    now,
-                    format!(
-                        "{} failed: {}; retrying every {retry_in}",
-                        capitalise(&other.describe()),
-                        error.message
-                    ),
-                );
+                self.post_retrying(now, &capitalise(&other.describe()), error);
             }
         }
+    }
+}
+
+impl Rollout {
+    /// Says once that `what` failed with `error` and is tried again every
+    /// `error_retry_interval` (the caller sets the retry's timer).
+    pub(super) fn post_retrying(&mut self, now: Timestamp, what: &str, error: &ActionError) {
+        let retry_in = humantime::format_duration(self.state.policy.error_retry_interval);
+        self.post_once(
+            now,
+            format!(
+                "{what} failed: {}; retrying every {retry_in}",
+                error.message
+            ),
+        );
     }
 }
 
