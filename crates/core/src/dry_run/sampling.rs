@@ -7,11 +7,10 @@
 
 use std::sync::atomic::AtomicBool;
 
+use super::combine::{Outcome, combine};
 use super::outlook::Outlook;
-use super::{
-    DryRun, DryRunAssumptions, DryRunBudget, DryRunInput, DryRunStopped, Outcome, Simulation,
-    combine,
-};
+use super::simulation::Simulation;
+use super::{DryRun, DryRunAssumptions, DryRunBudget, DryRunInput, DryRunStopped};
 
 /// How many parts the runs after the first are split into, each run on a
 /// thread of its own. A forecast of a 1,000-node machine is about fifteen
