@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::Controller;
+use super::lock;
 use crate::error::{Dependency, Error, PartFailure};
 use crate::node::NodeId;
 use crate::rollout::{Rollout, RolloutPolicy};
@@ -168,10 +169,16 @@ impl Controller {
             .await
             .map_err(AdmissionRefusal::failed(Dependency::Store))?;
         match stored {
-            Ok(_) => Ok(Admitted {
-                status: rollout.status(),
-                created: true,
-            }),
+            Ok(_) => {
+                if self.inner.config.drive_sessions {
+                    lock(&self.inner.admitted_members)
+                        .insert(rollout.state().upgrade_id, examined.members);
+                }
+                Ok(Admitted {
+                    status: rollout.status(),
+                    created: true,
+                })
+            }
             Err(NodesClaimed { holder, nodes }) => {
                 // The same request sent twice at once (a client retrying on
                 // another server): the one stored answers both.

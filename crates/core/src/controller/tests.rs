@@ -11,6 +11,7 @@ use mockall::mock;
 
 use super::*;
 use crate::clock::TokioClock;
+use crate::error::Error;
 use crate::node::{NodeFacts, NodeId};
 use crate::ports::{
     BootHandle, BootOrchestrator, BootRequest, Inventory, NodeBootState, NodeBootStatus,
@@ -19,6 +20,7 @@ use crate::ports::{
 use crate::rollout::NodePhase;
 use crate::session::SessionState;
 use crate::store::MemoryStore;
+use crate::store::Revision;
 
 mod admission;
 

@@ -38,6 +38,8 @@ impl Rollout {
                 if self.idle_at_session_level(now) {
                     if self.images_owed() {
                         self.queue(self.read_images_action());
+                    } else if let Some(members) = self.admitted_members.take() {
+                        self.take_snapshot(now, members);
                     } else {
                         let label = self.state.spec.starting_label.clone();
                         self.queue(Action::ReadStartingGroup { label });

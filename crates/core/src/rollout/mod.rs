@@ -155,6 +155,12 @@ pub struct Rollout {
     /// process's lifetime (after a restart they are asked for again, which is
     /// harmless: a node without jobs is left as it is).
     requeued: BTreeSet<usize>,
+    /// The starting group as admission read it, for a session admitted in
+    /// this process: its snapshot is taken from these members instead of a
+    /// second read, so the nodes checked for overlap and claimed are the
+    /// ones it upgrades. Not persisted: a session taken up elsewhere (after
+    /// a restart, on another replica) reads its group at its snapshot.
+    admitted_members: Option<Vec<NodeId>>,
     /// Whether the persisted state changed since [`Rollout::take_dirty`] last said so.
     dirty: bool,
     /// When each observation queued or in flight was asked for: its answer
@@ -294,6 +300,7 @@ impl Rollout {
             want_gate_check: false,
             events: Vec::new(),
             requeued: BTreeSet::new(),
+            admitted_members: None,
             dirty: true,
             asked_at: BTreeMap::new(),
             workload_seen_at: None,

@@ -4,6 +4,15 @@
 use super::*;
 
 impl Rollout {
+    /// Takes the snapshot from `members`, the starting group as admission
+    /// read it, when the session has not taken one yet; otherwise the
+    /// members are ignored (the session is past its snapshot).
+    pub fn snapshot_from_admission(&mut self, members: Vec<NodeId>) {
+        if self.state.stage == Stage::Snapshot && self.state.nodes.is_empty() {
+            self.admitted_members = Some(members);
+        }
+    }
+
     pub(super) fn take_snapshot(&mut self, now: Timestamp, members: Vec<NodeId>) {
         if self.state.stage != Stage::Snapshot {
             return;

@@ -98,6 +98,68 @@ async fn the_starting_group_is_read_once_and_its_nodes_are_claimed() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_session_admitted_here_upgrades_the_members_admission_read() {
+    // The group gains a node right after admission: the session upgrades
+    // the two nodes admission read, checked and claimed, and reads the
+    // group no second time.
+    let reads = Arc::new(AtomicU32::new(0));
+    let counted = reads.clone();
+    let mut inventory = MockInv::new();
+    inventory.expect_group_members().returning(move |label| {
+        Ok(match label {
+            "compute" if counted.fetch_add(1, Ordering::SeqCst) == 0 => {
+                vec![NodeId::from("a"), NodeId::from("b")]
+            }
+            "compute" => vec![NodeId::from("a"), NodeId::from("b"), NodeId::from("c")],
+            _ => vec![],
+        })
+    });
+    inventory
+        .expect_create_group()
+        .returning(|label| Err(Error::conflict(format!("group {label}"))));
+    inventory.expect_add_members().returning(|_, _| Ok(()));
+    inventory.expect_remove_members().returning(|_, _| Ok(()));
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    wlm.expect_node_states()
+        .returning(|nodes| Ok(drained(nodes)));
+    wlm.expect_resume().returning(|_| Ok(()));
+    let mut boot = booted_boot();
+    boot.expect_template_exists()
+        .returning(|template| Ok(template == "compute-image"));
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        inventory: Arc::new(inventory),
+        workload_manager: Arc::new(wlm),
+        boot_orchestrator: Arc::new(boot),
+        power_control: None,
+        health_probe: None,
+        alert_gate: None,
+        hook_runner: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let admitted = controller
+        .admit(AdmissionRequest::new(spec()))
+        .await
+        .unwrap();
+    let id = admitted.status.upgrade_id;
+    controller.drive(id).await.unwrap();
+    let record = store.get(id).await.unwrap().unwrap().value.rollout;
+    let upgraded: Vec<&str> = record.nodes.iter().map(|node| node.id.as_str()).collect();
+    assert_eq!(upgraded, ["a", "b"], "{:#?}", record.messages);
+    assert!(
+        record
+            .nodes
+            .iter()
+            .all(|node| node.phase == NodePhase::Done),
+        "{:#?}",
+        record.nodes
+    );
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "the group was read again");
+}
+
 /// A store whose listings of unfinished sessions miss every session, as two
 /// servers' checks miss each other's creation when both check before either
 /// stores: only the claims stand between them.
