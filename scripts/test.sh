@@ -76,6 +76,11 @@ install_python_tools
 export CRUS_SCHEMATHESIS="$VENV/bin/schemathesis"
 export CRUS_SUSHY_EMULATOR="$VENV/bin/sushy-emulator"
 
+# Incremental compilation pays off when a crate is rebuilt after a small
+# change; on a cold build (CI's clean clone) it only costs: crus-core and its
+# tests built in 339 s with it and 115 s without. A caller may still set it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
