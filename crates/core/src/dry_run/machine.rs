@@ -163,7 +163,16 @@ impl Machine {
             jobs: Vec::new(),
             ends: BTreeSet::new(),
             queue: VecDeque::new(),
-            arrivals: outlook.arrivals(now, &mut draws),
+            arrivals: {
+                // The first run replays the past as it was; the others at a
+                // drawn rate, for the forecast's range.
+                let rate = if run == 0 {
+                    1.0
+                } else {
+                    outlook.draw_rate(&mut draws)
+                };
+                outlook.arrivals(now, rate, &mut draws)
+            },
             markers: BTreeSet::new(),
             boots: HashMap::new(),
             now,

@@ -1,8 +1,9 @@
 //! What a forecast expects of the workload, learned from what the workload
 //! manager reports: how much of their time limit jobs really run (from the
 //! recent jobs that ended), and which jobs will arrive while the upgrade runs
-//! (the recent past's submissions, replayed from a random point of it), plus
-//! the seeded draws every sampled run takes its chances from.
+//! (the recent past's submissions, replayed from a random point of it, at a
+//! rate drawn for each sampled run from how much the recent past's own rate
+//! varied), plus the seeded draws every sampled run takes its chances from.
 
 use std::time::Duration;
 
@@ -31,6 +32,12 @@ impl Draws {
     /// A number in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal number (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let radius = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
+        radius * (std::f64::consts::TAU * self.unit()).cos()
     }
 
     /// An index below `len` (which must not be 0).
@@ -65,11 +72,24 @@ pub(super) struct Outlook {
     span: Duration,
     /// Recent submissions left out because they are wider than the group.
     too_wide: usize,
+    /// How much the demand of the recent past varied from one stretch of it
+    /// to the next, as the spread (σ) of its logarithm: the sampled runs
+    /// after the first replay the past at a rate drawn from it, so the
+    /// forecast's range allows for hours busier or quieter than the past's
+    /// average. 0 when the past is too short to tell.
+    rate_spread: f64,
 }
 
 /// The recent past must be at least this long for arrivals to be learned
 /// from it: a few minutes of history say nothing about a rate.
 const SHORTEST_HISTORY: Duration = Duration::from_secs(3600);
+
+/// The stretches the recent past is cut into to see how its demand varies:
+/// long enough to hold several jobs, short enough that a day gives a dozen.
+const STRETCH: Duration = Duration::from_secs(2 * 3600);
+
+/// The widest spread of the rate drawn: beyond it the range says nothing.
+const LARGEST_RATE_SPREAD: f64 = 1.0;
 
 impl Outlook {
     /// Learns from `queue` as read at `now`, for a group of `group_nodes`.
@@ -117,7 +137,18 @@ impl Outlook {
             ));
         }
         outlook.recent.sort_by_key(|(offset, _)| *offset);
+        outlook.rate_spread = demand_spread(&outlook.recent, span);
         outlook
+    }
+
+    /// The rate one sampled run replays the recent past at, as a factor
+    /// (1: as it was): drawn log-normally around 1 with the past's own
+    /// spread, so half the runs are busier and half quieter.
+    pub fn draw_rate(&self, draws: &mut Draws) -> f64 {
+        if self.rate_spread <= 0.0 {
+            return 1.0;
+        }
+        (self.rate_spread * draws.normal()).exp()
     }
 
     /// Whether every sampled run would be the same (nothing is uncertain
@@ -174,11 +205,17 @@ impl Outlook {
     }
 
     /// The arrivals of one sampled run: the recent past replayed again and
-    /// again from `now`, starting at a drawn point of it.
-    pub fn arrivals(&self, now: Timestamp, draws: &mut Draws) -> Arrivals {
+    /// again from `now`, starting at a drawn point of it, `rate` times as
+    /// fast as it happened (see [`Outlook::draw_rate`]).
+    pub fn arrivals(&self, now: Timestamp, rate: f64, draws: &mut Draws) -> Arrivals {
         if self.recent.is_empty() || self.span.is_zero() {
             return Arrivals::none();
         }
+        let stretch = if rate.is_finite() && rate > 0.0 {
+            1.0 / rate
+        } else {
+            1.0
+        };
         let cut = self.span.mul_f64(draws.unit());
         // The recent past from `cut` to its end, then from its start to `cut`.
         let mut cycle: Vec<(Duration, JobShape)> = self
@@ -190,13 +227,13 @@ impl Outlook {
                 } else {
                     *offset + self.span - cut
                 };
-                (shifted, *shape)
+                (shifted.mul_f64(stretch), *shape)
             })
             .collect();
         cycle.sort_by_key(|(offset, _)| *offset);
         Arrivals {
             cycle,
-            span: self.span,
+            span: self.span.mul_f64(stretch),
             from: now,
             round: 0,
             next: 0,
@@ -225,9 +262,47 @@ impl Outlook {
                 self.recent.len() + self.too_wide,
                 humantime::format_duration(Duration::from_secs(self.span.as_secs()))
             ));
+            if self.rate_spread > 0.0 {
+                let busier = self.rate_spread.exp();
+                lines.push(format!(
+                    "The demand varied by a factor of about {busier:.1} from one {} of the past to the next; the sampled runs replay it that much faster or slower.",
+                    humantime::format_duration(STRETCH)
+                ));
+            }
         }
         lines
     }
+}
+
+/// The spread (σ of the logarithm) of the recent past's demand, in node time
+/// submitted per [`STRETCH`] of `span`; 0 when `span` holds fewer than three
+/// stretches or nothing was submitted.
+fn demand_spread(recent: &[(Duration, JobShape)], span: Duration) -> f64 {
+    let stretches = (span.as_secs() / STRETCH.as_secs()) as usize;
+    if stretches < 3 {
+        return 0.0;
+    }
+    let mut demand = vec![0.0_f64; stretches];
+    for (offset, shape) in recent {
+        let stretch = ((offset.as_secs() / STRETCH.as_secs()) as usize).min(stretches - 1);
+        let runs = shape.ran.or(shape.limit).unwrap_or(STRETCH);
+        demand[stretch] += shape.nodes as f64 * runs.as_secs_f64();
+    }
+    let mean = demand.iter().sum::<f64>() / stretches as f64;
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    let variance = demand
+        .iter()
+        .map(|value| (value - mean).powi(2))
+        .sum::<f64>()
+        / stretches as f64;
+    // The σ of a log-normal with the same coefficient of variation.
+    let variation = variance.sqrt() / mean;
+    (1.0 + variation * variation)
+        .ln()
+        .sqrt()
+        .min(LARGEST_RATE_SPREAD)
 }
 
 /// The jobs arriving in one sampled run, in time order, drawn as they are needed.
@@ -268,5 +343,74 @@ impl Arrivals {
             self.round += 1;
         }
         Some((at, shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::PastJob;
+
+    /// A day of one-node, one-hour jobs: `per_stretch(i)` of them submitted
+    /// in the i-th two-hour stretch.
+    fn day(per_stretch: impl Fn(u64) -> u64) -> Outlook {
+        let now = Timestamp::from_secs(1_000_000);
+        let since = now - Duration::from_secs(24 * 3600);
+        let mut recent = Vec::new();
+        for stretch in 0..12 {
+            for job in 0..per_stretch(stretch) {
+                recent.push(PastJob {
+                    submitted: since + Duration::from_secs(stretch * 7200 + job * 60),
+                    nodes: 1,
+                    time_limit: Some(Duration::from_secs(3600)),
+                    run_time: Some(Duration::from_secs(3600)),
+                });
+            }
+        }
+        let queue = WorkloadQueue {
+            recent,
+            recent_since: Some(since),
+            ..WorkloadQueue::default()
+        };
+        Outlook::learn(Some(&queue), now, 64)
+    }
+
+    #[test]
+    fn a_steady_past_is_replayed_at_its_own_rate() {
+        let outlook = day(|_| 10);
+        assert_eq!(outlook.rate_spread, 0.0);
+        let mut draws = Draws::for_run(3);
+        assert_eq!(outlook.draw_rate(&mut draws), 1.0);
+    }
+
+    #[test]
+    fn a_bursty_past_is_replayed_faster_in_some_runs_and_slower_in_others() {
+        // Busy mornings, quiet nights.
+        let outlook = day(|stretch| if stretch < 4 { 30 } else { 2 });
+        assert!(
+            outlook.rate_spread > 0.5 && outlook.rate_spread <= LARGEST_RATE_SPREAD,
+            "{}",
+            outlook.rate_spread
+        );
+        let rates: Vec<f64> = (1..40)
+            .map(|run| outlook.draw_rate(&mut Draws::for_run(run)))
+            .collect();
+        assert!(rates.iter().any(|rate| *rate > 1.5), "{rates:?}");
+        assert!(rates.iter().any(|rate| *rate < 0.67), "{rates:?}");
+        // A run at twice the rate sees its arrivals twice as close together.
+        let now = Timestamp::from_secs(2_000_000);
+        let mut plain = outlook.arrivals(now, 1.0, &mut Draws::for_run(1));
+        let mut fast = outlook.arrivals(now, 2.0, &mut Draws::for_run(1));
+        let plain_tenth = (0..10).filter_map(|_| plain.pop()).last().map(|(at, _)| at);
+        let fast_tenth = (0..10).filter_map(|_| fast.pop()).last().map(|(at, _)| at);
+        let (Some(plain_tenth), Some(fast_tenth)) = (plain_tenth, fast_tenth) else {
+            panic!("arrivals were forecast");
+        };
+        let plain_wait = plain_tenth.saturating_since(now).as_secs_f64();
+        let fast_wait = fast_tenth.saturating_since(now).as_secs_f64();
+        assert!(
+            (fast_wait * 2.0 - plain_wait).abs() <= 1.0,
+            "{fast_wait} vs {plain_wait}"
+        );
     }
 }
