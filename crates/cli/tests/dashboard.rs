@@ -41,33 +41,6 @@ const IN_FLIGHT: [&str; 7] = [
     "releasing",
 ];
 
-/// The legend's count of each phase, as the page shows it.
-async fn legend(browser: &fantoccini::Client) -> BTreeMap<String, usize> {
-    let value = eval(
-        browser,
-        "return [...document.querySelectorAll('#legend li')].map(li => [li.dataset.phase, li.textContent]);",
-        vec![],
-    )
-    .await;
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|pair| {
-            let phase = pair[0].as_str().unwrap().to_string();
-            let count = pair[1]
-                .as_str()
-                .unwrap()
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            (phase, count)
-        })
-        .collect()
-}
-
 fn in_flight(counts: &BTreeMap<String, usize>) -> usize {
     IN_FLIGHT
         .iter()

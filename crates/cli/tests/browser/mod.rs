@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Not every helper is used by every test.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -205,4 +206,31 @@ pub async fn screenshot(browser: &Client, name: &str) -> PathBuf {
     let path = dir.join(format!("{name}.png"));
     std::fs::write(&path, png).expect("the screenshot can be saved");
     path
+}
+
+/// The legend's count of each phase, as the page shows it.
+pub async fn legend(browser: &Client) -> BTreeMap<String, usize> {
+    let value = eval(
+        browser,
+        "return [...document.querySelectorAll('#legend li')].map(li => [li.dataset.phase, li.textContent]);",
+        vec![],
+    )
+    .await;
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            let phase = pair[0].as_str().unwrap().to_string();
+            let count = pair[1]
+                .as_str()
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (phase, count)
+        })
+        .collect()
 }

@@ -33,6 +33,11 @@ class SessionView {
     this.statusTimer = null;
     this.statusPending = false;
     this.timelineAt = 0;
+    // How the page keeps up with the events, for the Performance panel and
+    // the browser tests (window.crusDashboard): frames that applied events,
+    // events applied, the most applied in one frame and the longest frame.
+    this.keepingUp = { frames: 0, events: 0, largestBatch: 0, longestFrameMs: 0 };
+    window.crusDashboard = this.keepingUp;
     this.grid = new NodeGrid(document.getElementById("grid"), document.getElementById("tooltip"), (node) => describeNode(node));
     this.controls = {
       pause: document.getElementById("pause"),
@@ -92,6 +97,8 @@ class SessionView {
       }
       this.setStatus(status);
       this.relayout();
+      // When the session's nodes were first drawn, from the page's start.
+      performance.mark("crus-session-drawn", { detail: { nodes: this.nodes.size } });
       this.schedule();
     } catch (error) {
       this.fail(error);
@@ -125,6 +132,7 @@ class SessionView {
 
   // Applies every queued event, then redraws once.
   flush() {
+    const started = performance.now();
     this.frame = 0;
     const queue = this.queue;
     this.queue = [];
@@ -154,6 +162,13 @@ class SessionView {
       this.renderTimeline();
     } else {
       this.schedule();
+    }
+    if (queue.length > 0) {
+      const stats = this.keepingUp;
+      stats.frames += 1;
+      stats.events += queue.length;
+      stats.largestBatch = Math.max(stats.largestBatch, queue.length);
+      stats.longestFrameMs = Math.max(stats.longestFrameMs, performance.now() - started);
     }
   }
 
