@@ -71,6 +71,9 @@ async fn run() {
         .goto(&format!("{}/ui/#/session/{id}", server.url))
         .await
         .unwrap();
+    // Before the token was set, the page's first read was refused (401):
+    // the console log from here on is the session page's.
+    let _ = driver.console(&browser).await;
     // Only the fragment changed: load the page again, with the token kept.
     browser.refresh().await.unwrap();
 
