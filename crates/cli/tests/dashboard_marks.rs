@@ -118,19 +118,7 @@ async fn run() {
         |s| s["completed"] == true,
     )
     .await;
-    browser
-        .execute(
-            "sessionStorage.setItem('crus.token', arguments[0]);",
-            vec![Value::from(TOKEN)],
-        )
-        .await
-        .unwrap();
-    browser
-        .goto(&format!("{}/ui/#/session/{id}", server.url))
-        .await
-        .unwrap();
-    // Only the fragment changed: load the page again, with the token kept.
-    browser.refresh().await.unwrap();
+    open_session_page(&driver, &browser, &server.url, TOKEN, &id).await;
     let entries = until("the legend", || {
         let browser = &browser;
         async move {

@@ -37,7 +37,9 @@ async fn a_ten_thousand_node_session_is_drawn_and_followed_to_its_end() {
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = NODES.to_string();
-    let server = Server::start(
+    // The server logs every node's every move: 60,000 lines, kept out of
+    // the test's output.
+    let server = Server::start_logged(
         &[
             "--sim",
             "--sim-nodes",
@@ -53,29 +55,14 @@ async fn run() {
             TOKEN,
         ],
         &[],
+        &dir.path().join("server.log"),
     );
     let http = client();
     let id = create_session(&http, &server.url, Some(TOKEN), &session_body(STEP)).await;
 
     let driver = Driver::start().await;
     let browser = driver.browser().await;
-    browser.goto(&format!("{}/ui/", server.url)).await.unwrap();
-    browser
-        .execute(
-            "sessionStorage.setItem('crus.token', arguments[0]);",
-            vec![Value::from(TOKEN)],
-        )
-        .await
-        .unwrap();
-    browser
-        .goto(&format!("{}/ui/#/session/{id}", server.url))
-        .await
-        .unwrap();
-    // Before the token was set, the page's first read was refused (401):
-    // the console log from here on is the session page's.
-    let _ = driver.console(&browser).await;
-    // Only the fragment changed: load the page again, with the token kept.
-    browser.refresh().await.unwrap();
+    open_session_page(&driver, &browser, &server.url, TOKEN, &id).await;
 
     // Every node drawn: the page's own mark, from the page's start.
     let drawn = until("the session's nodes drawn", || {

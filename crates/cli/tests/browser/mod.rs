@@ -234,3 +234,31 @@ pub async fn legend(browser: &Client) -> BTreeMap<String, usize> {
         })
         .collect()
 }
+
+/// Opens session `id`'s page of the dashboard at `url` signed in with
+/// `token`, and drains the console log of the sign-in page (its first read,
+/// before the token was set, is refused): what the console logs from then on
+/// is the session page's.
+pub async fn open_session_page(
+    driver: &Driver,
+    browser: &Client,
+    url: &str,
+    token: &str,
+    id: &str,
+) {
+    browser.goto(&format!("{url}/ui/")).await.unwrap();
+    browser
+        .execute(
+            "sessionStorage.setItem('crus.token', arguments[0]);",
+            vec![Value::from(token)],
+        )
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{url}/ui/#/session/{id}"))
+        .await
+        .unwrap();
+    let _ = driver.console(browser).await;
+    // Only the fragment changed: load the page again, with the token kept.
+    browser.refresh().await.unwrap();
+}

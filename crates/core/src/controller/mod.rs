@@ -291,6 +291,9 @@ impl Controller {
         lock(&self.inner.tasks).abort_all();
         // Aborted tasks do not unregister themselves.
         lock(&self.inner.wakers).clear();
+        // Whoever drives these sessions next reads their groups: members
+        // read here may be old by then.
+        lock(&self.inner.admitted_members).clear();
         self.inner.config.store_health.release_all();
     }
 

@@ -8,10 +8,19 @@ use super::*;
 use crate::error::Dependency;
 use crate::store::{FaultyStore, Idempotency, NodesClaimed, Versioned};
 
-/// A controller on `store` with the friendly inventory and a boot
-/// orchestrator that knows `compute-image`.
+/// A controller on `store` with `inventory` and a boot orchestrator that
+/// knows `compute-image`.
 fn admitting(inventory: MockInv, wlm: MockWlm, store: Arc<dyn SessionStore>) -> Controller {
-    let mut boot = MockBoot::new();
+    admitting_with(inventory, wlm, MockBoot::new(), store)
+}
+
+/// As [`admitting`], with `boot` answering everything but the template check.
+fn admitting_with(
+    inventory: MockInv,
+    wlm: MockWlm,
+    mut boot: MockBoot,
+    store: Arc<dyn SessionStore>,
+) -> Controller {
     boot.expect_template_exists()
         .returning(|template| Ok(template == "compute-image"));
     let ports = Ports {
@@ -125,21 +134,8 @@ async fn a_session_admitted_here_upgrades_the_members_admission_read() {
     wlm.expect_node_states()
         .returning(|nodes| Ok(drained(nodes)));
     wlm.expect_resume().returning(|_| Ok(()));
-    let mut boot = booted_boot();
-    boot.expect_template_exists()
-        .returning(|template| Ok(template == "compute-image"));
     let store = Arc::new(MemoryStore::new());
-    let ports = Ports {
-        inventory: Arc::new(inventory),
-        workload_manager: Arc::new(wlm),
-        boot_orchestrator: Arc::new(boot),
-        power_control: None,
-        health_probe: None,
-        alert_gate: None,
-        hook_runner: None,
-    };
-    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
-    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let controller = admitting_with(inventory, wlm, booted_boot(), store.clone());
     let admitted = controller
         .admit(AdmissionRequest::new(spec()))
         .await
