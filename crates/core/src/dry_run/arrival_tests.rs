@@ -15,9 +15,9 @@ fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
         .map(|i| NodeId::from(format!("n{i:02}").as_str()))
         .collect();
     let observed: Vec<WorkloadNode> = members
-        .iter()
+        .into_iter()
         .map(|node| WorkloadNode {
-            node: node.clone(),
+            node,
             state: WorkloadState::Idle,
             responding: true,
             jobs_end_by: None,
@@ -32,11 +32,31 @@ fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
             run_time: Some(Duration::from_secs(1200)),
         })
         .collect();
+    let plan = forecast_after_a_day(observed, now, 4, RolloutPolicy::default(), recent);
+    let minutes = plan.estimated_duration.as_secs() / 60;
+    assert!((40..=45).contains(&minutes), "{minutes} min: {plan:#?}");
+    assert!(
+        plan.dominated_by.starts_with("boot rounds"),
+        "{}",
+        plan.dominated_by
+    );
+}
+
+/// The forecast, with exact 10-minute boots, of a continuous session of
+/// `step` ordered by drain cost (`policy` for the rest) over the nodes
+/// `observed` at `now`, after a day in which `recent` were submitted.
+pub(super) fn forecast_after_a_day(
+    observed: Vec<WorkloadNode>,
+    now: Timestamp,
+    step: u32,
+    policy: RolloutPolicy,
+    recent: Vec<PastJob>,
+) -> DryRun {
     let input = DryRunInput {
         spec: SessionSpec {
             failed_label: "f".into(),
             starting_label: "c".into(),
-            upgrade_step_size: 4,
+            upgrade_step_size: step,
             upgrade_template_id: "i".into(),
             upgrading_label: "u".into(),
             workload_manager_type: "slurm".into(),
@@ -45,9 +65,9 @@ fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
         policy: RolloutPolicy {
             order: Order::DrainCost,
             strategy: Strategy::Continuous,
-            ..RolloutPolicy::default()
+            ..policy
         },
-        members,
+        members: observed.iter().map(|node| node.node.clone()).collect(),
         observed,
         now,
         queue: Some(WorkloadQueue {
@@ -60,19 +80,12 @@ fn steady_arrivals_do_not_hold_the_engine_back_between_its_own_steps() {
         images: Vec::new(),
         images_note: None,
     };
-    let plan = forecast(
+    forecast(
         input,
         &DryRunAssumptions {
             boot_time: Duration::from_secs(600),
             boot_time_spread: 0.0,
             ..DryRunAssumptions::default()
         },
-    );
-    let minutes = plan.estimated_duration.as_secs() / 60;
-    assert!((40..=45).contains(&minutes), "{minutes} min: {plan:#?}");
-    assert!(
-        plan.dominated_by.starts_with("boot rounds"),
-        "{}",
-        plan.dominated_by
-    );
+    )
 }

@@ -3,11 +3,12 @@
 //! sees new jobs go to the nodes already upgraded.
 use std::time::Duration;
 
+use super::arrival_tests::forecast_after_a_day;
 use super::machine::{Machine, MachineSettings};
 use super::outlook::Outlook;
 use super::*;
 use crate::ports::{PastJob, PendingJob, WorkloadQueue, WorkloadState};
-use crate::rollout::{Action, ActionOutput, Order, Strategy};
+use crate::rollout::{Action, ActionOutput};
 
 const START: i64 = 1_000_000;
 
@@ -129,41 +130,15 @@ fn plan_under_arrivals(steer_jobs: bool) -> DryRun {
             run_time: Some(Duration::from_secs(7200)),
         })
         .collect();
-    let input = DryRunInput {
-        spec: SessionSpec {
-            failed_label: "f".into(),
-            starting_label: "c".into(),
-            upgrade_step_size: 2,
-            upgrade_template_id: "i".into(),
-            upgrading_label: "u".into(),
-            workload_manager_type: "slurm".into(),
-            policy: None,
-        },
-        policy: RolloutPolicy {
-            order: Order::DrainCost,
-            strategy: Strategy::Continuous,
+    forecast_after_a_day(
+        observed,
+        now,
+        2,
+        RolloutPolicy {
             steer_jobs,
             ..RolloutPolicy::default()
         },
-        members,
-        observed,
-        now,
-        queue: Some(WorkloadQueue {
-            recent,
-            recent_since: Some(now - Duration::from_secs(24 * 3600)),
-            ..WorkloadQueue::default()
-        }),
-        queue_note: None,
-        images: Vec::new(),
-        images_note: None,
-    };
-    forecast(
-        input,
-        &DryRunAssumptions {
-            boot_time: Duration::from_secs(600),
-            boot_time_spread: 0.0,
-            ..DryRunAssumptions::default()
-        },
+        recent,
     )
 }
 
