@@ -2,6 +2,7 @@
 //! power controller and the inventory each see of it, derived from one record.
 
 use crus_core::ports::{PowerState, WorkloadState};
+use crus_core::rollout::DEFAULT_WEIGHT;
 use crus_core::{NodeFacts, NodeId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -44,9 +45,6 @@ pub(super) struct SimNode {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
 }
-
-/// Slurm's default node weight.
-pub(super) const DEFAULT_WEIGHT: u32 = 1;
 
 fn default_weight() -> u32 {
     DEFAULT_WEIGHT

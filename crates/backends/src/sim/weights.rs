@@ -4,11 +4,11 @@
 //! time is lost when the workload manager restarts, as `scontrol update
 //! weight=` is on a `slurmctld` restart (it goes back to `slurm.conf`'s).
 
+use crus_core::rollout::DEFAULT_WEIGHT;
 use crus_core::{NodeId, Result};
 
 use super::SimCluster;
 use super::model::Model;
-use super::node::DEFAULT_WEIGHT;
 
 impl Model {
     /// The weight of each of `nodes`, in order.

@@ -22,6 +22,7 @@ mod scheduling;
 use super::outlook::{Arrivals, Draws, JobShape, Outlook};
 use crate::node::NodeId;
 use crate::ports::{NodeImage, WorkloadNode, WorkloadQueue, WorkloadState};
+use crate::rollout::DEFAULT_WEIGHT;
 use crate::time::Timestamp;
 
 /// What is fixed about a sampled run besides the outlook.
@@ -58,9 +59,6 @@ struct Node {
     /// Its scheduling weight: Slurm's default until `steer_jobs` sets one.
     weight: u32,
 }
-
-/// The weight of a node nobody set one on (Slurm's default).
-const DEFAULT_WEIGHT: u32 = 1;
 
 impl Default for Node {
     fn default() -> Self {

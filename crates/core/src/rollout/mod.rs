@@ -90,7 +90,7 @@ pub use rollback::{Rollback, RollbackTrigger};
 pub use selection::DrainCost;
 pub use state::{Escalation, GateHold, NodePhase, NodeRecord, RolloutState, Stage, Step, StepBoot};
 pub use status::{phase_of, status_of};
-pub use steering::{WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
+pub use steering::{DEFAULT_WEIGHT, WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
 use crate::node::NodeId;

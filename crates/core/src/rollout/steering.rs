@@ -17,9 +17,13 @@ use std::time::Duration;
 
 use super::*;
 
+/// Slurm's weight of a node nobody set one on.
+pub const DEFAULT_WEIGHT: u32 = 1;
+
 /// Added to a node's own weight while it waits for its upgrade: above the
-/// weights sites use (Slurm's default is 1), so every upgraded node is
-/// preferred, while the site's own preferences among the waiting nodes stay.
+/// weights sites use (Slurm's default is [`DEFAULT_WEIGHT`]), so every
+/// upgraded node is preferred, while the site's own preferences among the
+/// waiting nodes stay.
 pub const WEIGHT_RAISE: u32 = 1_000_000;
 
 /// How often the raised weights are read back, to set again those the

@@ -1,13 +1,13 @@
 //! The engine's actions, answered as the real ports would at the virtual
 //! time of the run.
 
-use super::{DEFAULT_WEIGHT, Machine};
+use super::Machine;
 use crate::dry_run::outlook::JobShape;
 use crate::node::NodeId;
 use crate::ports::{
     BootHandle, NodeBootState, NodeBootStatus, NodeImage, WorkloadNode, WorkloadState,
 };
-use crate::rollout::{Action, ActionOutput};
+use crate::rollout::{Action, ActionOutput, DEFAULT_WEIGHT};
 use crate::time::Timestamp;
 
 impl Machine {
