@@ -39,7 +39,7 @@ use uuid::Uuid;
 use std::collections::{BTreeMap, HashSet};
 
 use crus_core::options::ServerOptions;
-use crus_core::rollout::NodeRecord;
+use crus_core::rollout::{NodeList, NodeRecord};
 use crus_core::store::{
     Desired, NodesClaimed, PageAfter, PageRead, Revision, SessionDelta, SessionRecord,
     SessionStore, Versioned, header_of, page_of,
@@ -493,7 +493,7 @@ impl SessionStore for EtcdStore {
         // No node key: a record without nodes, or one written whole by an
         // earlier release, whose nodes are in it.
         if !nodes.is_empty() {
-            value.rollout.nodes = nodes;
+            value.rollout.nodes = NodeList::as_stored(nodes);
             // The steps' and boots' node lists a header leaves out.
             value.rollout.restore_node_lists();
         }

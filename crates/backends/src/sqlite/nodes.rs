@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crus_core::rollout::NodeRecord;
+use crus_core::rollout::{NodeList, NodeRecord};
 use crus_core::store::{SessionRecord, Versioned};
 use rusqlite::{Connection, Transaction};
 
@@ -134,7 +134,7 @@ pub(super) fn assemble(
         })?;
         nodes.push(node);
     }
-    record.value.rollout.nodes = nodes;
+    record.value.rollout.nodes = NodeList::as_stored(nodes);
     // The steps' and boots' node lists a header leaves out (`step_lists.rs`).
     record.value.rollout.restore_node_lists();
     Ok(record)

@@ -9,7 +9,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::persisted_nodes::PersistedNodes;
 use super::{Controller, execute, lock};
 use crate::error::{Error, Result};
 use crate::rollout::{Action, ActionError, ActionId, ActionOutput, Rollout};
@@ -43,7 +42,6 @@ impl Controller {
         };
         let mut revision = record.revision;
         let mut desired = record.value.desired;
-        let mut persisted = PersistedNodes::of(&record.value.rollout);
         let mut rollout = Rollout::resume(record.value.rollout);
         if let Some(members) = lock(&self.inner.admitted_members).remove(&upgrade_id) {
             rollout.snapshot_from_admission(members);
@@ -72,10 +70,7 @@ impl Controller {
             let unsaved = refused_saves > 0;
             let due = !unsaved || tokio::time::Instant::now() >= retry_save_at;
             if (rollout.take_dirty() || unsaved) && due {
-                match self
-                    .persist(&mut rollout, revision, &mut desired, &mut persisted)
-                    .await
-                {
+                match self.persist(&mut rollout, revision, &mut desired).await {
                     Ok(Persisted::At(new_revision)) => {
                         revision = new_revision;
                         self.saved_again(upgrade_id, &mut refused_saves);
@@ -207,13 +202,13 @@ impl Controller {
 
     /// Writes the rollout's state, keeping operator requests written
     /// meanwhile: the header and the nodes that changed since the last write
-    /// (`persisted`), which the store writes alone when it keeps nodes apart.
+    /// (the node list keeps them), which the store writes alone when it
+    /// keeps nodes apart.
     async fn persist(
         &self,
         rollout: &mut Rollout,
         mut revision: Revision,
         desired: &mut Desired,
-        persisted: &mut PersistedNodes,
     ) -> Result<Persisted> {
         let upgrade_id = rollout.state().upgrade_id;
         let mut desired_changed = false;
@@ -225,7 +220,7 @@ impl Controller {
                 rollout: rollout.header_state(),
                 desired: desired.clone(),
             };
-            let changed = persisted.changes(rollout.state());
+            let changed = rollout.state().nodes.unwritten_changes();
             let delta = SessionDelta {
                 header: &header,
                 rollout: rollout.state(),
@@ -237,7 +232,7 @@ impl Controller {
             // why, until the store takes it.
             let written = self.inner.store.update_delta(&delta, revision).await;
             if written.is_ok() {
-                persisted.written(rollout.state(), changed.as_deref());
+                rollout.mark_nodes_written();
             }
             match written {
                 Ok(new_revision) if desired_changed => {

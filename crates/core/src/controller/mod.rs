@@ -18,7 +18,6 @@ mod events;
 mod executor;
 mod image_features;
 mod options;
-mod persisted_nodes;
 mod refusals;
 mod retry;
 mod skip_matching;

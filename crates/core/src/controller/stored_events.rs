@@ -330,7 +330,7 @@ mod tests {
             idempotent: false,
             on_failure: HookOnFailure::FailNode,
         }];
-        running.nodes = vec![NodeRecord::pending("n1".into(), Timestamp::from_secs(2))];
+        running.nodes = vec![NodeRecord::pending("n1".into(), Timestamp::from_secs(2))].into();
         running.nodes[0].step = Some(0);
         let mut started = running.clone();
         started.nodes[0].hooks.push(HookRun {

@@ -124,6 +124,9 @@ impl Simulation {
                 return Err(self.too_long(budget, Limit::Horizon));
             }
             self.passes += 1;
+            // Nothing is stored in a dry run: the nodes need not remember
+            // what changed for a write that never comes.
+            self.rollout.mark_nodes_written();
             let clock = self.clock;
             self.machine.advance_to(clock);
             let before = self.progress();

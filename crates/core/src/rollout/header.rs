@@ -18,4 +18,10 @@ impl Rollout {
         self.state.nodes = nodes;
         header
     }
+
+    /// The store took the nodes as they are now: the next persist hands it
+    /// only those changed from here (see [`super::NodeList`]).
+    pub fn mark_nodes_written(&mut self) {
+        self.state.nodes.mark_written();
+    }
 }

@@ -44,6 +44,7 @@ mod lifecycle;
 mod lookup;
 mod matching;
 pub mod messages;
+mod node_list;
 mod node_moves;
 mod observe;
 mod outcomes;
@@ -81,6 +82,7 @@ pub use hooks::{
 pub use image_features::{IMAGE_FEATURE_PREFIX, image_feature, with_image_feature};
 pub use lifecycle::{Hold, Lifecycle, Outcome, RefusedSessionMove, SessionInput};
 pub use matching::ALREADY_ON_TARGET_IMAGE;
+pub use node_list::NodeList;
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
@@ -240,7 +242,7 @@ impl Rollout {
             messages: Vec::new(),
             messages_folded: 0,
             stage: Stage::Snapshot,
-            nodes: Vec::new(),
+            nodes: NodeList::default(),
             steps: Vec::new(),
             cancelled: false,
             paused: false,

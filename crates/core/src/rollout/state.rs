@@ -340,7 +340,7 @@ pub struct RolloutState {
     pub stage: Stage,
     /// The nodes to upgrade, in the order they are taken (the snapshot of the
     /// starting group, sorted by topology). Empty until the snapshot is taken.
-    pub nodes: Vec<NodeRecord>,
+    pub nodes: super::NodeList,
     /// Steps started so far.
     pub steps: Vec<Step>,
     /// Deletion was requested: no new node is taken, nodes not yet booted are released.

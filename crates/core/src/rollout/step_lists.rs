@@ -177,9 +177,11 @@ impl RolloutState {
             }
         }
         let mut changed = false;
-        for (node, boots) in self.nodes.iter_mut().zip(boots) {
-            if node.boots != boots {
-                node.boots = boots;
+        for (position, boots) in boots.into_iter().enumerate() {
+            // Borrowed for a change only where it changes: only those nodes
+            // are written with the next header.
+            if self.nodes[position].boots != boots {
+                self.nodes[position].boots = boots;
                 changed = true;
             }
         }

@@ -3,7 +3,7 @@
 //! apart (a row or key per node) writes those alone instead of the whole
 //! record, whose size grows with the machine.
 
-use crate::rollout::{NodeRecord, RolloutState};
+use crate::rollout::{NodeList, NodeRecord, RolloutState};
 
 use super::{SessionRecord, encoded_status, status_of_parts};
 
@@ -96,6 +96,6 @@ pub fn header_of(record: &SessionRecord) -> SessionRecord {
             }
         }
     }
-    header.rollout.nodes = Vec::new();
+    header.rollout.nodes = NodeList::default();
     header
 }

@@ -19,7 +19,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::node::NodeId;
 use crate::options::ServerOptions;
-use crate::rollout::NodeRecord;
+use crate::rollout::{NodeList, NodeRecord};
 
 /// Sessions kept in memory; lost when the process ends.
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ impl Stored {
     fn of(record: &SessionRecord, revision: Revision) -> Self {
         Stored {
             header: header_of(record),
-            nodes: record.rollout.nodes.clone(),
+            nodes: record.rollout.nodes.to_vec(),
             revision,
         }
     }
@@ -51,7 +51,7 @@ impl Stored {
     /// The whole record, assembled.
     fn versioned(&self) -> Versioned<SessionRecord> {
         let mut value = self.header.clone();
-        value.rollout.nodes = self.nodes.clone();
+        value.rollout.nodes = NodeList::as_stored(self.nodes.clone());
         value.rollout.restore_node_lists();
         Versioned {
             value,
@@ -201,7 +201,7 @@ impl SessionStore for MemoryStore {
         let revision = inner.next_revision();
         if let Some(stored) = inner.records.get_mut(&id) {
             stored.header = delta.header.clone();
-            stored.header.rollout.nodes = Vec::new();
+            stored.header.rollout.nodes = NodeList::default();
             let nodes = delta.nodes();
             if delta.replaces_all() || stored.nodes.len() != nodes.len() {
                 stored.nodes = nodes.to_vec();

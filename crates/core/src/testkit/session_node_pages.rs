@@ -61,7 +61,7 @@ async fn stored_session(
         .create(&record)
         .await
         .or_fail(check, "create() of a record without nodes")?;
-    record.rollout.nodes = fresh_nodes(NODES);
+    record.rollout.nodes = fresh_nodes(NODES).into();
     let header = header_of(&record);
     let snapshot = SessionDelta {
         header: &header,

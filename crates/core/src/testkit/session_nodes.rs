@@ -51,7 +51,7 @@ fn record_with_nodes(
     count: usize,
 ) -> Result<SessionRecord, ConformanceError> {
     let mut record = new_record(check, make_record)?;
-    record.rollout.nodes = fresh_nodes(count);
+    record.rollout.nodes = fresh_nodes(count).into();
     Ok(record)
 }
 
@@ -203,7 +203,7 @@ pub async fn a_delta_replacing_every_node_is_read_back(
         .await
         .or_fail(CHECK, "create() of a record without nodes")?;
     let result = async {
-        record.rollout.nodes = fresh_nodes(8_000);
+        record.rollout.nodes = fresh_nodes(8_000).into();
         let written = write_delta(CHECK, store, &record, ChangedNodes::All, created).await?;
         expect_record(
             CHECK,

@@ -89,7 +89,7 @@ fn record_with_steps(
         },
     ];
     record.rollout.steps = steps;
-    record.rollout.nodes = nodes;
+    record.rollout.nodes = nodes.into();
     Ok(record)
 }
 

@@ -258,7 +258,7 @@ pub async fn a_status_counts_the_nodes_of_a_delta(
     let mut record = new_record(CHECK, make_record)?;
     let created = create(CHECK, store, &record).await?;
     let result = async {
-        record.rollout.nodes = fresh_nodes(8_000);
+        record.rollout.nodes = fresh_nodes(8_000).into();
         write_delta(CHECK, store, &record, ChangedNodes::All, created).await?;
         let status = view
             .get_status(record.upgrade_id())
