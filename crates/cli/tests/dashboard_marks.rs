@@ -61,6 +61,11 @@ async fn run() {
                    grid.lookOf({ phase: "skipped", foreign_reason: null }),
                    grid.lookOf({ phase: "done" }),
                  ],
+                 tooltips: [
+                   grid.describeNode({ id: "x1c0s0b0n1", phase: "skipped", attempts: 0,
+                     reason: "held out of service by someone else: bad DIMM", foreign_reason: "bad DIMM" }),
+                   grid.describeNode({ id: "x1c0s0b0n2", phase: "done", attempts: 1, reason: null, foreign_reason: null }),
+                 ],
                }), (error) => done({ error: String(error) }));"#,
             vec![],
         )
@@ -100,6 +105,14 @@ async fn run() {
         answer["looks"],
         json!([
             "foreign", "foreign", "foreign", "booting", "skipped", "done"
+        ])
+    );
+    // The tooltip says whose the node is and why, in the owner's words.
+    assert_eq!(
+        answer["tooltips"],
+        json!([
+            "x1c0s0b0n1 — phase: skipped; 0 boot attempts; last reason: held out of service by someone else: bad DIMM; out of service by someone else: \"bad DIMM\"",
+            "x1c0s0b0n2 — phase: done; 1 boot attempt",
         ])
     );
 

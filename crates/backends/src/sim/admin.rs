@@ -46,6 +46,20 @@ impl SimCluster {
         .await
     }
 
+    /// An administrator returns `node` to service (`State=RESUME`): its drain
+    /// and down marks and their reason are gone, as Slurm clears them.
+    pub async fn admin_return(&self, node: &NodeId) -> Result<()> {
+        let node = node.clone();
+        self.change(move |model| {
+            let index = model.indexes(std::slice::from_ref(&node))?[0];
+            model.nodes[index].drain_reason = None;
+            model.nodes[index].fail_reason = None;
+            model.after_change();
+            Ok(())
+        })
+        .await
+    }
+
     /// The state and the reason the workload manager shows for `node`, if
     /// the cluster has it.
     pub fn workload_view(&self, node: &NodeId) -> Option<(WorkloadState, Option<String>)> {

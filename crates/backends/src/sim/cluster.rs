@@ -230,6 +230,19 @@ impl SimCluster {
             .count()
     }
 
+    /// When each boot through the boot orchestrator started and how many
+    /// nodes it named, in start order: what a boot rate limit bounds.
+    pub fn boot_starts(&self) -> Vec<(Timestamp, usize)> {
+        let model = self.lock();
+        let mut starts: Vec<(Timestamp, usize)> = model
+            .boots
+            .values()
+            .map(|boot| (boot.started, boot.nodes.len()))
+            .collect();
+        starts.sort();
+        starts
+    }
+
     /// How many jobs are running.
     pub fn running_jobs(&self) -> usize {
         self.lock().running.len()

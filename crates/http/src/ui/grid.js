@@ -42,6 +42,14 @@ const XNAME = /^x(\d+)c(\d+)s(\d+)b(\d+)n(\d+)$/;
 const LABEL_WIDTH = 34;
 const LABEL_HEIGHT = 16;
 
+/** A node's tooltip: its phase, boot attempts, last reason and, when someone else holds it out of service, their reason. */
+export function describeNode(node) {
+  const attempts = `${node.attempts} boot attempt${node.attempts === 1 ? "" : "s"}`;
+  const reason = node.reason ? `; last reason: ${node.reason}` : "";
+  const foreign = node.foreign_reason ? `; out of service by someone else: "${node.foreign_reason}"` : "";
+  return `${node.id} — phase: ${node.phase}; ${attempts}${reason}${foreign}`;
+}
+
 /** Where a node sits: its cabinet, chassis, slot and place in the slot, or null for other names. */
 export function parseXname(id) {
   const match = XNAME.exec(id);

@@ -4,7 +4,7 @@
 // thousands of node changes costs one redraw.
 
 import { ApiError, follow, request } from "./api.js";
-import { NodeGrid, PHASES, lookOf } from "./grid.js";
+import { NodeGrid, PHASES, describeNode, lookOf } from "./grid.js";
 import { progressOf, renderProgress } from "./sessions.js";
 
 const OUT_OF_SERVICE = new Set(["draining", "drained", "booting", "verifying", "resuming", "failing", "releasing"]);
@@ -353,13 +353,6 @@ function failureBudget(status) {
   const percent = Number(String(budget).replace("%", ""));
   const total = (status.nodes && status.nodes.total) || 0;
   return Math.floor((total * percent) / 100);
-}
-
-function describeNode(node) {
-  const attempts = `${node.attempts} boot attempt${node.attempts === 1 ? "" : "s"}`;
-  const reason = node.reason ? `; last reason: ${node.reason}` : "";
-  const foreign = node.foreign_reason ? `; out of service by someone else: "${node.foreign_reason}"` : "";
-  return `${node.id} — phase: ${node.phase}; ${attempts}${reason}${foreign}`;
 }
 
 /** Shows the alert gates' hold, if any: which gates say what, since when, and `max_hold` left. */

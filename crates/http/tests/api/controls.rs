@@ -243,6 +243,46 @@ async fn nodes_list_each_node_with_its_phase_step_and_times() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_node_an_administrator_holds_shows_their_reason_and_what_crus_did() {
+    let server = TestServer::new();
+    let held = server.sim.node_ids()[1].clone();
+    server
+        .sim
+        .admin_drain(&held, "bad DIMM  [ticket 42]")
+        .await
+        .unwrap();
+    let id = create(&server, "", &session_body("compute", 3)).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let response = server.get(&format!("/session/{id}/nodes")).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let nodes = response.json();
+    let node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["id"] == held.as_str())
+        .unwrap()
+        .clone();
+    // Upgraded and put back as the administrator left it (the default
+    // `upgrade_and_restore`), their reason byte for byte.
+    assert_eq!(node["phase"], "done", "{node}");
+    assert_eq!(node["attempts"], 1, "{node}");
+    assert_eq!(node["foreign_reason"], "bad DIMM  [ticket 42]", "{node}");
+    assert_eq!(
+        server.sim.workload_view(&held).unwrap(),
+        (
+            crus_core::ports::WorkloadState::Drained,
+            Some("bad DIMM  [ticket 42]".to_string())
+        )
+    );
+    for other in nodes.as_array().unwrap() {
+        if other["id"] != held.as_str() {
+            assert!(other["foreign_reason"].is_null(), "{other}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn nodes_come_in_pages_that_link_to_the_next_and_add_up_to_every_node() {
     let server = TestServer::new();
     let id = create(&server, "", &session_body("compute", 3)).await;
