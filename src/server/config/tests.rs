@@ -728,3 +728,21 @@ fn hook_commands_are_off_unless_the_site_allows_them() {
         .to_string();
     assert!(unknown.contains("allow_command"), "{unknown}");
 }
+
+#[test]
+fn the_boot_rate_in_crus_toml_is_every_sessions_default_and_zero_is_refused() {
+    let unset: Config = toml::from_str("").unwrap();
+    let policy = super::super::controller_config(&unset).default_policy;
+    assert_eq!(policy.max_boots_per_minute, None, "no rate unless asked");
+    let paced: Config = toml::from_str("[rollout]\nmax_boots_per_minute = 20\n").unwrap();
+    paced.check().unwrap();
+    let policy = super::super::controller_config(&paced).default_policy;
+    assert_eq!(policy.max_boots_per_minute, Some(20));
+    let zero: Config = toml::from_str("[rollout]\nmax_boots_per_minute = 0\n").unwrap();
+    let error = zero.check().unwrap_err().to_string();
+    assert!(error.contains("rollout.max_boots_per_minute"), "{error}");
+    let misspelt = toml::from_str::<Config>("[rollout]\nmax_boot_per_minute = 20\n")
+        .unwrap_err()
+        .to_string();
+    assert!(misspelt.contains("max_boot_per_minute"), "{misspelt}");
+}

@@ -167,13 +167,12 @@ impl Simulation {
     /// How far the engine has come: its nodes per phase and its steps. The
     /// same before and after a pass when the pass changed nothing.
     fn progress(&self) -> (Vec<usize>, usize) {
-        let state = self.rollout.state();
         (
             crate::rollout::NodePhase::ALL
                 .iter()
-                .map(|&phase| state.count(phase))
+                .map(|&phase| self.rollout.count(phase))
                 .collect(),
-            state.steps.len(),
+            self.rollout.state().steps.len(),
         )
     }
 

@@ -336,6 +336,12 @@ impl Rollout {
         status_of(&self.state)
     }
 
+    /// How many nodes are in `phase` now, from the census: no pass over
+    /// the nodes (the dry run asks at every pass).
+    pub fn count(&self, phase: NodePhase) -> usize {
+        self.census.count(phase)
+    }
+
     /// Whether the session has nothing left to do.
     pub fn is_finished(&self) -> bool {
         self.state.stage == Stage::Finished
