@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crus_backends::alert_gate::AlertGateSettings;
 use crus_backends::cyclecloud::CycleCloudSettings;
+use crus_backends::etcd::EtcdSettings;
 use crus_backends::file_inventory::FileInventorySettings;
 use crus_backends::health::HealthSettings;
 use crus_backends::hooks::HookSettings;
@@ -41,7 +42,7 @@ pub use backends::{
     WorkloadManagerBackend,
 };
 pub use server::{LogFormat, ServerConfig};
-pub use store::{ETCD_NOT_BUILT, EtcdSection, StoreKind, StoreSection};
+pub use store::{ETCD_NOT_BUILT, StoreKind, StoreSection};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -52,7 +53,7 @@ pub struct Config {
     /// Which session store: SQLite (one replica) or etcd (several).
     pub store: StoreSection,
     /// The etcd cluster, when `store.kind = "etcd"`.
-    pub etcd: EtcdSection,
+    pub etcd: EtcdSettings,
     /// Who may call the API.
     pub auth: AuthSection,
     /// Defaults of every session's rollout policy.

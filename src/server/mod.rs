@@ -48,7 +48,7 @@ pub use boot_timeout::{
 };
 pub use config::{
     AuthSection, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
-    EtcdSection, InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
+    InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
     StoreKind, StoreSection, WorkloadManagerBackend,
 };
 /// How a server changes the process's log level (the `log_level` option).
