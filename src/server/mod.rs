@@ -43,9 +43,6 @@ use crus_http::{AppState, Auth, Leadership, Metrics, instrument_ports};
 use tokio::net::TcpListener;
 
 pub use assemble::{Assembled, ports};
-pub use boot_timeout::{
-    BOS_DEFAULT, CYCLECLOUD_DEFAULT, KADEPLOY_DEFAULT, SIM_DEFAULT, SLURM_REBOOT_DEFAULT,
-};
 pub use config::{
     AuthSection, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
     InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
