@@ -93,7 +93,11 @@ impl BosSettings {
     /// adds: it rejects every request that names a tenant.
     pub fn check_v1(&self) -> Result<(), InvalidSetting> {
         self.check()?;
-        if self.tenant.as_deref().is_some_and(|tenant| !tenant.is_empty()) {
+        if self
+            .tenant
+            .as_deref()
+            .is_some_and(|tenant| !tenant.is_empty())
+        {
             return Err(InvalidSetting::new(
                 "bos.tenant",
                 "BOS v1 rejects requests that name a tenant (multi-tenancy is BOS v2 only): remove bos.tenant, or use backends.boot = \"bos\"",

@@ -53,8 +53,8 @@ use error::{EtcdError, from_etcd};
 pub use etcd_client;
 pub use feed::{SessionChange, SessionFeed};
 pub use leader::{Election, Leader};
-pub use settings::{DEFAULT_PREFIX, EtcdSettings};
 use nodes::{group_count, groups_of, split};
+pub use settings::{DEFAULT_PREFIX, EtcdSettings};
 
 /// Which leader key and lease fence every write of a store.
 #[derive(Debug, Clone)]
