@@ -10,7 +10,6 @@
 //! them together and checks what ties them: a backend chosen in
 //! `[backends]` has its section.
 
-mod auth;
 mod backends;
 mod server;
 mod store;
@@ -27,9 +26,9 @@ use crus_backends::etcd::EtcdSettings;
 use crus_backends::file_inventory::FileInventorySettings;
 use crus_backends::health::HealthSettings;
 use crus_backends::hooks::HookSettings;
+use crus_backends::hsm::HsmSettings;
 use crus_backends::kadeploy::KadeploySettings;
 use crus_backends::redfish::RedfishSettings;
-use crus_backends::hsm::HsmSettings;
 use crus_backends::settings::{InvalidSetting, humantime_duration, humantime_duration_option};
 use crus_backends::sim::SimSettings;
 use crus_backends::slurm::{SlurmRebootSettings, SlurmSettings};
@@ -37,11 +36,11 @@ use crus_backends::webhooks::WebhookSettings;
 use crus_core::ports::GateCheck;
 use serde::Deserialize;
 
-pub use auth::AuthSection;
 pub use backends::{
     BackendKind, BackendsSection, BootBackend, InventoryBackend, PowerBackend,
     WorkloadManagerBackend,
 };
+pub use crus_http::AuthSettings;
 pub use server::{LogFormat, ServerConfig};
 pub use store::{ETCD_NOT_BUILT, StoreKind, StoreSection};
 
@@ -56,7 +55,7 @@ pub struct Config {
     /// The etcd cluster, when `store.kind = "etcd"`.
     pub etcd: EtcdSettings,
     /// Who may call the API.
-    pub auth: AuthSection,
+    pub auth: AuthSettings,
     /// Defaults of every session's rollout policy.
     pub rollout: RolloutSection,
     /// Which backend implements each port.
@@ -268,7 +267,11 @@ impl Config {
         self.health.check()?;
         self.alert_gates.check()?;
         self.server.check()?;
-        if self.rollout.boot_timeout.is_some_and(|timeout| timeout.is_zero()) {
+        if self
+            .rollout
+            .boot_timeout
+            .is_some_and(|timeout| timeout.is_zero())
+        {
             return Err(invalid(
                 "rollout.boot_timeout",
                 "must be longer than zero".into(),

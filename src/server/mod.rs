@@ -45,9 +45,9 @@ use tokio::net::TcpListener;
 
 pub use assemble::{Assembled, ports};
 pub use config::{
-    AuthSection, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
-    InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
-    StoreKind, StoreSection, WorkloadManagerBackend,
+    AuthSettings, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
+    InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig, StoreKind,
+    StoreSection, WorkloadManagerBackend,
 };
 /// How a server changes the process's log level (the `log_level` option).
 pub use crus_http::LogLevelControl;
