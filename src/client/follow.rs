@@ -19,7 +19,7 @@ pub enum Update {
     /// The session as just read: first, after lost events, whenever the
     /// stream ended, and at each poll on a server without event streams.
     /// The last one is `completed`, unless the session was removed.
-    Session(Answer<SessionStatus>),
+    Session(Box<Answer<SessionStatus>>),
     /// One rollout event, as it happened. Events this build cannot read
     /// (a kind a newer server added) are skipped: the next
     /// [`Update::Session`] holds what they changed.
@@ -48,7 +48,7 @@ enum State {
     /// The event stream is to be opened (again).
     Connect,
     /// Reading the event stream.
-    Streaming(EventStream),
+    Streaming(Box<EventStream>),
     /// The stream ended before the session completed: wait, then reconnect
     /// (never in a tight loop).
     Reconnect,
@@ -86,12 +86,12 @@ impl Follow {
                     if !first.value.completed {
                         self.state = State::Connect;
                     }
-                    return Ok(Some(Update::Session(first)));
+                    return Ok(Some(Update::Session(Box::new(first))));
                 }
                 State::Connect => {
                     let last_event_id = self.last_event_id.as_deref();
                     match self.client.events(&self.upgrade_id, last_event_id).await {
-                        Ok(events) => self.state = State::Streaming(events),
+                        Ok(events) => self.state = State::Streaming(Box::new(events)),
                         // The session was just read, so a 404 is a server
                         // without the route (or a session removed meanwhile,
                         // which polling tells).
@@ -116,7 +116,7 @@ impl Follow {
                             // Events were lost: the session is the record.
                             let answer = self.client.get(&self.upgrade_id).await?;
                             self.state = State::Streaming(events);
-                            return Ok(Some(Update::Session(answer)));
+                            return Ok(Some(Update::Session(Box::new(answer))));
                         }
                         _ => {
                             self.state = State::Streaming(events);
@@ -146,7 +146,7 @@ impl Follow {
                 if !answer.value.completed {
                     self.state = then;
                 }
-                Ok(Some(Update::Session(answer)))
+                Ok(Some(Update::Session(Box::new(answer))))
             }
             Err(ClientError::Server { status: 404, .. }) => Ok(Some(Update::Removed)),
             Err(error) => Err(error),

@@ -44,7 +44,7 @@ async fn follow(
         match update {
             Update::Session(answer) => {
                 progress.show_session(&answer.value);
-                last = Some(answer);
+                last = Some(*answer);
             }
             Update::Event(event) => progress.show_event(&event),
             Update::Removed => eprintln!("session {upgrade_id} was deleted and removed"),
