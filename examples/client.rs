@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crus::client::Client;
+use crus::client::{Client, Update};
 use crus::core::session::SessionSpec;
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,17 +34,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .upgrade_id
         .to_string();
     println!("created session {id}");
-    loop {
-        let session = client.get(&id).await?.value;
-        if session.completed {
-            println!(
-                "{} {}: {}",
-                session.upgrade_id,
-                session.state,
-                session.messages.join(" ")
-            );
-            return Ok(());
+    // The session's events as they happen, and the session read again
+    // whenever the stream ends (or polled, from a server without streams).
+    let mut follow = client.follow(&id, Duration::from_secs(1));
+    while let Some(update) = follow.next().await? {
+        match update {
+            Update::Event(event) => println!("{} {}", event.at, event.kind.name()),
+            Update::Session(answer) if answer.value.completed => {
+                let session = answer.value;
+                println!(
+                    "{} {}: {}",
+                    session.upgrade_id,
+                    session.state,
+                    session.messages.join(" ")
+                );
+            }
+            Update::Session(_) => {}
+            Update::Removed => println!("session {id} was deleted"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    Ok(())
 }

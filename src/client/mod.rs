@@ -16,19 +16,24 @@
 
 mod error;
 mod events;
+mod follow;
+mod options;
 mod sse;
 
 use std::time::Duration;
 
 use crus_core::SessionStatus;
+use crus_core::options::ServerOptions;
 use crus_core::rollout::FailureBudget;
-use crus_core::session::SessionSpec;
+use crus_core::session::{NodeStatus, SessionSpec};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use error::{ClientError, describe_transport_error};
 pub use events::EventStream;
+pub use follow::{Follow, Update};
+pub use options::OptionsChanged;
 pub use sse::{SseMessage, SseParser};
 
 /// A successful answer: the body read as `T`, and exactly as the server sent
@@ -164,23 +169,25 @@ impl Client {
         .await
     }
 
-    /// `GET /session/{id}/nodes`: each node of the session (a JSON array of
-    /// objects with `id`, `phase`, `since`, `step`, `attempts`, `taken_at`,
-    /// `finished_at`, `reason`, `forced`).
-    pub async fn nodes(&self, upgrade_id: &str) -> Result<Answer<Value>, ClientError> {
+    /// `GET /session/{id}/nodes` (a crus addition): each node of the
+    /// session, in the order the session takes them.
+    pub async fn nodes(&self, upgrade_id: &str) -> Result<Answer<Vec<NodeStatus>>, ClientError> {
         self.request(Method::GET, &session_path(upgrade_id, "/nodes"), None, None)
             .await
     }
 
-    /// `GET /options`: the server-wide options of a crus server (read as
-    /// JSON, so options a newer server has are shown too).
-    pub async fn options(&self) -> Result<Answer<Value>, ClientError> {
+    /// `GET /options`: the server-wide options of a crus server (options a
+    /// newer server has are in the answer's `raw` body only).
+    pub async fn options(&self) -> Result<Answer<ServerOptions>, ClientError> {
         self.request(Method::GET, "/options", None, None).await
     }
 
     /// `PATCH /options` with `patch`, a merge patch of the options (`null`
     /// unsets one); the answer holds the options now and when they apply.
-    pub async fn patch_options(&self, patch: &Value) -> Result<Answer<Value>, ClientError> {
+    pub async fn patch_options(
+        &self,
+        patch: &Value,
+    ) -> Result<Answer<OptionsChanged>, ClientError> {
         self.request(Method::PATCH, "/options", Some(patch), None)
             .await
     }

@@ -117,13 +117,13 @@ pub async fn ports(settings: &Config) -> Result<Assembled, ServerError> {
             }
             BootBackend::Bos => {
                 let section = required(settings.bos.as_ref(), "bos")?;
-                let bos = crus_backends::bos::BosOrchestrator::new(&section.to_config("bos")?)
+                let bos = crus_backends::bos::BosOrchestrator::new(&section.to_config()?)
                     .and_then(|bos| bos.with_tenant(section.tenant.as_deref().unwrap_or_default()))
                     .map_err(ServerError::backend("[bos]"))?;
                 (Arc::new(bos), None)
             }
             BootBackend::BosV1 => {
-                let config = required(settings.bos.as_ref(), "bos")?.to_config("bos")?;
+                let config = required(settings.bos.as_ref(), "bos")?.to_config()?;
                 let bos = crus_backends::bos::v1::BosV1Orchestrator::new(&config)
                     .map_err(ServerError::backend("[bos]"))?;
                 (Arc::new(bos), None)

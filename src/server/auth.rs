@@ -3,10 +3,9 @@
 
 use std::path::Path;
 
-use crus_http::{Auth, AuthConfig, JwksUrlConfig};
+use crus_http::{Auth, AuthConfig, AuthSettings, JwksUrlConfig};
 
 use super::ServerError;
-use super::config::AuthSection;
 
 /// The file `path`, the `what` of `[auth]`.
 fn read_file(path: &Path, what: &'static str) -> Result<String, ServerError> {
@@ -19,7 +18,7 @@ fn read_file(path: &Path, what: &'static str) -> Result<String, ServerError> {
 
 /// The API's authentication; `jwt_secret` (given outside the file, e.g.
 /// `CRUS_JWT_SECRET`) wins over `auth.jwt_secret_file`.
-pub fn build(section: &AuthSection, jwt_secret: Option<String>) -> Result<Auth, ServerError> {
+pub fn build(section: &AuthSettings, jwt_secret: Option<String>) -> Result<Auth, ServerError> {
     let mut tokens = section.tokens.clone();
     if let Some(path) = &section.tokens_file {
         let text = read_file(path, "tokens file")?;

@@ -16,70 +16,46 @@
 //! 2. `rollout.boot_timeout` (or `--boot-timeout`), when set: an explicit
 //!    server-wide choice wins over the backends' defaults;
 //! 3. the boot backend's section's `boot_timeout`;
-//! 4. that backend's default below.
+//! 4. that backend's default (`DEFAULT_BOOT_TIMEOUT` of its settings type,
+//!    e.g. [`BosSettings::DEFAULT_BOOT_TIMEOUT`]).
+//!
+//! Each section checks its own `boot_timeout`; this file only picks the
+//! one that applies.
 //!
 //! `GET /session/{id}` shows the one applied, in `policy.boot_timeout`.
 
 use std::time::Duration;
 
-use super::config::{BootBackend, Config, ConfigError};
+use crus_backends::bos::BosSettings;
+use crus_backends::cyclecloud::CycleCloudSettings;
+use crus_backends::kadeploy::KadeploySettings;
 
-/// BOS (v2 and v1): its `max_boot_wait_time` of 20 minutes from power-on,
-/// after a graceful then forceful power-off of up to several minutes, and
-/// then the CFS configuration of the node (commonly 10 to 15 minutes).
-pub const BOS_DEFAULT: Duration = Duration::from_secs(40 * 60);
-
-/// Kadeploy: a deployment reboots the node into the deployment environment,
-/// writes the image, and reboots it into the image; Kadeploy's own step
-/// timeouts allow several minutes per reboot and image copies of large
-/// environments take minutes more.
-pub const KADEPLOY_DEFAULT: Duration = Duration::from_secs(30 * 60);
-
-/// CycleCloud: a reimage terminates the virtual machine and starts a fresh one;
-/// the allocation, the boot and CycleCloud's node preparation (cluster-init)
-/// commonly take 10 to 20 minutes.
-pub const CYCLECLOUD_DEFAULT: Duration = Duration::from_secs(30 * 60);
-
-/// Slurm's reboot: slurmctld marks a node DOWN ("reboot timed out") when it
-/// has not come back within slurm.conf's `ResumeTimeout` (checked on a coarse
-/// timer). crus's timeout should end later, so the node fails with Slurm's
-/// verdict rather than crus's; sites that reboot through Slurm commonly set
-/// `ResumeTimeout` between 10 and 30 minutes.
-pub const SLURM_REBOOT_DEFAULT: Duration = Duration::from_secs(35 * 60);
-
-/// The simulated cluster: its boots take `sim.boot_time` (4 minutes by
-/// default, ±25%); this is what every session had before backends had their
-/// own defaults.
-pub const SIM_DEFAULT: Duration = Duration::from_secs(10 * 60);
+use super::config::{BootBackend, Config};
 
 impl Config {
     /// The boot timeout of sessions whose policy sets none (see the module
-    /// documentation for the order).
+    /// documentation for the order); each backend's settings hold its own
+    /// default.
     pub fn default_boot_timeout(&self) -> Duration {
         if let Some(timeout) = self.rollout.boot_timeout {
             return timeout;
         }
-        let (configured, default) = match self.backends.boot {
-            BootBackend::Bos | BootBackend::BosV1 => (
-                self.bos.as_ref().and_then(|bos| bos.boot_timeout),
-                BOS_DEFAULT,
+        match self.backends.boot {
+            BootBackend::Bos | BootBackend::BosV1 => self
+                .bos
+                .as_ref()
+                .map_or(BosSettings::DEFAULT_BOOT_TIMEOUT, BosSettings::boot_timeout),
+            BootBackend::Kadeploy => self.kadeploy.as_ref().map_or(
+                KadeploySettings::DEFAULT_BOOT_TIMEOUT,
+                KadeploySettings::boot_timeout,
             ),
-            BootBackend::Kadeploy => (
-                self.kadeploy
-                    .as_ref()
-                    .and_then(|kadeploy| kadeploy.boot_timeout),
-                KADEPLOY_DEFAULT,
+            BootBackend::CycleCloud => self.cyclecloud.as_ref().map_or(
+                CycleCloudSettings::DEFAULT_BOOT_TIMEOUT,
+                CycleCloudSettings::boot_timeout,
             ),
-            BootBackend::CycleCloud => (
-                self.cyclecloud
-                    .as_ref()
-                    .and_then(|cyclecloud| cyclecloud.boot_timeout),
-                CYCLECLOUD_DEFAULT,
-            ),
-            BootBackend::SlurmReboot => (self.slurm_reboot.boot_timeout, SLURM_REBOOT_DEFAULT),
-            BootBackend::Sim => (self.sim.boot_timeout, SIM_DEFAULT),
-        };
-        configured.unwrap_or(default)
+            BootBackend::SlurmReboot => self.slurm_reboot.boot_timeout(),
+            BootBackend::Sim => self.sim.boot_timeout(),
+        }
     }
 
     /// The name the server options (`boot_timeouts` of `PATCH /options`)
@@ -93,88 +69,20 @@ impl Config {
             BootBackend::Sim => "sim",
         }
     }
-
-    /// Every boot timeout key that is set is longer than zero.
-    pub(super) fn check_boot_timeouts(&self) -> Result<(), ConfigError> {
-        let keys = [
-            ("rollout.boot_timeout", self.rollout.boot_timeout),
-            (
-                "bos.boot_timeout",
-                self.bos.as_ref().and_then(|bos| bos.boot_timeout),
-            ),
-            (
-                "kadeploy.boot_timeout",
-                self.kadeploy
-                    .as_ref()
-                    .and_then(|kadeploy| kadeploy.boot_timeout),
-            ),
-            (
-                "cyclecloud.boot_timeout",
-                self.cyclecloud
-                    .as_ref()
-                    .and_then(|cyclecloud| cyclecloud.boot_timeout),
-            ),
-            ("slurm_reboot.boot_timeout", self.slurm_reboot.boot_timeout),
-            ("sim.boot_timeout", self.sim.boot_timeout),
-        ];
-        match keys
-            .into_iter()
-            .find(|(_, timeout)| timeout.is_some_and(|timeout| timeout.is_zero()))
-        {
-            Some((key, _)) => Err(ConfigError::Invalid {
-                key: key.into(),
-                message: "must be longer than zero".into(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// `[bos]`'s own keys are used where they can work: `tenant` and
-    /// `boot_timeout` belong to `[bos]` (not `[hsm]`, which shares its
-    /// type), and BOS v1 rejects every request that names a tenant.
-    pub(super) fn check_bos_keys(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| ConfigError::Invalid {
-            key: key.into(),
-            message: message.into(),
-        };
-        if let Some(hsm) = &self.hsm {
-            if hsm.tenant.is_some() {
-                return Err(invalid(
-                    "hsm.tenant",
-                    "HSM has no tenant here; the tenant belongs in [bos]",
-                ));
-            }
-            if hsm.boot_timeout.is_some() {
-                return Err(invalid(
-                    "hsm.boot_timeout",
-                    "HSM does not boot nodes; set boot_timeout in the boot backend's section ([bos])",
-                ));
-            }
-        }
-        let tenant = self.bos.as_ref().and_then(|bos| bos.tenant.as_deref());
-        if self.backends.boot == BootBackend::BosV1
-            && tenant.is_some_and(|tenant| !tenant.is_empty())
-        {
-            return Err(invalid(
-                "bos.tenant",
-                "BOS v1 rejects requests that name a tenant (multi-tenancy is BOS v2 only): remove bos.tenant, or use backends.boot = \"bos\"",
-            ));
-        }
-        if let Some(tenant) = tenant
-            && !tenant.bytes().all(|byte| byte.is_ascii_graphic())
-        {
-            return Err(invalid(
-                "bos.tenant",
-                "must be a tenant name (letters, digits and punctuation, no spaces): it is sent as the Cray-Tenant-Name header",
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ConfigError;
+    use crus_backends::sim::SimSettings;
+    use crus_backends::slurm::SlurmRebootSettings;
+
+    const BOS_DEFAULT: Duration = BosSettings::DEFAULT_BOOT_TIMEOUT;
+    const KADEPLOY_DEFAULT: Duration = KadeploySettings::DEFAULT_BOOT_TIMEOUT;
+    const CYCLECLOUD_DEFAULT: Duration = CycleCloudSettings::DEFAULT_BOOT_TIMEOUT;
+    const SLURM_REBOOT_DEFAULT: Duration = SlurmRebootSettings::DEFAULT_BOOT_TIMEOUT;
+    const SIM_DEFAULT: Duration = SimSettings::DEFAULT_BOOT_TIMEOUT;
 
     fn config(text: &str) -> Config {
         let config: Config = toml::from_str(text).unwrap();
@@ -286,14 +194,6 @@ mod tests {
                 "sim.boot_timeout",
             ),
             (
-                "[hsm]\nbase_url = \"https://h\"\ntenant = \"blue\"\n".to_string(),
-                "hsm.tenant",
-            ),
-            (
-                "[hsm]\nbase_url = \"https://h\"\nboot_timeout = \"1h\"\n".to_string(),
-                "hsm.boot_timeout",
-            ),
-            (
                 format!("[backends]\nboot = \"bos-v1\"\n{BOS}tenant = \"vcluster-blue\"\n"),
                 "bos.tenant",
             ),
@@ -305,6 +205,17 @@ mod tests {
                 Err(ConfigError::Invalid { key: named, .. }) => assert_eq!(named, key, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }
+        }
+        // `[hsm]` has no tenant and boots nothing: both keys are refused by
+        // name as keys HSM does not have.
+        for key in ["tenant = \"blue\"", "boot_timeout = \"1h\""] {
+            let text = format!("[hsm]\nbase_url = \"https://h\"\n{key}\n");
+            let error = toml::from_str::<Config>(&text).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(
+                error.contains(&format!("unknown field `{name}`")) && error.contains("base_url"),
+                "{text}: {error}"
+            );
         }
         // A tenant with BOS v2, and an empty one with v1 (BOS's "no tenant").
         let v2 = config(&format!(

@@ -5,12 +5,11 @@
 //! back to a default. `docs/crus.example.toml` is an annotated example.
 //!
 //! Each backend's section is that backend's own settings type
-//! (`crus_backends::bos`'s [`ServiceSettings`], `crus_backends::redfish`'s
+//! (`crus_backends::bos`'s [`BosSettings`], `crus_backends::redfish`'s
 //! [`RedfishSettings`], ...), with its defaults and checks; this file puts
 //! them together and checks what ties them: a backend chosen in
 //! `[backends]` has its section.
 
-mod auth;
 mod backends;
 mod server;
 mod store;
@@ -21,13 +20,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crus_backends::alert_gate::AlertGateSettings;
+use crus_backends::bos::BosSettings;
 use crus_backends::cyclecloud::CycleCloudSettings;
+use crus_backends::etcd::EtcdSettings;
 use crus_backends::file_inventory::FileInventorySettings;
 use crus_backends::health::HealthSettings;
 use crus_backends::hooks::HookSettings;
+use crus_backends::hsm::HsmSettings;
 use crus_backends::kadeploy::KadeploySettings;
 use crus_backends::redfish::RedfishSettings;
-use crus_backends::service::ServiceSettings;
 use crus_backends::settings::{InvalidSetting, humantime_duration, humantime_duration_option};
 use crus_backends::sim::SimSettings;
 use crus_backends::slurm::{SlurmRebootSettings, SlurmSettings};
@@ -35,13 +36,13 @@ use crus_backends::webhooks::WebhookSettings;
 use crus_core::ports::GateCheck;
 use serde::Deserialize;
 
-pub use auth::AuthSection;
 pub use backends::{
     BackendKind, BackendsSection, BootBackend, InventoryBackend, PowerBackend,
     WorkloadManagerBackend,
 };
+pub use crus_http::AuthSettings;
 pub use server::{LogFormat, ServerConfig};
-pub use store::{ETCD_NOT_BUILT, EtcdSection, StoreKind, StoreSection};
+pub use store::{ETCD_NOT_BUILT, StoreKind, StoreSection};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -52,9 +53,9 @@ pub struct Config {
     /// Which session store: SQLite (one replica) or etcd (several).
     pub store: StoreSection,
     /// The etcd cluster, when `store.kind = "etcd"`.
-    pub etcd: EtcdSection,
+    pub etcd: EtcdSettings,
     /// Who may call the API.
-    pub auth: AuthSection,
+    pub auth: AuthSettings,
     /// Defaults of every session's rollout policy.
     pub rollout: RolloutSection,
     /// Which backend implements each port.
@@ -64,10 +65,10 @@ pub struct Config {
     /// The inventory file, when `backends.inventory = "file"`.
     pub file: FileInventorySettings,
     /// Cray HSM, when `backends.inventory = "hsm"`.
-    pub hsm: Option<ServiceSettings>,
+    pub hsm: Option<HsmSettings>,
     /// Cray BOS, when `backends.boot = "bos"` (v2 sessions) or `"bos-v1"`
     /// (v1 sessions).
-    pub bos: Option<ServiceSettings>,
+    pub bos: Option<BosSettings>,
     /// Slurm, when `backends.workload_manager = "slurm"` or `backends.boot = "slurm-reboot"`.
     pub slurm: SlurmSettings,
     /// Slurm's reboots, when `backends.boot = "slurm-reboot"`.
@@ -196,31 +197,29 @@ impl Config {
         let backends = &self.backends;
         self.slurm.check()?;
         self.slurm_reboot.check()?;
-        for (key, section, wanted) in [
-            (
-                "hsm",
-                &self.hsm,
-                backends.inventory == InventoryBackend::Hsm,
-            ),
-            (
-                "bos",
-                &self.bos,
-                matches!(backends.boot, BootBackend::Bos | BootBackend::BosV1),
-            ),
-        ] {
-            if wanted && section.is_none() {
-                return Err(invalid(
-                    key,
-                    format!(
-                        "the [{key}] section (base_url, and how to authenticate) is required by [backends]"
-                    ),
-                ));
+        let required_by_backends = |key: &str| {
+            invalid(
+                key,
+                format!(
+                    "the [{key}] section (base_url, and how to authenticate) is required by [backends]"
+                ),
+            )
+        };
+        match &self.hsm {
+            Some(hsm) => hsm.check("hsm")?,
+            None if backends.inventory == InventoryBackend::Hsm => {
+                return Err(required_by_backends("hsm"));
             }
-            if let Some(section) = section {
-                section.check(key)?;
-            }
+            None => {}
         }
-        self.check_bos_keys()?;
+        match &self.bos {
+            Some(bos) if backends.boot == BootBackend::BosV1 => bos.check_v1()?,
+            Some(bos) => bos.check()?,
+            None if matches!(backends.boot, BootBackend::Bos | BootBackend::BosV1) => {
+                return Err(required_by_backends("bos"));
+            }
+            None => {}
+        }
         let kadeploy_port = if backends.boot == BootBackend::Kadeploy {
             Some(BootBackend::KEY)
         } else if backends.power == Some(PowerBackend::Kadeploy) {
@@ -268,7 +267,16 @@ impl Config {
         self.health.check()?;
         self.alert_gates.check()?;
         self.server.check()?;
-        self.check_boot_timeouts()?;
+        if self
+            .rollout
+            .boot_timeout
+            .is_some_and(|timeout| timeout.is_zero())
+        {
+            return Err(invalid(
+                "rollout.boot_timeout",
+                "must be longer than zero".into(),
+            ));
+        }
         if self.rollout.max_boots_per_minute == Some(0) {
             return Err(invalid(
                 "rollout.max_boots_per_minute",

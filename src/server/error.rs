@@ -80,7 +80,7 @@ pub enum ServerError {
     Webhooks(String),
     /// The etcd settings could not be used (an unreadable password file).
     #[error("{0}")]
-    EtcdSettings(String),
+    EtcdSettings(crus_backends::settings::InvalidSetting),
     /// etcd could not be reached to join the leader election.
     #[error("cannot connect to etcd at {endpoints} (etcd.endpoints, --etcd-endpoints): {source}")]
     EtcdConnect {

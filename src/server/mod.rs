@@ -21,6 +21,7 @@ mod boot_timeout;
 pub mod check;
 mod config;
 mod error;
+mod event_log_lines;
 #[cfg(test)]
 mod example_configs;
 mod listen;
@@ -43,17 +44,15 @@ use crus_http::{AppState, Auth, Leadership, Metrics, instrument_ports};
 use tokio::net::TcpListener;
 
 pub use assemble::{Assembled, ports};
-pub use boot_timeout::{
-    BOS_DEFAULT, CYCLECLOUD_DEFAULT, KADEPLOY_DEFAULT, SIM_DEFAULT, SLURM_REBOOT_DEFAULT,
-};
 pub use config::{
-    AuthSection, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
-    EtcdSection, InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig,
-    StoreKind, StoreSection, WorkloadManagerBackend,
+    AuthSettings, BackendKind, BackendsSection, BootBackend, Config, ConfigError, ETCD_NOT_BUILT,
+    InventoryBackend, LogFormat, PowerBackend, RolloutSection, ServerConfig, StoreKind,
+    StoreSection, WorkloadManagerBackend,
 };
 /// How a server changes the process's log level (the `log_level` option).
 pub use crus_http::LogLevelControl;
 pub use error::{BackendError, ServerError};
+pub use event_log_lines::spawn_event_logging;
 pub use listen::bind;
 
 /// A server to build from its configuration; see the [module docs](self).
@@ -182,18 +181,20 @@ pub struct Started {
 
 impl Started {
     /// The controller driving this server's sessions (its event log feeds
-    /// logs and webhooks).
+    /// the log lines and webhooks).
     pub fn controller(&self) -> &Controller {
         &self.controller
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then stops
-    /// the sessions' tasks (the next start, or leader, resumes them).
+    /// the sessions' tasks (the next start, or leader, resumes them). Every
+    /// rollout event is logged meanwhile ([`spawn_event_logging`]).
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        spawn_event_logging(self.controller.events());
         let mut state = AppState::new(self.controller.clone(), Arc::new(self.auth), self.metrics)
             .with_status_view(self.statuses)
             .with_leadership(self.leadership)

@@ -23,9 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crus_backends::etcd::{
-    Election, EtcdConfig, EtcdStore, EtcdTls, Leader, SessionChange, SessionFeed,
-};
+use crus_backends::etcd::{Election, EtcdStore, Leader, SessionChange, SessionFeed};
 use crus_core::clock::Clock;
 use crus_core::controller::{Controller, ControllerConfig, EventLog, events_between};
 use crus_core::ports::Ports;
@@ -36,7 +34,7 @@ use crus_http::{Leadership, Metrics};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::config::{Config, EtcdSection};
+use super::config::Config;
 use super::webhooks::spawn as spawn_webhooks;
 use super::{Background, ServerError, controller_config, ports_for_term};
 
@@ -74,7 +72,7 @@ pub(super) async fn start(
     metrics: &Arc<Metrics>,
 ) -> Result<Replica, ServerError> {
     let section = &settings.etcd;
-    let config = etcd_config(section).map_err(ServerError::EtcdSettings)?;
+    let config = section.to_config().map_err(ServerError::EtcdSettings)?;
     let store = EtcdStore::connect(&config)
         .await
         .map_err(|source| ServerError::EtcdConnect {
@@ -375,37 +373,6 @@ fn observe(
         driver.take_up(&record.value);
     }
     known.insert(upgrade_id, record);
-}
-
-/// How to reach etcd, with the password read from its file.
-fn etcd_config(section: &EtcdSection) -> Result<EtcdConfig, String> {
-    let password = match &section.password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|error| {
-                    format!(
-                        "cannot read the etcd password file {} (etcd.password_file): {error}",
-                        path.display()
-                    )
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-        ),
-        None => None,
-    };
-    let tls = (section.ca_file.is_some() || section.cert_file.is_some()).then(|| EtcdTls {
-        ca_file: section.ca_file.clone(),
-        cert_file: section.cert_file.clone(),
-        key_file: section.key_file.clone(),
-    });
-    Ok(EtcdConfig {
-        endpoints: section.endpoints.clone(),
-        prefix: section.prefix.clone(),
-        user: section.user.clone(),
-        password,
-        tls,
-        timeout: section.timeout,
-    })
 }
 
 /// `<host name>-<process id>`: tells operators which process leads.

@@ -39,6 +39,14 @@ pub mod bos;
 pub mod cyclecloud;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+/// The `[etcd]` settings alone, in a build without the etcd store: a server
+/// still reads them, refuses unknown keys by name, and says how to build
+/// one with etcd.
+#[cfg(not(feature = "etcd"))]
+pub mod etcd {
+    mod settings;
+    pub use settings::{DEFAULT_PREFIX, EtcdSettings};
+}
 #[cfg(feature = "file-inventory")]
 pub mod file_inventory;
 #[cfg(feature = "health")]

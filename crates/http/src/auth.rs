@@ -7,6 +7,7 @@
 //! safe to expose without that gateway.
 
 mod jwks_url;
+mod settings;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::problem::AppError;
 pub use jwks_url::JwksUrlConfig;
 use jwks_url::RemoteJwks;
+pub use settings::AuthSettings;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;

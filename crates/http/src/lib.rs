@@ -56,7 +56,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, JwksUrlConfig, Principal};
+pub use auth::{Auth, AuthConfig, AuthError, AuthFailure, AuthSettings, JwksUrlConfig, Principal};
 pub use json::JsonBody;
 pub use leadership::Leadership;
 pub use limits::ServerLimits;

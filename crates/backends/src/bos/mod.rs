@@ -11,6 +11,7 @@
 mod components;
 mod current_image;
 mod session_name;
+mod settings;
 pub mod v1;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::service::{ServiceClient, ServiceConfig, ServiceError, path_segment};
 use components::{Component, Paging, session_components};
 
 pub use session_name::session_name;
+pub use settings::BosSettings;
 
 /// The backend name in errors.
 const BACKEND: &str = "bos";

@@ -48,7 +48,8 @@ pub struct CycleCloudSettings {
     /// API); absent: `cyclecloud-groups.json` beside `server.db`.
     pub state_file: Option<PathBuf>,
     /// The boot timeout of sessions whose policy sets none, unless
-    /// `rollout.boot_timeout` is set.
+    /// `rollout.boot_timeout` is set; absent:
+    /// [`CycleCloudSettings::DEFAULT_BOOT_TIMEOUT`].
     #[serde(default, with = "crate::settings::humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
 }
@@ -75,6 +76,17 @@ fn default_poll_timeout() -> Duration {
 }
 
 impl CycleCloudSettings {
+    /// A reimage terminates the virtual machine and starts a fresh one; the
+    /// allocation, the boot and CycleCloud's node preparation (cluster-init)
+    /// commonly take 10 to 20 minutes.
+    pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+    /// The boot timeout of sessions whose policy sets none (unless the
+    /// server sets one for all): `boot_timeout`, or the default.
+    pub fn boot_timeout(&self) -> Duration {
+        self.boot_timeout.unwrap_or(Self::DEFAULT_BOOT_TIMEOUT)
+    }
+
     /// The groups file: `state_file`, or `cyclecloud-groups.json` in the
     /// directory of the session database `db`, which already holds what
     /// crus must keep across restarts.
@@ -111,7 +123,11 @@ impl CycleCloudSettings {
                 ("poll_interval", self.poll_interval),
                 ("poll_timeout", self.poll_timeout),
             ],
-        )
+        )?;
+        if let Some(timeout) = self.boot_timeout {
+            check_positive("cyclecloud", &[("boot_timeout", timeout)])?;
+        }
+        Ok(())
     }
 
     /// The settings of the `cyclecloud` backends; the groups file defaults

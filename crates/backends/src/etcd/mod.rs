@@ -27,6 +27,7 @@ mod leader;
 mod node_page;
 mod nodes;
 mod options;
+mod settings;
 mod status_view;
 
 use async_trait::async_trait;
@@ -53,9 +54,7 @@ pub use etcd_client;
 pub use feed::{SessionChange, SessionFeed};
 pub use leader::{Election, Leader};
 use nodes::{group_count, groups_of, split};
-
-/// The default key prefix under which crus keeps its data in etcd.
-pub const DEFAULT_PREFIX: &str = "/crus/";
+pub use settings::{DEFAULT_PREFIX, EtcdSettings};
 
 /// Which leader key and lease fence every write of a store.
 #[derive(Debug, Clone)]

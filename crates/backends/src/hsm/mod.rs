@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::service::{ServiceClient, ServiceConfig, ServiceError, path_segment};
 
+/// `[hsm]` of `crus.toml`: the keys of every Cray service, no more.
+pub use crate::service::ServiceSettings as HsmSettings;
+
 /// The backend name in errors.
 const BACKEND: &str = "hsm";
 

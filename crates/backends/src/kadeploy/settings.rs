@@ -50,7 +50,8 @@ pub struct KadeploySettings {
     /// The partition of the block device to deploy on; absent: the cluster's default.
     pub deploy_partition: Option<String>,
     /// The boot timeout of sessions whose policy sets none, unless
-    /// `rollout.boot_timeout` is set.
+    /// `rollout.boot_timeout` is set; absent:
+    /// [`KadeploySettings::DEFAULT_BOOT_TIMEOUT`].
     #[serde(default, with = "crate::settings::humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
     /// The API root of Kadeploy's `/power` and `/reboot`, for
@@ -68,6 +69,18 @@ fn default_retries() -> u32 {
 }
 
 impl KadeploySettings {
+    /// A deployment reboots the node into the deployment environment,
+    /// writes the image, and reboots it into the image; Kadeploy's own step
+    /// timeouts allow several minutes per reboot and image copies of large
+    /// environments take minutes more.
+    pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+    /// The boot timeout of sessions whose policy sets none (unless the
+    /// server sets one for all): `boot_timeout`, or the default.
+    pub fn boot_timeout(&self) -> Duration {
+        self.boot_timeout.unwrap_or(Self::DEFAULT_BOOT_TIMEOUT)
+    }
+
     /// Checks what the types alone do not; the password file is read at start.
     pub fn check(&self) -> Result<(), InvalidSetting> {
         check_http_url("kadeploy.base_url", &self.base_url)?;
@@ -84,7 +97,11 @@ impl KadeploySettings {
         if let Some(power_base_url) = &self.power_base_url {
             check_http_url("kadeploy.power_base_url", power_base_url)?;
         }
-        check_positive("kadeploy", &[("timeout", self.timeout)])
+        check_positive("kadeploy", &[("timeout", self.timeout)])?;
+        if let Some(timeout) = self.boot_timeout {
+            check_positive("kadeploy", &[("boot_timeout", timeout)])?;
+        }
+        Ok(())
     }
 
     /// The settings of the `kadeploy` backends, with the password read from

@@ -3,7 +3,7 @@
 //! times it out, and retries only what is safe to repeat.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -12,10 +12,52 @@ use tokio::sync::{Mutex, Semaphore};
 use super::config::{RedfishAuth, RedfishConfig};
 use super::error::RedfishError;
 pub(crate) use crate::transport::Repeat;
-use crate::transport::{HttpClientSettings, Retries};
+use crate::transport::{HttpClientSettings, Retries, TryFailure, send_with_retries};
 
-/// The longest pause between two tries, however many retries are configured.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// A failed try of a request, as the transport's retries see it.
+#[derive(Debug)]
+struct FailedTry {
+    error: RedfishError,
+    /// The login before the request failed: never tried again here, since
+    /// every login that arrives makes a session on the BMC (the login sends
+    /// itself again only when it never left).
+    from_login: bool,
+}
+
+impl FailedTry {
+    fn login(error: RedfishError) -> Self {
+        FailedTry {
+            error,
+            from_login: true,
+        }
+    }
+}
+
+impl std::fmt::Display for FailedTry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(formatter)
+    }
+}
+
+impl TryFailure for FailedTry {
+    /// No answer, or a 5xx other than 501 (which says the BMC lacks the
+    /// operation, for good).
+    fn may_pass(&self) -> bool {
+        !self.from_login
+            && match &self.error {
+                RedfishError::Status { status, .. } => {
+                    (500..600).contains(status) && *status != 501
+                }
+                RedfishError::Transport { .. } => true,
+                _ => false,
+            }
+    }
+
+    fn not_sent(&self) -> bool {
+        !self.from_login
+            && matches!(&self.error, RedfishError::Transport { source, .. } if source.is_connect())
+    }
+}
 
 /// Where a Redfish service creates sessions (DSP0266 §13.3.4).
 pub(crate) const SESSIONS_PATH: &str = "/redfish/v1/SessionService/Sessions";
@@ -84,8 +126,7 @@ impl Transport {
         Ok(Transport {
             http,
             auth: config.auth.clone(),
-            retries: Retries::new(config.retries, config.retry_base_delay)
-                .with_max_delay(MAX_RETRY_DELAY),
+            retries: Retries::new(config.retries, config.retry_base_delay),
         })
     }
 
@@ -150,7 +191,8 @@ impl Transport {
     }
 
     /// Sends the request, logging in again once on a 401 with session auth,
-    /// and retrying what `repeat` allows; the body of a 2xx answer.
+    /// and retrying what `repeat` allows (the transport's retries); the body
+    /// of a 2xx answer.
     async fn send(
         &self,
         bmc: &Bmc,
@@ -159,70 +201,74 @@ impl Transport {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<Vec<u8>, RedfishError> {
-        let method_name = method_name(&method);
-        let mut attempt = 0u32;
-        let mut logged_in_again = false;
+        // Once per request, not per try: a BMC that refuses a fresh session
+        // too is refusing the credentials.
+        let logged_in_again = AtomicBool::new(false);
+        send_with_retries("Redfish", &self.retries, repeat, || {
+            self.try_once(bmc, &method, path, body, &logged_in_again)
+        })
+        .await
+        .map_err(|failed| failed.error)
+    }
+
+    /// One try of [`Transport::send`]; a 401 on a session that may have
+    /// expired logs in again and sends the request once more, within the try.
+    async fn try_once(
+        &self,
+        bmc: &Bmc,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        logged_in_again: &AtomicBool,
+    ) -> Result<Vec<u8>, FailedTry> {
+        let method_name = method_name(method);
         loop {
             let token = match &self.auth {
-                RedfishAuth::Session { username, password } => {
-                    Some(self.session_token(bmc, username, password).await?)
-                }
+                RedfishAuth::Session { username, password } => Some(
+                    self.session_token(bmc, username, password)
+                        .await
+                        .map_err(FailedTry::login)?,
+                ),
                 _ => None,
             };
             let outcome = self
-                .send_once(bmc, &method, path, body, token.as_deref())
+                .send_once(bmc, method, path, body, token.as_deref())
                 .await;
-            let retry = match outcome {
+            let error = match outcome {
                 Ok((status, bytes)) if status.is_success() => return Ok(bytes),
-                Ok((StatusCode::UNAUTHORIZED, _)) if token.is_some() && !logged_in_again => {
+                Ok((StatusCode::UNAUTHORIZED, _))
+                    if token.is_some() && !logged_in_again.swap(true, Ordering::SeqCst) =>
+                {
                     // The session expired or the BMC restarted: log in again, once.
                     tracing::info!(bmc = %bmc.url, "Redfish session refused (401); logging in again");
                     forget_session(bmc, token.as_deref()).await;
-                    logged_in_again = true;
                     continue;
                 }
                 Ok((status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), _)) => {
-                    return Err(RedfishError::Auth {
+                    RedfishError::Auth {
                         bmc: bmc.url.clone(),
                         what: self.who(),
                         status: status.as_u16(),
-                    });
-                }
-                Ok((status, bytes)) => {
-                    let error = RedfishError::Status {
-                        bmc: bmc.url.clone(),
-                        method: method_name,
-                        path: path.to_string(),
-                        status: status.as_u16(),
-                        message: redfish_message(&bytes),
-                    };
-                    let passing = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED;
-                    if !(passing && repeat == Repeat::Safe) {
-                        return Err(error);
                     }
-                    error
                 }
-                Err(source) => {
-                    let not_sent = source.is_connect();
-                    let error = RedfishError::Transport {
-                        bmc: bmc.url.clone(),
-                        method: method_name,
-                        path: path.to_string(),
-                        source,
-                    };
-                    if !(repeat == Repeat::Safe || not_sent) {
-                        return Err(error);
-                    }
-                    error
-                }
+                Ok((status, bytes)) => RedfishError::Status {
+                    bmc: bmc.url.clone(),
+                    method: method_name,
+                    path: path.to_string(),
+                    status: status.as_u16(),
+                    message: redfish_message(&bytes),
+                },
+                Err(source) => RedfishError::Transport {
+                    bmc: bmc.url.clone(),
+                    method: method_name,
+                    path: path.to_string(),
+                    source,
+                },
             };
-            if attempt >= self.retries.retries {
-                return Err(retry);
-            }
-            let delay = self.retries.delay(attempt);
-            tracing::warn!(error = %retry, attempt, ?delay, "retrying a Redfish request");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
+            return Err(FailedTry {
+                error,
+                from_login: false,
+            });
         }
     }
 

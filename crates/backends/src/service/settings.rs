@@ -1,5 +1,7 @@
-//! `[hsm]` and `[bos]` of `crus.toml`: where a Cray service is and how to
-//! authenticate to it, read with serde and turned into a [`ServiceConfig`].
+//! `[hsm]` of `crus.toml`, and the keys `[bos]` shares with it: where a
+//! Cray service is and how to authenticate to it, read with serde and
+//! turned into a [`ServiceConfig`]. `[bos]`'s own keys (the tenant, the boot
+//! timeout) are `crate::bos::BosSettings`'s.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +11,9 @@ use serde::Deserialize;
 use super::config::{ServiceConfig, TokenSource};
 use crate::settings::{InvalidSetting, check_http_url, humantime_duration, read_secret};
 
-/// `[hsm]` and `[bos]`: where a Cray service is and how to authenticate to
-/// it; `tenant` and `boot_timeout` are `[bos]`'s only.
+/// `[hsm]`: where a Cray service is and how to authenticate to it. Any
+/// other key is refused by name (a `tenant` or `boot_timeout` belongs in
+/// `[bos]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
@@ -34,14 +37,6 @@ pub struct ServiceSettings {
     /// Retries of a call that met a 5xx or no answer.
     #[serde(default = "default_retries")]
     pub retries: u32,
-    /// `[bos]`: the tenant whose session templates and sessions crus uses,
-    /// sent as `Cray-Tenant-Name` (BOS v2 only: v1 rejects tenants).
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// `[bos]`: the boot timeout of sessions whose policy sets none, unless
-    /// `rollout.boot_timeout` is set.
-    #[serde(default, with = "crate::settings::humantime_duration_option")]
-    pub boot_timeout: Option<Duration>,
 }
 
 /// The transport's own defaults, which the section's follow.

@@ -66,7 +66,8 @@ pub struct SimSettings {
     /// Seed of every random choice.
     pub seed: u64,
     /// The boot timeout of sessions whose policy sets none, unless
-    /// `rollout.boot_timeout` is set.
+    /// `rollout.boot_timeout` is set; absent:
+    /// [`SimSettings::DEFAULT_BOOT_TIMEOUT`].
     #[serde(with = "crate::settings::humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
     /// Fraction of session store writes made to fail (`--sim-store-fault-rate`,
@@ -94,6 +95,16 @@ impl Default for SimSettings {
 }
 
 impl SimSettings {
+    /// Boots take `boot_time` (4 minutes by default, ±25%); this is what
+    /// every session had before backends had their own defaults.
+    pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+    /// The boot timeout of sessions whose policy sets none (unless the
+    /// server sets one for all): `boot_timeout`, or the default.
+    pub fn boot_timeout(&self) -> Duration {
+        self.boot_timeout.unwrap_or(Self::DEFAULT_BOOT_TIMEOUT)
+    }
+
     /// Checks what the types alone do not.
     pub fn check(&self) -> Result<(), InvalidSetting> {
         if self.nodes == 0 {
@@ -131,6 +142,12 @@ impl SimSettings {
         if self.boot_time.is_zero() {
             return Err(InvalidSetting::new(
                 "sim.boot_time",
+                "must be longer than zero",
+            ));
+        }
+        if self.boot_timeout.is_some_and(|timeout| timeout.is_zero()) {
+            return Err(InvalidSetting::new(
+                "sim.boot_timeout",
                 "must be longer than zero",
             ));
         }

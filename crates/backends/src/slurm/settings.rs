@@ -105,7 +105,7 @@ pub struct SlurmRebootSettings {
     pub clock_skew: Duration,
     /// The boot timeout of sessions whose policy sets none, unless
     /// `rollout.boot_timeout` is set; keep it above slurm.conf's
-    /// `ResumeTimeout`.
+    /// `ResumeTimeout`. Absent: [`SlurmRebootSettings::DEFAULT_BOOT_TIMEOUT`].
     #[serde(with = "crate::settings::humantime_duration_option")]
     pub boot_timeout: Option<Duration>,
 }
@@ -121,8 +121,27 @@ impl Default for SlurmRebootSettings {
 }
 
 impl SlurmRebootSettings {
+    /// slurmctld marks a node DOWN ("reboot timed out") when it has not come
+    /// back within slurm.conf's `ResumeTimeout` (checked on a coarse timer).
+    /// crus's timeout should end later, so the node fails with Slurm's
+    /// verdict rather than crus's; sites that reboot through Slurm commonly
+    /// set `ResumeTimeout` between 10 and 30 minutes.
+    pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(35 * 60);
+
+    /// The boot timeout of sessions whose policy sets none (unless the
+    /// server sets one for all): `boot_timeout`, or the default.
+    pub fn boot_timeout(&self) -> Duration {
+        self.boot_timeout.unwrap_or(Self::DEFAULT_BOOT_TIMEOUT)
+    }
+
     /// Checks what the types alone do not.
     pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.boot_timeout.is_some_and(|timeout| timeout.is_zero()) {
+            return Err(InvalidSetting::new(
+                "slurm_reboot.boot_timeout",
+                "must be longer than zero",
+            ));
+        }
         if let Some(template) = self
             .templates
             .iter()

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
-use crus::client::{Answer, Client, ClientError};
+use crus::client::{Client, ClientError};
+use crus_core::options::ServerOptions;
 
 use super::{ConnectionArgs, Format};
 
@@ -51,16 +52,14 @@ pub fn run(command: OptionsCommand, connection: ConnectionArgs) -> Result<(), Cl
         match command {
             OptionsCommand::Get => {
                 let answer = client.options().await?;
-                print_options(&answer, &answer.value, connection.format);
+                print_options(&answer.raw, &answer.value, connection.format);
             }
             OptionsCommand::Set { assignments, file } => {
                 let patch = patch_of(file.as_deref(), &assignments)?;
                 let answer = client.patch_options(&patch).await?;
-                let options = answer.value.get("options").cloned().unwrap_or(Value::Null);
-                print_options(&answer, &options, connection.format);
-                if connection.format == Format::Table
-                    && let Some(note) = answer.value.get("applies_to").and_then(Value::as_str)
-                {
+                print_options(&answer.raw, &answer.value.options, connection.format);
+                let note = &answer.value.applies_to;
+                if connection.format == Format::Table && !note.is_empty() {
                     println!("\n{note}");
                 }
             }
@@ -145,13 +144,17 @@ fn assign(patch: &mut Map<String, Value>, assignment: &str) -> Result<(), Client
     Ok(())
 }
 
-/// Prints `options` (from `answer`): JSON unchanged, or one `key = value` a line.
-fn print_options(answer: &Answer<Value>, options: &Value, format: Format) {
+/// Prints `options` (from the answer `raw`): JSON unchanged, or one
+/// `key = value` a line.
+fn print_options(raw: &str, options: &ServerOptions, format: Format) {
     match format {
-        Format::Json => println!("{}", answer.raw.trim_end()),
+        Format::Json => println!("{}", raw.trim_end()),
         Format::Table => {
+            // The options as the server wrote them: every key, `null` for
+            // one not set (serialising these fields cannot fail).
+            let options = serde_json::to_value(options).unwrap_or(Value::Null);
             let mut lines = Vec::new();
-            flatten("", options, &mut lines);
+            flatten("", &options, &mut lines);
             if lines.is_empty() {
                 println!("(no option set: the server's configuration applies)");
             }

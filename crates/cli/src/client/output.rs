@@ -2,6 +2,7 @@
 
 use crus::client::Answer;
 use crus_core::SessionStatus;
+use crus_core::session::NodeStatus;
 use serde_json::Value;
 
 use super::Format;
@@ -40,7 +41,7 @@ pub fn node_count(session: &SessionStatus, phase: &str) -> Option<u64> {
 }
 
 /// Prints the nodes of a session.
-pub fn print_nodes(answer: &Answer<Value>, format: Format) {
+pub fn print_nodes(answer: &Answer<Vec<NodeStatus>>, format: Format) {
     match format {
         Format::Json => println!("{}", answer.raw.trim_end()),
         Format::Table => print!("{}", nodes_table(&answer.value)),
@@ -189,30 +190,30 @@ pub fn session_table(session: &SessionStatus) -> String {
 }
 
 /// One line per node of a session.
-pub fn nodes_table(nodes: &Value) -> String {
+pub fn nodes_table(nodes: &[NodeStatus]) -> String {
+    // What does not apply yet shows as `-`, as JSON's null did.
+    fn or_dash<T: ToString>(value: Option<T>) -> String {
+        value.map_or_else(|| "-".to_string(), |value| value.to_string())
+    }
     let rows: Vec<Vec<String>> = nodes
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|node| {
-                    let mut reason = text(&node["reason"]);
-                    if node["forced"].as_bool() == Some(true) {
-                        reason = format!("forced; {reason}");
-                    }
-                    vec![
-                        text(&node["id"]),
-                        text(&node["phase"]),
-                        text(&node["step"]),
-                        text(&node["attempts"]),
-                        text(&node["since"]),
-                        text(&node["taken_at"]),
-                        text(&node["finished_at"]),
-                        reason,
-                    ]
-                })
-                .collect()
+        .iter()
+        .map(|node| {
+            let mut reason = or_dash(node.reason.as_deref());
+            if node.forced {
+                reason = format!("forced; {reason}");
+            }
+            vec![
+                node.id.clone(),
+                node.phase.as_str().to_string(),
+                or_dash(node.step),
+                node.attempts.to_string(),
+                node.since.to_string(),
+                or_dash(node.taken_at),
+                or_dash(node.finished_at),
+                reason,
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     if rows.is_empty() {
         return "no nodes yet\n".to_string();
     }
@@ -360,18 +361,26 @@ mod tests {
 
     #[test]
     fn node_tables_show_one_line_per_node() {
-        let nodes = json!([
-            {"id": "x1000c0s0b0n0", "phase": "done", "since": "t2", "step": 0, "attempts": 1,
-             "taken_at": "t0", "finished_at": "t2", "reason": null, "forced": false},
-            {"id": "x1000c0s0b0n1", "phase": "failed", "since": "t3", "step": 0, "attempts": 2,
-             "taken_at": "t0", "finished_at": "t3", "reason": "boot timed out", "forced": true}
-        ]);
+        let (t0, t2, t3) = (
+            "2026-11-23T18:31:12.000Z",
+            "2026-11-23T18:40:00.000Z",
+            "2026-11-23T18:45:00.000Z",
+        );
+        // As the server sends them.
+        let nodes: Vec<NodeStatus> = serde_json::from_value(json!([
+            {"id": "x1000c0s0b0n0", "phase": "done", "since": t2, "step": 0, "attempts": 1,
+             "taken_at": t0, "finished_at": t2, "reason": null, "forced": false},
+            {"id": "x1000c0s0b0n1", "phase": "failed", "since": t3, "step": 0, "attempts": 2,
+             "taken_at": t0, "finished_at": t3, "reason": "boot timed out", "forced": true}
+        ]))
+        .unwrap();
         let table = nodes_table(&nodes);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3, "{table}");
         assert!(lines[0].starts_with("NODE"), "{table}");
         assert!(lines[1].starts_with("x1000c0s0b0n0  done"), "{table}");
         assert!(lines[2].ends_with("forced; boot timed out"), "{table}");
-        assert_eq!(nodes_table(&json!([])), "no nodes yet\n");
+        assert!(table.contains(&format!("{t2}  {t0}  {t2}")), "{table}");
+        assert_eq!(nodes_table(&[]), "no nodes yet\n");
     }
 }

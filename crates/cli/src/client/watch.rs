@@ -1,25 +1,26 @@
 //! `crus session watch`: live progress of one session until it completes.
 //!
-//! Follows the session's event stream (`GET /session/{id}/events`), printing
-//! each message as it is told; a server without event streams (CRUS, or an
-//! older crus) answers 404 there, and the session is polled instead.
+//! Following is the library's ([`Client::follow`]: the event stream,
+//! resumed after a cut, polling on servers without one); this file prints
+//! each message as it is told and keeps a progress bar.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use crus::client::{Answer, Client, ClientError, SseMessage};
+use crus::client::{Answer, Client, ClientError, Update};
 use crus_core::SessionStatus;
+use crus_core::rollout::{EventKind, NodePhase, RolloutEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
 
 use super::output::node_count;
 
 /// A session as the server answered it.
 type Session = Answer<SessionStatus>;
 
-/// Follows session `upgrade_id`, printing each new message and a progress bar
-/// (from the additive `nodes` counts when the server sends them), until the
-/// session completes or is removed. Returns its last answer.
+/// Follows session `upgrade_id` ([`Client::follow`]), printing each new
+/// message and a progress bar (from the additive `nodes` counts when the
+/// server sends them), until the session completes or is removed. Returns
+/// its last answer.
 pub async fn watch(
     client: &Client,
     upgrade_id: &str,
@@ -37,106 +38,20 @@ async fn follow(
     interval: Duration,
     progress: &mut Progress,
 ) -> Result<Session, ClientError> {
-    let first = client.get(upgrade_id).await?;
-    progress.show_session(&first.value);
-    if is_completed(&first) {
-        return Ok(first);
-    }
-    match stream(client, upgrade_id, interval, progress, first).await? {
-        Followed::Finished(answer) => Ok(answer),
-        Followed::NoStream(last) => poll(client, upgrade_id, interval, progress, last).await,
-    }
-}
-
-/// How following the event stream ended.
-enum Followed {
-    /// The session completed or was removed; its last answer.
-    Finished(Session),
-    /// The server has no event stream; the last answer so far.
-    NoStream(Session),
-}
-
-async fn stream(
-    client: &Client,
-    upgrade_id: &str,
-    interval: Duration,
-    progress: &mut Progress,
-    mut last: Session,
-) -> Result<Followed, ClientError> {
-    let mut last_event_id: Option<String> = None;
-    loop {
-        let mut events = match client.events(upgrade_id, last_event_id.as_deref()).await {
-            Ok(events) => events,
-            // The session was just read, so a 404 is a server without the
-            // route (or a session removed meanwhile, which polling tells).
-            Err(ClientError::Server { status: 404, .. }) => return Ok(Followed::NoStream(last)),
-            Err(error) => return Err(error),
-        };
-        // A cut connection ends the loop like the end of the stream: the
-        // session is read again, and the stream resumed from the last id.
-        while let Some(message) = events.next_message().await {
-            if let Some(id) = &message.id {
-                last_event_id = Some(id.clone());
-            }
-            match message.event.as_str() {
-                "deleted" => return Ok(Followed::Finished(removed(upgrade_id, last))),
-                "gap" => {
-                    // Events were lost: the session is the record.
-                    last = client.get(upgrade_id).await?;
-                    progress.show_session(&last.value);
-                }
-                _ => progress.show_event(&message),
-            }
-        }
-        match client.get(upgrade_id).await {
-            Ok(answer) => {
+    let mut follow = client.follow(upgrade_id, interval);
+    let mut last = None;
+    while let Some(update) = follow.next().await? {
+        match update {
+            Update::Session(answer) => {
                 progress.show_session(&answer.value);
-                if is_completed(&answer) {
-                    return Ok(Followed::Finished(answer));
-                }
-                last = answer;
+                last = Some(*answer);
             }
-            Err(ClientError::Server { status: 404, .. }) => {
-                return Ok(Followed::Finished(removed(upgrade_id, last)));
-            }
-            Err(error) => return Err(error),
+            Update::Event(event) => progress.show_event(&event),
+            Update::Removed => eprintln!("session {upgrade_id} was deleted and removed"),
         }
-        // Not finished, yet the stream ended: do not reconnect in a tight loop.
-        tokio::time::sleep(interval).await;
     }
-}
-
-/// Asks for the session every `interval`, for servers without event streams.
-async fn poll(
-    client: &Client,
-    upgrade_id: &str,
-    interval: Duration,
-    progress: &mut Progress,
-    mut last: Session,
-) -> Result<Session, ClientError> {
-    loop {
-        tokio::time::sleep(interval).await;
-        let answer = match client.get(upgrade_id).await {
-            Ok(answer) => answer,
-            // A deleted session disappears once the controller has stopped it safely.
-            Err(ClientError::Server { status: 404, .. }) => return Ok(removed(upgrade_id, last)),
-            Err(error) => return Err(error),
-        };
-        progress.show_session(&answer.value);
-        if is_completed(&answer) {
-            return Ok(answer);
-        }
-        last = answer;
-    }
-}
-
-fn is_completed(answer: &Session) -> bool {
-    answer.value.completed
-}
-
-fn removed(upgrade_id: &str, last: Session) -> Session {
-    eprintln!("session {upgrade_id} was deleted and removed");
-    last
+    // Following starts by reading the session, or fails.
+    last.ok_or_else(|| ClientError::Local(format!("session {upgrade_id} was never read")))
 }
 
 /// What has been shown: the progress bar, and how many messages were printed.
@@ -196,49 +111,37 @@ impl Progress {
     }
 
     /// Shows one event of the stream as it arrives.
-    fn show_event(&mut self, message: &SseMessage) {
-        let Ok(event) = serde_json::from_str::<Value>(&message.data) else {
-            return;
-        };
-        match message.event.as_str() {
-            "message" => {
-                self.print(event["text"].as_str().unwrap_or_default());
+    fn show_event(&mut self, event: &RolloutEvent) {
+        match &event.kind {
+            EventKind::Message { text } => {
+                self.print(text);
                 self.printed += 1;
             }
-            "node_phase" => {
-                let to = event["to"].as_str().unwrap_or("?");
-                if matches!(to, "done" | "failed" | "skipped" | "reverted") {
+            EventKind::NodePhase { node, to, .. } => {
+                if matches!(
+                    to,
+                    NodePhase::Done | NodePhase::Failed | NodePhase::Skipped | NodePhase::Reverted
+                ) {
                     self.bar.inc(1);
                 }
-                self.bar
-                    .set_message(format!("{} {to}", event["node"].as_str().unwrap_or("?")));
+                self.bar.set_message(format!("{node} {}", to.as_str()));
             }
             // Until the session's counts give the bar its length.
-            "step_started" if self.bar.length().is_none() => {
-                self.bar.set_message(format!(
-                    "step {} started",
-                    event["step"].as_u64().unwrap_or_default()
-                ));
+            EventKind::StepStarted { step, .. } if self.bar.length().is_none() => {
+                self.bar.set_message(format!("step {step} started"));
             }
-            "paused" | "halted" => {
-                self.bar.set_message(format!(
-                    "{}: {}",
-                    message.event,
-                    event["reason"].as_str().unwrap_or_default()
-                ));
+            EventKind::Paused { reason } | EventKind::Halted { reason } => {
+                self.bar
+                    .set_message(format!("{}: {reason}", event.kind.name()));
             }
-            "gated" => {
-                let reasons: Vec<&str> = event["reasons"]
-                    .as_array()
-                    .map(|reasons| reasons.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
+            EventKind::Gated { reasons } => {
                 self.bar
                     .set_message(format!("held by alert gates: {}", reasons.join("; ")));
             }
-            "resumed" | "gates_cleared" => self.bar.set_message("running".to_string()),
-            "state" => self
-                .bar
-                .set_message(event["state"].as_str().unwrap_or("?").to_string()),
+            EventKind::Resumed | EventKind::GatesCleared => {
+                self.bar.set_message("running".to_string());
+            }
+            EventKind::State { state } => self.bar.set_message(state.as_str().to_string()),
             _ => {}
         }
         self.bar.tick();

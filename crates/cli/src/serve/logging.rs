@@ -2,10 +2,10 @@
 //! systemd journal with each field its own (`CRUS_SESSION`, `CRUS_NODE`,
 //! `CRUS_STEP`, ...) so `journalctl -u crus CRUS_SESSION=<id>` finds one
 //! session. `RUST_LOG` sets the level (default `info`); the `log_level`
-//! option (`PATCH /options`) changes it while the server runs.
+//! option (`PATCH /options`) changes it while the server runs. What is
+//! logged, the rollout events among it, is the server's
+//! (`crus::server::spawn_event_logging`).
 
-use crus_core::controller::EventLog;
-use crus_core::rollout::EventKind;
 use std::sync::Arc;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -95,48 +95,6 @@ fn text_layer() -> Output {
             .with_ansi(colours)
             .with_writer(std::io::stderr),
     )
-}
-
-/// Logs every rollout event of `events` with its session, node and step as
-/// fields, so the journal (or a JSON log) can be searched by them.
-pub fn log_events(events: &EventLog) {
-    let mut receiver = events.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match receiver.recv().await {
-                Ok(numbered) => {
-                    let event = &numbered.event;
-                    let session = event.upgrade_id;
-                    match &event.kind {
-                        EventKind::NodePhase {
-                            node,
-                            from,
-                            to,
-                            reason,
-                        } => tracing::info!(
-                            %session, node = %node, from = ?from, to = ?to, reason = reason.as_deref().unwrap_or(""),
-                            "node {node}: {from:?} -> {to:?}"
-                        ),
-                        EventKind::StepStarted { step, nodes } => tracing::info!(
-                            %session, step, nodes = nodes.len(),
-                            "step {step} started with {} node(s)", nodes.len()
-                        ),
-                        EventKind::StepFinished { step, .. } => {
-                            tracing::info!(%session, step, "step {step} finished");
-                        }
-                        other => tracing::info!(%session, event = ?other, "rollout event"),
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(
-                        missed,
-                        "rollout events not logged: they came faster than the log took them"
-                    );
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
 }
 
 #[cfg(test)]

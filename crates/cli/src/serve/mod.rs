@@ -274,7 +274,6 @@ async fn serve(
     let shutdown = shutdown_signal();
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("crus listening on http://{address}");
-    logging::log_events(server.controller().events());
     server
         .run(listener, shutdown)
         .await

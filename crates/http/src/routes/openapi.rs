@@ -20,10 +20,10 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, 
 use crate::problem::{PROBLEM_JSON, Problem};
 use crate::routes::controls::ResumeRequest;
 use crate::routes::health::{ProbeStatus, ReadyStatus};
-use crate::routes::nodes::NodeStatus;
 use crate::routes::options::{OptionsChanged, OptionsPatch};
 use crate::routes::{GATEWAY_PREFIX, PUBLIC_PATHS};
 use crus_core::options::ServerOptions;
+use crus_core::session::NodeStatus;
 
 /// Name of the bearer security scheme, as CRUS's document named it.
 const BEARER_AUTH: &str = "bearerAuth";

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crus_backends::transport::HttpClientSettings;
+
 use crate::server::{BackendKind, Config, StoreKind};
 
 use super::sections_in_use;
@@ -20,14 +22,10 @@ pub struct Target {
     how: Reach,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Reach {
     /// An HTTP GET: any answer means it is there.
-    Http {
-        url: String,
-        ca_file: Option<PathBuf>,
-        insecure: bool,
-    },
+    Http { url: String, tls: Tls },
     /// A TCP connection (etcd's gRPC port).
     Tcp { address: String },
     /// `scontrol ping` (Slurm's controller).
@@ -37,59 +35,81 @@ enum Reach {
     },
 }
 
+/// How a backend's certificate is checked: as its section says, so the
+/// check trusts what `crus serve` would trust and no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tls {
+    /// The key naming the CA file (`cyclecloud.ca_file`), for its errors.
+    ca_key: String,
+    /// The section's CA file, added to the system roots.
+    ca_file: Option<PathBuf>,
+    /// The section's `insecure` switch (only Redfish and CycleCloud have one).
+    insecure: bool,
+}
+
+impl Tls {
+    /// The client settings of the shared transport, as the backend's own
+    /// client is built.
+    fn client_settings(&self) -> HttpClientSettings {
+        HttpClientSettings::new(REACH_TIMEOUT)
+            .ca_file(self.ca_key.clone(), self.ca_file.as_deref())
+            .insecure(self.insecure)
+    }
+}
+
 /// How long one backend may take to answer the check.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn targets(config: &Config) -> Vec<Target> {
     let mut targets = Vec::new();
     let in_use = sections_in_use(config);
-    let http = |key: &str, what: &'static str, url: &str, ca_file: Option<PathBuf>| Target {
-        key: key.to_string(),
+    // `section` names the keys: `{section}.base_url`, `{section}.ca_file`.
+    let http = |section: &str,
+                what: &'static str,
+                url: &str,
+                ca_file: &Option<PathBuf>,
+                insecure: bool| Target {
+        key: format!("{section}.base_url"),
         what,
         how: Reach::Http {
             url: url.to_string(),
-            ca_file,
-            insecure: false,
+            tls: Tls {
+                ca_key: format!("{section}.ca_file"),
+                ca_file: ca_file.clone(),
+                insecure,
+            },
         },
     };
     if in_use.contains("hsm")
         && let Some(hsm) = &config.hsm
     {
-        targets.push(http(
-            "hsm.base_url",
-            "HSM",
-            &hsm.base_url,
-            hsm.ca_file.clone(),
-        ));
+        targets.push(http("hsm", "HSM", &hsm.base_url, &hsm.ca_file, false));
     }
     if in_use.contains("bos")
         && let Some(bos) = &config.bos
     {
-        targets.push(http(
-            "bos.base_url",
-            "BOS",
-            &bos.base_url,
-            bos.ca_file.clone(),
-        ));
+        targets.push(http("bos", "BOS", &bos.base_url, &bos.ca_file, false));
     }
     if in_use.contains("kadeploy")
         && let Some(kadeploy) = &config.kadeploy
     {
         targets.push(http(
-            "kadeploy.base_url",
+            "kadeploy",
             "Kadeploy3",
             &kadeploy.base_url,
-            kadeploy.ca_file.clone(),
+            &kadeploy.ca_file,
+            false,
         ));
     }
     if in_use.contains("cyclecloud")
         && let Some(cyclecloud) = &config.cyclecloud
     {
         targets.push(http(
-            "cyclecloud.base_url",
+            "cyclecloud",
             "CycleCloud",
             &cyclecloud.base_url,
-            cyclecloud.ca_file.clone(),
+            &cyclecloud.ca_file,
+            cyclecloud.insecure,
         ));
     }
     if in_use.contains("redfish")
@@ -105,20 +125,29 @@ fn targets(config: &Config) -> Vec<Target> {
                     what: "Redfish BMC",
                     how: Reach::Http {
                         url: format!("{}/redfish/v1/", placed.bmc_url.trim_end_matches('/')),
-                        ca_file: redfish.ca_file.clone(),
-                        insecure: redfish.insecure,
+                        tls: Tls {
+                            ca_key: "redfish.ca_file".to_string(),
+                            ca_file: redfish.ca_file.clone(),
+                            insecure: redfish.insecure,
+                        },
                     },
                 });
             }
         }
     }
     if let Some(url) = &config.auth.jwks_url {
-        targets.push(http(
-            "auth.jwks_url",
-            "JWKS",
-            url,
-            config.auth.jwks_ca_file.clone(),
-        ));
+        targets.push(Target {
+            key: "auth.jwks_url".to_string(),
+            what: "JWKS",
+            how: Reach::Http {
+                url: url.clone(),
+                tls: Tls {
+                    ca_key: "auth.jwks_ca_file".to_string(),
+                    ca_file: config.auth.jwks_ca_file.clone(),
+                    insecure: false,
+                },
+            },
+        });
     }
     if config.store.kind == StoreKind::Etcd {
         for (index, endpoint) in config.etcd.endpoints.iter().enumerate() {
@@ -168,26 +197,11 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 
 async fn reach(target: &Target) -> Result<String, String> {
     match &target.how {
-        Reach::Http {
-            url,
-            ca_file,
-            insecure,
-        } => {
-            let mut builder = reqwest::Client::builder()
-                .timeout(REACH_TIMEOUT)
-                .danger_accept_invalid_certs(*insecure);
-            if let Some(path) = ca_file {
-                let pem = std::fs::read(path).map_err(|error| {
-                    format!("cannot read the CA file {}: {error}", path.display())
-                })?;
-                let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
-                    format!("the CA file {} is not PEM: {error}", path.display())
-                })?;
-                builder = builder.add_root_certificate(certificate);
-            }
-            let client = builder
+        Reach::Http { url, tls } => {
+            let client = tls
+                .client_settings()
                 .build()
-                .map_err(|error| format!("cannot make an HTTP client: {error}"))?;
+                .map_err(|error| error.to_string())?;
             let response = client.get(url).send().await.map_err(|error| {
                 format!("cannot reach {url}: {error} (check the URL, DNS, the route and the CA)")
             })?;
@@ -235,3 +249,6 @@ async fn reach(target: &Target) -> Result<String, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,6 @@
-//! `[auth]` of `crus.toml`: who may call the API (static tokens, JWTs).
+//! `[auth]` of `crus.toml`: who may call the API (static tokens, JWTs),
+//! read with serde and checked; the server reads the files it names into an
+//! [`AuthConfig`](super::AuthConfig).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,10 +8,10 @@ use std::time::Duration;
 use crus_backends::settings::{InvalidSetting, humantime_duration_option};
 use serde::Deserialize;
 
-/// `[auth]`
+/// `[auth]`: the keys, each a way a request may be authenticated.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthSection {
+pub struct AuthSettings {
     /// Static bearer tokens (prefer `tokens_file`, which keeps them out of this file).
     pub tokens: Vec<String>,
     /// A file with one static token per line (`#` comments and blank lines ignored).
@@ -41,9 +43,9 @@ pub struct AuthSection {
     pub no_auth: bool,
 }
 
-impl AuthSection {
+impl AuthSettings {
     /// Checks the JWKS URL settings; errors name the key.
-    pub(super) fn check(&self) -> Result<(), InvalidSetting> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         let invalid =
             |key: &str, message: String| InvalidSetting::new(format!("auth.{key}"), message);
         match &self.jwks_url {
