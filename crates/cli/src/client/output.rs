@@ -202,6 +202,14 @@ pub fn nodes_table(nodes: &[NodeStatus]) -> String {
             if node.forced {
                 reason = format!("forced; {reason}");
             }
+            // Whose node it is, in their own words: crus puts it back so.
+            if let Some(owner) = &node.foreign_reason {
+                let held = format!("out of service by someone else: \"{owner}\"");
+                reason = match node.reason {
+                    Some(_) => format!("{reason}; {held}"),
+                    None => held,
+                };
+            }
             vec![
                 node.id.clone(),
                 node.phase.as_str().to_string(),
@@ -371,12 +379,19 @@ mod tests {
             {"id": "x1000c0s0b0n0", "phase": "done", "since": t2, "step": 0, "attempts": 1,
              "taken_at": t0, "finished_at": t2, "reason": null, "forced": false},
             {"id": "x1000c0s0b0n1", "phase": "failed", "since": t3, "step": 0, "attempts": 2,
-             "taken_at": t0, "finished_at": t3, "reason": "boot timed out", "forced": true}
+             "taken_at": t0, "finished_at": t3, "reason": "boot timed out", "forced": true},
+            {"id": "x1000c0s0b0n2", "phase": "done", "since": t3, "step": 1, "attempts": 1,
+             "taken_at": t2, "finished_at": t3, "reason": null, "forced": false,
+             "foreign_reason": "bad DIMM"}
         ]))
         .unwrap();
         let table = nodes_table(&nodes);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[3].ends_with("out of service by someone else: \"bad DIMM\""),
+            "{table}"
+        );
         assert!(lines[0].starts_with("NODE"), "{table}");
         assert!(lines[1].starts_with("x1000c0s0b0n0  done"), "{table}");
         assert!(lines[2].ends_with("forced; boot timed out"), "{table}");
