@@ -232,7 +232,7 @@ async fn an_http_hook_posts_each_node_s_body() {
             .filter(|event| event["state"] == state)
             .map(|event| {
                 assert_eq!(event["type"], "hook", "{event:#}");
-                assert_eq!(event["at"], "post_boot", "{event:#}");
+                assert_eq!(event["point"], "post_boot", "{event:#}");
                 assert_eq!(event["upgrade_id"], id.as_str(), "{event:#}");
                 event["nodes"][0].as_str().unwrap()
             })

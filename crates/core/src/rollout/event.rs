@@ -88,7 +88,10 @@ pub enum EventKind {
     /// A site hook started (again, after a restart, when it is marked
     /// idempotent), finished or failed.
     Hook {
-        /// Where in the nodes' upgrade it runs.
+        /// Where in the nodes' upgrade it runs. Written `point`: every
+        /// event's `at` is when it happened, and one JSON object cannot
+        /// hold both (a reader would keep one, the dashboard the wrong one).
+        #[serde(rename = "point")]
         at: HookPoint,
         /// Whether it runs once per node or once per step.
         per: HookScope,

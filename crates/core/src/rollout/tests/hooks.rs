@@ -609,7 +609,11 @@ fn a_post_boot_hook_runs_after_every_boot_of_its_node() {
     let json = serde_json::to_value(hook_event).unwrap();
     assert_eq!(json["type"], "hook");
     assert_eq!(json["hook"], "`pre-boot`");
-    assert_eq!(json["at"], "pre_boot");
+    assert_eq!(json["point"], "pre_boot");
+    // `at` is when it happened, as in every event, and written once.
+    assert_eq!(json["at"], serde_json::to_value(hook_event.at).unwrap());
+    let text = serde_json::to_string(hook_event).unwrap();
+    assert_eq!(text.matches("\"at\":").count(), 1, "{text}");
     assert_eq!(json["per"], "node");
     assert_eq!(json["state"], "running");
 }
