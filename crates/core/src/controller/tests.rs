@@ -258,6 +258,80 @@ async fn a_refused_boot_fails_the_step_nodes_and_says_why() {
     );
 }
 
+/// Issue 21, found by an audit: an administrator drains a node while crus
+/// boots it, and the boot fails. crus's failure mark must not overwrite
+/// the administrator's reason (the executor let any crus reason through).
+#[tokio::test(start_paused = true)]
+async fn a_failed_boot_keeps_the_mark_an_administrator_placed_during_it() {
+    const DIMM: &str = "bad DIMM  slot 3 [ticket 42]";
+    let boot_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    let started = boot_started.clone();
+    wlm.expect_node_states().returning(move |nodes| {
+        let mut states = drained(nodes);
+        for report in &mut states {
+            if started.load(Ordering::SeqCst) && report.node.as_str() == "a" {
+                report.reason = Some(DIMM.to_string());
+            } else if started.load(Ordering::SeqCst) {
+                // What a reboot gone wrong leaves: crus's mark goes over it.
+                report.state = WorkloadState::Down;
+                report.reason = Some("Not responding".to_string());
+            }
+        }
+        Ok(states)
+    });
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let marks = failed.clone();
+    wlm.expect_fail().returning(move |nodes, reason| {
+        marks
+            .lock()
+            .unwrap()
+            .extend(nodes.iter().map(|node| (node.clone(), reason.to_string())));
+        Ok(())
+    });
+    let mut boot = MockBoot::new();
+    boot.expect_boot_status().returning(|_| {
+        Ok(["a", "b"]
+            .iter()
+            .map(|node| NodeBootStatus {
+                node: NodeId::from(*node),
+                state: NodeBootState::Failed {
+                    reason: "no image".into(),
+                },
+            })
+            .collect())
+    });
+    let started = boot_started.clone();
+    boot.expect_start_boot().returning(move |request| {
+        started.store(true, Ordering::SeqCst);
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        })
+    });
+    let (controller, store) = controller(friendly_inventory(), wlm, boot);
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    assert_eq!(record.rollout.count(NodePhase::Failed), 2);
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.iter().all(|(node, _)| node.as_str() == "b"),
+        "the administrator's reason on a was overwritten: {failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|(node, reason)| node.as_str() == "b" && reason.starts_with("crus:")),
+        "b, left down by its reboot, gets crus's mark: {failed:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_missing_starting_group_is_reported_and_retried_until_it_appears() {
     let reads = Arc::new(AtomicU32::new(0));

@@ -70,8 +70,8 @@ pub use command::OperatorCommand;
 pub use drain_ahead::drain_ahead_errors;
 pub use event::{EventKind, RolloutEvent};
 pub use foreign::{
-    CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, foreign_mark_of, held_by_someone_else,
-    is_crus_reason,
+    CRUS_REASON_PREFIX, ForeignMark, ForeignOutOfService, REBOOT_REASON_PREFIX, foreign_mark_of,
+    held_by_someone_else, is_crus_reason, is_reboot_reason, marked_by_someone_else,
 };
 pub(crate) use hooks::hook_problems;
 pub use hooks::{
