@@ -657,6 +657,62 @@ fn reasons_a_reboot_left_are_not_an_owners_mark() {
     assert!(marked_by_someone_else(&admin));
 }
 
+/// The nodes are read once right after the snapshot: a node someone else
+/// holds is known (and reported) before its step takes it.
+#[test]
+fn a_later_steps_foreign_node_is_known_right_after_the_snapshot() {
+    let mut site = Site::new(&["a", "b", "c", "d"]);
+    site.admin("d", WorkloadState::Drained, DIMM);
+    let mut rollout = session(RolloutPolicy::default(), 2);
+    drive(&mut rollout, &mut site, t(0), |rollout| {
+        !rollout.state().steps.is_empty()
+    });
+    let d = record(&rollout, "d");
+    assert_eq!(d.phase, NodePhase::Pending);
+    assert_eq!(
+        d.foreign.as_ref().map(|mark| mark.reason.as_str()),
+        Some(DIMM),
+        "{:?}",
+        rollout.state().messages
+    );
+    assert!(
+        rollout
+            .state()
+            .messages
+            .iter()
+            .any(|message| message.contains("Node d: out of service by someone else")),
+        "{:?}",
+        rollout.state().messages
+    );
+}
+
+/// Under `skip`, a node someone else holds is left out before the first
+/// step: it takes no place in a step and is never asked to drain.
+#[test]
+fn under_skip_a_foreign_node_takes_no_place_in_a_step() {
+    let mut site = Site::new(&["a", "b", "c"]);
+    site.admin("a", WorkloadState::Drained, DIMM);
+    let policy = RolloutPolicy {
+        foreign_out_of_service: ForeignOutOfService::Skip,
+        ..RolloutPolicy::default()
+    };
+    let mut rollout = session(policy, 2);
+    drive(&mut rollout, &mut site, t(0), |rollout| {
+        !rollout.state().steps.is_empty()
+    });
+    let first: Vec<&str> = rollout.state().steps[0]
+        .nodes
+        .iter()
+        .map(|&node| rollout.state().nodes[node].id.as_str())
+        .collect();
+    assert_eq!(first, ["b", "c"], "{:?}", rollout.state().messages);
+    assert_eq!(record(&rollout, "a").phase, NodePhase::Skipped);
+    drive(&mut rollout, &mut site, t(0), |_| false);
+    assert_eq!(rollout.state().steps.len(), 1);
+    assert!(!site.drained.contains(&NodeId::from("a")));
+    assert_eq!(site.mark("a").reason.as_deref(), Some(DIMM));
+}
+
 /// Found by the property test: an administrator returns a node crus took
 /// (as theirs) but has not booted, and the session is deleted before crus
 /// reads the node again. crus changed nothing on it, so it is left in
