@@ -11,6 +11,7 @@
 //! back to the rollout, which decides (fail the node, or report and retry later).
 
 mod admission;
+mod capacity_floor;
 mod commands;
 mod drive;
 mod dry_runs;

@@ -1138,3 +1138,99 @@ async fn image_features_are_refused_where_the_workload_manager_cannot_set_featur
     );
     assert!(store.list().await.unwrap().is_empty(), "nothing created");
 }
+
+/// A workload manager that reports every node the same whatever it does
+/// (as `workload_manager = "none"` does): it cannot tell who is in service.
+struct NoAvailability;
+
+#[async_trait]
+impl WorkloadManager for NoAvailability {
+    async fn drain(&self, _nodes: &[NodeId], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn resume(&self, _nodes: &[NodeId]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn fail(&self, _nodes: &[NodeId], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
+        Ok(drained(nodes))
+    }
+
+    fn availability_supported(&self) -> Result<()> {
+        Err(Error::NotSupported {
+            backend: "workload_manager = \"none\"",
+            operation: "reporting which nodes are in service",
+        })
+    }
+}
+
+/// Issue 21: a capacity floor from a workload manager that reports every
+/// node drained would hold for ever; it is refused at admission, naming
+/// the backend.
+#[tokio::test(start_paused = true)]
+async fn min_available_is_refused_where_the_workload_manager_cannot_report_availability() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        inventory: Arc::new(friendly_inventory()),
+        workload_manager: Arc::new(NoAvailability),
+        boot_orchestrator: Arc::new(boot),
+        power_control: None,
+        health_probe: None,
+        alert_gate: None,
+        hook_runner: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        min_available: Some(crate::rollout::FailureBudget::Count(1)),
+        ..Default::default()
+    });
+    let errors = match controller.admit(AdmissionRequest::new(asked)).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.min_available"][0];
+    assert!(
+        message.contains("workload_manager = \"none\"")
+            && message.contains("cannot report which nodes are in service"),
+        "{message}"
+    );
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+    // Without it, the same request is a session.
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(spec()))
+            .await
+            .unwrap()
+            .created
+    );
+}
+
+/// A workload manager that reports availability (the port's default) takes
+/// a floor.
+#[tokio::test(start_paused = true)]
+async fn min_available_is_admitted_where_the_workload_manager_reports_availability() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let (controller, _store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        min_available: Some(crate::rollout::FailureBudget::Count(1)),
+        ..Default::default()
+    });
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(asked))
+            .await
+            .unwrap()
+            .created
+    );
+}
