@@ -17,6 +17,7 @@ mod drive;
 mod dry_runs;
 mod events;
 mod executor;
+mod foreign_wait;
 mod image_features;
 mod options;
 mod persisted_nodes;

@@ -1234,3 +1234,36 @@ async fn min_available_is_admitted_where_the_workload_manager_reports_availabili
             .created
     );
 }
+
+/// Issue 21: `foreign_out_of_service: wait` is bounded by `drain_timeout`
+/// alone, and nothing supplies one by default: without it a node never
+/// returned would hold the session for ever, so it is refused.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_owners_without_a_drain_timeout_is_refused() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let (controller, store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let waiting = |drain_timeout: Option<&str>| {
+        let mut asked = spec();
+        asked.policy = Some(crate::session::PolicyRequest {
+            foreign_out_of_service: Some(crate::rollout::ForeignOutOfService::Wait),
+            drain_timeout: drain_timeout.map(str::to_string),
+            ..Default::default()
+        });
+        asked
+    };
+    let errors = match controller.admit(AdmissionRequest::new(waiting(None))).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.foreign_out_of_service"][0];
+    assert!(message.contains("drain_timeout"), "{message}");
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(waiting(Some("2h"))))
+            .await
+            .unwrap()
+            .created
+    );
+}
