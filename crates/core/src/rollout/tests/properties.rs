@@ -9,9 +9,11 @@
 //!   node (drains none newly) when that leaves fewer nodes in service than
 //!   the floor, counting every node out of service for any reason it could
 //!   know of: its own, failed ones, and those administrators took out
-//!   before its latest read of them. Administrators drain nodes (held by
-//!   crus or not) and return them whenever they like: their drains are
-//!   not crus's doing;
+//!   before its latest read of them. Administrators drain any node (held
+//!   by crus or not) and return the ones crus is not upgrading (pending,
+//!   done, skipped, or waited for under `wait`): their drains are not
+//!   crus's doing, and crus draining again a node it took before its owner
+//!   returned it is not a start;
 //! - no more boots are requested in any minute than `max_boots_per_minute`;
 //! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
 //! - persist before act: every action handed out follows from the state last
