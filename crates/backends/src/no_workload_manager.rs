@@ -30,6 +30,15 @@ impl WorkloadManager for NoWorkloadManager {
         Ok(())
     }
 
+    // Every node reads drained, so a capacity floor would count every node
+    // crus has not taken as out of service and hold for ever.
+    fn availability_supported(&self) -> Result<()> {
+        Err(crus_core::Error::NotSupported {
+            backend: "workload_manager = \"none\"",
+            operation: "reporting which nodes are in service",
+        })
+    }
+
     // Named, so a session asking for image features is told which backend
     // cannot set them.
     fn features_supported(&self) -> Result<()> {
@@ -70,5 +79,16 @@ mod tests {
                 .all(|node| node.state.is_quiet() && node.responding)
         );
         assert_eq!(states[1].node, nodes[1]);
+    }
+
+    /// Every node reads drained, so a capacity floor is refused at admission.
+    #[test]
+    fn it_cannot_report_availability_and_says_which_backend_it_is() {
+        match NoWorkloadManager.availability_supported() {
+            Err(crus_core::Error::NotSupported { backend, .. }) => {
+                assert_eq!(backend, "workload_manager = \"none\"");
+            }
+            other => panic!("expected not supported, got {other:?}"),
+        }
     }
 }

@@ -655,6 +655,10 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         .await
     }
 
+    fn availability_supported(&self) -> crus_core::Result<()> {
+        self.inner.availability_supported()
+    }
+
     fn features_supported(&self) -> crus_core::Result<()> {
         self.inner.features_supported()
     }

@@ -268,6 +268,10 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
             .await
     }
 
+    fn availability_supported(&self) -> Result<()> {
+        self.inner.availability_supported()
+    }
+
     fn features_supported(&self) -> Result<()> {
         self.inner.features_supported()
     }

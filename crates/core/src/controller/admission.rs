@@ -378,6 +378,18 @@ impl Controller {
                 .or_default()
                 .push(refusal);
         }
+        if let Some(refusal) = self.min_available_refusal(&spec, base) {
+            errors
+                .entry("policy.min_available".to_string())
+                .or_default()
+                .push(refusal);
+        }
+        if let Some(refusal) = super::foreign_wait::foreign_wait_refusal(&spec, base) {
+            errors
+                .entry("policy.foreign_out_of_service".to_string())
+                .or_default()
+                .push(refusal);
+        }
         if !errors.is_empty() {
             return Err(AdmissionRefusal::Invalid(errors));
         }

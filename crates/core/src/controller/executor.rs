@@ -13,7 +13,9 @@ use crate::ports::{
     GateCheck, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, HookRequest, Ports, WorkloadNode,
     WorkloadState,
 };
-use crate::rollout::{Action, ActionOutput, held_by_someone_else, is_crus_reason};
+use crate::rollout::{
+    Action, ActionOutput, held_by_someone_else, is_crus_reason, marked_by_someone_else,
+};
 
 /// Executes `action` through `ports`.
 pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
@@ -86,10 +88,22 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
         Action::Restore {
             upgrading_label,
             nodes,
+            only_where_held,
         } => {
+            // A node crus never booted that its owner returned to service
+            // since crus last read it stays in service: putting their old
+            // mark back would undo them.
+            let returned: std::collections::HashSet<NodeId> = if *only_where_held {
+                let ids: Vec<NodeId> = nodes.iter().map(|(node, _, _)| node.clone()).collect();
+                not_held_by_others(ports, &ids).await?.into_iter().collect()
+            } else {
+                std::collections::HashSet::new()
+            };
             // One state and reason per call: group nodes by both.
             let mut by_mark: BTreeMap<(WorkloadState, &str), Vec<NodeId>> = BTreeMap::new();
-            for (node, state, reason) in nodes {
+            for (node, state, reason) in
+                nodes.iter().filter(|(node, _, _)| !returned.contains(node))
+            {
                 by_mark
                     .entry((*state, reason))
                     .or_default()
@@ -117,15 +131,17 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             }
             for (reason, group) in &by_reason {
                 // A node crus took and failed gets crus's mark (its reason
-                // starts with the session's drain reason), whatever the
-                // workload manager wrote meanwhile: a reboot gone wrong
-                // leaves Slurm's own "Not responding" or "reboot timed out",
-                // which must not let the node slip back into service. A
-                // node someone else held before (the rollout passes their
-                // reason, byte for byte) keeps their mark: it stays out of
-                // service either way.
+                // starts with the session's drain reason) over whatever a
+                // reboot wrote meanwhile: a reboot gone wrong leaves
+                // Slurm's own "Not responding" or "reboot timed out", which
+                // must not let the node slip back into service. But a mark
+                // an administrator placed while crus held the node (drained
+                // mid-boot: "bad DIMM") is theirs and is kept: the node
+                // stays out of service either way. A node someone else
+                // held before (the rollout passes their reason, byte for
+                // byte) keeps whatever mark it has.
                 let group = if is_crus_reason(reason) {
-                    group.clone()
+                    not_marked_by_others(ports, group).await?
                 } else {
                     not_held_by_others(ports, group).await?
                 };
@@ -219,15 +235,31 @@ async fn add_creating_group(ports: &Ports, label: &str, nodes: &[NodeId]) -> Res
 /// learns of such a node at its next observation. Read just before the
 /// change, so an administrator's drain is lost only if it lands in between.
 async fn not_held_by_others(ports: &Ports, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+    nodes_without(ports, nodes, held_by_someone_else).await
+}
+
+/// The nodes of `nodes` crus may mark failed over what a reboot wrote on
+/// them: not those someone else marked while crus held them
+/// ([`marked_by_someone_else`]), whose reason must survive byte for byte.
+async fn not_marked_by_others(ports: &Ports, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+    nodes_without(ports, nodes, marked_by_someone_else).await
+}
+
+/// The nodes of `nodes` whose state, read now, does not show `mark`.
+async fn nodes_without(
+    ports: &Ports,
+    nodes: &[NodeId],
+    mark: fn(&WorkloadNode) -> bool,
+) -> Result<Vec<NodeId>> {
     let states = ports.workload_manager.node_states(nodes).await?;
-    let held: std::collections::HashSet<&NodeId> = states
+    let marked: std::collections::HashSet<&NodeId> = states
         .iter()
-        .filter(|report| held_by_someone_else(report))
+        .filter(|report| mark(report))
         .map(|report| &report.node)
         .collect();
     Ok(nodes
         .iter()
-        .filter(|node| !held.contains(node))
+        .filter(|node| !marked.contains(node))
         .cloned()
         .collect())
 }

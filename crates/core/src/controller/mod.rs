@@ -11,11 +11,13 @@
 //! back to the rollout, which decides (fail the node, or report and retry later).
 
 mod admission;
+mod capacity_floor;
 mod commands;
 mod drive;
 mod dry_runs;
 mod events;
 mod executor;
+mod foreign_wait;
 mod image_features;
 mod options;
 mod refusals;

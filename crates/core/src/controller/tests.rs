@@ -258,6 +258,80 @@ async fn a_refused_boot_fails_the_step_nodes_and_says_why() {
     );
 }
 
+/// Issue 21, found by an audit: an administrator drains a node while crus
+/// boots it, and the boot fails. crus's failure mark must not overwrite
+/// the administrator's reason (the executor let any crus reason through).
+#[tokio::test(start_paused = true)]
+async fn a_failed_boot_keeps_the_mark_an_administrator_placed_during_it() {
+    const DIMM: &str = "bad DIMM  slot 3 [ticket 42]";
+    let boot_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut wlm = MockWlm::new();
+    wlm.expect_drain().returning(|_, _| Ok(()));
+    let started = boot_started.clone();
+    wlm.expect_node_states().returning(move |nodes| {
+        let mut states = drained(nodes);
+        for report in &mut states {
+            if started.load(Ordering::SeqCst) && report.node.as_str() == "a" {
+                report.reason = Some(DIMM.to_string());
+            } else if started.load(Ordering::SeqCst) {
+                // What a reboot gone wrong leaves: crus's mark goes over it.
+                report.state = WorkloadState::Down;
+                report.reason = Some("Not responding".to_string());
+            }
+        }
+        Ok(states)
+    });
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let marks = failed.clone();
+    wlm.expect_fail().returning(move |nodes, reason| {
+        marks
+            .lock()
+            .unwrap()
+            .extend(nodes.iter().map(|node| (node.clone(), reason.to_string())));
+        Ok(())
+    });
+    let mut boot = MockBoot::new();
+    boot.expect_boot_status().returning(|_| {
+        Ok(["a", "b"]
+            .iter()
+            .map(|node| NodeBootStatus {
+                node: NodeId::from(*node),
+                state: NodeBootState::Failed {
+                    reason: "no image".into(),
+                },
+            })
+            .collect())
+    });
+    let started = boot_started.clone();
+    boot.expect_start_boot().returning(move |request| {
+        started.store(true, Ordering::SeqCst);
+        Ok(BootHandle {
+            key: request.key.clone(),
+            id: "bos-1".into(),
+        })
+    });
+    let (controller, store) = controller(friendly_inventory(), wlm, boot);
+    let status = controller
+        .create_session(spec(), RolloutPolicy::default())
+        .await
+        .unwrap();
+    controller.drive(status.upgrade_id).await.unwrap();
+
+    let record = store.get(status.upgrade_id).await.unwrap().unwrap().value;
+    assert_eq!(record.rollout.count(NodePhase::Failed), 2);
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.iter().all(|(node, _)| node.as_str() == "b"),
+        "the administrator's reason on a was overwritten: {failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|(node, reason)| node.as_str() == "b" && reason.starts_with("crus:")),
+        "b, left down by its reboot, gets crus's mark: {failed:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_missing_starting_group_is_reported_and_retried_until_it_appears() {
     let reads = Arc::new(AtomicU32::new(0));
@@ -1063,4 +1137,133 @@ async fn image_features_are_refused_where_the_workload_manager_cannot_set_featur
         "{message}"
     );
     assert!(store.list().await.unwrap().is_empty(), "nothing created");
+}
+
+/// A workload manager that reports every node the same whatever it does
+/// (as `workload_manager = "none"` does): it cannot tell who is in service.
+struct NoAvailability;
+
+#[async_trait]
+impl WorkloadManager for NoAvailability {
+    async fn drain(&self, _nodes: &[NodeId], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn resume(&self, _nodes: &[NodeId]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn fail(&self, _nodes: &[NodeId], _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {
+        Ok(drained(nodes))
+    }
+
+    fn availability_supported(&self) -> Result<()> {
+        Err(Error::NotSupported {
+            backend: "workload_manager = \"none\"",
+            operation: "reporting which nodes are in service",
+        })
+    }
+}
+
+/// Issue 21: a capacity floor from a workload manager that reports every
+/// node drained would hold for ever; it is refused at admission, naming
+/// the backend.
+#[tokio::test(start_paused = true)]
+async fn min_available_is_refused_where_the_workload_manager_cannot_report_availability() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        inventory: Arc::new(friendly_inventory()),
+        workload_manager: Arc::new(NoAvailability),
+        boot_orchestrator: Arc::new(boot),
+        power_control: None,
+        health_probe: None,
+        alert_gate: None,
+        hook_runner: None,
+    };
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
+    let controller = Controller::new(ports, store.clone(), clock, ControllerConfig::default());
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        min_available: Some(crate::rollout::FailureBudget::Count(1)),
+        ..Default::default()
+    });
+    let errors = match controller.admit(AdmissionRequest::new(asked)).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.min_available"][0];
+    assert!(
+        message.contains("workload_manager = \"none\"")
+            && message.contains("cannot report which nodes are in service"),
+        "{message}"
+    );
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+    // Without it, the same request is a session.
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(spec()))
+            .await
+            .unwrap()
+            .created
+    );
+}
+
+/// A workload manager that reports availability (the port's default) takes
+/// a floor.
+#[tokio::test(start_paused = true)]
+async fn min_available_is_admitted_where_the_workload_manager_reports_availability() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let (controller, _store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        min_available: Some(crate::rollout::FailureBudget::Count(1)),
+        ..Default::default()
+    });
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(asked))
+            .await
+            .unwrap()
+            .created
+    );
+}
+
+/// Issue 21: `foreign_out_of_service: wait` is bounded by `drain_timeout`
+/// alone, and nothing supplies one by default: without it a node never
+/// returned would hold the session for ever, so it is refused.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_owners_without_a_drain_timeout_is_refused() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    let (controller, store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let waiting = |drain_timeout: Option<&str>| {
+        let mut asked = spec();
+        asked.policy = Some(crate::session::PolicyRequest {
+            foreign_out_of_service: Some(crate::rollout::ForeignOutOfService::Wait),
+            drain_timeout: drain_timeout.map(str::to_string),
+            ..Default::default()
+        });
+        asked
+    };
+    let errors = match controller.admit(AdmissionRequest::new(waiting(None))).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.foreign_out_of_service"][0];
+    assert!(message.contains("drain_timeout"), "{message}");
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+    assert!(
+        controller
+            .admit(AdmissionRequest::new(waiting(Some("2h"))))
+            .await
+            .unwrap()
+            .created
+    );
 }

@@ -124,6 +124,16 @@ pub trait WorkloadManager: Send + Sync {
         })
     }
 
+    /// Whether this backend reports which nodes are in service, asked
+    /// without IO when a session with `min_available` is created (refused
+    /// with 422 when not): a floor counted from a backend that reports
+    /// every node the same whatever it does would hold for ever, or never.
+    /// The default says it does; a backend that cannot (`workload_manager =
+    /// "none"`) answers [`crate::error::Error::NotSupported`] naming itself.
+    fn availability_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether this backend can read and set node features at all, asked
     /// without IO when a session with `image_features` is created (refused
     /// with 422 when not). The default answers

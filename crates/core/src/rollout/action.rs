@@ -99,6 +99,12 @@ pub enum Action {
         upgrading_label: String,
         /// Each node, the state it was in (draining, drained or down) and its reason.
         nodes: Vec<(NodeId, WorkloadState, String)>,
+        /// Whether crus never booted these nodes (released before their
+        /// boot): crus changed nothing on them, so a node its owner
+        /// returned to service since crus last read it is left in service,
+        /// not put back out over their return. (A booted node is put back
+        /// whatever it shows: a boot may return it to service itself.)
+        only_where_held: bool,
     },
     /// Keep `nodes` out of service as failed, put them in the failed group and
     /// take them out of the upgrading group.

@@ -82,6 +82,45 @@ pub fn is_crus_reason(reason: &str) -> bool {
     reason.starts_with(CRUS_REASON_PREFIX)
 }
 
+/// The prefix of the reason the `slurm-reboot` boot orchestrator writes on
+/// the nodes it reboots (`crus <key> image=<template>`, to which Slurm
+/// appends ` : reboot issued`, ` : reboot complete` or ` : reboot timed
+/// out`). It is not [`CRUS_REASON_PREFIX`] on purpose: a node someone else
+/// holds keeps being judged held through its reboot (see the backend's
+/// `reboot/held.rs`).
+pub const REBOOT_REASON_PREFIX: &str = "crus ";
+
+/// The reasons slurmctld writes itself on a node whose reboot goes wrong or
+/// that comes back unasked: marks of a reboot, not of an owner.
+const SLURM_REBOOT_REASONS: [&str; 3] = [
+    "Not responding",
+    "Node unexpectedly rebooted",
+    "reboot timed out",
+];
+
+/// Whether `reason` was left by a reboot rather than set by someone: the
+/// reason `slurm-reboot` gives the nodes it reboots, with whatever Slurm
+/// appended, or one Slurm writes itself when a rebooting node does not
+/// come back.
+pub fn is_reboot_reason(reason: &str) -> bool {
+    reason.starts_with(REBOOT_REASON_PREFIX)
+        || SLURM_REBOOT_REASONS
+            .iter()
+            .any(|slurm| reason.trim_end().ends_with(slurm))
+}
+
+/// Whether `report` shows a node someone took out of service while crus
+/// held it (an administrator draining a node crus is booting): out of
+/// service with a reason that neither crus, a reboot nor a health probe
+/// wrote. crus's own failure mark must not overwrite that reason, and the
+/// node is theirs from then on.
+pub fn marked_by_someone_else(report: &WorkloadNode) -> bool {
+    held_by_someone_else(report)
+        && report.reason.as_deref().is_some_and(|reason| {
+            !is_reboot_reason(reason) && !reason.starts_with(HEALTH_CHECK_FAILED)
+        })
+}
+
 /// The mark of a node someone else holds out of service, if `report` says
 /// so: out of service, with a reason neither crus nor a health probe wrote.
 pub fn foreign_mark_of(report: &WorkloadNode, now: Timestamp) -> Option<ForeignMark> {
@@ -149,21 +188,18 @@ impl Rollout {
             }
             return false;
         }
-        // Only nodes crus has not booted yet (or is verifying, when an
-        // administrator drains one mid-boot) are judged: a node crus booted
-        // may be down for reasons its reboot gave it.
+        // Nodes crus has not booted yet are judged on any reason not
+        // crus's; nodes it is booting or verifying (an administrator may
+        // drain or down one mid-boot) only on a reason no reboot wrote: a
+        // node crus booted may be down for reasons its reboot gave it.
         let judged = match phase {
             NodePhase::Pending | NodePhase::Draining => true,
             // A node booted while someone else held it is out of service
             // after its boot on purpose (a boot that keeps it out, as
             // `slurm-reboot`'s, writes its own reason meanwhile): the mark
             // found before the boot stays the one written back.
-            NodePhase::Verifying => {
-                self.state.nodes[node].foreign.is_none()
-                    && matches!(
-                        report.state,
-                        WorkloadState::Draining | WorkloadState::Drained
-                    )
+            NodePhase::Booting | NodePhase::Verifying => {
+                self.state.nodes[node].foreign.is_none() && marked_by_someone_else(report)
             }
             _ => false,
         };

@@ -94,6 +94,13 @@ impl Rollout {
                 ));
             }
             self.post(now, text);
+            // One read of every pending node, batched as the later ones
+            // are (`queue_running_actions`), before the first step. The
+            // orders that rank the pending nodes and the floor read them
+            // before each step anyway.
+            self.want_pending_costs = true;
+            self.first_read_owed = self.state.policy.order == Order::Inventory
+                && self.state.policy.min_available.is_none();
             self.transition(now, SessionInput::SnapshotTaken { empty: false });
         }
     }
@@ -186,6 +193,12 @@ impl Rollout {
         if saw_pending {
             self.pending_costs_at = Some(now);
             self.want_pending_costs = false;
+            if self.first_read_owed {
+                // The first step's nodes are watched as soon as they are
+                // taken, as they were before this read.
+                self.timers.clear(Timer::WorkloadPoll);
+                self.first_read_owed = false;
+            }
         }
     }
 

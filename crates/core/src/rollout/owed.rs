@@ -104,18 +104,28 @@ impl Rollout {
             .filter(|&node| due(self, node))
             .collect();
         to_resume.sort_unstable();
-        // Nodes someone else had out of service go back as they were: never resumed.
-        let to_restore: Vec<(NodeId, WorkloadState, String)> = to_resume
+        // Nodes someone else had out of service go back as they were: never
+        // resumed. Those released before their boot only where their owner
+        // still holds them.
+        let (unbooted, booted): (Vec<usize>, Vec<usize>) = to_resume
             .iter()
-            .filter_map(|&node| self.restore_of(node))
-            .collect();
-        to_resume.retain(|&node| self.state.nodes[node].foreign.is_none());
-        if !to_restore.is_empty() {
-            self.queue(Action::Restore {
-                upgrading_label: upgrading_label.clone(),
-                nodes: to_restore,
-            });
+            .copied()
+            .filter(|&node| self.state.nodes[node].foreign.is_some())
+            .partition(|&node| self.state.nodes[node].phase == NodePhase::Releasing);
+        for (nodes, only_where_held) in [(booted, false), (unbooted, true)] {
+            let to_restore: Vec<(NodeId, WorkloadState, String)> = nodes
+                .iter()
+                .filter_map(|&node| self.restore_of(node))
+                .collect();
+            if !to_restore.is_empty() {
+                self.queue(Action::Restore {
+                    upgrading_label: upgrading_label.clone(),
+                    nodes: to_restore,
+                    only_where_held,
+                });
+            }
         }
+        to_resume.retain(|&node| self.state.nodes[node].foreign.is_none());
         if !to_resume.is_empty() {
             self.queue(Action::Resume {
                 upgrading_label: upgrading_label.clone(),

@@ -42,6 +42,12 @@ impl Rollout {
         if !self.census.any_pending() {
             return false;
         }
+        // The nodes someone else holds are known before the first step, so
+        // that under `skip` none of them takes a place in it.
+        if self.first_read_owed {
+            self.want_pending_costs = true;
+            return false;
+        }
         // The floor counts nodes out of service for any reason: it needs
         // the nodes seen recently, as the drain-cost orders do.
         let Some(capacity) = self.capacity_above_floor(now, capacity) else {

@@ -86,6 +86,17 @@ fn started(nodes: &[&str], step: u32) -> (Rollout, Vec<(ActionId, Action)>) {
             cleared_upgrading: vec![],
         }),
     );
+    // Every node is read once before the first step (issue 21): all idle.
+    let actions = take_actions(&mut rollout);
+    let [(read_id, Action::ObserveWorkload { nodes: read, .. })] = &actions[..] else {
+        panic!("expected one read of every node, got {actions:?}");
+    };
+    assert_eq!(read.len(), nodes.len());
+    let idle = read
+        .iter()
+        .map(|node| workload(node.as_str(), WorkloadState::Idle, true))
+        .collect();
+    rollout.handle_outcome(t(0), *read_id, Ok(ActionOutput::Workload(idle)));
     let actions = take_actions(&mut rollout);
     (rollout, actions)
 }

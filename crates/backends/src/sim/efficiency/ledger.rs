@@ -224,6 +224,10 @@ impl WorkloadManager for ObservedPorts {
         self.observed(result)
     }
 
+    fn availability_supported(&self) -> Result<()> {
+        WorkloadManager::availability_supported(self.cluster())
+    }
+
     fn features_supported(&self) -> Result<()> {
         WorkloadManager::features_supported(self.cluster())
     }

@@ -18,6 +18,7 @@
 //! ```
 
 use crus_core::node::NodeId;
+use crus_core::rollout::REBOOT_REASON_PREFIX;
 use crus_core::time::Timestamp;
 
 /// The prefix of every boot id this backend hands out.
@@ -80,14 +81,16 @@ pub(crate) fn is_word(text: &str) -> bool {
 /// found again after a restart, and the template, so the site's
 /// `RebootProgram` can read which image to boot (`image=<template>`).
 pub(crate) fn reboot_reason(key: &str, template: &str) -> String {
-    format!("crus {key} image={template}")
+    // The rollout knows the prefix too: a failure mark goes over a reason
+    // a reboot left, never over one someone else placed.
+    format!("{REBOOT_REASON_PREFIX}{key} image={template}")
 }
 
 /// Whether a node's reason was set by a reboot under `key`. Slurm appends to
 /// the reason as the reboot goes on (`... : reboot issued`), never in front.
 pub(crate) fn is_reason_of(reason: &str, key: &str) -> bool {
     reason
-        .strip_prefix("crus ")
+        .strip_prefix(REBOOT_REASON_PREFIX)
         .and_then(|rest| rest.strip_prefix(key))
         .is_some_and(|rest| rest.starts_with(' '))
 }
@@ -95,7 +98,7 @@ pub(crate) fn is_reason_of(reason: &str, key: &str) -> bool {
 /// What Slurm added to the reason crus gave (`reboot issued : reboot timed
 /// out`), or the whole reason when crus did not set it.
 pub(crate) fn slurm_part_of_reason(reason: &str) -> &str {
-    if reason.starts_with("crus ")
+    if reason.starts_with(REBOOT_REASON_PREFIX)
         && let Some((_, added)) = reason.split_once(" : ")
     {
         return added.trim();

@@ -35,6 +35,8 @@ pub(super) struct Site {
     /// reason, as `slurm-reboot` does (it reboots them without
     /// `nextstate=RESUME`, and its reason names the boot).
     boot_keeps_held_out: bool,
+    /// Whether every boot fails.
+    boots_fail: bool,
 }
 
 impl Site {
@@ -153,10 +155,17 @@ impl Site {
                         mark.reason = None;
                     }
                 }
+                let state = if self.boots_fail {
+                    NodeBootState::Failed {
+                        reason: "no image".into(),
+                    }
+                } else {
+                    NodeBootState::Ok
+                };
                 ActionOutput::BootStatus(
                     nodes
                         .iter()
-                        .map(|node| boot(node.as_str(), NodeBootState::Ok))
+                        .map(|node| boot(node.as_str(), state.clone()))
                         .collect(),
                 )
             }
@@ -169,10 +178,21 @@ impl Site {
                 }
                 ActionOutput::Done
             }
-            Action::Restore { nodes, .. } => {
+            Action::Restore {
+                nodes,
+                only_where_held,
+                ..
+            } => {
                 for (node, state, reason) in nodes {
-                    self.restored.push((node.clone(), *state, reason.clone()));
                     let mark = self.nodes.get_mut(node).unwrap();
+                    // The controller's guard: a node crus never booted that
+                    // its owner returned since is left in service.
+                    let in_service =
+                        matches!(mark.state, WorkloadState::Idle | WorkloadState::Allocated);
+                    if *only_where_held && in_service {
+                        continue;
+                    }
+                    self.restored.push((node.clone(), *state, reason.clone()));
                     mark.state = match state {
                         WorkloadState::Down => WorkloadState::Down,
                         _ => WorkloadState::Drained,
@@ -184,6 +204,25 @@ impl Site {
             Action::MarkFailed { nodes, .. } => {
                 for (node, reason) in nodes {
                     let mark = self.nodes.get_mut(node).unwrap();
+                    // The controller's guard (`executor.rs`): crus's own
+                    // mark goes over what a reboot wrote, never over a mark
+                    // someone placed meanwhile; an owner's reason passed
+                    // back never over any mark someone else holds.
+                    let report = WorkloadNode {
+                        node: node.clone(),
+                        state: mark.state,
+                        responding: true,
+                        jobs_end_by: None,
+                        reason: mark.reason.clone(),
+                    };
+                    let kept = if is_crus_reason(reason) {
+                        marked_by_someone_else(&report)
+                    } else {
+                        held_by_someone_else(&report)
+                    };
+                    if kept {
+                        continue;
+                    }
                     mark.state = WorkloadState::Down;
                     mark.reason = Some(reason.clone());
                 }
@@ -530,4 +569,174 @@ fn a_reason_crus_wrote_is_not_foreign() {
         ..workload("a", WorkloadState::Idle, true)
     };
     assert_eq!(foreign_mark_of(&in_service, t(0)), None);
+}
+
+/// Found by an audit: an administrator drains a node while crus boots it,
+/// and the boot fails. crus fails the node but keeps the administrator's
+/// mark (state and reason), and never resumes it.
+#[test]
+fn a_node_drained_while_crus_boots_it_keeps_its_owners_mark_when_the_boot_fails() {
+    let mut site = Site::new(&["a", "b"]);
+    site.boots_fail = true;
+    let mut rollout = session(RolloutPolicy::default(), 2);
+    let now = drive(&mut rollout, &mut site, t(0), |rollout| {
+        rollout.state().count(NodePhase::Booting) == 2
+    });
+    site.admin("a", WorkloadState::Drained, DIMM);
+    drive(&mut rollout, &mut site, now, |_| false);
+    assert_eq!(record(&rollout, "a").phase, NodePhase::Failed);
+    assert_eq!(
+        site.mark("a"),
+        Mark {
+            state: WorkloadState::Drained,
+            reason: Some(DIMM.to_string())
+        },
+        "{:?}",
+        rollout.state().messages
+    );
+    assert!(!site.resumed.contains(&NodeId::from("a")));
+    // The other gets crus's own failure mark.
+    assert_eq!(site.mark("b").state, WorkloadState::Down);
+    assert!(site.mark("b").reason.unwrap().starts_with("crus:"));
+}
+
+/// An administrator downs a node while crus boots it, and the boot works:
+/// the node is upgraded and put back down with their reason, never resumed
+/// nor failed over their mark.
+#[test]
+fn a_node_downed_while_crus_boots_it_is_put_back_as_its_owner_left_it() {
+    let mut site = Site::new(&["a", "b"]);
+    let policy = RolloutPolicy {
+        boot_timeout: Duration::from_secs(600),
+        ..RolloutPolicy::default()
+    };
+    let mut rollout = session(policy, 2);
+    let now = drive(&mut rollout, &mut site, t(0), |rollout| {
+        rollout.state().count(NodePhase::Booting) == 2
+    });
+    site.admin("a", WorkloadState::Down, "PSU fault");
+    drive(&mut rollout, &mut site, now, |_| false);
+    assert_eq!(
+        site.mark("a"),
+        Mark {
+            state: WorkloadState::Down,
+            reason: Some("PSU fault".to_string())
+        },
+        "{:?}",
+        rollout.state().messages
+    );
+    assert!(!site.resumed.contains(&NodeId::from("a")));
+    assert_eq!(
+        record(&rollout, "a")
+            .foreign
+            .as_ref()
+            .map(|mark| mark.state),
+        Some(WorkloadState::Down)
+    );
+    assert_eq!(site.mark("b").state, WorkloadState::Idle);
+}
+
+#[test]
+fn reasons_a_reboot_left_are_not_an_owners_mark() {
+    for reason in [
+        "crus k1 image=img-a : reboot issued : reboot timed out",
+        "Not responding",
+        "Node unexpectedly rebooted",
+        "crus:00000000-0000-0000-0000-000000000000: boot failed",
+    ] {
+        let report = WorkloadNode {
+            reason: Some(reason.to_string()),
+            ..workload("a", WorkloadState::Down, false)
+        };
+        assert!(!marked_by_someone_else(&report), "{reason}");
+    }
+    let admin = WorkloadNode {
+        reason: Some(DIMM.to_string()),
+        ..workload("a", WorkloadState::Drained, true)
+    };
+    assert!(marked_by_someone_else(&admin));
+}
+
+/// The nodes are read once right after the snapshot: a node someone else
+/// holds is known (and reported) before its step takes it.
+#[test]
+fn a_later_steps_foreign_node_is_known_right_after_the_snapshot() {
+    let mut site = Site::new(&["a", "b", "c", "d"]);
+    site.admin("d", WorkloadState::Drained, DIMM);
+    let mut rollout = session(RolloutPolicy::default(), 2);
+    drive(&mut rollout, &mut site, t(0), |rollout| {
+        !rollout.state().steps.is_empty()
+    });
+    let d = record(&rollout, "d");
+    assert_eq!(d.phase, NodePhase::Pending);
+    assert_eq!(
+        d.foreign.as_ref().map(|mark| mark.reason.as_str()),
+        Some(DIMM),
+        "{:?}",
+        rollout.state().messages
+    );
+    assert!(
+        rollout
+            .state()
+            .messages
+            .iter()
+            .any(|message| message.contains("Node d: out of service by someone else")),
+        "{:?}",
+        rollout.state().messages
+    );
+}
+
+/// Under `skip`, a node someone else holds is left out before the first
+/// step: it takes no place in a step and is never asked to drain.
+#[test]
+fn under_skip_a_foreign_node_takes_no_place_in_a_step() {
+    let mut site = Site::new(&["a", "b", "c"]);
+    site.admin("a", WorkloadState::Drained, DIMM);
+    let policy = RolloutPolicy {
+        foreign_out_of_service: ForeignOutOfService::Skip,
+        ..RolloutPolicy::default()
+    };
+    let mut rollout = session(policy, 2);
+    drive(&mut rollout, &mut site, t(0), |rollout| {
+        !rollout.state().steps.is_empty()
+    });
+    let first: Vec<&str> = rollout.state().steps[0]
+        .nodes
+        .iter()
+        .map(|&node| rollout.state().nodes[node].id.as_str())
+        .collect();
+    assert_eq!(first, ["b", "c"], "{:?}", rollout.state().messages);
+    assert_eq!(record(&rollout, "a").phase, NodePhase::Skipped);
+    drive(&mut rollout, &mut site, t(0), |_| false);
+    assert_eq!(rollout.state().steps.len(), 1);
+    assert!(!site.drained.contains(&NodeId::from("a")));
+    assert_eq!(site.mark("a").reason.as_deref(), Some(DIMM));
+}
+
+/// Found by the property test: an administrator returns a node crus took
+/// (as theirs) but has not booted, and the session is deleted before crus
+/// reads the node again. crus changed nothing on it, so it is left in
+/// service, not put back out over its owner's return.
+#[test]
+fn a_delete_leaves_in_service_a_foreign_node_its_owner_returned_before_its_boot() {
+    let mut site = Site::new(&["a", "b"]);
+    site.admin("b", WorkloadState::Draining, DIMM);
+    let mut rollout = session(RolloutPolicy::default(), 2);
+    let now = drive(&mut rollout, &mut site, t(0), |rollout| {
+        foreign_seen(rollout, "b") && record(rollout, "b").phase == NodePhase::Draining
+    });
+    site.nodes.insert(
+        NodeId::from("b"),
+        Mark {
+            state: WorkloadState::Idle,
+            reason: None,
+        },
+    );
+    rollout.cancel(now);
+    drive(&mut rollout, &mut site, now, |_| false);
+    assert!(rollout.is_finished());
+    assert_eq!(record(&rollout, "b").phase, NodePhase::Skipped);
+    assert_eq!(site.mark("b").state, WorkloadState::Idle);
+    assert!(site.restored.is_empty(), "{:?}", site.restored);
+    assert!(!site.resumed.contains(&NodeId::from("b")));
 }

@@ -5,8 +5,15 @@
 //! would), and after every input the invariants of DESIGN.md:
 //!
 //! - never more nodes out of service than the step size;
-//! - crus never crosses the capacity floor (`min_available`): it drains no
-//!   node when that leaves fewer nodes in service than the floor;
+//! - crus never crosses the capacity floor (`min_available`): it starts no
+//!   node (drains none newly) when that leaves fewer nodes in service than
+//!   the floor, counting every node out of service for any reason it could
+//!   know of: its own, failed ones, and those administrators took out
+//!   before its latest read of them. Administrators drain any node (held
+//!   by crus or not) and return the ones crus is not upgrading (pending,
+//!   done, skipped, or waited for under `wait`): their drains are not
+//!   crus's doing, and crus draining again a node it took before its owner
+//!   returned it is not a start;
 //! - no more boots are requested in any minute than `max_boots_per_minute`;
 //! - no node is booted while it runs a job (unless `on_drain_timeout: force`);
 //! - persist before act: every action handed out follows from the state last
@@ -14,8 +21,12 @@
 //! - crus returns to service only nodes it asked to take out of service, and
 //!   never a node an administrator holds out of service (drained or down
 //!   before the session or during it, with a reason crus did not write),
-//!   whatever happens (deletes, halts, restarts, refusals); such a node ends
-//!   the session with its state and its reason exactly as its owner set them;
+//!   whatever happens (deletes, halts, restarts, refusals, boots that fail
+//!   after an administrator drained the node crus was booting); such a node
+//!   ends the session with its state and its reason exactly as its owner
+//!   set them, and crus never marks it failed over their reason;
+//! - `foreign_out_of_service: skip`: crus never asks to drain a node it
+//!   has read as held by someone else, and never drains a skipped node;
 //! - at the end, every node is done, failed or skipped; the failed group
 //!   holds exactly the failed nodes; no node is left drained but a failed one;
 //! - the node phase table and the session lifecycle table never refuse a move;
@@ -309,6 +320,14 @@ struct World {
     /// the reason, which is the one the workload manager shows (the latest
     /// set, as Slurm keeps one).
     by_admin: BTreeMap<NodeId, (bool, String)>,
+    /// Nodes the latest reading of them handed to the engine showed held
+    /// out of service by someone else: what it could know of
+    /// administrators when it starts or drains a node.
+    read_held: BTreeSet<NodeId>,
+    /// Nodes an administrator returned to service while the session had
+    /// taken them (waiting for them, `wait`): crus draining such a node
+    /// again goes on with a node it took within the floor, not a new one.
+    returned_while_taken: BTreeSet<NodeId>,
     upgrading: BTreeSet<NodeId>,
     failed_group: BTreeSet<NodeId>,
     /// Boots by key: when started, and each node's fate.
@@ -378,6 +397,8 @@ impl World {
             out_by_crus: BTreeMap::new(),
             ever_drained: BTreeSet::new(),
             by_admin: BTreeMap::new(),
+            read_held: BTreeSet::new(),
+            returned_while_taken: BTreeSet::new(),
             upgrading: BTreeSet::new(),
             failed_group: BTreeSet::new(),
             boots: BTreeMap::new(),
@@ -421,24 +442,21 @@ impl World {
         self.job_until[node] > now
     }
 
-    /// An administrator takes a node in service out of it, drained or down:
-    /// never one crus holds (`held`, the nodes out of service on the
-    /// session's behalf: one being resumed is crus's until it is back).
-    fn admin_takes_out(&mut self, dice: &mut Dice, held: &BTreeSet<NodeId>, now: Timestamp) {
-        let in_service: Vec<NodeId> = self
+    /// An administrator takes a node out of service, drained or down: one
+    /// in service, or one crus holds (draining, booting, verifying, being
+    /// resumed or failed), whose reason then becomes theirs (Slurm shows
+    /// the latest reason set).
+    fn admin_takes_out(&mut self, dice: &mut Dice, now: Timestamp) {
+        let not_theirs: Vec<NodeId> = self
             .names
             .iter()
-            .filter(|name| {
-                !self.out_by_crus.contains_key(*name)
-                    && !self.by_admin.contains_key(*name)
-                    && !held.contains(*name)
-            })
+            .filter(|name| !self.by_admin.contains_key(*name))
             .cloned()
             .collect();
-        if in_service.is_empty() {
+        if not_theirs.is_empty() {
             return;
         }
-        let node = in_service[dice.below(in_service.len() as u64) as usize].clone();
+        let node = not_theirs[dice.below(not_theirs.len() as u64) as usize].clone();
         let down = dice.chance(0.3);
         let reason = format!("bad DIMM  on {node} [admin]");
         if down {
@@ -446,6 +464,20 @@ impl World {
             self.job_until.insert(node.clone(), now);
         }
         self.by_admin.insert(node, (down, reason));
+    }
+
+    /// An administrator returns one of `returnable` (nodes they hold that
+    /// crus is not upgrading, with whether the session has taken it) to
+    /// service: Slurm's resume clears the mark.
+    fn admin_returns(&mut self, dice: &mut Dice, returnable: &[(NodeId, bool)]) {
+        if returnable.is_empty() {
+            return;
+        }
+        let (node, taken) = &returnable[dice.below(returnable.len() as u64) as usize];
+        self.by_admin.remove(node);
+        if *taken {
+            self.returned_while_taken.insert(node.clone());
+        }
     }
 
     /// A boot's view of `node`, if it has one.
@@ -529,7 +561,7 @@ impl Run {
         let mut world = World::new(scenario.nodes, &mut dice);
         for _ in 0..scenario.nodes {
             if dice.chance(0.15) {
-                world.admin_takes_out(&mut dice, &BTreeSet::new(), t(0));
+                world.admin_takes_out(&mut dice, t(0));
             }
         }
         if scenario.skip_matching {
@@ -768,8 +800,33 @@ impl Run {
             }
             Action::Drain { nodes, reason, .. } => {
                 let newly_out = nodes.iter().any(|node| {
-                    !world.out_by_crus.contains_key(node) && !world.by_admin.contains_key(node)
+                    !world.out_by_crus.contains_key(node)
+                        && !world.by_admin.contains_key(node)
+                        && !world.returned_while_taken.contains(node)
                 });
+                for node in nodes {
+                    world.returned_while_taken.remove(node);
+                }
+                for node in nodes {
+                    let record = self
+                        .rollout
+                        .state()
+                        .nodes
+                        .iter()
+                        .find(|record| &record.id == node);
+                    if record.is_some_and(|record| record.phase == NodePhase::Skipped) {
+                        return Err(format!("skipped node {node} asked to be drained"));
+                    }
+                    if self.scenario.policy.foreign_out_of_service == ForeignOutOfService::Skip
+                        && world.by_admin.contains_key(node)
+                        && world.read_held.contains(node)
+                    {
+                        return Err(format!(
+                            "node {node} asked to be drained under foreign_out_of_service: skip, though the session read it held by an administrator ({:?})",
+                            world.by_admin[node]
+                        ));
+                    }
+                }
                 for node in nodes {
                     world.upgrading.insert(node.clone());
                     // The controller reads the nodes first and never drains
@@ -783,13 +840,16 @@ impl Run {
                 if let Some(floor) = self.scenario.policy.min_available
                     && newly_out
                 {
+                    // An administrator's drain the session has not read yet
+                    // is not counted: crus cannot know of it.
                     let total = world.names.len();
                     let out = world
                         .names
                         .iter()
                         .filter(|node| {
                             world.out_by_crus.contains_key(*node)
-                                || world.by_admin.contains_key(*node)
+                                || (world.by_admin.contains_key(*node)
+                                    && world.read_held.contains(*node))
                         })
                         .count();
                     let keep = floor.allowed(total).min(total);
@@ -913,8 +973,18 @@ impl Run {
                 }
                 ActionOutput::Done
             }
-            Action::Restore { nodes, .. } => {
+            Action::Restore {
+                nodes,
+                only_where_held,
+                ..
+            } => {
                 for (node, state, reason) in nodes {
+                    // As the controller does: a node crus never booted that
+                    // its owner returned since is left in service.
+                    if *only_where_held && !held_by_someone_else(&world.workload(node, now)) {
+                        world.upgrading.remove(node);
+                        continue;
+                    }
                     match world.by_admin.get(node) {
                         Some((down, held))
                             if held == reason && *down == (*state == WorkloadState::Down) => {}
@@ -936,12 +1006,26 @@ impl Run {
             }
             Action::MarkFailed { nodes, .. } => {
                 for (node, reason) in nodes {
-                    // The controller never overwrites a reason someone else
-                    // set (`not_held_by_others`): the node stays theirs.
-                    if world.by_admin.contains_key(node) {
+                    // As the controller does (`executor.rs`): it reads the
+                    // node first; crus's own mark goes over what a reboot
+                    // wrote but never over a mark someone placed, and an
+                    // owner's reason passed back never over any mark
+                    // someone else holds.
+                    let report = world.workload(node, now);
+                    let kept = if is_crus_reason(reason) {
+                        marked_by_someone_else(&report)
+                    } else {
+                        held_by_someone_else(&report)
+                    };
+                    if kept {
                         world.upgrading.remove(node);
                         world.failed_group.insert(node.clone());
                         continue;
+                    }
+                    if let Some(held) = world.by_admin.get(node) {
+                        return Err(format!(
+                            "node {node} marked failed with {reason:?} over its administrator's mark {held:?}"
+                        ));
                     }
                     world.out_by_crus.insert(node.clone(), reason.clone());
                     world.upgrading.remove(node);
@@ -1125,7 +1209,10 @@ impl Run {
                     // With `drain_ahead`, drained ahead and returned to service.
                     let returned =
                         state.policy.drain_ahead && !self.world.out_by_crus.contains_key(&node.id);
-                    if self.world.ever_drained.contains(&node.id) && !returned {
+                    // Or drained ahead, then drained by an administrator
+                    // over crus's drain: theirs, never resumed by crus.
+                    let theirs = self.world.by_admin.contains_key(&node.id);
+                    if self.world.ever_drained.contains(&node.id) && !returned && !theirs {
                         return Err(format!("node {} drained, yet left pending", node.id));
                     }
                 }
@@ -1287,6 +1374,30 @@ impl Run {
         self.rollout.apply_commands(self.now, &pending);
     }
 
+    /// The nodes an administrator holds that they may return to service:
+    /// ones crus never drained (or has let go of) and is not upgrading:
+    /// pending, done, skipped, or waiting for them (`wait`). A node crus
+    /// upgrades while it is theirs is put back as they had it, a contract
+    /// their returning it in the middle would void.
+    fn returnable_by_admins(&self) -> Vec<(NodeId, bool)> {
+        let waiting = self.scenario.policy.foreign_out_of_service == ForeignOutOfService::Wait;
+        self.rollout
+            .state()
+            .nodes
+            .iter()
+            .filter(|record| {
+                matches!(
+                    record.phase,
+                    NodePhase::Pending | NodePhase::Done | NodePhase::Skipped
+                ) || (waiting && record.phase == NodePhase::Draining)
+            })
+            .map(|record| (record.id.clone(), record.phase == NodePhase::Draining))
+            .filter(|(node, _)| {
+                self.world.by_admin.contains_key(node) && !self.world.out_by_crus.contains_key(node)
+            })
+            .collect()
+    }
+
     fn run(&mut self) -> Result<(), String> {
         self.rollout.handle_timeout(self.now);
         let mut ending = false;
@@ -1324,16 +1435,13 @@ impl Run {
                 ending = true;
                 continue;
             }
-            if !ending && self.scenario.policy.min_available.is_none() && self.dice.chance(0.001) {
-                let held: BTreeSet<NodeId> = self
-                    .rollout
-                    .state()
-                    .nodes
-                    .iter()
-                    .filter(|node| node.phase.is_out_of_service())
-                    .map(|node| node.id.clone())
-                    .collect();
-                self.world.admin_takes_out(&mut self.dice, &held, self.now);
+            if !ending && self.dice.chance(0.001) {
+                self.world.admin_takes_out(&mut self.dice, self.now);
+                continue;
+            }
+            if self.dice.chance(0.001) {
+                let returnable = self.returnable_by_admins();
+                self.world.admin_returns(&mut self.dice, &returnable);
                 continue;
             }
             if !self.pending.is_empty() && self.dice.chance(0.8) {
@@ -1343,6 +1451,17 @@ impl Run {
                 for _ in 0..count {
                     let at = self.dice.below(self.pending.len() as u64) as usize;
                     answers.push(self.pending.swap_remove(at));
+                }
+                for (_, answer) in &answers {
+                    if let Ok(ActionOutput::Workload(reports)) = answer {
+                        for report in reports {
+                            if held_by_someone_else(report) {
+                                self.world.read_held.insert(report.node.clone());
+                            } else {
+                                self.world.read_held.remove(&report.node);
+                            }
+                        }
+                    }
                 }
                 for (id, answer) in &answers {
                     if self.gate_checks.remove(id) {
