@@ -174,7 +174,13 @@ impl Rollout {
         if in_service && !owner_may_return {
             return false;
         }
+        // Looked at before it is borrowed for a change: most nodes read are
+        // in service and unmarked, and a node borrowed for a change is
+        // copied for the next persist's comparison (see `NodeList`).
         if in_service {
+            if self.state.nodes[node].foreign.is_none() {
+                return false;
+            }
             if let Some(mark) = self.state.nodes[node].foreign.take() {
                 let id = self.state.nodes[node].id.clone();
                 self.post(
