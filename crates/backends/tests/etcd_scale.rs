@@ -133,10 +133,23 @@ async fn a_10000_node_session_with_step_500_completes_through_a_leader_kill() {
     let record = store.get(id).await.unwrap().unwrap().value;
     assert_eq!(record.rollout.stage, Stage::Finished);
     assert_eq!(record.rollout.nodes.len(), NODES);
+    // The nodes not upgraded, by phase and reason, so a failure says why.
+    let mut not_done: std::collections::BTreeMap<String, usize> = Default::default();
+    for node in record.rollout.nodes.iter() {
+        if node.phase != NodePhase::Done {
+            let why = format!(
+                "{:?}: {}",
+                node.phase,
+                node.reason.as_deref().unwrap_or("-")
+            );
+            *not_done.entry(why).or_default() += 1;
+        }
+    }
     assert_eq!(
         record.rollout.count(NodePhase::Done),
         NODES,
-        "every node upgraded"
+        "every node upgraded; the others, by phase and reason: {not_done:#?}; last messages: {:#?}",
+        record.rollout.messages
     );
     let status = store.get_status(id).await.unwrap().unwrap();
     assert!(status.contains("\"total\":10000"), "{status}");

@@ -218,7 +218,15 @@ impl Rollout {
             // the boot service was never asked, so the node cannot be late.
             NodePhase::Booting if boot.handle.is_none() => return Seen::NotAsked,
             NodePhase::Booting => self.boot_seen_at.get(&(step, number)).copied(),
-            _ => self.workload_seen_at,
+            // A read of the workload covers only the nodes it named: one
+            // asked before the node entered its phase (or at that instant:
+            // which came first is not known) did not name it. A boot read
+            // answered after it, as after a stall of the store, moves
+            // booted nodes on to verifying; that read says nothing of them.
+            _ => {
+                let entered = self.state.nodes[node].since;
+                self.workload_seen_at.filter(|&at| at > entered)
+            }
         };
         match seen_at {
             Some(at) if at >= deadline => Seen::Yes,

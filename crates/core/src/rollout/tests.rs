@@ -600,6 +600,126 @@ fn a_boot_held_back_by_a_refusing_store_does_not_time_out_before_it_is_asked_for
     );
 }
 
+/// The controller stalled past a boot's deadline (an etcd leader election
+/// holds the store; the clock runs on). When it goes on, a workload read of
+/// the nodes already verifying and a boot read are asked at once: the
+/// workload read is answered first, then the boot read moves the other
+/// node on to verifying. That node was not in the workload read, so the
+/// read says nothing about it: it is read again, not failed (etcd_scale
+/// failed 263–311 such nodes in about one run in four).
+#[test]
+fn a_node_booted_after_the_last_workload_read_was_asked_is_read_again_not_failed() {
+    let (mut rollout, actions) = started(&["a", "b"], 2);
+    rollout.handle_outcome(
+        t(0),
+        actions[1].0,
+        Ok(ActionOutput::Workload(vec![
+            workload("a", WorkloadState::Drained, true),
+            workload("b", WorkloadState::Drained, true),
+        ])),
+    );
+    // Answers: the boot starts; `a` is back at once (verifying, not yet
+    // responding), `b` is still booting.
+    let answer = |rollout: &mut Rollout, now: Timestamp, b_booted: bool, a_responding: bool| {
+        for (id, action) in take_actions(rollout) {
+            let output = match action {
+                Action::StartBoot { .. } => ActionOutput::BootStarted(BootHandle {
+                    key: "k".into(),
+                    id: "boot-1".into(),
+                }),
+                Action::ObserveBoot { .. } => ActionOutput::BootStatus(vec![
+                    boot("a", NodeBootState::Ok),
+                    boot(
+                        "b",
+                        if b_booted {
+                            NodeBootState::Ok
+                        } else {
+                            NodeBootState::InProgress
+                        },
+                    ),
+                ]),
+                Action::ObserveWorkload { nodes, .. } => ActionOutput::Workload(
+                    nodes
+                        .iter()
+                        .map(|node| workload(node.as_str(), WorkloadState::Drained, a_responding))
+                        .collect(),
+                ),
+                _ => ActionOutput::Done,
+            };
+            rollout.handle_outcome(now, id, Ok(output));
+        }
+    };
+    let mut now = t(1);
+    rollout.handle_timeout(now);
+    answer(&mut rollout, now, false, false);
+    while now < t(60) {
+        now = now + Duration::from_secs(10);
+        rollout.handle_timeout(now);
+        answer(&mut rollout, now, false, false);
+    }
+    assert_eq!(
+        phases(&rollout),
+        [
+            ("a".to_string(), NodePhase::Verifying),
+            ("b".to_string(), NodePhase::Booting)
+        ]
+    );
+    // The stall: past the boot's deadline (10 minutes) with nothing asked.
+    now = t(60) + RolloutPolicy::default().boot_timeout;
+    rollout.handle_timeout(now);
+    let mut asked = take_actions(&mut rollout);
+    asked.sort_by_key(|(_, action)| !matches!(action, Action::ObserveWorkload { .. }));
+    assert!(
+        matches!(
+            &asked[..],
+            [
+                (_, Action::ObserveWorkload { .. }),
+                (_, Action::ObserveBoot { .. }),
+                ..
+            ]
+        ),
+        "{asked:?}"
+    );
+    for (id, action) in asked {
+        let output = match action {
+            Action::ObserveWorkload { nodes, .. } => {
+                assert_eq!(nodes, ids(&["a"]), "b is booting, not read");
+                ActionOutput::Workload(vec![workload("a", WorkloadState::Drained, true)])
+            }
+            Action::ObserveBoot { .. } => ActionOutput::BootStatus(vec![
+                boot("a", NodeBootState::Ok),
+                boot("b", NodeBootState::Ok),
+            ]),
+            _ => ActionOutput::Done,
+        };
+        rollout.handle_outcome(now, id, Ok(output));
+    }
+    now = now + Duration::from_secs(1);
+    rollout.handle_timeout(now);
+    assert_ne!(
+        rollout.state().nodes[1].phase,
+        NodePhase::Failing,
+        "b was failed on a read that did not name it: {:?}",
+        rollout.state().messages
+    );
+    // It is read, and found back.
+    for _ in 0..5 {
+        answer(&mut rollout, now, true, true);
+        now = now + Duration::from_secs(10);
+        rollout.handle_timeout(now);
+    }
+    answer(&mut rollout, now, true, true);
+    assert!(
+        rollout
+            .state()
+            .nodes
+            .iter()
+            .all(|node| node.phase != NodePhase::Failing && node.phase != NodePhase::Failed),
+        "{:?}",
+        phases(&rollout)
+    );
+}
+
 #[test]
 fn resuming_from_a_persisted_state_asks_again_for_the_boot_under_the_same_key() {
     let (mut rollout, actions) = started(&["a", "b"], 2);
