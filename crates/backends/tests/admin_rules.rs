@@ -13,25 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crus_backends::sim::{SimCluster, SimConfig, Workload};
-use crus_core::NodeId;
 use crus_core::controller::Controller;
 use crus_core::ports::WorkloadState;
 use crus_core::rollout::{
-    FailureBudget, ForeignOutOfService, NodePhase, NodeRecord, RolloutPolicy, RolloutState,
+    FailureBudget, ForeignOutOfService, NodePhase, RolloutPolicy, RolloutState,
 };
 use crus_core::store::{MemoryStore, SessionStore};
 
 use common::*;
 
 const TICK: Duration = Duration::from_secs(10);
-
-fn node(index: usize) -> NodeId {
-    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
-}
-
-fn record<'a>(state: &'a RolloutState, id: &NodeId) -> &'a NodeRecord {
-    state.nodes.iter().find(|record| &record.id == id).unwrap()
-}
 
 /// A cluster of `nodes` idle nodes (drains are immediate, boots take the
 /// simulator's 4 minutes), its store and its controller.

@@ -31,10 +31,6 @@ fn spec_with(step: u32, policy: serde_json::Value) -> SessionSpec {
     }
 }
 
-fn node(index: usize) -> NodeId {
-    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
-}
-
 struct Run {
     sim: SimCluster,
     store: Arc<MemoryStore>,

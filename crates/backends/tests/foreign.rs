@@ -11,20 +11,11 @@ mod common;
 use std::time::Duration;
 
 use crus_backends::sim::{SimConfig, Workload};
-use crus_core::NodeId;
 use crus_core::ports::WorkloadState;
-use crus_core::rollout::{NodePhase, RolloutState};
+use crus_core::rollout::NodePhase;
 use crus_core::store::SessionStore;
 
 use common::*;
-
-fn node(index: usize) -> NodeId {
-    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
-}
-
-fn record<'a>(state: &'a RolloutState, id: &NodeId) -> &'a crus_core::rollout::NodeRecord {
-    state.nodes.iter().find(|record| &record.id == id).unwrap()
-}
 
 const DIMM: &str = "bad DIMM  slot 3 [ticket 42]";
 

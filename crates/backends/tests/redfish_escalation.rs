@@ -26,12 +26,8 @@ use crus_core::testkit::wait_until;
 use crus_core::{NodeId, SessionSpec};
 use serde_json::json;
 
-use common::{clock, memory_store, sim, spec};
+use common::{clock, memory_store, node, sim, spec};
 use redfish_harness::{EmulatorOptions, RedfishEmulator};
-
-fn node(index: usize) -> NodeId {
-    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
-}
 
 /// The emulator's log lines of resets posted to system `uuid`.
 fn resets_of(emulator: &RedfishEmulator, uuid: &str) -> usize {

@@ -11,7 +11,6 @@ mod common;
 use std::time::Duration;
 
 use crus_backends::sim::{SimConfig, Workload};
-use crus_core::NodeId;
 use crus_core::controller::{AdmissionRequest, Controller};
 use crus_core::ports::WorkloadState;
 use crus_core::rollout::{ALREADY_ON_TARGET_IMAGE, NodePhase, RolloutState};
@@ -20,14 +19,6 @@ use crus_core::store::SessionStore;
 use uuid::Uuid;
 
 use common::*;
-
-fn node(index: usize) -> NodeId {
-    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
-}
-
-fn record<'a>(state: &'a RolloutState, id: &NodeId) -> &'a crus_core::rollout::NodeRecord {
-    state.nodes.iter().find(|record| &record.id == id).unwrap()
-}
 
 /// Admits a session with `skip_matching` (through the same checks as
 /// `POST /session`) and runs it to its end.

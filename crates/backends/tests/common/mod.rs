@@ -156,3 +156,13 @@ pub fn check_completed_allowing(
     }
     Ok(())
 }
+
+/// The simulated cluster's node at `index` (its xname).
+pub fn node(index: usize) -> NodeId {
+    NodeId::from(crus_backends::sim::xname_of(index).unwrap().to_string())
+}
+
+/// The session's record of node `id`.
+pub fn record<'a>(state: &'a RolloutState, id: &NodeId) -> &'a crus_core::rollout::NodeRecord {
+    state.nodes.iter().find(|record| &record.id == id).unwrap()
+}
