@@ -321,12 +321,16 @@ impl Rollout {
         let late: Vec<usize> = self
             .unsettled_in(step.number, &[NodePhase::Draining])
             .into_iter()
-            .filter(|&node| now >= self.state.nodes[node].since + timeout)
             // A node its owner holds under `foreign_out_of_service: wait`
             // has its own deadline (see `check_foreign_waits`).
             .filter(|&node| !self.waits_for_owner(node))
-            // Its drain was not asked for before its pre_drain hooks finished.
-            .filter(|&node| self.hooks_done(node, HookPoint::PreDrain))
+            // Counted from its drain's ask: not while its pre_drain hooks
+            // run or the floor holds it.
+            .filter(|&node| {
+                self.state.nodes[node]
+                    .drain_asked_at
+                    .is_some_and(|asked| now >= asked + timeout)
+            })
             .collect();
         let waited = humantime::format_duration(timeout);
         for node in late {
@@ -381,7 +385,8 @@ impl Rollout {
                     && !self.requeued.contains(node)
                     && !self.waits_for_owner(*node)
             })
-            .map(|node| self.state.nodes[node].since + timeout)
+            .filter_map(|node| self.state.nodes[node].drain_asked_at)
+            .map(|asked| asked + timeout)
             .min()
     }
 }

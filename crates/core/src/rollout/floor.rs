@@ -127,6 +127,85 @@ impl Rollout {
         Some(capacity.min(room))
     }
 
+    /// Of `nodes`, taken but not yet asked to drain, those whose drains may
+    /// be asked now without crossing the floor, in order. Room was made
+    /// for them when they were taken, but someone else may have taken
+    /// nodes out of service since (while their pre_drain hooks ran): the
+    /// others wait in `draining`, never asked (so a delete returns nothing
+    /// to service), until a node returns; the session says so.
+    pub(super) fn drains_within_floor(
+        &mut self,
+        now: Timestamp,
+        mut nodes: Vec<usize>,
+    ) -> Vec<usize> {
+        let Some(floor) = self.floor() else {
+            return nodes;
+        };
+        if nodes.is_empty() {
+            return nodes;
+        }
+        // Counted from a recent read of every node in service: one is
+        // asked for first when the last is older (the hooks ran long, or
+        // this controller has just taken the session up).
+        let fresh = self
+            .availability_read_at
+            .is_some_and(|at| now < at + self.pending_costs_max_age());
+        if !fresh {
+            self.want_pending_costs = true;
+            return Vec::new();
+        }
+        // Taken nodes not yet asked to drain are in service still.
+        let unasked = self
+            .census
+            .nodes_in(&[NodePhase::Draining])
+            .filter(|&node| {
+                let record = &self.state.nodes[node];
+                record.drain_asked_at.is_none() && record.foreign.is_none()
+            })
+            .count();
+        let out = self.out_for_any_reason().saturating_sub(unasked);
+        let room = (self.state.nodes.len().saturating_sub(floor)).saturating_sub(out);
+        if room >= nodes.len() {
+            return nodes;
+        }
+        let held = nodes.split_off(room);
+        // Watch every node in service, to see one return.
+        self.want_pending_costs = true;
+        self.hold_drains_at_floor(now, &held);
+        nodes
+    }
+
+    /// Says which taken nodes wait for their drain at the floor, and why.
+    fn hold_drains_at_floor(&mut self, now: Timestamp, held: &[usize]) {
+        let Some(floor) = self.describe_floor() else {
+            return;
+        };
+        let mut elsewhere: Vec<String> = self
+            .held_elsewhere
+            .iter()
+            .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
+            .take(LISTED)
+            .map(|(&node, why)| format!("{} ({why})", self.state.nodes[node].id))
+            .collect();
+        if elsewhere.is_empty() {
+            elsewhere.push("none known".to_string());
+        }
+        self.post_once(
+            now,
+            format!(
+                "Holding the drain of {} at the capacity floor: min_available keeps {floor} in service, and nodes went out of service since {} taken; out of service by someone else: {}. {} drained when a node returns to service",
+                self.ids_of(held)
+                    .iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if held.len() == 1 { "it was" } else { "they were" },
+                elsewhere.join(", "),
+                if held.len() == 1 { "It is" } else { "They are" },
+            ),
+        );
+    }
+
     /// The session holds at the floor: says so, naming the nodes out and
     /// why, with the effective numbers, and checks again at the next
     /// observation of the nodes.

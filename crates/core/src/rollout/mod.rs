@@ -151,6 +151,12 @@ pub struct Rollout {
     pending_costs_at: Option<Timestamp>,
     /// Whether the next workload observation should include the pending nodes.
     want_pending_costs: bool,
+    /// When the workload manager was last read for every node this session
+    /// does not hold out of service, under a capacity floor: a node's first
+    /// drain is asked only within `pending_costs_max_age` of it, so the
+    /// nodes someone else took out since it was taken count. Not persisted:
+    /// after a restart they are read again first.
+    availability_read_at: Option<Timestamp>,
     /// Whether the nodes are still to be read once after the snapshot,
     /// before any is taken: a node someone else holds is then known from
     /// the start (reported, and under `skip` left out before it takes a
@@ -303,6 +309,7 @@ impl Rollout {
             // The first poll is due at once.
             timers,
             pending_costs_at: None,
+            availability_read_at: None,
             want_pending_costs: false,
             first_read_owed: false,
             gates_clear_at: None,

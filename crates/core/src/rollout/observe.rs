@@ -107,6 +107,20 @@ impl Rollout {
 
     pub(super) fn observe_workload(&mut self, now: Timestamp, observed: &[WorkloadNode]) {
         let mut saw_pending = false;
+        if self.state.policy.min_available.is_some() {
+            let in_service_read = observed
+                .iter()
+                .filter(|report| {
+                    self.index
+                        .get(&report.node)
+                        .is_some_and(|&node| !self.state.nodes[node].phase.is_out_of_service())
+                })
+                .count();
+            let in_service = self.state.nodes.len() - self.census.out_of_service();
+            if in_service_read >= in_service {
+                self.availability_read_at = Some(now);
+            }
+        }
         for report in observed {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;

@@ -21,6 +21,23 @@ impl Rollout {
             // A drain waits for the node's pre_drain hooks.
             .filter(|&node| self.hooks_done(node, HookPoint::PreDrain))
             .collect();
+        // A first drain must still fit above the floor: someone else may
+        // have taken nodes out since this one was taken (while its hooks
+        // ran). A drain asked again, or of a node drained ahead, takes no
+        // node out that was not counted out already.
+        let (asked, first): (Vec<usize>, Vec<usize>) = to_drain.into_iter().partition(|&node| {
+            self.state.nodes[node].drain_asked_at.is_some() || self.is_drained_ahead(node)
+        });
+        let first = self.drains_within_floor(now, first);
+        for &node in &first {
+            if self.state.nodes[node].phase == NodePhase::Draining {
+                // Stored before the drain goes out (persist before act).
+                self.state.nodes[node].drain_asked_at = Some(now);
+                self.dirty = true;
+            }
+        }
+        let mut to_drain: Vec<usize> = asked.into_iter().chain(first).collect();
+        to_drain.sort_unstable();
         let (singly, together): (Vec<usize>, Vec<usize>) = to_drain
             .into_iter()
             .partition(|node| self.drain_singly.contains(node));

@@ -27,6 +27,11 @@ impl Rollout {
             self.weights_touched.insert(node);
         }
         self.census.phase_changed(node, record.step, from, phase);
+        if phase == NodePhase::Draining {
+            // A new stay in `draining`: its drain is asked for anew, but a
+            // node drained ahead of its step was drained already.
+            record.drain_asked_at = self.state.drained_ahead.contains(&node).then_some(now);
+        }
         if phase == NodePhase::Draining && record.foreign.is_none() {
             self.drain_owed.insert(node);
         } else {

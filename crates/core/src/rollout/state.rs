@@ -138,6 +138,14 @@ pub struct NodeRecord {
     /// The step it belongs to, once taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u32>,
+    /// When crus first asked the workload manager to drain it in its
+    /// present stay in `draining` (none while its pre_drain hooks run or
+    /// the capacity floor holds its drain). Written before the drain is
+    /// sent, so a node released before then is never "returned" to a
+    /// service crus never took it out of, and its drain timeout counts
+    /// from the ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_asked_at: Option<Timestamp>,
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -225,6 +233,7 @@ impl NodeRecord {
             phase: NodePhase::Pending,
             since: now,
             step: None,
+            drain_asked_at: None,
             reason: None,
             attempts: 0,
             taken_at: None,

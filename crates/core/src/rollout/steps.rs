@@ -174,12 +174,16 @@ impl Rollout {
     pub(super) fn release_unbooted(&mut self, now: Timestamp, step_number: u32) {
         let unbooted = self.unsettled_in(step_number, &[NodePhase::Draining, NodePhase::Drained]);
         for node in unbooted {
-            // A drain waits for the node's pre_drain hooks (persisted with
-            // the node), so a node whose hooks have not finished was never
-            // taken out of service: there is nothing to undo, and a resume
-            // could return to service a node someone else holds.
-            let never_drained = self.state.nodes[node].phase == NodePhase::Draining
-                && !self.hooks_done(node, HookPoint::PreDrain);
+            // A drain waits for the node's pre_drain hooks and for room
+            // above the floor, and its ask is stored before it is sent: a
+            // node not asked yet was never taken out of service. There is
+            // nothing to undo, and a resume could return to service a node
+            // someone else holds. (A node someone else holds is never asked
+            // to drain; once its hooks ran, it is restored as it was.)
+            let record = &self.state.nodes[node];
+            let never_drained = record.phase == NodePhase::Draining
+                && (!self.hooks_done(node, HookPoint::PreDrain)
+                    || (record.foreign.is_none() && record.drain_asked_at.is_none()));
             let reason = if self.state.nodes[node].revert_reason.is_some() {
                 "session deleted before the node was booted back; it keeps its upgrade"
             } else if never_drained {

@@ -20,7 +20,7 @@ pub(super) struct Site {
     pub(super) nodes: BTreeMap<NodeId, Mark>,
     boots: BTreeMap<String, Vec<NodeId>>,
     booted: Vec<NodeId>,
-    resumed: Vec<NodeId>,
+    pub(super) resumed: Vec<NodeId>,
     restored: Vec<(NodeId, WorkloadState, String)>,
     /// The image each node runs, as the boot orchestrator tells it
     /// (`skip_matching`); a node booted gets the template.
@@ -74,7 +74,7 @@ impl Site {
         self.nodes[&NodeId::from(node)].clone()
     }
 
-    fn execute(&mut self, action: &Action) -> ActionOutput {
+    pub(super) fn execute(&mut self, action: &Action) -> ActionOutput {
         match action {
             Action::ReadStartingGroup { .. } => ActionOutput::Members(self.members.clone()),
             Action::ReadCurrentImages { nodes, .. } => ActionOutput::Images(
@@ -228,6 +228,7 @@ impl Site {
                 }
                 ActionOutput::Done
             }
+            Action::RunHook { .. } => ActionOutput::HookRan(None),
             _ => ActionOutput::Done,
         }
     }
