@@ -209,8 +209,7 @@ impl Election {
             )]);
         let won = self
             .store
-            .client()
-            .kv_client()
+            .kv()
             .txn(txn)
             .await
             .map_err(from_etcd)?
@@ -255,8 +254,7 @@ impl Election {
     pub async fn current_leader(&self) -> Result<Option<String>> {
         let response = self
             .store
-            .client()
-            .kv_client()
+            .kv()
             .get(self.key(), None)
             .await
             .map_err(from_etcd)?;

@@ -23,6 +23,7 @@ mod error;
 mod feed;
 mod held;
 mod idempotency;
+mod kv;
 mod leader;
 mod node_page;
 mod nodes;
@@ -32,8 +33,8 @@ mod status_view;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchOptions,
-    WatchStream, Watcher,
+    Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+    Watcher,
 };
 use uuid::Uuid;
 
@@ -166,9 +167,10 @@ impl EtcdStore {
         format!("{}{upgrade_id}", self.sessions_prefix())
     }
 
-    /// A KV client on the shared connection.
-    fn kv(&self) -> KvClient {
-        self.client.kv_client()
+    /// A KV client on the shared connection, asking another member when
+    /// the one asked is down (see `kv.rs`).
+    fn kv(&self) -> kv::Kv {
+        kv::Kv(self.client.kv_client())
     }
 
     /// Watches every session key from revision `start` (0: from now). Each
