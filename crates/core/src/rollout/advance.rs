@@ -153,7 +153,12 @@ impl Rollout {
     }
 
     pub(super) fn halt(&mut self, now: Timestamp, reason: String) {
-        self.post(now, format!("Halted: {reason}; nodes in flight finish, no new node is taken. Resume the session (with a larger max_failures) or delete it"));
+        self.say(
+            now,
+            Said::Halted {
+                reason: reason.clone(),
+            },
+        );
         self.emit(
             now,
             EventKind::Halted {
@@ -172,40 +177,32 @@ impl Rollout {
         let failed = self.state.count(NodePhase::Failed);
         let reverted = self.state.count(NodePhase::Reverted);
         if self.state.cancelled {
-            self.post(
-                now,
-                format!(
-                    "Upgrade session deleted: {} upgraded, {failed} failed before it stopped",
-                    count_nodes(upgraded)
-                ),
-            );
+            self.say(now, Said::Deleted { upgraded, failed });
         } else {
-            let mut summary = format!(
-                "{upgraded} of {} upgraded",
-                count_nodes(self.state.nodes.len())
-            );
-            if reverted > 0 {
-                summary.push_str(&format!(
-                    ", {reverted} reverted to template '{}'",
-                    self.rollback_boot_template().unwrap_or_default()
-                ));
-            }
-            if failed > 0 {
-                summary.push_str(&format!(
-                    ", {failed} failed (in group '{}')",
-                    self.state.spec.failed_label
-                ));
-            }
-            self.post(now, summary);
+            let summary = Summary {
+                upgraded,
+                total: self.state.nodes.len(),
+                reverted,
+                rollback_template: self.rollback_boot_template().unwrap_or_default(),
+                failed,
+                failed_label: self.state.spec.failed_label.clone(),
+            };
+            self.say(now, Said::Summary(summary));
             // CRUS's last message, word for word: clients match it.
-            self.post(now, COMPLETED_MESSAGE.to_string());
+            self.say(now, Said::Completed);
             self.set_state(SessionState::Ready, now);
         }
     }
 
     pub(super) fn fail_node(&mut self, node: usize, reason: String, now: Timestamp) {
         let id = self.state.nodes[node].id.clone();
-        self.post(now, format!("Node {id} failed: {reason}"));
+        self.say(
+            now,
+            Said::NodeFailed {
+                node: id,
+                reason: reason.clone(),
+            },
+        );
         self.state.nodes[node].reason = Some(reason);
         self.move_node(node, NodeInput::Fail, now);
     }

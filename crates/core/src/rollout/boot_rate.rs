@@ -22,12 +22,7 @@ impl Rollout {
             .saturating_sub(self.boots_in_the_last_minute(now));
         if allowed == 0 {
             self.wake_when_a_boot_leaves_the_minute();
-            self.post_once(
-                now,
-                format!(
-                    "Boots paced at max_boots_per_minute = {limit}: drained nodes wait their turn"
-                ),
-            );
+            self.say_once(now, Said::BootsPaced { limit });
         }
         allowed
     }

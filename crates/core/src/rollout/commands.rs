@@ -15,7 +15,7 @@ impl Rollout {
         self.transition(now, SessionInput::Cancel);
         self.set_state(SessionState::Deleting, now);
         if !self.state.completed {
-            self.post(now, "Deletion requested: no new node will be taken; nodes not yet booted are returned to service".to_string());
+            self.say(now, Said::DeletionRequested);
         }
         if stage == Stage::Snapshot {
             self.finish(now);
@@ -38,11 +38,11 @@ impl Rollout {
         }
         if !self.state.paused {
             self.transition(now, SessionInput::Pause);
-            self.post(
+            self.say(
                 now,
-                format!(
-                    "Paused: {reason}; nodes in flight finish, no new node is taken until resumed"
-                ),
+                Said::Paused {
+                    reason: reason.to_string(),
+                },
             );
             self.emit(
                 now,
@@ -90,7 +90,7 @@ impl Rollout {
         }
         if self.state.paused || self.state.halted.is_some() {
             self.transition(now, SessionInput::Resume);
-            self.post(now, "Resumed: taking nodes again".to_string());
+            self.say(now, Said::Resumed);
             self.emit(now, EventKind::Resumed);
         }
         Ok(())
@@ -101,7 +101,7 @@ impl Rollout {
     pub fn apply_commands(&mut self, now: Timestamp, pending: &[OperatorCommand]) {
         for command in pending {
             if let Err(reason) = self.apply_command(now, command) {
-                self.post_once(now, format!("Operator request refused: {reason}"));
+                self.say_once(now, Said::RequestRefused { reason });
             }
             self.state.commands_applied += 1;
             self.dirty = true;

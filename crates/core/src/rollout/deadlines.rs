@@ -268,19 +268,19 @@ impl Rollout {
         let id = record.id.clone();
         self.dirty = true;
         let policy = &self.state.policy;
-        let text = if first {
-            format!(
-                "Node {id} did not come back within {} of its boot starting; restarting it gracefully through power control (by force if it is not back within {})",
-                humantime::format_duration(policy.boot_timeout),
-                humantime::format_duration(policy.graceful_restart_grace()),
-            )
+        let said = if first {
+            Said::RestartingGracefully {
+                node: id,
+                boot_timeout: policy.boot_timeout,
+                grace: policy.graceful_restart_grace(),
+            }
         } else {
-            format!(
-                "Node {id} did not come back within {} of a graceful restart; restarting it by force",
-                humantime::format_duration(policy.graceful_restart_grace()),
-            )
+            Said::RestartingByForce {
+                node: id,
+                grace: policy.graceful_restart_grace(),
+            }
         };
-        self.post(now, text);
+        self.say(now, said);
     }
 
     /// Why a node that is still not back has failed its boot.
@@ -340,25 +340,34 @@ impl Rollout {
                     self.state.nodes[node].reason = Some(format!(
                         "did not drain within {waited}; returned to service without upgrade"
                     ));
-                    self.post(
+                    self.say(
                         now,
-                        format!("Node {id} did not drain within {waited}: skipped, returned to service without upgrade"),
+                        Said::DrainTimedOutSkipped {
+                            node: id,
+                            waited: timeout,
+                        },
                     );
                     self.move_node(node, NodeInput::Release, now);
                 }
                 OnDrainTimeout::Force => {
                     self.state.nodes[node].forced = true;
-                    self.post(
+                    self.say(
                         now,
-                        format!("WARNING: node {id} did not drain within {waited}: rebooting it with its jobs still running (on_drain_timeout: force)"),
+                        Said::DrainTimedOutForced {
+                            node: id,
+                            waited: timeout,
+                        },
                     );
                     self.move_node(node, NodeInput::Force, now);
                 }
                 OnDrainTimeout::Requeue => {
                     if self.requeued.insert(node) {
-                        self.post(
+                        self.say(
                             now,
-                            format!("Node {id} did not drain within {waited}: requeueing its jobs"),
+                            Said::DrainTimedOutRequeueing {
+                                node: id.clone(),
+                                waited: timeout,
+                            },
                         );
                         self.queue(Action::RequeueJobs { nodes: vec![id] });
                     }

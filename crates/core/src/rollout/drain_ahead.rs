@@ -141,28 +141,8 @@ impl Rollout {
                 self.ahead_to_return.insert(node);
                 self.drain_owed.remove(&node);
             }
-            let why = if stopped {
-                "no node may be taken now"
-            } else {
-                "their jobs ended while every place of the step was held"
-            };
-            self.post(
-                now,
-                format!(
-                    "Returning {} drained ahead to service ({}): {why}; {} taken when a place frees",
-                    count_nodes(to_return.len()),
-                    self.ids_of(&to_return)
-                        .iter()
-                        .map(NodeId::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if to_return.len() == 1 {
-                        "it is"
-                    } else {
-                        "they are"
-                    }
-                ),
-            );
+            let nodes = self.ids_of(&to_return);
+            self.say(now, Said::ReturningAhead { nodes, stopped });
         }
         if !self.state.drained_ahead.is_empty() {
             // Nodes drained ahead are watched, to learn when they go quiet.
@@ -213,18 +193,8 @@ impl Rollout {
             self.drain_owed.insert(node);
         }
         self.dirty = true;
-        self.post(
-            now,
-            format!(
-                "Draining ahead {} whose jobs end soonest ({}): no new job starts there, and each takes a place in the step when one frees",
-                count_nodes(chosen.len()),
-                self.ids_of(&chosen)
-                    .iter()
-                    .map(NodeId::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+        let nodes = self.ids_of(&chosen);
+        self.say(now, Said::DrainingAhead { nodes });
     }
 
     /// Queues the return to service of the nodes drained ahead that are owed one.

@@ -22,15 +22,18 @@ impl Rollout {
             .map(|floor| floor.allowed(total).min(total))
     }
 
-    /// What the floor reads as in messages: `4 of 5 nodes (90%)`.
-    pub(super) fn describe_floor(&self) -> Option<String> {
-        let floor = self.floor()?;
-        let total = self.state.nodes.len();
-        let given = match self.state.policy.min_available? {
-            FailureBudget::Count(_) => String::new(),
-            FailureBudget::Percent(percent) => format!(" ({percent}%)"),
+    /// The floor as messages state it (`4 of 5 nodes (90%)`, see [`Floor`]).
+    pub(super) fn describe_floor(&self) -> Option<Floor> {
+        let kept = self.floor()?;
+        let percent = match self.state.policy.min_available? {
+            FailureBudget::Count(_) => None,
+            FailureBudget::Percent(percent) => Some(percent),
         };
-        Some(format!("{floor} of {}{given}", count_nodes(total)))
+        Some(Floor {
+            kept,
+            total: self.state.nodes.len(),
+            percent,
+        })
     }
 
     /// Notes what the workload manager said of a node crus does not hold
@@ -180,29 +183,21 @@ impl Rollout {
         let Some(floor) = self.describe_floor() else {
             return;
         };
-        let mut elsewhere: Vec<String> = self
+        let elsewhere: Vec<(NodeId, String)> = self
             .held_elsewhere
             .iter()
             .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
             .take(LISTED)
-            .map(|(&node, why)| format!("{} ({why})", self.state.nodes[node].id))
+            .map(|(&node, why)| (self.state.nodes[node].id.clone(), why.clone()))
             .collect();
-        if elsewhere.is_empty() {
-            elsewhere.push("none known".to_string());
-        }
-        self.post_once(
+        let nodes = self.ids_of(held);
+        self.say_once(
             now,
-            format!(
-                "Holding the drain of {} at the capacity floor: min_available keeps {floor} in service, and nodes went out of service since {} taken; out of service by someone else: {}. {} drained when a node returns to service",
-                self.ids_of(held)
-                    .iter()
-                    .map(NodeId::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if held.len() == 1 { "it was" } else { "they were" },
-                elsewhere.join(", "),
-                if held.len() == 1 { "It is" } else { "They are" },
-            ),
+            Said::DrainsHeldAtFloor {
+                nodes,
+                floor,
+                elsewhere,
+            },
         );
     }
 
@@ -242,22 +237,21 @@ impl Rollout {
                 .map(|(node, _)| (node, "failed".to_string())),
         );
         out.sort();
-        let mut listed: Vec<String> = out
+        let listed: Vec<(NodeId, String)> = out
             .iter()
             .take(LISTED)
-            .map(|(node, why)| format!("{} ({why})", self.state.nodes[*node].id))
+            .map(|(node, why)| (self.state.nodes[*node].id.clone(), why.clone()))
             .collect();
-        if out.len() > LISTED {
-            listed.push(format!("and {} more", out.len() - LISTED));
-        }
         let total = self.state.nodes.len();
         let in_service = total.saturating_sub(out.len());
-        self.post_once(
+        self.say_once(
             now,
-            format!(
-                "Holding at the capacity floor: min_available keeps {floor} in service, {in_service} are; out of service: {}. The next node is taken when one returns",
-                listed.join(", ")
-            ),
+            Said::HeldAtFloor {
+                floor,
+                in_service,
+                out: listed,
+                more: out.len().saturating_sub(LISTED),
+            },
         );
         // Look again once the last observation is stale.
         let again = self.pending_costs_at.unwrap_or(now) + self.pending_costs_max_age();

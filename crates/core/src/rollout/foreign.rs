@@ -183,12 +183,12 @@ impl Rollout {
             }
             if let Some(mark) = self.state.nodes[node].foreign.take() {
                 let id = self.state.nodes[node].id.clone();
-                self.post(
+                self.say(
                     now,
-                    format!(
-                        "Node {id}: returned to service by someone else (it was {}); crus treats it as any other node again",
-                        mark.describe()
-                    ),
+                    Said::ForeignReturned {
+                        node: id,
+                        described: mark.describe(),
+                    },
                 );
                 self.dirty = true;
             }
@@ -241,30 +241,39 @@ impl Rollout {
             }
             (NodePhase::Pending, _) => {
                 if new_reason {
-                    self.post(
+                    self.say(
                         now,
-                        format!(
-                            "Node {id}: out of service by someone else, {described}; crus will {}",
-                            match policy {
-                                ForeignOutOfService::Wait =>
-                                    "wait for it to be returned to service before upgrading it",
-                                _ => "upgrade it and put it back as it was, never resuming it",
-                            }
-                        ),
+                        Said::ForeignPending {
+                            node: id,
+                            described,
+                            policy,
+                        },
                     );
                 }
                 false
             }
             (NodePhase::Draining, ForeignOutOfService::Wait) => {
                 if new_reason {
-                    self.post(now, format!("Node {id}: out of service by someone else, {described}; waiting for it to be returned to service (foreign_out_of_service: wait)"));
+                    self.say(
+                        now,
+                        Said::ForeignWaiting {
+                            node: id,
+                            described,
+                        },
+                    );
                 }
                 // Not taken as drained: its owner holds it.
                 true
             }
             _ => {
                 if new_reason {
-                    self.post(now, format!("Node {id}: out of service by someone else, {described}; it will be upgraded and put back as it was, never resumed"));
+                    self.say(
+                        now,
+                        Said::ForeignUpgraded {
+                            node: id,
+                            described,
+                        },
+                    );
                 }
                 false
             }
@@ -274,7 +283,13 @@ impl Rollout {
     /// Leaves a foreign node where its owner put it: skipped, never resumed.
     pub(super) fn leave_foreign(&mut self, node: usize, reason: String, now: Timestamp) {
         let id = self.state.nodes[node].id.clone();
-        self.post(now, format!("Node {id}: {reason}"));
+        self.say(
+            now,
+            Said::NodeLeftAlone {
+                node: id,
+                reason: reason.clone(),
+            },
+        );
         self.state.nodes[node].reason = Some(reason);
         self.move_node(node, NodeInput::LeaveAlone, now);
         self.still_out_of_service(node);

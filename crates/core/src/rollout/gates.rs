@@ -110,13 +110,9 @@ impl Rollout {
             if let Some(hold) = self.state.gated.clone()
                 && self.transition(now, SessionInput::GatesCleared)
             {
-                let held = humantime::format_duration(std::time::Duration::from_secs(
-                    now.saturating_since(hold.since).as_secs(),
-                ));
-                self.post(
-                    now,
-                    format!("Alert gates clear (held {held}): taking nodes again"),
-                );
+                let held =
+                    std::time::Duration::from_secs(now.saturating_since(hold.since).as_secs());
+                self.say(now, Said::GatesCleared { held });
                 self.emit(now, EventKind::GatesCleared);
             }
             return;
@@ -134,24 +130,16 @@ impl Rollout {
         ) {
             return;
         }
-        let what = reasons.join("; ");
-        let message = match before {
-            None => {
-                let bound = match self.state.policy.max_hold {
-                    Some(max_hold) => format!(
-                        ", or halts after {} (max_hold)",
-                        humantime::format_duration(max_hold)
-                    ),
-                    None => String::new(),
-                };
-                format!(
-                    "Held by alert gates: {what}. No new node is taken and nodes in flight \
-                     finish; the session goes on when the gates clear{bound}"
-                )
-            }
-            Some(_) => format!("Still held by alert gates: {what}"),
+        let said = match before {
+            None => Said::Gated {
+                reasons: reasons.clone(),
+                max_hold: self.state.policy.max_hold,
+            },
+            Some(_) => Said::StillGated {
+                reasons: reasons.clone(),
+            },
         };
-        self.post(now, message);
+        self.say(now, said);
         self.emit(now, EventKind::Gated { reasons });
     }
 }

@@ -22,6 +22,7 @@ mod record;
 mod spec;
 
 pub use record::{HookRun, HookRunState};
+pub(crate) use spec::hook_problems;
 pub use spec::{
     DEFAULT_HOOK_TIMEOUT, Hook, HookHttp, HookOnFailure, HookPoint, HookScope, hooks_plan,
 };
@@ -275,8 +276,11 @@ impl Rollout {
             },
         }
         self.dirty = true;
-        let text = format!("{}: {} started", self.hook_subject(key), hook.describe());
-        self.post(now, text);
+        let said = Said::HookStarted {
+            subject: self.hook_subject(key),
+            hook: hook.describe(),
+        };
+        self.say(now, said);
         self.emit_hook(now, key, &ids, HookRunState::Running, None);
         self.ask_hook(key, ids);
     }
@@ -347,12 +351,12 @@ impl Rollout {
         };
         let subject = self.hook_subject(key);
         if hook.idempotent {
-            self.post(
+            self.say(
                 now,
-                format!(
-                    "{subject}: {} was running when the server stopped; running it again (idempotent)",
-                    hook.describe()
-                ),
+                Said::HookRunAgain {
+                    subject,
+                    hook: hook.describe(),
+                },
             );
             let nodes = match key {
                 HookKey::Node { node, .. } => vec![self.state.nodes[node].id.clone()],
@@ -419,18 +423,27 @@ impl Rollout {
         self.emit_hook(now, key, &ids, state, failure.clone());
         let subject = self.hook_subject(key);
         let Some(why) = failure else {
-            self.post(now, format!("{subject}: {} finished", hook.describe()));
+            self.say(
+                now,
+                Said::HookFinished {
+                    subject,
+                    hook: hook.describe(),
+                },
+            );
             return;
         };
         let reason = format!("{} failed: {why}", hook.describe());
         if earlier_boot {
-            self.post(
-                now,
-                format!("{subject}: {reason} (after an earlier boot; it runs again after the node's next boot)"),
-            );
+            self.say(now, Said::HookFailedEarlierBoot { subject, reason });
             return;
         }
-        self.post(now, format!("{subject}: {reason}"));
+        self.say(
+            now,
+            Said::HookFailed {
+                subject: subject.clone(),
+                reason: reason.clone(),
+            },
+        );
         for node in nodes {
             match self.state.nodes[node].phase {
                 // Booted with the new image: the rollback policy applies.
@@ -482,27 +495,10 @@ impl Rollout {
     }
 
     /// `Node x1000c0s0b0n0` or `Step 3`, to begin a message.
-    fn hook_subject(&self, key: HookKey) -> String {
+    fn hook_subject(&self, key: HookKey) -> Subject {
         match key {
-            HookKey::Node { node, .. } => format!("Node {}", self.state.nodes[node].id),
-            HookKey::Step { step, .. } => format!("Step {step}"),
+            HookKey::Node { node, .. } => Subject::Node(self.state.nodes[node].id.clone()),
+            HookKey::Step { step, .. } => Subject::Step(step),
         }
     }
-}
-
-/// The problems of a policy's hooks, each named with the hook's position.
-pub(crate) fn hook_problems(hooks: &[Hook], drain_ahead: bool) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (position, hook) in hooks.iter().enumerate() {
-        for problem in hook.problems() {
-            problems.push(format!("Hook {position}: {problem}"));
-        }
-        if drain_ahead && hook.at == HookPoint::PreDrain {
-            problems.push(format!(
-                "Hook {position}: pre_drain hooks cannot be combined with drain_ahead, which \
-                 drains nodes before they are taken; leave one of them out."
-            ));
-        }
-    }
-    problems
 }

@@ -198,12 +198,7 @@ impl Rollout {
             self.features_verified = true;
         }
         if lost > 0 {
-            self.post_once(
-                now,
-                "The workload manager lost node features this session set (a restart or \
-                 reconfiguration of it resets them): they are set again"
-                    .to_string(),
-            );
+            self.say_once(now, Said::FeaturesLost);
         }
     }
 
@@ -230,18 +225,23 @@ impl Rollout {
         }
         if error.kind == ActionErrorKind::NotSupported {
             self.image_features_unsupported = true;
-            self.post_once(
+            self.say_once(
                 now,
-                format!(
-                    "image_features: the workload manager cannot set node features ({}); \
-                     upgraded nodes are not tagged with their image",
-                    error.message
-                ),
+                Said::FeaturesUnsupported {
+                    error: error.message.clone(),
+                },
             );
             return;
         }
         let retry_at = now + self.state.policy.error_retry_interval;
         self.timers.set(Timer::FeatureRetry, retry_at);
-        self.post_retrying(now, &action.describe(), error);
+        self.say_once(
+            now,
+            Said::RetryingAsDescribed {
+                action: action.describe(),
+                error: error.message.clone(),
+                every: self.state.policy.error_retry_interval,
+            },
+        );
     }
 }

@@ -62,18 +62,15 @@ impl Rollout {
             skipped += 1;
         }
         if skipped > 0 {
-            self.post(
+            self.say(
                 now,
-                format!(
-                    "{} already on template '{template}': left alone, reported skipped ({ALREADY_ON_TARGET_IMAGE})",
-                    capitalised_count(skipped)
-                ),
+                Said::SkippedMatching {
+                    count: skipped,
+                    template,
+                },
             );
         } else {
-            self.post(
-                now,
-                format!("No node is already on template '{template}' (skip_matching)"),
-            );
+            self.say(now, Said::NoneMatching { template });
         }
         self.snapshot_taken(now);
     }
@@ -85,23 +82,12 @@ impl Rollout {
         if !self.images_owed() {
             return;
         }
-        self.post(
+        self.say(
             now,
-            format!(
-                "Cannot tell which nodes are already on the target image ({}); every node is upgraded",
-                error.message
-            ),
+            Said::ImagesUnknown {
+                error: error.message.clone(),
+            },
         );
         self.snapshot_taken(now);
-    }
-}
-
-/// `1 node`, `16 nodes`, capitalised for the start of a message.
-fn capitalised_count(count: usize) -> String {
-    let text = count_nodes(count);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => text,
     }
 }

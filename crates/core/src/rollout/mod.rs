@@ -53,6 +53,7 @@ mod policy;
 mod record;
 mod revert_on_halt;
 mod rollback;
+mod said;
 mod selection;
 mod state;
 mod status;
@@ -105,6 +106,7 @@ use crate::session::{API_VERSION, KIND, SessionPhase, SessionSpec, SessionState,
 use crate::time::Timestamp;
 use action::count_nodes;
 use census::Census;
+use said::{Floor, Plan, Said, Subject, Summary};
 use timers::{Timer, Timers};
 
 /// The last message of a session that finished (not deleted), exactly as

@@ -44,56 +44,26 @@ impl Rollout {
         let label = self.state.spec.starting_label.clone();
         let to_upgrade = self.state.count(NodePhase::Pending);
         if self.state.nodes.is_empty() {
-            self.post(
-                now,
-                format!("Group '{label}' has no members: nothing to upgrade"),
-            );
+            self.say(now, Said::EmptyGroup { label });
             self.transition(now, SessionInput::SnapshotTaken { empty: true });
         } else if to_upgrade == 0 {
-            self.post(
-                now,
-                format!("Every node of group '{label}' is already on the target image: nothing to upgrade"),
-            );
+            self.say(now, Said::AllOnTarget { label });
             self.transition(now, SessionInput::SnapshotTaken { empty: true });
         } else {
             let total = self.state.nodes.len();
-            let mut text = match self.state.policy.strategy {
-                Strategy::Steps => {
-                    let steps = to_upgrade.div_ceil(self.step_size());
-                    format!(
-                        "Upgrading {} of group '{label}' in {steps} step{} of at most {}",
-                        count_nodes(to_upgrade),
-                        if steps == 1 { "" } else { "s" },
-                        self.step_size()
-                    )
-                }
-                Strategy::Continuous => format!(
-                    "Upgrading {} of group '{label}', at most {} out of service at once, each taken as soon as another is done",
-                    count_nodes(to_upgrade),
-                    self.step_size()
-                ),
+            let policy = &self.state.policy;
+            let plan = Plan {
+                label,
+                to_upgrade,
+                step_size: self.step_size(),
+                strategy: policy.strategy,
+                order: policy.order,
+                spread: policy.spread,
+                align: policy.align,
+                allowed_failures: policy.failure_budget(total),
+                floor: self.describe_floor(),
             };
-            match self.state.policy.order {
-                Order::Inventory => {}
-                Order::DrainCost => text.push_str(", cheapest drains first"),
-                Order::Topology => {
-                    if let Some(domain) = self.state.policy.spread {
-                        text.push_str(&format!(", never two of one {} at once", domain.as_str()));
-                    }
-                    if let Some(domain) = self.state.policy.align {
-                        text.push_str(&format!(", a whole {} at a time", domain.as_str()));
-                    }
-                }
-            }
-            if let Some(allowed) = self.state.policy.failure_budget(total) {
-                text.push_str(&format!("; halts if more than {allowed} fail"));
-            }
-            if let Some(floor) = self.describe_floor() {
-                text.push_str(&format!(
-                    "; keeps at least {floor} in service (min_available)"
-                ));
-            }
-            self.post(now, text);
+            self.say(now, Said::Plan(plan));
             // One read of every pending node, batched as the later ones
             // are (`queue_running_actions`), before the first step. The
             // orders that rank the pending nodes and the floor read them
@@ -288,12 +258,14 @@ impl Rollout {
         let rolling_back = self.state.nodes[node].is_booted_back();
         if attempts < allowed && !rolling_back {
             let id = self.state.nodes[node].id.clone();
-            self.post(
+            self.say(
                 now,
-                format!(
-                    "Node {id}: {reason}; booting it again (attempt {} of {allowed})",
-                    attempts + 1
-                ),
+                Said::BootingAgain {
+                    node: id,
+                    reason,
+                    attempts,
+                    allowed,
+                },
             );
             self.state.nodes[node].healthy_since = None;
             self.move_node(node, NodeInput::Retry, now);

@@ -64,21 +64,21 @@ impl Rollout {
                 }),
             ) => {
                 if !cleared_failed.is_empty() {
-                    self.post(
+                    self.say(
                         now,
-                        format!(
-                            "Cleared node group '{failed_label}' ({} from an earlier session)",
-                            count_nodes(cleared_failed.len())
-                        ),
+                        Said::ClearedFailedGroup {
+                            label: failed_label,
+                            count: cleared_failed.len(),
+                        },
                     );
                 }
                 if !cleared_upgrading.is_empty() {
-                    self.post(
+                    self.say(
                         now,
-                        format!(
-                            "Cleared node group '{upgrading_label}' ({})",
-                            count_nodes(cleared_upgrading.len())
-                        ),
+                        Said::ClearedUpgradingGroup {
+                            label: upgrading_label,
+                            count: cleared_upgrading.len(),
+                        },
                     );
                 }
                 if self.state.stage == Stage::PrepareGroups {
@@ -114,14 +114,14 @@ impl Rollout {
                         Timer::BootPoll { step, boot },
                         now + self.state.policy.poll_interval,
                     );
-                    self.post(
+                    self.say(
                         now,
-                        format!(
-                            "Step {step}: boot of {} started with template '{}' (boot {})",
-                            count_nodes(request.nodes.len()),
-                            request.template,
-                            handle.id
-                        ),
+                        Said::BootStarted {
+                            step,
+                            count: request.nodes.len(),
+                            template: request.template,
+                            boot: handle.id,
+                        },
                     );
                 }
             }
@@ -204,12 +204,12 @@ impl Rollout {
     /// Tells that an action hit a retryable error and will be tried again, so
     /// the session's messages say why it is not moving (once per distinct error).
     pub fn note_retry(&mut self, now: Timestamp, action: &Action, error: &str) {
-        self.post_once(
+        self.say_once(
             now,
-            format!(
-                "{} failed, retrying: {error}",
-                capitalise(&action.describe())
-            ),
+            Said::RetryingNow {
+                action: action.describe(),
+                error: error.to_string(),
+            },
         );
     }
 
@@ -217,12 +217,11 @@ impl Rollout {
     /// more is done until it takes a write again (once per distinct error).
     /// The message itself is saved with the first write that succeeds.
     pub fn note_store_refusal(&mut self, now: Timestamp, error: &str) {
-        self.post_once(
+        self.say_once(
             now,
-            format!(
-                "The session store refused to save this session ({error}); nothing more is done \
-                 until it takes writes again (retried with backoff, and at once on resume)"
-            ),
+            Said::StoreRefused {
+                error: error.to_string(),
+            },
         );
     }
 
@@ -233,17 +232,17 @@ impl Rollout {
             ActionErrorKind::NotFound | ActionErrorKind::Invalid
         );
         let retry_at = now + self.state.policy.error_retry_interval;
-        let retry_in = humantime::format_duration(self.state.policy.error_retry_interval);
+        let every = self.state.policy.error_retry_interval;
         match action {
             Action::RequeueJobs { nodes } => {
                 // The node keeps draining; its jobs end when they end.
                 for id in &nodes {
-                    self.post_once(
+                    self.say_once(
                         now,
-                        format!(
-                            "Could not requeue the jobs of node {id}: {}; waiting for them to end",
-                            error.message
-                        ),
+                        Said::CouldNotRequeue {
+                            node: id.clone(),
+                            error: error.message.clone(),
+                        },
                     );
                 }
             }
@@ -287,9 +286,12 @@ impl Rollout {
                     || operation == PowerOperation::ForceRestart;
                 for node in self.indexes_of(&nodes) {
                     let id = self.state.nodes[node].id.clone();
-                    self.post(
+                    self.say(
                         now,
-                        format!("Node {id}: the power restart failed: {}", error.message),
+                        Said::PowerRestartFailed {
+                            node: id,
+                            error: error.message.clone(),
+                        },
                     );
                     let awaited = matches!(
                         self.state.nodes[node].phase,
@@ -339,11 +341,24 @@ impl Rollout {
             }
             Action::ObserveWorkload { .. } => {
                 self.timers.set(Timer::WorkloadPoll, retry_at);
-                self.post_once(now, format!("Could not read node states from the workload manager: {}; retrying every {retry_in}", error.message));
+                self.say_once(
+                    now,
+                    Said::WorkloadUnreadable {
+                        error: error.message.clone(),
+                        every,
+                    },
+                );
             }
             Action::ObserveBoot { step, boot, .. } => {
                 self.timers.set(Timer::BootPoll { step, boot }, retry_at);
-                self.post_once(now, format!("Could not read the boot progress of step {step}: {}; retrying every {retry_in}", error.message));
+                self.say_once(
+                    now,
+                    Said::BootProgressUnreadable {
+                        step,
+                        error: error.message.clone(),
+                        every,
+                    },
+                );
             }
             Action::Resume { .. }
             | Action::Restore { .. }
@@ -362,35 +377,27 @@ impl Rollout {
                 for node in self.indexes_of(&ids) {
                     self.timers.set(Timer::NodeRetry(node), retry_at);
                 }
-                self.post_retrying(now, &capitalise(&action.describe()), error);
+                self.say_retrying(now, &action, error);
             }
             other => {
                 self.timers.set(Timer::SessionRetry, retry_at);
-                self.post_retrying(now, &capitalise(&other.describe()), error);
+                self.say_retrying(now, &other, error);
             }
         }
     }
 }
 
 impl Rollout {
-    /// Says once that `what` failed with `error` and is tried again every
+    /// Says once that `action` failed with `error` and is tried again every
     /// `error_retry_interval` (the caller sets the retry's timer).
-    pub(super) fn post_retrying(&mut self, now: Timestamp, what: &str, error: &ActionError) {
-        let retry_in = humantime::format_duration(self.state.policy.error_retry_interval);
-        self.post_once(
+    fn say_retrying(&mut self, now: Timestamp, action: &Action, error: &ActionError) {
+        self.say_once(
             now,
-            format!(
-                "{what} failed: {}; retrying every {retry_in}",
-                error.message
-            ),
+            Said::Retrying {
+                action: action.describe(),
+                error: error.message.clone(),
+                every: self.state.policy.error_retry_interval,
+            },
         );
-    }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

@@ -82,7 +82,20 @@ impl Rollout {
         });
     }
 
-    pub(super) fn post(&mut self, now: Timestamp, message: String) {
+    /// Posts what `said` says in its words (all written in one place, the
+    /// `said` module): logged, sent as an event and kept in the session's
+    /// messages.
+    pub(super) fn say(&mut self, now: Timestamp, said: Said) {
+        self.post(now, said.to_string());
+    }
+
+    /// [`Rollout::say`], unless the same message was posted already.
+    pub(super) fn say_once(&mut self, now: Timestamp, said: Said) {
+        self.post_once(now, said.to_string());
+    }
+
+    /// Logs `message`, emits it and appends it to the session's messages.
+    fn post(&mut self, now: Timestamp, message: String) {
         tracing::info!(upgrade_id = %self.state.upgrade_id, "{message}");
         self.emit(
             now,
@@ -100,7 +113,7 @@ impl Rollout {
 
     /// Posts `message` unless the same message was posted already (repeated
     /// errors would otherwise flood the list, as in CRUS).
-    pub(super) fn post_once(&mut self, now: Timestamp, message: String) {
+    fn post_once(&mut self, now: Timestamp, message: String) {
         if !self.state.messages.contains(&message) {
             self.post(now, message);
         }

@@ -91,13 +91,13 @@ impl Rollout {
         }
         let template = self.rollback_boot_template().unwrap_or_default();
         let upgraded = self.census.count(NodePhase::Done);
-        self.post(
+        self.say(
             now,
-            format!(
-                "Reverting (revert_upgraded_on_halt): booting the {} this session upgraded back to template '{template}', at most {} at a time",
-                count_nodes(upgraded),
-                self.revert_batch()
-            ),
+            Said::Reverting {
+                count: upgraded,
+                template,
+                batch: self.revert_batch(),
+            },
         );
     }
 
@@ -166,16 +166,13 @@ impl Rollout {
         }
         let ids = self.ids_of(&taken);
         let template = self.rollback_boot_template().unwrap_or_default();
-        self.post(
+        self.say(
             now,
-            format!(
-                "Step {number} (revert) started: draining {} ({}) to boot them back to template '{template}'",
-                count_nodes(taken.len()),
-                ids.iter()
-                    .map(NodeId::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Said::RevertStepStarted {
+                step: number,
+                nodes: ids.clone(),
+                template,
+            },
         );
         self.emit(
             now,

@@ -122,9 +122,13 @@ impl Rollout {
             self.fail_node(node, reason, now);
             return;
         };
-        self.post(
+        self.say(
             now,
-            format!("Node {id}: {reason}; booting it back to template '{template}' (rollback)"),
+            Said::RollingBack {
+                node: id,
+                reason: reason.clone(),
+                template,
+            },
         );
         let record = &mut self.state.nodes[node];
         record.rollback_reason = Some(reason);

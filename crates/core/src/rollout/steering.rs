@@ -186,12 +186,7 @@ impl Rollout {
             }
         }
         if lost > 0 {
-            self.post_once(
-                now,
-                "The workload manager lost scheduling weights this session set (a restart or \
-                 reconfiguration of it resets them): they are set again"
-                    .to_string(),
-            );
+            self.say_once(now, Said::WeightsLost);
         }
     }
 
@@ -212,18 +207,23 @@ impl Rollout {
         self.weights_rescan = true;
         if error.kind == ActionErrorKind::NotSupported {
             self.steering_unsupported = true;
-            self.post_once(
+            self.say_once(
                 now,
-                format!(
-                    "steer_jobs: the workload manager cannot set node weights ({}); new jobs are \
-                     not steered to upgraded nodes",
-                    error.message
-                ),
+                Said::WeightsUnsupported {
+                    error: error.message.clone(),
+                },
             );
             return;
         }
         let retry_at = now + self.state.policy.error_retry_interval;
         self.timers.set(Timer::WeightRetry, retry_at);
-        self.post_retrying(now, &action.describe(), error);
+        self.say_once(
+            now,
+            Said::RetryingAsDescribed {
+                action: action.describe(),
+                error: error.message.clone(),
+                every: self.state.policy.error_retry_interval,
+            },
+        );
     }
 }

@@ -65,14 +65,7 @@ impl Rollout {
             if let Some(at) = opens_at {
                 self.timers.set(Timer::WindowOpens, at);
             }
-            let message = match opens_at {
-                Some(at) => format!(
-                    "Outside the maintenance windows: the next nodes are taken when one opens ({at})"
-                ),
-                None => "Outside the maintenance windows, which never open: no node is taken"
-                    .to_string(),
-            };
-            self.post_once(now, message);
+            self.say_once(now, Said::OutsideWindows { opens_at });
             return false;
         }
         if !self.gates_let_take(now) {
@@ -130,28 +123,14 @@ impl Rollout {
             self.move_node(node, NodeInput::Take, now);
         }
         let ids = self.ids_of(&taken);
-        let range = match ids.as_slice() {
-            [only] => only.to_string(),
-            _ if self.state.policy.order == Order::Inventory => {
-                format!("{} … {}", ids[0], ids[ids.len() - 1])
-            }
-            _ => ids
-                .iter()
-                .map(NodeId::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let canary = if number == 0 && self.state.policy.canary.is_some() {
-            " (canary)"
-        } else {
-            ""
-        };
-        self.post(
+        self.say(
             now,
-            format!(
-                "Step {number}{canary} started: draining {} ({range})",
-                count_nodes(taken.len())
-            ),
+            Said::StepStarted {
+                step: number,
+                canary: number == 0 && self.state.policy.canary.is_some(),
+                nodes: ids.clone(),
+                inventory_order: self.state.policy.order == Order::Inventory,
+            },
         );
         self.emit(
             now,
@@ -270,19 +249,19 @@ impl Rollout {
             self.move_node(node, NodeInput::Boot, now);
         }
         let nodes = self.ids_of(&drained);
-        let text = match &template {
-            None => format!(
-                "Step {step_number}: {} drained; booting {} with template '{}'",
-                count_nodes(drained.len()),
-                if drained.len() == 1 { "it" } else { "them" },
-                self.state.spec.upgrade_template_id
-            ),
-            Some(template) => format!(
-                "Step {step_number}: booting {} back to template '{template}' (rollback)",
-                count_nodes(drained.len()),
-            ),
+        let said = match &template {
+            None => Said::StepBooting {
+                step: step_number,
+                count: drained.len(),
+                template: self.state.spec.upgrade_template_id.clone(),
+            },
+            Some(template) => Said::StepBootingBack {
+                step: step_number,
+                count: drained.len(),
+                template: template.clone(),
+            },
         };
-        self.post(now, text);
+        self.say(now, said);
         if let Some(step) = self.step_mut(step_number) {
             step.boots.push(StepBoot {
                 key,
@@ -319,19 +298,6 @@ impl Rollout {
         let boots: Vec<(u32, u32)> = (0..step.boots.len())
             .map(|boot| (step_number, u32::try_from(boot).unwrap_or(u32::MAX)))
             .collect();
-        let mut summary = format!(
-            "Step {step_number} finished: {} upgraded",
-            count_nodes(upgraded)
-        );
-        if reverted > 0 {
-            summary.push_str(&format!(", {reverted} reverted"));
-        }
-        if failed > 0 {
-            summary.push_str(&format!(", {failed} failed"));
-        }
-        if skipped > 0 {
-            summary.push_str(&format!(", {skipped} returned to service without upgrade"));
-        }
         if let Some(step) = self.step_mut(step_number) {
             step.finished = true;
         }
@@ -339,7 +305,16 @@ impl Rollout {
         for (step, boot) in boots {
             self.timers.clear(Timer::BootPoll { step, boot });
         }
-        self.post(now, summary);
+        self.say(
+            now,
+            Said::StepFinished {
+                step: step_number,
+                upgraded,
+                reverted,
+                failed,
+                skipped,
+            },
+        );
         self.emit(
             now,
             EventKind::StepFinished {
@@ -368,13 +343,15 @@ impl Rollout {
             } else if canary.pause_after && pending_left && !self.state.paused {
                 self.transition(now, SessionInput::Pause);
                 let reason = "canary step finished".to_string();
-                self.post(
+                self.say(
                     now,
-                    format!("Paused: {reason}; resume the session to upgrade the rest"),
+                    Said::CanaryPaused {
+                        reason: reason.clone(),
+                    },
                 );
                 self.emit(now, EventKind::Paused { reason });
             } else if pending_left {
-                self.post(now, "Canary step passed; continuing".to_string());
+                self.say(now, Said::CanaryPassed);
             }
         }
         true

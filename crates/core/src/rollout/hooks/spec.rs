@@ -213,3 +213,20 @@ pub fn hooks_plan(hooks: &[Hook]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The problems of a policy's hooks, each named with the hook's position.
+pub(crate) fn hook_problems(hooks: &[Hook], drain_ahead: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (position, hook) in hooks.iter().enumerate() {
+        for problem in hook.problems() {
+            problems.push(format!("Hook {position}: {problem}"));
+        }
+        if drain_ahead && hook.at == HookPoint::PreDrain {
+            problems.push(format!(
+                "Hook {position}: pre_drain hooks cannot be combined with drain_ahead, which \
+                 drains nodes before they are taken; leave one of them out."
+            ));
+        }
+    }
+    problems
+}
