@@ -78,12 +78,18 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             // A node someone else took out of service since crus last saw
             // it (or before crus saw it at all: a session deleted before
             // its first observation) is never returned to service by crus.
-            let to_resume = not_held_by_others(ports, nodes).await?;
+            // Those are told to the rollout as read: out of service all
+            // the same, they count against the capacity floor.
+            let (to_resume, left_alone) = split_held(ports, nodes, held_by_someone_else).await?;
             if !to_resume.is_empty() {
                 ports.workload_manager.resume(&to_resume).await?;
             }
             remove_if_group_exists(ports, upgrading_label, nodes).await?;
-            Ok(ActionOutput::Done)
+            Ok(if left_alone.is_empty() {
+                ActionOutput::Done
+            } else {
+                ActionOutput::Workload(left_alone)
+            })
         }
         Action::Restore {
             upgrading_label,
@@ -251,17 +257,26 @@ async fn nodes_without(
     nodes: &[NodeId],
     mark: fn(&WorkloadNode) -> bool,
 ) -> Result<Vec<NodeId>> {
+    Ok(split_held(ports, nodes, mark).await?.0)
+}
+
+/// `nodes` read now, split into those whose state does not show `mark`
+/// and the reports of those whose state does.
+async fn split_held(
+    ports: &Ports,
+    nodes: &[NodeId],
+    mark: fn(&WorkloadNode) -> bool,
+) -> Result<(Vec<NodeId>, Vec<WorkloadNode>)> {
     let states = ports.workload_manager.node_states(nodes).await?;
-    let marked: std::collections::HashSet<&NodeId> = states
+    let (marked, _): (Vec<WorkloadNode>, Vec<WorkloadNode>) = states.into_iter().partition(mark);
+    let marked_ids: std::collections::HashSet<&NodeId> =
+        marked.iter().map(|report| &report.node).collect();
+    let unmarked = nodes
         .iter()
-        .filter(|report| mark(report))
-        .map(|report| &report.node)
-        .collect();
-    Ok(nodes
-        .iter()
-        .filter(|node| !marked.contains(node))
+        .filter(|node| !marked_ids.contains(node))
         .cloned()
-        .collect())
+        .collect();
+    Ok((unmarked, marked))
 }
 
 /// Taking nodes out of a group that an operator deleted meanwhile is done already.

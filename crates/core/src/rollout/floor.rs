@@ -68,6 +68,21 @@ impl Rollout {
         self.held_elsewhere.insert(node, why);
     }
 
+    /// Notes the nodes a return to service left alone because someone else
+    /// holds them, as the controller read them: a pending one is marked as
+    /// theirs (as an observation would), and each counts against the floor.
+    pub(super) fn note_left_alone(&mut self, now: Timestamp, reports: &[WorkloadNode]) {
+        for report in reports {
+            let Some(&node) = self.index.get(&report.node) else {
+                continue;
+            };
+            if self.state.nodes[node].phase == NodePhase::Pending {
+                self.observe_foreign(node, report, now);
+            }
+            self.note_availability(node, report);
+        }
+    }
+
     /// How many nodes are out of service now, for any reason known.
     fn out_for_any_reason(&self) -> usize {
         // A node noted before this session took it is counted by its phase.

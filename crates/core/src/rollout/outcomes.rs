@@ -136,13 +136,19 @@ impl Rollout {
                 }
                 self.observe_boot(now, step, boot, &statuses);
             }
-            (Action::Resume { nodes, .. }, Ok(_)) => {
+            (Action::Resume { nodes, .. }, Ok(output)) => {
                 for node in self.indexes_of(&nodes) {
                     match self.state.nodes[node].phase {
                         NodePhase::Resuming | NodePhase::Releasing => self.returned(node, now),
                         NodePhase::Pending => self.ahead_returned(node),
                         _ => {}
                     }
+                }
+                // The nodes the controller found held by someone else and
+                // left alone, as it read them: theirs now, and out of
+                // service all the same, so they count against the floor.
+                if let ActionOutput::Workload(left_alone) = output {
+                    self.note_left_alone(now, &left_alone);
                 }
             }
             (Action::Restore { nodes, .. }, Ok(_)) => {
