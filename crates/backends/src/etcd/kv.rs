@@ -36,58 +36,59 @@ pub(super) struct Kv(pub(super) KvClient);
 impl Kv {
     /// Reads `key` (a range, with `options`).
     pub(super) async fn get(
-        mut self,
+        self,
         key: impl Into<Vec<u8>>,
         options: Option<GetOptions>,
     ) -> Result<GetResponse, Error> {
         let key = key.into();
-        let mut attempt = 1;
-        loop {
-            match self.0.get(key.clone(), options.clone()).await {
-                Err(error) if attempt < ATTEMPTS && may_read_again(&error) => {
-                    attempt += 1;
-                    tokio::time::sleep(PAUSE).await;
-                }
-                answer => return answer,
-            }
-        }
+        asked_again(may_read_again, || {
+            let (mut client, key, options) = (self.0.clone(), key.clone(), options.clone());
+            async move { client.get(key, options).await }
+        })
+        .await
     }
 
     /// Writes `value` at `key`.
     pub(super) async fn put(
-        mut self,
+        self,
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
         options: Option<PutOptions>,
     ) -> Result<PutResponse, Error> {
         let (key, value) = (key.into(), value.into());
-        let mut attempt = 1;
-        loop {
-            match self
-                .0
-                .put(key.clone(), value.clone(), options.clone())
-                .await
-            {
-                Err(error) if attempt < ATTEMPTS && never_sent(&error) => {
-                    attempt += 1;
-                    tokio::time::sleep(PAUSE).await;
-                }
-                answer => return answer,
-            }
-        }
+        asked_again(never_sent, || {
+            let mut client = self.0.clone();
+            let (key, value, options) = (key.clone(), value.clone(), options.clone());
+            async move { client.put(key, value, options).await }
+        })
+        .await
     }
 
     /// Runs `txn` (a write, as far as asking again goes).
-    pub(super) async fn txn(mut self, txn: Txn) -> Result<TxnResponse, Error> {
-        let mut attempt = 1;
-        loop {
-            match self.0.txn(txn.clone()).await {
-                Err(error) if attempt < ATTEMPTS && never_sent(&error) => {
-                    attempt += 1;
-                    tokio::time::sleep(PAUSE).await;
-                }
-                answer => return answer,
+    pub(super) async fn txn(self, txn: Txn) -> Result<TxnResponse, Error> {
+        asked_again(never_sent, || {
+            let (mut client, txn) = (self.0.clone(), txn.clone());
+            async move { client.txn(txn).await }
+        })
+        .await
+    }
+}
+
+/// Makes `call` again, after a short pause, while it fails with an error
+/// `again` allows, at most [`ATTEMPTS`] times in all.
+async fn asked_again<T, F, Answer>(again: fn(&Error) -> bool, mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Answer,
+    Answer: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if attempt < ATTEMPTS && again(&error) => {
+                attempt += 1;
+                tokio::time::sleep(PAUSE).await;
             }
+            answer => return answer,
         }
     }
 }

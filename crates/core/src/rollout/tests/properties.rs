@@ -1523,6 +1523,19 @@ proptest! {
     }
 }
 
+/// Runs `scenario` (a case the property test once found failing) and
+/// checks that every invariant holds.
+fn holds(scenario: Scenario) {
+    let mut run = Run::new(scenario);
+    let result = run.run();
+    assert!(
+        result.is_ok(),
+        "{}\nmessages: {:#?}",
+        result.unwrap_err(),
+        run.rollout.state().messages
+    );
+}
+
 /// Found by the property test: a boot sent again after a refusal, then a
 /// restart that rebuilt the minute's boots from when the boot was first
 /// asked for, let a second boot out in the same minute.
@@ -1556,14 +1569,7 @@ fn a_boot_sent_again_counts_in_its_minute_after_a_restart() {
         command_rate: 0.0,
         skip_matching: true,
     };
-    let mut run = Run::new(scenario);
-    let result = run.run();
-    assert!(
-        result.is_ok(),
-        "{}\nmessages: {:#?}",
-        result.unwrap_err(),
-        run.rollout.state().messages
-    );
+    holds(scenario);
 }
 
 /// Found by the property test (after 90,124 cases): draining ahead, with a
@@ -1614,12 +1620,5 @@ fn draining_ahead_never_crosses_the_floor() {
         command_rate: 0.044_763_337_046_561_85,
         skip_matching: false,
     };
-    let mut run = Run::new(scenario);
-    let result = run.run();
-    assert!(
-        result.is_ok(),
-        "{}\nmessages: {:#?}",
-        result.unwrap_err(),
-        run.rollout.state().messages
-    );
+    holds(scenario);
 }
