@@ -224,6 +224,7 @@ impl Rollout {
     /// pending: if it was drained ahead, it no longer is.
     pub(super) fn ahead_returned(&mut self, node: usize) {
         if self.ahead_to_return.remove(&node) && self.state.drained_ahead.remove(&node) {
+            self.drains_unconfirmed.remove(&node);
             self.dirty = true;
         }
     }
@@ -235,6 +236,7 @@ impl Rollout {
             self.state.drained_ahead.remove(&node);
             self.ahead_to_return.remove(&node);
             self.drain_owed.remove(&node);
+            self.drains_unconfirmed.remove(&node);
             self.dirty = true;
         }
     }

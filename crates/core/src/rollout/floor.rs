@@ -172,7 +172,8 @@ impl Rollout {
             self.want_pending_costs = true;
             return Vec::new();
         }
-        // Taken nodes not yet asked to drain are in service still.
+        // Taken nodes not yet asked to drain are in service still, and
+        // those whose drain was refused may be.
         let unasked = self
             .census
             .nodes_in(&[NodePhase::Draining])
@@ -180,7 +181,15 @@ impl Rollout {
                 let record = &self.state.nodes[node];
                 record.drain_asked_at.is_none() && record.foreign.is_none()
             })
-            .count();
+            .count()
+            + self
+                .drains_unconfirmed
+                .iter()
+                .filter(|&&node| {
+                    self.state.nodes[node].phase == NodePhase::Draining
+                        || self.is_drained_ahead(node)
+                })
+                .count();
         let out = self.out_for_any_reason().saturating_sub(unasked);
         let room = (self.state.nodes.len().saturating_sub(floor)).saturating_sub(out);
         if room >= nodes.len() {

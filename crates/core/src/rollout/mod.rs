@@ -134,6 +134,11 @@ pub struct Rollout {
     /// lifetime. Not persisted: after a restart every draining node is
     /// drained again, which is harmless.
     drain_owed: BTreeSet<usize>,
+    /// Nodes whose drain was sent and refused (or, after a restart, not
+    /// known to have been applied): sent again only within the capacity
+    /// floor, as a first drain is (`floor.rs`). Not persisted: a restart
+    /// counts every drain it did not see applied.
+    drains_unconfirmed: BTreeSet<usize>,
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.
     drain_singly: BTreeSet<usize>,
@@ -297,6 +302,13 @@ impl Rollout {
             .filter(|&node| state.nodes[node].foreign.is_none())
             .collect();
         drain_owed.extend(state.drained_ahead.iter().copied());
+        let drains_unconfirmed: BTreeSet<usize> = drain_owed
+            .iter()
+            .copied()
+            .filter(|&node| {
+                state.drained_ahead.contains(&node) || state.nodes[node].drain_asked_at.is_some()
+            })
+            .collect();
         let mut timers = Timers::default();
         timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
         Rollout {
@@ -307,6 +319,7 @@ impl Rollout {
             in_flight: BTreeMap::new(),
             next_action_id: 0,
             drain_owed,
+            drains_unconfirmed,
             drain_singly: BTreeSet::new(),
             // The first poll is due at once.
             timers,

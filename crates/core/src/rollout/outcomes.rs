@@ -88,6 +88,7 @@ impl Rollout {
             (Action::Drain { nodes, .. }, Ok(_)) => {
                 for node in self.indexes_of(&nodes) {
                     self.drain_owed.remove(&node);
+                    self.drains_unconfirmed.remove(&node);
                 }
             }
             (Action::ObserveWorkload { .. }, Ok(ActionOutput::Workload(observed))) => {
@@ -239,6 +240,16 @@ impl Rollout {
         );
         let retry_at = now + self.state.policy.error_retry_interval;
         let every = self.state.policy.error_retry_interval;
+        if let Action::Drain { nodes, .. } = &action {
+            // Not known to be applied: sent again only within the floor.
+            for node in self.indexes_of(nodes) {
+                if self.state.nodes[node].phase == NodePhase::Draining
+                    || self.is_drained_ahead(node)
+                {
+                    self.drains_unconfirmed.insert(node);
+                }
+            }
+        }
         match action {
             Action::RequeueJobs { nodes } => {
                 // The node keeps draining; its jobs end when they end.

@@ -23,10 +23,13 @@ impl Rollout {
             .collect();
         // A first drain must still fit above the floor: someone else may
         // have taken nodes out since this one was taken (while its hooks
-        // ran). A drain asked again, or of a node drained ahead, takes no
-        // node out that was not counted out already.
+        // ran). So must one sent again after a refusal, which may not have
+        // taken the node out. A drain known applied and asked again (its
+        // owner returned the node meanwhile) takes out no node that was not
+        // counted out already.
         let (asked, first): (Vec<usize>, Vec<usize>) = to_drain.into_iter().partition(|&node| {
-            self.state.nodes[node].drain_asked_at.is_some() || self.is_drained_ahead(node)
+            !self.drains_unconfirmed.contains(&node)
+                && (self.state.nodes[node].drain_asked_at.is_some() || self.is_drained_ahead(node))
         });
         let first = self.drains_within_floor(now, first);
         for &node in &first {

@@ -32,6 +32,9 @@ impl Rollout {
             // node drained ahead of its step was drained already.
             record.drain_asked_at = self.state.drained_ahead.contains(&node).then_some(now);
         }
+        if phase != NodePhase::Draining && !self.state.drained_ahead.contains(&node) {
+            self.drains_unconfirmed.remove(&node);
+        }
         if phase == NodePhase::Draining && record.foreign.is_none() {
             self.drain_owed.insert(node);
         } else {
