@@ -9,8 +9,14 @@
 //! - event latency: from a node transition (the event published in the
 //!   controller's log) to the event read by a client of `GET /events`.
 //!
+//! - the API under a large session (issue 25): a session of
+//!   `CRUS_BENCH_LARGE_NODES` nodes (10,000; 0 skips it) running on the
+//!   simulator while `GET /session/{id}` of it is measured as above, while
+//!   `/metrics` is scraped, and while a client reads its events.
+//!
 //! Run with `cargo bench -p crus-http --bench http`. Targets: throughput ≥ 0.5×
-//! the bare handler, p99 ≤ 5 ms at 64 connections, event p99 ≤ 20 ms.
+//! the bare handler, p99 ≤ 5 ms at 64 connections, event p99 ≤ 20 ms, a
+//! `/metrics` scrape ≤ 50 ms.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +39,10 @@ const TOKEN: &str = "bench-token-0123456789";
 const SESSIONS: usize = 1_000;
 const REQUESTS: usize = 4_000;
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
+/// The large session's nodes, unless `CRUS_BENCH_LARGE_NODES` says otherwise.
+const LARGE_NODES: usize = 10_000;
+/// Its step: 20 steps at 10,000 nodes, so it runs through the measurements.
+const LARGE_STEP: u32 = 500;
 
 fn spec(step: u32) -> SessionSpec {
     SessionSpec {
@@ -125,12 +135,13 @@ async fn serve(router: Router) -> String {
     format!("http://{address}")
 }
 
-/// The crus server over a SQLite store of `SESSIONS` sessions, on a sim of
-/// `nodes` nodes whose boots take `boot_time`.
+/// The crus server over a SQLite store of `finished` finished sessions, on
+/// a sim of `nodes` nodes whose boots take `boot_time`.
 async fn crus_server(
     directory: &std::path::Path,
     nodes: usize,
     boot_time: Duration,
+    finished: usize,
 ) -> (String, AppState, Vec<uuid::Uuid>) {
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_800_000_000)));
     let sim = SimCluster::new(
@@ -160,8 +171,8 @@ async fn crus_server(
     // Stored and marked finished, as on a server that has run many upgrades:
     // the server answers about them like any others, and a new session (the
     // dry run) does not overlap them.
-    let mut ids = Vec::with_capacity(SESSIONS);
-    for _ in 0..SESSIONS {
+    let mut ids = Vec::with_capacity(finished);
+    for _ in 0..finished {
         let status = controller
             .create_session(spec(2), controller.default_policy().clone())
             .await
@@ -305,32 +316,9 @@ async fn compare(
     rows
 }
 
-/// Event latency: sessions run on a fast sim while a client reads
-/// `GET /events`; each event's publication is seen by an in-process
-/// subscriber of the controller's log, and its arrival by the client.
+/// Event latency: four sessions, one after the other, on the 16-node sim.
 async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
-    let published = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let mut log = state.controller().events().subscribe();
-    let recorder = {
-        let published = published.clone();
-        tokio::spawn(async move {
-            while let Ok(event) = log.recv().await {
-                published
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(event.id, Instant::now());
-            }
-        })
-    };
-    let response = reqwest::Client::new()
-        .get(format!("{url}/events"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|error| panic!("cannot open /events: {error}"));
-    let mut stream = response.bytes_stream();
     let controller = state.controller().clone();
-    // A few real sessions, one after the other, on the 16-node sim.
     let runner = tokio::spawn(async move {
         for _ in 0..4 {
             let status = controller
@@ -349,6 +337,45 @@ async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
                 .unwrap_or_else(|error| panic!("a session failed: {error}"));
         }
     });
+    events_while(url, state, runner, "Events").await
+}
+
+/// Reads `GET /events` until `runner` ends (two minutes at most); each
+/// event's publication is seen by an in-process subscriber of the
+/// controller's log, and its arrival by the client.
+async fn events_while(
+    url: &str,
+    state: &AppState,
+    runner: tokio::task::JoinHandle<()>,
+    title: &str,
+) -> serde_json::Value {
+    let published = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut log = state.controller().events().subscribe();
+    let recorder = {
+        let published = published.clone();
+        tokio::spawn(async move {
+            loop {
+                match log.recv().await {
+                    Ok(event) => {
+                        published
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .insert(event.id, Instant::now());
+                    }
+                    // Behind the log: the events missed are not measured.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    };
+    let response = reqwest::Client::new()
+        .get(format!("{url}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open /events: {error}"));
+    let mut stream = response.bytes_stream();
     let mut latencies = Vec::new();
     let mut buffer = String::new();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -360,23 +387,30 @@ async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
         };
         let arrived = Instant::now();
         buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let message: String = buffer.drain(..end + 2).collect();
-            let id = message
-                .lines()
-                .find_map(|line| line.strip_prefix("id:"))
-                .and_then(|id| id.trim().parse::<u64>().ok());
-            if let Some(id) = id {
-                let sent = published
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .get(&id)
-                    .copied();
-                if let Some(sent) = sent {
-                    latencies.push(arrived.saturating_duration_since(sent));
-                }
-            }
-        }
+        // Every complete message of the buffer in one pass (a chunk may
+        // hold hundreds: draining them one by one from the front is
+        // quadratic, and it delayed the next reads of a busy stream).
+        let Some(end) = buffer.rfind("\n\n") else {
+            continue;
+        };
+        let ids: Vec<u64> = buffer[..end]
+            .split("\n\n")
+            .filter_map(|message| {
+                message
+                    .lines()
+                    .find_map(|line| line.strip_prefix("id:"))
+                    .and_then(|id| id.trim().parse::<u64>().ok())
+            })
+            .collect();
+        buffer.drain(..end + 2);
+        let published = published
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        latencies.extend(
+            ids.iter()
+                .filter_map(|id| published.get(id))
+                .map(|&sent| arrived.saturating_duration_since(sent)),
+        );
     }
     recorder.abort();
     let mut run = Run {
@@ -385,7 +419,7 @@ async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
     };
     let (p50, p99) = (run.percentile(0.50), run.percentile(0.99));
     println!(
-        "\nEvents: {} read from GET /events; publication to arrival p50 {:.2} ms, p99 {:.2} ms (target ≤ 20 ms: {})",
+        "\n{title}: {} read from GET /events; publication to arrival p50 {:.2} ms, p99 {:.2} ms (target ≤ 20 ms: {})",
         run.latencies.len(),
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
@@ -403,6 +437,134 @@ async fn event_latency(url: &str, state: &AppState) -> serde_json::Value {
     })
 }
 
+/// `scrapes` scrapes of `/metrics`, one after the other.
+async fn metrics_scrapes(url: &str, scrapes: usize) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let mut run = Run {
+        wall: Duration::ZERO,
+        latencies: Vec::with_capacity(scrapes),
+    };
+    let started = Instant::now();
+    let mut size = 0;
+    for _ in 0..scrapes {
+        let sent = Instant::now();
+        let response = client
+            .get(format!("{url}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("cannot scrape /metrics: {error}"));
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|error| panic!("cannot read /metrics: {error}"));
+        assert!(status.is_success(), "/metrics answered {status}");
+        size = body.len();
+        run.latencies.push(sent.elapsed());
+    }
+    run.wall = started.elapsed();
+    let longest = run.latencies.iter().max().copied().unwrap_or_default();
+    let (p50, p99) = (run.percentile(0.50), run.percentile(0.99));
+    let met = p99 <= Duration::from_millis(50);
+    println!(
+        "\n/metrics: {scrapes} scrapes of {size} bytes, p50 {:.2} ms, p99 {:.2} ms, longest {:.2} ms (target ≤ 50 ms: {})",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        longest.as_secs_f64() * 1e3,
+        if met { "met" } else { "NOT MET" }
+    );
+    serde_json::json!({
+        "scrapes": scrapes,
+        "bytes": size,
+        "p50_ms": p50.as_secs_f64() * 1e3,
+        "p99_ms": p99.as_secs_f64() * 1e3,
+        "longest_ms": longest.as_secs_f64() * 1e3,
+        "target_met": met,
+    })
+}
+
+/// How far session `id` is, as `GET /session/{id}` says: nodes done, and
+/// whether it completed.
+async fn progress_of(url: &str, id: uuid::Uuid) -> (u64, bool) {
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("{url}/session/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("cannot read the large session: {error}"))
+        .json()
+        .await
+        .unwrap_or_else(|error| panic!("the large session's status is not JSON: {error}"));
+    (
+        status["nodes"]["done"].as_u64().unwrap_or(0),
+        status["completed"] == true,
+    )
+}
+
+/// The API while a session of `nodes` nodes runs on the simulator (boots of
+/// 3 s, polls of 50 ms): `GET /session/{id}` of it at each concurrency,
+/// `/metrics` scrapes, and its events read from `GET /events`.
+async fn large_session(directory: &std::path::Path, nodes: usize) -> serde_json::Value {
+    let (url, state, _) = crus_server(directory, nodes, Duration::from_secs(3), 0).await;
+    let controller = state.controller().clone();
+    let step = LARGE_STEP.min(u32::try_from(nodes).unwrap_or(u32::MAX));
+    let status = controller
+        .create_session(spec(step), controller.default_policy().clone())
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the large session: {error}"));
+    let id = status.upgrade_id;
+    let driver = {
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            if let Err(error) = controller.drive(id).await {
+                eprintln!("the large session stopped: {error}");
+            }
+        })
+    };
+    // Under way: its first steps taken.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "\nAPI under a running session of {nodes} nodes (step {step}), SQLite store, loopback"
+    );
+    let (done_before, _) = progress_of(&url, id).await;
+    let routes = compare(
+        &format!("GET /session/{{id}} of the running {nodes}-node session"),
+        &url,
+        &format!("/session/{id}"),
+        None,
+    )
+    .await;
+    let metrics = metrics_scrapes(&url, 200).await;
+    let events = events_while(
+        &url,
+        &state,
+        tokio::spawn(tokio::time::sleep(Duration::from_secs(20))),
+        &format!("Events of the {nodes}-node session"),
+    )
+    .await;
+    let (done_after, completed) = progress_of(&url, id).await;
+    println!(
+        "\nThe session went from {done_before} to {done_after} of {nodes} nodes upgraded while measured{}",
+        if completed {
+            "; it completed before the end (the figures after that are of a finished session)"
+        } else {
+            ", and was still running"
+        }
+    );
+    driver.abort();
+    serde_json::json!({
+        "nodes": nodes,
+        "step": step,
+        "routes": routes,
+        "metrics": metrics,
+        "events": events,
+        "done_before": done_before,
+        "done_after": done_after,
+        "completed_while_measured": completed,
+    })
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -412,7 +574,7 @@ fn main() {
         let directory = tempfile::tempdir()
             .unwrap_or_else(|error| panic!("cannot make a temporary directory: {error}"));
         let (url, state, ids) =
-            crus_server(directory.path(), 16, Duration::from_millis(200)).await;
+            crus_server(directory.path(), 16, Duration::from_millis(200), SESSIONS).await;
         println!(
             "API overhead: {REQUESTS} requests per run, SQLite store of {SESSIONS} sessions, loopback"
         );
@@ -437,7 +599,18 @@ fn main() {
             .await,
         );
         let events = event_latency(&url, &state).await;
-        let report = serde_json::json!({ "routes": rows, "events": events });
+        let large_nodes = std::env::var("CRUS_BENCH_LARGE_NODES")
+            .ok()
+            .and_then(|nodes| nodes.parse().ok())
+            .unwrap_or(LARGE_NODES);
+        let large = if large_nodes == 0 {
+            serde_json::Value::Null
+        } else {
+            let large_directory = tempfile::tempdir()
+                .unwrap_or_else(|error| panic!("cannot make a temporary directory: {error}"));
+            large_session(large_directory.path(), large_nodes).await
+        };
+        let report = serde_json::json!({ "routes": rows, "events": events, "large_session": large });
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../target/bench/http.json");
         if let Some(parent) = path.parent() {
