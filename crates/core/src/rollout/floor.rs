@@ -145,17 +145,14 @@ impl Rollout {
         Some(capacity.min(room))
     }
 
-    /// Of `nodes`, taken but not yet asked to drain, those whose drains may
-    /// be asked now without crossing the floor, in order. Room was made
-    /// for them when they were taken, but someone else may have taken
-    /// nodes out of service since (while their pre_drain hooks ran): the
-    /// others wait in `draining`, never asked (so a delete returns nothing
-    /// to service), until a node returns; the session says so.
-    pub(super) fn drains_within_floor(
-        &mut self,
-        now: Timestamp,
-        mut nodes: Vec<usize>,
-    ) -> Vec<usize> {
+    /// Of `nodes`, taken but not yet asked to drain (or whose drain was
+    /// refused), those whose drains may be asked now without crossing the
+    /// floor, in order. Room was made for them when they were taken, but
+    /// someone else may have taken nodes out of service since (while their
+    /// pre_drain hooks ran, or the drain was refused): the others wait in
+    /// `draining`, never asked (so a delete returns nothing to service),
+    /// until a node returns; the session says so.
+    pub(super) fn drains_within_floor(&mut self, now: Timestamp, nodes: Vec<usize>) -> Vec<usize> {
         let Some(floor) = self.floor() else {
             return nodes;
         };
@@ -172,34 +169,43 @@ impl Rollout {
             self.want_pending_costs = true;
             return Vec::new();
         }
-        // Taken nodes not yet asked to drain are in service still, and
-        // those whose drain was refused may be.
+        // Taken nodes never asked to drain are in service still. Those
+        // whose drain was refused may be, or not (an answer lost on the
+        // way back, a restart): they are counted out, so sending theirs
+        // again takes out no node not counted, as long as the count keeps
+        // the floor. A first drain needs a place of its own.
+        let never_asked = |rollout: &Self, node: usize| {
+            let record = &rollout.state.nodes[node];
+            record.phase == NodePhase::Draining
+                && record.drain_asked_at.is_none()
+                && record.foreign.is_none()
+        };
         let unasked = self
             .census
             .nodes_in(&[NodePhase::Draining])
-            .filter(|&node| {
-                let record = &self.state.nodes[node];
-                record.drain_asked_at.is_none() && record.foreign.is_none()
-            })
-            .count()
-            + self
-                .drains_unconfirmed
-                .iter()
-                .filter(|&&node| {
-                    self.state.nodes[node].phase == NodePhase::Draining
-                        || self.is_drained_ahead(node)
-                })
-                .count();
+            .filter(|&node| never_asked(self, node))
+            .count();
         let out = self.out_for_any_reason().saturating_sub(unasked);
-        let room = (self.state.nodes.len().saturating_sub(floor)).saturating_sub(out);
-        if room >= nodes.len() {
-            return nodes;
+        let may_be_out = self.state.nodes.len().saturating_sub(floor);
+        let mut room = may_be_out.checked_sub(out);
+        let (mut sent, mut held) = (Vec::new(), Vec::new());
+        for node in nodes {
+            match room {
+                Some(_) if !never_asked(self, node) => sent.push(node),
+                Some(places) if places > 0 => {
+                    room = Some(places - 1);
+                    sent.push(node);
+                }
+                _ => held.push(node),
+            }
         }
-        let held = nodes.split_off(room);
+        if held.is_empty() {
+            return sent;
+        }
         // Watch every node in service, to see one return.
         self.want_pending_costs = true;
         self.hold_drains_at_floor(now, &held);
-        nodes
+        sent
     }
 
     /// Says which taken nodes wait for their drain at the floor, and why.

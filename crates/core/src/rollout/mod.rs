@@ -134,10 +134,11 @@ pub struct Rollout {
     /// lifetime. Not persisted: after a restart every draining node is
     /// drained again, which is harmless.
     drain_owed: BTreeSet<usize>,
-    /// Nodes whose drain was sent and refused (or, after a restart, not
-    /// known to have been applied): sent again only within the capacity
-    /// floor, as a first drain is (`floor.rs`). Not persisted: a restart
-    /// counts every drain it did not see applied.
+    /// Nodes whose drain was refused (or, after a restart, not seen
+    /// applied) and is not sent again yet: sent again only within the
+    /// capacity floor, as a first drain is (`floor.rs`), and counted in
+    /// service until then. Not persisted: a restart counts every drain it
+    /// did not see applied.
     drains_unconfirmed: BTreeSet<usize>,
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.

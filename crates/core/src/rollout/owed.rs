@@ -33,6 +33,8 @@ impl Rollout {
         });
         let first = self.drains_within_floor(now, first);
         for &node in &first {
+            // Sent within the floor: out from now on, unless refused again.
+            self.drains_unconfirmed.remove(&node);
             if self.state.nodes[node].phase == NodePhase::Draining {
                 // Stored before the drain goes out (persist before act).
                 self.state.nodes[node].drain_asked_at = Some(now);

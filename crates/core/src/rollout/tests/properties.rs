@@ -1648,3 +1648,36 @@ fn a_drain_sent_again_after_a_refusal_never_crosses_the_floor() {
         skip_matching: false,
     });
 }
+
+/// Found by the property test (after 7,854 cases): a node drained ahead
+/// whose drain was refused, held at the floor, was drained all the same.
+#[test]
+fn a_drain_ahead_held_at_the_floor_stays_held() {
+    use crate::rollout::Canary;
+    let policy = RolloutPolicy {
+        strategy: crate::rollout::Strategy::Continuous,
+        order: crate::rollout::Order::DrainCost,
+        min_available: Some(FailureBudget::Count(1)),
+        canary: Some(Canary {
+            size: 1,
+            pause_after: true,
+        }),
+        steer_jobs: true,
+        skip_matching: true,
+        drain_ahead: true,
+        image_features: true,
+        ..RolloutPolicy::default()
+    };
+    holds(Scenario {
+        nodes: 4,
+        step: 1,
+        policy,
+        seed: 16_964_393_766_862_294_145,
+        refusal_rate: 0.099_246_583_540_655_91,
+        boot_fail_rate: 0.0,
+        hang_rate: 0.0,
+        restart_rate: 0.049_683_495_849_589_865,
+        command_rate: 0.049_456_086_184_541_29,
+        skip_matching: true,
+    });
+}
