@@ -73,7 +73,16 @@ impl Rollout {
         self.state.reverting.is_some()
             && self.state.halted.is_some()
             && !self.state.cancelled
-            && self.census.done().next().is_some()
+            && self.census.done().any(|node| !self.revert_leaves(node))
+    }
+
+    /// Whether the revert leaves upgraded `node` as it is: someone else
+    /// holds it, as last read, and the policy leaves such nodes alone
+    /// (`foreign_out_of_service: skip`), so crus never drains it. It is
+    /// booted back if its owner returns it while the revert goes on.
+    fn revert_leaves(&self, node: usize) -> bool {
+        self.state.policy.foreign_out_of_service == ForeignOutOfService::Skip
+            && self.held_elsewhere.contains_key(&node)
     }
 
     /// The session just halted (`reason`) by its failure budget or an alert
@@ -122,12 +131,26 @@ impl Rollout {
             return false;
         }
         // A node whose step is still being worked on is taken once it is over.
+        let left: Vec<usize> = if self.held_elsewhere.is_empty() {
+            Vec::new()
+        } else {
+            self.census
+                .done()
+                .filter(|&node| self.revert_leaves(node))
+                .collect()
+        };
+        for node in left {
+            let why = self.held_elsewhere.get(&node).cloned().unwrap_or_default();
+            let id = self.state.nodes[node].id.clone();
+            self.say_once(now, Said::RevertLeavesHeld { node: id, why });
+        }
         let census = &self.census;
         let nodes = &self.state.nodes;
         let eligible = |node: &usize| {
             nodes[*node]
                 .step
                 .is_none_or(|step| !census.step_active(step))
+                && !self.revert_leaves(*node)
         };
         if !census.done().any(|node| eligible(&node)) {
             return false;
@@ -143,6 +166,7 @@ impl Rollout {
                 nodes[*node]
                     .step
                     .is_none_or(|step| !census.step_active(step))
+                    && !self.revert_leaves(*node)
             })
             .take(capacity)
             .collect();

@@ -189,6 +189,9 @@ pub(super) enum Said {
         nodes: Vec<NodeId>,
         template: String,
     },
+    /// An upgraded node someone else holds is not booted back
+    /// (`foreign_out_of_service: skip`); `why` is how it is held.
+    RevertLeavesHeld { node: NodeId, why: String },
 
     // Alert gates.
     /// The gates cleared after holding the session `held`.

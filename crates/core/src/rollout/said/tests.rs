@@ -504,6 +504,13 @@ fn reverting_and_gates() {
             "Step 4 (revert) started: draining 2 nodes (x1, x2) to boot them back to template 'old'",
         ),
         (
+            Said::RevertLeavesHeld {
+                node: NodeId::from("x3"),
+                why: "down: \"bad DIMM\"".to_string(),
+            },
+            "Node x3: out of service by someone else, down: \"bad DIMM\": left upgraded, not booted back (foreign_out_of_service: skip)",
+        ),
+        (
             Said::GatesCleared {
                 held: Duration::from_secs(125),
             },

@@ -349,6 +349,10 @@ impl Display for Said {
                 count_nodes(ids.len()),
                 joined(ids)
             ),
+            Said::RevertLeavesHeld { node, why } => write!(
+                f,
+                "Node {node}: out of service by someone else, {why}: left upgraded, not booted back (foreign_out_of_service: skip)"
+            ),
             Said::GatesCleared { held } => {
                 let held = format_duration(*held);
                 write!(f, "Alert gates clear (held {held}): taking nodes again")

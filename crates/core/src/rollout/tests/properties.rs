@@ -1681,3 +1681,38 @@ fn a_drain_ahead_held_at_the_floor_stays_held() {
         skip_matching: true,
     });
 }
+
+/// Found by the property test (after 52,113 cases): halted with
+/// `revert_upgraded_on_halt` under `foreign_out_of_service: skip`, crus took
+/// an upgraded node back for its revert and drained it, though it had read
+/// it downed by an administrator.
+#[test]
+fn a_revert_leaves_an_upgraded_node_someone_else_holds_under_skip() {
+    use crate::rollout::{ForeignOutOfService, Rollback, RollbackTrigger};
+    let policy = RolloutPolicy {
+        strategy: crate::rollout::Strategy::Steps,
+        order: crate::rollout::Order::DrainCost,
+        min_available: Some(FailureBudget::Count(0)),
+        max_failures: Some(FailureBudget::Count(0)),
+        foreign_out_of_service: ForeignOutOfService::Skip,
+        rollback: Some(Rollback {
+            template: "old-image".into(),
+            on: vec![RollbackTrigger::NodeFailed],
+            revert_upgraded_on_halt: true,
+            batch: None,
+        }),
+        ..RolloutPolicy::default()
+    };
+    holds(Scenario {
+        nodes: 7,
+        step: 1,
+        policy,
+        seed: 3_438_613_402_844_745_395,
+        refusal_rate: 0.183_959_788_938_294_65,
+        boot_fail_rate: 0.0,
+        hang_rate: 0.148_645_999_905_211_6,
+        restart_rate: 0.0,
+        command_rate: 0.0,
+        skip_matching: false,
+    });
+}
