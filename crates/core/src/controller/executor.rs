@@ -268,7 +268,7 @@ async fn split_held(
     mark: fn(&WorkloadNode) -> bool,
 ) -> Result<(Vec<NodeId>, Vec<WorkloadNode>)> {
     let states = ports.workload_manager.node_states(nodes).await?;
-    let (marked, _): (Vec<WorkloadNode>, Vec<WorkloadNode>) = states.into_iter().partition(mark);
+    let marked: Vec<WorkloadNode> = states.into_iter().filter(mark).collect();
     let marked_ids: std::collections::HashSet<&NodeId> =
         marked.iter().map(|report| &report.node).collect();
     let unmarked = nodes

@@ -83,16 +83,22 @@ impl Rollout {
         }
     }
 
+    /// The nodes someone else holds out of service, with how, that this
+    /// session does not hold out itself (a node noted before this session
+    /// took it is counted by its phase).
+    fn held_only_elsewhere(&self) -> impl Iterator<Item = (usize, &String)> {
+        self.held_elsewhere
+            .iter()
+            .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
+            .map(|(&node, why)| (node, why))
+    }
+
     /// How many nodes are out of service now, for any reason known.
     fn out_for_any_reason(&self) -> usize {
-        // A node noted before this session took it is counted by its phase.
+        // A failed node is counted as failed.
         let elsewhere = self
-            .held_elsewhere
-            .keys()
-            .filter(|&&node| {
-                let phase = self.state.nodes[node].phase;
-                !phase.is_out_of_service() && phase != NodePhase::Failed
-            })
+            .held_only_elsewhere()
+            .filter(|&(node, _)| self.state.nodes[node].phase != NodePhase::Failed)
             .count();
         self.census.out_of_service()
             + self.census.count(NodePhase::Failed)
@@ -214,11 +220,9 @@ impl Rollout {
             return;
         };
         let elsewhere: Vec<(NodeId, String)> = self
-            .held_elsewhere
-            .iter()
-            .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
+            .held_only_elsewhere()
             .take(LISTED)
-            .map(|(&node, why)| (self.state.nodes[node].id.clone(), why.clone()))
+            .map(|(node, why)| (self.state.nodes[node].id.clone(), why.clone()))
             .collect();
         let nodes = self.ids_of(held);
         self.say_once(
@@ -253,10 +257,8 @@ impl Rollout {
             })
             .collect();
         out.extend(
-            self.held_elsewhere
-                .iter()
-                .filter(|(node, _)| !self.state.nodes[**node].phase.is_out_of_service())
-                .map(|(&node, why)| (node, why.clone())),
+            self.held_only_elsewhere()
+                .map(|(node, why)| (node, why.clone())),
         );
         out.extend(
             self.state

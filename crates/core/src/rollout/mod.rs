@@ -135,10 +135,10 @@ pub struct Rollout {
     /// drained again, which is harmless.
     drain_owed: BTreeSet<usize>,
     /// Nodes whose drain was refused (or, after a restart, not seen
-    /// applied) and is not sent again yet: sent again only within the
-    /// capacity floor, as a first drain is (`floor.rs`), and counted in
-    /// service until then. Not persisted: a restart counts every drain it
-    /// did not see applied.
+    /// applied) and is not sent again yet: counted out of service, and
+    /// sent again only while that count keeps the capacity floor
+    /// (`floor.rs`). Not persisted: a restart counts every drain it did not
+    /// see applied.
     drains_unconfirmed: BTreeSet<usize>,
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.

@@ -1,6 +1,6 @@
 //! The capacity floor, `min_available` (issue 21).
 
-use super::foreign::{DIMM, Mark, Site, drive, record, session};
+use super::foreign::{DIMM, Site, drive, record, session};
 use super::*;
 
 #[test]
@@ -37,13 +37,7 @@ fn the_floor_holds_the_session_naming_who_is_out_and_goes_on_by_itself() {
     );
     assert_eq!(rollout.state().out_of_service(), 0, "nothing taken");
     // Its administrator returns it: the session goes on, one node at a time.
-    site.nodes.insert(
-        NodeId::from("c"),
-        Mark {
-            state: WorkloadState::Idle,
-            reason: None,
-        },
-    );
+    site.returns("c");
     drive(&mut rollout, &mut site, now, |rollout| {
         assert!(
             rollout.state().out_of_service() <= 1,
@@ -187,13 +181,7 @@ fn a_node_drained_by_an_administrator_while_a_pre_drain_hook_runs_holds_the_drai
 
     // Its administrator returns c: a is drained, and the session goes on
     // within the floor.
-    site.nodes.insert(
-        NodeId::from("c"),
-        Mark {
-            state: WorkloadState::Idle,
-            reason: None,
-        },
-    );
+    site.returns("c");
     drive(&mut rollout, &mut site, now, |rollout| {
         assert!(
             rollout.state().out_of_service() <= 1,

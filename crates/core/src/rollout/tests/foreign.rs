@@ -70,6 +70,17 @@ impl Site {
         );
     }
 
+    /// An administrator returns `node` to service: idle, no reason.
+    pub(super) fn returns(&mut self, node: &str) {
+        self.nodes.insert(
+            NodeId::from(node),
+            Mark {
+                state: WorkloadState::Idle,
+                reason: None,
+            },
+        );
+    }
+
     fn mark(&self, node: &str) -> Mark {
         self.nodes[&NodeId::from(node)].clone()
     }
@@ -458,13 +469,7 @@ fn under_wait_a_foreign_node_is_upgraded_once_returned_and_skipped_after_the_dra
                 .all(|node| node.foreign.is_some())
     });
     // Its administrator returns `a`: crus drains and upgrades it as any other.
-    site.nodes.insert(
-        NodeId::from("a"),
-        Mark {
-            state: WorkloadState::Idle,
-            reason: None,
-        },
-    );
+    site.returns("a");
     let end = drive(&mut rollout, &mut site, now + POLL, |_| false);
     assert_eq!(record(&rollout, "a").phase, NodePhase::Done);
     assert!(record(&rollout, "a").foreign.is_none());
@@ -726,13 +731,7 @@ fn a_delete_leaves_in_service_a_foreign_node_its_owner_returned_before_its_boot(
     let now = drive(&mut rollout, &mut site, t(0), |rollout| {
         foreign_seen(rollout, "b") && record(rollout, "b").phase == NodePhase::Draining
     });
-    site.nodes.insert(
-        NodeId::from("b"),
-        Mark {
-            state: WorkloadState::Idle,
-            reason: None,
-        },
-    );
+    site.returns("b");
     rollout.cancel(now);
     drive(&mut rollout, &mut site, now, |_| false);
     assert!(rollout.is_finished());
