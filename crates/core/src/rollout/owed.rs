@@ -35,8 +35,11 @@ impl Rollout {
         for &node in &first {
             // Sent within the floor: out from now on, unless refused again.
             self.drains_unconfirmed.remove(&node);
-            if self.state.nodes[node].phase == NodePhase::Draining {
-                // Stored before the drain goes out (persist before act).
+            let record = &self.state.nodes[node];
+            if record.phase == NodePhase::Draining && record.drain_asked_at.is_none() {
+                // Stored before the drain goes out (persist before act); a
+                // drain sent again keeps its first ask, which its timeout
+                // counts from.
                 self.state.nodes[node].drain_asked_at = Some(now);
                 self.dirty = true;
             }

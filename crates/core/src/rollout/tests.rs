@@ -877,6 +877,31 @@ fn a_node_the_workload_manager_does_not_know_fails_without_blocking_its_step() {
 }
 
 #[test]
+fn a_drain_sent_again_after_a_refusal_keeps_its_first_ask() {
+    // `drain_timeout` counts from the first ask, however often it is refused.
+    let (mut rollout, actions) = started(&["a"], 1);
+    assert!(matches!(actions[0].1, Action::Drain { .. }), "{actions:?}");
+    assert_eq!(rollout.state().nodes[0].drain_asked_at, Some(t(0)));
+    rollout.handle_outcome(
+        t(1),
+        actions[0].0,
+        Err(ActionError {
+            kind: ActionErrorKind::Unavailable,
+            message: "slurmctld is not answering".into(),
+        }),
+    );
+    rollout.handle_timeout(t(60));
+    let again = take_actions(&mut rollout);
+    assert!(
+        again.iter().any(
+            |(_, action)| matches!(action, Action::Drain { nodes, .. } if *nodes == ids(&["a"]))
+        ),
+        "{again:?}"
+    );
+    assert_eq!(rollout.state().nodes[0].drain_asked_at, Some(t(0)));
+}
+
+#[test]
 fn a_refused_batch_drain_is_split_so_only_the_unknown_node_fails() {
     let (mut rollout, actions) = started(&["a", "ghost"], 2);
     rollout.handle_outcome(
