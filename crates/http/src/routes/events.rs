@@ -9,20 +9,25 @@
 //!
 //! Every stream subscribes to the log before it reads what was missed, so no
 //! event falls between the two; an event seen both ways is sent once, by id.
+//!
+//! The messages are written here rather than by axum's `Sse`, so that the
+//! events a controller pass publishes together (a step of 500 nodes moving
+//! at once is 500 `node_phase` events) leave as one chunk of the body: one
+//! wake-up, one frame and one write for the burst, instead of one each per
+//! event, which is what made the last event of a burst late (issue 25).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use crus_core::SessionState;
 use crus_core::controller::NumberedEvent;
 use crus_core::rollout::{EventKind, RolloutEvent};
-use futures::Stream;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
@@ -44,6 +49,14 @@ const GAP: &str = "gap";
 
 /// `event:` of the last message of a session's stream when the session was removed.
 const DELETED: &str = "deleted";
+
+/// The most bytes of messages sent in one chunk: a client far behind (or
+/// reconnecting with a long backlog) gets its events in pieces of this size,
+/// so neither side holds the whole backlog in one buffer.
+const MAX_CHUNK: usize = 256 * 1024;
+
+/// The comment a quiet stream sends to show it is alive.
+const KEEP_ALIVE_COMMENT: &str = ":\n\n";
 
 /// `GET /session/{upgrade_id}/events`: the session's events as they happen,
 /// until it finishes or is removed.
@@ -108,19 +121,22 @@ pub(crate) async fn stream_events(State(state): State<AppState>, headers: Header
 }
 
 fn respond(feed: Feed) -> Response {
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        feed.next()
+    let chunks = futures::stream::unfold(feed, |mut feed| async move {
+        feed.next_chunk()
             .await
-            .map(|event| (Ok::<_, Infallible>(event), feed))
+            .map(|chunk| (Ok::<_, Infallible>(chunk), feed))
     });
-    sse(stream).into_response()
-}
-
-fn sse<S>(stream: S) -> Sse<axum::response::sse::KeepAliveStream<S>>
-where
-    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
-{
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 /// One client's stream: the events to send next, and where new ones come from.
@@ -129,8 +145,8 @@ struct Feed {
     state: AppState,
     /// New events of the log.
     receiver: broadcast::Receiver<NumberedEvent>,
-    /// Messages ready to send, in order.
-    ready: VecDeque<Event>,
+    /// Messages ready to send, in order, each already in the wire format.
+    ready: VecDeque<String>,
     /// The newest event id queued, so an event both missed and received is sent once.
     last_id: u64,
     /// The session streamed, or every session.
@@ -141,6 +157,8 @@ struct Feed {
     closing: watch::Receiver<bool>,
     /// Paces the checks that the session still exists.
     check: tokio::time::Interval,
+    /// When a quiet stream next sends its keep-alive comment.
+    keep_alive: tokio::time::Instant,
 }
 
 impl Feed {
@@ -161,6 +179,7 @@ impl Feed {
             done: false,
             closing: state.closing(),
             check,
+            keep_alive: tokio::time::Instant::now() + KEEP_ALIVE,
         };
         let last_event_id = headers
             .get("last-event-id")
@@ -179,11 +198,15 @@ impl Feed {
         feed
     }
 
-    /// The next message, waiting for one; `None` ends the stream.
-    async fn next(&mut self) -> Option<Event> {
+    /// The next chunk of the body: every message ready, including those the
+    /// receiver already holds (a burst published together leaves together),
+    /// or a keep-alive comment after a quiet spell; waits for one. `None`
+    /// ends the stream.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
+            if !self.ready.is_empty() {
+                self.drain_received();
+                return Some(self.take_ready());
             }
             if self.done || *self.closing.borrow() {
                 return None;
@@ -200,8 +223,27 @@ impl Feed {
                 // An error means the state was dropped: the server is gone too.
                 _ = self.closing.changed() => return None,
                 _ = self.check.tick(), if self.session.is_some() => self.check_session().await,
+                () = tokio::time::sleep_until(self.keep_alive) => {
+                    self.keep_alive = tokio::time::Instant::now() + KEEP_ALIVE;
+                    return Some(Bytes::from_static(KEEP_ALIVE_COMMENT.as_bytes()));
+                }
             }
         }
+    }
+
+    /// The ready messages, in order, as one chunk of at most about
+    /// [`MAX_CHUNK`] bytes (always at least one message).
+    fn take_ready(&mut self) -> Bytes {
+        let mut chunk = String::new();
+        while let Some(message) = self.ready.front() {
+            if !chunk.is_empty() && chunk.len() + message.len() > MAX_CHUNK {
+                break;
+            }
+            chunk.push_str(message);
+            self.ready.pop_front();
+        }
+        self.keep_alive = tokio::time::Instant::now() + KEEP_ALIVE;
+        Bytes::from(chunk)
     }
 
     /// Ends a session's stream once its session is finished or removed.
@@ -269,14 +311,27 @@ impl Feed {
     }
 }
 
+/// One SSE message: `id:` (when given), `event:` and one `data:` line.
+/// `data` is JSON written without newlines, so it needs no splitting.
+fn sse_message(id: Option<u64>, event: &str, data: &str) -> String {
+    let mut message = String::with_capacity(data.len() + event.len() + 32);
+    if let Some(id) = id {
+        message.push_str("id: ");
+        message.push_str(&id.to_string());
+        message.push('\n');
+    }
+    message.push_str("event: ");
+    message.push_str(event);
+    message.push_str("\ndata: ");
+    message.push_str(data);
+    message.push_str("\n\n");
+    message
+}
+
 /// The SSE message of one rollout event.
-fn message(id: u64, event: &RolloutEvent) -> Option<Event> {
-    match Event::default()
-        .id(id.to_string())
-        .event(event.kind.name())
-        .json_data(event)
-    {
-        Ok(message) => Some(message),
+fn message(id: u64, event: &RolloutEvent) -> Option<String> {
+    match serde_json::to_string(event) {
+        Ok(data) => Some(sse_message(Some(id), event.kind.name(), &data)),
         // A struct of strings and numbers always serialises; skip rather than
         // end the stream if one ever does not.
         Err(error) => {
@@ -288,15 +343,15 @@ fn message(id: u64, event: &RolloutEvent) -> Option<Event> {
 
 /// Tells the client that events after `last_id` were lost. Without an `id:`,
 /// so the client's last id stays the last event it really got.
-fn gap_event(last_id: u64) -> Event {
-    Event::default()
-        .event(GAP)
-        .data(json!({"last_event_id": last_id}).to_string())
+fn gap_event(last_id: u64) -> String {
+    sse_message(None, GAP, &json!({"last_event_id": last_id}).to_string())
 }
 
 /// Tells the client its session was removed; the stream ends with it.
-fn deleted_event(upgrade_id: Uuid) -> Event {
-    Event::default()
-        .event(DELETED)
-        .data(json!({"upgrade_id": upgrade_id}).to_string())
+fn deleted_event(upgrade_id: Uuid) -> String {
+    sse_message(
+        None,
+        DELETED,
+        &json!({"upgrade_id": upgrade_id}).to_string(),
+    )
 }
