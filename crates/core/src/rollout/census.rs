@@ -1,7 +1,7 @@
 //! `Census`: what the rollout would otherwise learn by scanning every node
 //! or every step — nodes per phase, the pending nodes in the order they are
 //! taken, the active steps, each node's latest boot and the failure domains
-//! in use — kept up to date at each change.
+//! in use, the boots with nodes booting — kept up to date at each change.
 //!
 //! The state machine runs after every answer; with 100,000 nodes a scan of
 //! all nodes (or of the thousands of steps of a `continuous` session) per
@@ -9,7 +9,7 @@
 //! what is in flight, not the size of the machine. It is not persisted: it
 //! is rebuilt from the state when a rollout resumes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::policy::Domain;
 use super::selection::{self, DrainCost};
@@ -40,6 +40,9 @@ pub(super) struct Census {
     active_steps: BTreeSet<u32>,
     /// Each node's latest boot within its step.
     latest_boot: Vec<Option<u32>>,
+    /// How many nodes are booting, by step and latest boot (none listed
+    /// without one): the boots whose start or poll a pass may wait for.
+    booting: BTreeMap<(u32, u32), usize>,
     /// Failure domains, when the policy spreads or aligns on them.
     domains: Option<Domains>,
     /// Nodes whose upgrade failed and that are booted back (or were) to the
@@ -164,10 +167,27 @@ impl Census {
                 }
             }
         }
+        let booting: Vec<usize> = census.nodes_in(&[NodePhase::Booting]).collect();
+        for node in booting {
+            census.count_booting(node, state.nodes[node].step, 1);
+        }
         if let Some(level) = state.policy.spread.or(state.policy.align) {
             census.domains = Some(Self::domains_of(state, level));
         }
         census
+    }
+
+    /// Adds `change` to the count of nodes booting of `node`'s boot (its
+    /// latest, in step `step`).
+    fn count_booting(&mut self, node: usize, step: Option<u32>, change: isize) {
+        let Some(key) = step.zip(self.latest_boot(node)) else {
+            return;
+        };
+        let count = self.booting.entry(key).or_default();
+        *count = count.saturating_add_signed(change);
+        if *count == 0 {
+            self.booting.remove(&key);
+        }
     }
 
     fn domains_of(state: &RolloutState, level: Domain) -> Domains {
@@ -222,6 +242,12 @@ impl Census {
             if to.is_out_of_service() {
                 unsettled.insert(node, to);
             }
+        }
+        if from == NodePhase::Booting {
+            self.count_booting(node, step, -1);
+        }
+        if to == NodePhase::Booting {
+            self.count_booting(node, step, 1);
         }
         if from == NodePhase::Done {
             self.done.remove(&node);
@@ -411,6 +437,16 @@ impl Census {
     /// Whether any step is not finished.
     pub(super) fn any_active_step(&self) -> bool {
         !self.active_steps.is_empty()
+    }
+
+    /// The boots, as (step, boot), with nodes booting.
+    pub(super) fn boots_booting(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.booting.keys().copied()
+    }
+
+    /// Whether boot `boot` of step `step` has nodes booting.
+    pub(super) fn is_booting(&self, step: u32, boot: u32) -> bool {
+        self.booting.contains_key(&(step, boot))
     }
 
     /// The latest boot of `node` within its step, if it was booted.

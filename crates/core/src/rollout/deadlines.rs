@@ -1,6 +1,12 @@
 //! When the rollout wants to be woken, and what is late when it is: boots
 //! that did not come back in time (with power escalation) and drains that
 //! outlast `drain_timeout`.
+//!
+//! Every wake-up is a [`Timer`]: [`Rollout::poll_timeout`] is the earliest
+//! of the timers that count now, and walks no nodes. The due times that
+//! follow from the state (a node due back, a drain's timeout) are set where
+//! that state changes and rebuilt from it after a restart
+//! (`state_timers.rs`); the checks here still judge each node exactly.
 
 use super::*;
 
@@ -11,15 +17,17 @@ impl Rollout {
         // Invariant: after `advance(now)`, every deadline named here is later
         // than `now` or belongs to something not yet asked for, so the
         // controller never spins on a deadline that has passed.
-        let mut deadlines: Vec<Timestamp> = Vec::new();
-        let nothing_in_flight = self.outbox.is_empty() && self.in_flight.is_empty();
         match self.state.stage {
             Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
-                if nothing_in_flight {
-                    deadlines.extend(self.timers.get(Timer::SessionRetry));
-                    deadlines.extend(self.timers.get(Timer::WeightRetry));
-                    deadlines.extend(self.timers.get(Timer::FeatureRetry));
+                if self.has_work_in_flight() {
+                    return None;
                 }
+                self.timers.earliest(|timer, _| {
+                    matches!(
+                        timer,
+                        Timer::SessionRetry | Timer::WeightRetry | Timer::FeatureRetry
+                    )
+                })
             }
             Stage::Running => {
                 let observing_workload =
@@ -30,54 +38,32 @@ impl Rollout {
                     > 0;
                 let workload_armed = (watching || self.want_pending_costs) && !observing_workload;
                 let gates_armed = self.gate_check_wanted();
-                deadlines.extend(self.hold_expires_at());
-                deadlines.extend(self.timers.earliest(|timer| match timer {
+                let boot_awaits_start = self.boot_awaits_start();
+                self.timers.earliest(|timer, at| match timer {
                     Timer::WorkloadPoll => workload_armed,
                     Timer::NodeRetry(_)
                     | Timer::WindowOpens
                     | Timer::FloorCheck
                     | Timer::BootRate
                     | Timer::WeightRetry
-                    | Timer::FeatureRetry => true,
+                    | Timer::FeatureRetry
+                    | Timer::DrainTimeout(_)
+                    | Timer::ForeignWait(_)
+                    | Timer::HoldExpires => true,
                     Timer::WeightCheck => self.weight_check_armed(),
                     Timer::FeatureCheck => self.feature_check_armed(),
                     Timer::GatePoll => gates_armed,
-                    // Armed boot by boot, below.
-                    Timer::SessionRetry | Timer::BootPoll { .. } => false,
-                }));
-                for step in self.active_steps() {
-                    let awaited =
-                        self.nodes_by_boot(step, &[NodePhase::Booting, NodePhase::Verifying]);
-                    for (number, (boot, nodes)) in step.boots.iter().zip(awaited).enumerate() {
-                        let number = u32::try_from(number).unwrap_or(u32::MAX);
-                        // A deadline already judged waits for an observation
-                        // asked for since (its poll is due or in flight).
-                        deadlines.extend(
-                            nodes
-                                .iter()
-                                .filter(|&&node| self.state.nodes[node].healthy_since.is_none())
-                                .map(|&node| self.come_back_deadline(node, boot))
-                                .filter(|&deadline| deadline > self.judged_until)
-                                .min(),
-                        );
-                        let booting = nodes
-                            .iter()
-                            .any(|&node| self.state.nodes[node].phase == NodePhase::Booting);
-                        let boot_in_flight = self.boot_in_flight(step.number, number);
-                        if !boot_in_flight && booting {
-                            match boot.handle {
-                                Some(_) => deadlines.push(self.boot_poll_due(step.number, number)),
-                                None => deadlines.extend(self.timers.get(Timer::SessionRetry)),
-                            }
-                        }
-                    }
-                }
-                deadlines.extend(self.drain_deadline());
-                deadlines.extend(self.next_foreign_wait_deadline());
+                    // A deadline already judged waits for an observation
+                    // asked for since (its poll is due or in flight).
+                    Timer::ComeBack(_) => at > self.judged_until,
+                    Timer::BootPoll { step, boot } => self.boot_awaits_poll(step, boot),
+                    // While running, only a boot waiting to start waits for
+                    // the session's refusal delay.
+                    Timer::SessionRetry => boot_awaits_start,
+                })
             }
-            Stage::Finished => {}
+            Stage::Finished => None,
         }
-        deadlines.into_iter().min()
     }
 
     /// Skips the workload and boot polls, and the read-backs of weights and
@@ -185,6 +171,7 @@ impl Rollout {
                 None => {
                     let reason = self.not_back_reason(node);
                     self.state.nodes[node].escalation = None;
+                    self.arm_come_back(node);
                     self.boot_failed(node, reason, now);
                 }
             }
@@ -247,7 +234,7 @@ impl Rollout {
     /// When `node`, awaited after `boot`, must be back: the boot timeout
     /// after the boot service acknowledged the boot (after it was decided
     /// on, while unacknowledged), or after the power restart that followed.
-    fn come_back_deadline(&self, node: usize, boot: &StepBoot) -> Timestamp {
+    pub(super) fn come_back_deadline(&self, node: usize, boot: &StepBoot) -> Timestamp {
         let policy = &self.state.policy;
         match self.state.nodes[node].escalation {
             None => boot.started_at.unwrap_or(boot.requested_at) + policy.boot_timeout,
@@ -267,6 +254,7 @@ impl Rollout {
         record.power_restarts += 1;
         let id = record.id.clone();
         self.dirty = true;
+        self.arm_come_back(node);
         let policy = &self.state.policy;
         let said = if first {
             Said::RestartingGracefully {
@@ -362,6 +350,7 @@ impl Rollout {
                 }
                 OnDrainTimeout::Requeue => {
                     if self.requeued.insert(node) {
+                        self.arm_drain_timers(node);
                         self.say(
                             now,
                             Said::DrainTimedOutRequeueing {
@@ -375,28 +364,6 @@ impl Rollout {
                 OnDrainTimeout::Wait => {}
             }
         }
-    }
-
-    /// The earliest time a draining node reaches `drain_timeout`, when a
-    /// policy acts on it.
-    fn drain_deadline(&self) -> Option<Timestamp> {
-        let timeout = self.state.policy.drain_timeout?;
-        if self.state.policy.on_drain_timeout == OnDrainTimeout::Wait {
-            return None;
-        }
-        // Only nodes of active steps drain.
-        self.census
-            .active_steps()
-            .into_iter()
-            .flat_map(|step| self.census.unsettled(step))
-            .filter(|node| {
-                self.state.nodes[*node].phase == NodePhase::Draining
-                    && !self.requeued.contains(node)
-                    && !self.waits_for_owner(*node)
-            })
-            .filter_map(|node| self.state.nodes[node].drain_asked_at)
-            .map(|asked| asked + timeout)
-            .min()
     }
 }
 

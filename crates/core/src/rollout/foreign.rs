@@ -191,6 +191,7 @@ impl Rollout {
                     },
                 );
                 self.dirty = true;
+                self.arm_drain_timers(node);
             }
             return false;
         }
@@ -224,6 +225,7 @@ impl Rollout {
             let seen_at = record.foreign.as_ref().map_or(now, |old| old.seen_at);
             record.foreign = Some(ForeignMark { seen_at, ..mark });
             self.dirty = true;
+            self.arm_drain_timers(node);
         }
         // Never drained again by crus: that would overwrite its reason.
         self.drain_owed.remove(&node);
@@ -322,20 +324,17 @@ impl Rollout {
         }
     }
 
-    /// When the next foreign node waiting for its owner reaches `drain_timeout`.
-    pub(super) fn next_foreign_wait_deadline(&self) -> Option<Timestamp> {
-        if self.state.policy.foreign_out_of_service != ForeignOutOfService::Wait {
+    /// When `node`, draining and waiting for its owner under
+    /// `foreign_out_of_service: wait`, reaches `drain_timeout`: counted
+    /// from when it was taken, or first seen held if later.
+    pub(super) fn foreign_wait_deadline(&self, node: usize) -> Option<Timestamp> {
+        let timeout = self.state.policy.drain_timeout?;
+        let record = &self.state.nodes[node];
+        if record.phase != NodePhase::Draining || !self.waits_for_owner(node) {
             return None;
         }
-        let timeout = self.state.policy.drain_timeout?;
-        self.census
-            .nodes_in(&[NodePhase::Draining])
-            .filter_map(|node| {
-                let record = &self.state.nodes[node];
-                let mark = record.foreign.as_ref()?;
-                Some(record.taken_at.unwrap_or(record.since).max(mark.seen_at) + timeout)
-            })
-            .min()
+        let mark = record.foreign.as_ref()?;
+        Some(record.taken_at.unwrap_or(record.since).max(mark.seen_at) + timeout)
     }
 
     /// Whether a foreign node in `Draining` is owned by someone else under

@@ -239,6 +239,7 @@ impl Rollout {
             }
         }
         self.dirty = true;
+        self.arm_hold_expiry();
         true
     }
 }

@@ -56,6 +56,7 @@ mod rollback;
 mod said;
 mod selection;
 mod state;
+mod state_timers;
 mod status;
 mod steering;
 mod step_lists;
@@ -143,7 +144,8 @@ pub struct Rollout {
     /// Nodes to drain one by one, because a drain of a batch holding them was
     /// refused: only the node the workload manager rejects then fails.
     drain_singly: BTreeSet<usize>,
-    /// Every due time: polls, refusals' delays, the windows' opening.
+    /// Every due time: polls, refusals' delays, the windows' opening, nodes
+    /// due back, drains' timeouts, the gates' `max_hold`.
     timers: Timers,
     /// Counts and indexes kept up to date at each change, so a pass never
     /// scans every node; it also holds the pending nodes' drain costs.
@@ -312,7 +314,7 @@ impl Rollout {
             .collect();
         let mut timers = Timers::default();
         timers.set(Timer::WorkloadPoll, Timestamp::EPOCH);
-        Rollout {
+        let mut rollout = Rollout {
             census,
             state,
             index,
@@ -353,7 +355,10 @@ impl Rollout {
             features_verify_asked: false,
             ahead_to_return: BTreeSet::new(),
             hooks_in_flight: BTreeSet::new(),
-        }
+        };
+        // `Timers` is not persisted: what is due follows from the state.
+        rollout.arm_timers_from_state();
+        rollout
     }
 
     /// The persisted state.

@@ -169,6 +169,7 @@ impl Rollout {
                             record.reason = failed_check;
                         }
                         self.dirty = true;
+                        self.arm_come_back(node);
                     }
                 }
                 _ => {}
@@ -215,6 +216,7 @@ impl Rollout {
         }
         let since = *record.healthy_since.get_or_insert(now);
         self.dirty = true;
+        self.arm_come_back(node);
         if now.saturating_since(since) >= soak {
             self.move_node(node, NodeInput::Healthy, now);
         }

@@ -111,6 +111,11 @@ impl Rollout {
                     // that started the first time.
                     record.started_at.get_or_insert(now);
                     self.dirty = true;
+                    // Its nodes are due back counting from its first
+                    // acknowledgement.
+                    for node in self.indexes_of(&request.nodes) {
+                        self.arm_come_back(node);
+                    }
                     self.timers.set(
                         Timer::BootPoll { step, boot },
                         now + self.state.policy.poll_interval,
@@ -316,6 +321,7 @@ impl Rollout {
                     );
                     if hopeless && awaited {
                         self.state.nodes[node].escalation = None;
+                        self.arm_come_back(node);
                         self.boot_failed(
                             node,
                             format!(

@@ -42,6 +42,7 @@ impl Rollout {
                 // counts from.
                 self.state.nodes[node].drain_asked_at = Some(now);
                 self.dirty = true;
+                self.arm_drain_timers(node);
             }
         }
         let mut to_drain: Vec<usize> = asked.into_iter().chain(first).collect();

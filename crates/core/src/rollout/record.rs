@@ -58,6 +58,8 @@ impl Rollout {
         .flatten();
         let id = record.id.clone();
         self.dirty = true;
+        self.arm_come_back(node);
+        self.arm_drain_timers(node);
         self.emit(
             now,
             EventKind::NodePhase {

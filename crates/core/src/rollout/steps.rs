@@ -273,6 +273,9 @@ impl Rollout {
                 template,
             });
         }
+        for &node in &drained {
+            self.arm_come_back(node);
+        }
     }
 
     /// Marks the step finished when every node of it has. Returns whether it did.

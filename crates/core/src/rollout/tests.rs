@@ -1452,6 +1452,7 @@ mod migration;
 mod properties;
 mod revert_on_halt;
 mod rollback;
+mod state_timers;
 mod step_lists;
 
 /// The session lifecycle table: which inputs move the session from where.

@@ -1,9 +1,17 @@
 //! `Timers`: every due time of a rollout in one map, keyed by what is due.
 //! A new kind of wake-up is one more [`Timer`]; when to wake is one walk
 //! over the map ([`Timers::earliest`]), with the rule of which timers count
-//! now given by the caller. Not persisted: after a restart every poll is
-//! due at once and every refusal's delay is over, which is harmless since
-//! every action is idempotent.
+//! now given by the caller. No due time is worked out anywhere else: one
+//! that follows from the state (a node due back from its boot, a drain's
+//! timeout, a hold's `max_hold`) is set where that state changes and
+//! cleared when it no longer applies (`state_timers.rs`).
+//!
+//! Not persisted. After a restart every poll is due at once and every
+//! refusal's delay is over, which is harmless since every action is
+//! idempotent; the due times that follow from the state are rebuilt from
+//! it, in one place ([`Rollout::arm_timers_from_state`]).
+//!
+//! [`Rollout::arm_timers_from_state`]: super::Rollout::arm_timers_from_state
 
 use std::collections::BTreeMap;
 
@@ -46,6 +54,20 @@ pub(super) enum Timer {
     FeatureCheck,
     /// The alert gates are asked again.
     GatePoll,
+    /// The node at this index, booting or verifying and not healthy yet, is
+    /// due back: `boot_timeout` after its boot was acknowledged (after it
+    /// was asked for, while unacknowledged), or after its power restart.
+    /// Past it the node is power-restarted, booted again or failed.
+    ComeBack(usize),
+    /// The node at this index, drained by crus, reaches `drain_timeout`
+    /// counted from its drain's ask, and `on_drain_timeout` acts on it.
+    DrainTimeout(usize),
+    /// The node at this index, held by someone else under
+    /// `foreign_out_of_service: wait`, has waited `drain_timeout` for its
+    /// owner: it is left alone.
+    ForeignWait(usize),
+    /// The gates' hold turns into a halt (`max_hold`).
+    HoldExpires,
 }
 
 /// The due times, by timer.
@@ -58,6 +80,14 @@ impl Timers {
     /// Sets `timer` to fire at `at`, replacing any earlier setting.
     pub(super) fn set(&mut self, timer: Timer, at: Timestamp) {
         self.due.insert(timer, at);
+    }
+
+    /// Sets `timer` to `at`, or unsets it when nothing is due.
+    pub(super) fn set_or_clear(&mut self, timer: Timer, at: Option<Timestamp>) {
+        match at {
+            Some(at) => self.set(timer, at),
+            None => self.clear(timer),
+        }
     }
 
     /// Sets `timer` to `at` if it is unset or due later.
@@ -98,11 +128,12 @@ impl Timers {
         }
     }
 
-    /// The earliest due time among the timers `armed` says count now.
-    pub(super) fn earliest(&self, armed: impl Fn(Timer) -> bool) -> Option<Timestamp> {
+    /// The earliest due time among the timers `armed` says count now
+    /// (given each timer and its due time).
+    pub(super) fn earliest(&self, armed: impl Fn(Timer, Timestamp) -> bool) -> Option<Timestamp> {
         self.due
             .iter()
-            .filter(|(timer, _)| armed(**timer))
+            .filter(|(timer, at)| armed(**timer, **at))
             .map(|(_, at)| *at)
             .min()
     }

@@ -1119,6 +1119,21 @@ impl Run {
         Ok(())
     }
 
+    /// The wake-up read from the timers is the one worked out from the
+    /// nodes and boots in flight: every due time that follows from the
+    /// state was set where it changed (issue 19).
+    fn check_wake_up(&self) -> Result<(), String> {
+        let from_timers = self.rollout.poll_timeout();
+        let worked_out = super::state_timers::wake_up_worked_out_from_the_state(&self.rollout);
+        if from_timers != worked_out {
+            return Err(format!(
+                "at {}: poll_timeout is {from_timers:?} from the timers, {worked_out:?} from the state",
+                self.now
+            ));
+        }
+        Ok(())
+    }
+
     fn check_invariants(&mut self) -> Result<(), String> {
         if !self.rollout.refused_session_moves().is_empty() {
             return Err(format!(
@@ -1413,6 +1428,7 @@ impl Run {
         for input in 0..20_000 {
             self.act()?;
             self.check_invariants()?;
+            self.check_wake_up()?;
             if self.rollout.is_finished() && !self.rollout.has_work_in_flight() {
                 return self.check_end();
             }
