@@ -58,8 +58,16 @@ impl Rollout {
         .flatten();
         let id = record.id.clone();
         self.dirty = true;
-        self.arm_come_back(node);
-        self.arm_drain_timers(node);
+        // A node's timers exist only in these phases: a move that neither
+        // enters nor leaves one has none to set or clear (most moves, and
+        // each costs map lookups).
+        let awaited = |phase: NodePhase| matches!(phase, NodePhase::Booting | NodePhase::Verifying);
+        if awaited(from) || awaited(phase) {
+            self.arm_come_back(node);
+        }
+        if from == NodePhase::Draining || phase == NodePhase::Draining {
+            self.arm_drain_timers(node);
+        }
         self.emit(
             now,
             EventKind::NodePhase {
