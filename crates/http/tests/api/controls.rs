@@ -482,3 +482,81 @@ async fn a_deleted_session_ends_its_stream() {
         "{messages:?}"
     );
 }
+
+/// `count` progress messages of one session, as a controller pass publishes them.
+fn burst(count: usize) -> Vec<crus_core::rollout::RolloutEvent> {
+    let upgrade_id = uuid::Uuid::new_v4();
+    (0..count)
+        .map(|n| crus_core::rollout::RolloutEvent {
+            upgrade_id,
+            at: crus_core::Timestamp::from_secs(1_800_000_000),
+            kind: crus_core::rollout::EventKind::Message {
+                text: format!("message {n}"),
+            },
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_published_together_leave_as_one_chunk() {
+    let server = TestServer::new();
+    let response = open_stream(&server, "/events", None).await;
+    // Published in one go, as the controller publishes a pass's events
+    // (a step of 500 nodes moving at once is 500 events).
+    server.state.controller().events().publish(burst(500));
+    let mut body = response.into_body().into_data_stream();
+    let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .expect("the stream sends the burst")
+        .unwrap()
+        .unwrap();
+    let messages = parse_messages(std::str::from_utf8(&chunk).unwrap());
+    assert_eq!(messages.len(), 500, "one chunk holds the whole burst");
+    let ids: Vec<u64> = messages.iter().map(|message| message.id.unwrap()).collect();
+    assert_eq!(ids, (1..=500).collect::<Vec<u64>>());
+    assert!(messages.iter().all(|message| message.event == "message"));
+    assert!(
+        std::str::from_utf8(&chunk)
+            .unwrap()
+            .starts_with("id: 1\nevent: message\ndata: {"),
+        "the wire format is id, event, data"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_a_chunk_arrives_whole_in_several() {
+    let server = TestServer::new();
+    let response = open_stream(&server, "/events", None).await;
+    // About 130 bytes a message: more than 256 KiB in all.
+    server.state.controller().events().publish(burst(3_000));
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let mut chunks = 0;
+    while parse_messages(&text).len() < 3_000 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the stream sends the rest of the burst")
+            .unwrap()
+            .unwrap();
+        assert!(chunk.len() <= 256 * 1024, "{} bytes", chunk.len());
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        chunks += 1;
+    }
+    assert!(chunks > 1, "{chunks} chunk(s)");
+    let ids: Vec<u64> = parse_messages(&text)
+        .iter()
+        .map(|message| message.id.unwrap())
+        .collect();
+    assert_eq!(ids, (1..=3_000).collect::<Vec<u64>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_stream_sends_a_keep_alive_comment() {
+    let server = TestServer::new();
+    let response = open_stream(&server, "/events", None).await;
+    let mut body = response.into_body().into_data_stream();
+    // Nothing happens: after 15 s (paused time runs on) a comment comes.
+    let chunk = body.next().await.unwrap().unwrap();
+    assert_eq!(&chunk[..], b":\n\n");
+    assert!(parse_messages(std::str::from_utf8(&chunk).unwrap()).is_empty());
+}
