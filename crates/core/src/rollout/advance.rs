@@ -21,8 +21,8 @@ impl Rollout {
                 Timer::NodeRetry(_) | Timer::SessionRetry | Timer::BootRate | Timer::FloorCheck
             )
         });
-        match self.state.stage {
-            Stage::Snapshot => {
+        match self.lifecycle() {
+            Lifecycle::Snapshot => {
                 if self.state.started_at.is_none() {
                     // Stored UPDATING from its creation, as CRUS answered;
                     // its stream tells so when a controller takes it up.
@@ -46,7 +46,7 @@ impl Rollout {
                     }
                 }
             }
-            Stage::PrepareGroups => {
+            Lifecycle::PreparingGroups => {
                 if self.idle_at_session_level(now) {
                     self.queue(Action::PrepareGroups {
                         upgrading_label: self.state.spec.upgrading_label.clone(),
@@ -54,18 +54,19 @@ impl Rollout {
                     });
                 }
             }
-            Stage::Running => self.advance_running(now),
-            Stage::Cleanup if self.weights_owed() || self.features_owed() => {
+            // Deleting, nodes in flight finish and the others go back.
+            Lifecycle::Running { .. } | Lifecycle::Cancelling => self.advance_running(now),
+            Lifecycle::Cleanup if self.weights_owed() || self.features_owed() => {
                 self.queue_weight_actions(now);
                 self.queue_feature_actions(now);
             }
-            Stage::Cleanup => {
+            Lifecycle::Cleanup => {
                 if self.idle_at_session_level(now) {
                     let label = self.state.spec.upgrading_label.clone();
                     self.queue(Action::ClearUpgradingGroup { label });
                 }
             }
-            Stage::Finished => {}
+            Lifecycle::Finished { .. } => {}
         }
     }
 
@@ -77,7 +78,7 @@ impl Rollout {
                 self.check_boot_timeouts(now, step);
                 self.check_drain_timeouts(now, step);
                 self.check_foreign_waits(now, step);
-                if self.state.cancelled {
+                if self.deletion_requested() {
                     self.release_unbooted(now, step);
                 }
                 self.tend_hooks(now, step);
@@ -108,7 +109,7 @@ impl Rollout {
             self.tend_drain_ahead(now);
             let pending_left = self.census.any_pending();
             if !self.census.any_active_step()
-                && (self.state.cancelled || !pending_left)
+                && (self.deletion_requested() || !pending_left)
                 && self.state.drained_ahead.is_empty()
                 && !self.revert_owed()
             {
@@ -136,7 +137,7 @@ impl Rollout {
 
     /// Halts the session once more nodes failed than the budget allows.
     fn check_failure_budget(&mut self, now: Timestamp) {
-        if self.state.halted.is_some() || self.state.cancelled {
+        if !self.may_halt() {
             return;
         }
         let Some(allowed) = self.state.policy.failure_budget(self.state.nodes.len()) else {
@@ -169,14 +170,14 @@ impl Rollout {
     }
 
     pub(super) fn finish(&mut self, now: Timestamp) {
-        if self.state.stage == Stage::Finished {
+        if self.is_finished() {
             return;
         }
         self.transition(now, SessionInput::Finish);
         let upgraded = self.state.count(NodePhase::Done);
         let failed = self.state.count(NodePhase::Failed);
         let reverted = self.state.count(NodePhase::Reverted);
-        if self.state.cancelled {
+        if self.deletion_requested() {
             self.say(now, Said::Deleted { upgraded, failed });
         } else {
             let summary = Summary {

@@ -8,16 +8,17 @@ impl Rollout {
     /// The state is `DELETING` from now on, a finished session's too (as in
     /// CRUS, whose DELETE answered every session so before removing it).
     pub fn cancel(&mut self, now: Timestamp) {
-        if self.state.cancelled {
+        if self.deletion_requested() {
             return;
         }
-        let stage = self.state.stage;
+        // Before its snapshot a session has nothing to clean up: it ends now.
+        let at_snapshot = self.lifecycle() == Lifecycle::Snapshot;
         self.transition(now, SessionInput::Cancel);
         self.set_state(SessionState::Deleting, now);
-        if !self.state.completed {
+        if !self.is_finished() {
             self.say(now, Said::DeletionRequested);
         }
-        if stage == Stage::Snapshot {
+        if at_snapshot {
             self.finish(now);
         }
         self.advance(now);
@@ -33,10 +34,10 @@ impl Rollout {
 
     /// [`Rollout::pause`] without the pass over the session that follows.
     fn record_pause(&mut self, now: Timestamp, reason: &str) -> bool {
-        if self.state.completed || self.state.cancelled {
+        if self.is_finished() || self.deletion_requested() {
             return false;
         }
-        if !self.state.paused {
+        if !self.is_paused() {
             self.transition(now, SessionInput::Pause);
             self.say(
                 now,
@@ -73,7 +74,7 @@ impl Rollout {
         now: Timestamp,
         max_failures: Option<FailureBudget>,
     ) -> Result<(), String> {
-        if self.state.completed || self.state.cancelled {
+        if self.is_finished() || self.deletion_requested() {
             return Err("the session has finished or is being deleted".to_string());
         }
         let budget = max_failures.or(self.state.policy.max_failures);
@@ -88,7 +89,8 @@ impl Rollout {
         if let Some(budget) = max_failures {
             self.state.policy.max_failures = Some(budget);
         }
-        if self.state.paused || self.state.halted.is_some() {
+        // What a resume lifts: a pause, a halt, or both.
+        if self.is_paused() || self.is_halted() {
             self.transition(now, SessionInput::Resume);
             self.say(now, Said::Resumed);
             self.emit(now, EventKind::Resumed);

@@ -17,8 +17,8 @@ impl Rollout {
         // Invariant: after `advance(now)`, every deadline named here is later
         // than `now` or belongs to something not yet asked for, so the
         // controller never spins on a deadline that has passed.
-        match self.state.stage {
-            Stage::Snapshot | Stage::PrepareGroups | Stage::Cleanup => {
+        match self.lifecycle() {
+            Lifecycle::Snapshot | Lifecycle::PreparingGroups | Lifecycle::Cleanup => {
                 if self.has_work_in_flight() {
                     return None;
                 }
@@ -29,7 +29,7 @@ impl Rollout {
                     )
                 })
             }
-            Stage::Running => {
+            Lifecycle::Running { .. } | Lifecycle::Cancelling => {
                 let observing_workload =
                     self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }));
                 // Draining and verifying nodes are watched (all in active steps).
@@ -62,7 +62,7 @@ impl Rollout {
                     Timer::SessionRetry => boot_awaits_start,
                 })
             }
-            Stage::Finished => None,
+            Lifecycle::Finished { .. } => None,
         }
     }
 

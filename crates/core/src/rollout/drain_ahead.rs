@@ -120,9 +120,7 @@ impl Rollout {
             self.ahead_to_return.remove(&node);
             self.dirty = true;
         }
-        let stopped = self.state.cancelled
-            || self.state.paused
-            || self.state.halted.is_some()
+        let stopped = self.stopped_taking()
             || self.state.gated.is_some()
             || !self.drains_ahead()
             || !window::any_open(&self.state.policy.windows, now);

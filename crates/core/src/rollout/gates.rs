@@ -34,14 +34,10 @@ impl Rollout {
     /// soak after their boot, or a hold waits to clear, and the session
     /// could take nodes once they clear.
     pub(super) fn gate_check_wanted(&self) -> bool {
-        let state = &self.state;
         self.has_gates()
-            && state.stage == Stage::Running
-            && !state.cancelled
-            && !state.paused
-            && state.halted.is_none()
+            && self.may_take_nodes()
             && (self.want_gate_check
-                || state.gated.is_some()
+                || self.state.gated.is_some()
                 || self.census.count(NodePhase::Verifying) > 0)
             && !self.is_in_flight(|action| matches!(action, Action::CheckGates { .. }))
     }
@@ -59,7 +55,7 @@ impl Rollout {
     pub(super) fn hold_expires_at(&self) -> Option<Timestamp> {
         let hold = self.state.gated.as_ref()?;
         let max_hold = self.state.policy.max_hold?;
-        (self.state.halted.is_none() && !self.state.cancelled).then(|| hold.since + max_hold)
+        self.may_halt().then(|| hold.since + max_hold)
     }
 
     /// Halts a session the gates held for longer than `max_hold`.
@@ -101,7 +97,7 @@ impl Rollout {
             .set(Timer::GatePoll, now + self.state.policy.poll_interval);
         self.want_gate_check = false;
         // A session deleted or ended meanwhile is held by nothing.
-        if self.state.stage != Stage::Running || self.state.cancelled {
+        if !self.is_running() {
             return;
         }
         let reasons: Vec<String> = verdicts.iter().filter_map(GateVerdict::reason).collect();

@@ -160,7 +160,7 @@ impl Rollout {
     /// A deleted session boots nothing more: its nodes not booted yet are
     /// released, so nothing is run before their drain or boot.
     fn hooks_wanted_at(&self, point: HookPoint) -> bool {
-        point == HookPoint::PostBoot || !self.state.cancelled
+        point == HookPoint::PostBoot || !self.deletion_requested()
     }
 
     /// The next of `node`'s own hooks at `point`, in the policy's order.
@@ -454,10 +454,7 @@ impl Rollout {
                 _ => {}
             }
         }
-        if hook.on_failure == HookOnFailure::Halt
-            && self.state.halted.is_none()
-            && !self.state.cancelled
-        {
+        if hook.on_failure == HookOnFailure::Halt && self.may_halt() {
             self.halt(now, format!("{subject}: {reason} (on_failure: halt)"));
         }
     }

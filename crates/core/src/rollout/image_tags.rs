@@ -107,7 +107,7 @@ impl Rollout {
     /// Whether the features set are still to be read back once before the
     /// session ends.
     fn final_check_owed(&self) -> bool {
-        self.state.stage == Stage::Cleanup
+        self.lifecycle() == Lifecycle::Cleanup
             && !self.features_verified
             && !self.features_set.is_empty()
     }
@@ -116,7 +116,7 @@ impl Rollout {
     /// session: while it runs, and not while a read is in flight.
     pub(super) fn feature_check_armed(&self) -> bool {
         self.image_tags_on()
-            && self.state.stage == Stage::Running
+            && self.running_or_cancelling()
             && !self.features_set.is_empty()
             && !self.is_in_flight(|action| matches!(action, Action::ReadFeatures { .. }))
     }
@@ -155,7 +155,7 @@ impl Rollout {
             .collect();
         let final_check = self.final_check_owed() && !setting;
         let check_due = final_check
-            || (self.state.stage == Stage::Running
+            || (self.running_or_cancelling()
                 && !self.features_set.is_empty()
                 && self.timers.passed(Timer::FeatureCheck, now));
         let to_read: Vec<usize> = if !unread.is_empty() {
@@ -194,7 +194,7 @@ impl Rollout {
                 lost += 1;
             }
         }
-        if verifying && lost == 0 && self.state.stage == Stage::Cleanup {
+        if verifying && lost == 0 && self.lifecycle() == Lifecycle::Cleanup {
             self.features_verified = true;
         }
         if lost > 0 {

@@ -181,6 +181,78 @@ impl Rollout {
         Lifecycle::of(&self.state, self.timers.get(Timer::WindowOpens).is_some())
     }
 
+    // What the engine asks of where the session stands, beyond matching
+    // `lifecycle()`: what the enum does not show (a pause under a halt, a
+    // halt or a deletion kept through cleanup), and questions asked for
+    // every node, which read only the fields they need (`lifecycle()` looks
+    // up the window timer and, once finished, counts the failed nodes). The
+    // tests check each one against the fields it stands for and against
+    // `Lifecycle::of`, over every combination of them.
+
+    /// Whether the session has nothing left to do: [`Lifecycle::Finished`].
+    /// (`completed` is written with the stage, by `Finish` alone, so it
+    /// says the same.)
+    pub fn is_finished(&self) -> bool {
+        self.state.stage == Stage::Finished
+    }
+
+    /// Whether deletion was requested: [`Lifecycle::Cancelling`], and the
+    /// [`Lifecycle::Cleanup`] and [`Lifecycle::Finished`] after a deletion.
+    pub(super) fn deletion_requested(&self) -> bool {
+        self.state.cancelled
+    }
+
+    /// Whether an operator (or a canary) paused the session, in any
+    /// lifecycle and halted or not: a halt shows over a pause
+    /// ([`Hold::Halted`]), and both stay until one resume lifts them.
+    pub(super) fn is_paused(&self) -> bool {
+        self.state.paused
+    }
+
+    /// Why the session halted, if it did: kept through
+    /// [`Lifecycle::Cleanup`] and [`Lifecycle::Finished`] (a deletion
+    /// shows over it), until an operator resumes it.
+    pub(super) fn halt_reason(&self) -> Option<&str> {
+        self.state.halted.as_deref()
+    }
+
+    /// Whether the session halted (see `halt_reason`).
+    pub(super) fn is_halted(&self) -> bool {
+        self.state.halted.is_some()
+    }
+
+    /// Whether a halt is still to come: neither halted already nor deleted,
+    /// in any lifecycle.
+    pub(super) fn may_halt(&self) -> bool {
+        !self.is_halted() && !self.deletion_requested()
+    }
+
+    /// Whether nodes are being taken through their upgrade:
+    /// [`Lifecycle::Running`], whatever holds it.
+    pub(super) fn is_running(&self) -> bool {
+        self.state.stage == Stage::Running && !self.state.cancelled
+    }
+
+    /// Whether nodes are in their upgrade's stage: [`Lifecycle::Running`]
+    /// or [`Lifecycle::Cancelling`] (whose nodes in flight finish).
+    pub(super) fn running_or_cancelling(&self) -> bool {
+        self.state.stage == Stage::Running
+    }
+
+    /// Whether the session takes no new node whatever the gates and the
+    /// windows say, in any lifecycle: deleted, halted or paused (only an
+    /// operator's resume lifts the last two).
+    pub(super) fn stopped_taking(&self) -> bool {
+        self.deletion_requested() || self.is_paused() || self.is_halted()
+    }
+
+    /// Whether the session takes nodes once the gates and the windows let
+    /// it: [`Lifecycle::Running`] held by nothing but those
+    /// ([`Hold::Gated`], [`Hold::OutsideWindows`]).
+    pub(super) fn may_take_nodes(&self) -> bool {
+        self.state.stage == Stage::Running && !self.stopped_taking()
+    }
+
     /// The session lifecycle moves refused so far: empty unless the engine
     /// has a bug.
     pub fn refused_session_moves(&self) -> &[RefusedSessionMove] {

@@ -22,7 +22,7 @@ impl Rollout {
     /// still to be read before the session may go on.
     pub(super) fn images_owed(&self) -> bool {
         self.state.policy.skip_matching
-            && self.state.stage == Stage::Snapshot
+            && self.lifecycle() == Lifecycle::Snapshot
             && !self.state.nodes.is_empty()
     }
 

@@ -377,11 +377,6 @@ impl Rollout {
         self.census.count(phase)
     }
 
-    /// Whether the session has nothing left to do.
-    pub fn is_finished(&self) -> bool {
-        self.state.stage == Stage::Finished
-    }
-
     /// Whether the persisted state changed since the last call (then it must
     /// be persisted before the actions now queued are executed).
     pub fn take_dirty(&mut self) -> bool {

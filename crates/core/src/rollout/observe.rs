@@ -8,13 +8,13 @@ impl Rollout {
     /// read it, when the session has not taken one yet; otherwise the
     /// members are ignored (the session is past its snapshot).
     pub fn snapshot_from_admission(&mut self, members: Vec<NodeId>) {
-        if self.state.stage == Stage::Snapshot && self.state.nodes.is_empty() {
+        if self.lifecycle() == Lifecycle::Snapshot && self.state.nodes.is_empty() {
             self.admitted_members = Some(members);
         }
     }
 
     pub(super) fn take_snapshot(&mut self, now: Timestamp, members: Vec<NodeId>) {
-        if self.state.stage != Stage::Snapshot {
+        if self.lifecycle() != Lifecycle::Snapshot {
             return;
         }
         let ordered = plan::inventory_order(members);

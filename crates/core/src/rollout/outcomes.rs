@@ -81,7 +81,7 @@ impl Rollout {
                         },
                     );
                 }
-                if self.state.stage == Stage::PrepareGroups {
+                if self.lifecycle() == Lifecycle::PreparingGroups {
                     self.transition(now, SessionInput::GroupsPrepared);
                 }
             }

@@ -60,19 +60,17 @@ impl Rollout {
 
     /// Whether the session is reverting and may take upgraded nodes now.
     fn reverting_now(&self) -> bool {
-        self.state.reverting.is_some()
-            && self.state.halted.is_some()
-            && self.state.stage == Stage::Running
-            && !self.state.cancelled
-            && !self.state.paused
+        // Halted and paused shows as halted, but the pause stops the revert
+        // too, until an operator resumes the session.
+        self.state.reverting.is_some() && self.is_running() && self.is_halted() && !self.is_paused()
     }
 
     /// Whether upgraded nodes still wait to be booted back: the session does
     /// not settle meanwhile (a paused revert waits for an operator).
     pub(super) fn revert_owed(&self) -> bool {
         self.state.reverting.is_some()
-            && self.state.halted.is_some()
-            && !self.state.cancelled
+            && self.is_halted()
+            && !self.deletion_requested()
             && self.census.done().any(|node| !self.revert_leaves(node))
     }
 
@@ -89,10 +87,10 @@ impl Rollout {
     /// gate's `max_hold`: starts booting its upgraded nodes back when the
     /// policy asks for it.
     pub(super) fn revert_upgraded_after_halt(&mut self, now: Timestamp) {
-        if !self.reverts_on_halt() || self.state.reverting.is_some() || self.state.cancelled {
+        if !self.reverts_on_halt() || self.state.reverting.is_some() || self.deletion_requested() {
             return;
         }
-        let Some(reason) = self.state.halted.clone() else {
+        let Some(reason) = self.halt_reason().map(str::to_string) else {
             return;
         };
         if !self.transition(now, SessionInput::RevertUpgraded { reason }) {

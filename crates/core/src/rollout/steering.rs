@@ -36,9 +36,8 @@ impl Rollout {
     fn steering_now(&self) -> bool {
         self.state.policy.steer_jobs
             && !self.steering_unsupported
-            && self.state.stage == Stage::Running
-            && !self.state.cancelled
-            && self.state.halted.is_none()
+            && self.is_running()
+            && !self.is_halted()
     }
 
     /// Whether the periodic read-back of the raised weights is to wake the

@@ -32,7 +32,7 @@ impl Rollout {
     /// policy's order. Returns whether it took any.
     pub(super) fn start_next_step(&mut self, now: Timestamp) -> bool {
         self.timers.clear(Timer::WindowOpens);
-        if self.state.cancelled || self.state.paused || self.state.halted.is_some() {
+        if self.stopped_taking() {
             return false;
         }
         let capacity = self.capacity();
@@ -330,12 +330,12 @@ impl Rollout {
         );
         if step_number == 0
             && let Some(canary) = self.state.policy.canary
-            && !self.state.cancelled
+            && !self.deletion_requested()
         {
             let pending_left = self.census.any_pending();
             // A canary node booted back to the old image failed its upgrade too.
             let failed = failed + reverted;
-            if failed > 0 && self.state.halted.is_none() {
+            if failed > 0 && !self.is_halted() {
                 self.halt(
                     now,
                     format!(
@@ -343,7 +343,7 @@ impl Rollout {
                         count_nodes(step_nodes_len(&self.state, 0))
                     ),
                 );
-            } else if canary.pause_after && pending_left && !self.state.paused {
+            } else if canary.pause_after && pending_left && !self.is_paused() {
                 self.transition(now, SessionInput::Pause);
                 let reason = "canary step finished".to_string();
                 self.say(

@@ -1532,6 +1532,144 @@ fn the_lifecycle_table_allows_exactly_its_moves() {
     }
 }
 
+/// The questions the engine asks of where the session stands, over every
+/// combination of the stored fields: each says exactly what the fields it
+/// stands for said, and what that is in terms of the lifecycle, whatever
+/// the windows.
+#[test]
+fn the_lifecycle_questions_say_what_the_stored_fields_say() {
+    use Lifecycle as L;
+    let base = Rollout::new(Uuid::nil(), spec(2), RolloutPolicy::default(), t(0))
+        .state()
+        .clone();
+    let stages = [
+        Stage::Snapshot,
+        Stage::PrepareGroups,
+        Stage::Running,
+        Stage::Cleanup,
+        Stage::Finished,
+    ];
+    let gate_hold = GateHold {
+        since: t(0),
+        reasons: vec!["an alert fires".into()],
+    };
+    let mut cases = 0;
+    for stage in stages {
+        for cancelled in [false, true] {
+            for paused in [false, true] {
+                for halted in [None, Some("3 nodes failed".to_string())] {
+                    for gated in [None, Some(gate_hold.clone())] {
+                        let mut state = base.clone();
+                        state.stage = stage;
+                        // Written together, by `Finish` alone.
+                        state.completed = stage == Stage::Finished;
+                        state.cancelled = cancelled;
+                        state.paused = paused;
+                        state.halted = halted.clone();
+                        state.gated = gated.clone();
+                        let rollout = Rollout::resume(state.clone());
+                        let case = format!(
+                            "{stage:?}, cancelled {cancelled}, paused {paused}, \
+                             halted {halted:?}, gated {}",
+                            gated.is_some()
+                        );
+                        // The fields each question stands for.
+                        let running = stage == Stage::Running;
+                        let halted = halted.is_some();
+                        assert_eq!(rollout.is_finished(), state.completed, "{case}");
+                        assert_eq!(rollout.deletion_requested(), cancelled, "{case}");
+                        assert_eq!(rollout.is_paused(), paused, "{case}");
+                        assert_eq!(rollout.is_halted(), halted, "{case}");
+                        assert_eq!(rollout.halt_reason(), state.halted.as_deref(), "{case}");
+                        assert_eq!(rollout.may_halt(), !halted && !cancelled, "{case}");
+                        assert_eq!(rollout.is_running(), running && !cancelled, "{case}");
+                        assert_eq!(rollout.running_or_cancelling(), running, "{case}");
+                        assert_eq!(
+                            rollout.stopped_taking(),
+                            cancelled || paused || halted,
+                            "{case}"
+                        );
+                        assert_eq!(
+                            rollout.may_take_nodes(),
+                            running && !cancelled && !paused && !halted,
+                            "{case}"
+                        );
+                        // The same in terms of the lifecycle.
+                        for outside_windows in [false, true] {
+                            let lifecycle = Lifecycle::of(&state, outside_windows);
+                            let case = format!("{case}: {lifecycle:?}");
+                            assert_eq!(
+                                lifecycle == L::Snapshot,
+                                stage == Stage::Snapshot,
+                                "{case}"
+                            );
+                            assert_eq!(
+                                lifecycle == L::PreparingGroups,
+                                stage == Stage::PrepareGroups,
+                                "{case}"
+                            );
+                            assert_eq!(lifecycle == L::Cleanup, stage == Stage::Cleanup, "{case}");
+                            assert_eq!(
+                                rollout.is_finished(),
+                                matches!(lifecycle, L::Finished { .. }),
+                                "{case}"
+                            );
+                            assert_eq!(
+                                rollout.is_running(),
+                                matches!(lifecycle, L::Running { .. }),
+                                "{case}"
+                            );
+                            assert_eq!(
+                                rollout.running_or_cancelling(),
+                                matches!(lifecycle, L::Running { .. } | L::Cancelling),
+                                "{case}"
+                            );
+                            assert_eq!(
+                                rollout.may_take_nodes(),
+                                matches!(
+                                    lifecycle,
+                                    L::Running {
+                                        hold: None | Some(Hold::Gated | Hold::OutsideWindows)
+                                    }
+                                ),
+                                "{case}"
+                            );
+                            // Steering's question: running, not halted.
+                            assert_eq!(
+                                rollout.is_running() && !rollout.is_halted(),
+                                matches!(lifecycle, L::Running { hold } if hold != Some(Hold::Halted)),
+                                "{case}"
+                            );
+                            // What the lifecycle shows, the questions say
+                            // (they say more: a halt or a pause under a
+                            // deletion or a halt, in any lifecycle).
+                            if matches!(
+                                lifecycle,
+                                L::Cancelling
+                                    | L::Finished {
+                                        outcome: Outcome::Deleted
+                                    }
+                            ) {
+                                assert!(rollout.deletion_requested(), "{case}");
+                            }
+                            if let L::Running { hold: Some(hold) } = lifecycle {
+                                assert_eq!(rollout.is_halted(), hold == Hold::Halted, "{case}");
+                                assert!(
+                                    rollout.stopped_taking()
+                                        == (hold == Hold::Halted || hold == Hold::Paused),
+                                    "{case}"
+                                );
+                            }
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 5 * 2 * 2 * 2 * 2);
+}
+
 /// The lifecycle as a session goes through it, read from the stored
 /// fields; a move the table refuses changes nothing and is kept.
 #[test]
