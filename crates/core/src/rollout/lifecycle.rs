@@ -115,6 +115,17 @@ impl Lifecycle {
     /// What the stored fields of `state` mean together; `outside_windows`
     /// when nodes wait for a maintenance window to open.
     pub fn of(state: &RolloutState, outside_windows: bool) -> Lifecycle {
+        Lifecycle::counting(state, outside_windows, || state.count(NodePhase::Failed))
+    }
+
+    /// [`Lifecycle::of`], with how many nodes failed asked of `failed`, and
+    /// only when it matters (a finished session not deleted): a rollout
+    /// knows it from its census, without a pass over every node.
+    fn counting(
+        state: &RolloutState,
+        outside_windows: bool,
+        failed: impl FnOnce() -> usize,
+    ) -> Lifecycle {
         match state.stage {
             Stage::Snapshot => Lifecycle::Snapshot,
             Stage::PrepareGroups => Lifecycle::PreparingGroups,
@@ -136,7 +147,7 @@ impl Lifecycle {
             Stage::Finished => Lifecycle::Finished {
                 outcome: if state.cancelled {
                     Outcome::Deleted
-                } else if state.count(NodePhase::Failed) > 0 {
+                } else if failed() > 0 {
                     Outcome::SomeFailed
                 } else {
                     Outcome::Upgraded
@@ -178,7 +189,11 @@ impl Lifecycle {
 impl Rollout {
     /// Where the session stands now.
     pub fn lifecycle(&self) -> Lifecycle {
-        Lifecycle::of(&self.state, self.timers.get(Timer::WindowOpens).is_some())
+        Lifecycle::counting(
+            &self.state,
+            self.timers.get(Timer::WindowOpens).is_some(),
+            || self.census.count(NodePhase::Failed),
+        )
     }
 
     // What the engine asks of where the session stands, beyond matching
