@@ -74,8 +74,15 @@ impl Rollout {
         // Several passes: finishing a step may start the next one at once.
         loop {
             let active = self.census.active_steps();
+            // Only a node whose come-back timer has fired can be late: with
+            // none due, no step's booting nodes need a look this pass.
+            let come_back_due = self
+                .timers
+                .any_due(now, |timer| matches!(timer, Timer::ComeBack(_)));
             for &step in &active {
-                self.check_boot_timeouts(now, step);
+                if come_back_due {
+                    self.check_boot_timeouts(now, step);
+                }
                 self.check_drain_timeouts(now, step);
                 self.check_foreign_waits(now, step);
                 if self.deletion_requested() {

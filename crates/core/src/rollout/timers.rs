@@ -128,6 +128,13 @@ impl Timers {
         }
     }
 
+    /// Whether any of the timers `which` selects has fired by `now`.
+    pub(super) fn any_due(&self, now: Timestamp, which: impl Fn(Timer) -> bool) -> bool {
+        self.due
+            .iter()
+            .any(|(&timer, &at)| at <= now && which(timer))
+    }
+
     /// The earliest due time among the timers `armed` says count now
     /// (given each timer and its due time).
     pub(super) fn earliest(&self, armed: impl Fn(Timer, Timestamp) -> bool) -> Option<Timestamp> {
