@@ -308,11 +308,12 @@ impl Rollout {
             return;
         };
         for node in self.unsettled_in(step_number, &[NodePhase::Draining]) {
-            let record = &self.state.nodes[node];
-            let Some(mark) = &record.foreign else {
+            let (Some(mark), Some(since)) = (
+                &self.state.nodes[node].foreign,
+                self.foreign_wait_started(node),
+            ) else {
                 continue;
             };
-            let since = record.taken_at.unwrap_or(record.since).max(mark.seen_at);
             if now.saturating_since(since) >= timeout {
                 let reason = format!(
                     "still out of service by someone else, {}, after drain_timeout ({}): left alone",
@@ -333,8 +334,16 @@ impl Rollout {
         if record.phase != NodePhase::Draining || !self.waits_for_owner(node) {
             return None;
         }
+        Some(self.foreign_wait_started(node)? + timeout)
+    }
+
+    /// When `node`'s wait for its owner started: when it was taken, or
+    /// first seen held by someone else if later; `None` when no one else
+    /// holds it. `drain_timeout` counts from here.
+    fn foreign_wait_started(&self, node: usize) -> Option<Timestamp> {
+        let record = &self.state.nodes[node];
         let mark = record.foreign.as_ref()?;
-        Some(record.taken_at.unwrap_or(record.since).max(mark.seen_at) + timeout)
+        Some(record.taken_at.unwrap_or(record.since).max(mark.seen_at))
     }
 
     /// Whether a foreign node in `Draining` is owned by someone else under
