@@ -64,26 +64,11 @@ async fn run() {
     let browser = driver.browser().await;
     open_session_page(&driver, &browser, &server.url, TOKEN, &id).await;
 
-    // Every node drawn: the page's own mark, from the page's start.
-    let drawn = until("the session's nodes drawn", || {
-        let browser = &browser;
-        async move {
-            let mark = eval(
-                browser,
-                "const m = performance.getEntriesByName('crus-session-drawn')[0]; \
-                 return m ? [m.startTime, m.detail.nodes] : null;",
-                vec![],
-            )
-            .await;
-            mark.as_array().map(|pair| {
-                (
-                    pair[0].as_f64().unwrap(),
-                    pair[1].as_u64().unwrap() as usize,
-                )
-            })
-        }
-    })
-    .await;
+    // Every node drawn: the page's own mark, from the page's start. A page
+    // that could not read the session says so in `#session-error` at once;
+    // either way a failure shows what the page and the server last said.
+    let log = dir.path().join("server.log");
+    let drawn = drawn_or_failed(&browser, &log).await;
     assert_eq!(drawn.1, NODES, "the page drew every node of the session");
     let cells = legend(&browser).await.values().sum::<usize>();
     assert_eq!(cells, NODES, "the legend counts every node");
@@ -100,14 +85,21 @@ async fn run() {
     .await;
     assert_eq!(done["state"], "READY", "{done:#}");
     let server_done = Instant::now();
-    let counts = until("every node done on the page", || {
-        let browser = &browser;
-        async move {
-            let counts = legend(browser).await;
-            (counts.get("done").copied() == Some(NODES)).then_some(counts)
+    let counts = loop {
+        let counts = legend(&browser).await;
+        if counts.get("done").copied() == Some(NODES) {
+            break counts;
         }
-    })
-    .await;
+        if server_done.elapsed() > WAIT {
+            let connection = text_of(&browser, "#connection").await;
+            let keeping_up = eval(&browser, "return window.crusDashboard;", vec![]).await;
+            panic!(
+                "the page did not show every node done within {WAIT:?} of the server: \
+                 its legend {counts:?}, its connection line {connection:?}, what it applied {keeping_up}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let page_lag = server_done.elapsed();
     assert_eq!(counts.values().sum::<usize>(), NODES, "{counts:?}");
 
@@ -143,4 +135,53 @@ async fn run() {
         .filter(|entry| entry["level"] == "SEVERE")
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// Waits up to [`WAIT`] for the page's `crus-session-drawn` mark and returns
+/// its time and node count; panics with the page's error, its connection
+/// line and the end of the server's log if the page failed or never drew.
+async fn drawn_or_failed(browser: &fantoccini::Client, log: &std::path::Path) -> (f64, usize) {
+    let started = Instant::now();
+    let failure = loop {
+        let seen = eval(
+            browser,
+            "const m = performance.getEntriesByName('crus-session-drawn')[0]; \
+             if (m) return {drawn: [m.startTime, m.detail.nodes]}; \
+             const e = document.getElementById('session-error').textContent; \
+             return e ? {error: e} : null;",
+            vec![],
+        )
+        .await;
+        if let Some(pair) = seen["drawn"].as_array() {
+            return (
+                pair[0].as_f64().unwrap(),
+                pair[1].as_u64().unwrap() as usize,
+            );
+        }
+        if let Some(error) = seen["error"].as_str() {
+            break format!("the page could not read the session: {error}");
+        }
+        if started.elapsed() > WAIT {
+            break format!("the page drew nothing within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let connection = text_of(browser, "#connection").await;
+    // The page's finished requests with their timings (ms from its start);
+    // one still waiting for its answer is not listed.
+    let requests = eval(
+        browser,
+        "return performance.getEntriesByType('resource').map(r => \
+             [r.name, Math.round(r.startTime), Math.round(r.responseStart), Math.round(r.responseEnd)]);",
+        vec![],
+    )
+    .await;
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = said.lines().rev().take(40).collect();
+    panic!(
+        "{failure} (after {:?}; the page's connection line: {connection:?}; its finished requests \
+         [url, start, first byte, end]: {requests}); the server's last log lines:\n{}",
+        started.elapsed(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    );
 }

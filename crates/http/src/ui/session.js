@@ -27,6 +27,10 @@ class SessionView {
     this.abort = new AbortController();
     this.nodes = new Map();
     this.queue = [];
+    // Node events that came while the nodes were being read (see `load`),
+    // and how many reads are in flight.
+    this.held = [];
+    this.loading = 0;
     this.frame = 0;
     this.status = null;
     this.latest = 0;
@@ -83,7 +87,13 @@ class SessionView {
     this.context.setConnection("");
   }
 
+  // Reads the session and its nodes. Node events that arrive meanwhile are
+  // held, not applied: the records read may be older than them (the server
+  // read the nodes before it sent them), and would undo them. Once the
+  // records are in, the held events are applied after them; those the
+  // records already hold are skipped (see `applyPhase`).
   async load() {
+    this.loading += 1;
     try {
       const [status, nodes] = await Promise.all([
         request("GET", `session/${this.upgradeId}`),
@@ -99,9 +109,15 @@ class SessionView {
       this.relayout();
       // When the session's nodes were first drawn, from the page's start.
       performance.mark("crus-session-drawn", { detail: { nodes: this.nodes.size } });
-      this.schedule();
     } catch (error) {
       this.fail(error);
+    } finally {
+      this.loading -= 1;
+      if (this.loading === 0 && this.held.length > 0) {
+        this.queue = this.held.concat(this.queue);
+        this.held = [];
+      }
+      this.schedule();
     }
   }
 
@@ -138,10 +154,17 @@ class SessionView {
     this.queue = [];
     let relayout = false;
     let statusChanged = false;
-    for (const { event, data } of queue) {
+    let held = 0;
+    for (const message of queue) {
+      const { event, data } = message;
       if (data && data.at) this.notice(data.at);
       if (event === "node_phase") {
-        relayout = this.applyPhase(data) || relayout;
+        if (this.loading > 0) {
+          this.held.push(message);
+          held += 1;
+        } else {
+          relayout = this.applyPhase(data) || relayout;
+        }
       }
       if (STATUS_EVENTS.has(event)) statusChanged = true;
       if (event === "gap") this.load();
@@ -163,11 +186,13 @@ class SessionView {
     } else {
       this.schedule();
     }
-    if (queue.length > 0) {
+    // Events held for a read in flight are counted when they are applied.
+    const applied = queue.length - held;
+    if (applied > 0) {
       const stats = this.keepingUp;
       stats.frames += 1;
-      stats.events += queue.length;
-      stats.largestBatch = Math.max(stats.largestBatch, queue.length);
+      stats.events += applied;
+      stats.largestBatch = Math.max(stats.largestBatch, applied);
       stats.longestFrameMs = Math.max(stats.longestFrameMs, performance.now() - started);
     }
   }
