@@ -20,7 +20,7 @@ mod answers;
 mod scheduling;
 
 use super::outlook::{Arrivals, Draws, JobShape, Outlook};
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeMap};
 use crate::ports::{NodeImage, WorkloadNode, WorkloadQueue, WorkloadState};
 use crate::rollout::DEFAULT_WEIGHT;
 use crate::time::Timestamp;
@@ -109,7 +109,7 @@ struct Waiting {
 /// The machine of one sampled run.
 pub(super) struct Machine {
     ids: Vec<NodeId>,
-    index: HashMap<NodeId, usize>,
+    index: NodeMap<usize>,
     nodes: Vec<Node>,
     jobs: Vec<Job>,
     /// Job ends to come: (when, job).
@@ -149,7 +149,7 @@ impl Machine {
     ) -> Machine {
         let mut draws = Draws::for_run(run);
         let ids = members.to_vec();
-        let index: HashMap<NodeId, usize> = ids
+        let index: NodeMap<usize> = ids
             .iter()
             .enumerate()
             .map(|(position, id)| (id.clone(), position))

@@ -64,7 +64,7 @@ mod steps;
 mod timers;
 pub mod window;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
 
@@ -97,7 +97,7 @@ pub use status::{phase_of, status_of};
 pub use steering::{DEFAULT_WEIGHT, WEIGHT_CHECK_INTERVAL, WEIGHT_RAISE};
 pub use window::{IanaTimeZone, MaintenanceWindow, TimeOfDay, Weekday, WindowParseError};
 
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeMap};
 use crate::plan;
 use crate::ports::{
     BootRequest, GateVerdict, HEALTH_CHECK_FAILED, HealthCheck, NodeBootState, NodeBootStatus,
@@ -124,7 +124,7 @@ pub struct Rollout {
     /// The persisted part.
     state: RolloutState,
     /// Node index by id, for answers that name nodes.
-    index: HashMap<NodeId, usize>,
+    index: NodeMap<usize>,
     /// Actions derived but not yet handed to the controller.
     outbox: VecDeque<(ActionId, Action)>,
     /// Actions handed out and not yet answered.
