@@ -68,7 +68,35 @@ async fn run() {
     // that could not read the session says so in `#session-error` at once;
     // either way a failure shows what the page and the server last said.
     let log = dir.path().join("server.log");
-    let drawn = drawn_or_failed(&browser, &log).await;
+    let drawn = until_or_explain(
+        "the session's nodes drawn",
+        || {
+            let browser = &browser;
+            async move {
+                let seen = eval(
+                    browser,
+                    "const m = performance.getEntriesByName('crus-session-drawn')[0]; \
+                     if (m) return {drawn: [m.startTime, m.detail.nodes]}; \
+                     const e = document.getElementById('session-error').textContent; \
+                     return e ? {error: e} : null;",
+                    vec![],
+                )
+                .await;
+                if let Some(pair) = seen["drawn"].as_array() {
+                    return Some(Ok((
+                        pair[0].as_f64().unwrap(),
+                        pair[1].as_u64().unwrap() as usize,
+                    )));
+                }
+                seen["error"].as_str().map(|error| Err(error.to_string()))
+            }
+        },
+        async || what_page_and_server_said(&browser, &log).await,
+    )
+    .await
+    .unwrap_or_else(|error| {
+        panic!("the page could not read the session: {error}");
+    });
     assert_eq!(drawn.1, NODES, "the page drew every node of the session");
     let cells = legend(&browser).await.values().sum::<usize>();
     assert_eq!(cells, NODES, "the legend counts every node");
@@ -85,21 +113,18 @@ async fn run() {
     .await;
     assert_eq!(done["state"], "READY", "{done:#}");
     let server_done = Instant::now();
-    let counts = loop {
-        let counts = legend(&browser).await;
-        if counts.get("done").copied() == Some(NODES) {
-            break counts;
-        }
-        if server_done.elapsed() > WAIT {
-            let connection = text_of(&browser, "#connection").await;
-            let keeping_up = eval(&browser, "return window.crusDashboard;", vec![]).await;
-            panic!(
-                "the page did not show every node done within {WAIT:?} of the server: \
-                 its legend {counts:?}, its connection line {connection:?}, what it applied {keeping_up}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let counts = until_or_explain(
+        "every node done on the page",
+        || {
+            let browser = &browser;
+            async move {
+                let counts = legend(browser).await;
+                (counts.get("done").copied() == Some(NODES)).then_some(counts)
+            }
+        },
+        async || what_page_and_server_said(&browser, &log).await,
+    )
+    .await;
     let page_lag = server_done.elapsed();
     assert_eq!(counts.values().sum::<usize>(), NODES, "{counts:?}");
 
@@ -137,38 +162,15 @@ async fn run() {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-/// Waits up to [`WAIT`] for the page's `crus-session-drawn` mark and returns
-/// its time and node count; panics with the page's error, its connection
-/// line and the end of the server's log if the page failed or never drew.
-async fn drawn_or_failed(browser: &fantoccini::Client, log: &std::path::Path) -> (f64, usize) {
-    let started = Instant::now();
-    let failure = loop {
-        let seen = eval(
-            browser,
-            "const m = performance.getEntriesByName('crus-session-drawn')[0]; \
-             if (m) return {drawn: [m.startTime, m.detail.nodes]}; \
-             const e = document.getElementById('session-error').textContent; \
-             return e ? {error: e} : null;",
-            vec![],
-        )
-        .await;
-        if let Some(pair) = seen["drawn"].as_array() {
-            return (
-                pair[0].as_f64().unwrap(),
-                pair[1].as_u64().unwrap() as usize,
-            );
-        }
-        if let Some(error) = seen["error"].as_str() {
-            break format!("the page could not read the session: {error}");
-        }
-        if started.elapsed() > WAIT {
-            break format!("the page drew nothing within {WAIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+/// What the page and the server last said, for a wait that failed: the
+/// page's connection line, its legend, what it applied, its finished
+/// requests with their timings and the end of the server's log.
+async fn what_page_and_server_said(browser: &fantoccini::Client, log: &std::path::Path) -> String {
     let connection = text_of(browser, "#connection").await;
-    // The page's finished requests with their timings (ms from its start);
-    // one still waiting for its answer is not listed.
+    let counts = legend(browser).await;
+    let keeping_up = eval(browser, "return window.crusDashboard;", vec![]).await;
+    // The page's finished requests (ms from its start); one still waiting
+    // for its answer is not listed.
     let requests = eval(
         browser,
         "return performance.getEntriesByType('resource').map(r => \
@@ -178,10 +180,9 @@ async fn drawn_or_failed(browser: &fantoccini::Client, log: &std::path::Path) ->
     .await;
     let said = std::fs::read_to_string(log).unwrap_or_default();
     let tail: Vec<&str> = said.lines().rev().take(40).collect();
-    panic!(
-        "{failure} (after {:?}; the page's connection line: {connection:?}; its finished requests \
-         [url, start, first byte, end]: {requests}); the server's last log lines:\n{}",
-        started.elapsed(),
+    format!(
+        "the page's connection line {connection:?}, its legend {counts:?}, what it applied {keeping_up}, \
+         its finished requests [url, start, first byte, end] {requests}; the server's last log lines:\n{}",
         tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-    );
+    )
 }

@@ -183,7 +183,21 @@ pub async fn shown(browser: &Client, selector: &str) -> bool {
 }
 
 /// Polls `probe` until it returns `Some`, for at most [`WAIT`]; `what` names the wait on failure.
-pub async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn until<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    until_or_explain(what, probe, async || String::new()).await
+}
+
+/// As [`until`]; a wait that times out also says what `explain` finds then
+/// (what the page and the server last showed).
+pub async fn until_or_explain<T, F, Fut>(
+    what: &str,
+    mut probe: F,
+    explain: impl AsyncFnOnce() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -193,7 +207,12 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what} ({WAIT:?}); {}",
+                explain().await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
