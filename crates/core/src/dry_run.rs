@@ -87,7 +87,8 @@ pub fn forecast(input: DryRunInput, assumptions: &DryRunAssumptions) -> DryRun {
         // Only the pass cap can stop it: the first run's partial plan is the answer.
         Err(_) => {
             let outlook = Outlook::learn(input.queue.as_ref(), input.now, input.members.len());
-            let mut simulation = Simulation::new(&input, &outlook, assumptions, 0);
+            let mut simulation =
+                Simulation::new(&input, &outlook, assumptions, 0, simulation::Reads::Changes);
             let _ = simulation.run(&budget, &never);
             let outcome = simulation.outcome();
             combine(&input, &outlook, vec![outcome], 1, simulation.rationale)
@@ -115,3 +116,6 @@ mod arrival_tests;
 
 #[cfg(test)]
 mod steering_tests;
+
+#[cfg(test)]
+mod read_changes_tests;

@@ -118,7 +118,10 @@ pub(super) struct Machine {
     arrivals: Arrivals,
     /// Boot ends and soak ends: moments the engine sees something new.
     markers: BTreeSet<Timestamp>,
-    boots: HashMap<String, Vec<NodeId>>,
+    /// The boots started, by key: their nodes, with each one's position
+    /// when it is in the group (so a boot's progress is read without
+    /// looking each node up again).
+    boots: HashMap<String, Vec<(NodeId, Option<usize>)>>,
     now: Timestamp,
     settings: MachineSettings,
     outlook: Outlook,
@@ -133,6 +136,14 @@ pub(super) struct Machine {
     /// Whether any weight was set: until then every node has the default
     /// and the free nodes need no sorting.
     weights_set: bool,
+    /// Nodes whose workload state changed (or will, at a boot's end) since
+    /// the engine was last told, with when: the engine's reads then leave
+    /// out the nodes that did not change (`Rollout::workload_changed`).
+    changes: Vec<(usize, Timestamp)>,
+    /// Whether a boot's progress lists only the nodes back since it was
+    /// last read (`Reads::Changes`): the engine does nothing with a node
+    /// still in progress, nor with one it already saw back.
+    finished_boots_only: bool,
 }
 
 impl Machine {
@@ -181,6 +192,8 @@ impl Machine {
             initial_jobs: 0,
             images: HashMap::new(),
             weights_set: false,
+            changes: Vec::new(),
+            finished_boots_only: false,
         };
         // Jobs the workload manager lists, with their starts: their ends are drawn.
         for running in queue.map_or(&[][..], |queue| &queue.running[..]) {
@@ -281,6 +294,25 @@ impl Machine {
         self.ids
             .iter()
             .zip(self.nodes.iter().map(|node| node.trace))
+    }
+
+    /// Notes that what a read of `node` says changes at `at`.
+    pub(super) fn touched(&mut self, node: usize, at: Timestamp) {
+        self.changes.push((node, at));
+    }
+
+    /// Hands every change noted since the last call to `tell`, in the order
+    /// they were noted.
+    pub fn take_changes(&mut self, mut tell: impl FnMut(&NodeId, Timestamp)) {
+        for (node, at) in self.changes.drain(..) {
+            tell(&self.ids[node], at);
+        }
+    }
+
+    /// From now on a boot's progress lists only the nodes back since it was
+    /// last read.
+    pub fn list_only_finished_boots(&mut self) {
+        self.finished_boots_only = true;
     }
 
     /// The images the nodes run now, as the boot orchestrator told them.

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::combine::{Outcome, combine};
 use super::outlook::Outlook;
-use super::simulation::Simulation;
+use super::simulation::{Reads, Simulation};
 use super::{DryRun, DryRunAssumptions, DryRunBudget, DryRunInput, DryRunStopped};
 
 /// How many parts the runs after the first are split into, each run on a
@@ -32,6 +32,17 @@ pub(super) fn sample(
     budget: &DryRunBudget,
     cancel: &AtomicBool,
 ) -> Result<DryRun, DryRunStopped> {
+    sample_reading(input, assumptions, budget, cancel, Reads::Changes)
+}
+
+/// As [`sample`], the engine reading the model's workload as `reads` says.
+pub(super) fn sample_reading(
+    input: &DryRunInput,
+    assumptions: &DryRunAssumptions,
+    budget: &DryRunBudget,
+    cancel: &AtomicBool,
+    reads: Reads,
+) -> Result<DryRun, DryRunStopped> {
     let outlook = Outlook::learn(input.queue.as_ref(), input.now, input.members.len());
     let uncertain =
         outlook.has_arrivals() || !outlook.knows_run_times() || assumptions.boot_time_spread > 0.0;
@@ -40,7 +51,7 @@ pub(super) fn sample(
     } else {
         1
     };
-    let mut first = Simulation::new(input, &outlook, assumptions, 0);
+    let mut first = Simulation::new(input, &outlook, assumptions, 0, reads);
     first.run(budget, cancel)?;
     let spent = first.passes;
     let mut completed: Vec<Completed> = vec![(0, first.outcome(), first.rationale)];
@@ -57,7 +68,9 @@ pub(super) fn sample(
             .chunks(chunk)
             .map(|numbers| {
                 let (outlook, share) = (&outlook, &share);
-                scope.spawn(move || run_part(input, outlook, assumptions, share, cancel, numbers))
+                scope.spawn(move || {
+                    run_part(input, outlook, assumptions, share, cancel, numbers, reads)
+                })
             })
             .collect();
         handles
@@ -93,11 +106,12 @@ fn run_part(
     share: &DryRunBudget,
     cancel: &AtomicBool,
     numbers: &[u32],
+    reads: Reads,
 ) -> Result<Vec<Completed>, DryRunStopped> {
     let mut spent: u64 = 0;
     let mut completed = Vec::new();
     for &run in numbers {
-        let mut simulation = Simulation::new(input, outlook, assumptions, run);
+        let mut simulation = Simulation::new(input, outlook, assumptions, run, reads);
         let left = DryRunBudget {
             horizon: share.horizon,
             max_passes: share.max_passes.saturating_sub(spent),

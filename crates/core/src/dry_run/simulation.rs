@@ -17,6 +17,20 @@ use crate::ports::WorkloadState;
 use crate::rollout::{Rollout, RolloutPolicy};
 use crate::time::Timestamp;
 
+/// How the engine reads the model's workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reads {
+    /// The model tells the engine each node's changes, and the engine's
+    /// reads leave out the nodes whose answer would change nothing
+    /// (`Rollout::report_workload_changes`): the forecast is the same, at a
+    /// fraction of the work on a large machine.
+    Changes,
+    /// Every read names every node it would name in a real session: what
+    /// the tests compare [`Reads::Changes`] with.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Whole,
+}
+
 /// The engine driven against one sampled run's machine in virtual time.
 pub(super) struct Simulation {
     pub(super) machine: Machine,
@@ -28,6 +42,8 @@ pub(super) struct Simulation {
     pub(super) start: Timestamp,
     pub(super) clock: Timestamp,
     pub(super) passes: u64,
+    /// How many nodes the engine's workload reads named, over the run.
+    pub(super) nodes_read: u64,
 }
 
 impl Simulation {
@@ -36,6 +52,7 @@ impl Simulation {
         outlook: &Outlook,
         assumptions: &DryRunAssumptions,
         run: u32,
+        reads: Reads,
     ) -> Simulation {
         let policy = input.policy.clone();
         let soak = policy
@@ -58,6 +75,9 @@ impl Simulation {
         );
         let mut machine = machine;
         machine.set_images(&input.images);
+        if reads == Reads::Changes {
+            machine.list_only_finished_boots();
+        }
         let mut rationale = policy_rationale(&policy);
         let busy = input
             .observed
@@ -92,7 +112,10 @@ impl Simulation {
             );
         }
         let step_size = input.spec.upgrade_step_size;
-        let rollout = Rollout::new(Uuid::nil(), input.spec.clone(), run_policy, input.now);
+        let mut rollout = Rollout::new(Uuid::nil(), input.spec.clone(), run_policy, input.now);
+        if reads == Reads::Changes {
+            rollout.report_workload_changes();
+        }
         Simulation {
             machine,
             rollout,
@@ -103,6 +126,7 @@ impl Simulation {
             start: input.now,
             clock: input.now,
             passes: 0,
+            nodes_read: 0,
         }
     }
 
@@ -129,17 +153,22 @@ impl Simulation {
             self.rollout.mark_nodes_written();
             let clock = self.clock;
             self.machine.advance_to(clock);
+            self.tell_changes();
             let before = self.progress();
             self.rollout.handle_timeout(clock);
             // Everything asked at one instant is answered at that instant.
             loop {
                 let mut answers = Vec::new();
                 while let Some((id, action)) = self.rollout.poll_action() {
+                    if let crate::rollout::Action::ObserveWorkload { nodes, .. } = &action {
+                        self.nodes_read += nodes.len() as u64;
+                    }
                     answers.push((id, Ok(self.machine.answer(&action, clock))));
                 }
                 if answers.is_empty() {
                     break;
                 }
+                self.tell_changes();
                 self.rollout.handle_outcomes(clock, answers);
             }
             if self.rollout.is_finished() {
@@ -162,6 +191,13 @@ impl Simulation {
                 .unwrap_or(clock + Duration::from_secs(1));
             self.clock = next.max(clock + Duration::from_millis(1));
         }
+    }
+
+    /// Tells the engine which nodes' workload changed since it was last told.
+    fn tell_changes(&mut self) {
+        let rollout = &mut self.rollout;
+        self.machine
+            .take_changes(|node, at| rollout.workload_changed(node, at));
     }
 
     /// How far the engine has come: its nodes per phase and its steps. The

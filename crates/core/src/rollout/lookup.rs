@@ -94,13 +94,7 @@ impl Rollout {
     /// The nodes of active step `step` in `phases`, which must be phases of
     /// nodes out of service, in inventory order.
     pub(super) fn unsettled_in(&self, step: u32, phases: &[NodePhase]) -> Vec<usize> {
-        if self.census.unsettled_count(step, phases) == 0 {
-            return Vec::new();
-        }
-        self.census
-            .unsettled(step)
-            .filter(|&node| phases.contains(&self.state.nodes[node].phase))
-            .collect()
+        self.census.unsettled_in(step, phases)
     }
 
     pub(super) fn ids_of(&self, indexes: &[usize]) -> Vec<NodeId> {

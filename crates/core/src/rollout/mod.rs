@@ -50,6 +50,7 @@ mod observe;
 mod outcomes;
 mod owed;
 mod policy;
+mod read_changes;
 mod record;
 mod revert_on_halt;
 mod rollback;
@@ -248,6 +249,14 @@ pub struct Rollout {
     /// Not persisted: a run persisted as running that is not here was lost
     /// in a restart (see `rollout/hooks.rs`).
     hooks_in_flight: BTreeSet<hooks::HookKey>,
+    /// What a caller that reports each node's workload changes told, and
+    /// what the engine last read of each node (`read_changes.rs`); `None`
+    /// for a real session, whose reads name every node.
+    read_changes: Option<read_changes::ReadChanges>,
+    /// Whether the workload read in flight asked for the pending nodes'
+    /// drain costs, when changes are reported: such a read may name none of
+    /// them (none changed) and still refreshes them all.
+    pending_costs_asked: bool,
 }
 
 impl Rollout {
@@ -355,6 +364,8 @@ impl Rollout {
             features_verify_asked: false,
             ahead_to_return: BTreeSet::new(),
             hooks_in_flight: BTreeSet::new(),
+            read_changes: None,
+            pending_costs_asked: false,
         };
         // `Timers` is not persisted: what is due follows from the state.
         rollout.arm_timers_from_state();

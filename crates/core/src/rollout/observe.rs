@@ -76,7 +76,12 @@ impl Rollout {
     }
 
     pub(super) fn observe_workload(&mut self, now: Timestamp, observed: &[WorkloadNode]) {
-        let mut saw_pending = false;
+        // A read that left out the pending nodes none of which changed
+        // still refreshed their drain costs (`read_changes.rs`).
+        let mut saw_pending = std::mem::take(&mut self.pending_costs_asked);
+        if saw_pending {
+            self.note_pending_costs_read();
+        }
         if self.state.policy.min_available.is_some() {
             let in_service_read = observed
                 .iter()
@@ -95,6 +100,7 @@ impl Rollout {
             let Some(&node) = self.index.get(&report.node) else {
                 continue;
             };
+            self.note_read(node, report, now);
             self.observe_ahead(node, report);
             if self.observe_foreign(node, report, now) {
                 self.note_availability(node, report);
@@ -229,6 +235,9 @@ impl Rollout {
         boot: u32,
         statuses: &[NodeBootStatus],
     ) {
+        // A node the answer does not list is still booting for all that
+        // is known: nothing to do for it, as for one listed in progress (a
+        // dry run's model lists only the nodes back since its last answer).
         for status in statuses {
             let Some(&node) = self.index.get(&status.node) else {
                 continue;

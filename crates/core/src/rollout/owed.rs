@@ -63,6 +63,7 @@ impl Rollout {
 
         // Gathered only when a poll is due: most passes are not.
         let mut watched = Vec::new();
+        let mut pending_asked = false;
         if self.workload_poll_due() <= now
             && !self.is_in_flight(|action| matches!(action, Action::ObserveWorkload { .. }))
         {
@@ -76,11 +77,24 @@ impl Rollout {
                         !held.contains(node) && !self.state.nodes[*node].phase.is_out_of_service()
                     }));
                 } else {
-                    watched.extend(self.census.pending());
+                    pending_asked = self.census.any_pending();
+                    match self.pending_worth_reading() {
+                        Some(worth) => watched.extend(worth),
+                        None => watched.extend(self.census.pending()),
+                    }
                 }
             }
         }
-        if !watched.is_empty() {
+        // A read is asked whenever there are nodes to watch or pending
+        // nodes' costs to refresh, even when a caller that reports changes
+        // leaves every one of them out: its answer re-arms the poll and
+        // refreshes the drain costs all the same.
+        let read_owed = !watched.is_empty() || pending_asked;
+        if read_owed && self.read_changes.is_some() {
+            watched.retain(|&node| self.worth_reading(node));
+            self.pending_costs_asked = pending_asked;
+        }
+        if read_owed {
             let probe = self.health_check().map(|check| {
                 let verifying: Vec<usize> = watched
                     .iter()
@@ -192,36 +206,36 @@ impl Rollout {
 
     /// The boots of active steps with nodes still booting that are owed an
     /// action: starting (unless a refusal's delay runs), or observing once
-    /// their poll is due.
+    /// their poll is due. Only the boots with nodes booting are looked at
+    /// (the census keeps them), oldest step first, then by boot.
     fn boot_actions_due(&self, now: Timestamp) -> Vec<Action> {
         let may_start = self.timers.passed(Timer::SessionRetry, now);
         let mut actions = Vec::new();
-        for step in self.active_steps() {
-            let booting = self.nodes_by_boot(step, &[NodePhase::Booting]);
-            for (number, (boot, nodes)) in step.boots.iter().zip(booting).enumerate() {
-                let number = u32::try_from(number).unwrap_or(u32::MAX);
-                if nodes.is_empty() || self.boot_in_flight(step.number, number) {
-                    continue;
-                }
-                match &boot.handle {
-                    None if may_start => actions.push(Action::StartBoot {
-                        step: step.number,
+        for (step, number) in self.census.boots_booting() {
+            if self.boot_in_flight(step, number) {
+                continue;
+            }
+            let Some(boot) = self.boot_of(step, number) else {
+                continue;
+            };
+            match &boot.handle {
+                None if may_start => actions.push(Action::StartBoot {
+                    step,
+                    boot: number,
+                    request: BootRequest {
+                        key: boot.key.clone(),
+                        template: self.template_of(boot),
+                        nodes: boot.nodes.clone(),
+                    },
+                }),
+                Some(handle) if self.boot_poll_due(step, number) <= now => {
+                    actions.push(Action::ObserveBoot {
+                        step,
                         boot: number,
-                        request: BootRequest {
-                            key: boot.key.clone(),
-                            template: self.template_of(boot),
-                            nodes: boot.nodes.clone(),
-                        },
-                    }),
-                    Some(handle) if self.boot_poll_due(step.number, number) <= now => {
-                        actions.push(Action::ObserveBoot {
-                            step: step.number,
-                            boot: number,
-                            handle: handle.clone(),
-                        });
-                    }
-                    _ => {}
+                        handle: handle.clone(),
+                    });
                 }
+                _ => {}
             }
         }
         actions

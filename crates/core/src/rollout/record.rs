@@ -58,6 +58,7 @@ impl Rollout {
         .flatten();
         let id = record.id.clone();
         self.dirty = true;
+        self.note_pending_move(node, from, phase);
         // A node's timers exist only in these phases: a move that neither
         // enters nor leaves one has none to set or clear (most moves, and
         // each costs map lookups).

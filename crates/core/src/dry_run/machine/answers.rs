@@ -44,6 +44,7 @@ impl Machine {
                             node.drained = true;
                             node.trace.drained_at = Some(now);
                             node.trace.quiet_at = (!busy).then_some(now);
+                            self.touched(position, now);
                         }
                     }
                 }
@@ -52,6 +53,7 @@ impl Machine {
             Action::StartBoot { request, .. } => {
                 let spread = self.settings.boot_spread.clamp(0.0, 1.0);
                 let mut latest = now;
+                let mut booted = Vec::with_capacity(request.nodes.len());
                 for node in &request.nodes {
                     let factor = 1.0 - spread + 2.0 * spread * self.draws.unit();
                     let back = now + self.settings.boot_time.mul_f64(factor);
@@ -60,35 +62,46 @@ impl Machine {
                     if !self.settings.soak.is_zero() {
                         self.markers.insert(back + self.settings.soak);
                     }
-                    if let Some(&position) = self.index.get(node) {
+                    let position = self.index.get(node).copied();
+                    booted.push((node.clone(), position));
+                    if let Some(position) = position {
                         let node = &mut self.nodes[position];
                         node.back_at = Some(back);
                         node.trace.boot_at = Some(now);
                         node.trace.back_at = Some(back);
+                        // It reads as back, quiet, from then on.
+                        self.touched(position, back);
                     }
                 }
-                self.boots
-                    .insert(request.key.clone(), request.nodes.clone());
+                self.boots.insert(request.key.clone(), booted);
                 ActionOutput::BootStarted(BootHandle {
                     key: request.key.clone(),
                     id: request.key.clone(),
                 })
             }
-            Action::ObserveBoot { handle, .. } => ActionOutput::BootStatus(
-                self.boots
-                    .get(&handle.key)
-                    .into_iter()
-                    .flatten()
-                    .map(|node| NodeBootStatus {
+            Action::ObserveBoot { handle, .. } => {
+                let Some(mut nodes) = self.boots.remove(&handle.key) else {
+                    return ActionOutput::BootStatus(Vec::new());
+                };
+                let statuses = nodes
+                    .iter()
+                    .map(|(node, position)| NodeBootStatus {
                         node: node.clone(),
-                        state: if self.is_back(node, now) {
+                        state: if self.is_back(*position, now) {
                             NodeBootState::Ok
                         } else {
                             NodeBootState::InProgress
                         },
                     })
-                    .collect(),
-            ),
+                    .filter(|status| !self.finished_boots_only || status.state == NodeBootState::Ok)
+                    .collect();
+                if self.finished_boots_only {
+                    // Listed back once: the next reads leave them out.
+                    nodes.retain(|(_, position)| !self.is_back(*position, now));
+                }
+                self.boots.insert(handle.key.clone(), nodes);
+                ActionOutput::BootStatus(statuses)
+            }
             Action::RequeueJobs { nodes } => {
                 for node in nodes {
                     if let Some(&position) = self.index.get(node)
@@ -115,6 +128,7 @@ impl Machine {
                         node.drained = false;
                         node.unavailable = false;
                         node.back_at = None;
+                        self.touched(position, now);
                     }
                 }
                 self.schedule();
@@ -167,6 +181,7 @@ impl Machine {
                         let node = &mut self.nodes[position];
                         node.unavailable = true;
                         node.back_at = None;
+                        self.touched(position, now);
                     }
                 }
                 ActionOutput::Done
@@ -178,10 +193,10 @@ impl Machine {
         }
     }
 
-    pub(super) fn is_back(&self, node: &NodeId, now: Timestamp) -> bool {
-        self.index
-            .get(node)
-            .and_then(|&position| self.nodes[position].trace.back_at)
+    /// Whether the node at `position` (if in the group) is back from its boot at `now`.
+    pub(super) fn is_back(&self, position: Option<usize>, now: Timestamp) -> bool {
+        position
+            .and_then(|position| self.nodes[position].trace.back_at)
             .is_some_and(|at| at <= now)
     }
 

@@ -17,6 +17,7 @@ impl Machine {
         let job = self.jobs.len();
         for &node in &nodes {
             self.nodes[node].job = Some(job);
+            self.touched(node, self.now);
         }
         self.ends.insert((ends, job));
         self.jobs.push(Job {
@@ -83,13 +84,14 @@ impl Machine {
 
     pub(super) fn end_job(&mut self, job: usize) {
         let nodes = std::mem::take(&mut self.jobs[job].nodes);
-        for node in nodes {
-            let node = &mut self.nodes[node];
+        for position in nodes {
+            let node = &mut self.nodes[position];
             if node.job == Some(job) {
                 node.job = None;
                 if node.drained && node.back_at.is_none() {
                     node.trace.quiet_at = Some(self.now);
                 }
+                self.touched(position, self.now);
             }
         }
     }
