@@ -38,6 +38,9 @@ pub(super) struct Census {
     unsettled: Vec<Option<Unsettled>>,
     /// Numbers of the steps not finished.
     active_steps: BTreeSet<u32>,
+    /// The nodes of active steps whose workload is watched (draining or
+    /// verifying), as (step, node): in the order a workload read names them.
+    watched: BTreeSet<(u32, usize)>,
     /// Each node's latest boot within its step.
     latest_boot: Vec<Option<u32>>,
     /// How many nodes are booting, by step and latest boot (none listed
@@ -163,6 +166,9 @@ impl Census {
                     let phase = state.nodes[node].phase;
                     if phase.is_out_of_service() {
                         unsettled.insert(node, phase);
+                        if is_watched(phase) {
+                            census.watched.insert((step.number, node));
+                        }
                     }
                 }
                 census.start_step(step.number, unsettled);
@@ -252,6 +258,14 @@ impl Census {
         if to.is_out_of_service() {
             self.out_of_service_in[to as usize].insert(node);
         }
+        if let Some(step) = step.filter(|&step| self.is_active(step)) {
+            if is_watched(from) {
+                self.watched.remove(&(step, node));
+            }
+            if is_watched(to) {
+                self.watched.insert((step, node));
+            }
+        }
         if let Some(unsettled) = step.and_then(|step| self.unsettled_mut(step)) {
             unsettled.remove(node, from);
             if to.is_out_of_service() {
@@ -337,6 +351,16 @@ impl Census {
     /// Step `number` finished.
     pub(super) fn step_finished(&mut self, number: u32) {
         self.active_steps.remove(&number);
+        // A finished step has no node out of service; should one be left,
+        // it is not watched any more, as before.
+        let left: Vec<(u32, usize)> = self
+            .watched
+            .range((number, 0)..=(number, usize::MAX))
+            .copied()
+            .collect();
+        for key in left {
+            self.watched.remove(&key);
+        }
         if let Some(slot) = self.unsettled.get_mut(number as usize) {
             *slot = None;
         }
@@ -418,6 +442,17 @@ impl Census {
     /// Pending nodes, cheapest drain first.
     pub(super) fn ranked(&self) -> impl Iterator<Item = usize> + '_ {
         self.ranked.iter().map(|&(_, node)| node)
+    }
+
+    /// The nodes of active steps whose workload is watched (draining or
+    /// verifying), step by step, each step's in inventory order.
+    pub(super) fn watched(&self) -> impl Iterator<Item = usize> + '_ {
+        self.watched.iter().map(|&(_, node)| node)
+    }
+
+    /// Whether step `step` is started and not finished.
+    pub(super) fn is_active(&self, step: u32) -> bool {
+        self.unsettled_of(step).is_some()
     }
 
     /// Numbers of the steps not finished, oldest first.
@@ -521,6 +556,69 @@ impl Census {
         members.sort_unstable();
         members
     }
+}
+
+#[cfg(test)]
+impl Census {
+    /// How this census, kept up to date at each change, differs from one
+    /// counted afresh from the state (`rebuilt`), in the indexes that follow
+    /// from the state alone (not the drain costs, which are observations).
+    pub(super) fn differs_from(&self, rebuilt: &Census) -> Option<String> {
+        // Each active step's nodes out of service, and the same by phase.
+        type Slots = Vec<(Vec<usize>, Vec<Vec<usize>>)>;
+        let unsettled = |census: &Census| -> Slots {
+            census
+                .unsettled
+                .iter()
+                .flatten()
+                .map(|unsettled| {
+                    (
+                        unsettled.nodes.iter().copied().collect(),
+                        unsettled
+                            .by_phase
+                            .iter()
+                            .map(|nodes| nodes.iter().copied().collect())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        let checks: [(&str, bool); 11] = [
+            ("by_phase", self.by_phase == rebuilt.by_phase),
+            (
+                "out_of_service_in",
+                self.out_of_service_in == rebuilt.out_of_service_in,
+            ),
+            ("pending", self.pending == rebuilt.pending),
+            ("unsettled", unsettled(self) == unsettled(rebuilt)),
+            ("active_steps", self.active_steps == rebuilt.active_steps),
+            ("watched", self.watched == rebuilt.watched),
+            ("booting", self.booting == rebuilt.booting),
+            ("latest_boot", self.latest_boot == rebuilt.latest_boot),
+            ("done", self.done == rebuilt.done),
+            ("rolled_back", self.rolled_back == rebuilt.rolled_back),
+            (
+                "domains' nodes out of service",
+                self.domains.as_ref().map(|domains| &domains.out_of_service)
+                    == rebuilt
+                        .domains
+                        .as_ref()
+                        .map(|domains| &domains.out_of_service),
+            ),
+        ];
+        let differing: Vec<&str> = checks
+            .iter()
+            .filter(|(_, same)| !same)
+            .map(|(name, _)| *name)
+            .collect();
+        (!differing.is_empty()).then(|| format!("the census differs in {differing:?}"))
+    }
+}
+
+/// Whether nodes in `phase` are watched in the workload manager: draining
+/// ones until quiet, verifying ones until healthy.
+fn is_watched(phase: NodePhase) -> bool {
+    matches!(phase, NodePhase::Draining | NodePhase::Verifying)
 }
 
 #[cfg(test)]

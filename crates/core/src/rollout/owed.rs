@@ -241,15 +241,12 @@ impl Rollout {
         actions
     }
 
-    /// Nodes of active steps whose workload state is being waited for.
+    /// Nodes of active steps whose workload state is being waited for, step
+    /// by step, each step's in inventory order (the census keeps them: a
+    /// `continuous` session under `spread` may have a thousand steps of one
+    /// node each).
     fn watched_nodes(&self) -> Vec<usize> {
-        let mut watched = Vec::new();
-        for step in self.active_steps() {
-            watched.extend(
-                self.unsettled_in(step.number, &[NodePhase::Draining, NodePhase::Verifying]),
-            );
-        }
-        watched
+        self.census.watched().collect()
     }
 
     pub(super) fn queue(&mut self, action: Action) -> ActionId {

@@ -1134,6 +1134,16 @@ impl Run {
         Ok(())
     }
 
+    /// The census kept up to date at each change is the one counted afresh
+    /// from the state: no index missed a move.
+    fn check_census(&self) -> Result<(), String> {
+        let rebuilt = super::super::census::Census::of(self.rollout.state());
+        match self.rollout.census.differs_from(&rebuilt) {
+            Some(difference) => Err(format!("at {}: {difference}", self.now)),
+            None => Ok(()),
+        }
+    }
+
     fn check_invariants(&mut self) -> Result<(), String> {
         if !self.rollout.refused_session_moves().is_empty() {
             return Err(format!(
@@ -1429,6 +1439,7 @@ impl Run {
             self.act()?;
             self.check_invariants()?;
             self.check_wake_up()?;
+            self.check_census()?;
             if self.rollout.is_finished() && !self.rollout.has_work_in_flight() {
                 return self.check_end();
             }
