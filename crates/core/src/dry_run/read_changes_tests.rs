@@ -74,15 +74,7 @@ fn busy_machine(policy: RolloutPolicy, step: u32) -> DryRunInput {
         })
         .collect();
     DryRunInput {
-        spec: SessionSpec {
-            failed_label: "failed".into(),
-            starting_label: "compute".into(),
-            upgrade_step_size: step,
-            upgrade_template_id: "image".into(),
-            upgrading_label: "upgrading".into(),
-            workload_manager_type: "slurm".into(),
-            policy: None,
-        },
+        spec: super::tests::spec(step),
         policy,
         members,
         observed,

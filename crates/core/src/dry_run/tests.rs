@@ -7,7 +7,7 @@ fn all_done(plan: &DryRun) -> bool {
     plan.steps.iter().all(|step| step.done_at >= step.starts_at)
 }
 
-fn spec(step: u32) -> SessionSpec {
+pub(super) fn spec(step: u32) -> SessionSpec {
     SessionSpec {
         failed_label: "failed".into(),
         starting_label: "compute".into(),
