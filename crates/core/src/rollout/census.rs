@@ -60,10 +60,9 @@ pub(super) struct Census {
 /// The nodes of an active step still out of service.
 #[derive(Debug, Clone, Default)]
 struct Unsettled {
-    /// The nodes, in inventory order.
-    nodes: BTreeSet<usize>,
-    /// The same nodes by phase (`NodePhase as usize`), each in inventory
-    /// order: most passes ask a step for its nodes in one or two phases (the
+    /// The nodes by phase (`NodePhase as usize`), each in inventory order
+    /// (empty for the phases in service): most passes ask a step for its
+    /// nodes in one or two phases (the
     /// draining ones to watch, the booting ones of each boot), and a large
     /// step has most of its nodes in others (a `continuous` step of 1,000
     /// nodes spends hours mostly draining while a few boot).
@@ -72,14 +71,15 @@ struct Unsettled {
 
 impl Unsettled {
     fn insert(&mut self, node: usize, phase: NodePhase) {
-        self.nodes.insert(node);
         self.by_phase[phase as usize].insert(node);
     }
 
     fn remove(&mut self, node: usize, phase: NodePhase) {
-        if self.nodes.remove(&node) {
-            self.by_phase[phase as usize].remove(&node);
-        }
+        self.by_phase[phase as usize].remove(&node);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_phase.iter().all(BTreeSet::is_empty)
     }
 
     /// The nodes in `phases`, in inventory order.
@@ -351,16 +351,6 @@ impl Census {
     /// Step `number` finished.
     pub(super) fn step_finished(&mut self, number: u32) {
         self.active_steps.remove(&number);
-        // A finished step has no node out of service; should one be left,
-        // it is not watched any more, as before.
-        let left: Vec<(u32, usize)> = self
-            .watched
-            .range((number, 0)..=(number, usize::MAX))
-            .copied()
-            .collect();
-        for key in left {
-            self.watched.remove(&key);
-        }
         if let Some(slot) = self.unsettled.get_mut(number as usize) {
             *slot = None;
         }
@@ -465,9 +455,7 @@ impl Census {
     /// them by phase (`unsettled_in`); the tests ask for them all.
     #[cfg(test)]
     pub(super) fn unsettled(&self, step: u32) -> impl Iterator<Item = usize> + '_ {
-        self.unsettled_of(step)
-            .into_iter()
-            .flat_map(|unsettled| unsettled.nodes.iter().copied())
+        self.unsettled_in(step, &NodePhase::ALL).into_iter()
     }
 
     /// How many nodes of active step `step` are in one of `phases`.
@@ -489,8 +477,7 @@ impl Census {
 
     /// Whether every node of active step `step` is done, failed or skipped.
     pub(super) fn settled(&self, step: u32) -> bool {
-        self.unsettled_of(step)
-            .is_some_and(|unsettled| unsettled.nodes.is_empty())
+        self.unsettled_of(step).is_some_and(Unsettled::is_empty)
     }
 
     /// Whether any step is not finished.
@@ -564,22 +551,18 @@ impl Census {
     /// counted afresh from the state (`rebuilt`), in the indexes that follow
     /// from the state alone (not the drain costs, which are observations).
     pub(super) fn differs_from(&self, rebuilt: &Census) -> Option<String> {
-        // Each active step's nodes out of service, and the same by phase.
-        type Slots = Vec<(Vec<usize>, Vec<Vec<usize>>)>;
-        let unsettled = |census: &Census| -> Slots {
+        // Each active step's nodes out of service, by phase.
+        let unsettled = |census: &Census| -> Vec<Vec<Vec<usize>>> {
             census
                 .unsettled
                 .iter()
                 .flatten()
                 .map(|unsettled| {
-                    (
-                        unsettled.nodes.iter().copied().collect(),
-                        unsettled
-                            .by_phase
-                            .iter()
-                            .map(|nodes| nodes.iter().copied().collect())
-                            .collect(),
-                    )
+                    unsettled
+                        .by_phase
+                        .iter()
+                        .map(|nodes| nodes.iter().copied().collect())
+                        .collect()
                 })
                 .collect()
         };

@@ -78,8 +78,8 @@ impl Rollout {
                     }));
                 } else {
                     pending_asked = self.census.any_pending();
-                    match self.pending_worth_reading() {
-                        Some(worth) => watched.extend(worth),
+                    match self.pending_to_read() {
+                        Some(nodes) => watched.extend(nodes),
                         None => watched.extend(self.census.pending()),
                     }
                 }

@@ -54,6 +54,14 @@ struct LastRead {
 }
 
 impl ReadChanges {
+    /// When `node`'s workload last changed, as told (never: the epoch).
+    fn changed_at(&self, node: usize) -> Timestamp {
+        self.changed_at
+            .get(node)
+            .copied()
+            .unwrap_or(Timestamp::EPOCH)
+    }
+
     fn slot<T: Default + Clone>(list: &mut Vec<T>, node: usize) -> &mut T {
         if list.len() <= node {
             list.resize(node + 1, T::default());
@@ -100,11 +108,12 @@ impl Rollout {
         }
     }
 
-    /// The pending nodes a read of the drain costs names, in inventory
+    /// The pending nodes a read of the drain costs may name, in inventory
     /// order, when changes are reported and every pending node was read
-    /// once: those worth reading, found without walking every pending node.
-    /// `None` when every pending node is to be walked.
-    pub(super) fn pending_worth_reading(&self) -> Option<Vec<usize>> {
+    /// once: found without walking every pending node, and a superset of
+    /// those worth reading (the read keeps those, `worth_reading`). `None`
+    /// when every pending node is to be walked.
+    pub(super) fn pending_to_read(&self) -> Option<Vec<usize>> {
         let changes = self.read_changes.as_ref()?;
         if !changes.pending_scanned {
             return None;
@@ -116,7 +125,6 @@ impl Rollout {
             .copied()
             // Drained ahead, a node may be in any phase.
             .filter(|&node| self.state.nodes[node].phase == NodePhase::Pending)
-            .filter(|&node| self.worth_reading(node))
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
@@ -146,12 +154,7 @@ impl Rollout {
         let Some(Some(last)) = changes.last_read.get(node) else {
             return true;
         };
-        let changed_at = changes
-            .changed_at
-            .get(node)
-            .copied()
-            .unwrap_or(Timestamp::EPOCH);
-        if changed_at >= last.at || last.marked {
+        if changes.changed_at(node) >= last.at || last.marked {
             return true;
         }
         let record = &self.state.nodes[node];
@@ -184,11 +187,7 @@ impl Rollout {
                 marked: report.reason.is_some() || !report.responding,
             };
             *ReadChanges::slot(&mut changes.last_read, node) = Some(last);
-            let changed_at = changes
-                .changed_at
-                .get(node)
-                .copied()
-                .unwrap_or(Timestamp::EPOCH);
+            let changed_at = changes.changed_at(node);
             // A foreign mark comes only from a read with a reason (`marked`).
             let in_service = matches!(last.state, WorkloadState::Idle | WorkloadState::Allocated);
             let pending = self.state.nodes[node].phase == NodePhase::Pending;

@@ -192,14 +192,6 @@ impl Rollout {
         {
             return;
         }
-        // Most active steps have no node drained at most passes.
-        if self
-            .census
-            .unsettled_count(step_number, &[NodePhase::Drained])
-            == 0
-        {
-            return;
-        }
         let mut drained = self.unsettled_in(step_number, &[NodePhase::Drained]);
         let ready = drained.len();
         drained.retain(|&node| self.hooks_done(node, HookPoint::PreBoot));
