@@ -26,6 +26,7 @@ mod input;
 mod left_out;
 mod machine;
 mod outlook;
+mod run_shares;
 mod safety;
 mod sampling;
 mod simulation;
@@ -119,3 +120,6 @@ mod steering_tests;
 
 #[cfg(test)]
 mod read_changes_tests;
+
+#[cfg(test)]
+mod settling_tests;

@@ -25,11 +25,13 @@ pub struct PlannedStep {
     /// When its last node is expected to be back in service (median run).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub done_at: Timestamp,
-    /// The 10th percentile of when this step is done, over the sampled runs.
+    /// The 10th percentile of when this step is done, as a prediction of
+    /// the real run from the sampled runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub done_at_p10: Option<Timestamp>,
-    /// The 90th percentile of when this step is done, over the sampled runs.
+    /// The 90th percentile of when this step is done, as a prediction of
+    /// the real run from the sampled runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub done_at_p90: Option<Timestamp>,
@@ -55,12 +57,18 @@ pub struct DryRun {
     #[serde(with = "humantime_text")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "3h 12m"))]
     pub estimated_duration: Duration,
-    /// The 10th percentile of the duration over the sampled runs: one run in
-    /// ten is faster.
+    /// The 10th percentile of the duration, as a prediction of the real run:
+    /// one real run in ten would be faster. Read from the sampled runs at
+    /// rank 0.1 (n + 1), interpolated, so that p10–p90 holds the real run
+    /// 80% of the time when the runs are drawn as it will go. Below nine
+    /// runs (a forecast whose first three runs agreed, or one the pass
+    /// budget cut short) the rank falls below the first run, and p10 and
+    /// p90 are the shortest and longest runs.
     #[serde(default, with = "humantime_text")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2h 50m"))]
     pub p10: Duration,
-    /// The 90th percentile of the duration: one run in ten is slower.
+    /// The 90th percentile of the duration, as p10 is: one real run in ten
+    /// would be slower.
     #[serde(default, with = "humantime_text")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "3h 40m"))]
     pub p90: Duration,

@@ -20,7 +20,8 @@ pub struct DryRunAssumptions {
     /// When jobs with no known end are taken to end, counted from the start.
     pub unknown_job_end: Duration,
     /// How many seeded runs a forecast samples when something is uncertain
-    /// (one when nothing is).
+    /// (one when nothing is; three when only boot times are and the first
+    /// three agree, see `sampling.rs`).
     pub samples: u32,
 }
 

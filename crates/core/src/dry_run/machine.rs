@@ -173,8 +173,8 @@ impl Machine {
             ends: BTreeSet::new(),
             queue: VecDeque::new(),
             arrivals: {
-                // The first run replays the past as it was; the others at a
-                // drawn rate, for the forecast's range.
+                // The first run replays the past at its own rate; the others
+                // at a drawn rate, for the forecast's range.
                 let rate = if run == 0 {
                     1.0
                 } else {

@@ -1,12 +1,14 @@
 //! What a forecast expects of the workload, learned from what the workload
 //! manager reports: how much of their time limit jobs really run (from the
-//! recent jobs that ended), and which jobs will arrive while the upgrade runs
-//! (the recent past's submissions, replayed from a random point of it, at a
-//! rate drawn for each sampled run from how much the recent past's own rate
-//! varied), plus the seeded draws every sampled run takes its chances from.
+//! recent jobs that ended, those with similar limits: `run_shares.rs`), and
+//! which jobs will arrive while the upgrade runs (the recent past's
+//! submissions, replayed from a random point of it, at a rate drawn for each
+//! sampled run from how much the recent past's own rate varied), plus the
+//! seeded draws every sampled run takes its chances from.
 
 use std::time::Duration;
 
+use super::run_shares::RunShares;
 use crate::ports::WorkloadQueue;
 use crate::time::Timestamp;
 
@@ -17,8 +19,17 @@ pub(super) struct Draws(u64);
 
 impl Draws {
     /// The generator of sampled run `run`.
+    ///
+    /// Each run starts from a scrambled point of the sequence. Seeds one
+    /// step of the sequence apart (as they once were) gave each run the
+    /// draws of the run before, moved along by one: run 1's boots were run
+    /// 0's shifted by a node, so the runs agreed more than chance allows and
+    /// the range was too narrow.
     pub fn for_run(run: u32) -> Draws {
-        Draws(0x005E_EDF0_CA57_u64.wrapping_add(u64::from(run).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        let mut seeder = Draws(
+            0x005E_EDF0_CA57_u64.wrapping_add(u64::from(run).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
+        Draws(seeder.next_u64())
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -61,10 +72,9 @@ pub(super) struct JobShape {
 /// What the forecast learned; the same for every sampled run.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Outlook {
-    /// Run time over time limit of the recent jobs that ended (each in
-    /// `(0, 1]`); empty when none is known, and jobs are then taken to run
-    /// to their limits.
-    ratios: Vec<f64>,
+    /// How much of their limits the recent jobs that ended ran; empty when
+    /// none is known, and jobs are then taken to run to their limits.
+    shares: RunShares,
     /// The recent submissions as offsets from the start of the recent past,
     /// in time order, with their shapes.
     recent: Vec<(Duration, JobShape)>,
@@ -97,17 +107,14 @@ impl Outlook {
         let Some(queue) = queue else {
             return Outlook::default();
         };
-        let ratios: Vec<f64> = queue
-            .recent
-            .iter()
-            .filter_map(|job| {
-                let (limit, ran) = (job.time_limit?, job.run_time?);
-                (!limit.is_zero())
-                    .then(|| (ran.as_secs_f64() / limit.as_secs_f64()).clamp(1e-3, 1.0))
-            })
-            .collect();
+        let shares = RunShares::learn(
+            queue
+                .recent
+                .iter()
+                .filter_map(|job| Some((job.time_limit?, job.run_time?))),
+        );
         let mut outlook = Outlook {
-            ratios,
+            shares,
             ..Outlook::default()
         };
         let Some(since) = queue.recent_since.filter(|since| *since < now) else {
@@ -154,7 +161,7 @@ impl Outlook {
     /// Whether every sampled run would be the same (nothing is uncertain
     /// but the boots).
     pub fn knows_run_times(&self) -> bool {
-        self.ratios.iter().all(|ratio| *ratio >= 1.0)
+        self.shares.all_full()
     }
 
     /// Whether arrivals are forecast.
@@ -163,8 +170,8 @@ impl Outlook {
     }
 
     /// How long a job with `limit` runs, drawn: a share of its limit as
-    /// recent jobs ran; its limit when nothing is known; `unknown` without
-    /// a limit.
+    /// recent jobs with similar limits ran; its limit when nothing is known;
+    /// `unknown` without a limit.
     pub fn draw_run(
         &self,
         limit: Option<Duration>,
@@ -174,15 +181,16 @@ impl Outlook {
         let Some(limit) = limit else {
             return unknown;
         };
-        if self.ratios.is_empty() {
-            return limit;
+        match self.shares.draw(limit, Duration::ZERO, draws) {
+            Some(share) => limit.mul_f64(share),
+            None => limit,
         }
-        limit.mul_f64(self.ratios[draws.below(self.ratios.len())])
     }
 
     /// When a job that started at `started` with `limit` and runs still at
-    /// `now` ends, drawn among the recent shares of limits it has not
-    /// outlived yet (at its limit when it outlived them all).
+    /// `now` ends, drawn among the shares of limits that recent jobs with
+    /// similar limits ran and it has not outlived yet (at its limit when it
+    /// outlived them all).
     pub fn draw_end(
         &self,
         started: Timestamp,
@@ -190,18 +198,13 @@ impl Outlook {
         now: Timestamp,
         draws: &mut Draws,
     ) -> Timestamp {
-        let elapsed = now.saturating_since(started).as_secs_f64();
-        let limit_s = limit.as_secs_f64();
-        let candidates: Vec<f64> = self
-            .ratios
-            .iter()
-            .copied()
-            .filter(|ratio| ratio * limit_s > elapsed)
-            .collect();
-        if candidates.is_empty() {
-            return (started + limit).max(now);
+        match self
+            .shares
+            .draw(limit, now.saturating_since(started), draws)
+        {
+            Some(share) => started + limit.mul_f64(share),
+            None => (started + limit).max(now),
         }
-        started + limit.mul_f64(candidates[draws.below(candidates.len())])
     }
 
     /// The arrivals of one sampled run: the recent past replayed again and
@@ -243,12 +246,11 @@ impl Outlook {
     /// What the forecast learned, for the plan's rationale.
     pub fn rationale(&self, pending: usize) -> Vec<String> {
         let mut lines = Vec::new();
-        if !self.ratios.is_empty() {
-            let mean = self.ratios.iter().sum::<f64>() / self.ratios.len() as f64;
+        if !self.shares.is_empty() {
             lines.push(format!(
-                "Jobs run {:.0}% of their time limits on average ({} recent jobs that ended); job ends are drawn from them.",
-                mean * 100.0,
-                self.ratios.len()
+                "Jobs run {:.0}% of their time limits on average ({} recent jobs that ended); a job's end is drawn from those with the nearest limits.",
+                self.shares.mean() * 100.0,
+                self.shares.len()
             ));
         }
         if pending > 0 {
@@ -373,6 +375,49 @@ mod tests {
             ..WorkloadQueue::default()
         };
         Outlook::learn(Some(&queue), now, 64)
+    }
+
+    #[test]
+    fn runs_do_not_share_their_draws() {
+        let draws = |run: u32| -> Vec<u64> {
+            let mut draws = Draws::for_run(run);
+            (0..64).map(|_| draws.next_u64()).collect()
+        };
+        let (first, second) = (draws(0), draws(1));
+        for shift in 0..32 {
+            let shared = (0..32)
+                .filter(|&at| second[at] == first[at + shift])
+                .count();
+            assert_eq!(shared, 0, "run 1 repeats run 0 moved along by {shift}");
+        }
+    }
+
+    #[test]
+    fn a_few_hours_of_past_still_give_each_run_its_own_arrivals() {
+        // Three hours of history: one stretch.
+        let now = Timestamp::from_secs(1_000_000);
+        let since = now - Duration::from_secs(3 * 3600);
+        let queue = WorkloadQueue {
+            recent: (0..18)
+                .map(|at| PastJob {
+                    submitted: since + Duration::from_secs(at * 600),
+                    nodes: 1 + at as u32,
+                    time_limit: Some(Duration::from_secs(3600)),
+                    run_time: Some(Duration::from_secs(1800)),
+                })
+                .collect(),
+            recent_since: Some(since),
+            ..WorkloadQueue::default()
+        };
+        let outlook = Outlook::learn(Some(&queue), now, 64);
+        let firsts: std::collections::BTreeSet<_> = (0..10)
+            .filter_map(|run| outlook.arrivals(now, 1.0, &mut Draws::for_run(run)).pop())
+            .map(|(at, shape)| {
+                assert!(at >= now);
+                (at, shape.nodes)
+            })
+            .collect();
+        assert!(firsts.len() > 5, "{firsts:?}");
     }
 
     #[test]
