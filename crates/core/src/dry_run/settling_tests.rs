@@ -41,6 +41,20 @@ fn half_busy(count: usize) -> DryRunInput {
     }
 }
 
+/// Whether the plan's p10–p90 is as narrow as the spread that settles a
+/// forecast.
+fn range_is_settled(plan: &DryRun) -> bool {
+    (plan.p90 - plan.p10).as_secs_f64() <= plan.estimated_duration.as_secs_f64() * 0.0025
+}
+
+/// Every boot takes the same time.
+fn certain_boots() -> DryRunAssumptions {
+    DryRunAssumptions {
+        boot_time_spread: 0.0,
+        ..DryRunAssumptions::default()
+    }
+}
+
 #[test]
 fn runs_that_agree_when_only_boots_are_uncertain_settle_the_forecast_at_three() {
     let plan = forecast(half_busy(600), &DryRunAssumptions::default());
@@ -53,11 +67,7 @@ fn runs_that_agree_when_only_boots_are_uncertain_settle_the_forecast_at_three() 
         plan.rationale
     );
     assert!(plan.p10 <= plan.estimated_duration && plan.estimated_duration <= plan.p90);
-    let spread = (plan.p90 - plan.p10).as_secs_f64();
-    assert!(
-        spread <= plan.estimated_duration.as_secs_f64() * 0.0025,
-        "{plan:#?}"
-    );
+    assert!(range_is_settled(&plan), "{plan:#?}");
 }
 
 #[test]
@@ -91,15 +101,10 @@ fn arrivals_make_every_run_even_when_the_first_runs_agree() {
         recent_since: Some(NOW - Duration::from_secs(86_400)),
         ..WorkloadQueue::default()
     });
-    let assumptions = DryRunAssumptions {
-        boot_time_spread: 0.0,
-        ..DryRunAssumptions::default()
-    };
-    let plan = forecast(input, &assumptions);
+    let plan = forecast(input, &certain_boots());
     assert_eq!(plan.samples, 15, "{:#?}", plan.rationale);
-    let spread = (plan.p90 - plan.p10).as_secs_f64();
     assert!(
-        spread <= plan.estimated_duration.as_secs_f64() * 0.0025,
+        range_is_settled(&plan),
         "the runs agree ({plan:#?}), and still all were made"
     );
 }
@@ -131,10 +136,6 @@ fn job_ends_to_draw_make_every_run_even_without_arrivals() {
             .collect(),
         ..WorkloadQueue::default()
     });
-    let assumptions = DryRunAssumptions {
-        boot_time_spread: 0.0,
-        ..DryRunAssumptions::default()
-    };
-    let plan = forecast(input, &assumptions);
+    let plan = forecast(input, &certain_boots());
     assert_eq!(plan.samples, 15, "{:#?}", plan.rationale);
 }
