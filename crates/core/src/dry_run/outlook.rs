@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_few_hours_of_past_still_give_each_run_its_own_arrivals() {
-        // Three hours of history: one stretch.
+        // Three hours of history, replayed from a point each run draws.
         let now = Timestamp::from_secs(1_000_000);
         let since = now - Duration::from_secs(3 * 3600);
         let queue = WorkloadQueue {

@@ -95,23 +95,18 @@ impl RunShares {
                 .0
                 .get(above)
                 .map(|share| (above, share.log_limit - target));
-            let next = match (lower, upper) {
-                (Some((at, near)), Some((_, far))) if near <= far => {
-                    below = at;
-                    at
-                }
-                (_, Some((at, _))) => {
-                    above += 1;
-                    at
-                }
-                (Some((at, _)), None) => {
-                    below = at;
-                    at
-                }
+            let (next, distance) = match (lower, upper) {
+                (Some(near), Some(far)) if near.1 <= far.1 => near,
+                (_, Some(far)) => far,
+                (Some(near), None) => near,
                 (None, None) => break,
             };
-            let Share { log_limit, ratio } = self.0[next];
-            let distance = (log_limit - target).abs();
+            if next < below {
+                below = next;
+            } else {
+                above += 1;
+            }
+            let ratio = self.0[next].ratio;
             if picked.len() >= NEIGHBOURS && distance > farthest {
                 break;
             }
