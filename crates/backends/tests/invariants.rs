@@ -45,14 +45,21 @@ fn policies() -> impl Strategy<Value = (serde_json::Value, u32)> {
         0usize..4,
         0u32..=2,
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(strategy, order, retries, steer_jobs)| {
+        .prop_map(|(strategy, order, retries, steer_jobs, reserve_ahead)| {
             let mut policy = serde_json::json!({
                 "strategy": strategy, "retries": retries, "steer_jobs": steer_jobs
             });
             match order {
                 0 => policy["order"] = "inventory".into(),
-                1 => policy["order"] = "drain_cost".into(),
+                1 => {
+                    policy["order"] = "drain_cost".into();
+                    // Only the sliding window in drain-cost order plans takes.
+                    if strategy == "continuous" && reserve_ahead {
+                        policy["reserve_ahead"] = true.into();
+                    }
+                }
                 2 => {
                     policy["order"] = "topology".into();
                     policy["spread"] = "blade".into();
@@ -178,13 +185,17 @@ fn run(scenario: &Scenario) -> Result<(), String> {
         if report.reboots_with_running_jobs != 0 {
             return Err("a node was rebooted while running jobs".into());
         }
-        // `steer_jobs`: every node has its own weight back, however it ended.
+        // `steer_jobs`: every node has its own weight back, however it
+        // ended; `reserve_ahead`: no node is left reserved.
         for node in sim.node_ids() {
             if sim.weight_of(&node) != Some(1) {
                 return Err(format!(
                     "node {node} left with weight {:?}",
                     sim.weight_of(&node)
                 ));
+            }
+            if let Some(from) = sim.reservation_of(&node) {
+                return Err(format!("node {node} left reserved from {from}"));
             }
         }
         match store.get(id).await.map_err(|e| e.to_string())? {

@@ -722,3 +722,156 @@ async fn image_features_after_reconfigure_and_a_slurmctld_restart() {
     assert_eq!(after_reconfigure, own, "reconfigure");
     assert_eq!(after_restart, own, "restart");
 }
+
+/// The lines of `scontrol -o show reservation` naming crus's reservations.
+fn crus_reservations(cluster: &SlurmCluster) -> Vec<String> {
+    cluster
+        .command("scontrol", &["-o", "show", "reservation"])
+        .lines()
+        .filter(|line| line.starts_with("ReservationName=crus_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Submits a one-node exclusive job with a limit of `minutes`; its id.
+fn submit_limited(cluster: &SlurmCluster, minutes: u32) -> String {
+    let limit = minutes.to_string();
+    let out = cluster.command(
+        "sbatch",
+        &[
+            "--parsable",
+            "--exclusive",
+            "-N",
+            "1",
+            "-t",
+            &limit,
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 300",
+        ],
+    );
+    out.trim().split(';').next().unwrap_or_default().to_string()
+}
+
+/// `reserve_ahead` on real Slurm: a node reserved from 20 minutes on runs
+/// a 5-minute job but not a 30-minute one; a reservation moves, one that
+/// has begun is made again, a site's own is never touched, they outlive a
+/// `slurmctld` restart, and removing them is idempotent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_keep_long_jobs_off_a_node_until_its_turn_and_are_removed() {
+    let mut cluster = SlurmCluster::start(2);
+    let slurm = manager(&cluster);
+    let ids: Vec<NodeId> = cluster
+        .nodes
+        .iter()
+        .map(|node| NodeId::from(node.as_str()))
+        .collect();
+    let (first, second) = (cluster.nodes[0].clone(), cluster.nodes[1].clone());
+    assert!(slurm.reservations_supported().is_ok());
+    let now = Timestamp::now();
+    slurm
+        .reserve_from(&[(ids[0].clone(), now + Duration::from_secs(20 * 60))])
+        .await
+        .unwrap();
+    let lines = crus_reservations(&cluster);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        slurm.reserved_nodes(&ids).await.unwrap(),
+        vec![ids[0].clone()]
+    );
+    assert!(
+        lines[0].contains(&format!("Nodes={first} ")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("MAINT") && lines[0].contains("IGNORE_JOBS"));
+
+    // Two 30-minute jobs: one runs on the free node, the other waits
+    // rather than outlast the reservation; a 5-minute job runs there.
+    let long = [submit_limited(&cluster, 30), submit_limited(&cluster, 30)];
+    cluster.wait_running(std::slice::from_ref(&long[0]));
+    let short = submit_limited(&cluster, 5);
+    cluster.wait_running(std::slice::from_ref(&short));
+    let on = |job: &str| cluster.command("squeue", &["-h", "-j", job, "-o", "%T %N"]);
+    assert_eq!(on(&long[0]).trim(), format!("RUNNING {second}"));
+    assert!(
+        on(&long[1]).trim().starts_with("PENDING"),
+        "{}",
+        on(&long[1])
+    );
+    assert_eq!(on(&short).trim(), format!("RUNNING {first}"));
+
+    // Moved: still one reservation, starting later.
+    let before = crus_reservations(&cluster);
+    slurm
+        .reserve_from(&[(ids[0].clone(), now + Duration::from_secs(40 * 60))])
+        .await
+        .unwrap();
+    let after = crus_reservations(&cluster);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(before, after, "the start moved");
+
+    // One that has begun cannot be moved in Slurm: it is made again, and
+    // the node reads as in service (reserved, not unknown).
+    slurm
+        .reserve_from(&[(ids[1].clone(), Timestamp::now())])
+        .await
+        .unwrap();
+    let states = slurm
+        .node_states(std::slice::from_ref(&ids[1]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            states[0].state,
+            WorkloadState::Allocated | WorkloadState::Idle
+        ),
+        "{states:?}"
+    );
+    slurm
+        .reserve_from(&[(ids[1].clone(), Timestamp::now() + Duration::from_secs(3600))])
+        .await
+        .unwrap();
+    let lines = crus_reservations(&cluster);
+    let second_line = lines
+        .iter()
+        .find(|line| line.contains(&format!("Nodes={second} ")))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(second_line.contains("State=INACTIVE"), "{second_line}");
+
+    // A site's own reservation is not crus's to remove.
+    cluster.command(
+        "scontrol",
+        &[
+            "create",
+            "reservation",
+            "ReservationName=site_keep",
+            &format!("Nodes={first}"),
+            "StartTime=now+7200",
+            "Duration=60",
+            "Flags=MAINT",
+            "Users=root",
+        ],
+    );
+    // Kept in slurmctld's saved state, which it writes within seconds of a
+    // change (one made just before a crash may be lost: the rollout reads
+    // its reservations back and sets lost ones again).
+    let saved = crus_reservations(&cluster);
+    std::thread::sleep(Duration::from_secs(8));
+    cluster.restart_slurmctld();
+    assert_eq!(crus_reservations(&cluster), saved);
+
+    slurm.unreserve(&ids).await.unwrap();
+    assert_eq!(crus_reservations(&cluster), Vec::<String>::new());
+    assert_eq!(
+        slurm.reserved_nodes(&ids).await.unwrap(),
+        Vec::<NodeId>::new()
+    );
+    slurm.unreserve(&ids).await.unwrap();
+    let all = cluster.command("scontrol", &["-o", "show", "reservation"]);
+    assert!(all.contains("ReservationName=site_keep"), "{all}");
+    for job in long.iter().chain([&short]) {
+        cluster.command("scancel", &[job]);
+    }
+}

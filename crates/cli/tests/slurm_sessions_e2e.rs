@@ -3,7 +3,8 @@
 //! scheduler see in Slurm itself (issues 20 and 21): nodes an administrator
 //! took out of service keep their state and exact reason through a session,
 //! a delete and a `kill -9` of crus; scheduling weights crus raises are
-//! restored whatever ends the session; image tags (`img_<template>`) are
+//! restored whatever ends the session; reservations crus makes
+//! (`reserve_ahead`) are removed whatever ends it; image tags (`img_<template>`) are
 //! on exactly the nodes a session upgraded, whatever ends it. Every assertion reads `scontrol` or
 //! `sinfo`; the server is the built binary, driven over HTTP only, booting
 //! with Slurm's own reboots (`slurm-reboot`).
@@ -862,4 +863,92 @@ async fn image_features_are_right_after_kill_9_and_after_a_delete() {
         "image tags after kill -9 and a delete in {:?}",
         started.elapsed()
     );
+}
+
+/// The names of crus's reservations in `scontrol show reservation`.
+fn crus_reservations(cluster: &SlurmCluster) -> Vec<String> {
+    cluster
+        .command("scontrol", &["-o", "show", "reservation"])
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|field| field.strip_prefix("ReservationName="))
+        .filter(|name| name.starts_with("crus_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (up to 20 s) until crus holds some reservation; returns them.
+async fn wait_some_reservation(cluster: &SlurmCluster) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let found = crus_reservations(cluster);
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no crus reservation after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The session body with `reserve_ahead`, two nodes a step.
+fn reserving_body() -> Value {
+    body(
+        2,
+        serde_json::json!({
+            "strategy": "continuous", "order": "drain_cost", "reserve_ahead": true
+        }),
+    )
+}
+
+/// Issue 20 on real Slurm: a session with `reserve_ahead` reserves the
+/// nodes still to upgrade (`crus_<node>` maintenance reservations) and
+/// leaves none when it completes after a `kill -9` of crus and its
+/// restart, or when it is deleted mid-session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_set_during_a_session_and_none_is_left_after_kill_9_or_a_delete() {
+    let started = Instant::now();
+    let mut cluster = SlurmCluster::start(6);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cluster);
+    let server = serve(&config, dir.path(), 0);
+    let http = client();
+
+    // A job on node006 keeps it for the session's last turn.
+    let holder = cluster.submit_running_job("node006", "sleep 25");
+    let id = create_session(&http, &server.url, Some(TOKEN), &reserving_body()).await;
+    let reserved = wait_some_reservation(&cluster).await;
+    assert!(
+        reserved.iter().all(|name| cluster
+            .nodes
+            .iter()
+            .any(|node| name == &format!("crus_{node}"))),
+        "{reserved:?}"
+    );
+    server.kill_9();
+    // A crash leaves them: only the restarted server can remove them.
+    assert!(!crus_reservations(&cluster).is_empty());
+    let server = serve(&config, dir.path(), 1);
+    let session = session_until(&http, &server, &id, SESSION_LIMIT, |s| {
+        s["completed"] == true
+    })
+    .await;
+    assert_eq!(session["state"], "READY", "{session:#}");
+    assert_eq!(
+        crus_reservations(&cluster),
+        Vec::<String>::new(),
+        "{session:#}"
+    );
+    let _ = holder;
+
+    let holder = cluster.submit_running_job("node006", "sleep 25");
+    let id = create_session(&http, &server.url, Some(TOKEN), &reserving_body()).await;
+    wait_some_reservation(&cluster).await;
+    delete_and_wait_gone(&http, &server, &id).await;
+    assert_eq!(crus_reservations(&cluster), Vec::<String>::new());
+    cluster.command("scancel", &[&holder]);
+    assert_eq!(server.terminate(), Some(0));
+    eprintln!("reservations on real Slurm in {:?}", started.elapsed());
 }

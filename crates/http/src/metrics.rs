@@ -680,6 +680,36 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Instrumented<T> {
         )
         .await
     }
+
+    fn reservations_supported(&self) -> crus_core::Result<()> {
+        self.inner.reservations_supported()
+    }
+
+    async fn reserve_from(
+        &self,
+        reservations: &[(NodeId, crus_core::Timestamp)],
+    ) -> crus_core::Result<()> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "reserve_from",
+            self.inner.reserve_from(reservations),
+        )
+        .await
+    }
+
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> crus_core::Result<Vec<NodeId>> {
+        self.observe(
+            WORKLOAD_MANAGER,
+            "reserved_nodes",
+            self.inner.reserved_nodes(nodes),
+        )
+        .await
+    }
+
+    async fn unreserve(&self, nodes: &[NodeId]) -> crus_core::Result<()> {
+        self.observe(WORKLOAD_MANAGER, "unreserve", self.inner.unreserve(nodes))
+            .await
+    }
 }
 
 #[async_trait]

@@ -285,6 +285,28 @@ impl<T: WorkloadManager + ?Sized> WorkloadManager for Faulty<T> {
         self.call("setting node features", self.inner.set_features(features))
             .await
     }
+
+    fn reservations_supported(&self) -> Result<()> {
+        self.inner.reservations_supported()
+    }
+
+    async fn reserve_from(&self, reservations: &[(NodeId, crus_core::Timestamp)]) -> Result<()> {
+        self.call("reserving nodes", self.inner.reserve_from(reservations))
+            .await
+    }
+
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+        self.call(
+            "reading node reservations",
+            self.inner.reserved_nodes(nodes),
+        )
+        .await
+    }
+
+    async fn unreserve(&self, nodes: &[NodeId]) -> Result<()> {
+        self.call("removing node reservations", self.inner.unreserve(nodes))
+            .await
+    }
 }
 
 #[async_trait]

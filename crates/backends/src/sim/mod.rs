@@ -29,6 +29,7 @@ mod model;
 mod node;
 mod ports;
 mod report;
+mod reservations;
 mod scaled_clock;
 mod scheduler;
 mod settings;

@@ -457,6 +457,10 @@ impl Model {
         if free.is_empty() {
             return;
         }
+        if self.nodes.iter().any(|node| node.reserved_from.is_some()) {
+            self.schedule_around_reservations(free);
+            return;
+        }
         let candidates: Vec<Candidate> = self
             .queue
             .iter()
@@ -487,7 +491,7 @@ impl Model {
     }
 
     /// What each running job gives back to service at its time limit.
-    fn releases(&self) -> Vec<Release> {
+    pub(super) fn releases(&self) -> Vec<Release> {
         self.running
             .values()
             .map(|running| Release {
@@ -501,7 +505,7 @@ impl Model {
             .collect()
     }
 
-    fn start_job(&mut self, job: Job, nodes: Vec<usize>) {
+    pub(super) fn start_job(&mut self, job: Job, nodes: Vec<usize>) {
         let number = self.next_job;
         self.next_job += 1;
         for &index in &nodes {

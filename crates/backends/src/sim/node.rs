@@ -44,6 +44,11 @@ pub(super) struct SimNode {
     /// default; left out of saved state when empty, as before they existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// When crus's reservation of it begins (`reserve_ahead`): as in Slurm,
+    /// a job starts on it only if its time limit ends by then. Left out of
+    /// saved state when none, as before reservations existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_from: Option<Timestamp>,
 }
 
 fn default_weight() -> u32 {
@@ -89,6 +94,7 @@ impl SimNode {
             weight: DEFAULT_WEIGHT,
             image: None,
             features: Vec::new(),
+            reserved_from: None,
         }
     }
 

@@ -433,6 +433,22 @@ impl WorkloadManager for SimCluster {
     async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
         self.change(|model| model.set_features(features)).await
     }
+
+    fn reservations_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn reserve_from(&self, reservations: &[(NodeId, Timestamp)]) -> Result<()> {
+        self.change(|model| model.reserve_from(reservations)).await
+    }
+
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+        self.lock().reserved_nodes(nodes)
+    }
+
+    async fn unreserve(&self, nodes: &[NodeId]) -> Result<()> {
+        self.change(|model| model.unreserve(nodes)).await
+    }
 }
 
 #[async_trait]

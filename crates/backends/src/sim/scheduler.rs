@@ -100,7 +100,7 @@ pub(super) fn easy_backfill(
 
 /// The head's reservation: the earliest time `needed` nodes are free, and how
 /// many nodes beyond `needed` are free then. `None` when that never happens.
-fn reserve(
+pub(super) fn reserve(
     free_nodes: usize,
     needed: usize,
     mut releases: Vec<Release>,

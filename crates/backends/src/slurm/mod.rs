@@ -35,6 +35,7 @@ mod names;
 mod parse;
 mod queue;
 mod reboot;
+mod reservations;
 mod settings;
 mod weights;
 
@@ -554,6 +555,22 @@ impl WorkloadManager for SlurmWorkloadManager {
 
     async fn set_features(&self, features: &[(NodeId, Vec<String>)]) -> Result<()> {
         self.write_features(features).await
+    }
+
+    fn reservations_supported(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn reserve_from(&self, reservations: &[(NodeId, Timestamp)]) -> Result<()> {
+        self.write_reservations(reservations).await
+    }
+
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+        self.read_reservations(nodes).await
+    }
+
+    async fn unreserve(&self, nodes: &[NodeId]) -> Result<()> {
+        self.remove_reservations(nodes).await
     }
 
     async fn node_states(&self, nodes: &[NodeId]) -> Result<Vec<WorkloadNode>> {

@@ -136,6 +136,9 @@ pub(crate) fn map_state(slurm_state: &str) -> MappedState {
         "COMPLETING" => ("IDLE", false, false, true),
         "ALLOC" => ("ALLOCATED", false, false, false),
         "REBOOT" | "REBOOT_ISSUED" | "REBOOT_REQUESTED" => ("IDLE", false, false, false),
+        // An idle node in a reservation (`reserve_ahead`'s maintenance one,
+        // or a site's), or held for a pending job: in service, running nothing.
+        "MAINT" | "RESV" | "RESERVED" | "PLANNED" => ("IDLE", false, false, false),
         other => (other, false, false, false),
     };
     let drain = drain || has("DRAIN");
@@ -386,6 +389,11 @@ NodeName=node003 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 State=IDLE 
             ("IDLE+DRAIN+REBOOT_REQUESTED", (Drained, true)),
             ("DOWN+DRAIN+REBOOT_ISSUED", (Down, true)),
             ("IDLE+REBOOT_REQUESTED", (Idle, true)),
+            ("IDLE+MAINT", (Idle, true)),
+            ("IDLE+RESERVED", (Idle, true)),
+            ("MIXED+MAINT", (Allocated, true)),
+            ("IDLE+DRAIN+MAINT", (Drained, true)),
+            ("IDLE+PLANNED", (Idle, true)),
             ("FUTURE", (Unknown, true)),
             ("UNKNOWN", (Unknown, true)),
             ("SOMETHING_NEW", (Unknown, true)),
@@ -409,6 +417,10 @@ NodeName=node003 Arch=x86_64 CoresPerSocket=2  CPUAlloc=0 CPUEfctv=2 State=IDLE 
             ("down*", (Down, false)),
             ("reboot", (Idle, true)),
             ("reboot^", (Idle, true)),
+            ("maint", (Idle, true)),
+            ("maint*", (Idle, false)),
+            ("resv", (Idle, true)),
+            ("planned", (Idle, true)),
         ] {
             assert_eq!(mapped(slurm), expected, "{slurm}");
         }

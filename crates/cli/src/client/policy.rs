@@ -90,12 +90,13 @@ pub struct PolicyArgs {
     /// Steer new jobs to upgraded nodes: the nodes still to upgrade get a
     /// higher scheduling weight (Slurm `Weight`) until each returns, then
     /// their own back. For the shortest upgrade: --strategy continuous
-    /// --order drain-cost --steer-jobs (efficiency bench: 0.50-0.70x of
-    /// CRUS's upgrade time, 1.6-3.3x the lower bound). For the least
-    /// disturbance to jobs: --strategy continuous --order drain-cost
-    /// --steer-jobs (0.23-0.96x of the job waiting CRUS added; adding
-    /// --drain-ahead cut it further only on the busy trace at step 8, 0.44x,
-    /// and added to it elsewhere). See BENCHMARKS.md.
+    /// --order drain-cost --steer-jobs --reserve-ahead (efficiency bench:
+    /// 0.32-0.43x of CRUS's upgrade time, 1.02-2.18x the lower bound). For
+    /// the least disturbance to jobs: the same on a busy machine (0.33-0.64x
+    /// of the job waiting CRUS added); where nodes stand idle and nothing
+    /// queues, --strategy continuous --order drain-cost --steer-jobs alone
+    /// (0.23-0.96x; reservations make long jobs wait there). See
+    /// BENCHMARKS.md.
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
     /// Leave alone the nodes the boot service says already run the
@@ -117,6 +118,17 @@ pub struct PolicyArgs {
     /// the step size).
     #[arg(long, value_name = "N", requires = "drain_ahead", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Rollout policy")]
     pub max_draining: Option<u32>,
+    /// With `--strategy continuous --order drain-cost`: reserve each node
+    /// still to upgrade (a Slurm maintenance reservation) from when the
+    /// session plans to take it, so only jobs that end by then start there
+    /// and the node is quiet when its turn comes; each reservation goes
+    /// when its node is taken, and all when the session pauses, halts or
+    /// ends. Refused where the workload manager cannot reserve nodes.
+    /// Efficiency bench, with --steer-jobs: 0.32-0.43x of CRUS's upgrade
+    /// time, 1.02-2.18x the lower bound; on a machine with an empty queue
+    /// long jobs wait for upgraded nodes (see --steer-jobs).
+    #[arg(long, help_heading = "Rollout policy")]
+    pub reserve_ahead: bool,
     /// Tag each node the session upgrades with the Slurm feature naming its
     /// image (`img_<template>`, the old `img_*` removed), so multi-node jobs
     /// can ask for one image with `--constraint=img_<template>`; the other
@@ -225,6 +237,7 @@ impl PolicyArgs {
             steer_jobs: self.steer_jobs.then_some(true),
             drain_ahead: self.drain_ahead.then_some(true),
             max_draining: self.max_draining,
+            reserve_ahead: self.reserve_ahead.then_some(true),
             gates: (!gates.is_empty()).then_some(gates),
             max_hold: self.max_hold.clone(),
             skip_matching: self.skip_matching.then_some(true),
@@ -477,6 +490,25 @@ mod tests {
                 "order": "drain_cost",
                 "drain_ahead": true,
                 "max_draining": 4
+            })
+        );
+    }
+
+    #[test]
+    fn the_reserve_ahead_flag_fills_the_policy() {
+        let args = PolicyArgs {
+            strategy: Some(Strategy::Continuous),
+            order: Some(Order::DrainCost),
+            reserve_ahead: true,
+            ..PolicyArgs::default()
+        };
+        let request = args.to_request().unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({
+                "strategy": "continuous",
+                "order": "drain_cost",
+                "reserve_ahead": true
             })
         );
     }

@@ -378,6 +378,12 @@ impl Controller {
                 .or_default()
                 .push(refusal);
         }
+        if let Some(refusal) = self.reserve_ahead_refusal(&spec, base) {
+            errors
+                .entry("policy.reserve_ahead".to_string())
+                .or_default()
+                .push(refusal);
+        }
         if let Some(refusal) = self.min_available_refusal(&spec, base) {
             errors
                 .entry("policy.min_available".to_string())

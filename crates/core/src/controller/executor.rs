@@ -190,6 +190,17 @@ pub async fn execute(ports: &Ports, action: &Action) -> Result<ActionOutput> {
             ports.workload_manager.set_weights(weights).await?;
             Ok(ActionOutput::Done)
         }
+        Action::Reserve { reservations } => {
+            ports.workload_manager.reserve_from(reservations).await?;
+            Ok(ActionOutput::Done)
+        }
+        Action::ReadReservations { nodes } => Ok(ActionOutput::Reserved(
+            ports.workload_manager.reserved_nodes(nodes).await?,
+        )),
+        Action::Unreserve { nodes } => {
+            ports.workload_manager.unreserve(nodes).await?;
+            Ok(ActionOutput::Done)
+        }
         Action::ReadFeatures { nodes } => {
             let features = ports.workload_manager.node_features(nodes).await?;
             if features.len() != nodes.len() {

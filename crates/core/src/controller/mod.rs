@@ -18,12 +18,12 @@ mod dry_runs;
 mod events;
 mod executor;
 mod foreign_wait;
-mod image_features;
 mod options;
 mod refusals;
 mod retry;
 mod skip_matching;
 mod stored_events;
+mod wlm_capabilities;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

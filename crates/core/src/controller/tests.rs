@@ -1117,6 +1117,32 @@ async fn skip_matching_is_refused_where_the_boot_orchestrator_cannot_read_images
 }
 
 #[tokio::test(start_paused = true)]
+async fn reserve_ahead_is_refused_where_the_workload_manager_cannot_reserve_nodes() {
+    let mut boot = MockBoot::new();
+    boot.expect_template_exists().returning(|_| Ok(true));
+    // The mock keeps the trait's default: it cannot reserve nodes.
+    let (controller, store) = controller(friendly_inventory(), MockWlm::new(), boot);
+    let mut asked = spec();
+    asked.policy = Some(crate::session::PolicyRequest {
+        strategy: Some(crate::rollout::Strategy::Continuous),
+        order: Some(crate::rollout::Order::DrainCost),
+        reserve_ahead: Some(true),
+        ..Default::default()
+    });
+    let errors = match controller.admit(AdmissionRequest::new(asked)).await {
+        Err(AdmissionRefusal::Invalid(errors)) => errors,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let message = &errors["policy.reserve_ahead"][0];
+    assert!(
+        message.contains("This workload manager cannot reserve nodes"),
+        "{message}"
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(store.list().await.unwrap().is_empty(), "nothing created");
+}
+
+#[tokio::test(start_paused = true)]
 async fn image_features_are_refused_where_the_workload_manager_cannot_set_features() {
     let mut boot = MockBoot::new();
     boot.expect_template_exists().returning(|_| Ok(true));

@@ -58,6 +58,9 @@ struct Node {
     held: Option<(WorkloadState, String)>,
     /// Its scheduling weight: Slurm's default until `steer_jobs` sets one.
     weight: u32,
+    /// When crus's reservation of it begins (`reserve_ahead`): only jobs
+    /// whose limits end by then start on it.
+    reserved_from: Option<Timestamp>,
 }
 
 impl Default for Node {
@@ -70,6 +73,7 @@ impl Default for Node {
             trace: NodeTrace::default(),
             held: None,
             weight: DEFAULT_WEIGHT,
+            reserved_from: None,
         }
     }
 }
@@ -136,6 +140,9 @@ pub(super) struct Machine {
     /// Whether any weight was set: until then every node has the default
     /// and the free nodes need no sorting.
     weights_set: bool,
+    /// Whether crus reserved any node (`reserve_ahead`): until then no
+    /// free node is refused to any job.
+    reserving: bool,
     /// Nodes whose workload state changed (or will, at a boot's end) since
     /// the engine was last told, with when: the engine's reads then leave
     /// out the nodes that did not change (`Rollout::workload_changed`).
@@ -192,6 +199,7 @@ impl Machine {
             initial_jobs: 0,
             images: HashMap::new(),
             weights_set: false,
+            reserving: false,
             changes: Vec::new(),
             finished_boots_only: false,
         };

@@ -141,6 +141,15 @@ fn reading_only_what_changed_gives_the_forecast_of_whole_reads() {
             6,
         ),
         (
+            "steer_jobs+reserve_ahead",
+            RolloutPolicy {
+                steer_jobs: true,
+                reserve_ahead: true,
+                ..continuous(Order::DrainCost)
+            },
+            6,
+        ),
+        (
             "health soak, foreign nodes skipped",
             RolloutPolicy {
                 health: Some(HealthGate {

@@ -134,6 +134,57 @@ pub trait WorkloadManager: Send + Sync {
         Ok(())
     }
 
+    /// Whether this backend can reserve nodes from a time on at all, asked
+    /// without IO when a session with `reserve_ahead` is created (refused
+    /// with 422 when not). The default answers
+    /// [`crate::error::Error::NotSupported`], as
+    /// [`WorkloadManager::reserve_from`] does; a backend overriding that
+    /// overrides this too.
+    fn reservations_supported(&self) -> Result<()> {
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reserving nodes",
+        })
+    }
+
+    /// Reserves each node for crus from the time given on (`reserve_ahead`:
+    /// when the session plans to take it), so the scheduler starts there
+    /// only jobs whose time limits end by then; jobs running past it are
+    /// left to run. Replaces any reservation crus set on the node before
+    /// (one per node). Persistent in the workload manager (Slurm keeps its
+    /// reservations across a restart) until [`WorkloadManager::unreserve`].
+    /// Idempotent.
+    async fn reserve_from(&self, reservations: &[(NodeId, Timestamp)]) -> Result<()> {
+        let _ = reservations;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reserving nodes",
+        })
+    }
+
+    /// Which of `nodes` carry a reservation crus set, in the order asked.
+    /// Read only. Slurm saves its reservations within seconds, so one set
+    /// just before `slurmctld` crashes may be lost: the rollout reads its
+    /// reservations back now and then and sets those lost again.
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+        let _ = nodes;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "reading node reservations",
+        })
+    }
+
+    /// Removes the reservation crus set on each of `nodes`, if any; a node
+    /// without one is left as it is, and reservations anyone else made are
+    /// never touched. Idempotent.
+    async fn unreserve(&self, nodes: &[NodeId]) -> Result<()> {
+        let _ = nodes;
+        Err(crate::error::Error::NotSupported {
+            backend: "workload manager",
+            operation: "removing node reservations",
+        })
+    }
+
     /// Whether this backend can read and set node features at all, asked
     /// without IO when a session with `image_features` is created (refused
     /// with 422 when not). The default answers

@@ -12,6 +12,7 @@ use crate::ports::{
     BootHandle, BootRequest, GateCheck, GateVerdict, HealthCheck, HookRequest, NodeBootStatus,
     NodeImage, PowerOperation, WorkloadNode, WorkloadState,
 };
+use crate::time::Timestamp;
 
 /// Identifies an action while it is in flight (not persisted: a resumed
 /// rollout derives its owed actions afresh).
@@ -142,6 +143,25 @@ pub enum Action {
         /// Each node with the weight it gets.
         weights: Vec<(NodeId, u32)>,
     },
+    /// Reserve each node from the time given on (`reserve_ahead`: when the
+    /// session plans to take it), replacing the reservation crus set on it
+    /// before. Answer: [`ActionOutput::Done`].
+    Reserve {
+        /// Each node with the time its reservation starts.
+        reservations: Vec<(NodeId, Timestamp)>,
+    },
+    /// Read which of `nodes` still carry crus's reservation
+    /// (`reserve_ahead`). Answer: [`ActionOutput::Reserved`].
+    ReadReservations {
+        /// Nodes to ask about.
+        nodes: Vec<NodeId>,
+    },
+    /// Remove the reservations crus set on `nodes` (`reserve_ahead`), if
+    /// any. Answer: [`ActionOutput::Done`].
+    Unreserve {
+        /// Nodes whose reservations go.
+        nodes: Vec<NodeId>,
+    },
     /// Read the features of `nodes` (`image_features`). Answer:
     /// [`ActionOutput::Features`].
     ReadFeatures {
@@ -240,6 +260,15 @@ impl Action {
                     count_nodes(weights.len())
                 )
             }
+            Action::Reserve { reservations } => {
+                format!("reserving {}", count_nodes(reservations.len()))
+            }
+            Action::ReadReservations { nodes } => {
+                format!("reading the reservations of {}", count_nodes(nodes.len()))
+            }
+            Action::Unreserve { nodes } => {
+                format!("removing the reservations of {}", count_nodes(nodes.len()))
+            }
             Action::ReadFeatures { nodes } => {
                 format!("reading the features of {}", count_nodes(nodes.len()))
             }
@@ -294,6 +323,8 @@ pub enum ActionOutput {
     Weights(Vec<(NodeId, u32)>),
     /// Node features, by node.
     Features(Vec<(NodeId, Vec<String>)>),
+    /// The nodes asked about that carry crus's reservation.
+    Reserved(Vec<NodeId>),
     /// What each alert gate answered.
     Gates(Vec<GateVerdict>),
     /// A hook ran: `None` when it succeeded, why it failed otherwise.

@@ -56,9 +56,12 @@ impl Rollout {
             }
             // Deleting, nodes in flight finish and the others go back.
             Lifecycle::Running { .. } | Lifecycle::Cancelling => self.advance_running(now),
-            Lifecycle::Cleanup if self.weights_owed() || self.features_owed() => {
+            Lifecycle::Cleanup
+                if self.weights_owed() || self.features_owed() || self.reservations_owed() =>
+            {
                 self.queue_weight_actions(now);
                 self.queue_feature_actions(now);
+                self.queue_reservation_actions(now);
             }
             Lifecycle::Cleanup => {
                 if self.idle_at_session_level(now) {
@@ -139,6 +142,7 @@ impl Rollout {
         self.queue_ahead_returns(now);
         self.queue_weight_actions(now);
         self.queue_feature_actions(now);
+        self.queue_reservation_actions(now);
         self.queue_gate_check(now);
     }
 

@@ -25,7 +25,10 @@ impl Rollout {
                 self.timers.earliest(|timer, _| {
                     matches!(
                         timer,
-                        Timer::SessionRetry | Timer::WeightRetry | Timer::FeatureRetry
+                        Timer::SessionRetry
+                            | Timer::WeightRetry
+                            | Timer::FeatureRetry
+                            | Timer::ReserveRetry
                     )
                 })
             }
@@ -47,11 +50,13 @@ impl Rollout {
                     | Timer::BootRate
                     | Timer::WeightRetry
                     | Timer::FeatureRetry
+                    | Timer::ReserveRetry
                     | Timer::DrainTimeout(_)
                     | Timer::ForeignWait(_)
                     | Timer::HoldExpires => true,
                     Timer::WeightCheck => self.weight_check_armed(),
                     Timer::FeatureCheck => self.feature_check_armed(),
+                    Timer::ReservationCheck => self.reservation_check_armed(),
                     Timer::GatePoll => gates_armed,
                     // A deadline already judged waits for an observation
                     // asked for since (its poll is due or in flight).
@@ -94,6 +99,7 @@ impl Rollout {
                         | Timer::BootPoll { .. }
                         | Timer::WeightCheck
                         | Timer::FeatureCheck
+                        | Timer::ReservationCheck
                 )
             },
             first_at_or_after,

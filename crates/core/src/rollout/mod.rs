@@ -52,6 +52,7 @@ mod owed;
 mod policy;
 mod read_changes;
 mod record;
+mod reserve_ahead;
 mod revert_on_halt;
 mod rollback;
 mod said;
@@ -89,6 +90,9 @@ pub use node_list::NodeList;
 pub use node_moves::{NodeInput, RefusedMove};
 pub use policy::{
     Canary, Domain, FailureBudget, HealthGate, OnDrainTimeout, Order, RolloutPolicy, Strategy,
+};
+pub use reserve_ahead::{
+    FIRST_ROUND_GUESS, RESERVATION_CHECK_INTERVAL, RESERVATION_SLACK, reserve_ahead_errors,
 };
 pub use revert_on_halt::RevertOnHalt;
 pub use rollback::{Rollback, RollbackTrigger};
@@ -228,6 +232,9 @@ pub struct Rollout {
     weights_touched: BTreeSet<usize>,
     /// Whether the session was steering when the nodes were last looked over.
     weights_scanned_steering: bool,
+    /// The reservations this process set and the plan they follow
+    /// (`reserve_ahead`). Not persisted: see `reserve_ahead.rs`.
+    reservations: reserve_ahead::Reservations,
     /// The features this process set on each node (`image_features`). Not
     /// persisted: after a restart every node's features are set again.
     features_set: BTreeMap<usize, Vec<String>>,
@@ -358,6 +365,7 @@ impl Rollout {
             weights_rescan: true,
             weights_touched: BTreeSet::new(),
             weights_scanned_steering: false,
+            reservations: reserve_ahead::Reservations::default(),
             features_set: BTreeMap::new(),
             image_features_unsupported: false,
             features_verified: false,

@@ -102,6 +102,7 @@ impl Rollout {
             };
             self.note_read(node, report, now);
             self.observe_ahead(node, report);
+            self.reservation_node_read(node, report);
             if self.observe_foreign(node, report, now) {
                 self.note_availability(node, report);
                 continue;
@@ -182,6 +183,7 @@ impl Rollout {
             }
         }
         if saw_pending {
+            self.reservation_costs_read();
             self.pending_costs_at = Some(now);
             self.want_pending_costs = false;
             if self.first_read_owed {

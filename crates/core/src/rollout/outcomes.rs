@@ -201,6 +201,11 @@ impl Rollout {
                 self.features_read(now, &features);
             }
             (Action::SetFeatures { features }, Ok(_)) => self.features_applied(&features),
+            (Action::Reserve { reservations }, Ok(_)) => self.reservations_applied(&reservations),
+            (Action::Unreserve { nodes }, Ok(_)) => self.reservations_removed(&nodes),
+            (Action::ReadReservations { nodes }, Ok(ActionOutput::Reserved(reserved))) => {
+                self.reservations_read(now, &nodes, &reserved);
+            }
             (Action::ClearUpgradingGroup { .. }, Ok(_)) => self.finish(now),
             (action, Ok(output)) => {
                 tracing::warn!(
@@ -338,6 +343,9 @@ impl Rollout {
             }
             Action::ReadFeatures { .. } | Action::SetFeatures { .. } => {
                 self.features_refused(now, &action, error);
+            }
+            Action::Reserve { .. } | Action::Unreserve { .. } | Action::ReadReservations { .. } => {
+                self.reservations_refused(now, &action, error);
             }
             Action::CheckGates { gates } => {
                 // Gates fail closed: one that could not be asked blocks.

@@ -159,6 +159,13 @@ pub struct RolloutPolicy {
     /// `None` is the step size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_draining: Option<u32>,
+    /// Reserve ahead (with `strategy: continuous` and `order: drain_cost`):
+    /// each node still to upgrade is reserved in the workload manager from
+    /// the time the session plans to take it, so the scheduler starts there
+    /// only jobs that end by then, and the node is quiet when its place in
+    /// the step frees (see `rollout/reserve_ahead.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reserve_ahead: bool,
     /// Tag each node this session upgrades with the workload-manager
     /// feature naming its image (`img_<template>`, replacing any older
     /// `img_*`), so jobs can ask (`--constraint`) to run on one image; the
@@ -201,6 +208,7 @@ impl Default for RolloutPolicy {
             skip_matching: false,
             drain_ahead: false,
             max_draining: None,
+            reserve_ahead: false,
             image_features: false,
             hooks: Vec::new(),
         }

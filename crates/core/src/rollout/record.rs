@@ -59,6 +59,7 @@ impl Rollout {
         let id = record.id.clone();
         self.dirty = true;
         self.note_pending_move(node, from, phase);
+        self.reservation_node_moved(node, from, phase, now);
         // A node's timers exist only in these phases: a move that neither
         // enters nor leaves one has none to set or clear (most moves, and
         // each costs map lookups).

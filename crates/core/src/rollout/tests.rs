@@ -1450,6 +1450,7 @@ mod image_tags;
 mod matching;
 mod migration;
 mod properties;
+mod reserve_ahead;
 mod revert_on_halt;
 mod rollback;
 mod state_timers;

@@ -52,6 +52,11 @@ pub(super) enum Timer {
     /// The features set are read back (`image_features`), to set again any
     /// the workload manager lost.
     FeatureCheck,
+    /// A refused reservation or its removal (`reserve_ahead`) may be tried again.
+    ReserveRetry,
+    /// The reservations set are read back (`reserve_ahead`), to set again
+    /// any the workload manager lost.
+    ReservationCheck,
     /// The alert gates are asked again.
     GatePoll,
     /// The node at this index, booting or verifying and not healthy yet, is

@@ -93,6 +93,11 @@ pub struct PolicyRequest {
     /// (1 or more; default the step size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_draining: Option<u32>,
+    /// Reserve each node still to upgrade from the time the session plans
+    /// to take it, so only jobs that end by then start there (needs
+    /// `strategy: continuous` and `order: drain_cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_ahead: Option<bool>,
     /// Alert gates, in addition to the server's: each
     /// `{"prometheus": URL, "query": "...", "block_when": "nonempty"}` or
     /// `{"alertmanager": URL, "filter": ["severity=critical"]}`.
@@ -194,6 +199,7 @@ impl PolicyRequest {
             "steer_jobs" => self.steer_jobs = parse(value)?,
             "drain_ahead" => self.drain_ahead = parse(value)?,
             "max_draining" => self.max_draining = parse(value)?,
+            "reserve_ahead" => self.reserve_ahead = parse(value)?,
             "gates" => self.gates = parse_gates(value)?,
             "max_hold" => self.max_hold = parse_duration(value)?,
             "skip_matching" => self.skip_matching = parse(value)?,
@@ -326,6 +332,11 @@ impl PolicyRequest {
             self.strategy,
             self.order,
         ));
+        errors.extend(crate::rollout::reserve_ahead_errors(
+            self.reserve_ahead,
+            self.strategy,
+            self.order,
+        ));
         for window in self.windows.iter().flatten() {
             if let Err(message) = window.validate() {
                 errors.push(("windows", message));
@@ -381,6 +392,7 @@ impl PolicyRequest {
             skip_matching: self.skip_matching.unwrap_or(defaults.skip_matching),
             drain_ahead: self.drain_ahead.unwrap_or(defaults.drain_ahead),
             max_draining: self.max_draining.or(defaults.max_draining),
+            reserve_ahead: self.reserve_ahead.unwrap_or(defaults.reserve_ahead),
             image_features: self.image_features.unwrap_or(defaults.image_features),
             hooks: self.hooks.clone().unwrap_or_else(|| defaults.hooks.clone()),
         }

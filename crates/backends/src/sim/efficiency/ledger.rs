@@ -240,6 +240,24 @@ impl WorkloadManager for ObservedPorts {
         let result = WorkloadManager::set_features(self.cluster(), features).await;
         self.observed(result)
     }
+
+    fn reservations_supported(&self) -> Result<()> {
+        WorkloadManager::reservations_supported(self.cluster())
+    }
+
+    async fn reserve_from(&self, reservations: &[(NodeId, Timestamp)]) -> Result<()> {
+        let result = WorkloadManager::reserve_from(self.cluster(), reservations).await;
+        self.observed(result)
+    }
+
+    async fn reserved_nodes(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>> {
+        WorkloadManager::reserved_nodes(self.cluster(), nodes).await
+    }
+
+    async fn unreserve(&self, nodes: &[NodeId]) -> Result<()> {
+        let result = WorkloadManager::unreserve(self.cluster(), nodes).await;
+        self.observed(result)
+    }
 }
 
 #[async_trait]

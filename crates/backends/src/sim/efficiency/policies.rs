@@ -44,11 +44,17 @@ pub enum Policy {
     ContinuousDrainCostAhead,
     /// `continuous+drain_cost+steer_jobs` with `drain_ahead`.
     ContinuousDrainCostSteerAhead,
+    /// `continuous+drain_cost` with `reserve_ahead`: each node still to
+    /// upgrade is reserved from when the session plans to take it, so only
+    /// jobs that end by then start on it.
+    ContinuousDrainCostReserve,
+    /// `continuous+drain_cost+steer_jobs` with `reserve_ahead`.
+    ContinuousDrainCostSteerReserve,
 }
 
 impl Policy {
     /// Every policy, in the order they are reported.
-    pub const ALL: [Policy; 7] = [
+    pub const ALL: [Policy; 9] = [
         Policy::CrusStrict,
         Policy::StepsDrainCost,
         Policy::ContinuousDrainCost,
@@ -56,6 +62,8 @@ impl Policy {
         Policy::ContinuousDrainCostSteer,
         Policy::ContinuousDrainCostAhead,
         Policy::ContinuousDrainCostSteerAhead,
+        Policy::ContinuousDrainCostReserve,
+        Policy::ContinuousDrainCostSteerReserve,
     ];
 
     /// Its name in the table and the JSON file.
@@ -68,6 +76,10 @@ impl Policy {
             Policy::ContinuousDrainCostSteer => "continuous+drain_cost+steer_jobs",
             Policy::ContinuousDrainCostAhead => "continuous+drain_cost+drain_ahead",
             Policy::ContinuousDrainCostSteerAhead => "continuous+drain_cost+steer_jobs+drain_ahead",
+            Policy::ContinuousDrainCostReserve => "continuous+drain_cost+reserve_ahead",
+            Policy::ContinuousDrainCostSteerReserve => {
+                "continuous+drain_cost+steer_jobs+reserve_ahead"
+            }
         }
     }
 
@@ -83,7 +95,17 @@ impl Policy {
     fn steers_jobs(self) -> bool {
         matches!(
             self,
-            Policy::ContinuousDrainCostSteer | Policy::ContinuousDrainCostSteerAhead
+            Policy::ContinuousDrainCostSteer
+                | Policy::ContinuousDrainCostSteerAhead
+                | Policy::ContinuousDrainCostSteerReserve
+        )
+    }
+
+    /// Whether it reserves nodes ahead of their turn (`reserve_ahead`).
+    fn reserves_ahead(self) -> bool {
+        matches!(
+            self,
+            Policy::ContinuousDrainCostReserve | Policy::ContinuousDrainCostSteerReserve
         )
     }
 
@@ -98,7 +120,9 @@ impl Policy {
             }
             Policy::ContinuousDrainCostSteer
             | Policy::ContinuousDrainCostAhead
-            | Policy::ContinuousDrainCostSteerAhead => {
+            | Policy::ContinuousDrainCostSteerAhead
+            | Policy::ContinuousDrainCostReserve
+            | Policy::ContinuousDrainCostSteerReserve => {
                 (Strategy::Continuous, Order::DrainCost, None)
             }
         };
@@ -110,6 +134,7 @@ impl Policy {
             steer_jobs: self.steers_jobs(),
             // max_draining left out: the step size.
             drain_ahead: self.drains_ahead(),
+            reserve_ahead: self.reserves_ahead(),
             ..RolloutPolicy::default()
         }
     }

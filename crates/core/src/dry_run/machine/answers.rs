@@ -156,6 +156,34 @@ impl Machine {
                 }
                 ActionOutput::Done
             }
+            Action::Reserve { reservations } => {
+                self.reserving = true;
+                for (node, from) in reservations {
+                    if let Some(&position) = self.index.get(node) {
+                        self.nodes[position].reserved_from = Some(*from);
+                    }
+                }
+                ActionOutput::Done
+            }
+            Action::ReadReservations { nodes } => ActionOutput::Reserved(
+                nodes
+                    .iter()
+                    .filter(|node| {
+                        self.index
+                            .get(*node)
+                            .is_some_and(|&position| self.nodes[position].reserved_from.is_some())
+                    })
+                    .cloned()
+                    .collect(),
+            ),
+            Action::Unreserve { nodes } => {
+                for node in nodes {
+                    if let Some(&position) = self.index.get(node) {
+                        self.nodes[position].reserved_from = None;
+                    }
+                }
+                ActionOutput::Done
+            }
             // Nor node features: every node reads as having none.
             Action::ReadFeatures { nodes } => ActionOutput::Features(
                 nodes

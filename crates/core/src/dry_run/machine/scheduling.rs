@@ -115,7 +115,7 @@ impl Machine {
         let mut free = VecDeque::from(free);
         // First come, first served while jobs fit.
         while let Some(job) = self.queue.front().copied() {
-            if job.nodes > free.len() {
+            if !self.fits(&job, &free) {
                 break;
             }
             self.queue.pop_front();
@@ -159,7 +159,7 @@ impl Machine {
         let mut position = 1;
         while position < self.queue.len() && !free.is_empty() {
             let job = self.queue[position];
-            let fits = job.nodes <= free.len();
+            let fits = self.fits(&job, &free);
             let ends_in_time = match (shadow, job.limit) {
                 (None, _) => true,
                 (Some(shadow), Some(limit)) => self.now + limit <= shadow,
@@ -177,8 +177,43 @@ impl Machine {
         }
     }
 
+    /// Whether a job limited to `limit` may start on `node` now, by crus's
+    /// reservation of it: as in Slurm, only if it ends by its limit before
+    /// the reservation begins.
+    fn reservation_allows(&self, node: usize, limit: Option<std::time::Duration>) -> bool {
+        match self.nodes[node].reserved_from {
+            None => true,
+            Some(from) => limit.is_some_and(|limit| self.now + limit <= from),
+        }
+    }
+
+    /// Whether `job` may start now on nodes of `free`.
+    fn fits(&self, job: &Waiting, free: &VecDeque<usize>) -> bool {
+        if !self.reserving {
+            return job.nodes <= free.len();
+        }
+        free.iter()
+            .filter(|&&node| self.reservation_allows(node, job.limit))
+            .take(job.nodes)
+            .count()
+            == job.nodes
+    }
+
     pub(super) fn start(&mut self, job: Waiting, free: &mut VecDeque<usize>) {
-        let nodes: Vec<usize> = free.drain(..job.nodes.min(free.len())).collect();
+        let nodes: Vec<usize> = if self.reserving {
+            // The first free nodes, in weight order, the reservations let it have.
+            let mut chosen = Vec::with_capacity(job.nodes);
+            free.retain(|&node| {
+                let take = chosen.len() < job.nodes && self.reservation_allows(node, job.limit);
+                if take {
+                    chosen.push(node);
+                }
+                !take
+            });
+            chosen
+        } else {
+            free.drain(..job.nodes.min(free.len())).collect()
+        };
         let ends_by = job.limit.map(|limit| self.now + limit);
         let ends = self.now + job.runs;
         self.add_job(ends, ends_by, nodes);

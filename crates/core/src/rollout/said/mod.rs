@@ -225,6 +225,10 @@ pub(super) enum Said {
     FeaturesLost,
     /// The workload manager cannot set node features.
     FeaturesUnsupported { error: String },
+    /// The workload manager cannot reserve nodes.
+    ReservationsUnsupported { error: String },
+    /// The workload manager lost reservations this session set.
+    ReservationsLost,
 
     // Errors retried.
     /// An action (`Action::describe`) failed and is retried after `every`;

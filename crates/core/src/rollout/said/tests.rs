@@ -604,6 +604,16 @@ fn steering_tags_and_errors() {
             "image_features: the workload manager cannot set node features (e); upgraded nodes are not tagged with their image",
         ),
         (
+            Said::ReservationsLost,
+            "The workload manager lost reservations this session set (one made just before it crashed may not have been saved): they are set again",
+        ),
+        (
+            Said::ReservationsUnsupported {
+                error: "e".to_string(),
+            },
+            "reserve_ahead: the workload manager cannot reserve nodes (e); nodes still to upgrade are not kept for their turn",
+        ),
+        (
             Said::Retrying {
                 action: "draining 2 nodes".to_string(),
                 error: "e".to_string(),

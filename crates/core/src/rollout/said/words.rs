@@ -408,6 +408,16 @@ impl Display for Said {
                  upgraded nodes are not tagged with their image",
                 error
             ),
+            Said::ReservationsLost => f.write_str(
+                "The workload manager lost reservations this session set (one made just before \
+                 it crashed may not have been saved): they are set again",
+            ),
+            Said::ReservationsUnsupported { error } => write!(
+                f,
+                "reserve_ahead: the workload manager cannot reserve nodes ({}); nodes still \
+                 to upgrade are not kept for their turn",
+                error
+            ),
             Said::Retrying {
                 action,
                 error,

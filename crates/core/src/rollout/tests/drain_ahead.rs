@@ -8,9 +8,9 @@ use super::*;
 
 /// What the workload manager says of each node: its state and when its
 /// jobs end.
-type Cluster = BTreeMap<&'static str, (WorkloadState, Option<i64>)>;
+pub(super) type Cluster = BTreeMap<&'static str, (WorkloadState, Option<i64>)>;
 
-fn report(node: &str, cluster: &Cluster) -> WorkloadNode {
+pub(super) fn report(node: &str, cluster: &Cluster) -> WorkloadNode {
     let (state, ends) = cluster[node];
     WorkloadNode {
         node: NodeId::from(node),
@@ -24,7 +24,7 @@ fn report(node: &str, cluster: &Cluster) -> WorkloadNode {
 
 /// Answers every queued action at `now` (drains and resumes done, the
 /// workload as `cluster` says) until none is left; returns them.
-fn settle(rollout: &mut Rollout, now: Timestamp, cluster: &Cluster) -> Vec<Action> {
+pub(super) fn settle(rollout: &mut Rollout, now: Timestamp, cluster: &Cluster) -> Vec<Action> {
     let mut seen = Vec::new();
     for _ in 0..100 {
         let actions = take_actions(rollout);

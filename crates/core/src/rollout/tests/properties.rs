@@ -50,6 +50,9 @@
 //!   with `revert_upgraded_on_halt` too, where a halted session boots its
 //!   upgraded nodes back (a node is reverted at most once, and never booted
 //!   with the new image after its boot back).
+//! - `reserve_ahead`: only nodes still pending are reserved, and at the end
+//!   none is (the workload manager also loses reservations now and then,
+//!   as a `slurmctld` crash before saving them does);
 //! - `drain_ahead`: never more than `max_draining` nodes drained ahead; the
 //!   floor, the step and the boot rate hold as above; a node drained ahead
 //!   is booted only once taken and quiet; at the end none is left drained
@@ -168,6 +171,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 1 => (1u32..3).prop_map(|count| Some(Some(count))),
             ],
             any::<bool>(),
+            prop_oneof![2 => Just(false), 1 => Just(true)],
         ),
         prop_oneof![2 => Just(false), 1 => Just(true)],
     )
@@ -183,7 +187,7 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                 foreign_out_of_service,
                 min_available,
                 max_boots_per_minute,
-                (steer_jobs, drain_ahead, image_features),
+                (steer_jobs, drain_ahead, image_features, reserve_ahead),
                 gated,
             )| {
                 let mut policy = RolloutPolicy {
@@ -211,6 +215,11 @@ fn policies() -> impl Strategy<Value = RolloutPolicy> {
                     policy.order = Order::DrainCost;
                     policy.drain_ahead = true;
                     policy.max_draining = max_draining;
+                }
+                if reserve_ahead {
+                    policy.strategy = crate::rollout::Strategy::Continuous;
+                    policy.order = Order::DrainCost;
+                    policy.reserve_ahead = true;
                 }
                 if gated {
                     policy.gates = vec![crate::ports::GateCheck::Alertmanager {
@@ -344,6 +353,8 @@ struct World {
     own_features: BTreeMap<NodeId, Vec<String>>,
     /// Each node's features now.
     features: BTreeMap<NodeId, Vec<String>>,
+    /// The nodes crus reserved, from when (`reserve_ahead`).
+    reserved: BTreeMap<NodeId, Timestamp>,
     /// Whether the site's alert fires (every gate then blocks).
     alert_firing: bool,
     /// Nodes already on the target image when the session starts.
@@ -392,6 +403,7 @@ impl World {
             own_weights,
             features: own_features.clone(),
             own_features,
+            reserved: BTreeMap::new(),
             names,
             job_until,
             out_by_crus: BTreeMap::new(),
@@ -422,6 +434,9 @@ impl World {
         }
         if running && dice.chance(0.002) {
             self.features = self.own_features.clone();
+        }
+        if running && dice.chance(0.002) {
+            self.reserved.clear();
         }
         if dice.chance(0.05) {
             self.alert_firing = !self.alert_firing;
@@ -690,6 +705,23 @@ impl Run {
                     }
                     if *weight != own && *weight != own + WEIGHT_RAISE {
                         return Err(format!("node {id} given weight {weight}, own {own}"));
+                    }
+                }
+                Ok(())
+            }
+            Action::Reserve { reservations } => {
+                if !stored.policy.reserve_ahead {
+                    return Err("nodes reserved without reserve_ahead".to_string());
+                }
+                let state = self.rollout.state();
+                for (id, _) in reservations {
+                    let phase = state
+                        .nodes
+                        .iter()
+                        .find(|node| &node.id == id)
+                        .map(|node| node.phase);
+                    if phase != Some(NodePhase::Pending) {
+                        return Err(format!("node {id} reserved while {phase:?}"));
                     }
                 }
                 Ok(())
@@ -1083,6 +1115,25 @@ impl Run {
                 }
                 ActionOutput::Done
             }
+            Action::Reserve { reservations } => {
+                for (node, from) in reservations {
+                    world.reserved.insert(node.clone(), *from);
+                }
+                ActionOutput::Done
+            }
+            Action::Unreserve { nodes } => {
+                for node in nodes {
+                    world.reserved.remove(node);
+                }
+                ActionOutput::Done
+            }
+            Action::ReadReservations { nodes } => ActionOutput::Reserved(
+                nodes
+                    .iter()
+                    .filter(|node| world.reserved.contains_key(*node))
+                    .cloned()
+                    .collect(),
+            ),
             Action::CheckGates { gates } => {
                 let unreachable = self.dice.chance(0.05);
                 ActionOutput::Gates(
@@ -1272,6 +1323,9 @@ impl Run {
                 "weights left {:?}, own {:?}",
                 self.world.weights, self.world.own_weights
             ));
+        }
+        if !self.world.reserved.is_empty() {
+            return Err(format!("nodes left reserved: {:?}", self.world.reserved));
         }
         self.check_features_at_end()
     }

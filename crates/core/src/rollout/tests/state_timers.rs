@@ -16,6 +16,7 @@ pub(super) fn wake_up_worked_out_from_the_state(rollout: &Rollout) -> Option<Tim
                 deadlines.extend(rollout.timers.get(Timer::SessionRetry));
                 deadlines.extend(rollout.timers.get(Timer::WeightRetry));
                 deadlines.extend(rollout.timers.get(Timer::FeatureRetry));
+                deadlines.extend(rollout.timers.get(Timer::ReserveRetry));
             }
         }
         Stage::Running => {
@@ -34,9 +35,11 @@ pub(super) fn wake_up_worked_out_from_the_state(rollout: &Rollout) -> Option<Tim
                 | Timer::FloorCheck
                 | Timer::BootRate
                 | Timer::WeightRetry
-                | Timer::FeatureRetry => true,
+                | Timer::FeatureRetry
+                | Timer::ReserveRetry => true,
                 Timer::WeightCheck => rollout.weight_check_armed(),
                 Timer::FeatureCheck => rollout.feature_check_armed(),
+                Timer::ReservationCheck => rollout.reservation_check_armed(),
                 Timer::GatePoll => gates_armed,
                 // Worked out below.
                 Timer::SessionRetry
