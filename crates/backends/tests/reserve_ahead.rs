@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crus_backends::sim::{SimCluster, SimConfig, TraceJob, Workload};
+use crus_backends::sim::{SimCluster, SimConfig, Workload};
 use crus_core::clock::{Clock, TokioClock};
 use crus_core::controller::Controller;
 use crus_core::ports::WorkloadState;
@@ -22,16 +22,6 @@ use uuid::Uuid;
 
 use common::*;
 
-fn job(id: u64, submit_s: u64, run_s: u64, requested_s: u64) -> TraceJob {
-    TraceJob {
-        id,
-        submit: Duration::from_secs(submit_s),
-        run_time: Duration::from_secs(run_s),
-        nodes: 1,
-        requested_time: Duration::from_secs(requested_s),
-    }
-}
-
 /// Four nodes booting in one minute: node 0 busy until 1,000 s, the others
 /// idle; mid-session a long job (3,000 s) arrives at 30 s and a short one
 /// (limit 200 s) at 40 s, while the step of one holds node 1.
@@ -40,9 +30,9 @@ fn cluster(clock: &Arc<TokioClock>) -> SimCluster {
         SimConfig {
             nodes: 4,
             workload: Workload::Jobs(vec![
-                job(1, 0, 1000, 1000),
-                job(2, 30, 3000, 3000),
-                job(3, 40, 100, 200),
+                one_node_job(1, 0, 1000, 1000),
+                one_node_job(2, 30, 3000, 3000),
+                one_node_job(3, 40, 100, 200),
             ]),
             boot_time: Duration::from_secs(60),
             boot_jitter: 0.0,
@@ -59,15 +49,6 @@ fn reserving_policy(reserve_ahead: bool) -> RolloutPolicy {
         reserve_ahead,
         ..policy()
     }
-}
-
-async fn state_of(sim: &SimCluster, node: usize) -> WorkloadState {
-    sim.ports()
-        .workload_manager
-        .node_states(std::slice::from_ref(&sim.node_ids()[node]))
-        .await
-        .unwrap()[0]
-        .state
 }
 
 /// Sleeps until session `id` completed or was removed; the time taken.
@@ -113,10 +94,10 @@ async fn upgrade(reserve_ahead: bool) -> ([WorkloadState; 4], Duration) {
     let (_controller, id) = started(&sim, &clock, &store, reserve_ahead).await;
     tokio::time::sleep(Duration::from_secs(45)).await;
     let states = [
-        state_of(&sim, 0).await,
-        state_of(&sim, 1).await,
-        state_of(&sim, 2).await,
-        state_of(&sim, 3).await,
+        workload_state(&sim, &sim.node_ids()[0]).await,
+        workload_state(&sim, &sim.node_ids()[1]).await,
+        workload_state(&sim, &sim.node_ids()[2]).await,
+        workload_state(&sim, &sim.node_ids()[3]).await,
     ];
     if reserve_ahead {
         let now = clock.now();

@@ -10,23 +10,12 @@ mod common;
 
 use std::time::Duration;
 
-use crus_backends::sim::{SimCluster, SimConfig, TraceJob, Workload};
-use crus_core::NodeId;
+use crus_backends::sim::{SimCluster, SimConfig, Workload};
 use crus_core::ports::WorkloadState;
 use crus_core::rollout::{Order, RolloutPolicy, Strategy, WEIGHT_RAISE};
 use crus_core::store::SessionStore;
 
 use common::*;
-
-fn job(id: u64, submit_s: u64, run_s: u64, requested_s: u64) -> TraceJob {
-    TraceJob {
-        id,
-        submit: Duration::from_secs(submit_s),
-        run_time: Duration::from_secs(run_s),
-        nodes: 1,
-        requested_time: Duration::from_secs(requested_s),
-    }
-}
 
 /// Four nodes booting in one minute: node 0 busy for long, node 1's job ends
 /// at 100 s (its limit says much later), nodes 2 and 3 idle; a one-node job
@@ -37,9 +26,9 @@ fn cluster(clock: &std::sync::Arc<crus_core::clock::TokioClock>) -> SimCluster {
         SimConfig {
             nodes: 4,
             workload: Workload::Jobs(vec![
-                job(1, 0, 5000, 5000),
-                job(2, 0, 100, 5000),
-                job(3, 110, 1000, 1000),
+                one_node_job(1, 0, 5000, 5000),
+                one_node_job(2, 0, 100, 5000),
+                one_node_job(3, 110, 1000, 1000),
             ]),
             boot_time: Duration::from_secs(60),
             boot_jitter: 0.0,
@@ -58,15 +47,6 @@ fn steering_policy(steer_jobs: bool) -> RolloutPolicy {
     }
 }
 
-async fn state_of(sim: &SimCluster, node: &NodeId) -> WorkloadState {
-    sim.ports()
-        .workload_manager
-        .node_states(std::slice::from_ref(node))
-        .await
-        .unwrap()[0]
-        .state
-}
-
 /// Where job 3 runs at 130 s: `(node 1, node 2)` states.
 async fn where_the_new_job_runs(steer_jobs: bool) -> (WorkloadState, WorkloadState) {
     let clock = clock();
@@ -82,8 +62,8 @@ async fn where_the_new_job_runs(steer_jobs: bool) -> (WorkloadState, WorkloadSta
     controller.start(session.upgrade_id);
     tokio::time::sleep(Duration::from_secs(125)).await;
     let seen = (
-        state_of(&sim, &nodes[1]).await,
-        state_of(&sim, &nodes[2]).await,
+        workload_state(&sim, &nodes[1]).await,
+        workload_state(&sim, &nodes[2]).await,
     );
     if steer_jobs {
         assert_eq!(sim.weight_of(&nodes[1]), Some(1 + WEIGHT_RAISE));

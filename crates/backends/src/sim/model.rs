@@ -475,11 +475,20 @@ impl Model {
             return;
         }
         let mut free = free.into_iter();
+        let placed: Vec<(usize, Vec<usize>)> = started
+            .into_iter()
+            .map(|index| (index, free.by_ref().take(self.queue[index].nodes).collect()))
+            .collect();
+        self.start_queued(placed);
+    }
+
+    /// Starts each queued job of `placed` (by queue index) on its nodes,
+    /// and takes them out of the queue.
+    pub(super) fn start_queued(&mut self, placed: Vec<(usize, Vec<usize>)>) {
         let mut is_started = vec![false; self.queue.len()];
-        for index in started {
+        for (index, nodes) in placed {
             is_started[index] = true;
             let job = self.queue[index].clone();
-            let nodes: Vec<usize> = free.by_ref().take(job.nodes).collect();
             self.start_job(job, nodes);
         }
         let queue = std::mem::take(&mut self.queue);
@@ -505,7 +514,7 @@ impl Model {
             .collect()
     }
 
-    pub(super) fn start_job(&mut self, job: Job, nodes: Vec<usize>) {
+    fn start_job(&mut self, job: Job, nodes: Vec<usize>) {
         let number = self.next_job;
         self.next_job += 1;
         for &index in &nodes {

@@ -128,21 +128,9 @@ impl Model {
                 started.push((index, nodes));
             }
         }
-        if started.is_empty() {
-            return;
+        if !started.is_empty() {
+            self.start_queued(started);
         }
-        let mut is_started = vec![false; self.queue.len()];
-        for (index, nodes) in started {
-            is_started[index] = true;
-            let job = self.queue[index].clone();
-            self.start_job(job, nodes);
-        }
-        let queue = std::mem::take(&mut self.queue);
-        self.queue = queue
-            .into_iter()
-            .zip(is_started)
-            .filter_map(|(job, started)| (!started).then_some(job))
-            .collect();
     }
 }
 

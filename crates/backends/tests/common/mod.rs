@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crus_backends::sim::{SimCluster, SimConfig};
+use crus_backends::sim::{SimCluster, SimConfig, TraceJob};
 use crus_core::clock::{Clock, TokioClock};
 use crus_core::controller::{Controller, ControllerConfig};
+use crus_core::ports::WorkloadState;
 use crus_core::rollout::{NodePhase, RolloutPolicy, RolloutState};
 use crus_core::store::{MemoryStore, SessionStore};
 use crus_core::{NodeId, SessionSpec, Timestamp};
@@ -165,4 +166,26 @@ pub fn node(index: usize) -> NodeId {
 /// The session's record of node `id`.
 pub fn record<'a>(state: &'a RolloutState, id: &NodeId) -> &'a crus_core::rollout::NodeRecord {
     state.nodes.iter().find(|record| &record.id == id).unwrap()
+}
+
+/// A one-node trace job submitted at `submit_s`, running `run_s` within a
+/// limit of `requested_s` (seconds).
+pub fn one_node_job(id: u64, submit_s: u64, run_s: u64, requested_s: u64) -> TraceJob {
+    TraceJob {
+        id,
+        submit: Duration::from_secs(submit_s),
+        run_time: Duration::from_secs(run_s),
+        nodes: 1,
+        requested_time: Duration::from_secs(requested_s),
+    }
+}
+
+/// What the simulated workload manager says `node` is doing.
+pub async fn workload_state(sim: &SimCluster, node: &NodeId) -> WorkloadState {
+    sim.ports()
+        .workload_manager
+        .node_states(std::slice::from_ref(node))
+        .await
+        .expect("the simulator answers")[0]
+        .state
 }

@@ -16,12 +16,7 @@ impl Controller {
         spec: &SessionSpec,
         base: &RolloutPolicy,
     ) -> Option<String> {
-        let asked = spec
-            .policy
-            .as_ref()
-            .and_then(|policy| policy.skip_matching)
-            .unwrap_or(base.skip_matching);
-        if !asked {
+        if !spec.asks_for(|policy| policy.skip_matching, base.skip_matching) {
             return None;
         }
         match self

@@ -18,12 +18,7 @@ impl Controller {
         spec: &SessionSpec,
         base: &RolloutPolicy,
     ) -> Option<String> {
-        let asked = spec
-            .policy
-            .as_ref()
-            .and_then(|policy| policy.image_features)
-            .unwrap_or(base.image_features);
-        if !asked {
+        if !spec.asks_for(|policy| policy.image_features, base.image_features) {
             return None;
         }
         refusal(
@@ -41,12 +36,7 @@ impl Controller {
         spec: &SessionSpec,
         base: &RolloutPolicy,
     ) -> Option<String> {
-        let asked = spec
-            .policy
-            .as_ref()
-            .and_then(|policy| policy.reserve_ahead)
-            .unwrap_or(base.reserve_ahead);
-        if !asked {
+        if !spec.asks_for(|policy| policy.reserve_ahead, base.reserve_ahead) {
             return None;
         }
         refusal(

@@ -4,6 +4,28 @@
 use super::*;
 
 impl Rollout {
+    /// A refused action of a side task (weights, features, reservations)
+    /// that a retry may fix: `timer` lets it be tried again after the
+    /// policy's retry interval, and the session says so once.
+    pub(super) fn retry_after_refusal(
+        &mut self,
+        now: Timestamp,
+        timer: Timer,
+        action: &Action,
+        error: &ActionError,
+    ) {
+        let every = self.state.policy.error_retry_interval;
+        self.timers.set(timer, now + every);
+        self.say_once(
+            now,
+            Said::RetryingAsDescribed {
+                action: action.describe(),
+                error: error.message.clone(),
+                every,
+            },
+        );
+    }
+
     /// The answer to action `id`. Retryable errors never get here: the
     /// controller retries them itself.
     pub fn handle_outcome(

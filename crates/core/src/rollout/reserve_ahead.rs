@@ -432,15 +432,6 @@ impl Rollout {
             return;
         }
         self.reservations.unknown = true;
-        let retry_at = now + self.state.policy.error_retry_interval;
-        self.timers.set(Timer::ReserveRetry, retry_at);
-        self.say_once(
-            now,
-            Said::RetryingAsDescribed {
-                action: action.describe(),
-                error: error.message.clone(),
-                every: self.state.policy.error_retry_interval,
-            },
-        );
+        self.retry_after_refusal(now, Timer::ReserveRetry, action, error);
     }
 }

@@ -214,15 +214,6 @@ impl Rollout {
             );
             return;
         }
-        let retry_at = now + self.state.policy.error_retry_interval;
-        self.timers.set(Timer::WeightRetry, retry_at);
-        self.say_once(
-            now,
-            Said::RetryingAsDescribed {
-                action: action.describe(),
-                error: error.message.clone(),
-                every: self.state.policy.error_retry_interval,
-            },
-        );
+        self.retry_after_refusal(now, Timer::WeightRetry, action, error);
     }
 }

@@ -95,6 +95,20 @@ const STRING_FIELDS: [&str; 5] = [
 ];
 
 impl SessionSpec {
+    /// Whether the session asks for a switch of its policy: as its own
+    /// policy request says (`requested`), or else as the server's default
+    /// (`otherwise`).
+    pub fn asks_for(
+        &self,
+        requested: impl FnOnce(&PolicyRequest) -> Option<bool>,
+        otherwise: bool,
+    ) -> bool {
+        self.policy
+            .as_ref()
+            .and_then(requested)
+            .unwrap_or(otherwise)
+    }
+
     /// Builds a spec from a JSON body, reporting every schema problem at once
     /// (missing field, wrong type, empty string, step size below 1, unsupported
     /// workload manager, unknown field), the checks CRUS's schema made.
