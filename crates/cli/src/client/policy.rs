@@ -453,8 +453,9 @@ mod tests {
         // Unwrapped, so a line break in the help does not split a phrase.
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         for named in [
-            "For the shortest upgrade: --strategy continuous --order drain-cost --steer-jobs (",
-            "For the least disturbance to jobs: --strategy continuous --order drain-cost --steer-jobs (",
+            "For the shortest upgrade: --strategy continuous --order drain-cost --steer-jobs --reserve-ahead (",
+            "For the least disturbance to jobs: the same on a busy machine (",
+            "where nodes stand idle and nothing queues, --strategy continuous --order drain-cost --steer-jobs alone (",
         ] {
             assert!(help.contains(named), "{named:?} not in:\n{help}");
         }
