@@ -91,12 +91,12 @@ pub struct PolicyArgs {
     /// higher scheduling weight (Slurm `Weight`) until each returns, then
     /// their own back. For the shortest upgrade: --strategy continuous
     /// --order drain-cost --steer-jobs --reserve-ahead (efficiency bench:
-    /// 0.32-0.43x of CRUS's upgrade time, 1.02-2.18x the lower bound). For
-    /// the least disturbance to jobs: the same on a busy machine (0.33-0.64x
-    /// of the job waiting CRUS added); where nodes stand idle and nothing
-    /// queues, --strategy continuous --order drain-cost --steer-jobs alone
-    /// (0.23-0.96x; reservations make long jobs wait there). See
-    /// BENCHMARKS.md.
+    /// 0.30-0.38x of CRUS's upgrade time, 1.02-1.20x the lower bound). For
+    /// the least disturbance to jobs: --strategy continuous --order
+    /// drain-cost --steer-jobs (0.23-0.96x of the job waiting CRUS added;
+    /// with a queue and small steps adding --reserve-ahead gave 0.32-0.43x,
+    /// but where nodes stand idle and nothing queues it makes long jobs
+    /// wait). See BENCHMARKS.md.
     #[arg(long, help_heading = "Rollout policy")]
     pub steer_jobs: bool,
     /// Leave alone the nodes the boot service says already run the
@@ -124,8 +124,9 @@ pub struct PolicyArgs {
     /// and the node is quiet when its turn comes; each reservation goes
     /// when its node is taken, and all when the session pauses, halts or
     /// ends. Refused where the workload manager cannot reserve nodes.
-    /// Efficiency bench, with --steer-jobs: 0.32-0.43x of CRUS's upgrade
-    /// time, 1.02-2.18x the lower bound; on a machine with an empty queue
+    /// No node is taken before the first reservations are in place.
+    /// Efficiency bench, with --steer-jobs: 0.30-0.38x of CRUS's upgrade
+    /// time, 1.02-1.20x the lower bound; on a machine with an empty queue
     /// long jobs wait for upgraded nodes (see --steer-jobs).
     #[arg(long, help_heading = "Rollout policy")]
     pub reserve_ahead: bool,
@@ -454,8 +455,7 @@ mod tests {
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         for named in [
             "For the shortest upgrade: --strategy continuous --order drain-cost --steer-jobs --reserve-ahead (",
-            "For the least disturbance to jobs: the same on a busy machine (",
-            "where nodes stand idle and nothing queues, --strategy continuous --order drain-cost --steer-jobs alone (",
+            "For the least disturbance to jobs: --strategy continuous --order drain-cost --steer-jobs (",
         ] {
             assert!(help.contains(named), "{named:?} not in:\n{help}");
         }

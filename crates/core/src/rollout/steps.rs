@@ -71,6 +71,9 @@ impl Rollout {
         if !self.gates_let_take(now) {
             return false;
         }
+        if !self.reservations_let_take(now) {
+            return false;
+        }
         let by_cost = match self.state.policy.order {
             Order::Inventory => false,
             Order::DrainCost | Order::Topology => {

@@ -65,12 +65,26 @@ fn nodes_are_reserved_from_when_the_sliding_window_plans_to_take_them() {
         .map(|(node, at)| (node.to_string(), t(at)))
         .collect();
     assert_eq!(reserved, expected, "{actions:?}");
-    // The first removal is a sweep of what a crashed process may have left.
-    let first_removal = actions.iter().find_map(|action| match action {
-        Action::Unreserve { nodes } => Some(nodes.clone()),
-        _ => None,
-    });
-    assert_eq!(first_removal, Some(ids(&["a", "b", "c", "d"])));
+    // First a sweep of what a crashed process may have left, then the
+    // reservations, and only then the first node is drained: a drain lets
+    // the scheduler backfill, and it must not start long jobs on nodes not
+    // reserved yet.
+    let position = |wanted: fn(&Action) -> bool| {
+        actions
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("{actions:?}"))
+    };
+    let sweep = position(|action| matches!(action, Action::Unreserve { .. }));
+    let reserve = position(|action| matches!(action, Action::Reserve { .. }));
+    let drain = position(|action| matches!(action, Action::Drain { .. }));
+    assert!(sweep < reserve && reserve < drain, "{actions:?}");
+    assert_eq!(
+        actions[sweep],
+        Action::Unreserve {
+            nodes: ids(&["a", "b", "c", "d"])
+        }
+    );
 }
 
 #[test]
