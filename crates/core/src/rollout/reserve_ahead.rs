@@ -25,7 +25,9 @@
 //! drain costs are read again, and a reservation is moved only when its
 //! node's planned take moves by more than [`RESERVATION_SLACK`].
 //!
-//! **No node is taken before the first plan's reservations are in place**
+//! **No node is taken before the plan's reservations are in place**, at the
+//! start and again whenever taking resumes after a pause, a gate or a
+//! closed window
 //! (or the workload manager refused them: reservations only shorten the
 //! upgrade, they never hold it up). Draining the first nodes changes what
 //! the scheduler may backfill, and in that moment it would start queued
@@ -349,8 +351,10 @@ impl Rollout {
         }
         if !self.reserving_now(now) {
             self.reservations.planned.clear();
-            // Planned afresh when nodes are taken again.
+            // Planned afresh, and reserved before any node is taken, when
+            // nodes are taken again (after a pause, a gate, a window).
             self.reservations.replan = true;
+            self.reservations.ready = false;
         } else if self.reservations.replan {
             self.reservations.planned = self.plan_takes(now);
             self.reservations.replan = false;
