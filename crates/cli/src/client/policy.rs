@@ -124,7 +124,7 @@ pub struct PolicyArgs {
     /// and the node is quiet when its turn comes; each reservation goes
     /// when its node is taken, and all when the session pauses, halts or
     /// ends. Refused where the workload manager cannot reserve nodes.
-    /// No node is taken before the first reservations are in place.
+    /// No node is taken before the reservations are in place.
     /// Efficiency bench, with --steer-jobs: 0.30-0.38x of CRUS's upgrade
     /// time, 1.02-1.20x the lower bound; on a machine with an empty queue
     /// long jobs wait for upgraded nodes (see --steer-jobs).
