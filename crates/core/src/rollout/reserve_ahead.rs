@@ -175,17 +175,36 @@ impl Rollout {
             // The sweep of what a crashed process may have left comes first.
             return false;
         }
+        self.refresh_plan(now);
+        self.reservations.ready = self.reservations_to_set().is_empty();
+        self.reservations.ready
+    }
+
+    /// Makes the plan again if something it depends on changed.
+    fn refresh_plan(&mut self, now: Timestamp) {
         if self.reservations.replan {
             self.reservations.planned = self.plan_takes(now);
             self.reservations.replan = false;
         }
-        let set = &self.reservations.set;
-        self.reservations.ready = self
+    }
+
+    /// The planned nodes whose reservation is still to be set or moved, in
+    /// inventory order.
+    fn reservations_to_set(&self) -> Vec<(usize, Timestamp)> {
+        let mut to_set: Vec<(usize, Timestamp)> = self
             .reservations
             .planned
             .iter()
-            .all(|(node, take)| set.get(node).is_some_and(|at| !moved(*at, *take)));
-        self.reservations.ready
+            .filter(|&(node, &take)| {
+                self.reservations
+                    .set
+                    .get(node)
+                    .is_none_or(|&set| moved(set, take))
+            })
+            .map(|(&node, &take)| (node, take))
+            .collect();
+        to_set.sort_unstable();
+        to_set
     }
 
     /// A node moved from `from` to `to` at `now`: the plan is made again,
@@ -355,9 +374,8 @@ impl Rollout {
             // nodes are taken again (after a pause, a gate, a window).
             self.reservations.replan = true;
             self.reservations.ready = false;
-        } else if self.reservations.replan {
-            self.reservations.planned = self.plan_takes(now);
-            self.reservations.replan = false;
+        } else {
+            self.refresh_plan(now);
         }
         let planned = &self.reservations.planned;
         let mut to_remove: Vec<usize> = if self.reservations.unknown {
@@ -381,16 +399,7 @@ impl Rollout {
             return;
         }
         self.reservations.unknown = false;
-        let mut to_set: Vec<(usize, Timestamp)> = planned
-            .iter()
-            .filter(|&(node, &take)| {
-                self.reservations
-                    .set
-                    .get(node)
-                    .is_none_or(|&set| moved(set, take))
-            })
-            .map(|(&node, &take)| (node, take))
-            .collect();
+        let to_set = self.reservations_to_set();
         if to_set.is_empty() {
             self.reservations.ready = true;
             if !self.reservations.set.is_empty() && self.timers.passed(Timer::ReservationCheck, now)
@@ -404,7 +413,6 @@ impl Rollout {
             }
             return;
         }
-        to_set.sort_unstable();
         if self.timers.get(Timer::ReservationCheck).is_none() {
             // The first read-back a check interval after the first set.
             self.timers
